@@ -1,0 +1,1 @@
+"""The service runtime every Dyag service stands on. Services stay thin shells around libs/dyag-core."""

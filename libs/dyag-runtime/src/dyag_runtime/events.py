@@ -1,0 +1,274 @@
+"""Events on NATS JetStream: CloudEvents envelopes, durable consumers, at-least-once, handled once.
+
+Wire format (CloudEvents NATS binding, binary mode): the attributes travel as `ce-*` headers and the
+body is the protobuf payload in its JSON mapping, so `nats sub 'dyag.events.>'` shows readable events.
+Handlers are idempotent by event id: a redelivered event is acknowledged without running again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import nats
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from nats.aio.client import Client
+from nats.js import JetStreamContext, api
+from nats.js.errors import BadRequestError, KeyNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
+
+log = logging.getLogger(__name__)
+
+EVENTS_STREAM = "DYAG_EVENTS"
+EVENTS_SUBJECTS = "dyag.events.>"
+JOBS_STREAM = "DYAG_JOBS"
+JOBS_SUBJECTS = "dyag.jobs.>"
+
+
+def event_subject(event_type: str) -> str:
+    return f"dyag.events.{event_type}"
+
+
+def job_subject(service: str) -> str:
+    return f"dyag.jobs.{service}"
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """CloudEvents attributes plus the payload (a protobuf message)."""
+
+    type: str
+    source: str
+    data: Message
+    subject: str = ""
+    correlation_id: str = ""
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    time: str = field(default_factory=now_rfc3339)
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "ce-specversion": "1.0",
+            "ce-id": self.id,
+            "ce-type": self.type,
+            "ce-source": self.source,
+            "ce-time": self.time,
+            "ce-subject": self.subject,
+            "ce-correlationid": self.correlation_id,
+            "ce-dataschema": f"proto:{self.data.DESCRIPTOR.full_name}",
+            "content-type": "application/json",
+            "Nats-Msg-Id": self.id,  # JetStream drops a re-published copy within its duplicate window
+        }
+
+    def body(self) -> bytes:
+        return json_format.MessageToJson(self.data, indent=None, preserving_proto_field_name=True).encode()
+
+    @classmethod
+    def decode(cls, headers: dict[str, str] | None, body: bytes, payload_type: type[Message]) -> Envelope:
+        headers = headers or {}
+        missing = [h for h in ("ce-id", "ce-type", "ce-source") if not headers.get(h)]
+        if missing:
+            raise InvalidEvent(f"missing CloudEvents header(s): {', '.join(missing)}")
+        try:
+            data = json_format.Parse(body or b"{}", payload_type(), ignore_unknown_fields=True)
+        except json_format.ParseError as exc:
+            raise InvalidEvent(f"event {headers['ce-id']} has a body that is not a {payload_type.DESCRIPTOR.full_name}: {exc}") from exc
+        return cls(
+            type=headers["ce-type"],
+            source=headers["ce-source"],
+            data=data,
+            subject=headers.get("ce-subject", ""),
+            correlation_id=headers.get("ce-correlationid", ""),
+            id=headers["ce-id"],
+            time=headers.get("ce-time", ""),
+        )
+
+
+class InvalidEvent(ValueError):
+    """An event that can never be handled: it is terminated (not redelivered) and logged."""
+
+
+Handler = Callable[[Envelope], Awaitable[None]]
+
+
+class EventBus:
+    """One NATS connection per service: publish events, run durable consumers, open KV buckets."""
+
+    def __init__(self, nc: Client, js: JetStreamContext, source: str):
+        self.nc, self.js, self.source = nc, js, source
+        self._tasks: list[asyncio.Task] = []
+
+    @classmethod
+    async def connect(cls, url: str, source: str, *, connect_timeout: float = 5.0) -> EventBus:
+        try:
+            nc = await nats.connect(
+                url, name=source, connect_timeout=connect_timeout, max_reconnect_attempts=-1, allow_reconnect=True
+            )
+        except Exception as exc:  # nats raises several kinds; all mean the same to the caller
+            raise ConnectionError(f"cannot reach NATS at {url}: {exc}") from exc
+        js = nc.jetstream()
+        bus = cls(nc, js, source)
+        await bus.ensure_streams()
+        return bus
+
+    async def ensure_streams(self) -> None:
+        await self._ensure_stream(
+            api.StreamConfig(
+                name=EVENTS_STREAM, subjects=[EVENTS_SUBJECTS], storage=api.StorageType.FILE, max_age=7 * 24 * 3600.0
+            )
+        )
+        # A work queue: each job request goes to exactly one worker of the owning service.
+        await self._ensure_stream(
+            api.StreamConfig(
+                name=JOBS_STREAM,
+                subjects=[JOBS_SUBJECTS],
+                storage=api.StorageType.FILE,
+                retention=api.RetentionPolicy.WORK_QUEUE,
+            )
+        )
+
+    async def _ensure_stream(self, config: api.StreamConfig) -> None:
+        try:
+            await self.js.stream_info(config.name)
+        except NotFoundError:
+            try:
+                await self.js.add_stream(config)
+            except BadRequestError:  # another service created it meanwhile
+                await self.js.stream_info(config.name)
+
+    async def publish(self, envelope: Envelope, subject: str | None = None) -> None:
+        await self.js.publish(subject or event_subject(envelope.type), envelope.body(), headers=envelope.headers())
+
+    async def emit(self, event_type: str, data: Message, *, subject: str = "", correlation_id: str = "") -> Envelope:
+        envelope = Envelope(type=event_type, source=self.source, data=data, subject=subject, correlation_id=correlation_id)
+        await self.publish(envelope)
+        return envelope
+
+    async def key_value(self, bucket: str, *, ttl: float | None = None, history: int = 1) -> KeyValue:
+        try:
+            return await self.js.key_value(bucket)
+        except NotFoundError:
+            return await self.js.create_key_value(
+                api.KeyValueConfig(bucket=bucket, history=history, ttl=ttl, storage=api.StorageType.FILE)
+            )
+
+    async def consume(
+        self,
+        *,
+        stream: str,
+        durable: str,
+        subject: str,
+        payload_type: type[Message],
+        handler: Handler,
+        processed: ProcessedEvents | None,
+        ack_wait: float = 30.0,
+        max_deliver: int = 5,
+        max_ack_pending: int = 1,
+        heartbeat: float | None = None,
+    ) -> asyncio.Task:
+        """Run `handler` for each message of a durable pull consumer, once per event id."""
+        sub = await self.js.pull_subscribe(
+            subject,
+            durable=durable,
+            stream=stream,
+            config=api.ConsumerConfig(
+                ack_wait=ack_wait, max_deliver=max_deliver, max_ack_pending=max_ack_pending, ack_policy=api.AckPolicy.EXPLICIT
+            ),
+        )
+        task = asyncio.create_task(
+            self._consume_loop(sub, payload_type, handler, processed, max_deliver, heartbeat or ack_wait / 3, max_ack_pending),
+            name=f"consume:{durable}",
+        )
+        self._tasks.append(task)
+        return task
+
+    async def _consume_loop(self, sub, payload_type, handler, processed, max_deliver, heartbeat, batch) -> None:
+        while True:
+            try:
+                messages = await sub.fetch(batch, timeout=1.0)
+            except TimeoutError:
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # connection trouble: nats-py reconnects by itself
+                log.warning("fetch failed, retrying", extra={"error": str(exc)})
+                await asyncio.sleep(1.0)
+                continue
+            for msg in messages:
+                await self._deliver(msg, payload_type, handler, processed, max_deliver, heartbeat)
+
+    async def _deliver(self, msg, payload_type, handler, processed, max_deliver, heartbeat) -> None:
+        try:
+            envelope = Envelope.decode(msg.headers, msg.data, payload_type)
+        except InvalidEvent as exc:
+            log.error("dropping invalid event", extra={"error": str(exc), "subject": msg.subject})
+            await msg.term()
+            return
+        if processed is not None and await processed.seen(envelope.id):
+            log.info("event already processed, acknowledging", extra={"event_id": envelope.id, "type": envelope.type})
+            await msg.ack()
+            return
+        keepalive = asyncio.create_task(_keep_alive(msg, heartbeat))
+        try:
+            await handler(envelope)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            attempt = msg.metadata.num_delivered
+            log.exception("event handler failed", extra={"event_id": envelope.id, "attempt": attempt})
+            if attempt >= max_deliver:
+                await msg.term()
+            else:
+                await msg.nak(delay=min(2.0**attempt, 30.0))
+            return
+        finally:
+            keepalive.cancel()
+        if processed is not None:
+            await processed.mark(envelope.id)
+        await msg.ack()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if not self.nc.is_closed:
+            await self.nc.drain()
+
+
+async def _keep_alive(msg, every: float) -> None:
+    """Tell JetStream a long handler is still working, so it does not redeliver the message."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await msg.in_progress()
+        except Exception:  # the connection may be reconnecting; the next beat tries again
+            pass
+
+
+class ProcessedEvents:
+    """Ids of the events a consumer has handled, in a JetStream KV bucket (kept `ttl` seconds)."""
+
+    def __init__(self, kv: KeyValue):
+        self.kv = kv
+
+    @classmethod
+    async def open(cls, bus: EventBus, consumer: str, ttl: float = 14 * 24 * 3600.0) -> ProcessedEvents:
+        return cls(await bus.key_value(f"processed_{consumer}", ttl=ttl))
+
+    async def seen(self, event_id: str) -> bool:
+        try:
+            await self.kv.get(event_id)
+            return True
+        except KeyNotFoundError:
+            return False
+
+    async def mark(self, event_id: str) -> None:
+        await self.kv.put(event_id, b"1")

@@ -1,0 +1,47 @@
+"""Settings shared by every service, read from DYAG_* environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Loopback ports `dyag up` gives each service; compose and Kubernetes override the addresses.
+DEFAULT_PORTS = {
+    "dataset-builder": 50051,
+    "validator": 50052,
+    "openai-trainer": 50053,
+    "gpu-lora-trainer": 50054,
+    "model-exporter": 50055,
+    "rag-service": 50056,
+    "evaluator": 50057,
+}
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DYAG_", env_file=".env", extra="ignore")
+
+    service_name: str = "dyag"
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 0  # 0: the service's default port
+    nats_url: str = Field("nats://127.0.0.1:4222", validation_alias="NATS_URL")
+    data_dir: Path = Path(".dyag")
+    # A local folder by default; "s3://bucket/prefix" for an S3-compatible store (endpoint below).
+    artifact_store: str = ""
+    s3_endpoint_url: str | None = None
+    grpc_max_message_bytes: int = 64 * 1024 * 1024  # catalogs and datasets travel in one message
+    metrics_port: int = 0  # 0: no Prometheus endpoint
+    log_level: str = "INFO"
+    log_json: bool = True
+    # Jobs: a worker that stops heart-beating for job_ack_wait_s loses its job to a restart.
+    job_ack_wait_s: float = 30.0
+    job_heartbeat_s: float = 5.0
+    job_max_attempts: int = 3
+    job_concurrency: int = 1
+
+    def port(self) -> int:
+        return self.grpc_port or DEFAULT_PORTS.get(self.service_name, 50050)
+
+    def artifact_root(self) -> str:
+        return self.artifact_store or str(self.data_dir / "artifacts")

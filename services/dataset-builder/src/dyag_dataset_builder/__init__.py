@@ -1,0 +1,1 @@
+"""dataset-builder: catalogs in, grounded question/answer datasets out."""

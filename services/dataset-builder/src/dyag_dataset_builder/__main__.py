@@ -1,0 +1,28 @@
+"""python -m dyag_dataset_builder: serve CatalogService (and dataset jobs) over gRPC."""
+
+from __future__ import annotations
+
+from dyag.v1 import catalog_pb2_grpc
+from dyag_runtime.server import Runtime, run
+
+from dyag_dataset_builder.catalog_store import CatalogStore
+from dyag_dataset_builder.catalogs import CatalogServicer
+from dyag_dataset_builder.settings import DatasetBuilderSettings
+
+
+def main() -> None:
+    settings = DatasetBuilderSettings()
+
+    async def setup(rt: Runtime) -> None:
+        store = CatalogStore(settings.data_dir / "catalogs.db", rt.artifacts)
+        rt.add_servicer(
+            catalog_pb2_grpc.add_CatalogServiceServicer_to_server,
+            CatalogServicer(rt, store, settings.max_catalog_bytes),
+            "dyag.v1.CatalogService",
+        )
+
+    run(settings, setup)
+
+
+if __name__ == "__main__":
+    main()
