@@ -7,16 +7,18 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Loopback ports `dyag up` gives each service; compose and Kubernetes override the addresses.
-DEFAULT_PORTS = {
-    "dataset-builder": 50051,
-    "validator": 50052,
-    "openai-trainer": 50053,
-    "gpu-lora-trainer": 50054,
-    "model-exporter": 50055,
-    "rag-service": 50056,
-    "evaluator": 50057,
+# Every service of the platform: its Python module and the loopback port `dyag up` gives it.
+# Compose and Kubernetes override the addresses (DYAG_<SERVICE>_ADDR in the gateway's settings).
+SERVICES: dict[str, tuple[str, int]] = {
+    "dataset-builder": ("dyag_dataset_builder", 50051),
+    "validator": ("dyag_validator", 50052),
+    "openai-trainer": ("dyag_openai_trainer", 50053),
+    "gpu-lora-trainer": ("dyag_gpu_lora_trainer", 50054),
+    "model-exporter": ("dyag_model_exporter", 50055),
+    "rag-service": ("dyag_rag_service", 50056),
+    "evaluator": ("dyag_evaluator", 50057),
 }
+DEFAULT_PORTS = {name: port for name, (_, port) in SERVICES.items()}
 
 
 class ServiceSettings(BaseSettings):

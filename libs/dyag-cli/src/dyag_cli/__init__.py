@@ -1,0 +1,1 @@
+"""The dyag command line."""

@@ -1,0 +1,92 @@
+"""HTTP client of the gateway: every dyag command goes through it."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from dyag_cli.stack import api_key_path, dyag_home
+
+
+class CliError(Exception):
+    """An error to show the user as is, then exit non-zero."""
+
+
+def default_url() -> str:
+    if url := os.environ.get("DYAG_URL"):
+        return url.rstrip("/")
+    state = dyag_home() / "stack.json"
+    try:
+        return json.loads(state.read_text())["gateway_url"]
+    except (OSError, KeyError, ValueError):
+        return "http://127.0.0.1:8000"
+
+
+def default_api_key() -> str:
+    if key := os.environ.get("DYAG_API_KEY"):
+        return key
+    try:
+        return api_key_path().read_text().strip()
+    except OSError:
+        return ""
+
+
+class GatewayClient:
+    def __init__(self, url: str | None = None, api_key: str | None = None, timeout: float = 120.0):
+        self.url = (url or default_url()).rstrip("/")
+        self.http = httpx.Client(base_url=self.url, timeout=timeout, headers={"X-API-Key": api_key or default_api_key()})
+
+    def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            reply = self.http.request(method, path, **kwargs)
+        except httpx.ConnectError:
+            raise CliError(f"the gateway at {self.url} does not answer: start the stack with `dyag up`") from None
+        except httpx.TimeoutException:
+            raise CliError(f"the gateway at {self.url} did not answer in time ({method} {path})") from None
+        if reply.status_code >= 400:
+            try:
+                error = reply.json()["error"]
+                raise CliError(f"{error['message']} [{error['code']}, HTTP {reply.status_code}]")
+            except (ValueError, KeyError, TypeError):
+                raise CliError(f"HTTP {reply.status_code} from {method} {path}: {reply.text[:300]}") from None
+        return reply.json()
+
+    def get(self, path: str, **params: Any) -> dict[str, Any]:
+        return self.request("GET", path, params={k: v for k, v in params.items() if v not in (None, "")})
+
+    def post(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        return self.request("POST", path, **kwargs)
+
+    def upload_catalog(self, path: Path, name: str = "", roles: Path | None = None, reject_mojibake: bool = False) -> dict[str, Any]:
+        if not path.is_file():
+            raise CliError(f"no such file: {path}")
+        data = {"name": name} if name else {}
+        if roles:
+            if not roles.is_file():
+                raise CliError(f"no such roles file: {roles}")
+            data["roles"] = roles.read_text(encoding="utf-8")
+        if reject_mojibake:
+            data["reject_mojibake"] = "true"
+        with open(path, "rb") as f:
+            return self.post("/catalogs", files={"file": (path.name, f)}, data=data)
+
+    def watch_job(self, job_id: str) -> Iterator[dict[str, Any]]:
+        """The job's state each time it changes, until it ends (server-sent events)."""
+        try:
+            with self.http.stream("GET", f"/jobs/{job_id}/events", timeout=httpx.Timeout(30.0, read=None)) as reply:
+                if reply.status_code >= 400:
+                    reply.read()
+                    raise CliError(reply.json().get("error", {}).get("message", reply.text))
+                event = ""
+                for line in reply.iter_lines():
+                    if line.startswith("event: "):
+                        event = line[7:]
+                    elif line.startswith("data: ") and event == "job":
+                        yield json.loads(line[6:])
+        except httpx.ConnectError:
+            raise CliError(f"the gateway at {self.url} does not answer: start the stack with `dyag up`") from None

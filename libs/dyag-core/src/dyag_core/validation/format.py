@@ -1,0 +1,295 @@
+"""Reading a fine-tuning JSONL and checking its format line by line.
+
+The checks for OpenAI chat are those of the OpenAI cookbook "Data preparation and analysis for chat
+model fine-tuning" (data_type, missing_messages_list, message_missing_key, message_unrecognized_key,
+unrecognized_role, missing_content, example_missing_assistant_message), plus invalid_json. Each issue
+carries its 1-based line number; a broken line never stops the analysis of the others. Alpaca, ShareGPT
+and prompt/completion files are checked minimally and turned into chat messages for the other checks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import DyagError
+
+FORMAT_OPENAI = "openai-chat"
+FORMAT_ALPACA = "alpaca"
+FORMAT_SHAREGPT = "sharegpt"
+FORMAT_PROMPT_COMPLETION = "prompt-completion"
+FORMATS = (FORMAT_OPENAI, FORMAT_ALPACA, FORMAT_SHAREGPT, FORMAT_PROMPT_COMPLETION)
+
+# Issue codes, in report order (the cookbook's names, then ours).
+ISSUE_TYPES = (
+    "invalid_json",
+    "data_type",
+    "missing_messages_list",
+    "message_missing_key",
+    "message_unrecognized_key",
+    "unrecognized_role",
+    "missing_content",
+    "example_missing_assistant_message",
+    "missing_field",
+)
+
+CHAT_ROLES = frozenset({"system", "user", "assistant", "function", "tool"})
+CHAT_KEYS = frozenset({"role", "content", "name", "function_call", "weight", "tool_calls", "tool_call_id"})
+SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}
+
+Source = str | Path | Iterable[str] | Iterable[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class FormatIssue:
+    line: int  # 1-based
+    code: str  # one of ISSUE_TYPES
+    message: str  # French, for people
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "code": self.code, "message": self.message}
+
+
+@dataclass(slots=True)
+class Record:
+    """A well-formed example, as chat messages whatever the file's format."""
+
+    line: int
+    roles: list[str]
+    contents: list[str]
+    names: list[str] = field(default_factory=list)  # "name" values: billed like the cookbook (+1 token each)
+
+    def text_of(self, role: str) -> str:
+        return "\n".join(c for r, c in zip(self.roles, self.contents) if r == role)
+
+    @property
+    def question(self) -> str:
+        return self.text_of("user")
+
+    @property
+    def answer(self) -> str:
+        return self.text_of("assistant")
+
+
+@dataclass(slots=True)
+class ParsedDataset:
+    dataset_format: str
+    n_lines: int
+    records: list[Record]  # lines whose format is valid, in file order
+    issues: list[FormatIssue]
+    broken_text: dict[int, str]  # raw text of lines that are not valid records (for the PII scan)
+
+    @property
+    def issue_counts(self) -> dict[str, int]:
+        counts = Counter(issue.code for issue in self.issues)
+        return {code: counts[code] for code in ISSUE_TYPES if counts[code]}
+
+    @property
+    def invalid_lines(self) -> list[int]:
+        return sorted({issue.line for issue in self.issues})
+
+
+def json_loader() -> Callable[[str | bytes], Any]:
+    """orjson when installed (faster), else the standard library."""
+    try:
+        import orjson
+    except ImportError:
+        return json.loads
+    return orjson.loads
+
+
+def read_lines(source: Source) -> list[bytes | str]:
+    """The lines of a JSONL file or of an iterable of lines, without their line ends.
+
+    A final line end does not make an extra empty line."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise DyagError("dataset_not_found", f"Jeu de données introuvable : {path}", {"path": str(path)})
+        data = path.read_bytes()
+        lines: list[bytes | str] = data.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        return lines
+    return [line.rstrip("\r\n") if isinstance(line, str) else line.rstrip(b"\r\n") for line in source]
+
+
+def detect_format(obj: Any) -> str:
+    """The format of a dataset, from its first JSON object."""
+    if isinstance(obj, dict):
+        if "messages" in obj:
+            return FORMAT_OPENAI
+        if "conversations" in obj:
+            return FORMAT_SHAREGPT
+        if "instruction" in obj and "output" in obj:
+            return FORMAT_ALPACA
+        if "prompt" in obj and "completion" in obj:
+            return FORMAT_PROMPT_COMPLETION
+    return FORMAT_OPENAI
+
+
+def parse_dataset(source: Source, *, dataset_format: str | None = None) -> ParsedDataset:
+    """Parse every line, check its format and keep the valid ones as chat records."""
+    if dataset_format is not None and dataset_format not in FORMATS:
+        raise DyagError("unknown_dataset_format", f"Format inconnu : {dataset_format} (attendus : {', '.join(FORMATS)})")
+    lines = read_lines(source)
+    loads = json_loader()
+    records: list[Record] = []
+    issues: list[FormatIssue] = []
+    broken: dict[int, str] = {}
+    checker: Callable[[int, Any, list[FormatIssue]], Record | None] | None = (
+        _CHECKERS[dataset_format] if dataset_format else None
+    )
+    for lineno, raw in enumerate(lines, 1):
+        try:
+            obj = loads(raw)
+        except ValueError as exc:  # orjson, json and UTF-8 decoding errors are all ValueErrors
+            blank = not (raw.strip() if isinstance(raw, (str, bytes)) else raw)
+            issues.append(FormatIssue(lineno, "invalid_json", "ligne vide" if blank else f"JSON invalide : {exc}"))
+            broken[lineno] = _as_text(raw)
+            continue
+        if checker is None:
+            checker = _CHECKERS[detect_format(obj)] if isinstance(obj, dict) else _check_openai
+        record = checker(lineno, obj, issues)
+        if record is None:
+            broken[lineno] = _as_text(raw)
+        else:
+            records.append(record)
+    detected = next((name for name, fn in _CHECKERS.items() if fn is checker), dataset_format or FORMAT_OPENAI)
+    return ParsedDataset(detected, len(lines), records, issues, broken)
+
+
+def _as_text(raw: str | bytes) -> str:
+    return raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+
+
+def _check_openai(lineno: int, obj: Any, issues: list[FormatIssue]) -> Record | None:
+    if type(obj) is not dict:
+        issues.append(FormatIssue(lineno, "data_type", f"un objet JSON est attendu, pas {type(obj).__name__}"))
+        return None
+    messages = obj.get("messages")
+    if not messages or not isinstance(messages, list):
+        issues.append(FormatIssue(lineno, "missing_messages_list", "liste « messages » absente ou vide"))
+        return None
+    roles: list[str] = []
+    contents: list[str] = []
+    names: list[str] = []
+    before = len(issues)
+    for index, message in enumerate(messages, 1):
+        # Fast path: exactly {"role", "content"} with a known role and a non-empty string content.
+        if type(message) is dict and len(message) == 2:
+            role = message.get("role")
+            content = message.get("content")
+            if role in CHAT_ROLES and type(content) is str and content:
+                roles.append(role)
+                contents.append(content)
+                continue
+        _check_chat_message(lineno, index, message, issues, roles, contents, names)
+    if "assistant" not in roles:
+        issues.append(FormatIssue(lineno, "example_missing_assistant_message", "aucun message « assistant »"))
+    if len(issues) > before:
+        return None
+    return Record(lineno, roles, contents, names)
+
+
+def _check_chat_message(
+    lineno: int,
+    index: int,
+    message: Any,
+    issues: list[FormatIssue],
+    roles: list[str],
+    contents: list[str],
+    names: list[str],
+) -> None:
+    where = f"message {index}"
+    if not isinstance(message, dict):
+        issues.append(FormatIssue(lineno, "data_type", f"{where} : un objet est attendu, pas {type(message).__name__}"))
+        return
+    missing = [key for key in ("role", "content") if key not in message]
+    if missing:
+        issues.append(FormatIssue(lineno, "message_missing_key", f"{where} : clé(s) absente(s) : {', '.join(missing)}"))
+    unknown = sorted(str(key) for key in message if key not in CHAT_KEYS)
+    if unknown:
+        issues.append(FormatIssue(lineno, "message_unrecognized_key", f"{where} : clé(s) inconnue(s) : {', '.join(unknown)}"))
+    role = message.get("role")
+    if role not in CHAT_ROLES:
+        issues.append(FormatIssue(lineno, "unrecognized_role", f"{where} : rôle inconnu : {role!r}"))
+    content = message.get("content")
+    calls = message.get("function_call") or message.get("tool_calls")
+    if not (isinstance(content, str) and content) and not (calls and content is None):
+        issues.append(FormatIssue(lineno, "missing_content", f"{where} : contenu absent, vide ou non textuel"))
+    if isinstance(role, str):
+        roles.append(role)
+        contents.append(content if isinstance(content, str) else "")
+    name = message.get("name")
+    if isinstance(name, str):
+        names.append(name)
+
+
+def _check_sharegpt(lineno: int, obj: Any, issues: list[FormatIssue]) -> Record | None:
+    if type(obj) is not dict:
+        issues.append(FormatIssue(lineno, "data_type", f"un objet JSON est attendu, pas {type(obj).__name__}"))
+        return None
+    turns = obj.get("conversations")
+    if not turns or not isinstance(turns, list):
+        issues.append(FormatIssue(lineno, "missing_messages_list", "liste « conversations » absente ou vide"))
+        return None
+    before = len(issues)
+    roles: list[str] = []
+    contents: list[str] = []
+    for index, turn in enumerate(turns, 1):
+        where = f"tour {index}"
+        if not isinstance(turn, dict):
+            issues.append(FormatIssue(lineno, "data_type", f"{where} : un objet est attendu"))
+            continue
+        if "from" not in turn or "value" not in turn:
+            issues.append(FormatIssue(lineno, "message_missing_key", f"{where} : « from » et « value » sont attendus"))
+        role = SHAREGPT_ROLES.get(turn.get("from"))  # type: ignore[arg-type]
+        if role is None:
+            issues.append(FormatIssue(lineno, "unrecognized_role", f"{where} : rôle inconnu : {turn.get('from')!r}"))
+        value = turn.get("value")
+        if not (isinstance(value, str) and value):
+            issues.append(FormatIssue(lineno, "missing_content", f"{where} : contenu absent, vide ou non textuel"))
+        elif role:
+            roles.append(role)
+            contents.append(value)
+    if "assistant" not in roles:
+        issues.append(FormatIssue(lineno, "example_missing_assistant_message", "aucun tour « gpt »"))
+    return None if len(issues) > before else Record(lineno, roles, contents)
+
+
+def _flat_checker(question_keys: tuple[str, ...], answer_key: str, optional: tuple[str, ...] = ()):
+    """Alpaca ({instruction, input?, output}) and prompt/completion: required string fields."""
+
+    def check(lineno: int, obj: Any, issues: list[FormatIssue]) -> Record | None:
+        if type(obj) is not dict:
+            issues.append(FormatIssue(lineno, "data_type", f"un objet JSON est attendu, pas {type(obj).__name__}"))
+            return None
+        before = len(issues)
+        for key in (*question_keys, answer_key):
+            value = obj.get(key)
+            if key not in obj:
+                issues.append(FormatIssue(lineno, "missing_field", f"champ « {key} » absent"))
+            elif not (isinstance(value, str) and value.strip()):
+                issues.append(FormatIssue(lineno, "missing_content", f"champ « {key} » vide ou non textuel"))
+        for key in optional:
+            if key in obj and not isinstance(obj[key], str):
+                issues.append(FormatIssue(lineno, "missing_content", f"champ « {key} » non textuel"))
+        if len(issues) > before:
+            return None
+        question = "\n\n".join(obj[key] for key in (*question_keys, *optional) if obj.get(key))
+        return Record(lineno, ["user", "assistant"], [question, obj[answer_key]])
+
+    return check
+
+
+_CHECKERS: dict[str, Callable[[int, Any, list[FormatIssue]], Record | None]] = {
+    FORMAT_OPENAI: _check_openai,
+    FORMAT_SHAREGPT: _check_sharegpt,
+    FORMAT_ALPACA: _flat_checker(("instruction",), "output", optional=("input",)),
+    FORMAT_PROMPT_COMPLETION: _flat_checker(("prompt",), "completion"),
+}

@@ -1,0 +1,52 @@
+"""The FastAPI application: routers per service, one error shape, API keys, metrics."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+import grpc
+import nats
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from prometheus_client import make_asgi_app
+
+from dyag_gateway import errors
+from dyag_gateway.backends import Backends
+from dyag_gateway.routers import catalogs, health, jobs
+from dyag_gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.backends = Backends(settings)
+        try:
+            app.state.nats = await nats.connect(settings.nats_url, name="gateway", max_reconnect_attempts=-1, connect_timeout=3)
+        except Exception as exc:  # the gateway still answers; /readyz says NATS is down
+            log.warning("NATS unreachable; job event streams are off", extra={"error": str(exc)})
+            app.state.nats = None
+        yield
+        if app.state.nats is not None:
+            await app.state.nats.close()
+        await app.state.backends.close()
+
+    app = FastAPI(
+        title="Dyag",
+        version="0.1.0",
+        description="From an application catalog to a measured question-answering assistant. "
+        "Routes that change state need an API key (X-API-Key).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.add_exception_handler(errors.ApiError, errors.api_error_handler)
+    app.add_exception_handler(grpc.aio.AioRpcError, errors.grpc_error_handler)
+    app.add_exception_handler(RequestValidationError, errors.validation_error_handler)
+    for router in (health.router, catalogs.router, jobs.router):
+        app.include_router(router)
+    app.mount("/metrics", make_asgi_app())
+    return app

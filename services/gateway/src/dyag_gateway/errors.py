@@ -1,0 +1,51 @@
+"""One error shape for every route: {"error": {"code", "message"}}, with the HTTP status that fits."""
+
+from __future__ import annotations
+
+import grpc
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from dyag_runtime.server import ERROR_CODE_KEY
+
+_HTTP_OF_GRPC = {
+    grpc.StatusCode.INVALID_ARGUMENT: 422,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 413,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_body(code: str, message: str) -> dict:
+    return {"error": {"code": code, "message": message}}
+
+
+async def api_error_handler(_: Request, exc: ApiError) -> JSONResponse:
+    return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
+
+
+async def grpc_error_handler(_: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
+    status = _HTTP_OF_GRPC.get(exc.code(), 502)
+    code = dict(exc.trailing_metadata() or ()).get(ERROR_CODE_KEY) or exc.code().name.lower()
+    message = exc.details() or exc.code().name
+    if exc.code() == grpc.StatusCode.UNAVAILABLE:
+        message = f"a service behind the gateway is unavailable: {message}"
+    return JSONResponse(error_body(code, message), status_code=status)
+
+
+async def validation_error_handler(_: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+    return JSONResponse(error_body("invalid_request", problems), status_code=422)

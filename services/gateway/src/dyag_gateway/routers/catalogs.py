@@ -1,0 +1,119 @@
+"""Catalogs: upload (versioned, content-hashed), list, versions, profile (the guide's step 1)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePath
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
+
+from dyag.v1 import catalog_pb2
+from dyag_gateway.auth import require_api_key
+from dyag_gateway.convert import to_json
+from dyag_gateway.errors import ApiError
+
+router = APIRouter(prefix="/catalogs", tags=["catalogs"])
+
+_UPLOAD_DOC = {
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "keyed JSON, JSON list, JSONL or CSV"},
+                        "name": {"type": "string", "description": "catalog name; default: from the file name"},
+                        "roles": {"type": "string", "description": "field roles (YAML) for a non-default catalog"},
+                        "reject_mojibake": {"type": "boolean", "description": "refuse mis-encoded text instead of repairing it"},
+                    },
+                }
+            },
+            "application/json": {"schema": {"description": "the catalog itself; name in ?name="}},
+            "text/csv": {"schema": {"type": "string"}},
+        }
+    }
+}
+
+
+def default_name(filename: str) -> str:
+    stem = PurePath(filename).name.rsplit(".", 1)[0].lower()
+    return re.sub(r"[^a-z0-9_.-]+", "_", stem).strip("_.-") or "catalog"
+
+
+async def _read_limited(upload: UploadFile, limit: int) -> bytes:
+    chunks, size = [], 0
+    while chunk := await upload.read(1 << 20):
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "too_large", f"the catalog is over the upload limit of {limit:,} bytes (DYAG_MAX_UPLOAD_BYTES)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post("", status_code=201, dependencies=[Depends(require_api_key)], openapi_extra=_UPLOAD_DOC,
+             summary="Upload a catalog: stores a new version and emits catalog.updated")
+async def upload_catalog(request: Request) -> JSONResponse:
+    limit = request.app.state.settings.max_upload_bytes
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > limit + 1_000_000:
+        raise ApiError(413, "too_large", f"the request is {declared:,} bytes, over the upload limit of {limit:,} bytes")
+    content_type = request.headers.get("content-type", "")
+    roles, reject = "", False
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form(max_part_size=limit + 1)
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise ApiError(422, "missing_file", "send the catalog as the multipart field 'file'")
+        content = await _read_limited(upload, limit)
+        filename = upload.filename or ""
+        name = str(form.get("name") or "") or default_name(filename or "catalog")
+        roles = str(form.get("roles") or "")
+        reject = str(form.get("reject_mojibake") or "").lower() in ("1", "true", "yes")
+    else:
+        content = await request.body()
+        if len(content) > limit:
+            raise ApiError(413, "too_large", f"the catalog is over the upload limit of {limit:,} bytes")
+        filename = request.query_params.get("filename", "")
+        name = request.query_params.get("name", "")
+        if not name:
+            raise ApiError(422, "missing_name", "give the catalog a name: POST /catalogs?name=applications_ia")
+        reject = request.query_params.get("reject_mojibake", "").lower() in ("1", "true", "yes")
+    version = await request.app.state.backends.catalogs().IngestCatalog(
+        catalog_pb2.IngestCatalogRequest(
+            name=name,
+            content=content,
+            filename=filename,
+            roles_yaml=roles,
+            reject_mojibake=reject,
+            correlation_id=request.headers.get("x-correlation-id", ""),
+        ),
+        timeout=request.app.state.settings.grpc_timeout_s,
+    )
+    return JSONResponse(to_json(version), status_code=200 if version.unchanged else 201)
+
+
+@router.get("", summary="Every catalog, at its latest version")
+async def list_catalogs(request: Request) -> dict:
+    reply = await request.app.state.backends.catalogs().ListCatalogs(catalog_pb2.ListCatalogsRequest())
+    return {"catalogs": [to_json(c) for c in reply.catalogs]}
+
+
+@router.get("/{name}", summary="A catalog's latest version (or ?version=)")
+async def get_catalog(name: str, request: Request, version: str = "") -> dict:
+    reply = await request.app.state.backends.catalogs().GetCatalog(catalog_pb2.GetCatalogRequest(name=name, version=version))
+    return to_json(reply)
+
+
+@router.get("/{name}/versions", summary="A catalog's versions, newest first")
+async def list_versions(name: str, request: Request) -> dict:
+    reply = await request.app.state.backends.catalogs().ListVersions(catalog_pb2.GetCatalogRequest(name=name))
+    return {"versions": [to_json(v) for v in reply.versions]}
+
+
+@router.get("/{name}/profile", summary="Entity count, per-field fill rate, status distribution (the guide's step 1.1)")
+async def get_profile(name: str, request: Request, version: str = "") -> dict:
+    reply = await request.app.state.backends.catalogs().GetProfile(catalog_pb2.GetCatalogRequest(name=name, version=version))
+    return to_json(reply)
