@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
+STARTED, RESUMED = "started", "resumed after a restart"  # the step of a job that has just begun
 _STATUS_PROTO = {
     QUEUED: jobs_pb2.JOB_STATUS_QUEUED,
     RUNNING: jobs_pb2.JOB_STATUS_RUNNING,
@@ -189,7 +190,10 @@ class JobStore:
 
     async def _emit(self, record: dict[str, Any]) -> None:
         status = record["status"]
-        event_type = "job.progress" if status == RUNNING and record["progress"]["step"] != "started" else f"job.{status}"
+        if status == RUNNING:
+            event_type = "job.started" if record["progress"]["step"] in (STARTED, RESUMED) else "job.progress"
+        else:
+            event_type = f"job.{status}"
         try:
             await self.bus.emit(
                 event_type,
@@ -336,7 +340,7 @@ class JobWorker:
 
         def start(r: dict[str, Any]) -> None:
             r.update(status=RUNNING, attempts=attempt, owner=self.instance, heartbeat_at=time.time())
-            r["progress"]["step"] = "started" if not interrupted else "resumed after a restart"
+            r["progress"]["step"] = RESUMED if interrupted else STARTED
             if interrupted:
                 r["logs"].append({"time": now_rfc3339(), "level": "warning", "message": f"resumed (attempt {attempt}) after the worker stopped"})
 

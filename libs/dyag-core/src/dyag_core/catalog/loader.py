@@ -80,7 +80,8 @@ def _parse(text: str, filename: str | None) -> tuple[list[Any], str, str | None]
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        if head == "{" and suffix != ".json" and "\n" in text.strip():
+        # JSONL: the first line is a whole object and more follow ("Extra data"); any other error is the JSON's own.
+        if head == "{" and suffix != ".json" and "\n" in text.strip() and exc.msg == "Extra data":
             return _parse_jsonl(text), "jsonl", None
         raise CatalogError("not_json", f"the file is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from exc
     if isinstance(value, list):
@@ -130,7 +131,17 @@ def _parse_csv(text: str) -> list[Any]:
     reader = csv.DictReader(io.StringIO(text), dialect=dialect)
     if not reader.fieldnames or len(reader.fieldnames) < 2:
         raise CatalogError("not_a_catalog", "the CSV has no header row with at least two columns")
-    return [dict(row) for row in reader]
+    rows = []
+    for row in reader:
+        if None in row:  # DictReader files the cells beyond the header under None
+            raise CatalogError(
+                "invalid_record",
+                f"CSV line {reader.line_num} has {len(row[None])} more cell(s) than the header's {len(reader.fieldnames)} columns; "
+                "quote values that hold the delimiter",
+                {"line": reader.line_num},
+            )
+        rows.append(row)
+    return rows
 
 
 def _repair_records(records: list[Any], repair: bool) -> tuple[list[Any], int]:
@@ -252,8 +263,10 @@ def _listing(positions: list[int]) -> str:
 def _is_filled(value: Any) -> bool:
     if isinstance(value, str):
         return clean_scalar(value) is not None
-    if isinstance(value, (list, dict)):
-        return bool(value)
+    if isinstance(value, list):
+        return any(_is_filled(v) for v in value)
+    if isinstance(value, dict):  # a nested item holding only empty or placeholder values is not filled
+        return any(_is_filled(v) for v in value.values())
     return value is not None
 
 

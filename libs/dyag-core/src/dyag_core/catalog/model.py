@@ -128,8 +128,8 @@ class Catalog:
 
     @property
     def version(self) -> str:
-        """Content hash of the normalised entities: the same catalog gives the same version."""
-        return _hash_json([e.to_dict() for e in self.entities])[:16]
+        """Content hash of the normalised entities, in id order: the same catalog gives the same version."""
+        return _hash_json(sorted((e.id, e.content_hash()) for e in self.entities))[:16]
 
     def by_id(self) -> dict[str, Entity]:
         return {e.id: e for e in self.entities}

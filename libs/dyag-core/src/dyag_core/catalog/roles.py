@@ -79,7 +79,9 @@ class FieldRoles:
             raise CatalogError("bad_roles", f"unknown role(s) {', '.join(unknown)}; known roles: {', '.join(ROLES)}")
         keys = dict(DEFAULT_ROLE_KEYS)
         for role, names in roles.items():
-            names = [names] if isinstance(names, str) else list(names or [])
+            names = [names] if isinstance(names, str) else [] if names is None else names
+            if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+                raise CatalogError("bad_roles", f"role {role!r} must be a field name or a list of field names, not {names!r}")
             keys[role] = tuple(normalize_key(n) for n in names)
         return cls(keys)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import DyagError
+from ..dataset.errors import DatasetError
 
 FORMAT_OPENAI = "openai-chat"
 FORMAT_ALPACA = "alpaca"
@@ -109,7 +109,7 @@ def read_lines(source: Source) -> list[bytes | str]:
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
-            raise DyagError("dataset_not_found", f"Jeu de données introuvable : {path}", {"path": str(path)})
+            raise DatasetError("bad_dataset", f"Jeu de données introuvable : {path}", {"path": str(path)})
         data = path.read_bytes()
         lines: list[bytes | str] = data.split(b"\n")
         if lines and lines[-1] == b"":
@@ -135,7 +135,7 @@ def detect_format(obj: Any) -> str:
 def parse_dataset(source: Source, *, dataset_format: str | None = None) -> ParsedDataset:
     """Parse every line, check its format and keep the valid ones as chat records."""
     if dataset_format is not None and dataset_format not in FORMATS:
-        raise DyagError("unknown_dataset_format", f"Format inconnu : {dataset_format} (attendus : {', '.join(FORMATS)})")
+        raise DatasetError("unknown_format", f"Format inconnu : {dataset_format} (attendus : {', '.join(FORMATS)})")
     lines = read_lines(source)
     loads = json_loader()
     records: list[Record] = []

@@ -17,10 +17,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -46,6 +48,10 @@ MAX_TOKENS_BY_MODEL = {
 }
 DEFAULT_HOSTED_MAX_TOKENS = 16385  # the cookbook's limit
 LOCAL_MAX_TOKENS = 2048
+
+# Where the word split is not exact (a space after another whitespace), or where the <|endoftext|>
+# separators would be ambiguous: such texts are encoded whole.
+_UNSPLITTABLE = re.compile(r"\s |<\|")
 
 INSTALL_HINT = "installer l'extra : pip install 'dyag-core[validation]'"
 
@@ -121,9 +127,10 @@ class TiktokenTokenizer:
     """Counts with a tiktoken encoding; fast on large datasets.
 
     - a cache by string: a dataset repeats its system prompt, its roles and many answers;
-    - texts are split where a tiktoken piece always ends (before a space that follows a non-space
-      character, here only at ". "), so shared sentences are counted once: tiktoken's pre-tokenizer
-      never lets a piece run across such a space, so the counts are exact;
+    - a cache by word: tiktoken's pre-tokenizer never lets a piece run across a space that follows a
+      non-space character, and the pieces after such a space depend only on the text after it. So
+      tokens("a b c") == tokens("a") + tokens(" b") + tokens(" c") exactly, and each distinct " word"
+      is encoded once. Texts with a space after another whitespace (or a literal "<|") are encoded whole;
     - new strings are joined with <|endoftext|> and encoded in a few large calls spread over threads
       (tiktoken releases the GIL), the separators giving each string's count.
     """
@@ -137,7 +144,8 @@ class TiktokenTokenizer:
         self.name = f"tiktoken:{used}"
         self.warnings: tuple[str, ...] = warnings
         self.threads = max(1, min(threads or os.cpu_count() or 1, 8))
-        self._cache: dict[str, int] = {}
+        self._cache: dict[str, int] = {}  # text -> tokens
+        self._spaced: dict[str, int] = {}  # word -> tokens of " " + word
 
     def count(self, texts: Sequence[str]) -> list[int]:
         cache = self._cache
@@ -147,20 +155,17 @@ class TiktokenTokenizer:
         return [cache[text] for text in texts]
 
     def _count_new(self, texts: list[str]) -> None:
-        cache = self._cache
-        pieces_of: dict[str, list[str]] = {}
-        for text in texts:
-            parts = text.split(". ")
-            if len(parts) > 1:
-                pieces_of[text] = [part + "." if i == 0 else " " + part + "." for i, part in enumerate(parts[:-1])]
-                pieces_of[text].append(" " + parts[-1])
-        wanted = dict.fromkeys(text for text in texts if text not in pieces_of)
-        for pieces in pieces_of.values():
-            wanted.update(dict.fromkeys(pieces))
-        todo = [piece for piece in wanted if piece not in cache]
-        cache.update(zip(todo, self._encode_counts(todo)))
-        for text, pieces in pieces_of.items():
-            cache[text] = sum(cache[piece] for piece in pieces)
+        cache, spaced = self._cache, self._spaced
+        whole = [text for text in texts if _UNSPLITTABLE.search(text)]
+        splittable = [text for text in texts if not _UNSPLITTABLE.search(text)] if whole else texts
+        parts_of = [text.split(" ") for text in splittable]
+        new_words = list({word for parts in parts_of for word in islice(parts, 1, None)} - spaced.keys())
+        spaced.update(zip(new_words, self._encode_counts([" " + word for word in new_words])))
+        standalone = list(dict.fromkeys([*whole, *(parts[0] for parts in parts_of)]) - cache.keys())
+        cache.update(zip(standalone, self._encode_counts(standalone)))
+        count_spaced = spaced.__getitem__
+        for text, parts in zip(splittable, parts_of):
+            cache[text] = cache[parts[0]] + sum(map(count_spaced, islice(parts, 1, None)))
 
     def _encode_counts(self, texts: list[str]) -> list[int]:
         if not texts:

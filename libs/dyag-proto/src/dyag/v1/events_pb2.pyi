@@ -1,4 +1,5 @@
 from dyag.v1 import jobs_pb2 as _jobs_pb2
+from dyag.v1 import dataset_pb2 as _dataset_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -38,3 +39,26 @@ class JobRequested(_message.Message):
     job_id: str
     kind: str
     def __init__(self, job_id: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
+
+class DatasetBuilt(_message.Message):
+    __slots__ = ("dataset_id", "catalog", "catalog_version", "split_counts", "files", "base_dataset_id")
+    class SplitCountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    CATALOG_FIELD_NUMBER: _ClassVar[int]
+    CATALOG_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    BASE_DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    catalog: str
+    catalog_version: str
+    split_counts: _containers.ScalarMap[str, int]
+    files: _containers.RepeatedCompositeFieldContainer[_dataset_pb2.DatasetFile]
+    base_dataset_id: str
+    def __init__(self, dataset_id: _Optional[str] = ..., catalog: _Optional[str] = ..., catalog_version: _Optional[str] = ..., split_counts: _Optional[_Mapping[str, int]] = ..., files: _Optional[_Iterable[_Union[_dataset_pb2.DatasetFile, _Mapping]]] = ..., base_dataset_id: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,689 @@
+"""Generation: a catalog's facts become grounded French question/answer examples.
+
+A *subject* is one fact to ask about (an entity's status, a pair to compare, a listing criterion,
+a made-up name). Each subject has at least five phrasings, shuffled by a seed derived from the
+subject itself, so an unchanged entity gets the same questions whatever else changes. Each type
+yields its examples round-robin (first phrasing of every subject, then the second…), and the
+quotas are spread evenly across types, so any num_questions is balanced across types and entities.
+Same catalog + same config -> byte-identical output: only random.Random instances and hashlib.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from difflib import SequenceMatcher
+from itertools import chain, zip_longest
+from typing import Any
+
+from dyag_core.catalog.diff import CatalogDiff
+from dyag_core.catalog.model import Catalog, Entity
+from dyag_core.catalog.profile import role_filled
+from dyag_core.dataset.errors import DatasetError
+from dyag_core.dataset.model import DEFAULT_SYSTEM_PROMPT, NEGATIVE_TYPES, QUESTION_TYPES, Example, Provenance
+from dyag_core.dataset.split import fact_key
+from dyag_core.dataset.templates import (
+    EMPTY_FIELD_PHRASINGS,
+    EMPTY_FIELD_SOURCES,
+    PHRASINGS,
+    RELATED_APPLICATIONS,
+    RELATED_DATA,
+    STATUS_YES_NO,
+    UNKNOWN_ENTITY_PHRASINGS,
+    Answer,
+    Criterion,
+    answer_actors,
+    answer_comparative,
+    answer_contacts,
+    answer_counting,
+    answer_definition,
+    answer_domain,
+    answer_empty_field,
+    answer_events,
+    answer_listing,
+    answer_related,
+    answer_scope,
+    answer_sites,
+    answer_status,
+    answer_unknown_entity,
+    comparable,
+    entity_mentions,
+    listed_members,
+    mention_fields,
+    unknown_name_in,
+)
+from dyag_core.text import fold
+
+POSITIVE_TYPES = tuple(t for t in QUESTION_TYPES if t not in NEGATIVE_TYPES)
+ENTITY_TYPES = ("definition", "status", "domain", "actors", "sites", "contacts", "scope", "events", "related")
+CATALOG_WIDE_TYPES = ("comparative", "listing", "counting")
+# The roles each positive type reads: it applies to an entity when one of them is filled.
+TYPE_ROLES: dict[str, tuple[str, ...]] = {
+    "definition": ("description", "long_name"),
+    "status": ("status",),
+    "domain": ("domains",),
+    "actors": ("actors",),
+    "sites": ("sites",),
+    "contacts": ("contacts",),
+    "scope": ("scope",),
+    "events": ("events",),
+    "related": ("related_applications", "related_data"),
+    "comparative": ("status", "domains", "long_name"),
+    "listing": ("status", "domains", "actors"),
+    "counting": ("status", "domains", "actors"),
+}
+MIN_ACTOR_APPLICATIONS = 2  # an actor becomes a listing criterion when it works on at least this many
+SIMILARITY_LIMIT = 0.6  # a made-up name must stay below this similarity ratio with every real name
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationConfig:
+    num_questions: int | None = None  # None: everything the plan allows
+    question_types: str | Sequence[str] = "all"  # "all", a list, or "status,domain"
+    variations: int = 3  # phrasings per entity and type
+    add_negatives: bool = True
+    seed: int = 42
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    negative_ratio: float = 0.1  # share of negatives in the dataset
+
+    def selected_types(self) -> tuple[str, ...]:
+        """The question types to generate, in QUESTION_TYPES order (negatives only with add_negatives)."""
+        wanted = _parse_types(self.question_types)
+        return tuple(t for t in QUESTION_TYPES if t in wanted and (self.add_negatives or t not in NEGATIVE_TYPES))
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetPlan:
+    """The guide's step 1.3 arithmetic, plus what this catalog really allows per type."""
+
+    entities: int
+    question_types: tuple[str, ...]
+    variations: int
+    possible: dict[str, int]  # per type: examples the catalog allows (a type needs its field filled)
+    planned: dict[str, int]  # per type: what generate() yields with num_questions=None
+
+    @property
+    def guide_estimate(self) -> int:
+        """Nb applications × Nb types × variations: the guide's upper bound."""
+        return self.entities * len(self.question_types) * self.variations
+
+    @property
+    def total(self) -> int:
+        """The most examples this catalog and config give (the largest valid num_questions)."""
+        return sum(self.planned.values())
+
+    def describe(self) -> str:
+        lines = [
+            f"{self.entities} applications × {len(self.question_types)} types × {self.variations} variations "
+            f"= {self.guide_estimate} exemples au plus ; ce catalogue en permet {self.total} :"
+        ]
+        lines += [f"  {t}: {self.planned[t]} (possibles : {self.possible[t]})" for t in self.question_types]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "guide_estimate": self.guide_estimate, "total": self.total}
+
+
+@dataclass(frozen=True, slots=True)
+class _Subject:
+    """One fact to ask about, with its phrasings in its own seeded order."""
+
+    qtype: str
+    key: str  # identity inside its type: entity id, pair, criterion, made-up name
+    entity_ids: tuple[str, ...]
+    templates: tuple[int, ...]
+    ask: Callable[[int], str]
+    render: Callable[[int], Answer]
+
+
+# ---------------------------------------------------------------- public API
+
+
+def plan_size(catalog: Catalog, config: GenerationConfig | None = None) -> DatasetPlan:
+    config = config or GenerationConfig()
+    return _prepare(catalog, config)[1]
+
+
+def generate(catalog: Catalog, config: GenerationConfig | None = None) -> tuple[Example, ...]:
+    config = config or GenerationConfig()
+    subjects, plan = _prepare(catalog, config)
+    if config.num_questions is not None and config.num_questions > plan.total:
+        raise _too_many(config, plan)
+    seen: set[str] = set()
+    pools = {
+        t: _unknown_pool(catalog, config, seen) if t == "negative_unknown_entity" else _round_robin(subjects[t], config, seen)
+        for t in plan.question_types
+    }
+    taken = _select(pools, dict(plan.possible), config)
+    return tuple(ex for row in zip_longest(*taken.values()) for ex in row if ex is not None)
+
+
+def regenerate_changed(
+    old_examples: Sequence[Example], new_catalog: Catalog, diff: CatalogDiff, config: GenerationConfig | None = None
+) -> tuple[Example, ...]:
+    """Keep the examples of unchanged entities as they are; regenerate what the diff touches.
+
+    Dropped: examples of removed/changed entities, comparisons involving them, listings and counts
+    whose facts changed, made-up names now close to a new name. Added (from a fresh generation of the
+    new catalog with the same config): examples of added/changed entities, the changed listings and
+    counts, and as many made-up-name negatives as were dropped.
+    """
+    config = config or GenerationConfig()
+    renewed = set(diff.added) | set(diff.changed)
+    touched = renewed | set(diff.removed)
+    current = _aggregate_facts(new_catalog, config)
+    new_names = _NameIndex(e.name for e in new_catalog.entities if e.id in renewed)
+    kept: list[Example] = []
+    dropped: list[Example] = []
+    for example in old_examples:
+        (kept if _still_valid(example, touched, current, new_names) else dropped).append(example)
+    stale_criteria = {_criterion_of(ex) for ex in dropped if ex.qtype in ("listing", "counting")}
+    kept_facts = {fact_key(ex) for ex in kept}
+    unknown_quota = sum(1 for ex in dropped if ex.qtype == "negative_unknown_entity")
+    seen = {fold(ex.question) for ex in kept}
+    added: list[Example] = []
+    for example in generate(new_catalog, config):
+        if fold(example.question) in seen:
+            continue
+        if example.qtype == "negative_unknown_entity":
+            if unknown_quota <= 0:
+                continue
+            unknown_quota -= 1
+        elif example.qtype in ("listing", "counting"):
+            if fact_key(example) in kept_facts or not (_criterion_of(example) in stale_criteria or renewed & set(example.provenance.entity_ids)):
+                continue
+        elif not renewed & set(example.provenance.entity_ids):
+            continue
+        seen.add(fold(example.question))
+        added.append(example)
+    return tuple(kept + added)
+
+
+def fake_names(catalog: Catalog, seed: int = 42) -> Iterator[str]:
+    """Plausible application names that are not close to any name of the catalog (fold + similarity ratio)."""
+    real = _NameIndex(e.name for e in catalog.entities)
+    combos = [f"{p}{s}{t}" for p in _FAKE_PREFIXES for s in _FAKE_SUFFIXES for t in _FAKE_TAILS]
+    random.Random(_stable_int(seed, "fake-names")).shuffle(combos)
+    used: set[str] = set()
+    for name in combos:
+        key = fold(name)
+        if key not in used and not real.is_close(name):
+            used.add(key)
+            yield name
+
+
+# ---------------------------------------------------------------- configuration and plan
+
+
+def _parse_types(value: str | Sequence[str]) -> set[str]:
+    names = value.split(",") if isinstance(value, str) else list(value)
+    wanted = {n.strip().lower().replace("-", "_") for n in names if n.strip()}
+    if not wanted or "all" in wanted:
+        return set(QUESTION_TYPES)
+    unknown = sorted(wanted - set(QUESTION_TYPES))
+    if unknown:
+        raise DatasetError(
+            "unknown_question_type",
+            f"unknown question type(s) {', '.join(unknown)}; valid types: all, {', '.join(QUESTION_TYPES)}",
+            {"unknown": unknown, "valid": list(QUESTION_TYPES)},
+        )
+    return wanted
+
+
+def _validate(config: GenerationConfig) -> None:
+    problems = []
+    if config.num_questions is not None and config.num_questions < 1:
+        problems.append(f"num_questions must be at least 1 (got {config.num_questions})")
+    if config.variations < 1:
+        problems.append(f"variations must be at least 1 (got {config.variations})")
+    if not 0 <= config.negative_ratio < 1:
+        problems.append(f"negative_ratio must be in [0, 1) (got {config.negative_ratio})")
+    if problems:
+        raise DatasetError("bad_config", "; ".join(problems))
+
+
+def _prepare(catalog: Catalog, config: GenerationConfig) -> tuple[dict[str, list[_Subject]], DatasetPlan]:
+    _validate(config)
+    types = config.selected_types()
+    if not types:
+        raise DatasetError("unknown_question_type", "no question type selected: add_negatives is off and only negative types were asked for")
+    ranks = _ranks(catalog, config.seed)
+    subjects = {t: _subjects(t, catalog, config, ranks) for t in types if t != "negative_unknown_entity"}
+    possible = {t: sum(min(config.variations, len(s.templates)) for s in subjects[t]) for t in subjects}
+    if "negative_unknown_entity" in types:
+        possible["negative_unknown_entity"] = len(catalog.entities) * min(config.variations, len(UNKNOWN_ENTITY_PHRASINGS))
+    positives = [t for t in types if t in POSITIVE_TYPES]
+    if positives and not any(possible[t] for t in positives):
+        raise _no_usable_field(positives)
+    possible = {t: possible[t] for t in types}
+    plan = DatasetPlan(len(catalog.entities), types, config.variations, possible, _quotas(possible, None, config.negative_ratio))
+    return subjects, plan
+
+
+def _no_usable_field(types: Sequence[str]) -> DatasetError:
+    roles = list(dict.fromkeys(r for t in types for r in TYPE_ROLES[t]))
+    return DatasetError(
+        "no_usable_field",
+        f"no question can be asked: the catalog's records fill none of the roles the selected types need "
+        f"({', '.join(roles)}); only names are not enough. Fill these fields, or map them with a roles file.",
+        {"roles": roles, "question_types": list(types)},
+    )
+
+
+def _too_many(config: GenerationConfig, plan: DatasetPlan) -> DatasetError:
+    per_type = ", ".join(f"{t} {plan.planned[t]}" for t in plan.question_types)
+    return DatasetError(
+        "too_many_questions",
+        f"{config.num_questions} questions asked, but this catalog allows at most {plan.total} with "
+        f"{len(plan.question_types)} question types and {config.variations} variations ({per_type}). "
+        f"Raise --variations (most types have 6 phrasings or more), select more types (--question-types all), "
+        f"or ask for at most {plan.total} questions.",
+        {"requested": config.num_questions, "maximum": plan.total, "planned": dict(plan.planned)},
+    )
+
+
+def _quotas(available: dict[str, int], requested: int | None, ratio: float) -> dict[str, int]:
+    positives = {t: n for t, n in available.items() if t in POSITIVE_TYPES}
+    negatives = {t: n for t, n in available.items() if t in NEGATIVE_TYPES}
+    pos, neg = sum(positives.values()), sum(negatives.values())
+    if requested is None:
+        want_neg = neg if not positives else min(neg, round(pos * ratio / (1 - ratio)))
+        want_pos = pos
+    else:
+        want_neg = min(neg, requested if not positives else round(requested * ratio))
+        want_pos = min(pos, requested - want_neg)
+        want_neg = min(neg, requested - want_pos)
+    return {**_waterfill(want_pos, positives), **_waterfill(want_neg, negatives)}
+
+
+def _waterfill(total: int, caps: dict[str, int]) -> dict[str, int]:
+    """Split total as evenly as the caps allow; what is left goes to the types listed first."""
+    quotas = dict.fromkeys(caps, 0)
+    open_types = [t for t, cap in caps.items() if cap > 0]
+    remaining = total
+    while remaining > 0 and open_types:
+        share, extra = divmod(remaining, len(open_types))
+        for position, t in enumerate(open_types):
+            add = min(share + (position < extra), caps[t] - quotas[t])
+            quotas[t] += add
+            remaining -= add
+        open_types = [t for t in open_types if quotas[t] < caps[t]]
+    return quotas
+
+
+# ---------------------------------------------------------------- selection
+
+
+def _select(pools: dict[str, Iterator[Example]], available: dict[str, int], config: GenerationConfig) -> dict[str, list[Example]]:
+    """Draw each type's quota; a type that runs short (repeated questions) hands its share to the others."""
+    taken: dict[str, list[Example]] = {t: [] for t in pools}
+    while True:
+        quotas = _quotas(available, config.num_questions, config.negative_ratio)
+        short = False
+        for qtype, quota in quotas.items():
+            got = taken[qtype]
+            while len(got) < quota:
+                example = next(pools[qtype], None)
+                if example is None:
+                    available[qtype] = len(got)
+                    short = True
+                    break
+                got.append(example)
+        if not short:
+            return {t: taken[t][: quotas[t]] for t in pools}
+
+
+def _round_robin(subjects: Sequence[_Subject], config: GenerationConfig, seen: set[str]) -> Iterator[Example]:
+    """First phrasing of every subject, then the second…; a repeated question falls back on a spare phrasing."""
+    spares: dict[int, Iterator[int]] = {}
+    for round_ in range(config.variations):
+        for n, subject in enumerate(subjects):
+            if round_ < len(subject.templates):
+                spare = spares.setdefault(n, iter(subject.templates[config.variations :]))
+                example = _first_new(subject, chain((subject.templates[round_],), spare), config, seen)
+                if example:
+                    yield example
+
+
+def _unknown_pool(catalog: Catalog, config: GenerationConfig, seen: set[str]) -> Iterator[Example]:
+    """Made-up names one after the other (they are interchangeable), `variations` phrasings each."""
+    for name in fake_names(catalog, config.seed):
+        subject = _unknown_subject(name, config.seed)
+        spare = iter(subject.templates[config.variations :])
+        for template in subject.templates[: config.variations]:
+            example = _first_new(subject, chain((template,), spare), config, seen)
+            if example:
+                yield example
+
+
+def _first_new(subject: _Subject, templates: Iterable[int], config: GenerationConfig, seen: set[str]) -> Example | None:
+    for template in templates:
+        question = subject.ask(template)
+        key = fold(question)
+        if key not in seen:
+            seen.add(key)
+            return _example(subject, template, question, config)
+    return None
+
+
+def _example(subject: _Subject, template: int, question: str, config: GenerationConfig) -> Example:
+    answer = subject.render(template)
+    template_id = f"{subject.qtype}.{template}"
+    provenance = Provenance(
+        entity_ids=subject.entity_ids,
+        fields=answer.fields,
+        template=template_id,
+        key_facts=answer.key_facts,
+        negative=subject.qtype in NEGATIVE_TYPES,
+    )
+    example_id = hashlib.blake2b(f"{template_id}\x1f{subject.key}".encode(), digest_size=8).hexdigest()
+    return Example(example_id, subject.qtype, question, answer.text, provenance, config.system_prompt)
+
+
+# ---------------------------------------------------------------- subjects
+
+
+def _stable_int(*parts: object) -> int:
+    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def _ranks(catalog: Catalog, seed: int) -> dict[str, int]:
+    """Each entity's place in the seeded round-robin order."""
+    ids = [e.id for e in catalog.entities]
+    random.Random(_stable_int(seed, "entities")).shuffle(ids)
+    return {entity_id: rank for rank, entity_id in enumerate(ids)}
+
+
+def _seeded_order(indices: Sequence[int], *seed_parts: object) -> tuple[int, ...]:
+    order = list(indices)
+    random.Random(_stable_int(*seed_parts)).shuffle(order)
+    return tuple(order)
+
+
+def _once(render: Callable[[int], Answer], style: Callable[[int], object] = lambda _: None) -> Callable[[int], Answer]:
+    """Render each answer style once (answers are the same for every phrasing, except oui/non)."""
+    cache: dict[object, Answer] = {}
+
+    def cached(template: int) -> Answer:
+        key = style(template)
+        if key not in cache:
+            cache[key] = render(template)
+        return cache[key]
+
+    return cached
+
+
+def _asker(table: Sequence[str], mentions: Sequence[str], seed: int, fixed: dict[str, str]) -> Callable[[int], str]:
+    """Questions name the subject in one of its mentions, the short name twice as often as the others."""
+    weights = [0, 0, *range(1, len(mentions))]
+
+    def ask(template: int) -> str:
+        mention = mentions[weights[_stable_int(seed, template) % len(weights)]]
+        return table[template].format(**fixed, **mention_fields(mention))
+
+    return ask
+
+
+def _subjects(qtype: str, catalog: Catalog, config: GenerationConfig, ranks: dict[str, int]) -> list[_Subject]:
+    if qtype in ENTITY_TYPES:
+        found = [(e, s) for e in catalog.entities for s in _entity_subjects(qtype, e, config.seed)]
+    elif qtype == "negative_empty_field":
+        roles = _empty_field_roles(catalog, config)
+        found = [(e, s) for e in catalog.entities for s in _empty_field_subjects(e, roles, config.seed)]
+    elif qtype == "comparative":
+        found = [(a, _comparative_subject(a, b, config.seed)) for a, b in _pairs(catalog, ranks)]
+    else:
+        subjects = [_criterion_subject(qtype, c, config.seed) for c in _criteria(catalog)]
+        random.Random(_stable_int(config.seed, qtype)).shuffle(subjects)
+        return subjects
+    return _entity_order(qtype, found, ranks)
+
+
+def _entity_order(qtype: str, found: list[tuple[Entity, _Subject]], ranks: dict[str, int]) -> list[_Subject]:
+    """Round-robin over entities (an entity's 2nd subject comes after everyone's 1st), each type from its own offset."""
+    size = max(len(ranks), 1)
+    offset = QUESTION_TYPES.index(qtype) * size // len(QUESTION_TYPES)
+    occurrence: dict[str, int] = {}
+    keyed = []
+    for entity, subject in found:
+        nth = occurrence[entity.id] = occurrence.get(entity.id, -1) + 1
+        keyed.append(((nth, (ranks[entity.id] - offset) % size), subject))
+    keyed.sort(key=lambda item: item[0])
+    return [subject for _, subject in keyed]
+
+
+_ENTITY_ANSWERS: dict[str, Callable[[Entity, int], Answer]] = {
+    "definition": lambda e, _: answer_definition(e),
+    "status": lambda e, t: answer_status(e, yes_no=t == STATUS_YES_NO),
+    "domain": lambda e, _: answer_domain(e),
+    "actors": lambda e, _: answer_actors(e),
+    "sites": lambda e, _: answer_sites(e),
+    "contacts": lambda e, _: answer_contacts(e),
+    "scope": lambda e, _: answer_scope(e),
+    "events": lambda e, _: answer_events(e),
+}
+
+
+def _entity_subjects(qtype: str, entity: Entity, seed: int) -> list[_Subject]:
+    if qtype == "related":
+        return [
+            _entity_subject(qtype, entity, role, indices, _once(lambda _, r=role: answer_related(entity, r)), seed)
+            for role, indices in (("related_applications", RELATED_APPLICATIONS), ("related_data", RELATED_DATA))
+            if getattr(entity, role)
+        ]
+    if not _applies(qtype, entity):
+        return []
+    style = (lambda t: t == STATUS_YES_NO) if qtype == "status" else (lambda _: None)
+    render = _once(lambda t: _ENTITY_ANSWERS[qtype](entity, t), style)
+    return [_entity_subject(qtype, entity, "", range(len(PHRASINGS[qtype])), render, seed)]
+
+
+def _applies(qtype: str, entity: Entity) -> bool:
+    if qtype == "definition":
+        return bool(entity.description or (entity.long_name and entity.long_name != entity.name))
+    return any(role_filled(entity, role) for role in TYPE_ROLES[qtype])
+
+
+def _entity_subject(qtype: str, entity: Entity, part: str, indices: Iterable[int], render: Callable[[int], Answer], seed: int) -> _Subject:
+    key = f"{entity.id}|{part}" if part else entity.id
+    subject_seed = _stable_int(seed, qtype, key)
+    ask = _asker(PHRASINGS[qtype], entity_mentions(entity), subject_seed, {"name": entity.name})
+    return _Subject(qtype, key, (entity.id,), _seeded_order(list(indices), subject_seed), ask, render)
+
+
+def _empty_field_roles(catalog: Catalog, config: GenerationConfig) -> tuple[str, ...]:
+    """Roles worth a "non renseigné" answer: some record fills them, and their type is selected."""
+    selected = [t for t in config.selected_types() if t in POSITIVE_TYPES] or list(POSITIVE_TYPES)
+    roles = []
+    for role, (qtype, _) in EMPTY_FIELD_SOURCES.items():
+        fills = ("description", "long_name") if role == "description" else (role,)
+        if qtype in selected and any(role_filled(e, r) for e in catalog.entities for r in fills):
+            roles.append(role)
+    return tuple(roles)
+
+
+def _empty_field_subjects(entity: Entity, roles: Sequence[str], seed: int) -> list[_Subject]:
+    subjects = []
+    for role in roles:
+        empty = not _applies("definition", entity) if role == "description" else not getattr(entity, role)
+        if not empty:
+            continue
+        key = f"{entity.id}|{role}"
+        subject_seed = _stable_int(seed, "negative_empty_field", key)
+        indices = [i for i, (r, _) in enumerate(EMPTY_FIELD_PHRASINGS) if r == role]
+        table = [text for _, text in EMPTY_FIELD_PHRASINGS]
+        ask = _asker(table, entity_mentions(entity), subject_seed, {"name": entity.name})
+        render = _once(lambda t, r=role: answer_empty_field(entity, r, t), lambda t: t % 2)
+        subjects.append(_Subject("negative_empty_field", key, (entity.id,), _seeded_order(indices, subject_seed), ask, render))
+    return subjects
+
+
+def _pairs(catalog: Catalog, ranks: dict[str, int]) -> list[tuple[Entity, Entity]]:
+    """Disjoint pairs, of applications sharing their main domain when possible (linear, no all-pairs scan)."""
+    eligible = sorted((e for e in catalog.entities if comparable(e)), key=lambda e: ranks[e.id])
+    groups: dict[str, list[Entity]] = {}
+    for entity in eligible:
+        groups.setdefault(fold(entity.domains[0].domain) if entity.domains else "", []).append(entity)
+    pairs: list[tuple[Entity, Entity]] = []
+    leftovers = groups.pop("", [])
+    for members in groups.values():
+        pairs += zip(members[0::2], members[1::2])
+        if len(members) % 2:
+            leftovers.append(members[-1])
+    leftovers.sort(key=lambda e: ranks[e.id])
+    pairs += zip(leftovers[0::2], leftovers[1::2])
+    return pairs
+
+
+def _comparative_subject(a: Entity, b: Entity, seed: int) -> _Subject:
+    key = f"{a.id}|{b.id}"
+    subject_seed = _stable_int(seed, "comparative", key)
+    table = PHRASINGS["comparative"]
+
+    def ask(template: int) -> str:
+        # Mostly the short names; now and then "l'application X".
+        form_a, form_b = (entity_mentions(e)[_stable_int(subject_seed, template, side) % 3 == 0] for side, e in (("a", a), ("b", b)))
+        return table[template].format(**mention_fields(form_a, "a"), **mention_fields(form_b, "b"))
+
+    render = _once(lambda _: answer_comparative(a, b))
+    return _Subject("comparative", key, (a.id, b.id), _seeded_order(range(len(table)), subject_seed), ask, render)
+
+
+def _criteria(catalog: Catalog) -> list[Criterion]:
+    """Listing criteria: every status, every domain, every actor of at least MIN_ACTOR_APPLICATIONS applications."""
+    statuses: dict[str, tuple[str, list[Entity]]] = {}
+    domains: dict[str, tuple[str, list[Entity]]] = {}
+    actors: dict[str, tuple[str, list[Entity]]] = {}
+    for entity in catalog.entities:
+        if entity.status:
+            _add_member(statuses, entity.status, entity)
+        for domain in entity.domains:
+            _add_member(domains, domain.domain, entity)
+        for actor in entity.actors:
+            _add_member(actors, actor.name, entity)
+    criteria = [Criterion.of_status(v, tuple(m)) for v, m in statuses.values()]
+    criteria += [Criterion.of_domain(v, tuple(m)) for v, m in domains.values()]
+    criteria += [Criterion.of_actor(v, tuple(m)) for v, m in actors.values() if len(m) >= MIN_ACTOR_APPLICATIONS]
+    return criteria
+
+
+def _add_member(groups: dict[str, tuple[str, list[Entity]]], value: str, entity: Entity) -> None:
+    _, members = groups.setdefault(fold(value), (value, []))
+    if not members or members[-1] is not entity:
+        members.append(entity)
+
+
+def _criterion_subject(qtype: str, criterion: Criterion, seed: int) -> _Subject:
+    key = f"{criterion.role}|{fold(criterion.fact)}"
+    table = PHRASINGS[qtype]
+    if qtype == "listing":
+        entity_ids = tuple(e.id for e in listed_members(criterion))
+        render = _once(lambda _: answer_listing(criterion))
+    else:
+        entity_ids = tuple(e.id for e in criterion.members)
+        render = _once(lambda _: answer_counting(criterion))
+
+    def ask(template: int) -> str:
+        return table[template].format(adj=criterion.adj, verb=criterion.verb)
+
+    order = _seeded_order(range(len(table)), seed, qtype, key)
+    return _Subject(qtype, key, entity_ids, order, ask, render)
+
+
+def _unknown_subject(name: str, seed: int) -> _Subject:
+    key = fold(name)
+    subject_seed = _stable_int(seed, "negative_unknown_entity", key)
+    ask = _asker(UNKNOWN_ENTITY_PHRASINGS, (name, f"l'application {name}"), subject_seed, {"name": name})
+    render = _once(lambda t: answer_unknown_entity(name, t), lambda t: t % 3)
+    order = _seeded_order(range(len(UNKNOWN_ENTITY_PHRASINGS)), subject_seed)
+    return _Subject("negative_unknown_entity", key, (), order, ask, render)
+
+
+# ---------------------------------------------------------------- made-up names
+
+_FAKE_PREFIXES = (
+    "ALTI", "AQUA", "ARBO", "AZUR", "BALIS", "CALIS", "CARTA", "CEDRA", "CIRRA", "DELTA", "DOMI", "ECHO",
+    "ELIA", "FLORI", "GALA", "GRANI", "HELIO", "ISO", "JADE", "KORA", "LUMI", "MAREO", "MIRA", "NOVA",
+    "OKAPI", "ORBI", "PALO", "QUARTZ", "RADI", "SELE", "SOLVI", "TERRI", "TIVA", "ULTRA", "VALO", "VECTO",
+    "XENO", "ZEPHI", "ZENI", "OPTI",
+)  # fmt: skip
+_FAKE_SUFFIXES = (
+    "BASE", "CAP", "DOC", "FLOW", "GEST", "LINK", "LOG", "NET", "PLAN", "PORT", "SCOPE", "SIS", "STAT",
+    "TRACK", "WEB", "DATA", "LAB", "MAP", "VIEW", "MIND",
+)  # fmt: skip
+_FAKE_TAILS = ("", "", "-2", " PRO", " NG")
+
+
+def _compact(name: str) -> str:
+    return fold(name).replace(" ", "")
+
+
+def _bigrams(text: str) -> set[str]:
+    return {text[i : i + 2] for i in range(len(text) - 1)}
+
+
+class _NameIndex:
+    """Real names indexed by character bigrams, so a candidate is compared only with names it shares one with."""
+
+    def __init__(self, names: Iterable[str]):
+        self._names = list(dict.fromkeys(c for c in map(_compact, names) if c))
+        self._exact = set(self._names)
+        self._by_bigram: dict[str, list[int]] = {}
+        for position, name in enumerate(self._names):
+            for bigram in _bigrams(name):
+                self._by_bigram.setdefault(bigram, []).append(position)
+
+    def is_close(self, candidate: str) -> bool:
+        compact = _compact(candidate)
+        if compact in self._exact:
+            return True
+        matcher = SequenceMatcher(None, b=compact, autojunk=False)
+        positions = {p for bigram in _bigrams(compact) for p in self._by_bigram.get(bigram, ())}
+        for position in sorted(positions):
+            real = self._names[position]
+            if (len(real) >= 4 and (real in compact or compact in real)) or _ratio(matcher, real) >= SIMILARITY_LIMIT:
+                return True
+        return False
+
+
+def _ratio(matcher: SequenceMatcher, real: str) -> float:
+    matcher.set_seq1(real)
+    return 0.0 if matcher.real_quick_ratio() < SIMILARITY_LIMIT or matcher.quick_ratio() < SIMILARITY_LIMIT else matcher.ratio()
+
+
+# ---------------------------------------------------------------- retraining support
+
+
+def _aggregate_facts(catalog: Catalog, config: GenerationConfig) -> set[tuple[Any, ...]]:
+    """The listing and counting facts as the catalog states them now."""
+    facts = set()
+    for criterion in _criteria(catalog):
+        for qtype in ("listing", "counting"):
+            subject = _criterion_subject(qtype, criterion, config.seed)
+            answer = subject.render(0)
+            facts.add((qtype, subject.entity_ids, answer.fields, answer.key_facts))
+    return facts
+
+
+def _criterion_of(example: Example) -> tuple[Any, ...]:
+    """A listing's criterion: its first key fact ("en production", a domain, an actor)."""
+    facts = example.provenance.key_facts
+    return (example.qtype, example.provenance.fields, fold(facts[0]) if facts else "")
+
+
+def _still_valid(example: Example, touched: set[str], current: set[tuple[Any, ...]], new_names: _NameIndex) -> bool:
+    if example.qtype == "negative_unknown_entity":
+        name = unknown_name_in(example.answer)
+        return name is None or not new_names.is_close(name)
+    if example.qtype in ("listing", "counting"):
+        return fact_key(example) in current
+    return not touched & set(example.provenance.entity_ids)
+
+
+__all__ = [
+    "CATALOG_WIDE_TYPES", "ENTITY_TYPES", "POSITIVE_TYPES", "TYPE_ROLES",
+    "DatasetPlan", "GenerationConfig", "fake_names", "generate", "plan_size", "regenerate_changed",
+]  # fmt: skip

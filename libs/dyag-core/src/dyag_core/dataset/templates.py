@@ -1,0 +1,698 @@
+"""Question phrasings (at least five per type) and the French answer renderers.
+
+Renderers read only the record(s) they are given. Each returns the answer text, the key facts
+it states (every one a literal substring of the text, so an evaluator can look for it) and the
+roles it read.
+
+Question placeholders: {x} an entity mention ("6Tzen", "l'application 6Tzen"), {X} the same
+capitalised, {de_x} / {que_x} with French elision ("d'ARPEGE", "qu'ARPEGE"), {name} the short
+name; {a} {A} {b} {de_b} the two applications of a comparison; {adj} {verb} a listing criterion
+("en production" / "sont en production").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from dyag_core.catalog.model import Contact, Domain, Entity, Event, Link, Site
+from dyag_core.text import fold, strip_accents
+
+INLINE_ITEMS = 6  # longer lists become a short bulleted list
+SHOWN_ITEMS = 15  # at most this many items in one answer ("… et 4 autres")
+LISTING_ITEMS = 20  # a listing answer names at most this many applications
+COUNT_EXAMPLES = 8  # a count answer names the applications when there are at most this many
+SUMMARY_WORDS = 120  # a definition answer quotes at most this many words of the description
+LONG_NAME_MENTION_CHARS = 70  # longer long names are not used to ask questions
+
+PHRASINGS: dict[str, tuple[str, ...]] = {
+    "definition": (
+        "Qu'est-ce {que_x} ?",
+        "À quoi sert {x} ?",
+        "Peux-tu me présenter {x} ?",
+        "Que fait l'application {name} ?",
+        "Explique-moi ce qu'est {x}.",
+        "Quel est le rôle {de_x} ?",
+        "Décris-moi {x} en quelques phrases.",
+    ),
+    "status": (
+        "Quel est le statut {de_x} ?",
+        "Où en est {x} ?",
+        "{X} est-elle en production ?",
+        "Dans quel état se trouve l'application {name} ?",
+        "Peux-tu me dire le statut {de_x} ?",
+        "Quel est l'état actuel {de_x} ?",
+        "Quelle est la situation de {x} dans son cycle de vie ?",
+    ),
+    "domain": (
+        "Dans quel domaine est {x} ?",
+        "À quel domaine métier appartient {x} ?",
+        "Quel est le domaine {de_x} ?",
+        "De quel domaine relève {x} ?",
+        "Dans quel secteur d'activité se situe {x} ?",
+        "Peux-tu me donner le domaine et le sous-domaine {de_x} ?",
+    ),
+    "actors": (
+        "Qui gère {x} ?",
+        "Quels sont les acteurs {de_x} ?",
+        "Qui est responsable {de_x} ?",
+        "Quelles organisations interviennent sur {x} ?",
+        "Qui porte l'application {name} ?",
+        "Quels services sont impliqués dans {x} ?",
+    ),
+    "sites": (
+        "Où trouver {x} ?",
+        "Quelle est l'adresse {de_x} ?",
+        "Quel est le site web {de_x} ?",
+        "Comment accéder à {x} ?",
+        "Quelle est l'URL {de_x} ?",
+        "Où puis-je consulter {x} en ligne ?",
+    ),
+    "contacts": (
+        "Qui contacter pour {x} ?",
+        "Quels sont les contacts {de_x} ?",
+        "À qui m'adresser pour une question sur {x} ?",
+        "Qui est l'interlocuteur pour {x} ?",
+        "Peux-tu me donner un contact pour {x} ?",
+        "Quelle personne est référente pour l'application {name} ?",
+    ),
+    "scope": (
+        "Quelle est la portée géographique {de_x} ?",
+        "{X} est-elle nationale ou locale ?",
+        "Sur quel territoire est déployée {x} ?",
+        "Quelle est l'échelle géographique {de_x} ?",
+        "À quel niveau géographique intervient {x} ?",
+        "Quelle zone géographique couvre l'application {name} ?",
+    ),
+    "events": (
+        "Quelles sont les dates clés {de_x} ?",
+        "Quel est l'historique {de_x} ?",
+        "Quels événements ont marqué {x} ?",
+        "Peux-tu me donner la chronologie {de_x} ?",
+        "Quelles sont les grandes étapes de la vie {de_x} ?",
+        "Quels jalons sont enregistrés pour l'application {name} ?",
+    ),
+    # 0-5: applications liées; 6-11: données liées.
+    "related": (
+        "Quelles applications sont liées à {x} ?",
+        "Avec quelles applications {x} échange-t-elle ?",
+        "Quelles sont les applications connectées à {x} ?",
+        "{X} est-elle reliée à d'autres applications ?",
+        "Quels flux relient {x} à d'autres applications ?",
+        "Avec quels autres systèmes l'application {name} communique-t-elle ?",
+        "Quelles données sont liées à {x} ?",
+        "Quelles données {x} utilise-t-elle ?",
+        "Sur quelles données s'appuie {x} ?",
+        "Quels jeux de données sont associés à {x} ?",
+        "Quelles données échange {x} ?",
+        "Quelles sont les données rattachées à l'application {name} ?",
+    ),
+    "comparative": (
+        "Différence entre {a} et {b} ?",
+        "Quelle est la différence entre {a} et {b} ?",
+        "Peux-tu comparer {a} et {b} ?",
+        "En quoi {a} se distingue-t-elle {de_b} ?",
+        "Compare {a} et {b}.",
+        "{A} ou {b} : qu'est-ce qui les différencie ?",
+    ),
+    "listing": (
+        "Liste des applications {adj}",
+        "Quelles applications {verb} ?",
+        "Quelles sont les applications {adj} ?",
+        "Peux-tu lister les applications {adj} ?",
+        "Donne-moi la liste des applications {adj}.",
+        "Quelles applications du catalogue {verb} ?",
+    ),
+    "counting": (
+        "Combien d'applications {verb} ?",
+        "Quel est le nombre d'applications {adj} ?",
+        "Combien d'applications du catalogue {verb} ?",
+        "Peux-tu me dire combien d'applications {verb} ?",
+        "Combien y a-t-il d'applications {adj} ?",
+        "Quel est le nombre total d'applications {adj} dans le catalogue ?",
+    ),
+}
+STATUS_YES_NO = 2  # "{X} est-elle en production ?" gets a oui/non answer
+RELATED_APPLICATIONS = tuple(range(0, 6))
+RELATED_DATA = tuple(range(6, 12))
+
+# The empty-field negatives ask the question of the role the record leaves empty: role -> (type, phrasing indices).
+EMPTY_FIELD_SOURCES: dict[str, tuple[str, tuple[int, ...]]] = {
+    "description": ("definition", tuple(range(len(PHRASINGS["definition"])))),
+    "status": ("status", tuple(range(len(PHRASINGS["status"])))),
+    "domains": ("domain", tuple(range(len(PHRASINGS["domain"])))),
+    "actors": ("actors", tuple(range(len(PHRASINGS["actors"])))),
+    "sites": ("sites", tuple(range(len(PHRASINGS["sites"])))),
+    "contacts": ("contacts", tuple(range(len(PHRASINGS["contacts"])))),
+    "scope": ("scope", tuple(range(len(PHRASINGS["scope"])))),
+    "events": ("events", tuple(range(len(PHRASINGS["events"])))),
+    "related_applications": ("related", RELATED_APPLICATIONS),
+    "related_data": ("related", RELATED_DATA),
+}
+# A flat table so that a template id stays "<qtype>.<index>": index -> (role, source phrasing).
+EMPTY_FIELD_PHRASINGS: tuple[tuple[str, str], ...] = tuple(
+    (role, PHRASINGS[qtype][i]) for role, (qtype, indices) in EMPTY_FIELD_SOURCES.items() for i in indices
+)
+# Unknown-entity negatives ask the everyday questions about a name the catalog does not hold.
+UNKNOWN_ENTITY_PHRASINGS: tuple[str, ...] = tuple(
+    text for qtype in ("definition", "status", "domain", "actors", "sites") for text in PHRASINGS[qtype]
+)
+_ROLE_LABELS = {  # each with the preposition that leads to the application
+    "description": "la description de",
+    "status": "le statut de",
+    "domains": "le domaine métier de",
+    "actors": "les acteurs de",
+    "sites": "les adresses web de",
+    "contacts": "les contacts de",
+    "scope": "la portée géographique de",
+    "events": "les dates clés de",
+    "related_applications": "les applications liées à",
+    "related_data": "les données liées à",
+}
+_UNKNOWN_ANSWERS = (
+    "Je ne connais pas d'application nommée {name} dans le catalogue. Vérifiez l'orthographe du nom "
+    "ou précisez l'application que vous recherchez : je ne peux pas répondre sans inventer.",
+    "L'application {name} ne figure pas dans le catalogue des applications : je ne dispose donc d'aucune "
+    "information à son sujet et préfère ne pas en inventer.",
+    "Aucune application nommée {name} n'est référencée dans le catalogue. Je ne peux donc pas répondre "
+    "à cette question ; vérifiez le nom de l'application.",
+)
+_UNKNOWN_NAME = tuple(
+    re.compile("^" + re.escape(text.split("{name}")[0]) + r"(.+?)" + re.escape(text.split("{name}")[1][:12]))
+    for text in _UNKNOWN_ANSWERS
+)
+_EMPTY_ANSWERS = (
+    "L'information sur {label} {app} n'est pas renseignée dans le catalogue. Je ne peux donc pas "
+    "répondre à cette question sans risquer d'inventer.",
+    "Le catalogue ne renseigne pas {label} {app} : je ne peux donc pas vous donner cette information "
+    "sans risquer de l'inventer.",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    text: str
+    key_facts: tuple[str, ...]
+    fields: tuple[str, ...]
+
+
+# ---------------------------------------------------------------- French helpers
+
+
+def clean(text: str) -> str:
+    """One line, single spaces."""
+    return " ".join(text.split())
+
+
+def lower_first(text: str) -> str:
+    """'En production' -> 'en production'; acronyms ('MCO', 'DREAL Bretagne') are left alone."""
+    if not text or (len(text) > 1 and text[1].isupper()):
+        return text
+    return text[0].lower() + text[1:]
+
+
+def upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _elides(text: str) -> bool:
+    return strip_accents(text[:1]).lower() in ("a", "e", "i", "o", "u")
+
+
+def de(mention: str) -> str:
+    return f"d'{mention}" if _elides(mention) else f"de {mention}"
+
+
+def que(mention: str) -> str:
+    return f"qu'{mention}" if _elides(mention) else f"que {mention}"
+
+
+def join_fr(items: Sequence[str]) -> str:
+    """'A', 'A et B', 'A, B et C'."""
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} et {items[-1]}"
+
+
+def bullets(items: Sequence[str]) -> str:
+    return "".join(f"\n- {item}" for item in items)
+
+
+def render_items(items: Sequence[str], limit: int = SHOWN_ITEMS) -> tuple[str, tuple[str, ...]]:
+    """Items as text after a colon: inline when short, bulleted when long; (text, items shown)."""
+    shown = tuple(items[:limit])
+    rest = len(items) - len(shown)
+    if len(shown) <= INLINE_ITEMS and not rest:
+        return " " + join_fr(shown), shown
+    tail = f"\n- et {rest} autre{'s' if rest > 1 else ''}" if rest else ""
+    return bullets(shown) + tail, shown
+
+
+def mention_fields(mention: str, prefix: str = "x") -> dict[str, str]:
+    """The placeholders of one mention: {x}, {X}, {de_x}, {que_x}."""
+    return {prefix: mention, prefix.upper(): upper_first(mention), f"de_{prefix}": de(mention), f"que_{prefix}": que(mention)}
+
+
+def entity_mentions(entity: Entity) -> tuple[str, ...]:
+    """The ways a question names an entity: short name, 'l'application X', its long name."""
+    forms = [entity.name, f"l'application {entity.name}"]
+    long_name = entity.long_name
+    if long_name and fold(long_name) != fold(entity.name) and len(long_name) <= LONG_NAME_MENTION_CHARS:
+        forms.append(f"l'application {clean(long_name)}")
+    return tuple(forms)
+
+
+def app(entity: Entity) -> str:
+    """How an answer names an entity: "l'application 8-SINP (Plateformes régionales SINP habilitées)"."""
+    return f"l'application {clean(entity.display_name)}"
+
+
+_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre", "décembre")
+_ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+
+
+def french_date(value: str) -> str:
+    """'2019-04-01' -> '1er avril 2019'; anything else is returned as it is."""
+    match = _ISO_DATE.match(value)
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        return value
+    year, month, day = (int(g) for g in match.groups())
+    return f"{'1er' if day == 1 else day} {_MONTHS[month - 1]} {year}"
+
+
+# ---------------------------------------------------------------- statuses
+
+
+@dataclass(frozen=True, slots=True)
+class StatusWords:
+    """A status as it reads inside sentences."""
+
+    fact: str  # what the answer states: "en production"
+    verb: str  # singular: "est actuellement en production"
+    verb_plural: str  # "sont en production"
+    adj: str  # singular, after "application": "en production"
+    adj_plural: str  # "en production", "abandonnées"
+    in_production: bool
+
+
+_PARTICIPLE_ENDINGS = ("ée", "é", "ue", "ive", "ète", "ie", "és", "ées")
+_STATUS_PREPOSITIONS = ("en ", "à ", "au ", "hors ")
+
+
+def status_words(status: str) -> StatusWords:
+    value = clean(status)
+    lowered = lower_first(value)
+    in_production = fold(value).startswith("en production")
+    if fold(lowered).startswith(tuple(strip_accents(p) for p in _STATUS_PREPOSITIONS)):
+        now = "actuellement " if lowered.startswith("en ") else ""
+        return StatusWords(lowered, f"est {now}{lowered}", f"sont {lowered}", lowered, lowered, in_production)
+    if " " not in lowered and lowered.lower().endswith(_PARTICIPLE_ENDINGS):
+        plural = lowered if lowered.endswith("s") else lowered + "s"
+        return StatusWords(lowered, f"est {lowered}", f"sont {plural}", lowered, plural, in_production)
+    quoted = f"« {value} »"
+    return StatusWords(value, f"a pour statut {quoted}", f"ont pour statut {quoted}", f"au statut {quoted}", f"au statut {quoted}", in_production)
+
+
+# ---------------------------------------------------------------- descriptions
+
+_BULLET = re.compile(r"^\s*(?:[-*•·▪◦–]|\d{1,2}[.)])\s+")
+_MARKDOWN = ((re.compile(r"\*\*|__|`"), ""), (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"), (re.compile(r"^\s*#+\s*"), ""))
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[A-ZÀ-ÖØ-Ý0-9«\"])")
+
+
+def _plain(line: str) -> str:
+    for pattern, replacement in _MARKDOWN:
+        line = pattern.sub(replacement, line)
+    return clean(line)
+
+
+def _segments(text: str) -> list[str]:
+    """Paragraphs of a description, each markdown bullet list folded into one inline list."""
+    segments: list[str] = []
+    items: list[str] = []
+
+    def close_list() -> None:
+        if not items:
+            return
+        kept = [item.rstrip(" ;,.") for item in items]
+        listed = (" ; ".join(kept) if any("," in item for item in kept) else join_fr(kept)) + "."
+        if segments and segments[-1].endswith(":"):
+            segments[-1] += " " + listed
+        else:
+            segments.append(upper_first(listed))
+        items.clear()
+
+    for raw in text.splitlines():
+        if _BULLET.match(raw):
+            items.append(_plain(_BULLET.sub("", raw)))
+            continue
+        line = _plain(raw)
+        if not line:
+            continue
+        close_list()
+        if segments and segments[-1].endswith(":"):  # "Périmètre :" then its paragraph
+            segments[-1] += " " + line
+        else:
+            segments.append(line)
+    close_list()
+    if segments and segments[-1].endswith(":"):  # a heading with nothing after it
+        segments.pop()
+    return [s if s.endswith((".", "!", "?", "…")) else s + "." for s in segments]
+
+
+def summarise(description: str, max_words: int = SUMMARY_WORDS) -> str:
+    """The first sentences of a description, at most max_words words, bullets made inline."""
+    sentences = [s for segment in _segments(description) for s in _SENTENCE_END.split(segment)]
+    kept: list[str] = []
+    words = 0
+    for sentence in sentences:
+        count = len(sentence.split())
+        if words + count > max_words:
+            if not kept:  # one very long sentence: cut at a word boundary
+                kept.append(" ".join(sentence.split()[:max_words]).rstrip(" ,;:") + "…")
+            break
+        kept.append(sentence)
+        words += count
+    return " ".join(kept)
+
+
+# ---------------------------------------------------------------- per-entity answers
+
+
+def answer_definition(entity: Entity) -> Answer:
+    subject = upper_first(app(entity))
+    facts: list[str] = []
+    fields: list[str] = []
+    if entity.long_name and entity.long_name != entity.name:
+        facts.append(clean(entity.long_name))
+        fields.append("long_name")
+    predicates: list[str] = []
+    if entity.domains:
+        domain = clean(entity.domains[0].domain)
+        predicates.append(f"relève du domaine « {domain} »")
+        facts.append(domain)
+        fields.append("domains")
+    if entity.status:
+        words = status_words(entity.status)
+        predicates.append(words.verb)
+        facts.append(words.fact)
+        fields.append("status")
+    summary = summarise(entity.description) if entity.description else ""
+    if summary:
+        fields.append("description")
+        opening = f"{subject} {join_fr(predicates)}." if predicates else f"{subject} est décrite ainsi dans le catalogue :"
+        return Answer(f"{opening} {summary}", tuple(facts), tuple(fields))
+    if predicates:
+        return Answer(f"{subject} {join_fr(predicates)}.", tuple(facts), tuple(fields))
+    long_name = clean(entity.long_name or entity.name)
+    return Answer(f"{entity.name} est le nom court de l'application « {long_name} ».", tuple(facts), tuple(fields))
+
+
+def answer_status(entity: Entity, yes_no: bool = False) -> Answer:
+    words = status_words(entity.status or "")
+    subject = app(entity)
+    if not yes_no:
+        text = f"{upper_first(subject)} {words.verb}."
+    elif words.in_production:
+        text = f"Oui, {subject} {words.verb}."
+    else:
+        text = f"Non, {subject} n'est pas en production : elle {words.verb}."
+    return Answer(text, (words.fact,), ("status",))
+
+
+def _domain_phrase(domain: str, subdomains: Sequence[str], obsolete: bool) -> str:
+    details = []
+    if subdomains:
+        label = "sous-domaines" if len(subdomains) > 1 else "sous-domaine"
+        details.append(f"{label} {join_fr([f'« {s} »' for s in subdomains])}")
+    if obsolete:
+        details.append("signalé comme obsolète")
+    return f"« {domain} »" + (f" ({', '.join(details)})" if details else "")
+
+
+def _group_domains(domains: Iterable[Domain]) -> dict[str, tuple[list[str], bool]]:
+    grouped: dict[str, tuple[list[str], bool]] = {}
+    for d in domains:
+        subdomains, obsolete = grouped.setdefault(clean(d.domain), ([], True))
+        if d.subdomain and clean(d.subdomain) not in subdomains:
+            subdomains.append(clean(d.subdomain))
+        grouped[clean(d.domain)] = (subdomains, obsolete and d.obsolete)
+    return grouped
+
+
+def answer_domain(entity: Entity) -> Answer:
+    grouped = _group_domains(entity.domains)
+    phrases = [_domain_phrase(d, subs, obs) for d, (subs, obs) in grouped.items()]
+    subject = upper_first(app(entity))
+    if len(phrases) == 1:
+        text = f"{subject} relève du domaine {phrases[0]}."
+    else:
+        text = f"{subject} relève de {len(phrases)} domaines : {join_fr(phrases)}."
+    facts = [f for d, (subs, _) in grouped.items() for f in (d, *subs)]
+    return Answer(text, tuple(facts), ("domains",))
+
+
+def answer_actors(entity: Entity) -> Answer:
+    roles: dict[str, list[str]] = {}
+    for actor in entity.actors:
+        names = roles.setdefault(clean(actor.name), [])
+        if actor.role and clean(actor.role) not in names:
+            names.append(clean(actor.role))
+    labelled = [f"{name} ({', '.join(rs)})" if rs else name for name, rs in roles.items()]
+    listed, shown = render_items(labelled)
+    facts = tuple(roles)[: len(shown)]
+    if len(roles) == 1:
+        return Answer(f"Un seul acteur est référencé pour {app(entity)} :{listed}.", facts, ("actors",))
+    return Answer(f"Les acteurs référencés pour {app(entity)} sont :{listed}{_end(listed)}", facts, ("actors",))
+
+
+def _end(listed: str) -> str:
+    """The full stop after an inline list; a bulleted list ends without one."""
+    return "" if "\n" in listed else "."
+
+
+def _site_text(site: Site) -> str:
+    return f"{site.url} ({lower_first(clean(site.kind))})" if site.kind else site.url
+
+
+def answer_sites(entity: Entity) -> Answer:
+    listed, shown = render_items([_site_text(s) for s in entity.sites])
+    urls = tuple(s.url for s in entity.sites[: len(shown)])
+    if len(entity.sites) == 1:
+        return Answer(f"{upper_first(app(entity))} est accessible à l'adresse{listed}.", urls, ("sites",))
+    return Answer(f"{upper_first(app(entity))} est accessible aux adresses suivantes :{listed}{_end(listed)}", urls, ("sites",))
+
+
+def _contact_text(contact: Contact) -> str:
+    details = [clean(d) for d in (contact.function or contact.role, contact.service) if d]
+    text = clean(contact.name) + (f" ({', '.join(details)})" if details else "")
+    return text + (f", {contact.email}" if contact.email and contact.email != contact.name else "")
+
+
+def _contact_facts(contacts: Sequence[Contact]) -> tuple[str, ...]:
+    facts: list[str] = []
+    for contact in contacts:
+        facts.append(clean(contact.name))
+        if contact.email and contact.email != contact.name:
+            facts.append(contact.email)
+    return tuple(facts)
+
+
+def answer_contacts(entity: Entity) -> Answer:
+    contacts = entity.contacts[:SHOWN_ITEMS]
+    if len(entity.contacts) == 1:
+        text = f"Pour {app(entity)}, vous pouvez contacter {_contact_text(contacts[0])}."
+    else:
+        text = f"Les contacts de {app(entity)} sont :{bullets([_contact_text(c) for c in contacts])}"
+    return Answer(text, _contact_facts(contacts), ("contacts",))
+
+
+def answer_scope(entity: Entity) -> Answer:
+    scope = lower_first(clean(entity.scope or ""))
+    return Answer(f"La portée géographique de {app(entity)} est {scope}.", (scope,), ("scope",))
+
+
+def _event_text(event: Event) -> tuple[str, str]:
+    """(text, key fact): "mise en production le 3 avril 2019 (version 1.0)"."""
+    kind = lower_first(clean(event.kind))
+    version = f" (version {clean(event.version)})" if event.version else ""
+    if not event.date:
+        return f"{kind}{version}, à une date non renseignée", kind
+    date = french_date(event.date)
+    return f"{kind} le {date}{version}", date
+
+
+def answer_events(entity: Entity) -> Answer:
+    events = sorted(entity.events, key=lambda e: e.date or "9999")[:SHOWN_ITEMS]
+    texts, facts = zip(*(_event_text(e) for e in events))
+    if len(texts) == 1:
+        return Answer(f"Une date clé est enregistrée pour {app(entity)} : {texts[0]}.", facts, ("events",))
+    listed = bullets(texts) if len(texts) > INLINE_ITEMS else " " + " ; ".join(texts) + "."
+    return Answer(f"Les dates clés de {app(entity)} sont :{listed}", facts, ("events",))
+
+
+def _link_text(link: Link) -> str:
+    if not link.flow:
+        return clean(link.target)
+    flow = lower_first(clean(link.flow))
+    return f"{clean(link.target)} ({flow if fold(flow).startswith('flux') else 'flux ' + flow})"
+
+
+def answer_related(entity: Entity, role: str) -> Answer:
+    links = entity.related_applications if role == "related_applications" else entity.related_data
+    listed, shown = render_items([_link_text(link) for link in links])
+    targets = tuple(clean(link.target) for link in links[: len(shown)])
+    what = "applications liées" if role == "related_applications" else "données liées"
+    if len(links) == 1:
+        one = "une application" if role == "related_applications" else "une donnée"
+        return Answer(f"{upper_first(app(entity))} est liée à {one} :{listed}.", targets, (role,))
+    return Answer(f"Les {what} à {app(entity)} sont :{listed}{_end(listed)}", targets, (role,))
+
+
+# ---------------------------------------------------------------- comparisons
+
+
+def _compare_status(a: Entity, b: Entity, facts: list[str]) -> str | None:
+    if not (a.status or b.status):
+        return None
+    if a.status and b.status:
+        wa, wb = status_words(a.status), status_words(b.status)
+        facts.extend(dict.fromkeys((wa.fact, wb.fact)))
+        if fold(a.status) == fold(b.status):
+            return f"Toutes deux {wa.verb_plural}."
+        return f"{a.name} {wa.verb}, alors {que(b.name)} {wb.verb}."
+    known, other = (a, b) if a.status else (b, a)
+    words = status_words(known.status or "")
+    facts.append(words.fact)
+    return f"{known.name} {words.verb} ; le statut {de(other.name)} n'est pas renseigné."
+
+
+def _compare_domains(a: Entity, b: Entity, facts: list[str]) -> str | None:
+    da = [clean(d.domain) for d in a.domains]
+    db = [clean(d.domain) for d in b.domains]
+    shared = [d for d in dict.fromkeys(da) if fold(d) in {fold(x) for x in db}]
+    if shared:
+        facts.append(shared[0])
+        return f"Elles relèvent toutes deux du domaine « {shared[0]} »."
+    if da and db:
+        facts.extend((da[0], db[0]))
+        return f"{a.name} relève du domaine « {da[0]} », tandis {que(b.name)} relève du domaine « {db[0]} »."
+    return None
+
+
+def _compare_scope(a: Entity, b: Entity, facts: list[str]) -> str | None:
+    if not (a.scope and b.scope):
+        return None
+    sa, sb = lower_first(clean(a.scope)), lower_first(clean(b.scope))
+    if fold(sa) == fold(sb):
+        facts.append(sa)
+        return f"Leur portée géographique est {sa}."
+    facts.extend((sa, sb))
+    return f"La portée {de(a.name)} est {sa}, celle {de(b.name)} est {sb}."
+
+
+def comparable(entity: Entity) -> bool:
+    return bool(entity.status or entity.domains or (entity.long_name and entity.long_name != entity.name))
+
+
+def answer_comparative(a: Entity, b: Entity) -> Answer:
+    facts: list[str] = []
+    sentences: list[str] = []
+    named = [e for e in (a, b) if e.long_name and e.long_name != e.name]
+    if named:
+        sentences.append(" ".join(f"{e.name} désigne « {clean(e.long_name or '')} »." for e in named))
+        facts.extend(clean(e.long_name or "") for e in named)
+    for compare in (_compare_domains, _compare_status, _compare_scope):
+        sentence = compare(a, b, facts)
+        if sentence:
+            sentences.append(sentence)
+    fields = [r for r, filled in (("long_name", named), ("domains", a.domains and b.domains), ("status", a.status or b.status), ("scope", a.scope and b.scope)) if filled]
+    return Answer(" ".join(sentences), tuple(facts), tuple(fields))
+
+
+# ---------------------------------------------------------------- listings and counts
+
+
+@dataclass(frozen=True, slots=True)
+class Criterion:
+    """A listing criterion ("en production", "du domaine « Transports »") and the applications it selects."""
+
+    role: str  # status | domains | actors
+    fact: str  # the criterion as the answer states it
+    adj: str  # "en production" (after "applications")
+    adj_one: str  # singular
+    verb: str  # "sont en production"
+    verb_one: str  # "est en production"
+    members: tuple[Entity, ...]
+
+    @classmethod
+    def of_status(cls, status: str, members: tuple[Entity, ...]) -> Criterion:
+        w = status_words(status)
+        verb_one = w.verb.replace("est actuellement ", "est ")
+        return cls("status", w.fact, w.adj_plural, w.adj, w.verb_plural, verb_one, members)
+
+    @classmethod
+    def of_domain(cls, domain: str, members: tuple[Entity, ...]) -> Criterion:
+        quoted = f"« {clean(domain)} »"
+        return cls("domains", clean(domain), f"du domaine {quoted}", f"du domaine {quoted}", f"relèvent du domaine {quoted}", f"relève du domaine {quoted}", members)
+
+    @classmethod
+    def of_actor(cls, actor: str, members: tuple[Entity, ...]) -> Criterion:
+        name = clean(actor)
+        return cls("actors", name, f"où intervient {name}", f"où intervient {name}", f"impliquent {name}", f"implique {name}", members)
+
+
+def _alphabetical(entities: Iterable[Entity]) -> list[Entity]:
+    return sorted(entities, key=lambda e: (fold(e.name), e.name))
+
+
+def listed_members(criterion: Criterion) -> tuple[Entity, ...]:
+    """The applications a listing answer names: all, or the first LISTING_ITEMS alphabetically."""
+    return tuple(_alphabetical(criterion.members)[:LISTING_ITEMS])
+
+
+def answer_listing(criterion: Criterion) -> Answer:
+    shown = [clean(e.name) for e in listed_members(criterion)]
+    total = len(criterion.members)
+    facts = (criterion.fact, *shown)
+    if total == 1:
+        return Answer(f"Une seule application {criterion.verb_one} : {shown[0]}.", facts, (criterion.role,))
+    if total > len(shown):
+        text = f"Le catalogue compte {total} applications {criterion.adj}. En voici {len(shown)}, par ordre alphabétique :{bullets(shown)}"
+        return Answer(text, (*facts, str(total)), (criterion.role,))
+    listed = f" {join_fr(shown)}." if total <= INLINE_ITEMS else f" :{bullets(shown)}"
+    return Answer(f"Les {total} applications {criterion.adj} sont{listed}", facts, (criterion.role,))
+
+
+def answer_counting(criterion: Criterion) -> Answer:
+    total = len(criterion.members)
+    names = [clean(e.name) for e in _alphabetical(criterion.members)]
+    facts = (criterion.fact, str(total))
+    if total == 1:
+        return Answer(f"Le catalogue compte 1 application {criterion.adj_one} : {names[0]}.", facts, (criterion.role,))
+    if total <= COUNT_EXAMPLES:
+        return Answer(f"Le catalogue compte {total} applications {criterion.adj} : {join_fr(names)}.", facts, (criterion.role,))
+    examples = join_fr(names[:3])
+    return Answer(f"Le catalogue compte {total} applications {criterion.adj}, parmi lesquelles {examples}.", facts, (criterion.role,))
+
+
+# ---------------------------------------------------------------- negatives
+
+
+def answer_empty_field(entity: Entity, role: str, variant: int) -> Answer:
+    text = _EMPTY_ANSWERS[variant % len(_EMPTY_ANSWERS)].format(label=_ROLE_LABELS[role], app=app(entity))
+    return Answer(upper_first(text), (), (role,))
+
+
+def answer_unknown_entity(name: str, variant: int) -> Answer:
+    return Answer(_UNKNOWN_ANSWERS[variant % len(_UNKNOWN_ANSWERS)].format(name=name), (), ())
+
+
+def unknown_name_in(answer: str) -> str | None:
+    """The made-up name an unknown-entity answer refuses (None for any other answer)."""
+    for pattern in _UNKNOWN_NAME:
+        match = pattern.match(answer)
+        if match:
+            return match.group(1)
+    return None

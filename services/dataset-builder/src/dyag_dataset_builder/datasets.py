@@ -1,0 +1,281 @@
+"""DatasetService and the "dataset.build" job: catalog version in, split dataset files out."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sqlite3
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dyag.v1 import dataset_pb2, dataset_pb2_grpc, events_pb2
+from dyag_core.catalog import diff_catalogs, validate_catalog_name
+from dyag_core.dataset import (
+    Example,
+    GenerationConfig,
+    generate,
+    plan_size,
+    regenerate_changed,
+    split_examples,
+    write_dataset,
+    write_manifest,
+)
+from dyag_core.errors import DyagError
+from dyag_runtime.jobs import JobContext, record_to_proto
+from dyag_runtime.server import Runtime
+
+from dyag_dataset_builder.catalog_store import CatalogStore
+
+BUILD = "dataset.build"
+SPLITS = ("train", "validation", "test")
+EXTRA_FORMATS = ("alpaca", "sharegpt", "prompt-completion")
+_MEDIA = {"alpaca": "application/json"}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS datasets (
+    id TEXT PRIMARY KEY,
+    catalog TEXT NOT NULL,
+    catalog_version TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    body TEXT NOT NULL   -- the Dataset message as JSON
+);
+"""
+
+
+class DatasetNotFound(DyagError):
+    def __init__(self, dataset_id: str):
+        super().__init__("dataset_not_found", f"dataset {dataset_id!r} not found")
+
+
+class DatasetStore:
+    """The index of built datasets, in the service's own SQLite database."""
+
+    def __init__(self, db_path: Path):
+        self.db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(_SCHEMA)
+        self.lock = threading.Lock()
+
+    def put(self, dataset: dict[str, Any]) -> None:
+        with self.lock:
+            self.db.execute(
+                "INSERT OR REPLACE INTO datasets (id, catalog, catalog_version, created_at, body) VALUES (?,?,?,?,?)",
+                (dataset["id"], dataset["catalog"], dataset["catalog_version"], datetime.now(UTC).timestamp(), json.dumps(dataset)),
+            )
+
+    def get(self, dataset_id: str) -> dict[str, Any]:
+        with self.lock:
+            row = self.db.execute("SELECT body FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
+        if row is None:
+            raise DatasetNotFound(dataset_id)
+        return json.loads(row[0])
+
+    def list(self, catalog: str = "") -> list[dict[str, Any]]:
+        query = "SELECT body FROM datasets" + (" WHERE catalog = ?" if catalog else "") + " ORDER BY created_at DESC"
+        with self.lock:
+            rows = self.db.execute(query, (catalog,) if catalog else ()).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+
+def config_from(params: dict[str, Any]) -> GenerationConfig:
+    types = [t for t in params.get("question_types", []) if t]
+    kwargs: dict[str, Any] = {
+        "num_questions": int(params["num_questions"]) or None if params.get("num_questions") else None,
+        "question_types": "all" if not types or types == ["all"] else tuple(types),
+        "add_negatives": bool(params.get("add_negatives", True)),
+        "seed": int(params.get("seed", 42)),
+    }
+    if params.get("variations"):
+        kwargs["variations"] = int(params["variations"])
+    if params.get("system_prompt"):
+        kwargs["system_prompt"] = params["system_prompt"]
+    return GenerationConfig(**kwargs)
+
+
+def dataset_id_for(catalog_version: str, params: dict[str, Any]) -> str:
+    """The same catalog version and parameters always name the same dataset."""
+    keys = ("num_questions", "question_types", "variations", "add_negatives", "seed", "split_strategy", "split_ratios",
+            "formats", "system_prompt", "base_dataset_id")
+    canonical = json.dumps([catalog_version, {k: params.get(k) for k in keys}], sort_keys=True)
+    return "ds-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+class DatasetBuilder:
+    """The job handler. Runs in a worker thread; reports progress between the steps."""
+
+    def __init__(self, rt: Runtime, catalogs: CatalogStore, datasets: DatasetStore, loop: asyncio.AbstractEventLoop):
+        self.rt, self.catalogs, self.datasets, self.loop = rt, catalogs, datasets, loop
+
+    def __call__(self, ctx: JobContext) -> dict[str, Any]:
+        params = ctx.params
+        ctx.progress(0.02, "loading the catalog")
+        row = self.catalogs.get(validate_catalog_name(params["catalog"]), params.get("catalog_version", ""))
+        catalog = self.catalogs.catalog(row)
+        config = config_from(params)
+        plan = plan_size(catalog, config)
+        ctx.log(f"plan: {plan.describe()}")
+
+        base_id = params.get("base_dataset_id", "")
+        if base_id:
+            examples, regenerated = self._regenerate(ctx, base_id, catalog, config)
+        else:
+            ctx.progress(0.05, "generating questions")
+            examples = generate(catalog, config, on_progress=lambda f: ctx.progress(0.05 + 0.6 * f, "generating questions"))
+            regenerated = len(examples)
+        ctx.log(f"{len(examples)} examples ({regenerated} generated anew)")
+
+        ctx.progress(0.7, "splitting")
+        ratios = tuple(params.get("split_ratios") or (0.8, 0.1, 0.1))
+        split = split_examples(examples, strategy=params.get("split_strategy") or "paraphrase", ratios=ratios, seed=config.seed)
+
+        ctx.progress(0.8, "writing files")
+        files = self._write_files(ctx, examples, split, params.get("formats", []))
+        dataset_id = dataset_id_for(row.version, params)
+        dataset = {
+            "id": dataset_id,
+            "catalog": row.name,
+            "catalog_version": row.version,
+            "split_counts": {name: len(getattr(split, name)) for name in SPLITS} | {"all": len(examples)},
+            "type_counts": _type_counts(examples),
+            "files": files,
+            "plan": _plan_dict(plan),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "base_dataset_id": base_id,
+            "regenerated_examples": regenerated,
+            "warnings": [],
+        }
+        self.datasets.put(dataset)
+        message = dataset_message(dataset)
+        event = events_pb2.DatasetBuilt(
+            dataset_id=dataset_id, catalog=row.name, catalog_version=row.version,
+            split_counts=message.split_counts, files=message.files, base_dataset_id=base_id,
+        )
+        asyncio.run_coroutine_threadsafe(
+            self.rt.bus.emit("dataset.built", event, subject=dataset_id, correlation_id=ctx.correlation_id), self.loop
+        ).result(timeout=30)
+        return {"dataset_id": dataset_id, "split_counts": dataset["split_counts"], "type_counts": dataset["type_counts"]}
+
+    def _regenerate(self, ctx: JobContext, base_id: str, catalog, config) -> tuple[tuple[Example, ...], int]:
+        base = self.datasets.get(base_id)
+        ctx.progress(0.05, f"comparing with the catalog version of {base_id}")
+        old_catalog = self.catalogs.catalog(self.catalogs.get(base["catalog"], base["catalog_version"]))
+        diff = diff_catalogs(old_catalog, catalog)
+        examples_file = next(f for f in base["files"] if f["format"] == "examples")
+        old_examples = [Example.from_dict(json.loads(line)) for line in self.rt.artifacts.get_bytes(examples_file["artifact"]["digest"]).splitlines()]
+        ctx.log(f"catalog changes since {base_id}: +{len(diff.added)} ~{len(diff.changed)} -{len(diff.removed)}")
+        ctx.progress(0.1, "regenerating the changed entities")
+        examples = regenerate_changed(old_examples, catalog, diff, config)
+        old_ids = {e.id for e in old_examples}
+        return examples, sum(1 for e in examples if e.id not in old_ids)
+
+    def _write_files(self, ctx: JobContext, examples, split, formats) -> list[dict[str, Any]]:
+        out = ctx.workdir / "files"
+        out.mkdir(parents=True, exist_ok=True)
+        files: list[dict[str, Any]] = []
+
+        def store(path: Path, split_name: str, fmt: str, media: str = "application/jsonl") -> None:
+            artifact = ctx.add_artifact(self.rt.artifacts.put_file(path, path.name, media))
+            files.append({"split": split_name, "format": fmt, "artifact": artifact.to_dict()})
+
+        groups = {"all": examples, **{name: getattr(split, name) for name in SPLITS}}
+        for split_name, group in groups.items():
+            stem = "finetuning_dataset" if split_name == "all" else split_name
+            write_dataset(group, out / f"{stem}.jsonl", "openai")
+            store(out / f"{stem}.jsonl", split_name, "openai")
+            write_manifest(group, out / f"{stem}.jsonl")
+            store(out / f"{stem}.jsonl.manifest.jsonl", split_name, "manifest")
+            for fmt in (f for f in formats if f in EXTRA_FORMATS):
+                suffix = ".json" if fmt == "alpaca" else ".jsonl"
+                path = out / f"{stem}.{fmt}{suffix}"
+                write_dataset(group, path, fmt)
+                store(path, split_name, fmt, _MEDIA.get(fmt, "application/jsonl"))
+        write_dataset(split.test, out / "test.eval.jsonl", "eval")
+        store(out / "test.eval.jsonl", "test", "eval")
+        # Every example with its provenance: what incremental rebuilds start from.
+        (out / "examples.jsonl").write_text("".join(json.dumps(e.to_dict(), ensure_ascii=False) + "\n" for e in examples), encoding="utf-8")
+        store(out / "examples.jsonl", "all", "examples")
+        return files
+
+
+def _type_counts(examples) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for example in examples:
+        counts[example.qtype] = counts.get(example.qtype, 0) + 1
+    return counts
+
+
+def _plan_dict(plan) -> dict[str, Any]:
+    data = plan.to_dict()
+    return {
+        "entities": data.get("entities", 0),
+        "question_types": data.get("question_types", 0) if isinstance(data.get("question_types"), int) else len(data.get("question_types") or ()),
+        "variations": data.get("variations", 0),
+        "max_examples": plan.total,
+        "per_type": dict(data.get("per_type", {})),
+        "formula": plan.describe(),
+    }
+
+
+def dataset_message(dataset: dict[str, Any]) -> dataset_pb2.Dataset:
+    from google.protobuf import json_format
+
+    return json_format.ParseDict(dataset, dataset_pb2.Dataset(), ignore_unknown_fields=True)
+
+
+class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
+    def __init__(self, rt: Runtime, catalogs: CatalogStore, datasets: DatasetStore):
+        self.rt, self.catalogs, self.datasets = rt, catalogs, datasets
+
+    async def BuildDataset(self, request, context):
+        name = validate_catalog_name(request.catalog)
+        row = self.catalogs.get(name, request.catalog_version)  # fail now, not in the job, on an unknown catalog
+        params = {
+            "catalog": name,
+            "catalog_version": row.version,
+            "num_questions": request.num_questions,
+            "question_types": list(request.question_types),
+            "variations": request.variations,
+            "add_negatives": request.add_negatives,
+            "seed": request.seed or 42,
+            "split_strategy": request.split_strategy or "paraphrase",
+            "split_ratios": list(request.split_ratios),
+            "formats": list(request.formats),
+            "system_prompt": request.system_prompt,
+            "base_dataset_id": request.base_dataset_id,
+        }
+        if request.base_dataset_id:
+            self.datasets.get(request.base_dataset_id)
+        # Validate the parameters against the catalog before queueing: bad input is refused at once.
+        catalog = await asyncio.to_thread(self.catalogs.catalog, row)
+        await asyncio.to_thread(plan_size, catalog, config_from(params), True)
+        if params["split_strategy"] not in ("paraphrase", "entity"):
+            raise DyagError("invalid_split_strategy", f"unknown split strategy {params['split_strategy']!r}: use 'paraphrase' or 'entity'")
+        record = await self.rt.jobs.submit(BUILD, params, request.correlation_id)
+        return record_to_proto(record)
+
+    async def Plan(self, request, context):
+        row = self.catalogs.get(validate_catalog_name(request.catalog), request.catalog_version)
+        catalog = await asyncio.to_thread(self.catalogs.catalog, row)
+        params = {"question_types": list(request.question_types), "variations": request.variations, "add_negatives": request.add_negatives}
+        plan = await asyncio.to_thread(plan_size, catalog, config_from(params))
+        return dataset_pb2.DatasetPlan(**_plan_dict(plan))
+
+    async def GetDataset(self, request, context):
+        return dataset_message(self.datasets.get(request.id))
+
+    async def ListDatasets(self, request, context):
+        return dataset_pb2.ListDatasetsResponse(datasets=[dataset_message(d) for d in self.datasets.list(request.catalog)])
+
+    async def ReadFile(self, request, context):
+        dataset = self.datasets.get(request.dataset_id)
+        match = next((f for f in dataset["files"] if f["split"] == request.split and f["format"] == request.format), None)
+        if match is None:
+            available = ", ".join(f"{f['split']}/{f['format']}" for f in dataset["files"])
+            raise DyagError("file_not_found", f"dataset {request.dataset_id} has no {request.split}/{request.format} file; it has {available}")
+        data = await asyncio.to_thread(self.rt.artifacts.get_bytes, match["artifact"]["digest"])
+        for start in range(0, len(data), 1 << 20):
+            yield dataset_pb2.FileChunk(data=data[start : start + (1 << 20)])
+
