@@ -8,7 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Every service of the platform: its Python module and the loopback port `dyag up` gives it.
-# Compose and Kubernetes override the addresses (DYAG_<SERVICE>_ADDR in the gateway's settings).
+# Compose and Kubernetes override the addresses (DYAG_SERVICE_ADDRS in the gateway's settings).
 SERVICES: dict[str, tuple[str, int]] = {
     "dataset-builder": ("dyag_dataset_builder", 50051),
     "validator": ("dyag_validator", 50052),

@@ -397,9 +397,14 @@ def _ranks(catalog: Catalog, seed: int) -> dict[str, int]:
     return {entity_id: rank for rank, entity_id in enumerate(ids)}
 
 
-def _seeded_order(indices: Sequence[int], *seed_parts: object) -> tuple[int, ...]:
-    order = list(indices)
-    random.Random(_stable_int(*seed_parts)).shuffle(order)
+def _seeded_order(indices: Iterable[int], *seed_parts: object) -> tuple[int, ...]:
+    """A permutation drawn from a stable hash of seed_parts (its digits in the factorial number system)."""
+    pool = list(indices)
+    number = _stable_int(*seed_parts)
+    order = []
+    while pool:
+        number, pick = divmod(number, len(pool))
+        order.append(pool.pop(pick))
     return tuple(order)
 
 
@@ -421,7 +426,7 @@ def _asker(table: Sequence[str], mentions: Sequence[str], seed: int, fixed: dict
     weights = [0, 0, *range(1, len(mentions))]
 
     def ask(template: int) -> str:
-        mention = mentions[weights[_stable_int(seed, template) % len(weights)]]
+        mention = mentions[weights[(seed >> (2 * (template % 30))) % len(weights)]]
         return table[template].format(**fixed, **mention_fields(mention))
 
     return ask
@@ -491,7 +496,7 @@ def _entity_subject(qtype: str, entity: Entity, part: str, indices: Iterable[int
     key = f"{entity.id}|{part}" if part else entity.id
     subject_seed = _stable_int(seed, qtype, key)
     ask = _asker(PHRASINGS[qtype], entity_mentions(entity), subject_seed, {"name": entity.name})
-    return _Subject(qtype, key, (entity.id,), _seeded_order(list(indices), subject_seed), ask, render)
+    return _Subject(qtype, key, (entity.id,), _seeded_order(indices, subject_seed), ask, render)
 
 
 def _empty_field_roles(catalog: Catalog, config: GenerationConfig) -> tuple[str, ...]:
@@ -505,6 +510,10 @@ def _empty_field_roles(catalog: Catalog, config: GenerationConfig) -> tuple[str,
     return tuple(roles)
 
 
+_EMPTY_FIELD_TABLE = tuple(text for _, text in EMPTY_FIELD_PHRASINGS)
+_EMPTY_FIELD_INDICES = {role: tuple(i for i, (r, _) in enumerate(EMPTY_FIELD_PHRASINGS) if r == role) for role in EMPTY_FIELD_SOURCES}
+
+
 def _empty_field_subjects(entity: Entity, roles: Sequence[str], seed: int) -> list[_Subject]:
     subjects = []
     for role in roles:
@@ -513,11 +522,10 @@ def _empty_field_subjects(entity: Entity, roles: Sequence[str], seed: int) -> li
             continue
         key = f"{entity.id}|{role}"
         subject_seed = _stable_int(seed, "negative_empty_field", key)
-        indices = [i for i, (r, _) in enumerate(EMPTY_FIELD_PHRASINGS) if r == role]
-        table = [text for _, text in EMPTY_FIELD_PHRASINGS]
-        ask = _asker(table, entity_mentions(entity), subject_seed, {"name": entity.name})
+        ask = _asker(_EMPTY_FIELD_TABLE, entity_mentions(entity), subject_seed, {"name": entity.name})
         render = _once(lambda t, r=role: answer_empty_field(entity, r, t), lambda t: t % 2)
-        subjects.append(_Subject("negative_empty_field", key, (entity.id,), _seeded_order(indices, subject_seed), ask, render))
+        order = _seeded_order(_EMPTY_FIELD_INDICES[role], subject_seed)
+        subjects.append(_Subject("negative_empty_field", key, (entity.id,), order, ask, render))
     return subjects
 
 
@@ -617,6 +625,9 @@ _FAKE_SUFFIXES = (
 _FAKE_TAILS = ("", "", "-2", " PRO", " NG")
 
 
+_SHORT_NAME = 6  # names shorter than this are compared as soon as they share one bigram
+
+
 def _compact(name: str) -> str:
     return fold(name).replace(" ", "")
 
@@ -640,10 +651,15 @@ class _NameIndex:
         compact = _compact(candidate)
         if compact in self._exact:
             return True
+        shared: dict[int, int] = {}
+        for bigram in _bigrams(compact):
+            for position in self._by_bigram.get(bigram, ()):
+                shared[position] = shared.get(position, 0) + 1
         matcher = SequenceMatcher(None, b=compact, autojunk=False)
-        positions = {p for bigram in _bigrams(compact) for p in self._by_bigram.get(bigram, ())}
-        for position in sorted(positions):
+        for position, count in sorted(shared.items()):
             real = self._names[position]
+            if count < 2 and min(len(real), len(compact)) >= _SHORT_NAME:
+                continue  # one common bigram between two long names: not a near-duplicate
             if (len(real) >= 4 and (real in compact or compact in real)) or _ratio(matcher, real) >= SIMILARITY_LIMIT:
                 return True
         return False

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from dyag_core.catalog.model import Contact, Domain, Entity, Event, Link, Site
 from dyag_core.text import fold, strip_accents
@@ -216,8 +217,11 @@ def upper_first(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+_VOWELS = frozenset("aeiouAEIOUàâäéèêëîïôöùûüÀÂÄÉÈÊËÎÏÔÖÙÛÜ")
+
+
 def _elides(text: str) -> bool:
-    return strip_accents(text[:1]).lower() in ("a", "e", "i", "o", "u")
+    return text[:1] in _VOWELS
 
 
 def de(mention: str) -> str:
@@ -249,16 +253,21 @@ def render_items(items: Sequence[str], limit: int = SHOWN_ITEMS) -> tuple[str, t
     return bullets(shown) + tail, shown
 
 
+@lru_cache(maxsize=16384)
 def mention_fields(mention: str, prefix: str = "x") -> dict[str, str]:
-    """The placeholders of one mention: {x}, {X}, {de_x}, {que_x}."""
+    """The placeholders of one mention: {x}, {X}, {de_x}, {que_x} (cached: do not modify the result)."""
     return {prefix: mention, prefix.upper(): upper_first(mention), f"de_{prefix}": de(mention), f"que_{prefix}": que(mention)}
 
 
 def entity_mentions(entity: Entity) -> tuple[str, ...]:
     """The ways a question names an entity: short name, 'l'application X', its long name."""
-    forms = [entity.name, f"l'application {entity.name}"]
-    long_name = entity.long_name
-    if long_name and fold(long_name) != fold(entity.name) and len(long_name) <= LONG_NAME_MENTION_CHARS:
+    return _mentions(entity.name, entity.long_name)
+
+
+@lru_cache(maxsize=4096)
+def _mentions(name: str, long_name: str | None) -> tuple[str, ...]:
+    forms = [name, f"l'application {name}"]
+    if long_name and fold(long_name) != fold(name) and len(long_name) <= LONG_NAME_MENTION_CHARS:
         forms.append(f"l'application {clean(long_name)}")
     return tuple(forms)
 

@@ -1,0 +1,610 @@
+"""Offline checks of the container and deployment files: the Dockerfiles, docker-compose.yml and deploy/k8s.
+
+They hold the files to each other, to the packages' pyproject.toml and to the service registry
+(dyag_runtime.settings.SERVICES), so that a service added, renamed or moved fails here rather than at
+`docker compose up` or `kubectl apply`. No Docker engine or cluster is needed; the tests that run
+`docker compose config` or `kubectl kustomize` skip where those tools are missing.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib.util
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+from concurrent import futures
+from pathlib import Path, PurePosixPath
+
+import grpc
+import pytest
+import yaml
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from dyag_gateway.settings import GatewaySettings
+from dyag_runtime import healthcheck
+from dyag_runtime.settings import SERVICES
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+K8S = ROOT / "deploy" / "k8s"
+GPU_COMPONENT = K8S / "gpu"
+GATEWAY = "gateway"
+GATEWAY_PORT = GatewaySettings.model_fields["port"].default
+NATS_PORT = 4222
+PORTS = {**{name: port for name, (_, port) in SERVICES.items()}, GATEWAY: GATEWAY_PORT}
+WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
+
+
+# --- helpers ------------------------------------------------------------------------------------------------
+
+
+def load_all(path: Path) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+def yaml_files() -> list[Path]:
+    return sorted([COMPOSE_FILE, *(ROOT / "deploy").rglob("*.yaml"), *(ROOT / "deploy").rglob("*.yml")])
+
+
+class Dockerfile:
+    """The instructions of a Dockerfile, continuation lines joined, per stage."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.stages: list[list[tuple[str, str]]] = []
+        logical = ""
+        for raw in path.read_text().splitlines():
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.endswith("\\"):
+                logical += line[:-1] + " "
+                continue
+            logical += line
+            keyword, _, rest = logical.partition(" ")
+            keyword = keyword.upper()
+            if keyword == "FROM":
+                self.stages.append([])
+            if self.stages:
+                self.stages[-1].append((keyword, rest.strip()))
+            logical = ""
+
+    @property
+    def final(self) -> list[tuple[str, str]]:
+        return self.stages[-1]
+
+    def all(self, keyword: str) -> list[str]:
+        return [rest for stage in self.stages for kw, rest in stage if kw == keyword]
+
+    def final_one(self, keyword: str) -> str:
+        found = [rest for kw, rest in self.final if kw == keyword]
+        assert len(found) == 1, f"{self.path}: the final stage needs exactly one {keyword}, has {len(found)}"
+        return found[0]
+
+    def copy_sources(self) -> list[str]:
+        """Sources of COPY/ADD from the build context (not --from another stage)."""
+        sources = []
+        for rest in self.all("COPY") + self.all("ADD"):
+            args = shlex.split(rest)
+            if any(a.startswith("--from") for a in args):
+                continue
+            args = [a for a in args if not a.startswith("--")]
+            sources += json.loads(rest)[:-1] if rest.startswith("[") else args[:-1]
+        return sources
+
+    def cmd_module(self) -> str:
+        cmd = json.loads(self.final_one("CMD"))  # exec form: signals reach python as PID 1
+        assert cmd[:2] == ["python", "-m"], f"{self.path}: CMD should be python -m <module>, is {cmd}"
+        return cmd[2]
+
+    def healthcheck_cmd(self) -> list[str]:
+        rest = self.final_one("HEALTHCHECK")
+        return json.loads(rest[rest.index("CMD") + 3 :].strip())
+
+    def env(self) -> dict[str, str]:
+        values = {}
+        for rest in [r for kw, r in self.final if kw == "ENV"]:
+            for item in shlex.split(rest):
+                key, _, value = item.partition("=")
+                values[key] = value
+        return values
+
+    def exposed(self) -> list[int]:
+        return [int(p.split("/")[0]) for rest in [r for kw, r in self.final if kw == "EXPOSE"] for p in rest.split()]
+
+
+def dockerignore_patterns() -> list[str]:
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    return [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+
+
+def dockerignored(path: str, patterns: list[str]) -> bool:
+    """Whether .dockerignore leaves out path (or a folder above it); enough of Docker's rules for these files."""
+    parts = PurePosixPath(path).parts
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for pattern in patterns:
+        if pattern.startswith("!"):
+            continue
+        for prefix in prefixes:
+            if fnmatch.fnmatchcase(prefix, pattern):
+                return True
+            if pattern.startswith("**/"):
+                tail = prefix.split("/")
+                if any(fnmatch.fnmatchcase("/".join(tail[i:]), pattern[3:]) for i in range(len(tail))):
+                    return True
+    return False
+
+
+def local_projects() -> dict[str, Path]:
+    """Project name -> folder, for every package of the repo."""
+    projects = {}
+    for pyproject in [*ROOT.glob("libs/*/pyproject.toml"), *ROOT.glob("services/*/pyproject.toml")]:
+        projects[tomllib.loads(pyproject.read_text())["project"]["name"]] = pyproject.parent
+    return projects
+
+
+def local_closure(project_dir: Path, projects: dict[str, Path]) -> set[Path]:
+    """project_dir and every repo package it depends on, transitively."""
+    seen: set[Path] = set()
+    todo = [project_dir]
+    while todo:
+        folder = todo.pop()
+        if folder in seen:
+            continue
+        seen.add(folder)
+        for requirement in tomllib.loads((folder / "pyproject.toml").read_text())["project"].get("dependencies", []):
+            name = re.match(r"[A-Za-z0-9._-]+", requirement).group(0)
+            if name in projects:
+                todo.append(projects[name])
+    return seen
+
+
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+def built_services() -> dict[str, tuple[dict, Dockerfile]]:
+    services = {}
+    for name, svc in compose()["services"].items():
+        if "build" in svc:
+            build = svc["build"] if isinstance(svc["build"], dict) else {"context": svc["build"]}
+            path = (COMPOSE_FILE.parent / build["context"] / build.get("dockerfile", "Dockerfile")).resolve()
+            assert path.is_file(), f"compose service {name}: no Dockerfile at {path}"
+            services[name] = (svc, Dockerfile(path))
+    return services
+
+
+def depends_on(svc: dict) -> dict[str, str]:
+    deps = svc.get("depends_on", {})
+    if isinstance(deps, list):
+        return {d: "service_started" for d in deps}
+    return {d: (spec or {}).get("condition", "service_started") for d, spec in deps.items()}
+
+
+def mounts(svc: dict) -> dict[str, str]:
+    """Container path -> volume name (or host path) of a compose service."""
+    result = {}
+    for volume in svc.get("volumes", []):
+        if isinstance(volume, str):
+            source, target = volume.split(":")[:2]
+        else:
+            source, target = volume.get("source", ""), volume["target"]
+        result[target] = source
+    return result
+
+
+def address_map(raw: str) -> dict[str, tuple[str, int]]:
+    addrs = json.loads(raw)
+    return {name: (addr.rsplit(":", 1)[0], int(addr.rsplit(":", 1)[1])) for name, addr in addrs.items()}
+
+
+def check_gateway_services(services_value: str, addrs_value: str, hosts: dict[str, int], where: str) -> None:
+    """DYAG_SERVICES and DYAG_SERVICE_ADDRS agree with each other, the registry and the hosts that exist."""
+    names = [s.strip() for s in services_value.split(",") if s.strip()]
+    unknown = set(names) - set(SERVICES)
+    assert not unknown, f"{where}: DYAG_SERVICES names {unknown}, not in dyag_runtime.settings.SERVICES"
+    addrs = address_map(addrs_value)
+    assert set(addrs) == set(names), f"{where}: DYAG_SERVICE_ADDRS {sorted(addrs)} != DYAG_SERVICES {names}"
+    for name, (host, port) in addrs.items():
+        assert port == SERVICES[name][1], f"{where}: {name} at port {port}, the registry says {SERVICES[name][1]}"
+        assert host in hosts, f"{where}: {name} at host {host!r}, which is not defined here"
+        assert hosts[host] in (None, port), f"{where}: {host} serves port {hosts[host]}, not {port}"
+
+
+# --- YAML and Dockerfiles --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", yaml_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_yaml_parses(path):
+    assert load_all(path), f"{path} is empty"
+
+
+def test_every_service_folder_with_a_main_has_a_dockerfile():
+    for main in ROOT.glob("services/*/src/*/__main__.py"):
+        folder = main.parents[2]
+        assert (folder / "Dockerfile").is_file(), f"{folder.name} has no Dockerfile"
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("services/*/Dockerfile")), ids=lambda p: p.parent.name)
+def test_dockerfile_copies_what_the_service_needs_and_only_that(path):
+    dockerfile = Dockerfile(path)
+    patterns = dockerignore_patterns()
+    sources = dockerfile.copy_sources()
+    for source in sources:
+        assert (ROOT / source).exists(), f"{path}: COPY {source}, which does not exist (context: the repo root)"
+        assert not dockerignored(source, patterns), f"{path}: COPY {source}, which .dockerignore leaves out"
+        for py in (ROOT / source).rglob("src/**/*.py"):
+            rel = py.relative_to(ROOT).as_posix()
+            if "__pycache__" not in rel and ".egg-info" not in rel:
+                assert not dockerignored(rel, patterns), f".dockerignore leaves out {rel}, which {path} needs"
+    needed = {p.relative_to(ROOT).as_posix() for p in local_closure(path.parent, local_projects())}
+    assert {s.rstrip("/") for s in sources} == needed, f"{path}: COPY {sorted(sources)}, the service needs {sorted(needed)}"
+    wheel_step = next(r for r in dockerfile.all("RUN") if "pip wheel" in r)
+    for folder in needed:
+        assert f"./{folder}" in wheel_step, f"{path}: pip wheel does not build {folder}"
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("services/*/Dockerfile")), ids=lambda p: p.parent.name)
+def test_dockerfile_runtime_stage(path):
+    dockerfile = Dockerfile(path)
+    assert len(dockerfile.stages) >= 2, f"{path}: a builder stage and a runtime stage"
+    assert all(rest.startswith("python:3.11-slim") or "${PYTHON_IMAGE}" in rest for rest in dockerfile.all("FROM"))
+    assert "ARG PYTHON_IMAGE=python:3.11-slim" in path.read_text()
+    final = dockerfile.final
+    assert not [r for kw, r in final if kw in ("COPY", "ADD")], f"{path}: the runtime stage copies no source"
+    assert any("pip install" in r and "--no-index" in r for kw, r in final if kw == "RUN"), f"{path}: installs the wheels only"
+    assert not re.search(r"apt-get install|build-essential|gcc", path.read_text()), f"{path}: no build tools"
+    user = dockerfile.final_one("USER")
+    assert user.split(":")[0] not in ("root", "0"), f"{path}: runs as root"
+    assert importlib.util.find_spec(dockerfile.cmd_module()), f"{path}: CMD module {dockerfile.cmd_module()} is not importable"
+    check = dockerfile.healthcheck_cmd()
+    assert check[0] == "python"
+    if check[1] == "-m":
+        assert importlib.util.find_spec(check[2]), f"{path}: HEALTHCHECK module {check[2]} is not importable"
+
+
+# --- docker-compose.yml ----------------------------------------------------------------------------------------
+
+
+def test_compose_built_services_match_the_registry():
+    built = built_services()
+    assert {"dataset-builder", GATEWAY} <= set(built)
+    for name, (svc, dockerfile) in built.items():
+        module = dockerfile.cmd_module()
+        assert importlib.util.find_spec(module), f"{name}: CMD module {module} is not importable in this venv"
+        assert dockerfile.exposed() == [PORTS[name]], f"{name}: EXPOSE {dockerfile.exposed()}, the registry says {PORTS[name]}"
+        assert svc.get("restart") == "unless-stopped", f"{name}: restart: unless-stopped"
+        assert "healthcheck" in svc, f"{name}: no healthcheck"
+        if name == GATEWAY:
+            assert module == "dyag_gateway"
+            assert dockerfile.env().get("DYAG_HOST") == "0.0.0.0"
+            continue
+        assert name in SERVICES, f"compose service {name} is not in dyag_runtime.settings.SERVICES"
+        assert module == SERVICES[name][0], f"{name}: CMD runs {module}, the registry says {SERVICES[name][0]}"
+        assert dockerfile.env().get("DYAG_GRPC_HOST") == "0.0.0.0", f"{name}: the image must listen on 0.0.0.0"
+        assert dockerfile.env().get("DYAG_SERVICE_NAME") == name
+        env = svc["environment"]
+        assert env.get("DYAG_SERVICE_NAME") == name
+        assert env.get("DYAG_DATA_DIR") == "/data" and env.get("DYAG_ARTIFACT_STORE") == "/artifacts"
+        assert env.get("NATS_URL") == f"nats://nats:{NATS_PORT}"
+        volumes = mounts(svc)
+        assert volumes.get("/artifacts") == "artifacts", f"{name}: mount the shared artifacts volume at /artifacts"
+        assert volumes.get("/data") == f"{name}-data", f"{name}: mount its own {name}-data volume at /data"
+        assert depends_on(svc).get("nats") == "service_healthy"
+
+
+def test_compose_depends_on_and_volumes_exist():
+    spec = compose()
+    services = spec["services"]
+    declared = set(spec.get("volumes") or {})
+    built = built_services()
+    for name, svc in services.items():
+        for target, condition in depends_on(svc).items():
+            assert target in services, f"{name} depends on {target}, which is not a service"
+            if condition == "service_healthy":
+                has_check = "healthcheck" in services[target] or (target in built and built[target][1].all("HEALTHCHECK"))
+                assert has_check, f"{name} waits for {target} to be healthy, which has no healthcheck"
+        for target, source in mounts(svc).items():
+            if not source.startswith((".", "/")):
+                assert source in declared, f"{name} mounts volume {source}, not declared under volumes:"
+
+
+def test_compose_gateway():
+    services = compose()["services"]
+    gateway = services[GATEWAY]
+    env = gateway["environment"]
+    assert env["DYAG_API_KEYS"] == "${DYAG_API_KEYS:?set DYAG_API_KEYS}"
+    assert any(str(p).endswith(f":{GATEWAY_PORT}") for p in gateway["ports"]), "publish the gateway's port"
+    hosts = {name: PORTS.get(name) for name in services}
+    check_gateway_services(env["DYAG_SERVICES"], env["DYAG_SERVICE_ADDRS"], hosts, "docker-compose.yml gateway")
+    for name in address_map(env["DYAG_SERVICE_ADDRS"]):
+        assert depends_on(gateway).get(name) == "service_healthy", f"the gateway should wait for {name}"
+    assert depends_on(gateway).get("nats") == "service_healthy"
+
+
+def test_compose_infrastructure():
+    services = compose()["services"]
+    nats = services["nats"]
+    assert nats["image"].startswith("nats:2.10")
+    assert " ".join(nats["command"]).startswith("-js -sd /data")
+    assert mounts(nats).get("/data") == "nats-data"
+    assert services["chroma"]["image"].startswith("chromadb/chroma")
+    assert services["chroma"].get("profiles") == ["rag"]
+
+
+def compose_command() -> list[str] | None:
+    """`docker compose` (the plugin), else a standalone docker-compose v2+ on PATH or beside this Python."""
+    candidates = []
+    if shutil.which("docker"):
+        candidates.append(["docker", "compose"])
+    for exe in (shutil.which("docker-compose"), str(Path(sys.executable).parent / "docker-compose")):
+        if exe and Path(exe).is_file():
+            candidates.append([exe])
+    for cmd in candidates:
+        try:
+            out = subprocess.run([*cmd, "version"], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        major = re.search(r"version v?(\d+)\.", out.stdout)
+        if out.returncode == 0 and major and int(major.group(1)) >= 2:
+            return cmd
+    return None
+
+
+def test_docker_compose_config(tmp_path):
+    cmd = compose_command()
+    if cmd is None:
+        pytest.skip("no Docker Compose v2 (docker compose plugin or docker-compose) here")
+    empty_env = tmp_path / "empty.env"
+    empty_env.write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DYAG_")}
+    base = [*cmd, "--env-file", str(empty_env), "-f", str(COMPOSE_FILE)]
+
+    def run(*args: str, **extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*base, *args], capture_output=True, text=True, cwd=ROOT, env={**env, **extra}, timeout=60)
+
+    for profile in ([], ["--profile", "rag"]):
+        result = run(*profile, "config", "-q", DYAG_API_KEYS="x")
+        assert result.returncode == 0, result.stderr
+    missing = run("config", "-q")
+    assert missing.returncode != 0 and "set DYAG_API_KEYS" in missing.stderr, missing.stderr
+
+
+# --- deploy/k8s ----------------------------------------------------------------------------------------------
+
+
+def kustomization(folder: Path) -> dict:
+    return yaml.safe_load((folder / "kustomization.yaml").read_text())
+
+
+def kustomize_docs(folder: Path, components: list[Path] = ()) -> tuple[list[dict], set[Path], set[str]]:
+    """The manifests a kustomization (and the components named) pulls in, the files it names, its ConfigMaps."""
+    docs: list[dict] = []
+    files: set[Path] = set()
+    config_maps: set[str] = set()
+    spec = kustomization(folder)
+    for entry in spec.get("resources", []):
+        path = (folder / entry).resolve()
+        assert path.exists(), f"{folder}/kustomization.yaml lists {entry}, which does not exist"
+        if path.is_dir():
+            sub_docs, sub_files, sub_maps = kustomize_docs(path)
+            docs += sub_docs
+            files |= sub_files
+            config_maps |= sub_maps
+        else:
+            docs += load_all(path)
+            files.add(path)
+    for patch in spec.get("patches", []):
+        if "path" in patch:
+            path = (folder / patch["path"]).resolve()
+            assert path.is_file(), f"{folder}/kustomization.yaml patches with {patch['path']}, which does not exist"
+            files.add(path)
+    for entry in spec.get("components", []):
+        path = (folder / entry).resolve()
+        assert (path / "kustomization.yaml").is_file(), f"{folder}: component {entry} does not exist"
+    config_maps |= {g["name"] for g in spec.get("configMapGenerator", [])}
+    for component in components:
+        sub_docs, sub_files, sub_maps = kustomize_docs(component)
+        assert kustomization(component)["kind"] == "Component"
+        docs += sub_docs
+        files |= sub_files
+        config_maps |= sub_maps
+    return docs, files, config_maps
+
+
+def workloads(docs: list[dict]) -> list[dict]:
+    return [d for d in docs if d["kind"] in WORKLOAD_KINDS]
+
+
+def pod_spec(workload: dict) -> dict:
+    return workload["spec"]["template"]["spec"]
+
+
+def container_ports(workload: dict) -> dict[str | int, int]:
+    """Port name and number -> number, over the workload's containers."""
+    ports = {}
+    for container in pod_spec(workload)["containers"]:
+        for port in container.get("ports", []):
+            ports[port["containerPort"]] = port["containerPort"]
+            if "name" in port:
+                ports[port["name"]] = port["containerPort"]
+    return ports
+
+
+def env_of(container: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+BASE = [K8S]
+WITH_GPU = [K8S, GPU_COMPONENT]
+
+
+def docs_for(roots: list[Path]) -> tuple[list[dict], set[Path], set[str]]:
+    return kustomize_docs(roots[0], roots[1:])
+
+
+def test_every_k8s_manifest_is_used():
+    _, files, _ = docs_for(WITH_GPU)
+    for path in K8S.rglob("*.yaml"):
+        if path.name == "kustomization.yaml" or path.name.endswith(".example.yaml"):
+            continue
+        assert path.resolve() in files, f"{path.relative_to(ROOT)} is not listed in any kustomization.yaml"
+
+
+@pytest.mark.parametrize("roots", [BASE, WITH_GPU], ids=["base", "with-gpu"])
+def test_k8s_services_select_workloads_and_ports(roots):
+    docs, _, _ = docs_for(roots)
+    loads = workloads(docs)
+    for workload in loads:
+        selector = workload["spec"]["selector"]["matchLabels"]
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        assert selector.items() <= labels.items(), f"{workload['metadata']['name']}: selector does not match its pods"
+    for service in [d for d in docs if d["kind"] == "Service"]:
+        name = service["metadata"]["name"]
+        selector = service["spec"]["selector"]
+        matched = [w for w in loads if selector.items() <= w["spec"]["template"]["metadata"]["labels"].items()]
+        assert matched, f"Service {name}: selector {selector} matches no Deployment/StatefulSet's pods"
+        for port in service["spec"]["ports"]:
+            target = port.get("targetPort", port["port"])
+            assert any(target in container_ports(w) for w in matched), f"Service {name}: targetPort {target} is no container port"
+            if name in PORTS:
+                assert port["port"] == PORTS[name], f"Service {name}: port {port['port']}, the registry says {PORTS[name]}"
+
+
+@pytest.mark.parametrize("roots", [BASE, WITH_GPU], ids=["base", "with-gpu"])
+def test_k8s_containers(roots):
+    docs, _, config_maps = docs_for(roots)
+    claims = {d["metadata"]["name"] for d in docs if d["kind"] == "PersistentVolumeClaim"}
+    secret = load_all(K8S / "secret.example.yaml")[0]
+    images = {i["name"] for i in kustomization(K8S).get("images", [])}
+    for root in roots[1:]:
+        images |= {i["name"] for i in kustomization(root).get("images", [])}
+    for workload in workloads(docs):
+        name = workload["metadata"]["name"]
+        spec = pod_spec(workload)
+        claim_templates = {t["metadata"]["name"] for t in workload["spec"].get("volumeClaimTemplates", [])}
+        for volume in spec.get("volumes", []):
+            if "persistentVolumeClaim" in volume:
+                assert volume["persistentVolumeClaim"]["claimName"] in claims, f"{name}: claim {volume} is not defined"
+        volume_names = {v["name"] for v in spec.get("volumes", [])} | claim_templates
+        for container in spec["containers"]:
+            resources = container.get("resources", {})
+            assert resources.get("requests") and resources.get("limits"), f"{name}: set resources requests and limits"
+            for mount in container.get("volumeMounts", []):
+                assert mount["name"] in volume_names, f"{name}: mounts {mount['name']}, which is no volume"
+            image = container["image"].split(":")[0]
+            if image.startswith("dyag/"):
+                assert image in images, f"{name}: image {image} has no entry under images: in a kustomization"
+            for source in container.get("envFrom", []):
+                if "configMapRef" in source:
+                    assert source["configMapRef"]["name"] in config_maps, f"{name}: no ConfigMap {source}"
+            for var in container.get("env", []):
+                ref = var.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"], (
+                        f"{name}: {var['name']} reads a Secret that secret.example.yaml does not describe"
+                    )
+        if name in SERVICES:
+            container = spec["containers"][0]
+            ports = [p["containerPort"] for p in container["ports"]]
+            assert ports == [SERVICES[name][1]], f"{name}: containerPort {ports}, the registry says {SERVICES[name][1]}"
+            assert env_of(container)["DYAG_SERVICE_NAME"]["value"] == name
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                assert container[probe]["grpc"]["port"] == SERVICES[name][1], f"{name}: {probe} must be a grpc probe on its port"
+            mounted = {m["mountPath"] for m in container["volumeMounts"]}
+            assert {"/data", "/artifacts"} <= mounted, f"{name}: mount /data and /artifacts"
+        elif name == GATEWAY:
+            assert [p["containerPort"] for p in spec["containers"][0]["ports"]] == [GATEWAY_PORT]
+        elif name == "nats":
+            assert NATS_PORT in container_ports(workload).values()
+            assert workload["kind"] == "StatefulSet" and claim_templates, "nats keeps JetStream on a PVC"
+
+
+@pytest.mark.parametrize("roots", [BASE, WITH_GPU], ids=["base", "with-gpu"])
+def test_k8s_gateway_reaches_the_services(roots):
+    docs, files, _ = docs_for(roots)
+    hosts = {}
+    for service in [d for d in docs if d["kind"] == "Service"]:
+        ports = [p["port"] for p in service["spec"]["ports"]]
+        hosts[service["metadata"]["name"]] = ports[0] if len(ports) == 1 else None
+    gateway = next(w for w in workloads(docs) if w["metadata"]["name"] == GATEWAY)
+    env = env_of(pod_spec(gateway)["containers"][0])
+    # patches (the GPU component's) override the base's values
+    for path in sorted(files):
+        for doc in load_all(path):
+            if doc["kind"] == "Deployment" and doc["metadata"]["name"] == GATEWAY and "selector" not in doc.get("spec", {}):
+                env.update(env_of(doc["spec"]["template"]["spec"]["containers"][0]))
+    assert env["DYAG_API_KEYS"]["valueFrom"]["secretKeyRef"], "the API keys come from a Secret"
+    check_gateway_services(env["DYAG_SERVICES"]["value"], env["DYAG_SERVICE_ADDRS"]["value"], hosts, f"k8s gateway {roots}")
+
+
+def test_k8s_gpu_component():
+    docs, _, _ = kustomize_docs(GPU_COMPONENT)
+    trainer = next(w for w in workloads(docs) if w["metadata"]["name"] == "gpu-lora-trainer")
+    spec = pod_spec(trainer)
+    assert spec["nodeSelector"] and spec["tolerations"]
+    assert spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    base = kustomization(K8S)
+    assert base.get("namespace") == "dyag"
+    assert "gpu" not in base.get("components", []), "the GPU component stays off until gpu-lora-trainer lands"
+
+
+def test_k8s_artifacts_volume_is_shared():
+    claim = next(d for d in load_all(K8S / "artifacts-pvc.yaml") if d["kind"] == "PersistentVolumeClaim")
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert "DYAG_S3_ENDPOINT_URL" in (K8S / "artifacts-pvc.yaml").read_text()
+
+
+def kubectl_kustomize(folder: Path) -> list[dict]:
+    result = subprocess.run(["kubectl", "kustomize", str(folder)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="no kubectl here")
+@pytest.mark.parametrize("with_gpu", [False, True], ids=["base", "with-gpu"])
+def test_kubectl_kustomize_builds(tmp_path, with_gpu):
+    folder = K8S
+    if with_gpu:  # what README says to do: uncomment the component
+        folder = tmp_path / "k8s"
+        shutil.copytree(K8S, folder)
+        text = (folder / "kustomization.yaml").read_text()
+        assert "# components:\n#   - gpu" in text
+        (folder / "kustomization.yaml").write_text(text.replace("# components:\n#   - gpu", "components:\n  - gpu"))
+    docs = kubectl_kustomize(folder)
+    names = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert (("Deployment", "gpu-lora-trainer") in names) == with_gpu
+    assert {("StatefulSet", "nats"), ("Deployment", "dataset-builder"), ("Deployment", GATEWAY)} <= names
+    assert all(d["metadata"].get("namespace") == "dyag" for d in docs if d["kind"] != "Namespace")
+    config_map = next(d["metadata"]["name"] for d in docs if d["kind"] == "ConfigMap")
+    for workload in workloads(docs):
+        for container in pod_spec(workload)["containers"]:
+            for source in container.get("envFrom", []):
+                assert source["configMapRef"]["name"] == config_map  # the hashed name, rewritten
+
+
+# --- dyag_runtime.healthcheck --------------------------------------------------------------------------------
+
+
+def test_healthcheck_reports_serving_and_not(monkeypatch):
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        assert healthcheck.main([f"127.0.0.1:{port}"]) == 0
+        monkeypatch.setenv("DYAG_GRPC_PORT", str(port))  # no address: the port the settings give
+        assert healthcheck.main([]) == 0
+        servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+        assert healthcheck.main([f"127.0.0.1:{port}"]) == 1
+    finally:
+        server.stop(None)
+    assert healthcheck.check(f"127.0.0.1:{port}", timeout=1.0) is False
