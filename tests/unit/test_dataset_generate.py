@@ -325,7 +325,8 @@ def test_plan_size_follows_the_guide_arithmetic(catalog, examples):
     assert plan.total == len(examples)
     assert plan.planned == dict(Counter(e.qtype for e in examples))
     assert plan.possible["contacts"] == 3  # one record fills contacts: 1 × 3 variations
-    assert "8 applications × 14 types × 3 variations" in plan.describe()
+    assert plan.formula == "8 apps x 14 types x 3 variations = 336" and plan.formula in plan.describe()
+    assert plan.to_dict()["per_type"] == plan.planned and sum(plan.per_type.values()) == plan.total
 
 
 def test_num_questions_is_balanced_across_types_and_entities(catalog):
@@ -356,6 +357,20 @@ def test_too_many_questions_states_the_maximum(catalog):
     assert caught.value.code == "too_many_questions"
     assert str(maximum) in caught.value.message and "--variations" in caught.value.message
     assert len(generate(catalog, GenerationConfig(num_questions=maximum))) == maximum
+
+
+def test_plan_size_can_check_the_requested_size(catalog):
+    config = GenerationConfig(num_questions=10_000)
+    assert plan_size(catalog, config).total < 10_000  # no check: the plan is returned
+    with pytest.raises(DatasetError) as caught:
+        plan_size(catalog, config, check=True)
+    assert caught.value.code == "too_many_questions"
+
+
+def test_generate_reports_progress(catalog):
+    seen: list[float] = []
+    generate(catalog, GenerationConfig(num_questions=50), on_progress=seen.append)
+    assert seen and seen == sorted(seen) and seen[-1] == 1.0 and all(0 <= f <= 1 for f in seen)
 
 
 def test_a_catalog_of_names_only_has_no_usable_field():

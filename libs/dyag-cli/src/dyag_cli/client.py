@@ -75,6 +75,23 @@ class GatewayClient:
         with open(path, "rb") as f:
             return self.post("/catalogs", files={"file": (path.name, f)}, data=data)
 
+    def download(self, path: str, dest: Path) -> Path:
+        """Stream a file from the gateway to dest (through a temp file: never half a file)."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".part")
+        try:
+            with self.http.stream("GET", path) as reply:
+                if reply.status_code >= 400:
+                    reply.read()
+                    raise CliError(reply.json().get("error", {}).get("message", reply.text))
+                with open(tmp, "wb") as out:
+                    for chunk in reply.iter_bytes():
+                        out.write(chunk)
+        except httpx.ConnectError:
+            raise CliError(f"the gateway at {self.url} does not answer: start the stack with `dyag up`") from None
+        tmp.replace(dest)
+        return dest
+
     def watch_job(self, job_id: str) -> Iterator[dict[str, Any]]:
         """The job's state each time it changes, until it ends (server-sent events)."""
         try:

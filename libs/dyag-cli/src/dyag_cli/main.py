@@ -7,46 +7,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dyag_cli.client import CliError, GatewayClient
-from dyag_cli.stack import Stack, StackConfig, StackError, tail
+from dyag_cli import datasets
+from dyag_cli.client import GatewayClient
+from dyag_cli.common import DEFAULT_CATALOG_NAME, console, fail, follow_job, run_or_fail, sample_catalog
+from dyag_cli.stack import Stack, StackConfig, tail
 
 app = typer.Typer(help="Dyag: from an application catalog to a measured question-answering assistant.", no_args_is_help=True)
 catalog_app = typer.Typer(help="Upload, version and profile catalogs (the guide's step 1).", no_args_is_help=True)
 jobs_app = typer.Typer(help="Follow the platform's asynchronous jobs.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(datasets.dataset_app, name="dataset")
+app.command("create_rag", help="The guide's step 2: a grounded QA dataset from a catalog, split 80/10/10.")(datasets.create_rag)
 app.add_typer(jobs_app, name="jobs")
-
-console = Console()
-err = Console(stderr=True)
-
-SAMPLE_CATALOG = Path("examples/test-mygusi/applicationsIA_mini_normalized.json")
-DEFAULT_CATALOG_NAME = "applications_ia"
-
-
-def sample_catalog() -> Path:
-    """The sample catalog of the checkout dyag runs from (or of the current folder)."""
-    for root in (Path.cwd(), *Path(__file__).resolve().parents):
-        if (root / SAMPLE_CATALOG).is_file():
-            return root / SAMPLE_CATALOG
-    fail(f"no sample catalog found ({SAMPLE_CATALOG}); pass a catalog file")
-    raise AssertionError
-
-
-def fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
-
-
-def _run(action):
-    try:
-        return action()
-    except (CliError, StackError) as exc:
-        fail(str(exc))
-
 
 # --- the stack -------------------------------------------------------------------------------
 @app.command()
@@ -57,7 +31,7 @@ def up(
     """Start NATS, every installed service and the gateway on this machine (no Docker)."""
     stack = Stack(StackConfig(gateway_port=port))
     with console.status("starting the stack…") as status:
-        _run(lambda: stack.up(timeout=timeout, on_step=lambda s: status.update(s)))
+        run_or_fail(lambda: stack.up(timeout=timeout, on_step=lambda s: status.update(s)))
     console.print(f"[green]✓[/] Dyag is up at {stack.config.gateway_url} (API docs: {stack.config.gateway_url}/docs)")
     _print_status(stack)
 
@@ -106,7 +80,7 @@ def catalog_upload(
     reject_mojibake: Annotated[bool, typer.Option(help="refuse mis-encoded text instead of repairing it")] = False,
 ) -> None:
     """Store a new version of a catalog (emits catalog.updated)."""
-    version = _run(lambda: GatewayClient().upload_catalog(file, name, roles, reject_mojibake))
+    version = run_or_fail(lambda: GatewayClient().upload_catalog(file, name, roles, reject_mojibake))
     _print_version(version)
 
 
@@ -133,11 +107,11 @@ def catalog_profile(
     client = GatewayClient()
     path = Path(catalog)
     if path.is_file():
-        version = _run(lambda: client.upload_catalog(path, name, roles))
+        version = run_or_fail(lambda: client.upload_catalog(path, name, roles))
         if not as_json:
             _print_version(version)
         catalog = version["name"]
-    profile = _run(lambda: client.get(f"/catalogs/{catalog}/profile"))
+    profile = run_or_fail(lambda: client.get(f"/catalogs/{catalog}/profile"))
     if as_json:
         console.print_json(json.dumps(profile))
     else:
@@ -170,7 +144,7 @@ def print_profile(profile: dict) -> None:
 @catalog_app.command("list")
 def catalog_list() -> None:
     """Every stored catalog at its latest version."""
-    catalogs = _run(lambda: GatewayClient().get("/catalogs"))["catalogs"]
+    catalogs = run_or_fail(lambda: GatewayClient().get("/catalogs"))["catalogs"]
     table = Table("name", "version", "entities", "format", "stored at")
     for c in catalogs:
         table.add_row(c["name"], c["version"], str(c["entity_count"]), c["source_format"], c["created_at"])
@@ -180,7 +154,7 @@ def catalog_list() -> None:
 @catalog_app.command("versions")
 def catalog_versions(name: str) -> None:
     """A catalog's versions, newest first, with what changed."""
-    versions = _run(lambda: GatewayClient().get(f"/catalogs/{name}/versions"))["versions"]
+    versions = run_or_fail(lambda: GatewayClient().get(f"/catalogs/{name}/versions"))["versions"]
     table = Table("version", "entities", "added", "changed", "removed", "stored at")
     for v in versions:
         table.add_row(v["version"], str(v["entity_count"]), str(len(v["added"])), str(len(v["changed"])), str(len(v["removed"])), v["created_at"])
@@ -191,7 +165,7 @@ def catalog_versions(name: str) -> None:
 @jobs_app.command("list")
 def jobs_list(service: str = "", kind: str = "", status: str = "", limit: int = 30) -> None:
     """Jobs of every service, newest first."""
-    jobs = _run(lambda: GatewayClient().get("/jobs", service=service, kind=kind, status=status, limit=limit))["jobs"]
+    jobs = run_or_fail(lambda: GatewayClient().get("/jobs", service=service, kind=kind, status=status, limit=limit))["jobs"]
     table = Table("id", "kind", "status", "progress", "step")
     for j in jobs:
         table.add_row(j["id"], j["kind"], j["status"], f"{j['progress'].get('fraction', 0):.0%}", j["progress"].get("step", ""))
@@ -201,20 +175,20 @@ def jobs_list(service: str = "", kind: str = "", status: str = "", limit: int = 
 @jobs_app.command("show")
 def jobs_show(job_id: str) -> None:
     """One job, as JSON."""
-    console.print_json(json.dumps(_run(lambda: GatewayClient().get(f"/jobs/{job_id}"))))
+    console.print_json(json.dumps(run_or_fail(lambda: GatewayClient().get(f"/jobs/{job_id}"))))
 
 
 @jobs_app.command("logs")
 def jobs_logs(job_id: str, tail_lines: Annotated[int, typer.Option("--tail")] = 0) -> None:
     """A job's log lines."""
-    for line in _run(lambda: GatewayClient().get(f"/jobs/{job_id}/logs", tail=tail_lines))["lines"]:
+    for line in run_or_fail(lambda: GatewayClient().get(f"/jobs/{job_id}/logs", tail=tail_lines))["lines"]:
         console.print(f"[dim]{line.get('level', '')}[/] {line.get('message', '')}")
 
 
 @jobs_app.command("cancel")
 def jobs_cancel(job_id: str) -> None:
     """Cancel a queued or running job."""
-    job = _run(lambda: GatewayClient().post(f"/jobs/{job_id}/cancel"))
+    job = run_or_fail(lambda: GatewayClient().post(f"/jobs/{job_id}/cancel"))
     console.print(f"{job['id']}: {job['status']}{' (cancel requested)' if job.get('cancel_requested') else ''}")
 
 
@@ -224,22 +198,6 @@ def jobs_watch(job_id: str) -> None:
     job = follow_job(GatewayClient(), job_id)
     if job["status"] != "succeeded":
         fail(f"job {job_id} {job['status']}: {job.get('error') or 'see dyag jobs logs ' + job_id}")
-
-
-def follow_job(client: GatewayClient, job_id: str, label: str | None = None) -> dict:
-    """A live progress bar fed by the gateway's server-sent events; returns the final job."""
-    job: dict = {}
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-               TextColumn("{task.fields[step]}"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(label or job_id, total=1.0, step="")
-        try:
-            for job in client.watch_job(job_id):
-                p = job.get("progress", {})
-                progress.update(task, completed=p.get("fraction", 0.0), step=p.get("step", ""))
-        except CliError as exc:
-            fail(str(exc))
-    return job
 
 
 # --- the main job ----------------------------------------------------------------------------
@@ -252,12 +210,12 @@ def run(
     catalog = catalog or sample_catalog()
     stack = Stack()
     with console.status("starting the stack…") as status:
-        _run(lambda: stack.up(on_step=lambda s: status.update(s)))
+        run_or_fail(lambda: stack.up(on_step=lambda s: status.update(s)))
     console.print(f"[green]✓[/] stack ready at {stack.config.gateway_url}")
     client = GatewayClient(stack.config.gateway_url)
-    version = _run(lambda: client.upload_catalog(catalog, name))
+    version = run_or_fail(lambda: client.upload_catalog(catalog, name))
     _print_version(version)
-    print_profile(_run(lambda: client.get(f"/catalogs/{version['name']}/profile")))
+    print_profile(run_or_fail(lambda: client.get(f"/catalogs/{version['name']}/profile")))
 
 
 @app.command()

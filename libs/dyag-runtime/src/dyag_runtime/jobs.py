@@ -107,7 +107,19 @@ def proto_to_dict(job: jobs_pb2.Job) -> dict[str, Any]:
     """The JSON shape the gateway and CLI show."""
     data = json_format.MessageToDict(job, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
     data["status"] = STATUS_NAMES.get(job.status, "unknown")
+    for key in ("params", "result"):  # protobuf Struct keeps every number as a double
+        data[key] = _whole_numbers(data.get(key, {}))
     return data
+
+
+def _whole_numbers(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    return value
 
 
 class JobStore:

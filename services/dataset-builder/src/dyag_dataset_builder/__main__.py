@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dyag.v1 import catalog_pb2_grpc
+import asyncio
+
+from dyag.v1 import catalog_pb2_grpc, dataset_pb2_grpc
 from dyag_runtime.server import Runtime, run
 
 from dyag_dataset_builder.catalog_store import CatalogStore
 from dyag_dataset_builder.catalogs import CatalogServicer
+from dyag_dataset_builder.datasets import BUILD, DatasetBuilder, DatasetServicer, DatasetStore
 from dyag_dataset_builder.settings import DatasetBuilderSettings
 
 
@@ -20,6 +23,13 @@ def main() -> None:
             CatalogServicer(rt, store, settings.max_catalog_bytes),
             "dyag.v1.CatalogService",
         )
+        datasets = DatasetStore(settings.data_dir / "datasets.db")
+        rt.add_servicer(
+            dataset_pb2_grpc.add_DatasetServiceServicer_to_server,
+            DatasetServicer(rt, store, datasets),
+            "dyag.v1.DatasetService",
+        )
+        rt.handlers[BUILD] = DatasetBuilder(rt, store, datasets, asyncio.get_running_loop())
 
     run(settings, setup)
 

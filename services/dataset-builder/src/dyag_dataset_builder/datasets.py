@@ -83,7 +83,7 @@ class DatasetStore:
 def config_from(params: dict[str, Any]) -> GenerationConfig:
     types = [t for t in params.get("question_types", []) if t]
     kwargs: dict[str, Any] = {
-        "num_questions": int(params["num_questions"]) or None if params.get("num_questions") else None,
+        "num_questions": int(params.get("num_questions") or 0) or None,
         "question_types": "all" if not types or types == ["all"] else tuple(types),
         "add_negatives": bool(params.get("add_negatives", True)),
         "seed": int(params.get("seed", 42)),
@@ -208,14 +208,13 @@ def _type_counts(examples) -> dict[str, int]:
 
 
 def _plan_dict(plan) -> dict[str, Any]:
-    data = plan.to_dict()
     return {
-        "entities": data.get("entities", 0),
-        "question_types": data.get("question_types", 0) if isinstance(data.get("question_types"), int) else len(data.get("question_types") or ()),
-        "variations": data.get("variations", 0),
+        "entities": plan.entities,
+        "question_types": len(plan.question_types),
+        "variations": plan.variations,
         "max_examples": plan.total,
-        "per_type": dict(data.get("per_type", {})),
-        "formula": plan.describe(),
+        "per_type": dict(plan.per_type),
+        "formula": plan.formula,
     }
 
 
@@ -250,7 +249,7 @@ class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
             self.datasets.get(request.base_dataset_id)
         # Validate the parameters against the catalog before queueing: bad input is refused at once.
         catalog = await asyncio.to_thread(self.catalogs.catalog, row)
-        await asyncio.to_thread(plan_size, catalog, config_from(params), True)
+        await asyncio.to_thread(lambda: plan_size(catalog, config_from(params), check=True))
         if params["split_strategy"] not in ("paraphrase", "entity"):
             raise DyagError("invalid_split_strategy", f"unknown split strategy {params['split_strategy']!r}: use 'paraphrase' or 'entity'")
         record = await self.rt.jobs.submit(BUILD, params, request.correlation_id)

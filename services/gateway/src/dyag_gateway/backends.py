@@ -7,7 +7,7 @@ import asyncio
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from dyag.v1 import catalog_pb2_grpc, jobs_pb2_grpc
+from dyag.v1 import catalog_pb2_grpc, dataset_pb2_grpc, jobs_pb2_grpc
 from dyag_gateway.errors import ApiError
 from dyag_gateway.settings import GatewaySettings
 
@@ -29,6 +29,9 @@ class Backends:
 
     def catalogs(self) -> catalog_pb2_grpc.CatalogServiceStub:
         return catalog_pb2_grpc.CatalogServiceStub(self.channel("dataset-builder"))
+
+    def datasets(self) -> dataset_pb2_grpc.DatasetServiceStub:
+        return dataset_pb2_grpc.DatasetServiceStub(self.channel("dataset-builder"))
 
     def jobs(self, service: str) -> jobs_pb2_grpc.JobServiceStub:
         return jobs_pb2_grpc.JobServiceStub(self.channel(service))

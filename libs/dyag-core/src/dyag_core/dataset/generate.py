@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from difflib import SequenceMatcher
 from itertools import chain, zip_longest
 from typing import Any
@@ -76,6 +76,7 @@ TYPE_ROLES: dict[str, tuple[str, ...]] = {
 }
 MIN_ACTOR_APPLICATIONS = 2  # an actor becomes a listing criterion when it works on at least this many
 SIMILARITY_LIMIT = 0.6  # a made-up name must stay below this similarity ratio with every real name
+Progress = Callable[[float], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,16 +115,22 @@ class DatasetPlan:
         """The most examples this catalog and config give (the largest valid num_questions)."""
         return sum(self.planned.values())
 
+    @property
+    def per_type(self) -> dict[str, int]:
+        """What each type contributes at most (the negatives capped by negative_ratio); sums to total."""
+        return dict(self.planned)
+
+    @property
+    def formula(self) -> str:
+        return f"{self.entities} apps x {len(self.question_types)} types x {self.variations} variations = {self.guide_estimate}"
+
     def describe(self) -> str:
-        lines = [
-            f"{self.entities} applications × {len(self.question_types)} types × {self.variations} variations "
-            f"= {self.guide_estimate} exemples au plus ; ce catalogue en permet {self.total} :"
-        ]
-        lines += [f"  {t}: {self.planned[t]} (possibles : {self.possible[t]})" for t in self.question_types]
+        lines = [f"{self.formula} examples at most; this catalog allows {self.total}:"]
+        lines += [f"  {t}: {self.planned[t]} (possible: {self.possible[t]})" for t in self.question_types]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "guide_estimate": self.guide_estimate, "total": self.total}
+        return {**asdict(self), "guide_estimate": self.guide_estimate, "total": self.total, "per_type": self.per_type, "formula": self.formula}
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,23 +148,29 @@ class _Subject:
 # ---------------------------------------------------------------- public API
 
 
-def plan_size(catalog: Catalog, config: GenerationConfig | None = None) -> DatasetPlan:
+def plan_size(catalog: Catalog, config: GenerationConfig | None = None, check: bool = False) -> DatasetPlan:
+    """What the catalog allows. With check=True, also refuse a num_questions above it (too_many_questions)."""
     config = config or GenerationConfig()
-    return _prepare(catalog, config)[1]
+    plan = _prepare(catalog, config)[1]
+    if check and config.num_questions is not None and config.num_questions > plan.total:
+        raise _too_many(config, plan)
+    return plan
 
 
-def generate(catalog: Catalog, config: GenerationConfig | None = None) -> tuple[Example, ...]:
+def generate(catalog: Catalog, config: GenerationConfig | None = None, on_progress: Progress | None = None) -> tuple[Example, ...]:
+    """The examples, interleaved type by type. on_progress, if given, receives the fraction done (0..1) a few times."""
     config = config or GenerationConfig()
     subjects, plan = _prepare(catalog, config)
     if config.num_questions is not None and config.num_questions > plan.total:
         raise _too_many(config, plan)
     seen: set[str] = set()
-    pools = {
-        t: _unknown_pool(catalog, config, seen) if t == "negative_unknown_entity" else _round_robin(subjects[t], config, seen)
-        for t in plan.question_types
-    }
-    taken = _select(pools, dict(plan.possible), config)
-    return tuple(ex for row in zip_longest(*taken.values()) for ex in row if ex is not None)
+    pools = {t: _pool(t, subjects, catalog, config, seen) for t in plan.question_types}
+    taken = _select(pools, dict(plan.possible), config, on_progress)
+    examples = tuple(ex for row in zip_longest(*taken.values()) for ex in row if ex is not None)
+    if config.num_questions is not None and len(examples) < config.num_questions:
+        # Rare: repeated questions or exhausted made-up names left fewer examples than planned.
+        raise _too_many(config, replace(plan, planned={t: len(taken[t]) for t in plan.question_types}))
+    return examples
 
 
 def regenerate_changed(
@@ -248,7 +261,7 @@ def _prepare(catalog: Catalog, config: GenerationConfig) -> tuple[dict[str, list
     _validate(config)
     types = config.selected_types()
     if not types:
-        raise DatasetError("unknown_question_type", "no question type selected: add_negatives is off and only negative types were asked for")
+        raise DatasetError("bad_config", "no question type left: add_negatives is off and only negative types were asked for")
     ranks = _ranks(catalog, config.seed)
     subjects = {t: _subjects(t, catalog, config, ranks) for t in types if t != "negative_unknown_entity"}
     possible = {t: sum(min(config.variations, len(s.templates)) for s in subjects[t]) for t in subjects}
@@ -316,7 +329,9 @@ def _waterfill(total: int, caps: dict[str, int]) -> dict[str, int]:
 # ---------------------------------------------------------------- selection
 
 
-def _select(pools: dict[str, Iterator[Example]], available: dict[str, int], config: GenerationConfig) -> dict[str, list[Example]]:
+def _select(
+    pools: dict[str, Iterator[Example]], available: dict[str, int], config: GenerationConfig, on_progress: Progress | None
+) -> dict[str, list[Example]]:
     """Draw each type's quota; a type that runs short (repeated questions) hands its share to the others."""
     taken: dict[str, list[Example]] = {t: [] for t in pools}
     while True:
@@ -331,16 +346,29 @@ def _select(pools: dict[str, Iterator[Example]], available: dict[str, int], conf
                     short = True
                     break
                 got.append(example)
+            if on_progress:  # once per type: cheap enough for a callback that emits events
+                on_progress(min(1.0, sum(map(len, taken.values())) / max(sum(quotas.values()), 1)))
         if not short:
             return {t: taken[t][: quotas[t]] for t in pools}
 
 
-def _round_robin(subjects: Sequence[_Subject], config: GenerationConfig, seen: set[str]) -> Iterator[Example]:
-    """First phrasing of every subject, then the second…; a repeated question falls back on a spare phrasing."""
+def _pool(qtype: str, subjects: dict[str, list[_Subject]], catalog: Catalog, config: GenerationConfig, seen: set[str]) -> Iterator[Example]:
+    if qtype == "negative_unknown_entity":
+        return _unknown_pool(catalog, config, seen)
+    # Empty-field negatives are many and their quota small: two phrasings per fact keep some for evaluation.
+    return _round_robin(subjects[qtype], config, seen, batch=2 if qtype == "negative_empty_field" else 1)
+
+
+def _round_robin(subjects: Sequence[_Subject], config: GenerationConfig, seen: set[str], batch: int = 1) -> Iterator[Example]:
+    """First phrasing of every subject, then the second…; a repeated question falls back on a spare phrasing.
+
+    With batch=2, each subject gives two phrasings per round, so that even a small quota has facts
+    asked twice (the paraphrase split can then test one and teach the other).
+    """
     spares: dict[int, Iterator[int]] = {}
-    for round_ in range(config.variations):
+    for first in range(0, config.variations, batch):
         for n, subject in enumerate(subjects):
-            if round_ < len(subject.templates):
+            for round_ in range(first, min(first + batch, config.variations, len(subject.templates))):
                 spare = spares.setdefault(n, iter(subject.templates[config.variations :]))
                 example = _first_new(subject, chain((subject.templates[round_],), spare), config, seen)
                 if example:

@@ -186,7 +186,9 @@ def _by_entity(
     for unit, where in _balance(owned, sum(map(len, owned)), ratios, rng):
         for i in unit:
             assignment[i] = where
-    for unit, where in _stratified_units(free, examples, ratios, rng):
+    # The catalog-wide examples (one per unit, as a rule) make up what whole entities could not reach.
+    wanted = {name: max(0, targets[name] - assignment.count(name)) for name in ("validation", "test")}
+    for unit, where in _stratified_units(free, examples, wanted, rng):
         for i in unit:
             assignment[i] = where
     got = {name: assignment.count(name) for name in SPLIT_NAMES}
@@ -219,28 +221,37 @@ def _units(examples: Sequence[Example]) -> list[list[int]]:
 
 
 def _balance(units: list[list[int]], total: int, ratios: Sequence[float], rng: random.Random) -> list[tuple[list[int], str]]:
-    """Largest units first, each to the split furthest below its target."""
+    """Units in a seeded order fill validation and test (the emptier first) while they fit; the rest is train.
+
+    A second pass offers the smallest train units to whatever room is left, to land close to the ratios.
+    """
     targets = _targets(total, ratios)
-    deficit = dict(targets)
+    room = {"validation": targets["validation"], "test": targets["test"]}
     order = list(units)
     rng.shuffle(order)
-    order.sort(key=len, reverse=True)
-    placed = []
-    for unit in order:
-        where = max(SPLIT_NAMES, key=lambda name: deficit[name] / max(targets[name], 1) if targets[name] else float("-inf"))
-        deficit[where] -= len(unit)
-        placed.append((unit, where))
-    return placed
+    placed: dict[int, str] = {}
+
+    def offer(position: int) -> None:
+        where = max(room, key=lambda name: room[name])
+        if len(order[position]) <= room[where]:
+            room[where] -= len(order[position])
+            placed[position] = where
+
+    for position in range(len(order)):
+        offer(position)
+    for position in sorted((p for p in range(len(order)) if p not in placed), key=lambda p: len(order[p])):
+        offer(position)
+    return [(unit, placed.get(position, "train")) for position, unit in enumerate(order)]
 
 
-def _stratified_units(units: list[list[int]], examples: Sequence[Example], ratios: Sequence[float], rng: random.Random) -> list[tuple[list[int], str]]:
+def _stratified_units(units: list[list[int]], examples: Sequence[Example], wanted: dict[str, int], rng: random.Random) -> list[tuple[list[int], str]]:
+    """Units spread by type: `wanted` units go to validation and test, in proportion to each type's size."""
     strata: dict[str, list[list[int]]] = {}
     for unit in units:
         strata.setdefault(examples[unit[0]].qtype, []).append(unit)
-    targets = _targets(len(units), ratios)
     weights = {qtype: len(us) for qtype, us in strata.items()}
-    test = _apportion(targets["test"], weights, weights)
-    validation = _apportion(targets["validation"], weights, {q: weights[q] - test[q] for q in weights})
+    test = _apportion(wanted["test"], weights, weights)
+    validation = _apportion(wanted["validation"], weights, {q: weights[q] - test[q] for q in weights})
     placed = []
     for qtype, members in strata.items():
         rng.shuffle(members)

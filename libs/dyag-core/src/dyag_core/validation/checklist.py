@@ -43,8 +43,13 @@ class CheckItem:
         return asdict(self) | {"passed": self.passed}
 
 
+# Words of those phrases, looked for in the lower-cased text first so that fold() runs on few answers.
+_NEGATIVE_HINTS = ("sais pas", "connais pas", "information", "dispose pas", "renseign", "figure pas")
+
+
 def looks_negative(answer: str) -> bool:
-    return bool(_NEGATIVE_ANSWER.search(fold(answer)))
+    lower = answer.lower()
+    return any(hint in lower for hint in _NEGATIVE_HINTS) and bool(_NEGATIVE_ANSWER.search(fold(answer)))
 
 
 def find_split(dataset: str | Path | None) -> dict[str, Path]:

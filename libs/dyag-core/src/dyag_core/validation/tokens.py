@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import operator
 import os
-import re
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from itertools import islice
+from itertools import accumulate, chain
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 from ..errors import DyagError
 from .format import Record
@@ -48,10 +48,6 @@ MAX_TOKENS_BY_MODEL = {
 }
 DEFAULT_HOSTED_MAX_TOKENS = 16385  # the cookbook's limit
 LOCAL_MAX_TOKENS = 2048
-
-# Where the word split is not exact (a space after another whitespace), or where the <|endoftext|>
-# separators would be ambiguous: such texts are encoded whole.
-_UNSPLITTABLE = re.compile(r"\s |<\|")
 
 INSTALL_HINT = "installer l'extra : pip install 'dyag-core[validation]'"
 
@@ -124,18 +120,20 @@ def load_encoding(wanted: str) -> tuple[Any, str, tuple[str, ...]]:
 
 
 class TiktokenTokenizer:
-    """Counts with a tiktoken encoding; fast on large datasets.
+    """Counts with a tiktoken encoding; fast on large datasets, and exact.
 
-    - a cache by string: a dataset repeats its system prompt, its roles and many answers;
+    - a cache by text: a dataset repeats its system prompt and many answers;
     - a cache by word: tiktoken's pre-tokenizer never lets a piece run across a space that follows a
-      non-space character, and the pieces after such a space depend only on the text after it. So
-      tokens("a b c") == tokens("a") + tokens(" b") + tokens(" c") exactly, and each distinct " word"
-      is encoded once. Texts with a space after another whitespace (or a literal "<|") are encoded whole;
-    - new strings are joined with <|endoftext|> and encoded in a few large calls spread over threads
-      (tiktoken releases the GIL), the separators giving each string's count.
+      non-whitespace character, and the pieces after such a space depend only on the text after it.
+      So tokens("a b c") == tokens("a") + tokens(" b") + tokens(" c"), and each distinct word is
+      encoded once. The split is done on bytes, in bulk (numpy); a text with a space right after
+      another whitespace is encoded whole;
+    - what is encoded goes in a few large calls (strings joined with <|endoftext|>, whose tokens give
+      each string's count) spread over threads, since tiktoken releases the GIL.
     """
 
     _SEP = "<|endoftext|>"
+    _WORD_SPLIT_MIN_CHARS = 1 << 20  # below this, plain joined encoding is as fast
 
     def __init__(self, model: str = "gpt-4o-mini", *, encoding: str | None = None, threads: int | None = None):
         self.model = model
@@ -145,29 +143,17 @@ class TiktokenTokenizer:
         self.warnings: tuple[str, ...] = warnings
         self.threads = max(1, min(threads or os.cpu_count() or 1, 8))
         self._cache: dict[str, int] = {}  # text -> tokens
-        self._spaced: dict[str, int] = {}  # word -> tokens of " " + word
 
     def count(self, texts: Sequence[str]) -> list[int]:
         cache = self._cache
-        new = [text for text in dict.fromkeys(texts) if text not in cache]
+        new = list(dict.fromkeys(texts).keys() - cache.keys()) if cache else list(dict.fromkeys(texts))
         if new:
-            self._count_new(new)
-        return [cache[text] for text in texts]
+            counts = self._count_by_words(new) if sum(map(len, new)) >= self._WORD_SPLIT_MIN_CHARS else None
+            cache.update(zip(new, counts if counts is not None else self.encode_counts(new)))
+        return list(map(cache.__getitem__, texts))
 
-    def _count_new(self, texts: list[str]) -> None:
-        cache, spaced = self._cache, self._spaced
-        whole = [text for text in texts if _UNSPLITTABLE.search(text)]
-        splittable = [text for text in texts if not _UNSPLITTABLE.search(text)] if whole else texts
-        parts_of = [text.split(" ") for text in splittable]
-        new_words = list({word for parts in parts_of for word in islice(parts, 1, None)} - spaced.keys())
-        spaced.update(zip(new_words, self._encode_counts([" " + word for word in new_words])))
-        standalone = list(dict.fromkeys([*whole, *(parts[0] for parts in parts_of)]) - cache.keys())
-        cache.update(zip(standalone, self._encode_counts(standalone)))
-        count_spaced = spaced.__getitem__
-        for text, parts in zip(splittable, parts_of):
-            cache[text] = cache[parts[0]] + sum(map(count_spaced, islice(parts, 1, None)))
-
-    def _encode_counts(self, texts: list[str]) -> list[int]:
+    def encode_counts(self, texts: list[str]) -> list[int]:
+        """Tokens of each text, encoded in large joined chunks over threads."""
         if not texts:
             return []
         n_chunks = self.threads * 4 if len(texts) > 1000 else 1
@@ -180,16 +166,79 @@ class TiktokenTokenizer:
 
     def _count_chunk(self, texts: list[str]) -> list[int]:
         encoding = self._encoding
-        if any("<|" in text for text in texts):  # a literal special token would break the separators
-            return [len(encoding.encode_ordinary(text)) for text in texts]
         try:
             import numpy as np
         except ImportError:
+            np = None
+        if np is None or any("<|" in text for text in texts):  # a literal special token would break the separators
             return [len(encoding.encode_ordinary(text)) for text in texts]
-        tokens = encoding.encode_to_numpy(self._SEP.join(texts), allowed_special={self._SEP})
+        try:
+            # disallowed_special=(): no Python-side scan of the text, which would hold the GIL.
+            tokens = encoding.encode_to_numpy(self._SEP.join(texts), allowed_special={self._SEP}, disallowed_special=())
+        except UnicodeEncodeError:  # lone surrogates: encode_ordinary repairs them text by text
+            return [len(encoding.encode_ordinary(text)) for text in texts]
         bounds = np.flatnonzero(tokens == encoding.eot_token)
         edges = np.concatenate(([-1], bounds, [len(tokens)]))
         return (np.diff(edges) - 1).tolist()
+
+    def _count_by_words(self, texts: list[str]) -> list[int] | None:
+        """Counts summed over words (see the class doc); None when numpy is missing or the texts hold NULs."""
+        try:
+            import numpy as np
+        except ImportError:
+            return None
+        joined = "\x00".join(texts)
+        if joined.count("\x00") != len(texts) - 1:
+            return None
+        try:
+            data = joined.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
+        del joined
+        raw = np.frombuffer(data, dtype=np.uint8)
+        text_ends = np.append(np.flatnonzero(raw == 0), len(raw))
+        space_at = np.flatnonzero(raw == 32)
+        whole = _texts_with_unsafe_space(np, raw, space_at, text_ends)
+        del raw
+        spaces_per_text = np.diff(np.searchsorted(space_at, text_ends), prepend=0)
+        first_part = np.concatenate(([0], np.cumsum(spaces_per_text[:-1] + 1)))
+        parts = data.replace(b"\x00", b" ").split(b" ")
+        heads = operator.itemgetter(*first_part.tolist())(parts) if len(texts) > 1 else (parts[0],)
+        words = list(set(parts))
+        spaced = dict(zip(words, self.encode_counts([" " + w.decode("utf-8") for w in words])))
+        head_words = list(set(heads))
+        alone = dict(zip(head_words, self.encode_counts([w.decode("utf-8") for w in head_words])))
+        counts = np.fromiter(map(spaced.__getitem__, parts), dtype=np.int64, count=len(parts))
+        counts[first_part] = np.fromiter(map(alone.__getitem__, heads), dtype=np.int64, count=len(heads))
+        totals = np.add.reduceat(counts, first_part).tolist()
+        if whole:
+            for index, n in zip(whole, self.encode_counts([texts[i] for i in whole])):
+                totals[index] = n
+        return totals
+
+
+# Whitespace characters, as UTF-8 bytes: the ASCII ones (Python's isspace() set, a superset of the
+# Unicode White_Space that tiktoken's regex uses) and the multi-byte ones (NEL, NBSP, U+1680,
+# U+2000-200A, U+2028-2029, U+202F, U+205F, U+3000).
+_ASCII_SPACES = bytes([9, 10, 11, 12, 13, 28, 29, 30, 31, 32])
+_MULTIBYTE_SPACES = tuple(
+    c.encode("utf-8") for c in "\x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000" + "".join(map(chr, range(0x2000, 0x200B)))
+)
+
+
+def _texts_with_unsafe_space(np: Any, raw: Any, space_at: Any, text_ends: Any) -> list[int]:
+    """Indexes of the texts holding a space right after another whitespace character (vectorised)."""
+    padded = np.concatenate((np.zeros(3, dtype=np.uint8), raw))  # so that every space has 3 bytes before it
+    spaces = space_at[space_at > 0]  # a space at position 0 starts the first text: always safe
+    window = (  # the 3 bytes before each space, as one integer
+        padded[spaces].astype(np.int32) << 16 | padded[spaces + 1].astype(np.int32) << 8 | padded[spaces + 2]
+    )
+    unsafe = (
+        np.isin(window & 0xFF, list(_ASCII_SPACES))
+        | np.isin(window & 0xFFFF, [int.from_bytes(seq, "big") for seq in _MULTIBYTE_SPACES if len(seq) == 2])
+        | np.isin(window, [int.from_bytes(seq, "big") for seq in _MULTIBYTE_SPACES if len(seq) == 3])
+    )
+    return sorted(set(np.searchsorted(text_ends, spaces[unsafe], side="right").tolist()))
 
 
 class HFTokenizer:
@@ -201,13 +250,13 @@ class HFTokenizer:
             raise DyagError("tokenizer_not_found", f"Dossier de tokenizer local introuvable : {folder}", {"path": str(folder)})
         self.name = f"hf:{folder.name}"
         self.warnings: tuple[str, ...] = (
-            "modèle local : surcoût par message approché comme pour l'API (3 tokens), le gabarit de chat réel peut différer",
+            "modèle local : surcoût par message compté comme pour l'API (3 tokens), le gabarit de chat réel peut différer",
         )
         self._count_batch = self._load(folder)
         self._cache: dict[str, int] = {}
 
     @staticmethod
-    def _load(folder: Path):
+    def _load(folder: Path) -> Callable[[list[str]], list[int]]:
         if (folder / "tokenizer.json").is_file():
             try:
                 from tokenizers import Tokenizer as FastTokenizer
@@ -219,16 +268,18 @@ class HFTokenizer:
         try:
             from transformers import AutoTokenizer
         except ImportError as exc:
-            raise DyagError("tokenizer_unavailable", "ni tokenizers ni transformers ne sont installés pour lire un tokenizer local") from exc
+            raise DyagError(
+                "tokenizer_unavailable", "ni tokenizers ni transformers ne sont installés pour lire un tokenizer local"
+            ) from exc
         tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        return lambda texts: [len(ids) for ids in tok(list(texts), add_special_tokens=False)["input_ids"]]
+        return lambda texts: [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
 
     def count(self, texts: Sequence[str]) -> list[int]:
         cache = self._cache
         new = [text for text in dict.fromkeys(texts) if text not in cache]
         if new:
             cache.update(zip(new, self._count_batch(new)))
-        return [cache[text] for text in texts]
+        return list(map(cache.__getitem__, texts))
 
 
 def tokenizer_for(model: str | None = None, *, local_path: str | Path | None = None) -> Tokenizer:
@@ -285,38 +336,28 @@ class TokenStats:
 
 def token_stats(records: Sequence[Record], tokenizer: Tokenizer, *, limit: int) -> TokenStats:
     """Billed and assistant tokens of each record, their distributions and the examples over the limit."""
-    texts: list[str] = []
-    for record in records:
-        texts += record.roles
-        texts += record.contents
-        texts += record.names
-    counts = tokenizer.count(texts)
-    billed: list[int] = []
-    assistant: list[int] = []
-    position = 0
-    for record in records:
-        n = len(record.roles)
-        role_counts = counts[position : position + n]
-        content_counts = counts[position + n : position + 2 * n]
-        name_end = position + 2 * n + len(record.names)
-        billed.append(
-            TOKENS_PER_MESSAGE * n
-            + sum(role_counts)
-            + sum(content_counts)
-            + sum(counts[position + 2 * n : name_end])
-            + TOKENS_PER_NAME * len(record.names)
-            + TOKENS_REPLY_PRIMING
-        )
-        assistant.append(sum(c for r, c in zip(record.roles, content_counts) if r == "assistant"))
-        position = name_end
+    sizes = [len(record.roles) for record in records]
+    roles = list(chain.from_iterable(record.roles for record in records))
+    content_tokens = tokenizer.count(list(chain.from_iterable(record.contents for record in records)))
+    distinct_roles = list(dict.fromkeys(roles))
+    role_tokens = dict(zip(distinct_roles, tokenizer.count(distinct_roles)))
+    message_tokens = list(map(operator.add, content_tokens, map(role_tokens.__getitem__, roles)))
+    assistant_tokens = list(map(operator.mul, content_tokens, map("assistant".__eq__, roles)))
+    billed = [
+        TOKENS_PER_MESSAGE * n + TOKENS_REPLY_PRIMING + total
+        for n, total in zip(sizes, _sum_by_record(message_tokens, sizes))
+    ]
+    for index, record in enumerate(records):
+        if record.names:  # rare: +1 and the name's tokens, as the cookbook counts them
+            billed[index] += sum(tokenizer.count(record.names)) + TOKENS_PER_NAME * len(record.names)
     over = [(record.line, n) for record, n in zip(records, billed) if n > limit]
     return TokenStats(
         tokenizer=tokenizer.name,
         limit=limit,
         n_examples=len(records),
         per_example=Distribution.of(billed),
-        assistant=Distribution.of(assistant),
-        messages=Distribution.of([len(record.roles) for record in records]),
+        assistant=Distribution.of(_sum_by_record(assistant_tokens, sizes)),
+        messages=Distribution.of(sizes),
         total_tokens=sum(billed),
         billed_tokens=sum(min(limit, n) for n in billed),
         over_limit=over,
@@ -324,3 +365,16 @@ def token_stats(records: Sequence[Record], tokenizer: Tokenizer, *, limit: int) 
         n_missing_user=sum(1 for record in records if "user" not in record.roles),
         warnings=list(tokenizer.warnings),
     )
+
+
+def _sum_by_record(values: list[int], sizes: list[int]) -> list[int]:
+    """Sums of consecutive runs of `values`, of the given sizes (all sizes > 0)."""
+    if not sizes:
+        return []
+    try:
+        import numpy as np
+    except ImportError:
+        ends = list(accumulate(sizes))
+        return [sum(values[end - size : end]) for end, size in zip(ends, sizes)]
+    starts = np.concatenate(([0], np.cumsum(sizes[:-1])))
+    return np.add.reduceat(np.asarray(values, dtype=np.int64), starts).tolist()

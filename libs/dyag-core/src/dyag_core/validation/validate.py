@@ -14,7 +14,7 @@ from .checklist import FAIL, build_checklist, find_split, looks_negative
 from .cost import DEFAULT_PRICES, estimate_cost
 from .coverage import analyse_coverage, type_advice, type_distribution
 from .duplicates import find_duplicates
-from .format import Source, parse_dataset
+from .format import Record, Source, parse_dataset
 from .manifest import ManifestEntry, find_manifest, load_manifest
 from .pii import scan_pii
 from .report import ValidationReport
@@ -108,8 +108,9 @@ def validate_dataset(
             warnings.append(exc.message)
 
     split = split if split is not None else (find_split(path) or None)
-    answer_lengths = [len(record.answer.split()) for record in records]
-    negatives = _count_negatives(entries, records)
+    answers = [record.answer for record in records]
+    answer_lengths = [len(answer.split()) for answer in answers]
+    negatives = _count_negatives(entries, records, answers)
     checklist = build_checklist(
         n_examples=len(records),
         n_format_issues=len(parsed.issues),
@@ -165,11 +166,12 @@ def _manifest(
     return entries
 
 
-def _count_negatives(entries: list[ManifestEntry], records: Sequence[Any]) -> int:
+def _count_negatives(entries: list[ManifestEntry], records: Sequence[Record], answers: list[str]) -> int:
+    """From the manifest when there is one, else from the answers' wording."""
     if entries:
         valid = {record.line for record in records}
         return sum(1 for e in entries if e.line in valid and (e.negative or e.qtype in NEGATIVE_TYPES))
-    return sum(1 for record in records if looks_negative(record.answer))
+    return sum(map(looks_negative, answers))
 
 
 def _recommendations(report: ValidationReport, type_counts: dict[str, int], max_type_share: float) -> list[str]:
