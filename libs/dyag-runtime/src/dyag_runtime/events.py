@@ -96,6 +96,14 @@ class InvalidEvent(ValueError):
     """An event that can never be handled: it is terminated (not redelivered) and logged."""
 
 
+class Redeliver(Exception):
+    """Raised by a handler that cannot handle the event yet: it comes back after `delay` seconds."""
+
+    def __init__(self, delay: float):
+        super().__init__(f"redeliver in {delay} s")
+        self.delay = delay
+
+
 Handler = Callable[[Envelope], Awaitable[None]]
 
 
@@ -170,7 +178,7 @@ class EventBus:
         handler: Handler,
         processed: ProcessedEvents | None,
         ack_wait: float = 30.0,
-        max_deliver: int = 5,
+        max_deliver: int = 5,  # -1: no limit
         max_ack_pending: int = 1,
         heartbeat: float | None = None,
     ) -> asyncio.Task:
@@ -221,10 +229,13 @@ class EventBus:
             await handler(envelope)
         except asyncio.CancelledError:
             raise
+        except Redeliver as later:
+            await msg.nak(delay=later.delay)
+            return
         except Exception:
             attempt = msg.metadata.num_delivered
             log.exception("event handler failed", extra={"event_id": envelope.id, "attempt": attempt})
-            if attempt >= max_deliver:
+            if 0 < max_deliver <= attempt:
                 await msg.term()
             else:
                 await msg.nak(delay=min(2.0**attempt, 30.0))

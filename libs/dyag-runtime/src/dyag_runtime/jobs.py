@@ -30,7 +30,7 @@ from nats.js.kv import KeyValue
 
 from dyag.v1 import events_pb2, jobs_pb2
 from dyag_runtime.artifacts import Artifact, ArtifactStore
-from dyag_runtime.events import JOBS_STREAM, Envelope, EventBus, job_subject, now_rfc3339
+from dyag_runtime.events import JOBS_STREAM, Envelope, EventBus, Redeliver, job_subject, now_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -304,6 +304,8 @@ class JobWorker:
         self.ack_wait, self.heartbeat, self.max_attempts = ack_wait, heartbeat, max_attempts
         self.concurrency, self.flush_interval = concurrency, flush_interval
         self.instance = uuid.uuid4().hex[:12]
+        # A running job whose record was not heart-beaten for this long has lost its worker.
+        self._stale_after = max(3 * heartbeat, 1.0)
         self.running: dict[str, JobContext] = {}
 
     async def start(self) -> None:
@@ -316,7 +318,7 @@ class JobWorker:
             handler=self._on_request,
             processed=None,  # idempotency is the job record's status: an ended job is never run again
             ack_wait=self.ack_wait,
-            max_deliver=self.max_attempts + 2,
+            max_deliver=-1,  # attempts are counted in the job record, not by redeliveries
             max_ack_pending=self.concurrency,
             heartbeat=min(self.heartbeat, self.ack_wait / 3),
         )
@@ -332,10 +334,11 @@ class JobWorker:
             log.info("job already ended; request acknowledged", extra={"job_id": job_id, "status": record["status"]})
             return
         if job_id in self.running:
-            return
-        if record["status"] == RUNNING and time.time() - record["heartbeat_at"] < self.ack_wait and record["owner"] != self.instance:
+            return  # a duplicate of the request this worker is running
+        if record["status"] == RUNNING and time.time() - record["heartbeat_at"] < self._stale_after:
+            # Another worker heart-beat recently: look again later rather than run it twice or drop it.
             log.info("job is alive on another worker", extra={"job_id": job_id, "owner": record["owner"]})
-            return
+            raise Redeliver(self.heartbeat * 2)
         await self._run(record)
 
     async def _run(self, record: dict[str, Any]) -> None:

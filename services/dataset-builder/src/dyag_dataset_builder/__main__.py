@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from dyag.v1 import catalog_pb2_grpc, dataset_pb2_grpc
+from dyag.v1 import catalog_pb2_grpc, dataset_pb2_grpc, events_pb2
+from dyag_runtime.events import EVENTS_STREAM, ProcessedEvents, event_subject
 from dyag_runtime.server import Runtime, run
 
 from dyag_dataset_builder.catalog_store import CatalogStore
 from dyag_dataset_builder.catalogs import CatalogServicer
-from dyag_dataset_builder.datasets import BUILD, DatasetBuilder, DatasetServicer, DatasetStore
+from dyag_dataset_builder.datasets import BUILD, DatasetBuilder, DatasetServicer, DatasetStore, RebuildOnCatalogUpdate
 from dyag_dataset_builder.settings import DatasetBuilderSettings
 
 
@@ -30,6 +31,15 @@ def main() -> None:
             "dyag.v1.DatasetService",
         )
         rt.handlers[BUILD] = DatasetBuilder(rt, store, datasets, asyncio.get_running_loop())
+        if settings.rebuild_on_catalog_update:
+            await rt.bus.consume(
+                stream=EVENTS_STREAM,
+                durable="dataset-builder-on-catalog-updated",
+                subject=event_subject("catalog.updated"),
+                payload_type=events_pb2.CatalogUpdated,
+                handler=RebuildOnCatalogUpdate(rt, datasets),
+                processed=await ProcessedEvents.open(rt.bus, "dataset-builder-on-catalog-updated"),
+            )
 
     run(settings, setup)
 

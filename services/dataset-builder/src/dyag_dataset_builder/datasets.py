@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 from datetime import UTC, datetime
@@ -28,6 +29,8 @@ from dyag_runtime.jobs import JobContext, record_to_proto
 from dyag_runtime.server import Runtime
 
 from dyag_dataset_builder.catalog_store import CatalogStore
+
+log = logging.getLogger(__name__)
 
 BUILD = "dataset.build"
 SPLITS = ("train", "validation", "test")
@@ -72,6 +75,14 @@ class DatasetStore:
         if row is None:
             raise DatasetNotFound(dataset_id)
         return json.loads(row[0])
+
+    def latest_for(self, catalog: str, catalog_version: str) -> dict[str, Any] | None:
+        with self.lock:
+            row = self.db.execute(
+                "SELECT body FROM datasets WHERE catalog = ? AND catalog_version = ? ORDER BY created_at DESC LIMIT 1",
+                (catalog, catalog_version),
+            ).fetchone()
+        return json.loads(row[0]) if row else None
 
     def list(self, catalog: str = "") -> list[dict[str, Any]]:
         query = "SELECT body FROM datasets" + (" WHERE catalog = ?" if catalog else "") + " ORDER BY created_at DESC"
@@ -146,6 +157,7 @@ class DatasetBuilder:
             "base_dataset_id": base_id,
             "regenerated_examples": regenerated,
             "warnings": [],
+            "params": params,  # kept for rebuilds (not part of the Dataset message)
         }
         self.datasets.put(dataset)
         message = dataset_message(dataset)
@@ -278,3 +290,24 @@ class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
         for start in range(0, len(data), 1 << 20):
             yield dataset_pb2.FileChunk(data=data[start : start + (1 << 20)])
 
+
+
+class RebuildOnCatalogUpdate:
+    """catalog.updated -> rebuild, incrementally, the latest dataset of the previous catalog version.
+
+    This is where retraining starts: the new dataset's dataset.built event is what trainers follow.
+    """
+
+    def __init__(self, rt: Runtime, datasets: DatasetStore):
+        self.rt, self.datasets = rt, datasets
+
+    async def __call__(self, envelope) -> None:
+        event = envelope.data
+        if not event.previous_version:
+            return
+        base = self.datasets.latest_for(event.name, event.previous_version)
+        if base is None or "params" not in base:
+            return
+        params = dict(base["params"], catalog_version=event.version, base_dataset_id=base["id"])
+        record = await self.rt.jobs.submit(BUILD, params, envelope.correlation_id or envelope.id)
+        log.info("rebuilding after a catalog update", extra={"catalog": event.name, "base": base["id"], "job_id": record["id"]})

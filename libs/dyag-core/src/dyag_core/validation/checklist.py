@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from ..dataset.model import NEGATIVE_TYPES, QUESTION_TYPES
-from ..text import fold
 
 PASS, FAIL, SKIP, MANUAL = "pass", "fail", "skip", "manual"
 
@@ -20,11 +19,14 @@ ANSWER_WORDS = (20, 200)
 MIN_ANSWER_SHARE = 0.90  # share of answers whose length is within ANSWER_WORDS
 SPLIT_NAMES = {"train": ("train",), "validation": ("validation", "val", "valid"), "test": ("test",)}
 
-# Honest "I don't know" answers, fold()-normalised.
+# Honest "I don't know" answers. Each phrase holds one of the hints, which are looked for first
+# (plain substring search) so that the regex runs on few answers.
 _NEGATIVE_ANSWER = re.compile(
-    r"\b(je ne sais pas|je ne connais pas|je n ai pas (d |l |cette )?information|je ne dispose pas|"
-    r"aucune information|pas d information|non renseigne|n est pas renseigne|ne figure pas)\b"
+    r"je ne sais pas|je ne connais pas|je n['’]ai pas (?:d['’]|l['’]|cette )?information|je ne dispose pas"
+    r"|aucune information|pas d['’]information|non renseign[ée]|n['’]est pas renseign[ée]|ne figure pas",
+    re.IGNORECASE,
 )
+_NEGATIVE_HINTS = ("sais pas", "connais pas", "information", "dispose pas", "renseign", "figure pas")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +45,8 @@ class CheckItem:
         return asdict(self) | {"passed": self.passed}
 
 
-# Words of those phrases, looked for in the lower-cased text first so that fold() runs on few answers.
-_NEGATIVE_HINTS = ("sais pas", "connais pas", "information", "dispose pas", "renseign", "figure pas")
-
-
 def looks_negative(answer: str) -> bool:
-    lower = answer.lower()
-    return any(hint in lower for hint in _NEGATIVE_HINTS) and bool(_NEGATIVE_ANSWER.search(fold(answer)))
+    return any(hint in answer for hint in _NEGATIVE_HINTS) and bool(_NEGATIVE_ANSWER.search(answer))
 
 
 def find_split(dataset: str | Path | None) -> dict[str, Path]:

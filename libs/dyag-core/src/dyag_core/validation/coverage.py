@@ -7,7 +7,7 @@ name or long name appears, fold()-normalised and on word boundaries, in a questi
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,7 +101,7 @@ def analyse_coverage(
     if manifest:
         entries = [entry for entry in manifest if entry.line in valid_lines]
         mentioned = {eid for entry in entries for eid in entry.entity_ids if eid in known}
-        type_counts = type_distribution(entries, records)
+        type_counts = type_distribution(entries, valid_lines)
         source = "manifest"
     else:
         mentioned = _entities_named_in(catalog, (record.question for record in records))
@@ -117,9 +117,8 @@ def analyse_coverage(
     return report
 
 
-def type_distribution(manifest: Sequence[ManifestEntry], records: Sequence[Record]) -> dict[str, int]:
+def type_distribution(manifest: Sequence[ManifestEntry], valid_lines: Collection[int]) -> dict[str, int]:
     """Examples per question type among the valid lines, in QUESTION_TYPES order, then any other type."""
-    valid_lines = {record.line for record in records}
     counts = Counter(entry.qtype for entry in manifest if entry.qtype and entry.line in valid_lines)
     ordered = {t: counts[t] for t in QUESTION_TYPES if counts[t]}
     ordered.update({t: n for t, n in sorted(counts.items()) if t not in ordered})

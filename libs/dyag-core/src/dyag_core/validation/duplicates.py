@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..text import fold
-from .format import Record, Source, parse_dataset, read_lines
+from .format import Record, Source, is_json_array_file, parse_dataset, read_lines, write_lines
 
 SHINGLE_WORDS = 3
 NUM_PERM = 32
@@ -216,14 +216,6 @@ def clean(
     removed = {line for group in groups for line in sorted(group)[1:]}
     if drop_invalid:
         removed.update(parsed.invalid_lines)
-    path = Path(output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    kept = 0
-    with path.open("wb") as out:
-        for lineno, raw in enumerate(lines, 1):
-            if lineno in removed:
-                continue
-            out.write(raw if isinstance(raw, bytes) else raw.encode("utf-8"))
-            out.write(b"\n")
-            kept += 1
-    return CleanResult(kept, sorted(removed), str(path))
+    kept = [raw for lineno, raw in enumerate(lines, 1) if lineno not in removed]
+    path = write_lines(output, kept, as_array=is_json_array_file(source))
+    return CleanResult(len(kept), sorted(removed), str(path))

@@ -1,10 +1,11 @@
 """Reading a fine-tuning JSONL and checking its format line by line.
 
-The checks for OpenAI chat are those of the OpenAI cookbook "Data preparation and analysis for chat
+Formats are named as in dyag_core.dataset.formats. The checks for OpenAI chat are those of the cookbook "Data preparation and analysis for chat
 model fine-tuning" (data_type, missing_messages_list, message_missing_key, message_unrecognized_key,
 unrecognized_role, missing_content, example_missing_assistant_message), plus invalid_json. Each issue
-carries its 1-based line number; a broken line never stops the analysis of the others. Alpaca, ShareGPT
-and prompt/completion files are checked minimally and turned into chat messages for the other checks.
+carries its 1-based line number; a broken line never stops the analysis of the others. Alpaca (a JSON
+array: its elements count as lines), ShareGPT, prompt/completion and eval files are checked minimally and
+turned into chat messages for the other checks.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from typing import Any, Callable
 
 from ..dataset.errors import DatasetError
 
-FORMAT_OPENAI = "openai-chat"
+FORMAT_OPENAI = "openai"
 FORMAT_ALPACA = "alpaca"
 FORMAT_SHAREGPT = "sharegpt"
 FORMAT_PROMPT_COMPLETION = "prompt-completion"
-FORMATS = (FORMAT_OPENAI, FORMAT_ALPACA, FORMAT_SHAREGPT, FORMAT_PROMPT_COMPLETION)
+FORMAT_EVAL = "eval"
+# The names of dyag_core.dataset.formats.FORMATS.
+FORMATS = (FORMAT_OPENAI, FORMAT_ALPACA, FORMAT_SHAREGPT, FORMAT_PROMPT_COMPLETION, FORMAT_EVAL)
 
 # Issue codes, in report order (the cookbook's names, then ours).
 ISSUE_TYPES = (
@@ -116,11 +119,41 @@ def read_lines(source: Source) -> list[bytes | str]:
         if not path.is_file():
             raise DatasetError("bad_dataset", f"Jeu de données introuvable : {path}", {"path": str(path)})
         data = path.read_bytes()
+        if data.lstrip()[:1] == b"[":  # a JSON array (the alpaca format): one "line" per element
+            return _array_items(data)
         lines: list[bytes | str] = data.split(b"\n")
         if lines and lines[-1] == b"":
             lines.pop()
         return lines
     return [line.rstrip("\r\n") if isinstance(line, str) else line.rstrip(b"\r\n") for line in source]
+
+
+def is_json_array_file(source: Source) -> bool:
+    if not isinstance(source, (str, Path)):
+        return False
+    with open(source, "rb") as handle:
+        return handle.read(4096).lstrip()[:1] == b"["
+
+
+def write_lines(output: str | Path, lines: Iterable[bytes | str], *, as_array: bool = False) -> Path:
+    """JSONL, or a JSON array when the source was one (so a cleaned alpaca file stays an alpaca file)."""
+    path = Path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    texts = [line.decode("utf-8") if isinstance(line, bytes) else line for line in lines]
+    if as_array:
+        path.write_text("[\n" + ",\n".join(texts) + "\n]\n", encoding="utf-8")
+    else:
+        path.write_text("".join(text + "\n" for text in texts), encoding="utf-8")
+    return path
+
+
+def _array_items(data: bytes) -> list[bytes | str]:
+    """The elements of a JSON array file, re-serialised one per "line"; an unreadable array is one broken line."""
+    try:
+        items = json.loads(data)
+    except ValueError:
+        return [data]
+    return [json.dumps(item, ensure_ascii=False) for item in items]
 
 
 def detect_format(obj: Any) -> str:
@@ -134,14 +167,20 @@ def detect_format(obj: Any) -> str:
             return FORMAT_ALPACA
         if "prompt" in obj and "completion" in obj:
             return FORMAT_PROMPT_COMPLETION
+        if "question" in obj and "expected_answer" in obj:
+            return FORMAT_EVAL
     return FORMAT_OPENAI
 
 
 def parse_dataset(source: Source, *, dataset_format: str | None = None) -> ParsedDataset:
     """Parse every line, check its format and keep the valid ones as chat records."""
+    return parse_lines(read_lines(source), dataset_format=dataset_format)
+
+
+def parse_lines(lines: list[bytes | str], *, dataset_format: str | None = None, first_line: int = 1) -> ParsedDataset:
+    """parse_dataset on lines already read; `first_line` numbers a slice of a larger file."""
     if dataset_format is not None and dataset_format not in FORMATS:
         raise DatasetError("unknown_format", f"Format inconnu : {dataset_format} (attendus : {', '.join(FORMATS)})")
-    lines = read_lines(source)
     loads = json_loader()
     records: list[Record] = []
     issues: list[FormatIssue] = []
@@ -150,7 +189,7 @@ def parse_dataset(source: Source, *, dataset_format: str | None = None) -> Parse
         _CHECKERS[dataset_format] if dataset_format else None
     )
     with gc_paused():
-        for lineno, raw in enumerate(lines, 1):
+        for lineno, raw in enumerate(lines, first_line):
             try:
                 obj = loads(raw)
             except ValueError as exc:  # orjson, json and UTF-8 decoding errors are all ValueErrors
@@ -167,6 +206,19 @@ def parse_dataset(source: Source, *, dataset_format: str | None = None) -> Parse
                 records.append(record)
     detected = next((name for name, fn in _CHECKERS.items() if fn is checker), dataset_format or FORMAT_OPENAI)
     return ParsedDataset(detected, len(lines), records, issues, broken)
+
+
+def sniff_format(lines: Iterable[bytes | str]) -> str | None:
+    """The format of the first line that holds a JSON object, if any."""
+    loads = json_loader()
+    for raw in lines:
+        try:
+            obj = loads(raw)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            return detect_format(obj)
+    return None
 
 
 _is_str = str.__instancecheck__  # isinstance(x, str), mapped at C speed
@@ -306,27 +358,28 @@ def _check_sharegpt(lineno: int, obj: Any, issues: list[FormatIssue]) -> Record 
     return None if len(issues) > before else Record(lineno, roles, contents)
 
 
-def _flat_checker(question_keys: tuple[str, ...], answer_key: str, optional: tuple[str, ...] = ()):
-    """Alpaca ({instruction, input?, output}) and prompt/completion: required string fields."""
+def _flat_checker(question_key: str, answer_key: str, system_key: str | None = None):
+    """Alpaca ({instruction, input: the system prompt, output}), prompt/completion and eval: string fields."""
 
     def check(lineno: int, obj: Any, issues: list[FormatIssue]) -> Record | None:
         if type(obj) is not dict:
             issues.append(FormatIssue(lineno, "data_type", f"un objet JSON est attendu, pas {type(obj).__name__}"))
             return None
         before = len(issues)
-        for key in (*question_keys, answer_key):
+        for key in (question_key, answer_key):
             value = obj.get(key)
             if key not in obj:
                 issues.append(FormatIssue(lineno, "missing_field", f"champ « {key} » absent"))
             elif not (isinstance(value, str) and value.strip()):
                 issues.append(FormatIssue(lineno, "missing_content", f"champ « {key} » vide ou non textuel"))
-        for key in optional:
-            if key in obj and not isinstance(obj[key], str):
-                issues.append(FormatIssue(lineno, "missing_content", f"champ « {key} » non textuel"))
+        system = obj.get(system_key) if system_key else None
+        if system is not None and not isinstance(system, str):
+            issues.append(FormatIssue(lineno, "missing_content", f"champ « {system_key} » non textuel"))
         if len(issues) > before:
             return None
-        question = "\n\n".join(obj[key] for key in (*question_keys, *optional) if obj.get(key))
-        return Record(lineno, ["user", "assistant"], [question, obj[answer_key]])
+        if system:
+            return Record(lineno, ["system", "user", "assistant"], [system, obj[question_key], obj[answer_key]])
+        return Record(lineno, ["user", "assistant"], [obj[question_key], obj[answer_key]])
 
     return check
 
@@ -334,6 +387,7 @@ def _flat_checker(question_keys: tuple[str, ...], answer_key: str, optional: tup
 _CHECKERS: dict[str, Callable[[int, Any, list[FormatIssue]], Record | None]] = {
     FORMAT_OPENAI: _check_openai,
     FORMAT_SHAREGPT: _check_sharegpt,
-    FORMAT_ALPACA: _flat_checker(("instruction",), "output", optional=("input",)),
-    FORMAT_PROMPT_COMPLETION: _flat_checker(("prompt",), "completion"),
+    FORMAT_ALPACA: _flat_checker("instruction", "output", system_key="input"),
+    FORMAT_PROMPT_COMPLETION: _flat_checker("prompt", "completion"),
+    FORMAT_EVAL: _flat_checker("question", "expected_answer"),
 }

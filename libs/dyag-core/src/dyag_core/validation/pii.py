@@ -16,7 +16,7 @@ from typing import Any
 
 from ..catalog.model import Catalog
 from ..text import strip_accents
-from .format import Record, Source, json_loader, read_lines
+from .format import Record, Source, is_json_array_file, json_loader, read_lines, write_lines
 
 EMAIL = "email"
 PHONE = "telephone"
@@ -159,21 +159,20 @@ def redact(source: Source, output: str | Path, *, catalog: Catalog | None = None
     scanner = PiiScanner.for_catalog(catalog)
     loads = json_loader()
     changed: list[int] = []
-    path = Path(output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="\n") as out:
-        for lineno, raw in enumerate(read_lines(source), 1):
-            text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-            try:
-                obj = loads(raw)
-            except ValueError:
-                new = scanner.redact(text)
-            else:
-                redacted = _redact_value(obj, scanner)
-                new = text if redacted == obj else json.dumps(redacted, ensure_ascii=False)
-            if new != text:
-                changed.append(lineno)
-            out.write(new + "\n")
+    out: list[str] = []
+    for lineno, raw in enumerate(read_lines(source), 1):
+        text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+        try:
+            obj = loads(raw)
+        except ValueError:
+            new = scanner.redact(text)
+        else:
+            redacted = _redact_value(obj, scanner)
+            new = text if redacted == obj else json.dumps(redacted, ensure_ascii=False)
+        if new != text:
+            changed.append(lineno)
+        out.append(new)
+    path = write_lines(output, out, as_array=is_json_array_file(source))
     return RedactResult(changed, str(path))
 
 

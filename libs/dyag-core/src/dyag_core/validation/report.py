@@ -38,6 +38,7 @@ class ValidationReport:
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step
     max_listed: int = 1000
+    workers: int = 1  # processes that parsed the file
 
     @property
     def blocking(self) -> list[str]:
@@ -79,6 +80,7 @@ class ValidationReport:
             "blocking": self.blocking,
             "verdict": self.verdict,
             "timings_s": {step: round(s, 4) for step, s in self.timings.items()},
+            "workers": self.workers,
         }
 
     def render(self) -> str:

@@ -201,7 +201,7 @@ class TiktokenTokenizer:
         whole = _texts_with_unsafe_space(np, raw, space_at, text_ends)
         del raw
         spaces_per_text = np.diff(np.searchsorted(space_at, text_ends), prepend=0)
-        first_part = np.concatenate(([0], np.cumsum(spaces_per_text[:-1] + 1)))
+        first_part = np.concatenate((np.zeros(1, dtype=np.int64), np.cumsum(spaces_per_text[:-1] + 1)))
         parts = data.replace(b"\x00", b" ").split(b" ")
         heads = operator.itemgetter(*first_part.tolist())(parts) if len(texts) > 1 else (parts[0],)
         words = list(set(parts))
@@ -336,6 +336,23 @@ class TokenStats:
 
 def token_stats(records: Sequence[Record], tokenizer: Tokenizer, *, limit: int) -> TokenStats:
     """Billed and assistant tokens of each record, their distributions and the examples over the limit."""
+    billed, assistant = record_tokens(records, tokenizer)
+    return summarise_tokens(
+        lines=[record.line for record in records],
+        billed=billed,
+        assistant=assistant,
+        n_messages=[len(record.roles) for record in records],
+        n_missing_system=sum(1 for record in records if "system" not in record.roles),
+        n_missing_user=sum(1 for record in records if "user" not in record.roles),
+        limit=limit,
+        tokenizer=tokenizer.name,
+        warnings=list(tokenizer.warnings),
+    )
+
+
+def record_tokens(records: Sequence[Record], tokenizer: Tokenizer) -> tuple[list[int], list[int]]:
+    """(billed, assistant) tokens of each record. Billed as the cookbook does: 3 per message, the
+    tokens of each value (role, content, name), 1 more per name, 3 for the reply's priming."""
     sizes = [len(record.roles) for record in records]
     roles = list(chain.from_iterable(record.roles for record in records))
     content_tokens = tokenizer.count(list(chain.from_iterable(record.contents for record in records)))
@@ -348,22 +365,36 @@ def token_stats(records: Sequence[Record], tokenizer: Tokenizer, *, limit: int) 
         for n, total in zip(sizes, _sum_by_record(message_tokens, sizes))
     ]
     for index, record in enumerate(records):
-        if record.names:  # rare: +1 and the name's tokens, as the cookbook counts them
+        if record.names:  # rare
             billed[index] += sum(tokenizer.count(record.names)) + TOKENS_PER_NAME * len(record.names)
-    over = [(record.line, n) for record, n in zip(records, billed) if n > limit]
+    return billed, _sum_by_record(assistant_tokens, sizes)
+
+
+def summarise_tokens(
+    *,
+    lines: Sequence[int],
+    billed: Sequence[int],
+    assistant: Sequence[int],
+    n_messages: Sequence[int],
+    n_missing_system: int,
+    n_missing_user: int,
+    limit: int,
+    tokenizer: str,
+    warnings: list[str],
+) -> TokenStats:
     return TokenStats(
-        tokenizer=tokenizer.name,
+        tokenizer=tokenizer,
         limit=limit,
-        n_examples=len(records),
+        n_examples=len(billed),
         per_example=Distribution.of(billed),
-        assistant=Distribution.of(_sum_by_record(assistant_tokens, sizes)),
-        messages=Distribution.of(sizes),
+        assistant=Distribution.of(assistant),
+        messages=Distribution.of(n_messages),
         total_tokens=sum(billed),
         billed_tokens=sum(min(limit, n) for n in billed),
-        over_limit=over,
-        n_missing_system=sum(1 for record in records if "system" not in record.roles),
-        n_missing_user=sum(1 for record in records if "user" not in record.roles),
-        warnings=list(tokenizer.warnings),
+        over_limit=[(line, n) for line, n in zip(lines, billed) if n > limit],
+        n_missing_system=n_missing_system,
+        n_missing_user=n_missing_user,
+        warnings=warnings,
     )
 
 
@@ -376,5 +407,5 @@ def _sum_by_record(values: list[int], sizes: list[int]) -> list[int]:
     except ImportError:
         ends = list(accumulate(sizes))
         return [sum(values[end - size : end]) for end, size in zip(ends, sizes)]
-    starts = np.concatenate(([0], np.cumsum(sizes[:-1])))
+    starts = np.concatenate((np.zeros(1, dtype=np.int64), np.cumsum(sizes[:-1], dtype=np.int64)))
     return np.add.reduceat(np.asarray(values, dtype=np.int64), starts).tolist()
