@@ -58,7 +58,7 @@ def wait_running(rs, job_id: str, min_fraction: float = 0.05, timeout: float = 6
 
 @pytest.fixture(scope="module")
 def big(running_stack) -> str:
-    upload(running_stack, "big", big_catalog(6000))
+    upload(running_stack, "big", big_catalog(3000))
     return "big"
 
 

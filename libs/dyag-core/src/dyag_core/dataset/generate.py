@@ -329,6 +329,9 @@ def _waterfill(total: int, caps: dict[str, int]) -> dict[str, int]:
 # ---------------------------------------------------------------- selection
 
 
+PROGRESS_EVERY = 500  # examples between two progress reports: frequent enough to cancel promptly
+
+
 def _select(
     pools: dict[str, Iterator[Example]], available: dict[str, int], config: GenerationConfig, on_progress: Progress | None
 ) -> dict[str, list[Example]]:
@@ -346,7 +349,9 @@ def _select(
                     short = True
                     break
                 got.append(example)
-            if on_progress:  # once per type: cheap enough for a callback that emits events
+                if on_progress and len(got) % PROGRESS_EVERY == 0:
+                    on_progress(min(1.0, sum(map(len, taken.values())) / max(sum(quotas.values()), 1)))
+            if on_progress:
                 on_progress(min(1.0, sum(map(len, taken.values())) / max(sum(quotas.values()), 1)))
         if not short:
             return {t: taken[t][: quotas[t]] for t in pools}

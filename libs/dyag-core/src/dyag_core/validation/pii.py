@@ -89,18 +89,19 @@ class PiiScanner:
     any case, with or without accents)."""
 
     def __init__(self, person_names: Iterable[str] = ()):
-        variants: set[str] = set()
+        forms: set[tuple[str, ...]] = set()
         for name in person_names:
             words = name.split()
             if len(words) < 2:
                 continue  # a lone word ("MARTIN") would match ordinary text too often
             for form in {name, strip_accents(name)}:
-                w = form.split()
-                variants.add(r"[\s-]+".join(map(re.escape, w)))
+                w = tuple(form.lower().split())
+                forms.add(w)
                 if len(w) == 2:
-                    variants.add(r"[\s-]+".join(map(re.escape, reversed(w))))
-        alternation = "|".join(sorted(variants, key=len, reverse=True))
-        self._person = re.compile(rf"(?<!\w)(?:{alternation})(?!\w)", re.IGNORECASE) if variants else None
+                    forms.add(w[::-1])
+        # One trie-shaped pattern: thousands of names cost little more than one (a flat alternation
+        # would try every name at every position).
+        self._person = re.compile(rf"(?<!\w)(?:{_trie_pattern(forms)})(?!\w)", re.IGNORECASE) if forms else None
         self._cache: dict[str, list[tuple[str, str]]] = {}
 
     @classmethod
@@ -124,6 +125,31 @@ class PiiScanner:
         for kind, pattern in self._patterns():
             text = pattern.sub(PLACEHOLDERS[kind], text)
         return text
+
+
+_WORD_GAP = r"[\s-]+"
+
+
+def _trie_pattern(names: Iterable[tuple[str, ...]]) -> str:
+    """A regex matching any of the word sequences, longest first, words separated by spaces or hyphens."""
+    trie: dict[str, dict] = {}
+    for words in names:
+        node = trie
+        for word in words:
+            node = node.setdefault(word, {})
+        node[""] = {}  # a name ends here
+
+    def branches(node: dict[str, dict]) -> list[str]:
+        return [re.escape(word) + continuation(child) for word, child in sorted(node.items(), key=lambda kv: (-len(kv[0]), kv[0])) if word]
+
+    def continuation(node: dict[str, dict]) -> str:
+        longer = branches(node)
+        if not longer:
+            return ""
+        group = f"{_WORD_GAP}(?:{'|'.join(longer)})"
+        return f"(?:{group})?" if "" in node else group
+
+    return "|".join(branches(trie))
 
 
 def scan_pii(

@@ -20,7 +20,7 @@ from .checklist import looks_negative
 from .format import FormatIssue, Record, Source, is_json_array_file, parse_lines, read_lines, sniff_format
 from .tokens import TiktokenTokenizer, Tokenizer, record_tokens
 
-PARALLEL_MIN_BYTES = 32 * 1024 * 1024  # below this, starting processes costs more than it saves
+PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # below this, forking and merging cost about what they save
 MAX_WORKERS = 8
 
 
