@@ -67,3 +67,12 @@ def test_clean_keeps_the_first_occurrence(tmp_path) -> None:
     assert (tmp_path / "train_clean.jsonl").read_text(encoding="utf-8").splitlines() == [lines[0], lines[3], lines[4]]
     by_question = clean(source, tmp_path / "by_question.jsonl", by_question=True)
     assert by_question.removed_lines == [2, 3, 4] and by_question.kept == 2
+
+
+def test_word_by_word_folding_equals_fold() -> None:
+    from dyag_core.text import fold
+    from dyag_core.validation.duplicates import WordFolder
+
+    texts = ["Qu'est-ce que l'ÉCOLE ?", "  espaces\tet\nlignes  ", "œuvre ﬁn ½ İstanbul ¨a", "a\u00a0b — c…d", "", "ΑΣ ΣΑ"]
+    folder = WordFolder()
+    assert [folder(t) for t in texts] == [fold(t) for t in texts]

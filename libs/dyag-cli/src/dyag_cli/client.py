@@ -13,6 +13,11 @@ import httpx
 from dyag_cli.stack import api_key_path, dyag_home
 
 
+def _count_lines(path: Path) -> int:
+    with open(path, "rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
 class CliError(Exception):
     """An error to show the user as is, then exit non-zero."""
 
@@ -74,6 +79,25 @@ class GatewayClient:
             data["reject_mojibake"] = "true"
         with open(path, "rb") as f:
             return self.post("/catalogs", files={"file": (path.name, f)}, data=data)
+
+    def validate(self, path: Path, *, catalog: str = "", model: str = "", hosted: bool = False, allow_pii: bool = False) -> dict[str, Any]:
+        """Validate a local dataset file; its provenance manifest beside it is sent too."""
+        if not path.is_file():
+            raise CliError(f"no such dataset file: {path}")
+        data = {k: v for k, v in {"catalog": catalog, "model": model}.items() if v}
+        if hosted:
+            data["bound_for_hosted_api"] = "true"
+        if allow_pii:
+            data["allow_pii"] = "true"
+        manifest = path.with_name(path.name + ".manifest.jsonl")
+        splits = {name: path.with_name(f"{name}.jsonl") for name in ("train", "validation", "test")}
+        if path in splits.values() and all(p.is_file() for p in splits.values()):  # the guide's step 2.2 layout
+            data["split_counts"] = json.dumps({name: _count_lines(p) for name, p in splits.items()})
+        with open(path, "rb") as f:
+            files: dict[str, Any] = {"file": (path.name, f)}
+            if manifest.is_file():
+                files["manifest"] = (manifest.name, manifest.read_bytes())
+            return self.post("/validate", files=files, data=data, timeout=600)
 
     def download(self, path: str, dest: Path) -> Path:
         """Stream a file from the gateway to dest (through a temp file: never half a file)."""

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from dyag_cli import datasets
+from dyag_cli import datasets, validation
 from dyag_cli.client import GatewayClient
 from dyag_cli.common import DEFAULT_CATALOG_NAME, console, fail, follow_job, run_or_fail, sample_catalog
 from dyag_cli.stack import Stack, StackConfig, tail
@@ -20,6 +20,7 @@ jobs_app = typer.Typer(help="Follow the platform's asynchronous jobs.", no_args_
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(datasets.dataset_app, name="dataset")
 app.command("create_rag", help="The guide's step 2: a grounded QA dataset from a catalog, split 80/10/10.")(datasets.create_rag)
+app.command("analyze_training", help="The guide's step 3: coverage, types, format, tokens, duplicates, checklist.")(validation.analyze_training)
 app.add_typer(jobs_app, name="jobs")
 
 # --- the stack -------------------------------------------------------------------------------

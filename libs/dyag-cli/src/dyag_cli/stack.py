@@ -128,6 +128,7 @@ class Stack:
             on_step("already running")
         else:
             self.down(quiet=True)
+            self._check_ports_free()
             self.state = {"processes": {}, "services": list(cfg.services), "gateway_url": cfg.gateway_url}
             nats_url = self._start_nats(on_step)
             self.state["nats_url"] = nats_url
@@ -139,6 +140,16 @@ class Stack:
             self._write_state()
         if wait:
             self.wait_ready(timeout, on_step)
+
+    def _check_ports_free(self) -> None:
+        cfg = self.config
+        wanted = {"gateway": cfg.gateway_port, **{n: cfg.grpc_ports[n] for n in cfg.services}}
+        busy = [f"{name} (port {port})" for name, port in wanted.items() if port_open("127.0.0.1", port)]
+        if busy:
+            raise StackError(
+                f"ports already in use for {', '.join(busy)}: another Dyag stack (another DYAG_HOME?) or another "
+                "program holds them; stop it (dyag down) or choose another gateway port (dyag up --port)"
+            )
 
     def _start_nats(self, on_step: Callable[[str], None]) -> str:
         cfg = self.config
@@ -161,7 +172,9 @@ class Stack:
 
     def _base_env(self, nats_url: str) -> dict[str, str]:
         env = dict(os.environ)
+        cfg = self.config
         env.update(NATS_URL=nats_url, DYAG_LOG_JSON="true", PYTHONUNBUFFERED="1", ANONYMIZED_TELEMETRY="False")
+        env["DYAG_SERVICE_ADDRS"] = json.dumps({n: f"127.0.0.1:{cfg.grpc_ports[n]}" for n in cfg.services})
         env.update(self.config.extra_env)
         return env
 
@@ -178,12 +191,7 @@ class Stack:
     def _gateway_env(self, key: str, nats_url: str) -> dict[str, str]:
         env = self._base_env(nats_url)
         cfg = self.config
-        env.update(
-            DYAG_PORT=str(cfg.gateway_port),
-            DYAG_API_KEYS=key,
-            DYAG_SERVICES=",".join(cfg.services),
-            DYAG_SERVICE_ADDRS=json.dumps({n: f"127.0.0.1:{cfg.grpc_ports[n]}" for n in cfg.services}),
-        )
+        env.update(DYAG_PORT=str(cfg.gateway_port), DYAG_API_KEYS=key, DYAG_SERVICES=",".join(cfg.services))
         return env
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:

@@ -195,11 +195,7 @@ async def serve(settings: ServiceSettings, setup: Callable[[Runtime], Awaitable[
     bus = await _connect_bus(settings)
     artifacts = open_artifact_store(settings.artifact_root(), settings.s3_endpoint_url)
     jobs = await JobStore.open(bus, settings.service_name)
-    limit = settings.grpc_max_message_bytes
-    server = grpc.aio.server(
-        interceptors=[ErrorsAndMetrics(settings.service_name)],
-        options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
-    )
+    server = grpc.aio.server(interceptors=[ErrorsAndMetrics(settings.service_name)], options=settings.grpc_options())
     rt = Runtime(settings=settings, bus=bus, artifacts=artifacts, jobs=jobs, server=server)
     await setup(rt)
     rt.add_servicer(jobs_pb2_grpc.add_JobServiceServicer_to_server, JobServicer(rt), "dyag.v1.JobService")

@@ -21,21 +21,37 @@ SERVICES: dict[str, tuple[str, int]] = {
 DEFAULT_PORTS = {name: port for name, (_, port) in SERVICES.items()}
 
 
-class ServiceSettings(BaseSettings):
+class PlatformSettings(BaseSettings):
+    """What the gateway and every service share: NATS, logs, where the other services are."""
+
     model_config = SettingsConfigDict(env_prefix="DYAG_", env_file=".env", extra="ignore")
 
+    nats_url: str = Field("nats://127.0.0.1:4222", validation_alias="NATS_URL")
+    log_level: str = "INFO"
+    log_json: bool = True
+    # Service addresses default to service_host:<the service's port>; override one with
+    # DYAG_SERVICE_ADDRS='{"rag-service": "rag:50056"}'.
+    service_host: str = "127.0.0.1"
+    service_addrs: dict[str, str] = {}
+    grpc_max_message_bytes: int = 64 * 1024 * 1024  # catalogs and datasets travel in one message
+
+    def grpc_options(self) -> list[tuple[str, int]]:
+        limit = self.grpc_max_message_bytes
+        return [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
+
+    def address_of(self, service: str) -> str:
+        return self.service_addrs.get(service) or f"{self.service_host}:{SERVICES[service][1]}"
+
+
+class ServiceSettings(PlatformSettings):
     service_name: str = "dyag"
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 0  # 0: the service's default port
-    nats_url: str = Field("nats://127.0.0.1:4222", validation_alias="NATS_URL")
     data_dir: Path = Path(".dyag")
     # A local folder by default; "s3://bucket/prefix" for an S3-compatible store (endpoint below).
     artifact_store: str = ""
     s3_endpoint_url: str | None = None
-    grpc_max_message_bytes: int = 64 * 1024 * 1024  # catalogs and datasets travel in one message
     metrics_port: int = 0  # 0: no Prometheus endpoint
-    log_level: str = "INFO"
-    log_json: bool = True
     # Jobs: a worker that stops heart-beating for job_ack_wait_s loses its job to a restart.
     job_ack_wait_s: float = 30.0
     job_heartbeat_s: float = 5.0

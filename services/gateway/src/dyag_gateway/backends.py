@@ -7,15 +7,14 @@ import asyncio
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from dyag.v1 import catalog_pb2_grpc, dataset_pb2_grpc, jobs_pb2_grpc
+from dyag.v1 import catalog_pb2_grpc, dataset_pb2_grpc, jobs_pb2_grpc, validation_pb2_grpc
 from dyag_gateway.errors import ApiError
 from dyag_gateway.settings import GatewaySettings
 
 
 class Backends:
     def __init__(self, settings: GatewaySettings):
-        limit = settings.grpc_max_message_bytes
-        options = [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
+        options = settings.grpc_options()
         self.timeout = settings.grpc_timeout_s
         self.channels: dict[str, grpc.aio.Channel] = {
             name: grpc.aio.insecure_channel(settings.address_of(name), options=options) for name in settings.deployed()
@@ -32,6 +31,9 @@ class Backends:
 
     def datasets(self) -> dataset_pb2_grpc.DatasetServiceStub:
         return dataset_pb2_grpc.DatasetServiceStub(self.channel("dataset-builder"))
+
+    def validator(self) -> validation_pb2_grpc.ValidatorServiceStub:
+        return validation_pb2_grpc.ValidatorServiceStub(self.channel("validator"))
 
     def jobs(self, service: str) -> jobs_pb2_grpc.JobServiceStub:
         return jobs_pb2_grpc.JobServiceStub(self.channel(service))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from itertools import accumulate
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -47,6 +49,21 @@ class CheckItem:
 
 def looks_negative(answer: str) -> bool:
     return any(hint in answer for hint in _NEGATIVE_HINTS) and bool(_NEGATIVE_ANSWER.search(answer))
+
+
+def negative_answers(answers: Sequence[str]) -> set[int]:
+    """Indexes of the answers that look negative. The hints are searched in all answers joined (a few C
+    scans), and only the answers that hold one go through the regex."""
+    joined = "\x00".join(answers)
+    ends = list(accumulate(len(answer) + 1 for answer in answers))
+    candidates: set[int] = set()
+    for hint in _NEGATIVE_HINTS:
+        position = joined.find(hint)
+        while position >= 0:
+            index = bisect_right(ends, position)
+            candidates.add(index)
+            position = joined.find(hint, ends[index])
+    return {index for index in candidates if _NEGATIVE_ANSWER.search(answers[index])}
 
 
 def find_split(dataset: str | Path | None) -> dict[str, Path]:

@@ -7,7 +7,6 @@ pair confirmed by its exact shingle Jaccard. numpy is needed for near duplicates
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -58,15 +57,35 @@ class DuplicateReport:
         }
 
 
-_fold = functools.lru_cache(maxsize=1 << 16)(fold)  # answers and system prompts repeat
+class WordFolder:
+    """fold(), word by word with a cache: equal to fold(text), several times faster on a dataset.
+
+    fold works character by character (accents off, lower case, anything but [0-9a-z] to a space)
+    and then joins the words with single spaces, so folding each whitespace-separated word and
+    joining the non-empty results gives the same string, and words repeat a lot."""
+
+    def __init__(self) -> None:
+        self._words: dict[str, str] = {}
+
+    def __call__(self, text: str) -> str:
+        words = text.split()
+        cache = self._words
+        for word in words:
+            if word not in cache:
+                cache[word] = fold(word)
+        return " ".join(filter(None, map(cache.__getitem__, words)))
 
 
 def find_duplicates(records: Sequence[Record], *, near: bool = True, threshold: float = 0.8) -> DuplicateReport:
     by_example: dict[tuple[str, str], list[int]] = defaultdict(list)
     by_question: dict[str, list[int]] = defaultdict(list)
     folded: list[str] = []
+    fold_words = WordFolder()
+    answers: dict[str, str] = {}  # answers repeat across question variations
     for record in records:
-        question, answer = _fold(record.question), _fold(record.answer)
+        question, answer = fold_words(record.question), answers.get(record.answer)
+        if answer is None:
+            answer = answers[record.answer] = fold_words(record.answer)
         by_example[(question, answer)].append(record.line)
         by_question[question].append(record.line)
         folded.append(f"{question} {answer}")

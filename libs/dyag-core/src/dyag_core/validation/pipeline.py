@@ -8,6 +8,7 @@ an explicit `workers` > 1 falls back on spawned processes otherwise.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import threading
@@ -16,12 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DyagError
-from .checklist import looks_negative
+from .checklist import negative_answers
 from .format import FormatIssue, Record, Source, is_json_array_file, parse_lines, read_lines, sniff_format
 from .tokens import TiktokenTokenizer, Tokenizer, record_tokens
 
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # below this, forking and merging cost about what they save
 MAX_WORKERS = 8
+SLICES_PER_WORKER = 2  # a worker that finishes early takes the next slice
 
 
 @dataclass(slots=True)
@@ -72,10 +74,11 @@ def analyse(
 ) -> Analysis:
     """Parse and check every line, and count tokens when a tokenizer is given.
 
-    workers: None picks several processes for a large file when forking is safe; 1 stays in this
-    process; more asks for that many (tiktoken tokenizers only, since workers rebuild them)."""
+    workers: None picks several processes for a large file when forking is safe and the records
+    need not come back; 1 stays in this process; more asks for that many (tiktoken tokenizers only,
+    since workers rebuild them)."""
     path = Path(source) if isinstance(source, (str, Path)) else None
-    n_workers = _worker_count(path, tokenizer, workers)
+    n_workers = _worker_count(path, tokenizer, workers, keep_records)
     if path is not None and n_workers > 1:
         try:
             return _analyse_in_processes(path, n_workers, dataset_format, tokenizer, keep_records)
@@ -92,11 +95,15 @@ def _analyse_lines(
     parsed = parse_lines(lines, dataset_format=dataset_format, first_line=first_line)
     records = parsed.records
     answers = [record.answer for record in records]
+    distinct = list(dict.fromkeys(answers))  # answers repeat across question variations
+    words = {answer: len(answer.split()) for answer in distinct}
+    negative = dict.fromkeys(distinct, False)
+    negative.update((distinct[index], True) for index in negative_answers(distinct))
     facts = Facts(
         lines=[record.line for record in records],
         n_messages=[len(record.roles) for record in records],
-        answer_words=[len(answer.split()) for answer in answers],
-        negatives=sum(map(looks_negative, answers)),
+        answer_words=list(map(words.__getitem__, answers)),
+        negatives=sum(map(negative.__getitem__, answers)),
         missing_system=sum(1 for record in records if "system" not in record.roles),
         missing_user=sum(1 for record in records if "user" not in record.roles),
     )
@@ -118,14 +125,14 @@ def _fork_is_safe() -> bool:
     return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 
-def _worker_count(path: Path | None, tokenizer: Tokenizer | None, workers: int | None) -> int:
+def _worker_count(path: Path | None, tokenizer: Tokenizer | None, workers: int | None, keep_records: bool) -> int:
     if path is None or workers == 1 or not path.is_file() or is_json_array_file(path):
         return 1
     if tokenizer is not None and not isinstance(tokenizer, TiktokenTokenizer):
         return 1
     cpus = os.cpu_count() or 1
-    if workers is None:  # automatic: large files only, and only where forking is safe
-        if cpus < 2 or path.stat().st_size < PARALLEL_MIN_BYTES or not _fork_is_safe():
+    if workers is None:  # automatic: large files, forking safe, and no records to send back (that costs a parse)
+        if keep_records or cpus < 2 or path.stat().st_size < PARALLEL_MIN_BYTES or not _fork_is_safe():
             return 1
         return min(cpus, MAX_WORKERS)
     return max(1, min(workers, MAX_WORKERS))
@@ -154,10 +161,10 @@ def _analyse_in_processes(
     data = path.read_bytes()
     dataset_format = dataset_format or sniff_format(data[:1 << 20].split(b"\n")) or None
     spec = (tokenizer.model, tokenizer.encoding_name, tokenizer.threads) if isinstance(tokenizer, TiktokenTokenizer) else None
-    slices = _slices(data, n_workers)
+    slices = _slices(data, n_workers * SLICES_PER_WORKER)
     del data
     context = multiprocessing.get_context("fork" if _fork_is_safe() else "spawn")
-    with ProcessPoolExecutor(len(slices), mp_context=context) as pool:
+    with ProcessPoolExecutor(min(n_workers, len(slices)), mp_context=context) as pool:
         futures = [
             pool.submit(_analyse_slice, str(path), start, end, first, dataset_format, spec, keep_records)
             for start, end, first in slices
@@ -170,10 +177,17 @@ def _analyse_in_processes(
         merged.broken_text.update(part.broken_text)
         merged.facts.extend(part.facts)
         merged.records += part.records
-    merged.workers = len(parts)
+    merged.workers = min(n_workers, len(slices))
     merged.warnings = list(tokenizer.warnings) if tokenizer is not None else []  # the parent's (o200k fallback…)
     merged.tokenizer = tokenizer.name if tokenizer is not None else None
     return merged
+
+
+@functools.lru_cache(maxsize=2)
+def _worker_tokenizer(spec: tuple[str, str, int]) -> TiktokenTokenizer:
+    """One tokenizer per worker process, so that its caches serve every slice the worker takes."""
+    model, encoding, threads = spec
+    return TiktokenTokenizer(model, encoding=encoding, threads=threads)
 
 
 def _analyse_slice(
@@ -192,8 +206,5 @@ def _analyse_slice(
     lines: list[bytes | str] = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
-    tokenizer = None
-    if tokenizer_spec is not None:
-        model, encoding, threads = tokenizer_spec
-        tokenizer = TiktokenTokenizer(model, encoding=encoding, threads=threads)
+    tokenizer = _worker_tokenizer(tokenizer_spec) if tokenizer_spec is not None else None
     return _analyse_lines(lines, dataset_format, tokenizer, keep_records, first_line)

@@ -228,17 +228,29 @@ _MULTIBYTE_SPACES = tuple(
 
 def _texts_with_unsafe_space(np: Any, raw: Any, space_at: Any, text_ends: Any) -> list[int]:
     """Indexes of the texts holding a space right after another whitespace character (vectorised)."""
-    padded = np.concatenate((np.zeros(3, dtype=np.uint8), raw))  # so that every space has 3 bytes before it
     spaces = space_at[space_at > 0]  # a space at position 0 starts the first text: always safe
-    window = (  # the 3 bytes before each space, as one integer
-        padded[spaces].astype(np.int32) << 16 | padded[spaces + 1].astype(np.int32) << 8 | padded[spaces + 2]
+    before = raw[spaces - 1]
+    candidates = spaces[_may_end_a_space()[before]]  # few: mostly the "é " of French text
+    padded = np.concatenate((np.zeros(3, dtype=np.uint8), raw))  # so that every space has 3 bytes before it
+    window = (  # the 3 bytes before each candidate space, as one integer
+        padded[candidates].astype(np.int32) << 16 | padded[candidates + 1].astype(np.int32) << 8 | padded[candidates + 2]
     )
     unsafe = (
         np.isin(window & 0xFF, list(_ASCII_SPACES))
         | np.isin(window & 0xFFFF, [int.from_bytes(seq, "big") for seq in _MULTIBYTE_SPACES if len(seq) == 2])
         | np.isin(window, [int.from_bytes(seq, "big") for seq in _MULTIBYTE_SPACES if len(seq) == 3])
     )
-    return sorted(set(np.searchsorted(text_ends, spaces[unsafe], side="right").tolist()))
+    return sorted(set(np.searchsorted(text_ends, candidates[unsafe], side="right").tolist()))
+
+
+@functools.lru_cache(maxsize=1)
+def _may_end_a_space() -> Any:
+    """A 256-entry table: the bytes that may end a whitespace character."""
+    import numpy as np
+
+    table = np.zeros(256, dtype=bool)
+    table[list(_ASCII_SPACES) + [seq[-1] for seq in _MULTIBYTE_SPACES]] = True
+    return table
 
 
 class HFTokenizer:

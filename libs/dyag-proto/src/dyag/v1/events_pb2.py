@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from dyag.v1 import jobs_pb2 as dyag_dot_v1_dot_jobs__pb2
 from dyag.v1 import dataset_pb2 as dyag_dot_v1_dot_dataset__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x64yag/v1/events.proto\x12\x07\x64yag.v1\x1a\x12\x64yag/v1/jobs.proto\x1a\x15\x64yag/v1/dataset.proto\"\xa2\x01\n\x0e\x43\x61talogUpdated\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x18\n\x10previous_version\x18\x03 \x01(\t\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x04 \x03(\t\x12\x0f\n\x07\x63hanged\x18\x05 \x03(\t\x12\x0f\n\x07removed\x18\x06 \x03(\t\x12&\n\x08\x61rtifact\x18\x07 \x01(\x0b\x32\x14.dyag.v1.ArtifactRef\"%\n\x08JobEvent\x12\x19\n\x03job\x18\x01 \x01(\x0b\x32\x0c.dyag.v1.Job\",\n\x0cJobRequested\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\"\xfc\x01\n\x0c\x44\x61tasetBuilt\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61talog\x18\x02 \x01(\t\x12\x17\n\x0f\x63\x61talog_version\x18\x03 \x01(\t\x12<\n\x0csplit_counts\x18\x04 \x03(\x0b\x32&.dyag.v1.DatasetBuilt.SplitCountsEntry\x12#\n\x05\x66iles\x18\x05 \x03(\x0b\x32\x14.dyag.v1.DatasetFile\x12\x17\n\x0f\x62\x61se_dataset_id\x18\x06 \x01(\t\x1a\x32\n\x10SplitCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x64yag/v1/events.proto\x12\x07\x64yag.v1\x1a\x12\x64yag/v1/jobs.proto\x1a\x15\x64yag/v1/dataset.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xa2\x01\n\x0e\x43\x61talogUpdated\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x18\n\x10previous_version\x18\x03 \x01(\t\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x04 \x03(\t\x12\x0f\n\x07\x63hanged\x18\x05 \x03(\t\x12\x0f\n\x07removed\x18\x06 \x03(\t\x12&\n\x08\x61rtifact\x18\x07 \x01(\x0b\x32\x14.dyag.v1.ArtifactRef\"%\n\x08JobEvent\x12\x19\n\x03job\x18\x01 \x01(\x0b\x32\x0c.dyag.v1.Job\",\n\x0cJobRequested\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\"\xfc\x01\n\x0c\x44\x61tasetBuilt\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61talog\x18\x02 \x01(\t\x12\x17\n\x0f\x63\x61talog_version\x18\x03 \x01(\t\x12<\n\x0csplit_counts\x18\x04 \x03(\x0b\x32&.dyag.v1.DatasetBuilt.SplitCountsEntry\x12#\n\x05\x66iles\x18\x05 \x03(\x0b\x32\x14.dyag.v1.DatasetFile\x12\x17\n\x0f\x62\x61se_dataset_id\x18\x06 \x01(\t\x1a\x32\n\x10SplitCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"s\n\x10\x44\x61tasetValidated\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0f\n\x07verdict\x18\x02 \x01(\t\x12\x10\n\x08\x62locking\x18\x03 \x03(\t\x12(\n\x07summary\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Structb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,14 +36,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DATASETBUILT_SPLITCOUNTSENTRY']._loaded_options = None
   _globals['_DATASETBUILT_SPLITCOUNTSENTRY']._serialized_options = b'8\001'
-  _globals['_CATALOGUPDATED']._serialized_start=77
-  _globals['_CATALOGUPDATED']._serialized_end=239
-  _globals['_JOBEVENT']._serialized_start=241
-  _globals['_JOBEVENT']._serialized_end=278
-  _globals['_JOBREQUESTED']._serialized_start=280
-  _globals['_JOBREQUESTED']._serialized_end=324
-  _globals['_DATASETBUILT']._serialized_start=327
-  _globals['_DATASETBUILT']._serialized_end=579
-  _globals['_DATASETBUILT_SPLITCOUNTSENTRY']._serialized_start=529
-  _globals['_DATASETBUILT_SPLITCOUNTSENTRY']._serialized_end=579
+  _globals['_CATALOGUPDATED']._serialized_start=107
+  _globals['_CATALOGUPDATED']._serialized_end=269
+  _globals['_JOBEVENT']._serialized_start=271
+  _globals['_JOBEVENT']._serialized_end=308
+  _globals['_JOBREQUESTED']._serialized_start=310
+  _globals['_JOBREQUESTED']._serialized_end=354
+  _globals['_DATASETBUILT']._serialized_start=357
+  _globals['_DATASETBUILT']._serialized_end=609
+  _globals['_DATASETBUILT_SPLITCOUNTSENTRY']._serialized_start=559
+  _globals['_DATASETBUILT_SPLITCOUNTSENTRY']._serialized_end=609
+  _globals['_DATASETVALIDATED']._serialized_start=611
+  _globals['_DATASETVALIDATED']._serialized_end=726
 # @@protoc_insertion_point(module_scope)

@@ -1,5 +1,6 @@
 from dyag.v1 import jobs_pb2 as _jobs_pb2
 from dyag.v1 import dataset_pb2 as _dataset_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -62,3 +63,15 @@ class DatasetBuilt(_message.Message):
     files: _containers.RepeatedCompositeFieldContainer[_dataset_pb2.DatasetFile]
     base_dataset_id: str
     def __init__(self, dataset_id: _Optional[str] = ..., catalog: _Optional[str] = ..., catalog_version: _Optional[str] = ..., split_counts: _Optional[_Mapping[str, int]] = ..., files: _Optional[_Iterable[_Union[_dataset_pb2.DatasetFile, _Mapping]]] = ..., base_dataset_id: _Optional[str] = ...) -> None: ...
+
+class DatasetValidated(_message.Message):
+    __slots__ = ("dataset_id", "verdict", "blocking", "summary")
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    BLOCKING_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    verdict: str
+    blocking: _containers.RepeatedScalarFieldContainer[str]
+    summary: _struct_pb2.Struct
+    def __init__(self, dataset_id: _Optional[str] = ..., verdict: _Optional[str] = ..., blocking: _Optional[_Iterable[str]] = ..., summary: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...

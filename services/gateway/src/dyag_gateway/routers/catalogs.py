@@ -43,12 +43,12 @@ def default_name(filename: str) -> str:
     return re.sub(r"[^a-z0-9_.-]+", "_", stem).strip("_.-") or "catalog"
 
 
-async def _read_limited(upload: UploadFile, limit: int) -> bytes:
+async def read_limited(upload: UploadFile, limit: int) -> bytes:
     chunks, size = [], 0
     while chunk := await upload.read(1 << 20):
         size += len(chunk)
         if size > limit:
-            raise ApiError(413, "too_large", f"the catalog is over the upload limit of {limit:,} bytes (DYAG_MAX_UPLOAD_BYTES)")
+            raise ApiError(413, "too_large", f"the file is over the upload limit of {limit:,} bytes (DYAG_MAX_UPLOAD_BYTES)")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -67,7 +67,7 @@ async def upload_catalog(request: Request) -> JSONResponse:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise ApiError(422, "missing_file", "send the catalog as the multipart field 'file'")
-        content = await _read_limited(upload, limit)
+        content = await read_limited(upload, limit)
         filename = upload.filename or ""
         name = str(form.get("name") or "") or default_name(filename or "catalog")
         roles = str(form.get("roles") or "")

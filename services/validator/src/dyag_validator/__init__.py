@@ -1,0 +1,1 @@
+"""validator: the guide's step 3 as a service."""

@@ -1,0 +1,33 @@
+"""python -m dyag_validator: serve ValidatorService over gRPC, and validate every built dataset."""
+
+from __future__ import annotations
+
+from dyag.v1 import events_pb2, validation_pb2_grpc
+from dyag_runtime.events import EVENTS_STREAM, ProcessedEvents, event_subject
+from dyag_runtime.server import Runtime, run
+
+from dyag_validator.service import ValidateBuiltDatasets, Validator, ValidatorServicer
+from dyag_validator.settings import ValidatorSettings
+
+
+def main() -> None:
+    settings = ValidatorSettings()
+
+    async def setup(rt: Runtime) -> None:
+        validator = Validator(rt, settings)
+        rt.add_servicer(validation_pb2_grpc.add_ValidatorServiceServicer_to_server, ValidatorServicer(validator), "dyag.v1.ValidatorService")
+        if settings.validate_built_datasets:
+            await rt.bus.consume(
+                stream=EVENTS_STREAM,
+                durable="validator-on-dataset-built",
+                subject=event_subject("dataset.built"),
+                payload_type=events_pb2.DatasetBuilt,
+                handler=ValidateBuiltDatasets(rt, validator),
+                processed=await ProcessedEvents.open(rt.bus, "validator-on-dataset-built"),
+            )
+
+    run(settings, setup)
+
+
+if __name__ == "__main__":
+    main()
