@@ -251,7 +251,8 @@ class EventBus:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if not self.nc.is_closed:
-            await self.nc.drain()
+            # close, not drain: an unacknowledged message is simply redelivered to the next worker
+            await self.nc.close()
 
 
 async def _keep_alive(msg, every: float) -> None:

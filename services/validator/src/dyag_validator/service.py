@@ -129,7 +129,7 @@ class ValidateBuiltDatasets:
             dataset=validation_pb2.DatasetSource(artifact=train, filename="train.jsonl", manifest_artifact=manifest),
             catalog=event.catalog,
             catalog_version=event.catalog_version,
-            split_counts=dict(event.split_counts),
+            split_counts={k: v for k, v in event.split_counts.items() if k != "all"},
         )
         result = await self.validator.validate(request)
         summary = _summary(json_format.MessageToDict(result.report))
@@ -144,5 +144,8 @@ class ValidateBuiltDatasets:
 
 
 def _summary(report: dict[str, Any]) -> dict[str, Any]:
-    keep = ("counts", "coverage", "tokens", "checklist", "cost", "verdict")
-    return {k: v for k, v in report.items() if k in keep}
+    keep = ("lines", "examples", "invalid_lines", "issue_counts", "type_counts", "tokens", "checklist", "cost", "verdict")
+    summary = {k: v for k, v in report.items() if k in keep}
+    if report.get("coverage"):
+        summary["coverage"] = {k: v for k, v in report["coverage"].items() if not isinstance(v, list)}
+    return summary

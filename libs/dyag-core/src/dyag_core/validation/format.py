@@ -115,10 +115,7 @@ def read_lines(source: Source) -> list[bytes | str]:
 
     A final line end does not make an extra empty line."""
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise DatasetError("bad_dataset", f"Jeu de données introuvable : {path}", {"path": str(path)})
-        data = path.read_bytes()
+        data = read_file(source)
         if data.lstrip()[:1] == b"[":  # a JSON array (the alpaca format): one "line" per element
             return _array_items(data)
         lines: list[bytes | str] = data.split(b"\n")
@@ -128,8 +125,15 @@ def read_lines(source: Source) -> list[bytes | str]:
     return [line.rstrip("\r\n") if isinstance(line, str) else line.rstrip(b"\r\n") for line in source]
 
 
+def read_file(source: str | Path) -> bytes:
+    path = Path(source)
+    if not path.is_file():
+        raise DatasetError("bad_dataset", f"Jeu de données introuvable : {path}", {"path": str(path)})
+    return path.read_bytes()
+
+
 def is_json_array_file(source: Source) -> bool:
-    if not isinstance(source, (str, Path)):
+    if not isinstance(source, (str, Path)) or not Path(source).is_file():
         return False
     with open(source, "rb") as handle:
         return handle.read(4096).lstrip()[:1] == b"["

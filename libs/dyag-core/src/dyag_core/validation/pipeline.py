@@ -18,12 +18,12 @@ from pathlib import Path
 
 from ..errors import DyagError
 from .checklist import negative_answers
-from .format import FormatIssue, Record, Source, is_json_array_file, parse_lines, read_lines, sniff_format
+from .format import FormatIssue, Record, Source, is_json_array_file, parse_lines, read_file, read_lines, sniff_format
 from .tokens import TiktokenTokenizer, Tokenizer, record_tokens
 
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # below this, forking and merging cost about what they save
 MAX_WORKERS = 8
-SLICES_PER_WORKER = 2  # a worker that finishes early takes the next slice
+SLICE_BYTES = 8 * 1024 * 1024  # lines are analysed by slices of about this size (a worker takes one at a time)
 
 
 @dataclass(slots=True)
@@ -74,19 +74,50 @@ def analyse(
 ) -> Analysis:
     """Parse and check every line, and count tokens when a tokenizer is given.
 
+    A JSONL file is read in slices of whole lines (SLICE_BYTES), which keeps the working set small.
     workers: None picks several processes for a large file when forking is safe and the records
     need not come back; 1 stays in this process; more asks for that many (tiktoken tokenizers only,
     since workers rebuild them)."""
     path = Path(source) if isinstance(source, (str, Path)) else None
+    if path is None or is_json_array_file(path):
+        return _analyse_lines(read_lines(source), dataset_format, tokenizer, keep_records, 1)
     n_workers = _worker_count(path, tokenizer, workers, keep_records)
-    if path is not None and n_workers > 1:
+    if n_workers > 1:
         try:
             return _analyse_in_processes(path, n_workers, dataset_format, tokenizer, keep_records)
         except (OSError, RuntimeError, DyagError) as exc:  # BrokenProcessPool is a RuntimeError
-            analysis = _analyse_lines(read_lines(path), dataset_format, tokenizer, keep_records, 1)
+            analysis = _analyse_in_slices(path, dataset_format, tokenizer, keep_records)
             analysis.warnings.append(f"analyse parallèle impossible ({exc}) : faite dans ce processus")
             return analysis
-    return _analyse_lines(read_lines(source), dataset_format, tokenizer, keep_records, 1)
+    return _analyse_in_slices(path, dataset_format, tokenizer, keep_records)
+
+
+def _analyse_in_slices(path: Path, dataset_format: str | None, tokenizer: Tokenizer | None, keep_records: bool) -> Analysis:
+    data = read_file(path)
+    dataset_format = dataset_format or sniff_format(data[: 1 << 20].split(b"\n"))
+    parts = [
+        _analyse_lines(_lines(data[start:end]), dataset_format, tokenizer, keep_records, first)
+        for start, end, first in _slices(data, max(1, len(data) // SLICE_BYTES))
+    ] or [_analyse_lines([], dataset_format, tokenizer, keep_records, 1)]
+    return _merge(parts)
+
+
+def _lines(data: bytes) -> list[bytes | str]:
+    lines: list[bytes | str] = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return lines
+
+
+def _merge(parts: list[Analysis]) -> Analysis:
+    merged = parts[0]
+    for part in parts[1:]:
+        merged.n_lines += part.n_lines
+        merged.issues += part.issues
+        merged.broken_text.update(part.broken_text)
+        merged.facts.extend(part.facts)
+        merged.records += part.records
+    return merged
 
 
 def _analyse_lines(
@@ -158,26 +189,19 @@ def _slices(data: bytes, n: int) -> list[tuple[int, int, int]]:
 def _analyse_in_processes(
     path: Path, n_workers: int, dataset_format: str | None, tokenizer: Tokenizer | None, keep_records: bool
 ) -> Analysis:
-    data = path.read_bytes()
-    dataset_format = dataset_format or sniff_format(data[:1 << 20].split(b"\n")) or None
-    spec = (tokenizer.model, tokenizer.encoding_name, tokenizer.threads) if isinstance(tokenizer, TiktokenTokenizer) else None
-    slices = _slices(data, n_workers * SLICES_PER_WORKER)
+    data = read_file(path)
+    dataset_format = dataset_format or sniff_format(data[: 1 << 20].split(b"\n"))
+    spec = (tokenizer.model, tokenizer.encoding_name, 1) if isinstance(tokenizer, TiktokenTokenizer) else None
+    slices = _slices(data, max(n_workers, len(data) // SLICE_BYTES))
     del data
     context = multiprocessing.get_context("fork" if _fork_is_safe() else "spawn")
-    with ProcessPoolExecutor(min(n_workers, len(slices)), mp_context=context) as pool:
+    with ProcessPoolExecutor(n_workers, mp_context=context) as pool:
         futures = [
             pool.submit(_analyse_slice, str(path), start, end, first, dataset_format, spec, keep_records)
             for start, end, first in slices
         ]
-        parts = [future.result() for future in futures]
-    merged = parts[0]
-    for part in parts[1:]:
-        merged.n_lines += part.n_lines
-        merged.issues += part.issues
-        merged.broken_text.update(part.broken_text)
-        merged.facts.extend(part.facts)
-        merged.records += part.records
-    merged.workers = min(n_workers, len(slices))
+        merged = _merge([future.result() for future in futures])
+    merged.workers = n_workers
     merged.warnings = list(tokenizer.warnings) if tokenizer is not None else []  # the parent's (o200k fallback…)
     merged.tokenizer = tokenizer.name if tokenizer is not None else None
     return merged
@@ -202,9 +226,6 @@ def _analyse_slice(
     """Runs in a worker process."""
     with open(path, "rb") as handle:
         handle.seek(start)
-        data = handle.read(end - start)
-    lines: list[bytes | str] = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
+        lines = _lines(handle.read(end - start))
     tokenizer = _worker_tokenizer(tokenizer_spec) if tokenizer_spec is not None else None
     return _analyse_lines(lines, dataset_format, tokenizer, keep_records, first_line)

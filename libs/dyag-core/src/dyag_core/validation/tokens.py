@@ -143,10 +143,12 @@ class TiktokenTokenizer:
         self.warnings: tuple[str, ...] = warnings
         self.threads = max(1, min(threads or os.cpu_count() or 1, 8))
         self._cache: dict[str, int] = {}  # text -> tokens
+        self._spaced: dict[bytes, int] = {}  # UTF-8 word -> tokens of " " + word
+        self._alone: dict[bytes, int] = {}  # UTF-8 first word of a text -> its tokens
 
     def count(self, texts: Sequence[str]) -> list[int]:
         cache = self._cache
-        new = list(dict.fromkeys(texts).keys() - cache.keys()) if cache else list(dict.fromkeys(texts))
+        new = [text for text in dict.fromkeys(texts) if text not in cache]
         if new:
             counts = self._count_by_words(new) if sum(map(len, new)) >= self._WORD_SPLIT_MIN_CHARS else None
             cache.update(zip(new, counts if counts is not None else self.encode_counts(new)))
@@ -204,10 +206,11 @@ class TiktokenTokenizer:
         first_part = np.concatenate((np.zeros(1, dtype=np.int64), np.cumsum(spaces_per_text[:-1] + 1)))
         parts = data.replace(b"\x00", b" ").split(b" ")
         heads = operator.itemgetter(*first_part.tolist())(parts) if len(texts) > 1 else (parts[0],)
-        words = list(set(parts))
-        spaced = dict(zip(words, self.encode_counts([" " + w.decode("utf-8") for w in words])))
-        head_words = list(set(heads))
-        alone = dict(zip(head_words, self.encode_counts([w.decode("utf-8") for w in head_words])))
+        spaced, alone = self._spaced, self._alone
+        words = [word for word in set(parts) if word not in spaced]
+        spaced.update(zip(words, self.encode_counts([" " + w.decode("utf-8") for w in words])))
+        head_words = [word for word in set(heads) if word not in alone]
+        alone.update(zip(head_words, self.encode_counts([w.decode("utf-8") for w in head_words])))
         counts = np.fromiter(map(spaced.__getitem__, parts), dtype=np.int64, count=len(parts))
         counts[first_part] = np.fromiter(map(alone.__getitem__, heads), dtype=np.int64, count=len(heads))
         totals = np.add.reduceat(counts, first_part).tolist()

@@ -103,7 +103,8 @@ async def validate_dataset(dataset_id: str, request: Request, split: str = "trai
     result = await backends.validator().Validate(
         validation_pb2.ValidateRequest(
             dataset=source, catalog=dataset.catalog, catalog_version=dataset.catalog_version, model=model,
-            bound_for_hosted_api=bound_for_hosted_api, split_counts=dict(dataset.split_counts),
+            bound_for_hosted_api=bound_for_hosted_api,
+            split_counts={k: v for k, v in dataset.split_counts.items() if k != "all"},
         ),
         timeout=request.app.state.settings.grpc_timeout_s * 5,
     )
