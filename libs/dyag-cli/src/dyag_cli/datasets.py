@@ -92,7 +92,7 @@ def print_dataset(dataset: dict, written: list[Path], verbose: bool) -> None:
     if verbose:
         table = Table("type de question", "exemples", "part")
         total = max(counts.get("all", 0), 1)
-        for qtype, n in sorted(dataset["type_counts"].items(), key=lambda kv: -kv[1]):
+        for qtype, n in sorted(dataset["type_counts"].items(), key=lambda kv: (-kv[1], kv[0])):
             table.add_row(qtype, str(n), f"{n / total:.1%}")
         console.print(table)
     console.print("\nFichiers :")

@@ -206,17 +206,30 @@ def jobs_watch(job_id: str) -> None:
 def run(
     catalog: Annotated[Path | None, typer.Argument(help="catalog file (default: the sample catalog)")] = None,
     name: Annotated[str, typer.Option(help="catalog name")] = DEFAULT_CATALOG_NAME,
+    num_questions: Annotated[int, typer.Option(help="dataset size")] = 1000,
+    output: Annotated[Path, typer.Option(help="where the dataset goes; the splits beside it")] = Path("training/finetuning_dataset.jsonl"),
 ) -> None:
-    """Run the workflow on a catalog: start the stack if needed, ingest the catalog, profile it."""
+    """The workflow on a catalog: start the stack if needed, ingest and profile the catalog, build the
+    dataset and validate it (the guide's steps 1 to 3)."""
     catalog = catalog or sample_catalog()
     stack = Stack()
     with console.status("starting the stack…") as status:
         run_or_fail(lambda: stack.up(on_step=lambda s: status.update(s)))
     console.print(f"[green]✓[/] stack ready at {stack.config.gateway_url}")
     client = GatewayClient(stack.config.gateway_url)
+
+    console.rule("1. Catalogue")
     version = run_or_fail(lambda: client.upload_catalog(catalog, name))
     _print_version(version)
     print_profile(run_or_fail(lambda: client.get(f"/catalogs/{version['name']}/profile")))
+
+    console.rule("2. Dataset")
+    dataset = datasets.build(client, version["name"], num_questions=num_questions)
+    datasets.print_dataset(dataset, datasets.download_files(client, dataset, output, ("openai",)), verbose=True)
+
+    console.rule("3. Validation")
+    result = run_or_fail(lambda: client.post(f"/datasets/{dataset['id']}/validate"))
+    console.print(result["text"], markup=False, highlight=False)
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import tempfile
@@ -77,6 +78,7 @@ class Validator:
                 split=dict(request.split_counts) or None,
                 epochs=request.epochs or None,
             )
+        report = dataclasses.replace(report, source=request.dataset.filename or path.name)  # not the temp folder
         body = struct_pb2.Struct()
         body.update(json.loads(json.dumps(report.to_dict(), default=str)))
         return validation_pb2.ValidationResult(verdict=report.verdict, blocking=report.blocking, report=body, text=report.render())

@@ -2,7 +2,12 @@
 
 Renderers read only the record(s) they are given. Each returns the answer text, the key facts
 it states (every one a literal substring of the text, so an evaluator can look for it) and the
-roles it read.
+roles its direct answer reads.
+
+A direct answer shorter than the guide's lower bound (Annex B: 20 to 200 words) is followed by one
+or two short sentences of other context from the same record (domain, status, scope, actors, a
+line of the description), phrased in a variant the caller draws from its seed. That context is
+never a key fact and never listed in the roles: the example still teaches what the question asks.
 
 Question placeholders: {x} an entity mention ("6Tzen", "l'application 6Tzen"), {X} the same
 capitalised, {de_x} / {que_x} with French elision ("d'ARPEGE", "qu'ARPEGE"), {name} the short
@@ -26,6 +31,12 @@ LISTING_ITEMS = 20  # a listing answer names at most this many applications
 COUNT_EXAMPLES = 8  # a count answer names the applications when there are at most this many
 SUMMARY_WORDS = 120  # a definition answer quotes at most this many words of the description
 LONG_NAME_MENTION_CHARS = 70  # longer long names are not used to ask questions
+# The guide's Annex B answer bounds (validation.checklist.ANSWER_WORDS): shorter answers get context.
+ANSWER_MIN_WORDS = 20
+ANSWER_MAX_WORDS = 200
+CONTEXT_SENTENCES = 2  # at most this many context sentences after a direct answer
+CONTEXT_SUMMARY_WORDS = 30  # a context sentence quotes at most this many words of the description
+CONTEXT_ACTORS = 3  # a context sentence names at most this many actors
 
 PHRASINGS: dict[str, tuple[str, ...]] = {
     "definition": (
@@ -175,9 +186,11 @@ _UNKNOWN_ANSWERS = (
     "Je ne connais pas d'application nommée {name} dans le catalogue. Vérifiez l'orthographe du nom "
     "ou précisez l'application que vous recherchez : je ne peux pas répondre sans inventer.",
     "L'application {name} ne figure pas dans le catalogue des applications : je ne dispose donc d'aucune "
-    "information à son sujet et préfère ne pas en inventer.",
+    "information à son sujet et préfère ne pas en inventer. Vérifiez le nom exact : je peux aussi vous "
+    "donner la liste des applications d'un domaine pour vous aider à la retrouver.",
     "Aucune application nommée {name} n'est référencée dans le catalogue. Je ne peux donc pas répondre "
-    "à cette question ; vérifiez le nom de l'application.",
+    "à cette question ; vérifiez le nom de l'application, par exemple en me demandant la liste des "
+    "applications d'un domaine ou d'un statut.",
 )
 _UNKNOWN_NAME = tuple(
     re.compile("^" + re.escape(text.split("{name}")[0]) + r"(.+?)" + re.escape(text.split("{name}")[1][:12]))

@@ -152,7 +152,7 @@ class TiktokenTokenizer:
         if new:
             counts = self._count_by_words(new) if sum(map(len, new)) >= self._WORD_SPLIT_MIN_CHARS else None
             cache.update(zip(new, counts if counts is not None else self.encode_counts(new)))
-        return list(map(cache.__getitem__, texts))
+        return list(lookup(cache, texts))
 
     def encode_counts(self, texts: list[str]) -> list[int]:
         """Tokens of each text, encoded in large joined chunks over threads."""
@@ -211,13 +211,20 @@ class TiktokenTokenizer:
         spaced.update(zip(words, self.encode_counts([" " + w.decode("utf-8") for w in words])))
         head_words = [word for word in set(heads) if word not in alone]
         alone.update(zip(head_words, self.encode_counts([w.decode("utf-8") for w in head_words])))
-        counts = np.fromiter(map(spaced.__getitem__, parts), dtype=np.int64, count=len(parts))
-        counts[first_part] = np.fromiter(map(alone.__getitem__, heads), dtype=np.int64, count=len(heads))
+        counts = np.array(lookup(spaced, parts), dtype=np.int64)
+        counts[first_part] = lookup(alone, heads)
         totals = np.add.reduceat(counts, first_part).tolist()
         if whole:
             for index, n in zip(whole, self.encode_counts([texts[i] for i in whole])):
                 totals[index] = n
         return totals
+
+
+def lookup(table: dict[Any, int], keys: Sequence[Any]) -> Sequence[int]:
+    """[table[k] for k in keys], in one C call (itemgetter) rather than an iterator."""
+    if len(keys) == 1:
+        return [table[keys[0]]]
+    return operator.itemgetter(*keys)(table) if keys else []
 
 
 # Whitespace characters, as UTF-8 bytes: the ASCII ones (Python's isspace() set, a superset of the
