@@ -141,3 +141,16 @@ def test_readyz_reports_each_service(running_stack):
     body = running_stack.http.get("/readyz").json()
     assert body["status"] == "ready" and body["nats"] == "connected"
     assert body["services"] == {name: "serving" for name in running_stack.stack.config.services}
+
+
+def test_services_serve_grpc_health_and_reflection(running_stack):
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+    port = running_stack.stack.config.grpc_ports["dataset-builder"]
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
+        assert {"dyag.v1.CatalogService", "dyag.v1.DatasetService", "dyag.v1.JobService", "grpc.health.v1.Health"} <= services
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="dyag.v1.CatalogService"))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
