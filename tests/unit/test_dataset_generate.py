@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import replace
 from difflib import SequenceMatcher
 
 import pytest
 
-from dyag_core.catalog import Catalog, diff_catalogs, load_catalog
+from dyag_core.catalog import Catalog, diff_catalogs, load_catalog, load_catalog_file
+from dyag_core.catalog.model import Domain, Entity
 from dyag_core.dataset import (
     NEGATIVE_TYPES,
     QUESTION_TYPES,
@@ -21,7 +23,11 @@ from dyag_core.dataset import (
     plan_size,
     regenerate_changed,
 )
+from dyag_core.dataset import templates
 from dyag_core.dataset.templates import (
+    ANSWER_MAX_WORDS,
+    ANSWER_MIN_WORDS,
+    CONTEXT_SUMMARY_WORDS,
     EMPTY_FIELD_SOURCES,
     PHRASINGS,
     RELATED_APPLICATIONS,
@@ -31,7 +37,12 @@ from dyag_core.dataset.templates import (
     render_items,
     status_words,
     summarise,
+    answer_scope,
+    answer_status,
+    lower_first,
     unknown_name_in,
+    with_context,
+    word_count,
 )
 from dyag_core.text import fold
 
@@ -169,7 +180,10 @@ def test_answers_are_sentences_never_bare_values(examples):
 
 def test_status_answer_reads_naturally(examples):
     answers = {e.answer for e in of_type(examples, "status", "1017") if e.provenance.template != "status.2"}
-    assert answers == {"L'application 8-SINP (Plateformes régionales SINP habilitées) est actuellement en construction."}
+    assert answers == {
+        "L'application 8-SINP (Plateformes régionales SINP habilitées) est actuellement en construction. Pour mémoire, "
+        "cette application relève du domaine « Biodiversité » (sous-domaine « SINP ») et a une portée géographique régionale."
+    }  # the direct answer first, then context from the same record
     assert of_type(examples, "status", "1017")[0].provenance.key_facts == ("en construction",)
 
 
@@ -177,8 +191,8 @@ def test_status_yes_no_question_gets_a_yes_no_answer(catalog):
     examples = generate(catalog, GenerationConfig(variations=7, add_negatives=False, question_types=["status"]))
     by_entity = {e.provenance.entity_ids[0]: e.answer for e in examples if e.provenance.template == "status.2"}
     assert by_entity["1503"].startswith("Oui, l'application GEOVAL")
-    assert by_entity["1017"] == (
-        "Non, l'application 8-SINP (Plateformes régionales SINP habilitées) n'est pas en production : elle est actuellement en construction."
+    assert by_entity["1017"].startswith(
+        "Non, l'application 8-SINP (Plateformes régionales SINP habilitées) n'est pas en production : elle est actuellement en construction. "
     )
 
 
@@ -220,7 +234,7 @@ def test_domain_actors_sites_contacts_scope_events_related_answers(examples):
     assert "DGALN/DEB (MOA) et SNUM/MSP/DAM (MOE)" in answer("actors", "1503")
     assert "https://geoval.example.gouv.fr/ (site principal) et https://doc.geoval.example.gouv.fr/ (documentation)" in answer("sites", "1503")
     assert "MARTIN Claire (cheffe de projet, DGALN/DEB), claire.martin@example.gouv.fr" in answer("contacts", "1503")
-    assert answer("scope", "1503").endswith("est nationale.")
+    assert answer("scope", "1503").startswith("La portée géographique de l'application GEOVAL (Gestion des valorisations géographiques) est nationale. ")
     assert "mise en production le 1er avril 2019 (version 1.0) ; mise à jour majeure le 15 juin 2022" in answer("events", "1503")
     assert "HYDROSTAT (flux sortant)" in answer("related", "1503", "related_applications")
     assert "Référentiel des communes (flux entrant)" in answer("related", "1503", "related_data")
@@ -238,13 +252,167 @@ def test_comparisons_pair_applications_of_the_same_domain(examples):
 def test_listing_and_counting_by_status_domain_and_actor(examples):
     counting = {e.provenance.key_facts: e for e in of_type(examples, "counting")}
     in_production = counting[("en production", "3")]
-    assert in_production.answer == "Le catalogue compte 3 applications en production : ASSAINIWEB, GEOVAL et HYDROSTAT."
+    assert in_production.answer == (  # short: the applications are named with their long names
+        "Le catalogue compte 3 applications en production : ASSAINIWEB (Suivi de la conformité des stations d'épuration), "
+        "GEOVAL (Gestion des valorisations géographiques) et HYDROSTAT (Observatoire de la qualité des cours d'eau)."
+    )
     assert set(in_production.provenance.entity_ids) == {"1503", "1118", "1131"}
     assert ("Eau et milieux aquatiques", "2") in counting and ("DGALN/DEB", "3") in counting
     listing = {e.provenance.key_facts[0]: e for e in of_type(examples, "listing")}
-    assert listing["Biodiversité"].answer == "Les 2 applications du domaine « Biodiversité » sont 8-SINP et MARIPROT."
-    assert listing["abandonnée"].answer == "Une seule application est abandonnée : ADS-PLUS."
+    assert listing["Biodiversité"].answer == (
+        "Les 2 applications du domaine « Biodiversité » sont 8-SINP (Plateformes régionales SINP habilitées) et MARIPROT (Gestion des aires marines protégées)."
+    )
+    assert listing["en construction"].answer.endswith(" Elles relèvent toutes deux du domaine « Biodiversité ».")
+    assert listing["abandonnée"].answer.startswith("Une seule application est abandonnée : ADS-PLUS (Instruction des autorisations du droit des sols). ")
+    assert "« Urbanisme »" in listing["abandonnée"].answer and "locale" in listing["abandonnée"].answer  # from ADS-PLUS's record
     assert "Combien d'applications sont en production ?" in {e.question for e in generate(catalog_of(APPS), GenerationConfig(variations=6))}
+
+
+# ---------------------------------------------------------------- answer length: grounded context after a short answer
+
+QUOTED = re.compile(r"« (.+?) »")
+ENTITY_TYPES = ("definition", "status", "domain", "actors", "sites", "contacts", "scope", "events", "related")
+
+
+def bare_examples(catalog: Catalog, config: GenerationConfig, monkeypatch: pytest.MonkeyPatch) -> dict[str, Example]:
+    """The same examples with no context added (every answer counts as long enough), by id."""
+    with monkeypatch.context() as patched:
+        patched.setattr(templates, "ANSWER_MIN_WORDS", 0)
+        return {e.id: e for e in generate(catalog, config)}
+
+
+def grounded_values(entity: Entity) -> set[str]:
+    """What a context sentence may quote from a record."""
+    values = {d.domain for d in entity.domains} | {d.subdomain for d in entity.domains if d.subdomain}
+    values |= {v for v in (entity.family, entity.technology) if v}
+    if entity.description:
+        values.add(summarise(entity.description, CONTEXT_SUMMARY_WORDS))
+    return values
+
+
+def assert_grounded(added: str, entity: Entity, statuses: set[str]) -> None:
+    """Every value the added text states comes from the entity's record."""
+    for quoted in QUOTED.findall(added):
+        assert quoted in grounded_values(entity), (quoted, entity.name)
+    if "portée géographique" in added:
+        assert entity.scope and f"portée géographique {lower_first(entity.scope)}" in added, (added, entity.scope)
+    for status in statuses:
+        if status_words(status).verb in added:
+            assert entity.status and fold(entity.status) == fold(status), (added, entity.status)
+    if "fait intervenir" in added:
+        assert any(a.name in added for a in entity.actors), added
+
+
+def test_short_answers_get_context_from_their_own_record(catalog, monkeypatch):
+    config = GenerationConfig(variations=6)
+    bare = bare_examples(catalog, config, monkeypatch)
+    by_id = catalog.by_id()
+    statuses = {e.status for e in catalog.entities if e.status}
+    enriched = 0
+    for example in generate(catalog, config):
+        if example.qtype not in ENTITY_TYPES:
+            continue
+        direct = bare[example.id]
+        assert example.answer.startswith(direct.answer), (direct.answer, example.answer)  # the direct answer stays first
+        assert example.provenance == direct.provenance  # same key facts, roles, template
+        added = example.answer[len(direct.answer) :]
+        if word_count(direct.answer) >= ANSWER_MIN_WORDS:
+            assert not added, example.answer  # a long enough answer is left alone
+            continue
+        entity = by_id[example.provenance.entity_ids[0]]
+        assert_grounded(added, entity, statuses)
+        assert added.count(".") <= 2 + added.count("« ")  # one or two sentences (a quoted description may hold a few)
+        enriched += bool(added)
+    assert enriched > 20
+
+
+def test_context_uses_the_records_other_fields_and_never_repeats_the_question_field():
+    entity = Entity(
+        "7", "ALPHA", long_name="Suivi des alpages", status="En production", scope="Régionale",
+        domains=(Domain("Agriculture", "Pastoralisme"),), description="Outil de suivi des estives. Deuxième phrase.",
+    )  # fmt: skip
+    status = answer_status(entity, variant=0)
+    assert status.text == (
+        "L'application ALPHA (Suivi des alpages) est actuellement en production. "
+        "ALPHA relève du domaine « Agriculture » (sous-domaine « Pastoralisme ») et a une portée géographique régionale."
+    )
+    assert status.key_facts == ("en production",) and status.fields == ("status",)
+    scope = answer_scope(entity, variant=1)
+    assert scope.text.startswith("La portée géographique de l'application ALPHA (Suivi des alpages) est régionale. Par ailleurs, ALPHA ")
+    assert "est actuellement en production" in scope.text and "« Agriculture »" in scope.text
+    assert scope.text.count("régionale") == 1 and scope.key_facts == ("régionale",)
+    # the phrasing varies with the variant, the facts do not
+    texts = {answer_status(entity, variant=v).text for v in range(5)}
+    assert len(texts) == 5 and all("« Agriculture »" in t and "régionale" in t for t in texts)
+
+
+def test_a_nearly_empty_record_is_not_padded():
+    bare = Entity("8", "OMEGA", status="En projet")
+    assert answer_status(bare).text == "L'application OMEGA est actuellement en projet."
+    assert answer_status(bare, yes_no=True, variant=3).text == "Non, l'application OMEGA n'est pas en production : elle est actuellement en projet."
+
+
+def test_context_never_goes_beyond_the_upper_bound():
+    huge = Entity("9", "HUGE", status="En production", domains=(Domain("mot " * 190),), description="phrase " * 400)
+    text = "mot " * 18
+    assert word_count(with_context(text, huge, "scope", 0)) <= ANSWER_MAX_WORDS
+    assert word_count(with_context("mot " * 199, huge, "scope", 0)) == 199
+    assert word_count(with_context(text, huge, "scope", 0)) > 18  # the description line still fits
+
+
+def test_listings_and_counts_name_their_applications_when_short(catalog, monkeypatch):
+    config = GenerationConfig()
+    bare = bare_examples(catalog, config, monkeypatch)
+    by_id = catalog.by_id()
+    for example in generate(catalog, config):
+        if example.qtype not in ("listing", "counting"):
+            continue
+        assert example.provenance == bare[example.id].provenance
+        unlabelled = example.answer
+        for entity_id in example.provenance.entity_ids:
+            entity = by_id[entity_id]
+            if entity.long_name:
+                unlabelled = unlabelled.replace(f"{entity.name} ({entity.long_name})", entity.name)
+        assert unlabelled.startswith(bare[example.id].answer), (bare[example.id].answer, example.answer)
+
+
+def test_empty_field_negatives_point_to_what_the_record_says(examples, catalog):
+    by_id = catalog.by_id()
+    statuses = {e.status for e in catalog.entities if e.status}
+    for example in of_type(examples, "negative_empty_field"):
+        entity = by_id[example.provenance.entity_ids[0]]
+        (role,) = example.provenance.fields
+        refusal, _, known = example.answer.partition("inventer.")
+        assert "renseign" in refusal  # still an honest refusal first
+        assert_grounded(known, entity, statuses)
+        if role == "domains":
+            assert "domaine" not in known
+        if role == "status":
+            assert not any(status_words(s).verb in known for s in statuses)
+    archipel = generate(catalog, GenerationConfig(negative_ratio=0.9))
+    described = {e.answer for e in archipel if e.provenance.entity_ids == ("1523",) and e.provenance.fields == ("description",)}
+    assert described and all(a.endswith("ARCHIPEL est actuellement en projet.") for a in described)
+
+
+def test_an_entitys_answers_do_not_depend_on_the_rest_of_the_catalog(catalog, examples):
+    bigger = generate(catalog_of(APPS + [{"id": 4242, "nom": "ZETA", "statut si": "En production", "portee geographique": "Nationale"}]))
+    before = {e.id: e.answer for e in examples if e.qtype in ENTITY_TYPES}
+    after = {e.id: e.answer for e in bigger if e.qtype in ENTITY_TYPES}
+    assert all(after[i] == a for i, a in before.items() if i in after)
+
+
+def test_sample_catalog_answers_stay_within_the_guide_bounds(sample_catalog_path):
+    sample = load_catalog_file(sample_catalog_path)
+    examples = generate(sample, GenerationConfig(num_questions=1000))
+    counts = [word_count(e.answer) for e in examples]
+    assert max(counts) <= ANSWER_MAX_WORDS
+    assert sum(ANSWER_MIN_WORDS <= n for n in counts) / len(counts) >= 0.95  # the guide asks for 90%
+    by_id = sample.by_id()
+    for example in examples:
+        if word_count(example.answer) < ANSWER_MIN_WORDS:  # only records that hold nothing else to say
+            entity = by_id[example.provenance.entity_ids[0]]
+            assert not (entity.long_name or entity.description or entity.domains or entity.scope or entity.actors), example.answer
+    assert generate(sample, GenerationConfig(num_questions=1000)) == examples
 
 
 # ---------------------------------------------------------------- negatives
@@ -421,6 +589,16 @@ def test_regenerate_changed_keeps_unchanged_entities_and_redoes_the_rest(catalog
     assert ("en production", "3") not in counts and not any(f[0] == "abandonnée" for f in counts)
     assert len({fold(e.question) for e in result}) == len(result)
     assert regenerate_changed(examples, new, diff, GenerationConfig()) == result
+
+
+def test_regenerate_redoes_a_listing_whose_applications_changed_their_long_name(catalog, examples):
+    apps = [dict(a) for a in APPS]
+    next(a for a in apps if a["nom"] == "HYDROSTAT")["nom long"] = "Observatoire des rivières"
+    new = catalog_of(apps)
+    result = regenerate_changed(examples, new, diff_catalogs(catalog, new))
+    counting = [e for e in of_type(result, "counting") if e.provenance.key_facts == ("en production", "3")]
+    assert counting and all("HYDROSTAT (Observatoire des rivières)" in e.answer for e in counting)
+    assert not any("Observatoire de la qualité des cours d'eau" in e.answer for e in of_type(result, "listing") + of_type(result, "counting"))
 
 
 def test_regenerate_with_no_change_keeps_everything(catalog, examples):

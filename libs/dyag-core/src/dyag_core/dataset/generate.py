@@ -493,29 +493,38 @@ def _entity_order(qtype: str, found: list[tuple[Entity, _Subject]], ranks: dict[
     return [subject for _, subject in keyed]
 
 
-_ENTITY_ANSWERS: dict[str, Callable[[Entity, int], Answer]] = {
-    "definition": lambda e, _: answer_definition(e),
-    "status": lambda e, t: answer_status(e, yes_no=t == STATUS_YES_NO),
-    "domain": lambda e, _: answer_domain(e),
-    "actors": lambda e, _: answer_actors(e),
-    "sites": lambda e, _: answer_sites(e),
-    "contacts": lambda e, _: answer_contacts(e),
-    "scope": lambda e, _: answer_scope(e),
-    "events": lambda e, _: answer_events(e),
+# (entity, template, context variant) -> answer; the variant picks how added context is phrased.
+_ENTITY_ANSWERS: dict[str, Callable[[Entity, int, int], Answer]] = {
+    "definition": lambda e, _, v: answer_definition(e, v),
+    "status": lambda e, t, v: answer_status(e, yes_no=t == STATUS_YES_NO, variant=v),
+    "domain": lambda e, _, v: answer_domain(e, v),
+    "actors": lambda e, _, v: answer_actors(e, v),
+    "sites": lambda e, _, v: answer_sites(e, v),
+    "contacts": lambda e, _, v: answer_contacts(e, v),
+    "scope": lambda e, _, v: answer_scope(e, v),
+    "events": lambda e, _, v: answer_events(e, v),
 }
+
+
+def _context_variant(seed: int, qtype: str, key: str) -> int:
+    """How a subject's answer phrases its added context: drawn from the seed, like its phrasings."""
+    return _stable_int(seed, "context", qtype, key)
 
 
 def _entity_subjects(qtype: str, entity: Entity, seed: int) -> list[_Subject]:
     if qtype == "related":
-        return [
-            _entity_subject(qtype, entity, role, indices, _once(lambda _, r=role: answer_related(entity, r)), seed)
-            for role, indices in (("related_applications", RELATED_APPLICATIONS), ("related_data", RELATED_DATA))
-            if getattr(entity, role)
-        ]
+        subjects = []
+        for role, indices in (("related_applications", RELATED_APPLICATIONS), ("related_data", RELATED_DATA)):
+            if getattr(entity, role):
+                variant = _context_variant(seed, qtype, f"{entity.id}|{role}")
+                render = _once(lambda _, r=role, v=variant: answer_related(entity, r, v))
+                subjects.append(_entity_subject(qtype, entity, role, indices, render, seed))
+        return subjects
     if not _applies(qtype, entity):
         return []
     style = (lambda t: t == STATUS_YES_NO) if qtype == "status" else (lambda _: None)
-    render = _once(lambda t: _ENTITY_ANSWERS[qtype](entity, t), style)
+    variant = _context_variant(seed, qtype, entity.id)
+    render = _once(lambda t: _ENTITY_ANSWERS[qtype](entity, t, variant), style)
     return [_entity_subject(qtype, entity, "", range(len(PHRASINGS[qtype])), render, seed)]
 
 
@@ -556,7 +565,8 @@ def _empty_field_subjects(entity: Entity, roles: Sequence[str], seed: int) -> li
         key = f"{entity.id}|{role}"
         subject_seed = _stable_int(seed, "negative_empty_field", key)
         ask = _asker(_EMPTY_FIELD_TABLE, entity_mentions(entity), subject_seed, {"name": entity.name})
-        render = _once(lambda t, r=role: answer_empty_field(entity, r, t), lambda t: t % 2)
+        variant = _context_variant(seed, "negative_empty_field", key)
+        render = _once(lambda t, r=role, v=variant: answer_empty_field(entity, r, t, v), lambda t: t % 2)
         order = _seeded_order(_EMPTY_FIELD_INDICES[role], subject_seed)
         subjects.append(_Subject("negative_empty_field", key, (entity.id,), order, ask, render))
     return subjects
@@ -620,12 +630,13 @@ def _add_member(groups: dict[str, tuple[str, list[Entity]]], value: str, entity:
 def _criterion_subject(qtype: str, criterion: Criterion, seed: int) -> _Subject:
     key = f"{criterion.role}|{fold(criterion.fact)}"
     table = PHRASINGS[qtype]
+    variant = _context_variant(seed, qtype, key)
     if qtype == "listing":
         entity_ids = tuple(e.id for e in listed_members(criterion))
-        render = _once(lambda _: answer_listing(criterion))
+        render = _once(lambda _: answer_listing(criterion, variant))
     else:
         entity_ids = tuple(e.id for e in criterion.members)
-        render = _once(lambda _: answer_counting(criterion))
+        render = _once(lambda _: answer_counting(criterion, variant))
 
     def ask(template: int) -> str:
         return table[template].format(adj=criterion.adj, verb=criterion.verb)
@@ -706,14 +717,18 @@ def _ratio(matcher: SequenceMatcher, real: str) -> float:
 # ---------------------------------------------------------------- retraining support
 
 
-def _aggregate_facts(catalog: Catalog, config: GenerationConfig) -> set[tuple[Any, ...]]:
-    """The listing and counting facts as the catalog states them now."""
-    facts = set()
+def _aggregate_facts(catalog: Catalog, config: GenerationConfig) -> dict[tuple[Any, ...], str]:
+    """The listing and counting facts as the catalog states them now, with their answers.
+
+    The answer is compared too: it also names its applications (and, when short, their long names),
+    which can change while the criterion, the members and the count stay the same.
+    """
+    facts = {}
     for criterion in _criteria(catalog):
         for qtype in ("listing", "counting"):
             subject = _criterion_subject(qtype, criterion, config.seed)
             answer = subject.render(0)
-            facts.add((qtype, subject.entity_ids, answer.fields, answer.key_facts))
+            facts[(qtype, subject.entity_ids, answer.fields, answer.key_facts)] = answer.text
     return facts
 
 
@@ -723,12 +738,12 @@ def _criterion_of(example: Example) -> tuple[Any, ...]:
     return (example.qtype, example.provenance.fields, fold(facts[0]) if facts else "")
 
 
-def _still_valid(example: Example, touched: set[str], current: set[tuple[Any, ...]], new_names: _NameIndex) -> bool:
+def _still_valid(example: Example, touched: set[str], current: dict[tuple[Any, ...], str], new_names: _NameIndex) -> bool:
     if example.qtype == "negative_unknown_entity":
         name = unknown_name_in(example.answer)
         return name is None or not new_names.is_close(name)
     if example.qtype in ("listing", "counting"):
-        return fact_key(example) in current
+        return current.get(fact_key(example)) == example.answer
     return not touched & set(example.provenance.entity_ids)
 
 

@@ -18,7 +18,7 @@ name; {a} {A} {b} {de_b} the two applications of a comparison; {adj} {verb} a li
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -36,7 +36,7 @@ ANSWER_MIN_WORDS = 20
 ANSWER_MAX_WORDS = 200
 CONTEXT_SENTENCES = 2  # at most this many context sentences after a direct answer
 CONTEXT_SUMMARY_WORDS = 30  # a context sentence quotes at most this many words of the description
-CONTEXT_ACTORS = 3  # a context sentence names at most this many actors
+CONTEXT_ITEMS = 3  # a context sentence names at most this many actors or domains
 
 PHRASINGS: dict[str, tuple[str, ...]] = {
     "definition": (
@@ -322,7 +322,9 @@ _PARTICIPLE_ENDINGS = ("ée", "é", "ue", "ive", "ète", "ie", "és", "ées")
 _STATUS_PREPOSITIONS = ("en ", "à ", "au ", "hors ")
 
 
+@lru_cache(maxsize=4096)
 def status_words(status: str) -> StatusWords:
+    """How a status reads in sentences (cached: catalogs use few distinct statuses, answers ask often)."""
     value = clean(status)
     lowered = lower_first(value)
     in_production = fold(value).startswith("en production")
@@ -399,10 +401,150 @@ def summarise(description: str, max_words: int = SUMMARY_WORDS) -> str:
     return " ".join(kept)
 
 
+# ---------------------------------------------------------------- context after a short answer
+
+# Sentences that situate an application: {what} is one or two predicates ("relève du domaine « X »").
+_SITUATION_LEADS = (
+    "{Name} {what}.",
+    "Par ailleurs, {name} {what}.",
+    "Le catalogue précise {que_name} {what}.",
+    "Pour mémoire, cette application {what}.",
+    "À noter : {name} {what}.",
+)
+_SUMMARY_LEADS = (
+    "Le catalogue décrit {name} ainsi : « {summary} »",
+    "Son descriptif présente {name} ainsi : « {summary} »",
+    "Pour situer {name}, le catalogue indique : « {summary} »",
+    "Descriptif {de_name} dans le catalogue : « {summary} »",
+)
+# After an empty-field refusal: what the record does say.
+_KNOWN_LEADS = (
+    "Le catalogue indique en revanche {que_name} {what}.",
+    "En revanche, je peux vous dire {que_name} {what}.",
+    "Ce que le catalogue indique, c'est {que_name} {what}.",
+)
+# What each kind of answer may add, in order: a tuple of roles is one sentence of at most two
+# predicates, "summary" one line of the description. The question's own role is never repeated.
+# Family and technology come last, for records that hold little else.
+_LAST_RESORT = ("family", "technology")
+_CONTEXT_PLAN: dict[str, tuple[tuple[str, ...] | str, ...]] = {
+    "definition": (("scope", "actors"), _LAST_RESORT),
+    "status": (("domains", "scope"), "summary", ("actors",), _LAST_RESORT),
+    "domain": (("status", "scope"), "summary", _LAST_RESORT),
+    "actors": ("summary", ("status", "domains"), _LAST_RESORT),
+    "sites": ("summary", ("domains", "status"), _LAST_RESORT),
+    "contacts": (("status", "domains"), "summary", _LAST_RESORT),
+    "scope": (("status", "domains"), "summary", ("actors",), _LAST_RESORT),
+    "events": (("status", "domains"), "summary", _LAST_RESORT),
+    "related": ("summary", ("domains", "status"), _LAST_RESORT),
+    # the one application a listing or count names, by the criterion's role
+    "member:status": (("domains", "scope"), "summary", _LAST_RESORT),
+    "member:domains": (("status", "scope"), "summary", _LAST_RESORT),
+    "member:actors": (("status", "domains"), "summary", _LAST_RESORT),
+}
+_KNOWN_ROLES = ("status", "domains", "scope")
+
+
+def word_count(text: str) -> int:
+    """Words as the guide's checklist counts them (whitespace-separated)."""
+    return len(text.split())
+
+
+def _predicate(entity: Entity, role: str) -> tuple[str, bool] | None:
+    """What the record says about one role, as a predicate after the application's name, and
+    whether that predicate is itself a list ("… « A » et « B »")."""
+    if role == "status" and entity.status:
+        return status_words(entity.status).verb, False
+    if role == "domains" and entity.domains:
+        grouped = _group_domains(entity.domains)
+        if len(grouped) == 1:
+            ((domain, (subdomains, _)),) = grouped.items()
+            sub = f" (sous-domaine « {subdomains[0]} »)" if len(subdomains) == 1 else ""
+            return f"relève du domaine « {domain} »{sub}", False
+        names = [f"« {d} »" for d in grouped]
+        many = "notamment " if len(names) > CONTEXT_ITEMS else ""
+        return f"relève {many}des domaines {join_fr(names[:CONTEXT_ITEMS])}", True
+    if role == "scope" and entity.scope:
+        return f"a une portée géographique {lower_first(clean(entity.scope))}", False
+    if role == "actors" and entity.actors:
+        names = list(dict.fromkeys(clean(a.name) for a in entity.actors))
+        many = "notamment " if len(names) > CONTEXT_ITEMS else ""
+        return f"fait intervenir {many}{join_fr(names[:CONTEXT_ITEMS])}", len(names) > 1
+    if role == "family" and entity.family:
+        return f"appartient à la famille « {clean(entity.family)} »", False
+    if role == "technology" and entity.technology:
+        return f"repose techniquement sur « {clean(entity.technology)} »", False
+    return None
+
+
+def _predicates(entity: Entity, roles: Iterable[str], limit: int = 2) -> str | None:
+    """Up to `limit` predicates joined with "et"; one that is itself a list goes last."""
+    found = [p for p in (_predicate(entity, r) for r in roles) if p][:limit]
+    if not found:
+        return None
+    found.sort(key=lambda p: p[1])  # stable
+    return " et ".join(text for text, _ in found)
+
+
+@lru_cache(maxsize=8192)
+def _context_summary(description: str) -> str:
+    return summarise(description, CONTEXT_SUMMARY_WORDS)
+
+
+def _names(entity: Entity) -> dict[str, str]:
+    name = clean(entity.name)
+    return {"name": name, "Name": upper_first(name), "de_name": de(name), "que_name": que(name)}
+
+
+def _situation(entity: Entity, roles: Sequence[str], variant: int) -> str | None:
+    what = _predicates(entity, roles)
+    return _SITUATION_LEADS[variant % len(_SITUATION_LEADS)].format(what=what, **_names(entity)) if what else None
+
+
+def _summary_sentence(entity: Entity, variant: int) -> str | None:
+    summary = _context_summary(entity.description) if entity.description else ""
+    return _SUMMARY_LEADS[variant % len(_SUMMARY_LEADS)].format(summary=summary, **_names(entity)) if summary else None
+
+
+def _append(text: str, sentence: str) -> str:
+    """A sentence after the answer; after a bulleted list, on its own line."""
+    return f"{text}\n{sentence}" if text.rpartition("\n")[2].startswith("- ") else f"{text} {sentence}"
+
+
+def with_context(text: str, entity: Entity, kind: str, variant: int) -> str:
+    """The answer, followed by up to CONTEXT_SENTENCES sentences of other facts of the record while it
+    is shorter than ANSWER_MIN_WORDS, never beyond ANSWER_MAX_WORDS. Every added value comes from entity."""
+    words = word_count(text)
+    added = 0
+    for item in _CONTEXT_PLAN[kind]:
+        if words >= ANSWER_MIN_WORDS or added >= CONTEXT_SENTENCES:
+            break
+        lead = variant + added
+        sentence = _summary_sentence(entity, lead) if item == "summary" else _situation(entity, item, lead)
+        if not sentence or words + word_count(sentence) > ANSWER_MAX_WORDS:
+            continue
+        text = _append(text, sentence)
+        words += word_count(sentence)
+        added += 1
+    return text
+
+
+def _known_sentence(entity: Entity, empty_role: str, variant: int) -> str | None:
+    """After an empty-field refusal: up to two facts the record does give (status, domain, scope)."""
+    what = _predicates(entity, [r for r in _KNOWN_ROLES if r != empty_role])
+    return _KNOWN_LEADS[variant % len(_KNOWN_LEADS)].format(what=what, **_names(entity)) if what else None
+
+
+def _member_label(entity: Entity) -> str:
+    """An application in a listing or count: its name, and its long name when it has one."""
+    name = clean(entity.name)
+    return f"{name} ({clean(entity.long_name)})" if entity.long_name and entity.long_name != entity.name else name
+
+
 # ---------------------------------------------------------------- per-entity answers
 
 
-def answer_definition(entity: Entity) -> Answer:
+def answer_definition(entity: Entity, variant: int = 0) -> Answer:
     subject = upper_first(app(entity))
     facts: list[str] = []
     fields: list[str] = []
@@ -424,14 +566,15 @@ def answer_definition(entity: Entity) -> Answer:
     if summary:
         fields.append("description")
         opening = f"{subject} {join_fr(predicates)}." if predicates else f"{subject} est décrite ainsi dans le catalogue :"
-        return Answer(f"{opening} {summary}", tuple(facts), tuple(fields))
-    if predicates:
-        return Answer(f"{subject} {join_fr(predicates)}.", tuple(facts), tuple(fields))
-    long_name = clean(entity.long_name or entity.name)
-    return Answer(f"{entity.name} est le nom court de l'application « {long_name} ».", tuple(facts), tuple(fields))
+        text = f"{opening} {summary}"
+    elif predicates:
+        text = f"{subject} {join_fr(predicates)}."
+    else:
+        text = f"{entity.name} est le nom court de l'application « {clean(entity.long_name or entity.name)} »."
+    return Answer(with_context(text, entity, "definition", variant), tuple(facts), tuple(fields))
 
 
-def answer_status(entity: Entity, yes_no: bool = False) -> Answer:
+def answer_status(entity: Entity, yes_no: bool = False, variant: int = 0) -> Answer:
     words = status_words(entity.status or "")
     subject = app(entity)
     if not yes_no:
@@ -440,7 +583,7 @@ def answer_status(entity: Entity, yes_no: bool = False) -> Answer:
         text = f"Oui, {subject} {words.verb}."
     else:
         text = f"Non, {subject} n'est pas en production : elle {words.verb}."
-    return Answer(text, (words.fact,), ("status",))
+    return Answer(with_context(text, entity, "status", variant), (words.fact,), ("status",))
 
 
 def _domain_phrase(domain: str, subdomains: Sequence[str], obsolete: bool) -> str:
@@ -463,7 +606,7 @@ def _group_domains(domains: Iterable[Domain]) -> dict[str, tuple[list[str], bool
     return grouped
 
 
-def answer_domain(entity: Entity) -> Answer:
+def answer_domain(entity: Entity, variant: int = 0) -> Answer:
     grouped = _group_domains(entity.domains)
     phrases = [_domain_phrase(d, subs, obs) for d, (subs, obs) in grouped.items()]
     subject = upper_first(app(entity))
@@ -472,10 +615,10 @@ def answer_domain(entity: Entity) -> Answer:
     else:
         text = f"{subject} relève de {len(phrases)} domaines : {join_fr(phrases)}."
     facts = [f for d, (subs, _) in grouped.items() for f in (d, *subs)]
-    return Answer(text, tuple(facts), ("domains",))
+    return Answer(with_context(text, entity, "domain", variant), tuple(facts), ("domains",))
 
 
-def answer_actors(entity: Entity) -> Answer:
+def answer_actors(entity: Entity, variant: int = 0) -> Answer:
     roles: dict[str, list[str]] = {}
     for actor in entity.actors:
         names = roles.setdefault(clean(actor.name), [])
@@ -485,8 +628,10 @@ def answer_actors(entity: Entity) -> Answer:
     listed, shown = render_items(labelled)
     facts = tuple(roles)[: len(shown)]
     if len(roles) == 1:
-        return Answer(f"Un seul acteur est référencé pour {app(entity)} :{listed}.", facts, ("actors",))
-    return Answer(f"Les acteurs référencés pour {app(entity)} sont :{listed}{_end(listed)}", facts, ("actors",))
+        text = f"Un seul acteur est référencé pour {app(entity)} :{listed}."
+    else:
+        text = f"Les acteurs référencés pour {app(entity)} sont :{listed}{_end(listed)}"
+    return Answer(with_context(text, entity, "actors", variant), facts, ("actors",))
 
 
 def _end(listed: str) -> str:
@@ -498,12 +643,14 @@ def _site_text(site: Site) -> str:
     return f"{site.url} ({lower_first(clean(site.kind))})" if site.kind else site.url
 
 
-def answer_sites(entity: Entity) -> Answer:
+def answer_sites(entity: Entity, variant: int = 0) -> Answer:
     listed, shown = render_items([_site_text(s) for s in entity.sites])
     urls = tuple(s.url for s in entity.sites[: len(shown)])
     if len(entity.sites) == 1:
-        return Answer(f"{upper_first(app(entity))} est accessible à l'adresse{listed}.", urls, ("sites",))
-    return Answer(f"{upper_first(app(entity))} est accessible aux adresses suivantes :{listed}{_end(listed)}", urls, ("sites",))
+        text = f"{upper_first(app(entity))} est accessible à l'adresse{listed}."
+    else:
+        text = f"{upper_first(app(entity))} est accessible aux adresses suivantes :{listed}{_end(listed)}"
+    return Answer(with_context(text, entity, "sites", variant), urls, ("sites",))
 
 
 def _contact_text(contact: Contact) -> str:
@@ -521,18 +668,19 @@ def _contact_facts(contacts: Sequence[Contact]) -> tuple[str, ...]:
     return tuple(facts)
 
 
-def answer_contacts(entity: Entity) -> Answer:
+def answer_contacts(entity: Entity, variant: int = 0) -> Answer:
     contacts = entity.contacts[:SHOWN_ITEMS]
     if len(entity.contacts) == 1:
         text = f"Pour {app(entity)}, vous pouvez contacter {_contact_text(contacts[0])}."
     else:
         text = f"Les contacts de {app(entity)} sont :{bullets([_contact_text(c) for c in contacts])}"
-    return Answer(text, _contact_facts(contacts), ("contacts",))
+    return Answer(with_context(text, entity, "contacts", variant), _contact_facts(contacts), ("contacts",))
 
 
-def answer_scope(entity: Entity) -> Answer:
+def answer_scope(entity: Entity, variant: int = 0) -> Answer:
     scope = lower_first(clean(entity.scope or ""))
-    return Answer(f"La portée géographique de {app(entity)} est {scope}.", (scope,), ("scope",))
+    text = f"La portée géographique de {app(entity)} est {scope}."
+    return Answer(with_context(text, entity, "scope", variant), (scope,), ("scope",))
 
 
 def _event_text(event: Event) -> tuple[str, str]:
@@ -545,13 +693,15 @@ def _event_text(event: Event) -> tuple[str, str]:
     return f"{kind} le {date}{version}", date
 
 
-def answer_events(entity: Entity) -> Answer:
+def answer_events(entity: Entity, variant: int = 0) -> Answer:
     events = sorted(entity.events, key=lambda e: e.date or "9999")[:SHOWN_ITEMS]
     texts, facts = zip(*(_event_text(e) for e in events))
     if len(texts) == 1:
-        return Answer(f"Une date clé est enregistrée pour {app(entity)} : {texts[0]}.", facts, ("events",))
-    listed = bullets(texts) if len(texts) > INLINE_ITEMS else " " + " ; ".join(texts) + "."
-    return Answer(f"Les dates clés de {app(entity)} sont :{listed}", facts, ("events",))
+        text = f"Une date clé est enregistrée pour {app(entity)} : {texts[0]}."
+    else:
+        listed = bullets(texts) if len(texts) > INLINE_ITEMS else " " + " ; ".join(texts) + "."
+        text = f"Les dates clés de {app(entity)} sont :{listed}"
+    return Answer(with_context(text, entity, "events", variant), facts, ("events",))
 
 
 def _link_text(link: Link) -> str:
@@ -561,15 +711,17 @@ def _link_text(link: Link) -> str:
     return f"{clean(link.target)} ({flow if fold(flow).startswith('flux') else 'flux ' + flow})"
 
 
-def answer_related(entity: Entity, role: str) -> Answer:
+def answer_related(entity: Entity, role: str, variant: int = 0) -> Answer:
     links = entity.related_applications if role == "related_applications" else entity.related_data
     listed, shown = render_items([_link_text(link) for link in links])
     targets = tuple(clean(link.target) for link in links[: len(shown)])
     what = "applications liées" if role == "related_applications" else "données liées"
     if len(links) == 1:
         one = "une application" if role == "related_applications" else "une donnée"
-        return Answer(f"{upper_first(app(entity))} est liée à {one} :{listed}.", targets, (role,))
-    return Answer(f"Les {what} à {app(entity)} sont :{listed}{_end(listed)}", targets, (role,))
+        text = f"{upper_first(app(entity))} est liée à {one} :{listed}."
+    else:
+        text = f"Les {what} à {app(entity)} sont :{listed}{_end(listed)}"
+    return Answer(with_context(text, entity, "related", variant), targets, (role,))
 
 
 # ---------------------------------------------------------------- comparisons
@@ -674,37 +826,88 @@ def listed_members(criterion: Criterion) -> tuple[Entity, ...]:
     return tuple(_alphabetical(criterion.members)[:LISTING_ITEMS])
 
 
-def answer_listing(criterion: Criterion) -> Answer:
-    shown = [clean(e.name) for e in listed_members(criterion)]
+def _with_labels(plain: str, render: Callable[[list[str]], str], members: Sequence[Entity]) -> str:
+    """A short listing or count names its applications with their long names, if that stays in bounds."""
+    if word_count(plain) >= ANSWER_MIN_WORDS:
+        return plain
+    labelled = render([_member_label(e) for e in members])
+    return labelled if word_count(labelled) <= ANSWER_MAX_WORDS else plain
+
+
+def _shared_predicate(members: Sequence[Entity], role: str) -> str | None:
+    """What all the members' records say alike about one role, as a plural predicate."""
+    if role == "status" and all(e.status for e in members):
+        values = {fold(e.status or "") for e in members}
+        return status_words(members[0].status or "").verb_plural if len(values) == 1 else None
+    if role == "domains" and all(e.domains for e in members):
+        values = {fold(e.domains[0].domain) for e in members}
+        return f"relèvent du domaine « {clean(members[0].domains[0].domain)} »" if len(values) == 1 else None
+    if role == "scope" and all(e.scope for e in members):
+        values = {fold(e.scope or "") for e in members}
+        return f"ont une portée géographique {lower_first(clean(members[0].scope or ''))}" if len(values) == 1 else None
+    return None
+
+
+def _with_members_context(text: str, criterion: Criterion, members: Sequence[Entity], variant: int) -> str:
+    """A short listing or count: for one application, a sentence from its record; for a few, what all
+    their records say alike (their main domain, status or scope), when still short."""
+    if len(criterion.members) == 1:
+        return with_context(text, criterion.members[0], f"member:{criterion.role}", variant)
+    if word_count(text) >= ANSWER_MIN_WORDS or len(members) != len(criterion.members):
+        return text
+    for role in (r for r in ("domains", "status", "scope") if r != criterion.role):
+        what = _shared_predicate(members, role)
+        if what:
+            verb, rest = what.split(" ", 1)  # "relèvent du domaine « X »" -> "Elles relèvent toutes du domaine « X »."
+            sentence = f"Elles {verb} {'toutes deux' if len(members) == 2 else 'toutes'} {rest}."
+            return text if word_count(text) + word_count(sentence) > ANSWER_MAX_WORDS else _append(text, sentence)
+    return text
+
+
+def answer_listing(criterion: Criterion, variant: int = 0) -> Answer:
+    members = listed_members(criterion)
+    shown = [clean(e.name) for e in members]
     total = len(criterion.members)
     facts = (criterion.fact, *shown)
-    if total == 1:
-        return Answer(f"Une seule application {criterion.verb_one} : {shown[0]}.", facts, (criterion.role,))
+
+    def render(names: list[str]) -> str:
+        if total == 1:
+            return f"Une seule application {criterion.verb_one} : {names[0]}."
+        if total > len(names):
+            return f"Le catalogue compte {total} applications {criterion.adj}. En voici {len(names)}, par ordre alphabétique :{bullets(names)}"
+        listed = f" {join_fr(names)}." if total <= INLINE_ITEMS else f" :{bullets(names)}"
+        return f"Les {total} applications {criterion.adj} sont{listed}"
+
+    text = _with_members_context(_with_labels(render(shown), render, members), criterion, members, variant)
     if total > len(shown):
-        text = f"Le catalogue compte {total} applications {criterion.adj}. En voici {len(shown)}, par ordre alphabétique :{bullets(shown)}"
         return Answer(text, (*facts, str(total)), (criterion.role,))
-    listed = f" {join_fr(shown)}." if total <= INLINE_ITEMS else f" :{bullets(shown)}"
-    return Answer(f"Les {total} applications {criterion.adj} sont{listed}", facts, (criterion.role,))
+    return Answer(text, facts, (criterion.role,))
 
 
-def answer_counting(criterion: Criterion) -> Answer:
+def answer_counting(criterion: Criterion, variant: int = 0) -> Answer:
     total = len(criterion.members)
-    names = [clean(e.name) for e in _alphabetical(criterion.members)]
+    members = _alphabetical(criterion.members)[: total if total <= COUNT_EXAMPLES else 3]
     facts = (criterion.fact, str(total))
-    if total == 1:
-        return Answer(f"Le catalogue compte 1 application {criterion.adj_one} : {names[0]}.", facts, (criterion.role,))
-    if total <= COUNT_EXAMPLES:
-        return Answer(f"Le catalogue compte {total} applications {criterion.adj} : {join_fr(names)}.", facts, (criterion.role,))
-    examples = join_fr(names[:3])
-    return Answer(f"Le catalogue compte {total} applications {criterion.adj}, parmi lesquelles {examples}.", facts, (criterion.role,))
+
+    def render(names: list[str]) -> str:
+        if total == 1:
+            return f"Le catalogue compte 1 application {criterion.adj_one} : {names[0]}."
+        if total <= COUNT_EXAMPLES:
+            return f"Le catalogue compte {total} applications {criterion.adj} : {join_fr(names)}."
+        return f"Le catalogue compte {total} applications {criterion.adj}, parmi lesquelles {join_fr(names)}."
+
+    text = _with_labels(render([clean(e.name) for e in members]), render, members)
+    return Answer(_with_members_context(text, criterion, members, variant), facts, (criterion.role,))
 
 
 # ---------------------------------------------------------------- negatives
 
 
-def answer_empty_field(entity: Entity, role: str, variant: int) -> Answer:
-    text = _EMPTY_ANSWERS[variant % len(_EMPTY_ANSWERS)].format(label=_ROLE_LABELS[role], app=app(entity))
-    return Answer(upper_first(text), (), (role,))
+def answer_empty_field(entity: Entity, role: str, variant: int, context: int = 0) -> Answer:
+    """The refusal (variant picks its wording), then what the record does say (context picks that wording)."""
+    text = upper_first(_EMPTY_ANSWERS[variant % len(_EMPTY_ANSWERS)].format(label=_ROLE_LABELS[role], app=app(entity)))
+    known = _known_sentence(entity, role, context)
+    return Answer(f"{text} {known}" if known else text, (), (role,))
 
 
 def answer_unknown_entity(name: str, variant: int) -> Answer:
