@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-full", action="store_true", help="skip the run with every check")
     args = parser.parse_args(argv)
 
-    folder = tempfile.mkdtemp(prefix="dyag-bench-")
+    folder = None if args.file else tempfile.mkdtemp(prefix="dyag-bench-")
     path = args.file or Path(folder) / "bench.jsonl"
     start = time.perf_counter()
     n_lines, catalog = generate(path, args.size_mb)
@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  exact dup {d.n_exact_extra}, repeated questions {d.n_question_extra}, near dup {d.n_near_extra}, "
             f"coverage {full.coverage.percent:.1f} %, PII hits {len(full.pii.hits)}, verdict: {full.verdict}"
         )
-    if not args.file:
+    if folder:
         path.unlink()
         os.rmdir(folder)
     return 0

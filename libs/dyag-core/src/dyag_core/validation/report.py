@@ -105,8 +105,8 @@ class ValidationReport:
             out += [
                 "",
                 "💶 Coût estimé de l'entraînement:",
-                f"  {c.model}: {c.billed_tokens_per_epoch:,} tokens × {c.epochs} époques ({c.epochs_source})"
-                f" × {c.price_per_million:.2f} $/M = {c.cost_usd:.2f} $".replace(",", " "),
+                f"  {c.model}: {_thousands(c.billed_tokens_per_epoch)} tokens × {c.epochs} époques ({c.epochs_source})"
+                f" × {c.price_per_million:.2f} $/M = {c.cost_usd:.2f} $",
             ]
         out += ["", "✅ Checklist qualité (annexe B):"]
         out += [f"  {_ICONS.get(i.status, '?')} {i.label} — mesuré : {i.measured}" for i in self.checklist]
@@ -128,6 +128,10 @@ class ValidationReport:
         if total > RENDER_LIMIT:
             out.append(f"  … et {total - RENDER_LIMIT} autres")
         return out
+
+
+def _thousands(n: int) -> str:
+    return f"{n:,}".replace(",", " ")
 
 
 def _coverage_lines(coverage: CoverageReport | None) -> list[str]:
@@ -153,7 +157,7 @@ def _token_lines(tokens: TokenStats | None) -> list[str]:
         f"  Tokens assistant par exemple: moyenne {tokens.assistant.mean:.1f} / p95 {tokens.assistant.p95:.0f}",
         f"  Exemples au-delà de la limite ({tokens.limit} tokens): {len(tokens.over_limit)}"
         + (f" (lignes {', '.join(str(line) for line, _ in tokens.over_limit[:RENDER_LIMIT])})" if tokens.over_limit else ""),
-        f"  Tokens facturés par époque: {tokens.billed_tokens:,}".replace(",", " "),
+        f"  Tokens facturés par époque: {_thousands(tokens.billed_tokens)}",
     ]
 
 

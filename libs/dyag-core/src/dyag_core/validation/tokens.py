@@ -380,8 +380,9 @@ def record_tokens(records: Sequence[Record], tokenizer: Tokenizer) -> tuple[list
     content_tokens = tokenizer.count(list(chain.from_iterable(record.contents for record in records)))
     distinct_roles = list(dict.fromkeys(roles))
     role_tokens = dict(zip(distinct_roles, tokenizer.count(distinct_roles)))
-    message_tokens = list(map(operator.add, content_tokens, map(role_tokens.__getitem__, roles)))
-    assistant_tokens = list(map(operator.mul, content_tokens, map("assistant".__eq__, roles)))
+    is_assistant = {role: int(role == "assistant") for role in distinct_roles}
+    message_tokens = _add(content_tokens, lookup(role_tokens, roles))
+    assistant_tokens = _multiply(content_tokens, lookup(is_assistant, roles))
     billed = [
         TOKENS_PER_MESSAGE * n + TOKENS_REPLY_PRIMING + total
         for n, total in zip(sizes, _sum_by_record(message_tokens, sizes))
@@ -390,6 +391,22 @@ def record_tokens(records: Sequence[Record], tokenizer: Tokenizer) -> tuple[list
         if record.names:  # rare
             billed[index] += sum(tokenizer.count(record.names)) + TOKENS_PER_NAME * len(record.names)
     return billed, _sum_by_record(assistant_tokens, sizes)
+
+
+def _add(a: Sequence[int], b: Sequence[int]) -> Any:
+    try:
+        import numpy as np
+    except ImportError:
+        return list(map(operator.add, a, b))
+    return np.asarray(a, dtype=np.int64) + np.asarray(b, dtype=np.int64)
+
+
+def _multiply(a: Sequence[int], b: Sequence[int]) -> Any:
+    try:
+        import numpy as np
+    except ImportError:
+        return list(map(operator.mul, a, b))
+    return np.asarray(a, dtype=np.int64) * np.asarray(b, dtype=np.int64)
 
 
 def summarise_tokens(
@@ -420,7 +437,7 @@ def summarise_tokens(
     )
 
 
-def _sum_by_record(values: list[int], sizes: list[int]) -> list[int]:
+def _sum_by_record(values: Sequence[int], sizes: list[int]) -> list[int]:
     """Sums of consecutive runs of `values`, of the given sizes (all sizes > 0)."""
     if not sizes:
         return []

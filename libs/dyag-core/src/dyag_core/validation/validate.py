@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from .checklist import FAIL, build_checklist, find_split
 from .cost import DEFAULT_PRICES, estimate_cost
 from .coverage import analyse_coverage, type_advice, type_distribution
 from .duplicates import find_duplicates
-from .format import ISSUE_TYPES, FormatIssue, Source, gc_paused
+from .format import Source, count_issues, gc_paused
 from .manifest import ManifestEntry, find_manifest, load_manifest
 from .pipeline import analyse
 from .pii import scan_pii
@@ -181,7 +180,7 @@ class _Validation:
             n_lines=analysis.n_lines,
             n_examples=len(facts.lines),
             issues=analysis.issues[: self.max_listed],
-            issue_counts=_issue_counts(analysis.issues),
+            issue_counts=count_issues(analysis.issues),
             n_invalid_lines=len(analysis.invalid_lines),
             tokens=tokens,
             duplicates=dup_report,
@@ -222,11 +221,6 @@ class _Validation:
         if len(entries) != n_lines:
             self.warnings.append(f"le manifeste a {len(entries)} lignes pour {n_lines} lignes de données")
         return entries
-
-
-def _issue_counts(issues: Sequence[FormatIssue]) -> dict[str, int]:
-    counts = Counter(issue.code for issue in issues)
-    return {code: counts[code] for code in ISSUE_TYPES if counts[code]}
 
 
 def _recommendations(report: ValidationReport, type_counts: dict[str, int], max_type_share: float) -> list[str]:
