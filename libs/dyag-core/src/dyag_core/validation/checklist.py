@@ -25,10 +25,10 @@ SPLIT_NAMES = {"train": ("train",), "validation": ("validation", "val", "valid")
 # (plain substring search) so that the regex runs on few answers.
 _NEGATIVE_ANSWER = re.compile(
     r"je ne sais pas|je ne connais pas|je n['’]ai pas (?:d['’]|l['’]|cette )?information|je ne dispose pas"
-    r"|aucune information|pas d['’]information|non renseign[ée]|n['’]est pas renseign[ée]|ne figure pas",
+    r"|aucune information|pas d['’]information|non renseign[ée]|n['’]est pas renseign[ée]|ne figure pas|aucune application nommée",
     re.IGNORECASE,
 )
-_NEGATIVE_HINTS = ("sais pas", "connais pas", "information", "dispose pas", "renseign", "figure pas")
+_NEGATIVE_HINTS = ("sais pas", "connais pas", "information", "dispose pas", "renseign", "figure pas", "aucune application")
 
 
 @dataclass(frozen=True, slots=True)
