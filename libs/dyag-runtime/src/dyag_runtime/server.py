@@ -26,7 +26,7 @@ from prometheus_client import Counter, Histogram, start_http_server
 from dyag.v1 import jobs_pb2, jobs_pb2_grpc
 from dyag_core.errors import DyagError
 from dyag_runtime.artifacts import ArtifactStore, open_artifact_store
-from dyag_runtime.events import EventBus
+from dyag_runtime.events import EVENTS_STREAM, EventBus, ProcessedEvents, event_subject
 from dyag_runtime.jobs import STATUS_NAMES, JobHandler, JobNotFound, JobStore, JobWorker, record_to_proto
 from dyag_runtime.logs import configure_logging
 from dyag_runtime.settings import ServiceSettings
@@ -134,6 +134,17 @@ class Runtime:
     def add_servicer(self, add_to_server: Callable, servicer: object, full_name: str) -> None:
         add_to_server(servicer, self.server)
         self.service_names.append(full_name)
+
+    async def subscribe(self, event_type: str, payload_type: type, handler: Callable, *, consumer: str) -> None:
+        """Run `handler` once per event of this type: a durable consumer, at-least-once, idempotent by event id."""
+        await self.bus.consume(
+            stream=EVENTS_STREAM,
+            durable=consumer,
+            subject=event_subject(event_type),
+            payload_type=payload_type,
+            handler=handler,
+            processed=await ProcessedEvents.open(self.bus, consumer),
+        )
 
 
 class JobServicer(jobs_pb2_grpc.JobServiceServicer):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 from dyag.v1 import catalog_pb2_grpc, dataset_pb2_grpc, events_pb2
-from dyag_runtime.events import EVENTS_STREAM, ProcessedEvents, event_subject
 from dyag_runtime.server import Runtime, run
 
 from dyag_dataset_builder.catalog_store import CatalogStore
@@ -32,13 +31,8 @@ def main() -> None:
         )
         rt.handlers[BUILD] = DatasetBuilder(rt, store, datasets, asyncio.get_running_loop())
         if settings.rebuild_on_catalog_update:
-            await rt.bus.consume(
-                stream=EVENTS_STREAM,
-                durable="dataset-builder-on-catalog-updated",
-                subject=event_subject("catalog.updated"),
-                payload_type=events_pb2.CatalogUpdated,
-                handler=RebuildOnCatalogUpdate(rt, datasets),
-                processed=await ProcessedEvents.open(rt.bus, "dataset-builder-on-catalog-updated"),
+            await rt.subscribe(
+                "catalog.updated", events_pb2.CatalogUpdated, RebuildOnCatalogUpdate(rt, datasets), consumer="dataset-builder-on-catalog-updated"
             )
 
     run(settings, setup)

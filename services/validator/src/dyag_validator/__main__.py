@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dyag.v1 import events_pb2, validation_pb2_grpc
-from dyag_runtime.events import EVENTS_STREAM, ProcessedEvents, event_subject
 from dyag_runtime.server import Runtime, run
 
 from dyag_validator.service import ValidateBuiltDatasets, Validator, ValidatorServicer
@@ -17,14 +16,7 @@ def main() -> None:
         validator = Validator(rt, settings)
         rt.add_servicer(validation_pb2_grpc.add_ValidatorServiceServicer_to_server, ValidatorServicer(validator), "dyag.v1.ValidatorService")
         if settings.validate_built_datasets:
-            await rt.bus.consume(
-                stream=EVENTS_STREAM,
-                durable="validator-on-dataset-built",
-                subject=event_subject("dataset.built"),
-                payload_type=events_pb2.DatasetBuilt,
-                handler=ValidateBuiltDatasets(rt, validator),
-                processed=await ProcessedEvents.open(rt.bus, "validator-on-dataset-built"),
-            )
+            await rt.subscribe("dataset.built", events_pb2.DatasetBuilt, ValidateBuiltDatasets(rt, validator), consumer="validator-on-dataset-built")
 
     run(settings, setup)
 
