@@ -168,7 +168,9 @@ def test_a_new_catalog_version_rebuilds_the_dataset_once_even_if_the_event_is_re
 def test_building_from_an_unknown_catalog_or_with_bad_parameters_is_refused(running_stack, sample_catalog_bytes):
     rs = running_stack
     upload(rs, "params", sample_catalog_bytes)
+    upload(rs, "names-only", json.dumps({"applicationsia mini": [{"id": i, "nom": f"APP-{i}"} for i in range(5)]}).encode())
     cases = [
+        ({"catalog": "names-only"}, 422, "only names are not enough"),
         ({"catalog": "nope"}, 404, "nope"),
         ({"catalog": "params", "num_questions": 100000}, 422, "100000"),
         ({"catalog": "params", "question_types": ["weather"]}, 422, "weather"),
