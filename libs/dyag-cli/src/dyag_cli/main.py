@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from dyag_cli import datasets, validation
+from dyag_cli import datasets, hosted, rag, training, validation
 from dyag_cli.client import GatewayClient
 from dyag_cli.common import DEFAULT_CATALOG_NAME, console, fail, follow_job, run_or_fail, sample_catalog
 from dyag_cli.stack import Stack, StackConfig, tail
@@ -21,6 +21,13 @@ app.add_typer(catalog_app, name="catalog")
 app.add_typer(datasets.dataset_app, name="dataset")
 app.command("create_rag", help="The guide's step 2: a grounded QA dataset from a catalog, split 80/10/10.")(datasets.create_rag)
 app.command("analyze_training", help="The guide's step 3: coverage, types, format, tokens, duplicates, checklist.")(validation.analyze_training)
+app.command("train", help="The guide's step 5: fine-tune a local model with LoRA (CPU or GPU), with a progress bar.")(training.train)
+app.command("query_finetuned", help="Ask a LoRA fine-tuned model (base model + adapter).")(training.query_finetuned)
+app.command("models", help="LoRA fine-tuned models in the registry.")(training.list_models)
+app.command("index_rag", help="The guide's step 7: index a catalog into a RAG collection (only changed applications are re-embedded).")(rag.index_rag)
+app.command("query_rag", help="The guide's step 7: answer a question from the catalog, with its sources.")(rag.query_rag)
+app.command("rag_stats", help="What a RAG collection holds: catalog version, applications, chunks, embedder.")(rag.rag_stats)
+app.add_typer(hosted.hosted_app, name="hosted")
 app.add_typer(jobs_app, name="jobs")
 
 # --- the stack -------------------------------------------------------------------------------

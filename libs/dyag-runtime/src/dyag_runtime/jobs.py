@@ -243,8 +243,11 @@ class JobContext:
     def resumed(self) -> bool:
         return self.attempt > 1
 
-    def progress(self, fraction: float, step: str, **metrics: float) -> None:
-        """Report progress (thread-safe, cheap: the worker publishes it at most twice a second)."""
+    def progress(self, fraction: float, step: str, /, **metrics: float) -> None:
+        """Report progress (thread-safe, cheap: the worker publishes it at most twice a second).
+
+        `fraction` and `step` are positional-only, so that a metric may be called "step" (a training step).
+        """
         self.check_cancelled()
         fraction = min(max(fraction, 0.0), 1.0)
         elapsed = time.monotonic() - self._started
@@ -373,7 +376,8 @@ class JobWorker:
         if record["cancel_requested"]:
             ctx._cancel.set()
         self.running[job_id] = ctx
-        pump = asyncio.create_task(self._pump(ctx))
+        stop_pump = asyncio.Event()
+        pump = asyncio.create_task(self._pump(ctx, stop_pump))
         try:
             outcome = handler(ctx) if inspect.iscoroutinefunction(handler) else asyncio.to_thread(handler, ctx)
             result = await outcome
@@ -384,16 +388,19 @@ class JobWorker:
             log.exception("job failed", extra={"job_id": job_id})
             result, status, error = {}, FAILED, getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
         finally:
+            # The flag as well as the cancel: on Python 3.11, asyncio.wait_for (inside nats-py's requests) can swallow
+            # a cancellation that lands as its future completes, and the pump would then run, and be awaited, forever.
+            stop_pump.set()
             pump.cancel()
             await asyncio.gather(pump, return_exceptions=True)
             self.running.pop(job_id, None)
         progress, logs, artifacts = ctx._drain()
         await self.store.mutate(job_id, lambda r: _finish(r, status, error=error, result=result or {}, progress=progress, logs=logs, artifacts=artifacts))
 
-    async def _pump(self, ctx: JobContext) -> None:
+    async def _pump(self, ctx: JobContext, stop: asyncio.Event) -> None:
         """Publish progress and logs, heart-beat, and pick up cancel requests made on any replica."""
         last_beat = 0.0
-        while True:
+        while not stop.is_set():
             await asyncio.sleep(self.flush_interval)
             progress, logs, artifacts = ctx._drain()
             beat = time.monotonic() - last_beat >= self.heartbeat

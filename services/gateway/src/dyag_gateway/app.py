@@ -13,7 +13,7 @@ from prometheus_client import make_asgi_app
 
 from dyag_gateway import errors
 from dyag_gateway.backends import Backends
-from dyag_gateway.routers import catalogs, datasets, health, jobs, validation
+from dyag_gateway.routers import catalogs, datasets, health, hosted, jobs, rag, training, validation
 from dyag_gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_exception_handler(errors.ApiError, errors.api_error_handler)
     app.add_exception_handler(grpc.aio.AioRpcError, errors.grpc_error_handler)
     app.add_exception_handler(RequestValidationError, errors.validation_error_handler)
-    for router in (health.router, catalogs.router, datasets.router, validation.router, jobs.router):
+    for router in (health.router, catalogs.router, datasets.router, validation.router, rag.router, hosted.router, training.router, jobs.router):
         app.include_router(router)
     app.mount("/metrics", make_asgi_app())
     return app

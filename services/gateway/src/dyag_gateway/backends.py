@@ -7,7 +7,7 @@ import asyncio
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from dyag.v1 import catalog_pb2_grpc, dataset_pb2_grpc, jobs_pb2_grpc, validation_pb2_grpc
+from dyag.v1 import catalog_pb2_grpc, dataset_pb2_grpc, hosted_pb2_grpc, jobs_pb2_grpc, rag_pb2_grpc, training_pb2_grpc, validation_pb2_grpc
 from dyag_gateway.errors import ApiError
 from dyag_gateway.settings import GatewaySettings
 
@@ -34,6 +34,15 @@ class Backends:
 
     def validator(self) -> validation_pb2_grpc.ValidatorServiceStub:
         return validation_pb2_grpc.ValidatorServiceStub(self.channel("validator"))
+
+    def rag(self) -> rag_pb2_grpc.RagServiceStub:
+        return rag_pb2_grpc.RagServiceStub(self.channel("rag-service"))
+
+    def hosted(self) -> hosted_pb2_grpc.HostedTrainerServiceStub:
+        return hosted_pb2_grpc.HostedTrainerServiceStub(self.channel("openai-trainer"))
+
+    def trainer(self) -> training_pb2_grpc.TrainerServiceStub:
+        return training_pb2_grpc.TrainerServiceStub(self.channel("gpu-lora-trainer"))
 
     def jobs(self, service: str) -> jobs_pb2_grpc.JobServiceStub:
         return jobs_pb2_grpc.JobServiceStub(self.channel(service))

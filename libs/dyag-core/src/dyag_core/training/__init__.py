@@ -1,0 +1,25 @@
+"""LoRA training, the pure part: the validated configuration with the guide's presets, and input checks.
+
+No torch here: the gpu-lora-trainer service runs the training; this is what it (and its tests) agree on.
+"""
+
+from dyag_core.training.config import (
+    DEFAULT_TARGET_MODULES,
+    LARGE_DATASET,
+    PRECISIONS,
+    PRESET_NAMES,
+    PRESETS,
+    SMALL_DATASET,
+    Preset,
+    ResolvedConfig,
+    TrainingConfig,
+    TrainingInputError,
+    preset_for_size,
+)
+from dyag_core.training.inputs import ChatExample, check_examples, check_lengths, parse_chat_jsonl
+
+__all__ = [
+    "DEFAULT_TARGET_MODULES", "LARGE_DATASET", "PRECISIONS", "PRESET_NAMES", "PRESETS", "SMALL_DATASET",
+    "ChatExample", "Preset", "ResolvedConfig", "TrainingConfig", "TrainingInputError",
+    "check_examples", "check_lengths", "parse_chat_jsonl", "preset_for_size",
+]  # fmt: skip

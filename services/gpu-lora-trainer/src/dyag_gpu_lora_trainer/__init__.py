@@ -1,0 +1,1 @@
+"""gpu-lora-trainer: LoRA/QLoRA fine-tuning jobs, a model registry, and generation with base model + adapter."""

