@@ -1,7 +1,7 @@
 """Optional cross-encoder re-ranking, only with a model already on disk (DYAG_RAG_RERANKER=<folder>).
 
-Nothing is downloaded: without a folder, or without transformers and torch, re-ranking is skipped and
-the service says so once in its log and in each answer's notes is nothing more than the fused order.
+Nothing is downloaded: without a folder holding a sequence-classification model, or without transformers
+and torch, re-ranking is skipped (said once in the log) and answers keep the fused order.
 """
 
 from __future__ import annotations
