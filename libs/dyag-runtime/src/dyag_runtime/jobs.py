@@ -273,6 +273,12 @@ class JobContext:
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
+    def _requeue(self, progress, logs, artifacts) -> None:
+        with self._lock:
+            self._progress = self._progress or progress
+            self._logs = list(logs) + self._logs
+            self._artifacts = list(artifacts) + self._artifacts
+
     def _drain(self) -> tuple[dict[str, Any] | None, list[dict[str, str]], list[Artifact]]:
         with self._lock:
             progress, logs, artifacts = self._progress, self._logs, self._artifacts
@@ -408,7 +414,10 @@ class JobWorker:
                 continue
             try:
                 record = await self.store.mutate(ctx.job_id, lambda r: _apply(r, progress, logs, artifacts, self.instance))
-            except Exception as exc:
+            except BaseException as exc:
+                ctx._requeue(progress, logs, artifacts)  # nothing drained is lost: the next write takes it
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
                 log.warning("could not update the job record", extra={"job_id": ctx.job_id, "error": str(exc)})
                 continue
             last_beat = time.monotonic() if beat else last_beat
@@ -425,8 +434,9 @@ def _apply(record, progress, logs, artifacts, owner) -> None:
         record["progress"] = progress
     if logs:
         record["logs"] = (record["logs"] + logs)[-MAX_LOG_LINES:]
-    if artifacts:
-        record["artifacts"] += [a.to_dict() for a in artifacts]
+    if artifacts:  # a write retried after a cancel may bring the same artifact twice
+        known = {(a["name"], a["digest"]) for a in record["artifacts"]}
+        record["artifacts"] += [a.to_dict() for a in artifacts if (a.name, a.digest) not in known]
     record["heartbeat_at"] = time.time()
     record["owner"] = owner
 
