@@ -138,14 +138,17 @@ def test_a_new_catalog_version_rebuilds_the_dataset_once_even_if_the_event_is_re
     assert v2["changed"] == [str(records[0]["id"])]
 
     def rebuilds() -> list[dict]:
-        jobs = rs.http.get("/jobs", params={"kind": "dataset.build"}).json()["jobs"]
-        return [j for j in jobs if j["params"].get("base_dataset_id") == base_id]
+        listing = rs.http.get("/jobs", params={"kind": "dataset.build"}).json()
+        assert listing["unavailable"] == {}, listing["unavailable"]
+        return [j for j in listing["jobs"] if j["params"].get("base_dataset_id") == base_id]
 
     deadline = time.monotonic() + 30
-    while not rebuilds() and time.monotonic() < deadline:
+    found = rebuilds()
+    while not found and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert len(rebuilds()) == 1
-    rebuilt = rs.wait_job(rebuilds()[0]["id"])
+        found = rebuilds()
+    assert len(found) == 1
+    rebuilt = rs.wait_job(found[0]["id"])
     assert rebuilt["status"] == "succeeded" and rebuilt["params"]["catalog_version"] == v2["version"]
     dataset = rs.http.get(f"/datasets/{rebuilt['result']['dataset_id']}").json()
     assert dataset["base_dataset_id"] == base_id and 0 < dataset["regenerated_examples"] < 600

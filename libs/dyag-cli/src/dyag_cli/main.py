@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from urllib.parse import urlparse
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from dyag_cli import datasets, hosted, rag, training, validation
+from dyag_cli import datasets, hosted, pipeline, rag, training, validation
 from dyag_cli.client import GatewayClient
 from dyag_cli.common import DEFAULT_CATALOG_NAME, console, fail, follow_job, run_or_fail, sample_catalog
 from dyag_cli.stack import Stack, StackConfig, tail
@@ -29,6 +31,7 @@ app.command("query_rag", help="The guide's step 7: answer a question from the ca
 app.command("rag_stats", help="What a RAG collection holds: catalog version, applications, chunks, embedder.")(rag.rag_stats)
 app.add_typer(hosted.hosted_app, name="hosted")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(pipeline.pipeline_app, name="pipeline")
 
 # --- the stack -------------------------------------------------------------------------------
 @app.command()
@@ -173,11 +176,13 @@ def catalog_versions(name: str) -> None:
 @jobs_app.command("list")
 def jobs_list(service: str = "", kind: str = "", status: str = "", limit: int = 30) -> None:
     """Jobs of every service, newest first."""
-    jobs = run_or_fail(lambda: GatewayClient().get("/jobs", service=service, kind=kind, status=status, limit=limit))["jobs"]
+    listing = run_or_fail(lambda: GatewayClient().get("/jobs", service=service, kind=kind, status=status, limit=limit))
     table = Table("id", "kind", "status", "progress", "step")
-    for j in jobs:
+    for j in listing["jobs"]:
         table.add_row(j["id"], j["kind"], j["status"], f"{j['progress'].get('fraction', 0):.0%}", j["progress"].get("step", ""))
     console.print(table)
+    for name, reason in listing.get("unavailable", {}).items():
+        console.print(f"[yellow]{name} did not answer ({reason}): its jobs are not listed[/]")
 
 
 @jobs_app.command("show")
@@ -211,32 +216,50 @@ def jobs_watch(job_id: str) -> None:
 # --- the main job ----------------------------------------------------------------------------
 @app.command()
 def run(
-    catalog: Annotated[Path | None, typer.Argument(help="catalog file (default: the sample catalog)")] = None,
-    name: Annotated[str, typer.Option(help="catalog name")] = DEFAULT_CATALOG_NAME,
-    num_questions: Annotated[int, typer.Option(help="dataset size")] = 1000,
-    output: Annotated[Path, typer.Option(help="where the dataset goes; the splits beside it")] = Path("training/finetuning_dataset.jsonl"),
+    catalog: Annotated[str | None, typer.Argument(help="a catalog file, or the name of a stored catalog (default: the sample catalog)")] = None,
+    name: Annotated[str, typer.Option(help="the catalog's name (default: from the file; the sample's is applications_ia)")] = "",
+    version: Annotated[str, typer.Option(help="a stored catalog's version (default: the latest)")] = "",
+    num_questions: Annotated[int | None, typer.Option(help="dataset size (default: 300 on CPU, 1000 on GPU)")] = None,
+    preset: Annotated[str, typer.Option(help="LoRA preset: auto | small | medium | large")] = "auto",
+    epochs: Annotated[int | None, typer.Option(help="training epochs (default: the preset's)")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="training steps; 0: whole epochs (default: 24 on CPU, 0 on GPU)")] = None,
+    collection: Annotated[str, typer.Option(help="RAG collection (default: the catalog's name)")] = "",
+    targets: Annotated[str, typer.Option(help="what is evaluated, comma-separated: base, fine_tuned, rag")] = "base,fine_tuned,rag",
+    max_eval_questions: Annotated[int | None, typer.Option(help="test questions per target; 0: all (default: 30 on CPU, all on GPU)")] = None,
+    skip: Annotated[str, typer.Option(help="steps to skip, comma-separated: validate, train, index, evaluate, report")] = "",
+    model_id: Annotated[str, typer.Option(help="with --skip train: an existing fine-tuned model to evaluate")] = "",
+    device: Annotated[str, typer.Option(help="size the defaults for: auto (the trainer's device) | cpu | cuda")] = "auto",
+    out: Annotated[Path, typer.Option(help="where the comparison reports (HTML, Markdown, JSON) are saved")] = Path("evaluation"),
+    start: Annotated[bool, typer.Option(help="start the local stack when it is not running")] = True,
+    detach: Annotated[bool, typer.Option(help="start the pipeline and return (dyag pipeline watch ID follows it)")] = False,
 ) -> None:
-    """The workflow on a catalog: start the stack if needed, ingest and profile the catalog, build the
-    dataset and validate it (the guide's steps 1 to 3)."""
-    catalog = catalog or sample_catalog()
-    stack = Stack()
-    with console.status("starting the stack…") as status:
-        run_or_fail(lambda: stack.up(on_step=lambda s: status.update(s)))
-    console.print(f"[green]✓[/] stack ready at {stack.config.gateway_url}")
-    client = GatewayClient(stack.config.gateway_url)
-
-    console.rule("1. Catalogue")
-    version = run_or_fail(lambda: client.upload_catalog(catalog, name))
-    _print_version(version)
-    print_profile(run_or_fail(lambda: client.get(f"/catalogs/{version['name']}/profile")))
-
-    console.rule("2. Dataset")
-    dataset = datasets.build(client, version["name"], num_questions=num_questions)
-    datasets.print_dataset(dataset, datasets.download_files(client, dataset, output, ("openai",)), verbose=True)
-
-    console.rule("3. Validation")
-    result = run_or_fail(lambda: client.post(f"/datasets/{dataset['id']}/validate"))
-    console.print(result["text"], markup=False, highlight=False)
+    """The whole workflow on a catalog, through the services: ingest, build the dataset, validate it, fine-tune
+    (LoRA), index RAG, evaluate the base, fine-tuned and RAG targets on the test split, compare and report
+    (the guide's steps 1 to 7). Starts the local stack if needed; exits non-zero when the pipeline fails."""
+    if start and not os.environ.get("DYAG_URL"):
+        stack = Stack()
+        port = int(urlparse(stack.state.get("gateway_url", "")).port or 8000) if stack.alive("gateway") else 8000
+        stack = Stack(StackConfig(gateway_port=port))
+        with console.status("starting the stack…") as status:
+            run_or_fail(lambda: stack.up(on_step=lambda s: status.update(s)))
+        console.print(f"[green]✓[/] stack ready at {stack.config.gateway_url}")
+        client = GatewayClient(stack.config.gateway_url)
+    else:
+        client = GatewayClient()
+    body = run_or_fail(lambda: pipeline.request_body(
+        catalog, name=name, version=version, num_questions=num_questions, preset=preset, epochs=epochs, max_steps=max_steps,
+        rag_collection=collection, targets=pipeline.split_list(targets), max_eval_questions=max_eval_questions,
+        skip=pipeline.split_list(skip), model_id=model_id, device=device))
+    created = run_or_fail(lambda: client.post("/pipelines", json=body, timeout=300))
+    if detach:
+        console.print(f"pipeline {created['id']} started: dyag pipeline watch {created['id']}")
+        return
+    try:
+        final = run_or_fail(lambda: pipeline.follow(client, created["id"]))
+    except KeyboardInterrupt:
+        fail(f"stopped following; the pipeline goes on: dyag pipeline watch {created['id']} (or dyag pipeline cancel {created['id']})", 130)
+        return
+    pipeline.finish(client, final, out)
 
 
 @app.command()

@@ -159,14 +159,20 @@ class JobStore:
             keys = await self.kv.keys()
         except Exception:  # nats-py raises NoKeysError on an empty bucket
             return []
-        records = []
-        for key in keys:
-            try:
-                record = await self.get(key)
-            except JobNotFound:
-                continue
-            if (not kind or record["kind"] == kind) and (not status or record["status"] == status):
-                records.append(record)
+        limiter = asyncio.Semaphore(32)  # reads in parallel: one round trip per job, not one after another
+
+        async def read(key: str) -> dict[str, Any] | None:
+            async with limiter:
+                try:
+                    return await self.get(key)
+                except JobNotFound:
+                    return None  # deleted since keys() was read
+
+        records = [
+            r
+            for r in await asyncio.gather(*(read(k) for k in keys))
+            if r is not None and (not kind or r["kind"] == kind) and (not status or r["status"] == status)
+        ]
         records.sort(key=lambda r: r["created_at"], reverse=True)
         return records[:limit]
 

@@ -19,6 +19,7 @@ from dyag_runtime.jobs import STATUS_NAMES, TERMINAL, proto_to_dict
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 _STATUS_OF_NAME = {v: k for k, v in STATUS_NAMES.items()}
 SSE_HEARTBEAT_S = 15.0
+LIST_TIMEOUT_S = 20.0  # a service busy with a CPU-bound job still answers, slowly
 
 
 @router.get("", summary="Jobs of every service, newest first")
@@ -27,16 +28,20 @@ async def list_jobs(request: Request, service: str = "", kind: str = "", status:
     services = [service] if service else list(backends.channels)
     query = jobs_pb2.ListJobsRequest(kind=kind, status=_STATUS_OF_NAME.get(status, 0), limit=limit)
 
+    unavailable: dict[str, str] = {}
+
     async def one(name: str) -> list[dict]:
         try:
-            reply = await backends.jobs(name).ListJobs(query, timeout=5.0)
-        except grpc.aio.AioRpcError:
-            return []  # an unreachable service shows in /readyz; its jobs come back with it
+            reply = await backends.jobs(name).ListJobs(query, timeout=LIST_TIMEOUT_S)
+        except grpc.aio.AioRpcError as exc:
+            # Said, not hidden: a busy or stopped service's jobs are missing from this page, not gone.
+            unavailable[name] = exc.details() or exc.code().name
+            return []
         return [to_json(j) for j in reply.jobs]
 
     jobs = [j for batch in await asyncio.gather(*(one(n) for n in services)) for j in batch]
     jobs.sort(key=lambda j: j.get("created_at", ""), reverse=True)
-    return {"jobs": jobs[:limit]}
+    return {"jobs": jobs[:limit], "unavailable": unavailable}
 
 
 @router.get("/events", summary="Every job event, live (server-sent events)")
