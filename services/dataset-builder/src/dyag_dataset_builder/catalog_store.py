@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -13,6 +11,7 @@ from pathlib import Path
 from dyag_core.catalog import Catalog
 from dyag_core.errors import DyagError
 from dyag_runtime.artifacts import Artifact, ArtifactStore
+from dyag_runtime.sqlite import SqliteIndex
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS catalog_versions (
@@ -53,13 +52,11 @@ class CatalogNotFound(DyagError):
         super().__init__("catalog_not_found", f"{what} not found; upload it first (POST /catalogs or dyag catalog upload)")
 
 
-class CatalogStore:
+class CatalogStore(SqliteIndex):
+    schema = _SCHEMA
+
     def __init__(self, db_path: Path, artifacts: ArtifactStore):
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(_SCHEMA)
-        self.lock = threading.Lock()
+        super().__init__(db_path)
         self.artifacts = artifacts
         self._load = lru_cache(maxsize=16)(self._load_uncached)
 

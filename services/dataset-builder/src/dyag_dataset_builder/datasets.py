@@ -6,8 +6,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import sqlite3
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from dyag_core.dataset import (
 from dyag_core.errors import DyagError
 from dyag_runtime.jobs import JobContext, record_to_proto
 from dyag_runtime.server import Runtime
+from dyag_runtime.sqlite import SqliteIndex
 
 from dyag_dataset_builder.catalog_store import CatalogStore
 
@@ -53,14 +52,10 @@ class DatasetNotFound(DyagError):
         super().__init__("dataset_not_found", f"dataset {dataset_id!r} not found")
 
 
-class DatasetStore:
+class DatasetStore(SqliteIndex):
     """The index of built datasets, in the service's own SQLite database."""
 
-    def __init__(self, db_path: Path):
-        self.db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(_SCHEMA)
-        self.lock = threading.Lock()
+    schema = _SCHEMA
 
     def put(self, dataset: dict[str, Any]) -> None:
         with self.lock:

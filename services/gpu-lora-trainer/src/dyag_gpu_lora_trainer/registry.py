@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
-from pathlib import Path
 from typing import Any
 
 from dyag_core.errors import DyagError
+from dyag_runtime.sqlite import SqliteIndex
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS models (
@@ -26,13 +24,8 @@ class ModelNotFound(DyagError):
         super().__init__("model_not_found", f"model {model_id!r} not found")
 
 
-class ModelRegistry:
-    def __init__(self, db_path: Path):
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(_SCHEMA)
-        self.lock = threading.Lock()
+class ModelRegistry(SqliteIndex):
+    schema = _SCHEMA
 
     def put(self, model: dict[str, Any]) -> None:
         with self.lock:
