@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from dyag_cli import datasets, hosted, pipeline, rag, training, validation
+from dyag_cli import evaluation
 from dyag_cli.client import GatewayClient
 from dyag_cli.common import DEFAULT_CATALOG_NAME, console, fail, follow_job, run_or_fail, sample_catalog
 from dyag_cli.stack import Stack, StackConfig, tail
@@ -29,6 +30,11 @@ app.command("models", help="LoRA fine-tuned models in the registry.")(training.l
 app.command("index_rag", help="The guide's step 7: index a catalog into a RAG collection (only changed applications are re-embedded).")(rag.index_rag)
 app.command("query_rag", help="The guide's step 7: answer a question from the catalog, with its sources.")(rag.query_rag)
 app.command("rag_stats", help="What a RAG collection holds: catalog version, applications, chunks, embedder.")(rag.rag_stats)
+app.command("evaluate_rag", help="The guide's step 6.1: evaluate the RAG target on a test file; results JSON with the guide's fields.")(evaluation.evaluate_rag)
+app.command("evaluate", help="The guide's step 6: evaluate a target (base, lora:, openai:, ollama:, rag:, hybrid:) on a test set.")(evaluation.evaluate)
+app.command("compare", help="The guide's steps 6.2 and 7.2: compare result files side by side, offline (--html for the report).")(evaluation.compare)
+app.command("report", help="A result file's report, offline: --html (charts) or --markdown.")(evaluation.report)
+app.command("evaluations", help="The evaluation runs the evaluator kept, or one run.")(evaluation.evaluations)
 app.add_typer(hosted.hosted_app, name="hosted")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(pipeline.pipeline_app, name="pipeline")

@@ -77,3 +77,74 @@ def _error_text(reply: httpx.Response) -> str:
         return str(reply.json().get("error") or reply.text)[:300]
     except ValueError:
         return reply.text[:300]
+
+
+class OllamaModels:
+    """Creating models on an Ollama server through its HTTP API (what `ollama create` does remotely):
+    each file is pushed as a blob (HEAD /api/blobs/sha256:… to skip those already there, POST to upload,
+    the server checking the digest), then POST /api/create names the blobs in `files` / `adapters` and
+    streams its status lines until "success"."""
+
+    def __init__(self, host: str, timeout: float = 600.0):
+        self.host = _with_scheme(host).rstrip("/")
+        self._http = httpx.Client(base_url=self.host, timeout=httpx.Timeout(timeout, connect=10.0))
+
+    def _call(self, method: str, path: str, **kwargs) -> httpx.Response:
+        try:
+            return self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise LLMError("unavailable", f"cannot reach Ollama at {self.host} ({exc}): start it (`ollama serve`) or fix OLLAMA_HOST") from None
+
+    def has_blob(self, digest: str) -> bool:
+        reply = self._call("HEAD", f"/api/blobs/{digest}")
+        if reply.status_code not in (200, 404):
+            raise LLMError("llm_error", f"Ollama answered HTTP {reply.status_code} to HEAD /api/blobs/{digest}")
+        return reply.status_code == 200
+
+    def push_blob(self, path, digest: str) -> bool:
+        """Upload a file as the blob `digest` ("sha256:<hex>") unless the server has it; True when uploaded."""
+        if self.has_blob(digest):
+            return False
+        import os
+
+        def chunks():
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    yield chunk
+
+        reply = self._call("POST", f"/api/blobs/{digest}", content=chunks(),
+                           headers={"Content-Type": "application/octet-stream", "Content-Length": str(os.path.getsize(path))})
+        if reply.status_code not in (200, 201):
+            raise LLMError("llm_error", f"Ollama refused the blob {digest} of {path}: HTTP {reply.status_code} {_error_text(reply)}")
+        return True
+
+    def create(self, body: dict, on_status=lambda line: None) -> list[str]:
+        """POST /api/create (streamed); the status lines, ending with "success". An error line raises LLMError."""
+        import json
+
+        statuses: list[str] = []
+        try:
+            with self._http.stream("POST", "/api/create", json={**body, "stream": True}) as reply:
+                if reply.status_code >= 400:
+                    reply.read()
+                    raise LLMError("llm_error", f"Ollama refused to create {body.get('model')!r}: HTTP {reply.status_code} {_error_text(reply)}")
+                for line in reply.iter_lines():
+                    if not line.strip():
+                        continue
+                    try:
+                        data = json.loads(line)
+                    except ValueError:
+                        raise LLMError("llm_error", f"Ollama sent a line that is not JSON while creating the model: {line[:200]}") from None
+                    if data.get("error"):
+                        raise LLMError("llm_error", f"Ollama could not create {body.get('model')!r}: {data['error']}")
+                    if status := data.get("status"):
+                        statuses.append(str(status))
+                        on_status(str(status))
+        except httpx.HTTPError as exc:
+            raise LLMError("unavailable", f"lost Ollama at {self.host} while creating the model ({exc})") from None
+        if not statuses or statuses[-1] != "success":
+            raise LLMError("llm_error", f"Ollama ended the creation of {body.get('model')!r} without success: {statuses[-3:]}")
+        return statuses
+
+    def close(self) -> None:
+        self._http.close()

@@ -13,7 +13,10 @@ from prometheus_client import make_asgi_app
 
 from dyag_gateway import errors
 from dyag_gateway.backends import Backends
-from dyag_gateway.routers import catalogs, datasets, health, hosted, jobs, rag, training, validation
+from dyag_gateway.pipeline_runner import Pipelines
+from dyag_gateway.routers import catalogs, datasets, health, hosted, jobs, pipelines, rag, training, validation
+from dyag_gateway.routers import evaluations
+from dyag_gateway.routers import exports
 from dyag_gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -30,7 +33,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         except Exception as exc:  # the gateway still answers; /readyz says NATS is down
             log.warning("NATS unreachable; job event streams are off", extra={"error": str(exc)})
             app.state.nats = None
+        # Pipelines: their records in the KV bucket "pipelines", run (and resumed after a restart) by this gateway.
+        app.state.pipelines = None
+        if app.state.nats is not None:
+            try:
+                app.state.pipelines = await Pipelines.start(app.state.nats, app.state.backends, settings.grpc_timeout_s)
+            except Exception as exc:
+                log.warning("pipelines are off: their KV store or work queue is unavailable", extra={"error": str(exc)})
         yield
+        if app.state.pipelines is not None:
+            await app.state.pipelines.close()  # running pipelines stay running: the next gateway resumes them
         if app.state.nats is not None:
             await app.state.nats.close()
         await app.state.backends.close()
@@ -46,7 +58,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_exception_handler(errors.ApiError, errors.api_error_handler)
     app.add_exception_handler(grpc.aio.AioRpcError, errors.grpc_error_handler)
     app.add_exception_handler(RequestValidationError, errors.validation_error_handler)
-    for router in (health.router, catalogs.router, datasets.router, validation.router, rag.router, hosted.router, training.router, jobs.router):
+    for router in (health.router, catalogs.router, datasets.router, validation.router, rag.router, hosted.router, training.router, jobs.router,
+                   pipelines.router):
         app.include_router(router)
+    app.include_router(evaluations.router)
+    app.include_router(exports.router)
     app.mount("/metrics", make_asgi_app())
     return app

@@ -7,7 +7,8 @@ import asyncio
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from dyag.v1 import catalog_pb2_grpc, dataset_pb2_grpc, hosted_pb2_grpc, jobs_pb2_grpc, rag_pb2_grpc, training_pb2_grpc, validation_pb2_grpc
+from dyag.v1 import catalog_pb2_grpc, dataset_pb2_grpc, evaluation_pb2_grpc, hosted_pb2_grpc, jobs_pb2_grpc, rag_pb2_grpc, training_pb2_grpc, validation_pb2_grpc
+from dyag.v1 import export_pb2_grpc
 from dyag_gateway.errors import ApiError
 from dyag_gateway.settings import GatewaySettings
 
@@ -16,8 +17,9 @@ class Backends:
     def __init__(self, settings: GatewaySettings):
         options = settings.grpc_options()
         self.timeout = settings.grpc_timeout_s
+        self.addresses: dict[str, str] = {name: settings.address_of(name) for name in settings.deployed()}
         self.channels: dict[str, grpc.aio.Channel] = {
-            name: grpc.aio.insecure_channel(settings.address_of(name), options=options) for name in settings.deployed()
+            name: grpc.aio.insecure_channel(address, options=options) for name, address in self.addresses.items()
         }
 
     def channel(self, service: str) -> grpc.aio.Channel:
@@ -43,6 +45,12 @@ class Backends:
 
     def trainer(self) -> training_pb2_grpc.TrainerServiceStub:
         return training_pb2_grpc.TrainerServiceStub(self.channel("gpu-lora-trainer"))
+
+    def evaluator(self) -> evaluation_pb2_grpc.EvaluatorServiceStub:
+        return evaluation_pb2_grpc.EvaluatorServiceStub(self.channel("evaluator"))
+
+    def exporter(self) -> export_pb2_grpc.ExporterServiceStub:
+        return export_pb2_grpc.ExporterServiceStub(self.channel("model-exporter"))
 
     def jobs(self, service: str) -> jobs_pb2_grpc.JobServiceStub:
         return jobs_pb2_grpc.JobServiceStub(self.channel(service))

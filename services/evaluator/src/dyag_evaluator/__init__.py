@@ -1,0 +1,1 @@
+"""evaluator: runs a target over a test set, scores it with dyag_core.evaluation, keeps runs and compares them."""

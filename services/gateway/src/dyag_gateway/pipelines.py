@@ -1,0 +1,422 @@
+"""The whole workflow as one pipeline (the guide's steps 1 to 7): parameters, steps, and the state machine.
+
+Pure: no I/O. `pipeline_runner` drives it against the services; the routes show it. A pipeline is a job of the
+gateway (kind "pipeline.run") whose record lives in the JetStream KV bucket "pipelines" (dyag_runtime's JobStore
+and JobWorker), with one more key, "steps": each step is a job of the service that owns it (or one RPC), linked to
+the pipeline by its correlation id.
+
+    1 ingest        dataset-builder  IngestCatalog (an RPC, done when the pipeline is created)
+    2 build         dataset-builder  dataset.build job
+    3 validate      validator        Validate (an RPC)
+    4 train         gpu-lora-trainer train.lora job (LoRA on the base model)
+    5 index         rag-service      rag.index job (beside 2-4: it needs only the catalog)
+    6 evaluate_*    evaluator        evaluation.run jobs, one per target (base, fine_tuned, rag)
+    7 report        evaluator        Compare (an RPC): the guide's 6.2 table, the 7.2 decision table, reports
+
+A step starts when every step it depends on has succeeded (or was skipped), and at most `max_parallel` heavy steps
+(training, indexing, evaluations) run at once. After a failure nothing new starts; what runs ends, and the pipeline
+ends failed, naming the step and its job's error; what was done stays in the record.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+PIPELINE_SERVICE = "pipeline"  # pipeline ids are "pipeline-<16 hex>"; their work queue is dyag.jobs.pipeline
+PIPELINE_KIND = "pipeline.run"
+PIPELINE_BUCKET = "pipelines"
+
+# Step statuses. "blocked": a step it depends on failed or was cancelled, so it never ran.
+PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, CANCELLED, BLOCKED = (
+    "pending", "running", "succeeded", "failed", "skipped", "cancelled", "blocked")
+STEP_DONE = (SUCCEEDED, SKIPPED)
+STEP_ENDED = (SUCCEEDED, SKIPPED, FAILED, CANCELLED, BLOCKED)
+
+INGEST, BUILD, VALIDATE, TRAIN, INDEX, REPORT = "ingest", "build", "validate", "train", "index", "report"
+TARGETS = ("base", "fine_tuned", "rag")
+TARGET_LABELS = {"base": "base model", "fine_tuned": "fine-tuned (LoRA)", "rag": "RAG"}
+SKIPPABLE = ("validate", "train", "index", "evaluate", "report")
+
+
+def eval_step(target: str) -> str:
+    return f"evaluate_{target}"
+
+
+@dataclass(frozen=True, slots=True)
+class StepSpec:
+    name: str
+    number: int  # the guide's step
+    title: str
+    service: str
+    kind: str  # the job kind; "" for a step that is one RPC
+    depends_on: tuple[str, ...]
+    heavy: bool  # counts against max_parallel (CPU- or GPU-bound)
+    weight: float  # share of a typical run's time, for the overall fraction
+    # Steps that must have started (or ended, or be skipped) first: not a data dependency, an order. The training is
+    # the longest step and the fine-tuned evaluation waits for it, so it starts before the other evaluations take the
+    # heavy slots.
+    start_after: tuple[str, ...] = ()
+
+
+SPECS: dict[str, StepSpec] = {
+    s.name: s
+    for s in (
+        StepSpec(INGEST, 1, "ingest the catalog", "dataset-builder", "", (), False, 0.5),
+        StepSpec(BUILD, 2, "build the dataset", "dataset-builder", "dataset.build", (INGEST,), False, 2),
+        StepSpec(VALIDATE, 3, "validate the dataset", "validator", "", (BUILD,), False, 1),
+        StepSpec(TRAIN, 4, "fine-tune (LoRA)", "gpu-lora-trainer", "train.lora", (VALIDATE,), True, 40),
+        StepSpec(INDEX, 5, "index the RAG collection", "rag-service", "rag.index", (INGEST,), True, 6),
+        StepSpec(eval_step("base"), 6, "evaluate the base model", "evaluator", "evaluation.run", (BUILD,), True, 12, (TRAIN,)),
+        StepSpec(eval_step("fine_tuned"), 6, "evaluate the fine-tuned model", "evaluator", "evaluation.run", (BUILD, TRAIN), True, 12),
+        StepSpec(eval_step("rag"), 6, "evaluate RAG", "evaluator", "evaluation.run", (BUILD, INDEX), True, 12, (TRAIN,)),
+        StepSpec(REPORT, 7, "compare and report", "evaluator", "", (), False, 1),  # depends on the evaluations planned
+    )
+}
+ORDER = tuple(SPECS)  # the display order
+
+
+# --- parameters ------------------------------------------------------------------------------------------------
+
+# Defaults by the trainer's device. CPU: sized so that the sample catalog (45 applications) goes through every step in
+# about 10 minutes on a 2-core machine (bench/bench_pipeline.py); CUDA: the guide's sizes.
+DEVICE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "cpu": {"num_questions": 300, "max_steps": 24, "max_eval_questions": 30, "max_parallel": 2, "eval_max_tokens": 96},
+    "cuda": {"num_questions": 1000, "max_steps": 0, "max_eval_questions": 0, "max_parallel": 3, "eval_max_tokens": 0},
+}
+
+
+class PipelineRequest(BaseModel):
+    """POST /pipelines. Every parameter has a default; unset ones follow the trainer's device (DEVICE_DEFAULTS)."""
+
+    model_config = {"extra": "forbid"}
+
+    catalog: str = Field("", description="the catalog's name: a stored catalog, or the name to store catalog_content under")
+    catalog_version: str = Field("", description="with a stored catalog: that version (empty: the latest)")
+    catalog_content: str = Field("", description="the catalog file itself (keyed JSON, JSON list, JSONL or CSV), as text")
+    catalog_base64: str = Field("", description="or its bytes, base64-encoded")
+    catalog_filename: str = Field("", description="the file's name (helps detect its format; names the catalog by default)")
+    num_questions: int | None = Field(None, ge=1, le=100_000, description="dataset size; default: 300 on CPU, 1000 on GPU")
+    question_types: list[str] = Field(default_factory=lambda: ["all"])
+    seed: int = Field(42, description="dataset, training and evaluation sample seed")
+    base_model: str = Field("default", min_length=1, description="base model of the fine-tuning and of the base target")
+    preset: Literal["auto", "small", "medium", "large"] = Field("auto", description="the guide's Annex A preset (auto: by size)")
+    epochs: int | None = Field(None, ge=1, le=100, description="default: the preset's")
+    max_steps: int | None = Field(None, ge=0, description="training steps; 0: whole epochs; default: 24 on CPU, 0 on GPU")
+    training_config: dict[str, Any] = Field(default_factory=dict, description="any other TrainingConfig option (r, learning_rate…)")
+    model_id: str = Field("", description="with skip=[train]: an existing fine-tuned model (lora-…) to evaluate")
+    rag_collection: str = Field("", description="the RAG collection; default: the catalog's name")
+    rag_llm: str = Field("", description="the chat model RAG answers with; empty: rag-service's default (local:default)")
+    targets: list[Literal["base", "fine_tuned", "rag"]] = Field(default_factory=lambda: list(TARGETS),
+                                                                 description="what is evaluated: base, fine_tuned, rag")
+    max_eval_questions: int | None = Field(None, ge=0, description="test questions per target (a stratified sample); 0: all; "
+                                                                    "default: 30 on CPU, all on GPU")
+    eval_max_tokens: int | None = Field(None, ge=0, le=4096, description="answer length per question; 0: the evaluator's default")
+    eval_concurrency: int | None = Field(None, ge=1, le=256, description="questions in flight per evaluation; default: the evaluator's")
+    skip_similarity: bool = Field(False, description="no semantic similarity in the evaluation (no embedding model)")
+    skip: list[Literal["validate", "train", "index", "evaluate", "report"]] = Field(default_factory=list)
+    max_parallel: int | None = Field(None, ge=1, le=16, description="heavy steps at once (training, indexing, evaluations)")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="size the defaults for this device; auto: the trainer's")
+    name: str = Field("", max_length=200, description="a label for the pipeline")
+
+    @field_validator("targets", "skip")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PipelineRequest:
+        if self.catalog_content and self.catalog_base64:
+            raise ValueError("give catalog_content or catalog_base64, not both")
+        has_content = bool(self.catalog_content or self.catalog_base64)
+        if not has_content and not self.catalog:
+            raise ValueError("give a catalog: the name of a stored catalog, or the file in catalog_content")
+        if has_content and self.catalog_version:
+            raise ValueError("catalog_version names a stored version; it cannot go with catalog_content")
+        evaluating = "evaluate" not in self.skip
+        if evaluating and not self.targets:
+            raise ValueError("targets is empty: name at least one of base, fine_tuned, rag (or skip evaluate)")
+        if evaluating and "fine_tuned" in self.targets and "train" in self.skip and not self.model_id:
+            raise ValueError("skip=[train] with the fine_tuned target needs model_id (an existing lora-… model), "
+                             "or leave fine_tuned out of targets")
+        if self.model_id and "train" not in self.skip:
+            raise ValueError("model_id evaluates an existing model: it goes with skip=[train]")
+        if self.model_id and not self.model_id.startswith("lora-"):
+            raise ValueError(f"model_id must be a fine-tuned model id (lora-…), not {self.model_id!r}")
+        return self
+
+    def has_content(self) -> bool:
+        return bool(self.catalog_content or self.catalog_base64)
+
+
+def resolve_params(request: PipelineRequest, *, device: str, device_source: str, catalog: dict[str, Any]) -> dict[str, Any]:
+    """The parameters as the pipeline runs them: every default filled in for the device. No catalog bytes."""
+    defaults = DEVICE_DEFAULTS["cuda" if device == "cuda" else "cpu"]
+    params = request.model_dump(exclude={"catalog_content", "catalog_base64", "device"})
+
+    def pick(name: str) -> Any:
+        value = getattr(request, name)
+        return defaults[name] if value is None else value
+
+    for name in ("num_questions", "max_steps", "max_eval_questions", "max_parallel", "eval_max_tokens"):
+        params[name] = pick(name)
+    params.update(
+        catalog=catalog["name"], catalog_version=catalog["version"], catalog_entities=catalog.get("entity_count", 0),
+        rag_collection=request.rag_collection or catalog["name"], device=device, device_source=device_source,
+        targets=[] if "evaluate" in request.skip else list(request.targets),
+    )
+    return params
+
+
+def training_config(params: dict[str, Any]) -> dict[str, Any]:
+    """The TrainingConfig the train step sends."""
+    config = dict(params.get("training_config") or {})
+    config.setdefault("base_model", params.get("base_model") or "default")
+    config.setdefault("preset", params.get("preset") or "auto")
+    config.setdefault("seed", params.get("seed", 42))
+    if params.get("epochs"):
+        config.setdefault("epochs", params["epochs"])
+    if params.get("max_steps"):
+        config.setdefault("max_steps", params["max_steps"])
+    return config
+
+
+# --- steps -----------------------------------------------------------------------------------------------------
+
+def new_step(name: str, depends_on: tuple[str, ...] | None = None) -> dict[str, Any]:
+    spec = SPECS[name]
+    return {
+        "name": name,
+        "number": spec.number,
+        "title": spec.title,
+        "service": spec.service,
+        "kind": spec.kind,
+        "depends_on": list(spec.depends_on if depends_on is None else depends_on),
+        "status": PENDING,
+        "job_id": "",
+        "started_at": None,
+        "ended_at": None,
+        "seconds": None,
+        "progress": {"fraction": 0.0, "step": "", "eta_seconds": -1.0, "metrics": {}},
+        "result": {},
+        "artifacts": [],
+        "error": "",
+        "note": "",
+    }
+
+
+def plan_steps(params: dict[str, Any], ingest: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every step of a pipeline with these (resolved) parameters, in order; skipped ones say so."""
+    skip = set(params.get("skip") or ())
+    targets = list(params.get("targets") or ())
+    steps: list[dict[str, Any]] = []
+    ingest_step = new_step(INGEST)
+    if ingest:
+        ingest_step.update({"status": SUCCEEDED, **ingest})
+    steps.append(ingest_step)
+    steps.append(new_step(BUILD))
+    for name in (VALIDATE, TRAIN, INDEX):
+        step = new_step(name)
+        if name in skip:
+            step.update(status=SKIPPED, note="skipped as asked")
+        elif name == INDEX and "rag" not in targets:
+            step.update(status=SKIPPED, note="no RAG target to evaluate")
+        steps.append(step)
+    if params.get("model_id"):
+        train = by_name(steps)[TRAIN]
+        train["result"] = {"model_id": params["model_id"]}
+        train["note"] = f"skipped as asked: evaluating {params['model_id']}"
+    for target in targets:
+        steps.append(new_step(eval_step(target)))
+    report = new_step(REPORT, tuple(eval_step(t) for t in targets))
+    if "report" in skip or not targets:
+        report.update(status=SKIPPED, note="skipped as asked" if "report" in skip else "nothing evaluated")
+    steps.append(report)
+    return steps
+
+
+def by_name(steps: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {s["name"]: s for s in steps}
+
+
+def _deps_done(step: dict[str, Any], index: dict[str, dict[str, Any]]) -> bool:
+    return all(index[d]["status"] in STEP_DONE for d in step["depends_on"] if d in index)
+
+
+def _deps_broken(step: dict[str, Any], index: dict[str, dict[str, Any]]) -> bool:
+    return any(index[d]["status"] in (FAILED, CANCELLED, BLOCKED) for d in step["depends_on"] if d in index)
+
+
+def any_failed(steps: list[dict[str, Any]]) -> bool:
+    return any(s["status"] in (FAILED, CANCELLED) for s in steps)
+
+
+def ready_steps(steps: list[dict[str, Any]], max_parallel: int) -> list[str]:
+    """Steps to start now: pending, dependencies done, within the heavy-step limit; none after a failure."""
+    if any_failed(steps):
+        return []
+    index = by_name(steps)
+    heavy_running = sum(1 for s in steps if s["status"] == RUNNING and SPECS[s["name"]].heavy)
+    ready = []
+    for step in steps:  # the record's order is the launch priority: train before index before the evaluations
+        name = step["name"]
+        if step["status"] != PENDING or not _deps_done(step, index):
+            continue
+        if any(index[a]["status"] == PENDING for a in SPECS[name].start_after if a in index):
+            continue
+        if SPECS[name].heavy:
+            if heavy_running >= max_parallel:
+                continue
+            heavy_running += 1
+        ready.append(name)
+    return ready
+
+
+def block_unreachable(steps: list[dict[str, Any]], now: float) -> list[str]:
+    """Pending steps that can no longer run (a step they need failed, or nothing runs after a failure): blocked."""
+    index = by_name(steps)
+    changed = []
+    failed = any_failed(steps)
+    running = any(s["status"] == RUNNING for s in steps)
+    for step in steps:
+        if step["status"] != PENDING:
+            continue
+        if _deps_broken(step, index) or (failed and not running):
+            step.update(status=BLOCKED, ended_at=now, note=_blocked_note(step, index))
+            changed.append(step["name"])
+    return changed
+
+
+def _blocked_note(step: dict[str, Any], index: dict[str, dict[str, Any]]) -> str:
+    broken = [d for d in step["depends_on"] if index.get(d, {}).get("status") in (FAILED, CANCELLED, BLOCKED)]
+    if broken:
+        return "not run: " + ", ".join(f"{d} {index[d]['status']}" for d in broken)
+    return "not run: the pipeline stopped after a failure"
+
+
+def outcome(steps: list[dict[str, Any]]) -> str | None:
+    """The pipeline's end status once nothing runs or can run; None while it goes on."""
+    if any(s["status"] == RUNNING for s in steps):
+        return None
+    if any(s["status"] == FAILED for s in steps):
+        return FAILED
+    if any(s["status"] == CANCELLED for s in steps):
+        return CANCELLED
+    if any(s["status"] == PENDING for s in steps):
+        return None
+    return SUCCEEDED if all(s["status"] in STEP_DONE for s in steps) else FAILED
+
+
+def failure_message(steps: list[dict[str, Any]]) -> str:
+    """'step 4 (fine-tune (LoRA), job gpu-lora-trainer-…) failed: <the job's error>' for each failed step."""
+    parts = []
+    for s in steps:
+        if s["status"] == FAILED:
+            job = f", job {s['job_id']}" if s["job_id"] else ""
+            parts.append(f"step {s['number']} {s['name']} ({s['title']}{job}) failed: {s['error'] or 'no reason given'}")
+    return "; ".join(parts) or "the pipeline failed"
+
+
+def failed_step(steps: list[dict[str, Any]]) -> str:
+    return next((s["name"] for s in steps if s["status"] == FAILED), "")
+
+
+def overall_fraction(steps: list[dict[str, Any]]) -> float:
+    total = done = 0.0
+    for s in steps:
+        if s["status"] == SKIPPED:
+            continue
+        weight = SPECS[s["name"]].weight
+        total += weight
+        if s["status"] in STEP_ENDED:
+            done += weight
+        elif s["status"] == RUNNING:
+            done += weight * float(s["progress"].get("fraction") or 0.0)
+    return round(done / total, 4) if total else 1.0
+
+
+def start_step(step: dict[str, Any], now: float) -> None:
+    step.update(status=RUNNING, started_at=step["started_at"] or now, ended_at=None, error="")
+
+
+def end_step(step: dict[str, Any], status: str, now: float, *, error: str = "", result: dict[str, Any] | None = None,
+             artifacts: list[dict[str, Any]] | None = None) -> None:
+    step.update(status=status, ended_at=now, error=error)
+    if step["started_at"]:
+        step["seconds"] = round(now - step["started_at"], 2)
+    if result:
+        step["result"] = {**step["result"], **result}
+    if artifacts is not None:
+        step["artifacts"] = artifacts
+    if status == SUCCEEDED:
+        step["progress"] = {**step["progress"], "fraction": 1.0, "eta_seconds": 0.0}
+
+
+def to_resume(steps: list[dict[str, Any]]) -> list[str]:
+    """After a gateway restart: the steps that were running (re-attached to their job, or started again)."""
+    return [s["name"] for s in steps if s["status"] == RUNNING]
+
+
+# --- what the API shows ------------------------------------------------------------------------------------------
+
+def rfc3339(epoch: float | None) -> str | None:
+    if not epoch:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def report_links(pipeline_id: str) -> dict[str, str]:
+    return {fmt: f"/pipelines/{pipeline_id}/report.{fmt}" for fmt in ("html", "md", "json")}
+
+
+def view(record: dict[str, Any], *, now: float | None = None, stale_after: float = 60.0) -> dict[str, Any]:
+    """A pipeline as GET /pipelines/{id} shows it: each step (status, job, timings, artifacts) and the report."""
+    now = now or time.time()
+    params = dict(record.get("params") or {})
+    steps = copy.deepcopy(record.get("steps") or plan_steps(params, params.get("ingest")))
+    for s in steps:
+        s["elapsed_s"] = round((s["ended_at"] or now) - s["started_at"], 1) if s["started_at"] else None
+        s["started_at"] = rfc3339(s["started_at"])
+        s["ended_at"] = rfc3339(s["ended_at"])
+    status = record["status"]
+    ended = status in (SUCCEEDED, FAILED, CANCELLED)
+    result = record.get("result") or {}
+    report = result.get("report") or record.get("report")
+    if report:
+        report = {**report, "links": report_links(record["id"])}
+    return {
+        "id": record["id"],
+        "name": params.get("name", ""),
+        "status": status,
+        "catalog": params.get("catalog"),
+        "catalog_version": params.get("catalog_version"),
+        "correlation_id": record.get("correlation_id", ""),
+        "created_at": rfc3339(record.get("created_at")),
+        "updated_at": rfc3339(record.get("updated_at")),
+        "elapsed_s": round((record["updated_at"] if ended else now) - record["created_at"], 1),
+        "attempts": record.get("attempts", 0),
+        "cancel_requested": record.get("cancel_requested", False),
+        # A running pipeline whose gateway stopped heart-beating: another gateway (or this one, restarted) resumes it.
+        "stalled": status == RUNNING and now - float(record.get("heartbeat_at") or now) > stale_after,
+        "error": record.get("error", ""),
+        "failed_step": failed_step(steps),
+        "progress": record.get("progress", {}),
+        "params": params,
+        "steps": steps,
+        "report": report,
+        "logs": record.get("logs", [])[-20:],
+    }
+
+
+def summary_view(record: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+    """One line of GET /pipelines."""
+    full = view(record, now=now)
+    return {k: full[k] for k in ("id", "name", "status", "catalog", "catalog_version", "created_at", "updated_at", "elapsed_s",
+                                 "error", "failed_step", "progress")} | {
+        "steps": {s["name"]: s["status"] for s in full["steps"]},
+    }
