@@ -32,6 +32,7 @@ from dyag_runtime.settings import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+COMPOSE_GPU_FILE = ROOT / "docker-compose.gpu.yml"  # the override that puts gpu-lora-trainer on an NVIDIA GPU
 K8S = ROOT / "deploy" / "k8s"
 GPU_COMPONENT = K8S / "gpu"
 GATEWAY = "gateway"
@@ -39,6 +40,16 @@ GATEWAY_PORT = GatewaySettings.model_fields["port"].default
 NATS_PORT = 4222
 PORTS = {**{name: port for name, (_, port) in SERVICES.items()}, GATEWAY: GATEWAY_PORT}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
+GPU_TRAINER = "gpu-lora-trainer"
+# The registry's services that have landed (a Dockerfile and a pyproject): each must be deployed everywhere.
+DEPLOYABLE = sorted(
+    name for name in SERVICES if (ROOT / "services" / name / "Dockerfile").is_file() and (ROOT / "services" / name / "pyproject.toml").is_file()
+)
+# Services whose /data must survive a restart (SQLite registries, job state, outputs): a PVC on Kubernetes.
+# The others keep nothing there that cannot be rebuilt (emptyDir), so they may run several replicas.
+PERSISTENT_DATA = {"dataset-builder", "openai-trainer", "gpu-lora-trainer", "model-exporter", "evaluator"}
+# Environment variables that carry secrets: never a literal in a deployment file.
+SECRET_NAME = re.compile(r"(^|_)(API_KEYS?|TOKEN|SECRET|SECRET_ACCESS_KEY|PASSWORD)$")
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
@@ -48,8 +59,12 @@ def load_all(path: Path) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
 
 
+def compose_files() -> list[Path]:
+    return sorted(ROOT.glob("docker-compose*.yml"))
+
+
 def yaml_files() -> list[Path]:
-    return sorted([COMPOSE_FILE, *(ROOT / "deploy").rglob("*.yaml"), *(ROOT / "deploy").rglob("*.yml")])
+    return sorted([*compose_files(), *(ROOT / "deploy").rglob("*.yaml"), *(ROOT / "deploy").rglob("*.yml")])
 
 
 class Dockerfile:
@@ -199,6 +214,15 @@ def mounts(svc: dict) -> dict[str, str]:
     return result
 
 
+def service_calls(name: str) -> set[str]:
+    """The registry services a service's code names as the first argument of a call (address_of("..."), or a
+    channel("...") / _call("...", ...) helper over it): the ones it calls."""
+    calls = set()
+    for py in (ROOT / "services" / name / "src").rglob("*.py"):
+        calls |= set(re.findall(r"\w\(\s*[\"']([a-z0-9-]+)[\"']", py.read_text()))
+    return calls & set(SERVICES) - {name}
+
+
 def address_map(raw: str) -> dict[str, tuple[str, int]]:
     addrs = json.loads(raw)
     return {name: (addr.rsplit(":", 1)[0], int(addr.rsplit(":", 1)[1])) for name, addr in addrs.items()}
@@ -259,7 +283,9 @@ def test_dockerfile_runtime_stage(path):
     final = dockerfile.final
     assert not [r for kw, r in final if kw in ("COPY", "ADD")], f"{path}: the runtime stage copies no source"
     assert any("pip install" in r and "--no-index" in r for kw, r in final if kw == "RUN"), f"{path}: installs the wheels only"
-    assert not re.search(r"apt-get install|build-essential|gcc", path.read_text()), f"{path}: no build tools"
+    # A builder stage may compile (model-exporter's llama-cpp-python); the image that runs has no build tools.
+    runtime = "\n".join(rest for _, rest in final)
+    assert not re.search(r"apt-get install|build-essential|gcc", runtime), f"{path}: no build tools in the runtime stage"
     user = dockerfile.final_one("USER")
     assert user.split(":")[0] not in ("root", "0"), f"{path}: runs as root"
     assert importlib.util.find_spec(dockerfile.cmd_module()), f"{path}: CMD module {dockerfile.cmd_module()} is not importable"
@@ -334,8 +360,85 @@ def test_compose_infrastructure():
     assert nats["image"].startswith("nats:2.10")
     assert " ".join(nats["command"]).startswith("-js -sd /data")
     assert mounts(nats).get("/data") == "nats-data"
-    assert services["chroma"]["image"].startswith("chromadb/chroma")
-    assert services["chroma"].get("profiles") == ["rag"]
+    chroma = services["chroma"]
+    assert chroma["image"].startswith("chromadb/chroma")
+    assert chroma["environment"]["ANONYMIZED_TELEMETRY"] == "False"
+    assert mounts(chroma).get("/data") == "chroma-data"
+    assert "/api/v2/heartbeat" in " ".join(chroma["healthcheck"]["test"]), "chroma's healthcheck asks its heartbeat"
+
+
+def test_compose_runs_the_whole_workflow_by_default():
+    """A plain `docker compose up` starts every landed service: none of them, nor what they need, hides behind a profile."""
+    services = compose()["services"]
+    for name in [*DEPLOYABLE, GATEWAY, "nats"]:
+        assert name in services, f"docker-compose.yml has no {name}"
+        assert not services[name].get("profiles"), f"{name} is under a profile: a default `docker compose up` misses it"
+        for target in depends_on(services[name]):
+            assert not services[target].get("profiles"), f"{name} depends on {target}, which is under a profile"
+
+
+def test_compose_rag_service_reaches_chroma():
+    services = compose()["services"]
+    if "rag-service" not in services:
+        pytest.skip("no rag-service")
+    rag = services["rag-service"]
+    url = rag["environment"].get("CHROMA_URL")
+    if not url:  # embedded Chroma: the store is in its own /data volume
+        assert mounts(rag).get("/data") == "rag-service-data"
+        return
+    host, port = re.match(r"https?://([^:/]+):(\d+)", url).groups()
+    assert host in services and int(port) == 8000, f"rag-service: CHROMA_URL {url} is not the chroma service"
+    assert depends_on(rag).get(host) == "service_healthy", "rag-service opens its Chroma client at start: wait for it"
+
+
+def test_compose_gpu_lora_trainer():
+    services = compose()["services"]
+    if GPU_TRAINER not in services:
+        pytest.skip("no gpu-lora-trainer")
+    trainer = services[GPU_TRAINER]
+    declared = set(compose().get("volumes") or {})
+    assert trainer.get("shm_size"), "torch needs more than Docker's 64 MB of /dev/shm"
+    cache = trainer["environment"].get("DYAG_MODEL_CACHE", "/models")
+    assert mounts(trainer).get(cache) in declared, f"{GPU_TRAINER}: mount a volume at its model cache {cache}"
+    assert "deploy" not in trainer, "the default trainer runs on CPU, on any host: the GPU goes in docker-compose.gpu.yml"
+    gpu = yaml.safe_load(COMPOSE_GPU_FILE.read_text())["services"][GPU_TRAINER]
+    devices = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+    assert gpu["build"]["args"]["TRAINER_EXTRAS"] == "[gpu]"
+    assert gpu["image"] != trainer["image"], "the CUDA image must not overwrite the CPU one"
+
+
+def test_compose_services_wait_for_what_they_call():
+    """Each service starts after the services its code calls (healthy, or only started for a peer it calls
+    lazily and can do without); the gateway after every service."""
+    services = compose()["services"]
+    for name in DEPLOYABLE:
+        for target in service_calls(name):
+            if target in DEPLOYABLE:
+                assert target in depends_on(services[name]), f"{name} calls {target}: depends_on it"
+
+
+def test_compose_service_addrs_agree():
+    spec = compose()
+    addrs = json.loads(spec["x-service-addrs"])
+    assert {name: port for name, (_, port) in address_map(spec["x-service-addrs"]).items()} == {n: PORTS[n] for n in DEPLOYABLE}
+    for name in [*DEPLOYABLE, GATEWAY]:
+        env = spec["services"][name]["environment"]
+        assert json.loads(env["DYAG_SERVICE_ADDRS"]) == addrs, f"{name}: DYAG_SERVICE_ADDRS is not x-service-addrs"
+    gateway_services = spec["services"][GATEWAY]["environment"]["DYAG_SERVICES"].split(",")
+    assert sorted(gateway_services) == DEPLOYABLE, f"the gateway's DYAG_SERVICES {gateway_services} != the landed services"
+
+
+def test_compose_secrets_are_never_inline():
+    """A secret's variable is passed through (a name with no value) or interpolated from the shell / .env."""
+    for path in compose_files():
+        for name, svc in (yaml.safe_load(path.read_text()).get("services") or {}).items():
+            env = svc.get("environment") or {}
+            items = env.items() if isinstance(env, dict) else [(e.partition("=")[0], e.partition("=")[2] or None) for e in env]
+            for key, value in items:
+                if SECRET_NAME.search(key):
+                    ok = value is None or re.fullmatch(r"\$\{[A-Z0-9_]+(:?\?[^}]*|:-)?\}", str(value))
+                    assert ok, f"{path.name} {name}: {key} must come from the environment, not be written here ({value!r})"
 
 
 def compose_command() -> list[str] | None:
@@ -369,11 +472,24 @@ def test_docker_compose_config(tmp_path):
     def run(*args: str, **extra: str) -> subprocess.CompletedProcess:
         return subprocess.run([*base, *args], capture_output=True, text=True, cwd=ROOT, env={**env, **extra}, timeout=60)
 
-    for profile in ([], ["--profile", "rag"]):
-        result = run(*profile, "config", "-q", DYAG_API_KEYS="x")
-        assert result.returncode == 0, result.stderr
+    result = run("config", "-q", DYAG_API_KEYS="x")
+    assert result.returncode == 0, result.stderr
     missing = run("config", "-q")
     assert missing.returncode != 0 and "set DYAG_API_KEYS" in missing.stderr, missing.stderr
+
+    # The GPU override merges onto the same service: one GPU reserved, the CUDA image, the rest unchanged.
+    merged = run("-f", str(COMPOSE_GPU_FILE), "config", "--format", "json", DYAG_API_KEYS="x")
+    assert merged.returncode == 0, merged.stderr
+    trainer = json.loads(merged.stdout)["services"][GPU_TRAINER]
+    assert trainer["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    assert trainer["build"]["args"]["TRAINER_EXTRAS"] == "[gpu]"
+    assert {v["target"] for v in trainer["volumes"]} >= {"/data", "/models", "/artifacts"}
+
+    # The provider's key reaches openai-trainer from the environment when set there, and only then.
+    plain = json.loads(run("config", "--format", "json", DYAG_API_KEYS="x").stdout)["services"]
+    keyed = json.loads(run("config", "--format", "json", DYAG_API_KEYS="x", OPENAI_API_KEY="sk-test").stdout)["services"]
+    assert plain["openai-trainer"]["environment"].get("OPENAI_API_KEY") is None
+    assert keyed["openai-trainer"]["environment"].get("OPENAI_API_KEY") == "sk-test"
 
 
 # --- deploy/k8s ----------------------------------------------------------------------------------------------
@@ -416,6 +532,11 @@ def kustomize_docs(folder: Path, components: list[Path] = ()) -> tuple[list[dict
         files |= sub_files
         config_maps |= sub_maps
     return docs, files, config_maps
+
+
+def example_secrets() -> dict[str, dict]:
+    """Secret name -> its keys, as secret.example.yaml describes them."""
+    return {d["metadata"]["name"]: d["stringData"] for d in load_all(K8S / "secret.example.yaml") if d["kind"] == "Secret"}
 
 
 def workloads(docs: list[dict]) -> list[dict]:
@@ -481,7 +602,7 @@ def test_k8s_services_select_workloads_and_ports(roots):
 def test_k8s_containers(roots):
     docs, _, config_maps = docs_for(roots)
     claims = {d["metadata"]["name"] for d in docs if d["kind"] == "PersistentVolumeClaim"}
-    secret = load_all(K8S / "secret.example.yaml")[0]
+    secrets = example_secrets()
     images = {i["name"] for i in kustomization(K8S).get("images", [])}
     for root in roots[1:]:
         images |= {i["name"] for i in kustomization(root).get("images", [])}
@@ -507,7 +628,7 @@ def test_k8s_containers(roots):
             for var in container.get("env", []):
                 ref = var.get("valueFrom", {}).get("secretKeyRef")
                 if ref:
-                    assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"], (
+                    assert ref["key"] in secrets.get(ref["name"], {}), (
                         f"{name}: {var['name']} reads a Secret that secret.example.yaml does not describe"
                     )
         if name in SERVICES:
@@ -544,15 +665,135 @@ def test_k8s_gateway_reaches_the_services(roots):
     check_gateway_services(env["DYAG_SERVICES"]["value"], env["DYAG_SERVICE_ADDRS"]["value"], hosts, f"k8s gateway {roots}")
 
 
+def gpu_patch() -> dict:
+    for patch in kustomization(GPU_COMPONENT).get("patches", []):
+        for doc in load_all(GPU_COMPONENT / patch["path"]):
+            if doc["kind"] == "Deployment" and doc["metadata"]["name"] == GPU_TRAINER:
+                return doc
+    raise AssertionError("the gpu component does not patch the gpu-lora-trainer Deployment")
+
+
 def test_k8s_gpu_component():
-    docs, _, _ = kustomize_docs(GPU_COMPONENT)
-    trainer = next(w for w in workloads(docs) if w["metadata"]["name"] == "gpu-lora-trainer")
-    spec = pod_spec(trainer)
+    """The base runs gpu-lora-trainer on CPU (any cluster); the component moves that Deployment onto a GPU node."""
+    component = kustomization(GPU_COMPONENT)
+    assert component["kind"] == "Component"
+    assert not component.get("resources"), "the component patches the base's trainer; it adds no second one"
+    base_docs, _, _ = docs_for(BASE)
+    assert any(w["metadata"]["name"] == GPU_TRAINER for w in workloads(base_docs)), "the base deploys gpu-lora-trainer"
+    assert "nvidia.com/gpu" not in json.dumps(base_docs), "the base must schedule on a cluster without GPUs"
+    spec = gpu_patch()["spec"]["template"]["spec"]
     assert spec["nodeSelector"] and spec["tolerations"]
-    assert spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    container = spec["containers"][0]
+    assert container["name"] == GPU_TRAINER and container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    images = {i["name"] for i in component.get("images", [])}
+    assert container["image"].split(":")[0] in images, "the CUDA image's tag is set under images: in the component"
     base = kustomization(K8S)
     assert base.get("namespace") == "dyag"
-    assert "gpu" not in base.get("components", []), "the GPU component stays off until gpu-lora-trainer lands"
+    assert "gpu" not in base.get("components", []), "the GPU component is opt-in: clusters without GPUs apply the base"
+
+
+@pytest.mark.parametrize("roots", [BASE, WITH_GPU], ids=["base", "with-gpu"])
+def test_k8s_every_landed_service_is_deployed(roots):
+    docs, _, _ = docs_for(roots)
+    deployments = {w["metadata"]["name"] for w in workloads(docs) if w["kind"] == "Deployment"}
+    services = {d["metadata"]["name"] for d in docs if d["kind"] == "Service"}
+    images = {i["name"] for i in kustomization(K8S).get("images", [])}
+    for name in DEPLOYABLE:
+        assert name in deployments and name in services, f"deploy/k8s has no Deployment and Service {name}"
+        assert f"dyag/{name}" in images, f"kustomization.yaml: no images: entry for dyag/{name}"
+    gateway = next(w for w in workloads(docs) if w["metadata"]["name"] == GATEWAY)
+    env = env_of(pod_spec(gateway)["containers"][0])
+    assert sorted(env["DYAG_SERVICES"]["value"].split(",")) == DEPLOYABLE, "gateway.yaml: DYAG_SERVICES != the landed services"
+    config_map = next(g for g in kustomization(K8S)["configMapGenerator"] if g["name"] == "dyag-env")
+    literals = dict(lit.split("=", 1) for lit in config_map["literals"])
+    assert json.loads(literals["DYAG_SERVICE_ADDRS"]) == json.loads(env["DYAG_SERVICE_ADDRS"]["value"]), (
+        "dyag-env and gateway.yaml disagree on DYAG_SERVICE_ADDRS"
+    )
+    assert {n: port for n, (_, port) in address_map(literals["DYAG_SERVICE_ADDRS"]).items()} == {n: PORTS[n] for n in DEPLOYABLE}
+
+
+def test_k8s_state_and_replicas():
+    """/data is a PVC where the service keeps state; a ReadWriteOnce volume means one pod, replaced not rolled."""
+    docs, _, _ = docs_for(BASE)
+    claims = {d["metadata"]["name"]: d["spec"]["accessModes"] for d in docs if d["kind"] == "PersistentVolumeClaim"}
+    for workload in [w for w in workloads(docs) if w["kind"] == "Deployment"]:
+        name = workload["metadata"]["name"]
+        spec = pod_spec(workload)
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        rwo = [v["persistentVolumeClaim"]["claimName"] for v in volumes.values()
+               if "persistentVolumeClaim" in v and claims.get(v["persistentVolumeClaim"]["claimName"]) == ["ReadWriteOnce"]]
+        if rwo:
+            assert workload["spec"].get("replicas", 1) == 1, f"{name}: ReadWriteOnce {rwo} with several replicas"
+            assert workload["spec"].get("strategy", {}).get("type") == "Recreate", f"{name}: ReadWriteOnce {rwo}: strategy Recreate"
+        if name in SERVICES:
+            data = next(volumes[m["name"]] for m in spec["containers"][0]["volumeMounts"] if m["mountPath"] == "/data")
+            embedded_chroma = name == "rag-service" and "CHROMA_URL" not in env_of(spec["containers"][0])
+            if name in PERSISTENT_DATA or embedded_chroma:
+                assert "persistentVolumeClaim" in data, f"{name} keeps state in /data: it needs a PVC, not {data}"
+            else:
+                assert "emptyDir" in data, f"{name} keeps no state in /data: an emptyDir lets it scale"
+
+
+def test_k8s_rag_service_reaches_chroma():
+    docs, _, _ = docs_for(BASE)
+    rag = next((w for w in workloads(docs) if w["metadata"]["name"] == "rag-service"), None)
+    if rag is None:
+        pytest.skip("no rag-service")
+    url = env_of(pod_spec(rag)["containers"][0]).get("CHROMA_URL", {}).get("value")
+    if not url:
+        return  # embedded: test_k8s_state_and_replicas wants its PVC
+    host, port = re.match(r"https?://([^:/]+):(\d+)", url).groups()
+    service = next((d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == host), None)
+    assert service and int(port) in [p["port"] for p in service["spec"]["ports"]], f"rag-service: no Service behind {url}"
+    chroma = next(w for w in workloads(docs) if w["metadata"]["name"] == host)
+    assert env_of(pod_spec(chroma)["containers"][0])["ANONYMIZED_TELEMETRY"]["value"] == "False"
+    assert pod_spec(chroma).get("enableServiceLinks") is False, "service links set CHROMA_PORT=tcp://..., which Chroma reads"
+
+
+def test_k8s_pod_security():
+    docs, files, _ = docs_for(WITH_GPU)
+    for workload in [w for w in workloads(docs) if w["kind"] == "Deployment"]:
+        name = workload["metadata"]["name"]
+        pod = pod_spec(workload)["securityContext"]
+        assert pod["runAsNonRoot"] and pod["runAsUser"] != 0, f"{name}: run as non-root"
+        assert pod["seccompProfile"]["type"] == "RuntimeDefault", f"{name}: seccomp RuntimeDefault"
+        for container in pod_spec(workload)["containers"]:
+            ctx = container["securityContext"]
+            assert ctx["allowPrivilegeEscalation"] is False and ctx["capabilities"]["drop"] == ["ALL"], name
+            assert ctx["readOnlyRootFilesystem"] is True, f"{name}: a read-only root filesystem (writable paths are volumes)"
+            assert "/tmp" in {m["mountPath"] for m in container.get("volumeMounts", [])}, f"{name}: mount a writable /tmp"
+
+
+def test_k8s_secrets_are_never_inline():
+    """Secret variables come from Secrets (secretKeyRef), never a value in a manifest, a patch or the ConfigMap."""
+    _, files, _ = docs_for(WITH_GPU)
+    for path in sorted(files):
+        for doc in load_all(path):
+            assert doc["kind"] != "Secret", f"{path.name}: a Secret in an applied manifest (keep examples in *.example.yaml)"
+            template = doc.get("spec", {}).get("template", {}).get("spec", {})
+            for container in template.get("containers", []):
+                for var in container.get("env", []):
+                    if SECRET_NAME.search(var["name"]):
+                        assert "secretKeyRef" in var.get("valueFrom", {}), f"{path.name}: {var['name']} must come from a Secret"
+    for folder in (K8S, GPU_COMPONENT):
+        for generator in kustomization(folder).get("configMapGenerator", []):
+            for literal in generator.get("literals", []):
+                key = literal.split("=", 1)[0]
+                assert not SECRET_NAME.search(key), f"{folder.name}/kustomization.yaml: {key} in a ConfigMap; use a Secret"
+
+
+def test_k8s_gpu_lora_trainer_volumes():
+    docs, _, _ = docs_for(BASE)
+    trainer = next((w for w in workloads(docs) if w["metadata"]["name"] == GPU_TRAINER), None)
+    if trainer is None:
+        pytest.skip("no gpu-lora-trainer")
+    spec = pod_spec(trainer)
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    container = spec["containers"][0]
+    mounted = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
+    cache = env_of(container).get("DYAG_MODEL_CACHE", {}).get("value", "/models")
+    assert "persistentVolumeClaim" in mounted[cache], "base models are downloaded or converted once: keep them on a PVC"
+    assert mounted["/dev/shm"]["emptyDir"]["medium"] == "Memory", "torch needs more than 64 MiB of /dev/shm"
 
 
 def test_k8s_artifacts_volume_is_shared():
@@ -579,8 +820,19 @@ def test_kubectl_kustomize_builds(tmp_path, with_gpu):
         (folder / "kustomization.yaml").write_text(text.replace("# components:\n#   - gpu", "components:\n  - gpu"))
     docs = kubectl_kustomize(folder)
     names = {(d["kind"], d["metadata"]["name"]) for d in docs}
-    assert (("Deployment", "gpu-lora-trainer") in names) == with_gpu
-    assert {("StatefulSet", "nats"), ("Deployment", "dataset-builder"), ("Deployment", GATEWAY)} <= names
+    assert {("StatefulSet", "nats"), ("Deployment", GATEWAY)} <= names
+    assert {("Deployment", n) for n in DEPLOYABLE} | {("Service", n) for n in DEPLOYABLE} <= names
+    assert ("nvidia.com/gpu" in json.dumps(docs)) == with_gpu, "only the gpu component asks for a GPU"
+    if GPU_TRAINER in DEPLOYABLE:
+        trainer = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == GPU_TRAINER)
+        spec = pod_spec(trainer)
+        container = spec["containers"][0]
+        assert ("-cuda:" in container["image"]) == with_gpu, container["image"]
+        assert bool(spec.get("nodeSelector")) == with_gpu
+        if with_gpu:  # the patch kept the base's port, probes and volumes
+            assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+            assert container["startupProbe"]["grpc"]["port"] == SERVICES[GPU_TRAINER][1]
+            assert {"/data", "/models", "/artifacts", "/dev/shm"} <= {m["mountPath"] for m in container["volumeMounts"]}
     assert all(d["metadata"].get("namespace") == "dyag" for d in docs if d["kind"] != "Namespace")
     config_map = next(d["metadata"]["name"] for d in docs if d["kind"] == "ConfigMap")
     for workload in workloads(docs):
