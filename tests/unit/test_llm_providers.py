@@ -66,3 +66,20 @@ def test_an_unknown_provider_is_refused():
     with pytest.raises(LLMError) as error:
         open_chat_model("mystery:model")
     assert error.value.code == "unknown_provider"
+
+
+def test_local_generation_settings_and_loop_cut(monkeypatch):
+    from dyag_llm import ChatResult
+    from dyag_llm.local import DEFAULT_MAX_TOKENS, _repeat_at_end, cpu_dtype, generation_threads
+
+    assert ChatResult("x", "m").finish_reason == "" and DEFAULT_MAX_TOKENS == 128
+    block = list(range(10, 18))
+    assert _repeat_at_end([1, 2, 3, *block, *block, *block]) == 3 + len(block)  # one copy kept
+    assert _repeat_at_end([1, 2, 3, 4, 5, 6, 7, 8]) == 8  # no repeat: unchanged
+    assert _repeat_at_end([5, 5, 5, 5]) == 4  # shorter than a block: not a loop
+    monkeypatch.delenv("DYAG_LLM_THREADS", raising=False)
+    monkeypatch.delenv("DYAG_LLM_DTYPE", raising=False)
+    assert generation_threads() == 1 and cpu_dtype() == "fp32"
+    monkeypatch.setenv("DYAG_LLM_THREADS", "2")
+    monkeypatch.setenv("DYAG_LLM_DTYPE", "int8")
+    assert generation_threads() == 2 and cpu_dtype() == "int8"

@@ -9,6 +9,7 @@ import pytest
 from dyag_core.catalog import load_catalog_file
 from dyag_core.catalog.model import Entity
 from dyag_core.rag import (
+    COMPACT_SYSTEM_PROMPT,
     SECTIONS,
     SYSTEM_PROMPT,
     ContextChunk,
@@ -19,6 +20,7 @@ from dyag_core.rag import (
     chunk_catalog,
     chunk_entity,
     cited_entities,
+    compact_chunks,
     entity_of_chunk_id,
     is_abstention,
     names_of,
@@ -194,3 +196,23 @@ def test_bad_input_is_refused_with_a_clear_message():
 
 def test_tokens_fold_accents_and_drop_stop_words():
     assert tokenize("Quels sont les Réseaux de l'Écologie ?") == ["reseau", "ecologie"]
+
+
+def test_a_compact_context_for_small_local_models_keeps_the_first_chunks_within_the_budget():
+    chunks = [ContextChunk(str(i), f"APP{i}", f"APP{i} [id {i}] — fiche\n" + "Statut : En production\n" * 40) for i in range(5)]
+    assert compact_chunks(chunks, 0) == chunks  # no budget: unchanged
+    compact = compact_chunks(chunks, 900)
+    assert [c.entity_id for c in compact] == ["0", "1", "2"]  # the first three, in order
+    assert sum(len(c.text) for c in compact) <= 900
+    assert all(c.text.startswith(f"APP{c.entity_id} [id {c.entity_id}]") and c.text.endswith("…") for c in compact)
+    short = [ContextChunk("1", "A", "court"), ContextChunk("2", "B", "mot " * 400)]
+    assert [len(c.text) for c in compact_chunks(short, 900)][0] == 5 and len(compact_chunks(short, 900)[1].text) <= 895
+    assert compact_chunks(chunks, 300) == []  # a share under MIN_CHUNK_CHARS: nothing rather than crumbs
+
+    messages = build_messages("Quel est le statut de APP0 ?", chunks, max_context_chars=900)
+    assert messages[0]["content"] == COMPACT_SYSTEM_PROMPT and "Je ne sais pas" in COMPACT_SYSTEM_PROMPT
+    assert "[1] source" not in messages[1]["content"] and "APP0 [id 0]" in messages[1]["content"]
+    assert messages[1]["content"].endswith("Question : Quel est le statut de APP0 ?")
+    assert build_messages("q", chunks, "Mon prompt", max_context_chars=900)[0]["content"] == "Mon prompt"
+    full = build_messages("q", chunks)
+    assert full[0]["content"] == SYSTEM_PROMPT and "[5] source : [4 APP4]" in full[1]["content"]

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from dyag_cli import datasets, hosted, pipeline, rag, training, validation
 from dyag_cli import evaluation
+from dyag_cli import export as exporting
 from dyag_cli.client import GatewayClient
 from dyag_cli.common import DEFAULT_CATALOG_NAME, console, fail, follow_job, run_or_fail, sample_catalog
 from dyag_cli.stack import Stack, StackConfig, tail
@@ -35,6 +36,9 @@ app.command("evaluate", help="The guide's step 6: evaluate a target (base, lora:
 app.command("compare", help="The guide's steps 6.2 and 7.2: compare result files side by side, offline (--html for the report).")(evaluation.compare)
 app.command("report", help="A result file's report, offline: --html (charts) or --markdown.")(evaluation.report)
 app.command("evaluations", help="The evaluation runs the evaluator kept, or one run.")(evaluation.evaluations)
+app.command("export", help="The guide's step 5.4: GGUF (f16, q8_0, q4_K_M) and an Ollama model, checked by a parity gate, with a progress bar.")(exporting.export)
+app.command("exports", help="Exports (GGUF, Ollama) with their parity results.")(exporting.list_exports)
+app.command("serve", help="Serve an exported GGUF as an OpenAI-compatible API (llama-cpp-python); prints the base URL.")(exporting.serve)
 app.add_typer(hosted.hosted_app, name="hosted")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(pipeline.pipeline_app, name="pipeline")
@@ -234,6 +238,9 @@ def run(
     max_eval_questions: Annotated[int | None, typer.Option(help="test questions per target; 0: all (default: 30 on CPU, all on GPU)")] = None,
     skip: Annotated[str, typer.Option(help="steps to skip, comma-separated: validate, train, index, evaluate, report")] = "",
     model_id: Annotated[str, typer.Option(help="with --skip train: an existing fine-tuned model to evaluate")] = "",
+    rag_llm: Annotated[str, typer.Option(help="the chat model RAG answers with (ollama:NAME, openai:NAME…; default: rag-service's)")] = "",
+    eval_max_tokens: Annotated[int | None, typer.Option(help="answer length per test question (default: 96 on CPU)")] = None,
+    similarity: Annotated[bool, typer.Option(help="semantic similarity in the evaluation (an embedding model)")] = True,
     device: Annotated[str, typer.Option(help="size the defaults for: auto (the trainer's device) | cpu | cuda")] = "auto",
     out: Annotated[Path, typer.Option(help="where the comparison reports (HTML, Markdown, JSON) are saved")] = Path("evaluation"),
     start: Annotated[bool, typer.Option(help="start the local stack when it is not running")] = True,
@@ -255,7 +262,8 @@ def run(
     body = run_or_fail(lambda: pipeline.request_body(
         catalog, name=name, version=version, num_questions=num_questions, preset=preset, epochs=epochs, max_steps=max_steps,
         rag_collection=collection, targets=pipeline.split_list(targets), max_eval_questions=max_eval_questions,
-        skip=pipeline.split_list(skip), model_id=model_id, device=device))
+        skip=pipeline.split_list(skip), model_id=model_id, device=device, rag_llm=rag_llm, eval_max_tokens=eval_max_tokens,
+        skip_similarity=not similarity))
     created = run_or_fail(lambda: client.post("/pipelines", json=body, timeout=300))
     if detach:
         console.print(f"pipeline {created['id']} started: dyag pipeline watch {created['id']}")

@@ -93,7 +93,8 @@ def step_detail(step: dict[str, Any]) -> str:
         latency = f", {s['average_generation_time_ms']:.0f} ms/question" if s.get("average_generation_time_ms") is not None else ""
         return f"accuracy {s.get('accuracy', 0):.1%} on {s.get('questions', 0)} questions, F1 {s.get('f1_score', 0):.1%}{latency}"
     if name == "report":
-        return r.get("recommendation") or "comparison written"
+        text = r.get("recommendation") or "comparison written"
+        return text if len(text) <= 110 else text[:107].rsplit(" ", 1)[0] + "… (below)"
     return ""
 
 

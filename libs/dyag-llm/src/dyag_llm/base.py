@@ -32,6 +32,7 @@ class ChatResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_ms: float = 0.0
+    finish_reason: str = ""  # "stop" (end of turn), "length" (max_tokens), "loop" (a repeat cut off); "" if unknown
 
 
 @runtime_checkable

@@ -9,6 +9,14 @@
   both built on it, so a fine-tuned model is asked questions exactly as it was taught.
 - **LocalChatModel** implements dyag_llm.base.ChatModel: a base model plus an optional LoRA adapter,
   greedy by default, batched generation.
+- **Fast on a CPU.** fp32 by default (`cpu_dtype`; DYAG_LLM_DTYPE=int8 decodes ~3x faster but makes answers depend
+  on their batch). A reply ends at the chat template's end of turn (<|im_end|> for SmolLM2), or as soon as greedy
+  decoding starts repeating itself (a block of tokens said twice in a row: the repeat is cut off); 128 new tokens
+  at most by default (a catalog answer is a few sentences); the KV cache is on; a batch is sorted by prompt length
+  and generated in groups with left padding (one generate call each); torch runs the generation on
+  DYAG_LLM_THREADS threads (default 1 on a CPU: a 135M model's matmuls are too small to share, and two threads
+  made each token 4x slower on this project's 2-core machine while it was busy; bench/RESULTS.md).
+  `context_budget` tells RAG callers how much context is worth sending (dyag_core.rag.build_messages).
 
 torch, transformers and peft are imported lazily: the `local` extra of dyag-llm.
 """
@@ -208,6 +216,20 @@ _LOADED_MAX = 2
 _LOAD_LOCK = threading.Lock()
 
 
+DTYPES = ("fp32", "bf16", "fp16", "int8")
+
+
+def cpu_dtype() -> str:
+    """How a CPU runs local models by default: DYAG_LLM_DTYPE (fp32 or int8), else fp32.
+
+    int8 (torch's dynamic quantization of the Linear layers, weights per output channel) decodes ~3x faster here,
+    since each token reads every weight once; but it quantizes the activations with one scale for the whole batch,
+    so an answer then depends on the other conversations in its batch (bench/bench_rag.py: 1 of 8 answers equal
+    alone and batched, against 8 of 8 in fp32). fp32 stays the default: an evaluation must not depend on batching."""
+    value = os.environ.get("DYAG_LLM_DTYPE", "").strip().lower()
+    return value if value in ("fp32", "int8") else "fp32"
+
+
 def _default_device() -> str:
     import torch
 
@@ -223,8 +245,10 @@ def load_model(base: str = DEFAULT_MODEL, adapter: str | None = None, *, device:
     path = resolve_base_model(base, allow_hub=allow_hub)
     device = device or _default_device()
     if dtype == "auto":
-        dtype = "bf16" if device == "cuda" and torch.cuda.is_bf16_supported() else "fp16" if device == "cuda" else "fp32"
-    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+        dtype = "bf16" if device == "cuda" and torch.cuda.is_bf16_supported() else "fp16" if device == "cuda" else cpu_dtype()
+    if dtype not in DTYPES or (dtype == "int8" and device != "cpu"):
+        raise LLMError("invalid_dtype", f"dtype {dtype!r}: use auto, {', '.join(DTYPES)} (int8 on a CPU only)")
+    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}[dtype]
     key = (path, str(adapter or ""), device, dtype)
     with _LOAD_LOCK:
         if key in _LOADED:
@@ -239,16 +263,92 @@ def load_model(base: str = DEFAULT_MODEL, adapter: str | None = None, *, device:
 
             model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
         model.to(device).eval()
+        if dtype == "int8":  # after the adapter is merged: the int8 weights are the merged ones
+            import warnings
+
+            from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch's notice that quantized tensor constructors are deprecated
+                model = quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
         _LOADED[key] = (model, tokenizer)
         while len(_LOADED) > _LOADED_MAX:
             _LOADED.popitem(last=False)
         return model, tokenizer
 
 
-def generate(model: Any, tokenizer: Any, batch: list[Messages], *, max_tokens: int = 256, temperature: float = 0.0,
-             seed: int = 0) -> list[tuple[str, int, int]]:
-    """Answers for a batch of conversations (left-padded, one generate call): (text, prompt tokens, completion tokens)."""
+DEFAULT_MAX_TOKENS = 128  # a catalog answer is a few sentences; callers ask for more when they need it
+LOOP_MIN, LOOP_MAX = 6, 48  # a block of this many tokens said twice in a row ends a greedy reply
+
+
+def generation_threads() -> int:
+    """torch threads for generating on a CPU: DYAG_LLM_THREADS, else 1 (see the module's docstring)."""
+    value = os.environ.get("DYAG_LLM_THREADS", "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return 1
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int):
     import torch
+
+    before = torch.get_num_threads()
+    if n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n != before:
+            torch.set_num_threads(before)
+
+
+def _repeat_at_end(tokens: list[int]) -> int:
+    """If the tokens end with a block said twice in a row (LOOP_MIN..LOOP_MAX tokens), the length that keeps its first
+    occurrence (earlier copies of the same block are kept, the repeats at the end are cut); else len(tokens)."""
+    n = len(tokens)
+    for k in range(LOOP_MIN, min(LOOP_MAX, n // 2) + 1):
+        if tokens[n - k :] == tokens[n - 2 * k : n - k]:
+            end = n - k
+            while end - k >= 0 and tokens[end - k : end] == tokens[end : end + k]:
+                end -= k
+            return end + k
+    return n
+
+
+def _loop_stopper(prompt_width: int):
+    """A stopping criterion, per sequence: done once its reply ends with a block said twice in a row."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class Loops(StoppingCriteria):
+        def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+            generated = input_ids.shape[1] - prompt_width
+            done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+            if generated < 2 * LOOP_MIN or generated % 2:  # checked every other token: cheap, and a loop goes on
+                return done
+            for k in range(LOOP_MIN, min(LOOP_MAX, generated // 2) + 1):
+                done |= (input_ids[:, -k:] == input_ids[:, -2 * k : -k]).all(dim=1)
+            return done
+
+    return Loops()
+
+
+def generate(model: Any, tokenizer: Any, batch: list[Messages], *, max_tokens: int = DEFAULT_MAX_TOKENS, temperature: float = 0.0,
+             seed: int = 0, threads: int | None = None, stop_loops: bool = False) -> list[tuple[str, int, int]]:
+    """Answers for a batch of conversations (left-padded, one generate call): (text, prompt tokens, completion tokens).
+    A reply stops at the end-of-turn token or at max_tokens; with stop_loops (greedy only), also as soon as it repeats
+    a block of tokens (the repeat is cut off)."""
+    return [(text, p, c) for text, p, c, _ in generate_detailed(model, tokenizer, batch, max_tokens=max_tokens, temperature=temperature,
+                                                                 seed=seed, threads=threads, stop_loops=stop_loops)]
+
+
+def generate_detailed(model: Any, tokenizer: Any, batch: list[Messages], *, max_tokens: int = DEFAULT_MAX_TOKENS,
+                      temperature: float = 0.0, seed: int = 0, threads: int | None = None,
+                      stop_loops: bool = False) -> list[tuple[str, int, int, str]]:
+    """generate(), with why each reply ended: "stop" (end of turn), "loop" (a repeat cut off) or "length" (max_tokens)."""
+    import torch
+    from transformers import StoppingCriteriaList
 
     prompts = [encode_prompt(tokenizer, messages) for messages in batch]
     width = max(len(p) for p in prompts)
@@ -260,31 +360,55 @@ def generate(model: Any, tokenizer: Any, batch: list[Messages], *, max_tokens: i
     if temperature > 0:
         torch.manual_seed(seed)
         kwargs.update(temperature=temperature, top_p=1.0, top_k=0)
-    with torch.inference_mode():
-        out = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=max_tokens,
+    elif stop_loops:
+        kwargs["stopping_criteria"] = StoppingCriteriaList([_loop_stopper(width)])
+    with torch.inference_mode(), _torch_threads(threads or (generation_threads() if device.type == "cpu" else torch.get_num_threads())):
+        out = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=max_tokens, use_cache=True,
                              eos_token_id=stop_token_ids(tokenizer, model.config), pad_token_id=pad, **kwargs)
     stops = set(stop_token_ids(tokenizer, model.config))
     results = []
     for row, prompt in zip(out[:, width:].tolist(), prompts, strict=True):
         completion = []
+        reason = "length"
         for token in row:
             if token in stops:
+                reason = "stop"
                 break
             completion.append(token)
-        results.append((tokenizer.decode(completion, skip_special_tokens=True).strip(), len(prompt), len(completion)))
+        if stop_loops and temperature <= 0:  # a row the loop criterion ended is padded with the end-of-turn token
+            kept = _repeat_at_end(completion)
+            if kept < len(completion):
+                completion, reason = completion[:kept], "loop"
+        results.append((tokenizer.decode(completion, skip_special_tokens=True).strip(), len(prompt), len(completion), reason))
     return results
 
 
 class LocalChatModel:
     """A local transformers model (+ LoRA adapter) behind the ChatModel interface."""
 
+    # How much RAG context is worth sending a small local model, in characters (dyag_core.rag.build_messages): on a
+    # CPU the prompt is most of the time; 0 on a GPU (everything the retriever chose).
+    CPU_CONTEXT_BUDGET = 900
+
     def __init__(self, base: str = DEFAULT_MODEL, adapter: str | None = None, *, device: str | None = None,
-                 dtype: str = "auto", allow_hub: bool = False, batch_size: int = 8):
+                 dtype: str = "auto", allow_hub: bool = False, batch_size: int = 16):
+        """dtype: auto (bf16/fp16 on a GPU, cpu_dtype() on a CPU: fp32 unless DYAG_LLM_DTYPE=int8), fp32, bf16, fp16, int8."""
         self.base, self.adapter = base, adapter
         self.name = f"local:{base}" + (f"+{adapter}" if adapter else "")
         self.device, self.dtype, self.allow_hub, self.batch_size = device, dtype, allow_hub, batch_size
         self._model: Any = None
         self._tokenizer: Any = None
+
+    @property
+    def context_budget(self) -> int:
+        if self._model is not None:
+            device = next(self._model.parameters()).device.type
+        else:
+            try:
+                device = self.device or _default_device()
+            except ImportError:
+                device = "cpu"
+        return self.CPU_CONTEXT_BUDGET if device.startswith("cpu") else 0
 
     def _load(self) -> tuple[Any, Any]:
         if self._model is None:
@@ -295,19 +419,24 @@ class LocalChatModel:
                 raise LLMError("local_unavailable", f"local models need dyag-llm[local] (torch, transformers, peft): {exc}") from None
         return self._model, self._tokenizer
 
-    def chat(self, messages: Messages, *, max_tokens: int = 256, temperature: float = 0.0) -> ChatResult:
+    def chat(self, messages: Messages, *, max_tokens: int = DEFAULT_MAX_TOKENS, temperature: float = 0.0) -> ChatResult:
         return self.chat_batch([messages], max_tokens=max_tokens, temperature=temperature)[0]
 
-    def chat_batch(self, batch: list[Messages], *, max_tokens: int = 256, temperature: float = 0.0) -> list[ChatResult]:
+    def chat_batch(self, batch: list[Messages], *, max_tokens: int = DEFAULT_MAX_TOKENS, temperature: float = 0.0) -> list[ChatResult]:
+        """Answers in the order asked. Conversations are grouped by prompt length (less padding), batch_size at a time."""
         model, tokenizer = self._load()
-        results: list[ChatResult] = []
-        for start in range(0, len(batch), self.batch_size):
-            chunk = batch[start : start + self.batch_size]
+        lengths = [len(render_chat(tokenizer, m, add_generation_prompt=True)) for m in batch]
+        order = sorted(range(len(batch)), key=lambda i: lengths[i])
+        results: list[ChatResult | None] = [None] * len(batch)
+        for start in range(0, len(order), self.batch_size):
+            group = order[start : start + self.batch_size]
             began = time.perf_counter()
-            answers = generate(model, tokenizer, chunk, max_tokens=max_tokens, temperature=temperature)
-            latency = (time.perf_counter() - began) * 1000 / max(len(chunk), 1)
-            results += [ChatResult(text, self.name, p, c, latency) for text, p, c in answers]
-        return results
+            answers = generate_detailed(model, tokenizer, [batch[i] for i in group], max_tokens=max_tokens,
+                                        temperature=temperature, stop_loops=True)
+            latency = (time.perf_counter() - began) * 1000 / max(len(group), 1)
+            for i, (text, p, c, reason) in zip(group, answers, strict=True):
+                results[i] = ChatResult(text, self.name, p, c, latency, reason)
+        return [r for r in results if r is not None]
 
 
 def release_models() -> None:

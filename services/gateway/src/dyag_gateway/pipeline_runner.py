@@ -147,6 +147,14 @@ class Pipelines:
         if request.model_id:
             await self.backends.trainer().GetModel(training_pb2.GetLoraModelRequest(id=request.model_id), timeout=self.grpc_timeout)
         device, source = await self.runner.device(request.device)
+        if "train" not in request.skip:  # a bad training option is refused now, before anything is stored or run
+            from dyag_core.training import TrainingConfig, TrainingInputError
+
+            budget = request.model_dump() | {"max_steps": P.DEVICE_DEFAULTS[device]["max_steps"] if request.max_steps is None else request.max_steps}
+            try:
+                TrainingConfig.from_dict(P.training_config(budget))
+            except TrainingInputError as exc:
+                raise ApiError(422, exc.code, exc.message) from None
         ingest = await self._ingest(request, upload_limit, correlation_id)
         catalog = ingest["result"]
         params = P.resolve_params(request, device=device, device_source=source, catalog=catalog)
@@ -175,11 +183,14 @@ class Pipelines:
             from dyag_gateway.routers.catalogs import default_name
 
             name = request.catalog or default_name(request.catalog_filename or "catalog")
-            version = await self.backends.catalogs().IngestCatalog(
-                catalog_pb2.IngestCatalogRequest(name=name, content=content, filename=request.catalog_filename,
-                                                 correlation_id=correlation_id),
-                timeout=self.grpc_timeout,
-            )
+            try:
+                version = await self.backends.catalogs().IngestCatalog(
+                    catalog_pb2.IngestCatalogRequest(name=name, content=content, filename=request.catalog_filename,
+                                                     correlation_id=correlation_id),
+                    timeout=self.grpc_timeout,
+                )
+            except grpc.aio.AioRpcError as exc:
+                raise _api_error(exc, f"catalog {name!r} ({request.catalog_filename or 'catalog_content'}): ") from None
             note = "unchanged: the current version" if version.unchanged else "stored a new version"
         else:
             version = await self.backends.catalogs().GetCatalog(
@@ -251,6 +262,15 @@ class PipelineRunner:
         return await run.go()
 
 
+def _api_error(exc: grpc.aio.AioRpcError, prefix: str) -> ApiError:
+    """A service's refusal as the gateway's error, its message saying what it was about."""
+    from dyag_gateway.errors import _HTTP_OF_GRPC
+    from dyag_runtime.server import ERROR_CODE_KEY
+
+    code = dict(exc.trailing_metadata() or ()).get(ERROR_CODE_KEY) or exc.code().name.lower()
+    return ApiError(_HTTP_OF_GRPC.get(exc.code(), 502), code, prefix + (exc.details() or exc.code().name))
+
+
 def _local_nvidia_gpu() -> bool:
     try:
         return any(Path("/proc/driver/nvidia/gpus").iterdir())
@@ -284,7 +304,7 @@ class _Run:
             while True:
                 if self.ctx.cancelled:
                     await self._cancel()
-                for name in P.ready_steps(self.steps, int(self.params.get("max_parallel") or 1)):
+                for name in P.ready_steps(self.steps, int(self.params.get("max_parallel") or 1), bool(self.params.get("train_alone"))):
                     self._launch(name, resume=False)
                 if P.block_unreachable(self.steps, time.time()):
                     await self.save()
@@ -399,6 +419,9 @@ class _Run:
                 await asyncio.sleep(min(5.0, self.settings.pipeline_poll_s * 2))
                 continue
             unreachable_since = None
+            if job["status"] != "queued" and not step.get("job_started_at"):
+                step["job_started_at"] = time.time()
+                step["queued_s"] = round(step["job_started_at"] - step["started_at"], 2)
             if job["status"] in TERMINAL:
                 return job
             progress = job.get("progress") or {}
@@ -446,7 +469,8 @@ class _Run:
         elif approach == "fine_tuned":
             target = evaluation_pb2.Target(kind="lora", model=self._result_of(P.TRAIN)["model_id"], approach="fine_tuned")
         else:
-            target = evaluation_pb2.Target(kind="rag", collection=p["rag_collection"], llm=p.get("rag_llm", ""), approach="rag")
+            target = evaluation_pb2.Target(kind="rag", collection=p["rag_collection"], llm=p.get("rag_llm", ""), approach="rag",
+                                           n_chunks=int(p.get("rag_n_chunks") or 0))
         request = evaluation_pb2.EvaluateRequest(
             test_set=evaluation_pb2.TestSet(dataset_id=self._result_of(P.BUILD)["dataset_id"], split="test"),
             target=target, name=P.TARGET_LABELS[approach], max_questions=int(p.get("max_eval_questions") or 0), seed=p["seed"],

@@ -58,9 +58,11 @@ class StepSpec:
     depends_on: tuple[str, ...]
     heavy: bool  # counts against max_parallel (CPU- or GPU-bound)
     weight: float  # share of a typical run's time, for the overall fraction
-    # Steps that must have started (or ended, or be skipped) first: not a data dependency, an order. The training is
-    # the longest step and the fine-tuned evaluation waits for it, so it starts before the other evaluations take the
-    # heavy slots.
+    # Steps that must be under way first (ended, skipped, or running past STARTED_FRACTION): not a data dependency, an
+    # order. The training is the longest step and the fine-tuned evaluation waits for it, so it starts before the other
+    # evaluations take the heavy slots; and they wait until it has loaded its model and reports training steps (a fresh
+    # gpu-lora-trainer process that imports transformers for a training and for a Generate call at the same time fails
+    # the training with an ImportError).
     start_after: tuple[str, ...] = ()
 
 
@@ -79,6 +81,7 @@ SPECS: dict[str, StepSpec] = {
     )
 }
 ORDER = tuple(SPECS)  # the display order
+STARTED_FRACTION = 0.05  # a job past this fraction is doing its real work (the trainer: its first training step)
 
 
 # --- parameters ------------------------------------------------------------------------------------------------
@@ -86,9 +89,17 @@ ORDER = tuple(SPECS)  # the display order
 # Defaults by the trainer's device. CPU: sized so that the sample catalog (45 applications) goes through every step in
 # about 10 minutes on a 2-core machine (bench/bench_pipeline.py); CUDA: the guide's sizes.
 DEVICE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "cpu": {"num_questions": 300, "max_steps": 24, "max_eval_questions": 30, "max_parallel": 2, "eval_max_tokens": 96},
-    "cuda": {"num_questions": 1000, "max_steps": 0, "max_eval_questions": 0, "max_parallel": 3, "eval_max_tokens": 0},
+    # CPU: one question at a time per evaluation (concurrent calls to a CPU model only queue, and the latency measured
+    # would be the queue's), RAG with 3 chunks (the prompt's prefill is most of a CPU answer's time).
+    # One heavy step at a time: the training's two torch threads lose most of their speed when anything else runs on
+    # two cores, and the evaluator runs one evaluation at a time anyway. RAG's indexing still runs beside the dataset.
+    "cpu": {"num_questions": 400, "max_steps": 16, "max_eval_questions": 30, "max_parallel": 1, "train_alone": True,
+            "eval_max_tokens": 96, "eval_concurrency": 1, "rag_n_chunks": 3, "learning_rate": 1e-3},
+    "cuda": {"num_questions": 1000, "max_steps": 0, "max_eval_questions": 0, "max_parallel": 3, "train_alone": False,
+             "eval_max_tokens": 0, "eval_concurrency": None, "rag_n_chunks": 0, "learning_rate": None},
 }
+TUNED = ("num_questions", "max_steps", "max_eval_questions", "max_parallel", "train_alone", "eval_max_tokens", "eval_concurrency",
+         "rag_n_chunks")
 
 
 class PipelineRequest(BaseModel):
@@ -112,6 +123,7 @@ class PipelineRequest(BaseModel):
     model_id: str = Field("", description="with skip=[train]: an existing fine-tuned model (lora-…) to evaluate")
     rag_collection: str = Field("", description="the RAG collection; default: the catalog's name")
     rag_llm: str = Field("", description="the chat model RAG answers with; empty: rag-service's default (local:default)")
+    rag_n_chunks: int | None = Field(None, ge=0, le=50, description="chunks given to RAG's model; 0: the service's (5); default: 3 on CPU")
     targets: list[Literal["base", "fine_tuned", "rag"]] = Field(default_factory=lambda: list(TARGETS),
                                                                  description="what is evaluated: base, fine_tuned, rag")
     max_eval_questions: int | None = Field(None, ge=0, description="test questions per target (a stratified sample); 0: all; "
@@ -121,6 +133,7 @@ class PipelineRequest(BaseModel):
     skip_similarity: bool = Field(False, description="no semantic similarity in the evaluation (no embedding model)")
     skip: list[Literal["validate", "train", "index", "evaluate", "report"]] = Field(default_factory=list)
     max_parallel: int | None = Field(None, ge=1, le=16, description="heavy steps at once (training, indexing, evaluations)")
+    train_alone: bool | None = Field(None, description="no other heavy step while the training runs; default: on CPU")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="size the defaults for this device; auto: the trainer's")
     name: str = Field("", max_length=200, description="a label for the pipeline")
 
@@ -163,8 +176,11 @@ def resolve_params(request: PipelineRequest, *, device: str, device_source: str,
         value = getattr(request, name)
         return defaults[name] if value is None else value
 
-    for name in ("num_questions", "max_steps", "max_eval_questions", "max_parallel", "eval_max_tokens"):
+    for name in TUNED:
         params[name] = pick(name)
+    # A short CPU budget learns at a higher rate than Annex A's (which is meant for whole epochs), unless one is given.
+    if defaults["learning_rate"] and request.max_steps is None and "learning_rate" not in request.training_config:
+        params["training_config"] = {**request.training_config, "learning_rate": defaults["learning_rate"]}
     params.update(
         catalog=catalog["name"], catalog_version=catalog["version"], catalog_entities=catalog.get("entity_count", 0),
         rag_collection=request.rag_collection or catalog["name"], device=device, device_source=device_source,
@@ -200,8 +216,10 @@ def new_step(name: str, depends_on: tuple[str, ...] | None = None) -> dict[str, 
         "status": PENDING,
         "job_id": "",
         "started_at": None,
+        "job_started_at": None,  # when its job left its service's queue
         "ended_at": None,
         "seconds": None,
+        "queued_s": None,  # how long its job waited in its service's queue
         "progress": {"fraction": 0.0, "step": "", "eta_seconds": -1.0, "metrics": {}},
         "result": {},
         "artifacts": [],
@@ -252,27 +270,38 @@ def _deps_broken(step: dict[str, Any], index: dict[str, dict[str, Any]]) -> bool
     return any(index[d]["status"] in (FAILED, CANCELLED, BLOCKED) for d in step["depends_on"] if d in index)
 
 
+def _under_way(step: dict[str, Any]) -> bool:
+    if step["status"] in STEP_ENDED:
+        return True
+    return step["status"] == RUNNING and float(step["progress"].get("fraction") or 0.0) > STARTED_FRACTION
+
+
 def any_failed(steps: list[dict[str, Any]]) -> bool:
     return any(s["status"] in (FAILED, CANCELLED) for s in steps)
 
 
-def ready_steps(steps: list[dict[str, Any]], max_parallel: int) -> list[str]:
-    """Steps to start now: pending, dependencies done, within the heavy-step limit; none after a failure."""
+def ready_steps(steps: list[dict[str, Any]], max_parallel: int, train_alone: bool = False) -> list[str]:
+    """Steps to start now: pending, dependencies done, within the heavy-step limit (and, with `train_alone`, no other
+    heavy step beside the training); none after a failure."""
     if any_failed(steps):
         return []
     index = by_name(steps)
     heavy_running = sum(1 for s in steps if s["status"] == RUNNING and SPECS[s["name"]].heavy)
+    if train_alone and index.get(TRAIN, {}).get("status") == RUNNING:
+        max_parallel = heavy_running  # nothing heavy starts beside it
     ready = []
     for step in steps:  # the record's order is the launch priority: train before index before the evaluations
         name = step["name"]
         if step["status"] != PENDING or not _deps_done(step, index):
             continue
-        if any(index[a]["status"] == PENDING for a in SPECS[name].start_after if a in index):
+        if not all(_under_way(index[a]) for a in SPECS[name].start_after if a in index):
             continue
         if SPECS[name].heavy:
-            if heavy_running >= max_parallel:
+            if heavy_running >= max_parallel or (train_alone and name == TRAIN and heavy_running):
                 continue
             heavy_running += 1
+            if train_alone and name == TRAIN:
+                max_parallel = heavy_running
         ready.append(name)
     return ready
 
@@ -381,8 +410,8 @@ def view(record: dict[str, Any], *, now: float | None = None, stale_after: float
     steps = copy.deepcopy(record.get("steps") or plan_steps(params, params.get("ingest")))
     for s in steps:
         s["elapsed_s"] = round((s["ended_at"] or now) - s["started_at"], 1) if s["started_at"] else None
-        s["started_at"] = rfc3339(s["started_at"])
-        s["ended_at"] = rfc3339(s["ended_at"])
+        for key in ("started_at", "job_started_at", "ended_at"):
+            s[key] = rfc3339(s.get(key))
     status = record["status"]
     ended = status in (SUCCEEDED, FAILED, CANCELLED)
     result = record.get("result") or {}

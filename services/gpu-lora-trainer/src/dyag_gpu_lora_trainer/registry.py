@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 from typing import Any
 
 from dyag_core.errors import DyagError
-from dyag_runtime.sqlite import SqliteIndex
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS models (
-    id TEXT PRIMARY KEY,
-    base_model TEXT NOT NULL,
-    dataset_id TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    body TEXT NOT NULL   -- the LoraModel message as JSON, plus adapter_dir
-);
-"""
+from dyag_runtime.registry import Registry
 
 
 class ModelNotFound(DyagError):
@@ -24,33 +14,9 @@ class ModelNotFound(DyagError):
         super().__init__("model_not_found", f"model {model_id!r} not found")
 
 
-class ModelRegistry(SqliteIndex):
-    schema = _SCHEMA
+class ModelRegistry(Registry):
+    def __init__(self, db_path: Path):
+        super().__init__(db_path, "models", ("base_model", "dataset_id"), not_found=ModelNotFound)
 
-    def put(self, model: dict[str, Any]) -> None:
-        with self.lock:
-            self.db.execute(
-                "INSERT OR REPLACE INTO models (id, base_model, dataset_id, created_at, body) VALUES (?,?,?,?,?)",
-                (model["id"], model["base_model"], model.get("dataset_id", ""), model["created_at"], json.dumps(model)),
-            )
-
-    def get(self, model_id: str) -> dict[str, Any]:
-        with self.lock:
-            row = self.db.execute("SELECT body FROM models WHERE id = ?", (model_id,)).fetchone()
-        if row is None:
-            raise ModelNotFound(model_id)
-        return json.loads(row[0])
-
-    def list(self, base_model: str = "", dataset_id: str = "", limit: int = 100) -> list[dict[str, Any]]:
-        query, args = "SELECT body FROM models WHERE 1=1", []
-        if base_model:
-            query += " AND base_model = ?"
-            args.append(base_model)
-        if dataset_id:
-            query += " AND dataset_id = ?"
-            args.append(dataset_id)
-        query += " ORDER BY created_at DESC LIMIT ?"
-        args.append(limit or 100)
-        with self.lock:
-            rows = self.db.execute(query, args).fetchall()
-        return [json.loads(r[0]) for r in rows]
+    def list(self, base_model: str = "", dataset_id: str = "", limit: int = 100) -> list[dict[str, Any]]:  # type: ignore[override]
+        return super().list(limit, base_model=base_model, dataset_id=dataset_id)

@@ -39,7 +39,7 @@ class RagEngine:
         )
         self.indexer = Indexer(
             self.store, settings.rag_embedder, settings.rag_dense_max_chars, settings.rag_embed_batch,
-            open_cache(settings.rag_embedding_cache, settings.data_dir),
+            open_cache(settings.rag_embedding_cache, settings.data_dir), settings.rag_dense_scope,
         )
         self.default_model = settings.rag_default_model or LLMSettings().spec()
         self._models: dict[str, ChatModel] = {}
@@ -70,39 +70,76 @@ class RagEngine:
         entity_filter: bool = True,
         dense: str = "auto",
     ) -> dict[str, Any]:
+        return self.query_batch(collection, [question], n_chunks=n_chunks, model=model, retrieve_only=retrieve_only,
+                                max_tokens=max_tokens, temperature=temperature, entity_filter=entity_filter, dense=dense)[0]
+
+    def query_batch(
+        self,
+        collection: str,
+        questions: list[str],
+        *,
+        n_chunks: int = 0,
+        model: str = "",
+        retrieve_only: bool = False,
+        max_tokens: int = 0,
+        temperature: float = 0.0,
+        entity_filter: bool = True,
+        dense: str = "auto",
+    ) -> list[dict[str, Any]]:
+        """Answers for many questions: each retrieved on its own, then one chat_batch call for all those that need the
+        model (a local model generates them together, in groups of prompts of similar length)."""
         began = time.perf_counter()
         collection = validate_collection_name(collection)
-        question = validate_question(question, self.settings.rag_max_question_chars)
+        questions = [validate_question(q, self.settings.rag_max_question_chars) for q in questions]
         n_chunks = n_chunks or self.settings.rag_default_n_chunks
         if not 1 <= n_chunks <= self.settings.rag_max_n_chunks:
             raise RagError("invalid_n_chunks", f"n_chunks must be between 1 and {self.settings.rag_max_n_chunks}, not {n_chunks}")
-        retrieval = self.retriever.retrieve(collection, question, n_chunks, entity_filter=entity_filter, dense=dense)
-        response = _response(retrieval)
-        if retrieval.abstain_reason:
-            response["abstained"] = True
-            response["abstain_reason"] = retrieval.abstain_reason
-            response["answer"] = (
-                abstention(retrieval.unknown) if retrieval.unknown else f"{NO_ANSWER} : la collection {collection} ne contient encore aucun extrait."
-            )
-        elif not retrieve_only:
-            spec = model or self.default_model
-            chat, lock = self.chat_model(spec)
-            messages = build_messages(question, [ContextChunk(h.entity_id, h.entity_name, h.text) for h in retrieval.hits])
+        responses, asking = [], []
+        for question in questions:
             t = time.perf_counter()
+            retrieval = self.retriever.retrieve(collection, question, n_chunks, entity_filter=entity_filter, dense=dense)
+            response = _response(retrieval)
+            if retrieval.abstain_reason:
+                response["abstained"] = True
+                response["abstain_reason"] = retrieval.abstain_reason
+                response["answer"] = (
+                    abstention(retrieval.unknown) if retrieval.unknown else f"{NO_ANSWER} : la collection {collection} ne contient encore aucun extrait."
+                )
+            elif not retrieve_only:
+                asking.append((len(responses), question, retrieval))
+            response["timings"]["total_ms"] = round((time.perf_counter() - t) * 1000, 3)
+            responses.append(response)
+        if asking:
+            chat, lock = self.chat_model(model or self.default_model)
+            budget = int(getattr(chat, "context_budget", 0) or 0)  # a small local model gets a compact context
+            conversations = [
+                build_messages(q, [ContextChunk(h.entity_id, h.entity_name, h.text) for h in r.hits], max_context_chars=budget)
+                for _, q, r in asking
+            ]
+            t = time.perf_counter()
+            tokens = max_tokens or self.settings.rag_max_tokens
             if getattr(chat, "name", "").startswith("local:"):
                 with lock:  # one generation at a time on a local model: they would only fight for the CPU
-                    result = chat.chat(messages, max_tokens=max_tokens or self.settings.rag_max_tokens, temperature=temperature)
+                    results = chat.chat_batch(conversations, max_tokens=tokens, temperature=temperature)
+            elif len(conversations) == 1:
+                results = [chat.chat(conversations[0], max_tokens=tokens, temperature=temperature)]
             else:
-                result = chat.chat(messages, max_tokens=max_tokens or self.settings.rag_max_tokens, temperature=temperature)
-            response["timings"]["generate_ms"] = round((time.perf_counter() - t) * 1000, 3)
-            response["answer"] = result.text
-            response["model"] = result.model
-            response["tokens"] = {"prompt": result.prompt_tokens, "completion": result.completion_tokens}
-            cited = set(cited_entities(result.text, [(s["entity_id"], s["entity_name"]) for s in response["sources"]]))
-            for source in response["sources"]:
-                source["cited"] = source["entity_id"] in cited
-        response["timings"]["total_ms"] = round((time.perf_counter() - began) * 1000, 3)
-        return response
+                results = chat.chat_batch(conversations, max_tokens=tokens, temperature=temperature)
+            generate_ms = round((time.perf_counter() - t) * 1000, 3)
+            for (i, _, _), result in zip(asking, results, strict=True):
+                response = responses[i]
+                response["timings"]["generate_ms"] = generate_ms if len(asking) == 1 else round(result.latency_ms, 3)
+                response["answer"] = result.text
+                response["model"] = result.model
+                response["tokens"] = {"prompt": result.prompt_tokens, "completion": result.completion_tokens}
+                response["finish_reason"] = getattr(result, "finish_reason", "")
+                cited = set(cited_entities(result.text, [(s["entity_id"], s["entity_name"]) for s in response["sources"]]))
+                for source in response["sources"]:
+                    source["cited"] = source["entity_id"] in cited
+                response["timings"]["total_ms"] = round(response["timings"]["total_ms"] + response["timings"]["generate_ms"], 3)
+        if len(questions) == 1:
+            responses[0]["timings"]["total_ms"] = round((time.perf_counter() - began) * 1000, 3)
+        return responses
 
 
 def _response(r: Retrieval) -> dict[str, Any]:

@@ -60,6 +60,8 @@ class LoadedCollection:
     bm25_vocab: set[str]
     linker: EntityLinker
     vocabulary: frozenset[str]
+    dense_scope: str = "chunk"  # "entity": one vector per entity, carried by all its chunks (indexer.py)
+    dense_source: dict[str, int] = field(default_factory=dict)  # entity -> the chunk its vector was embedded from
 
     @classmethod
     def build(cls, collection) -> LoadedCollection:
@@ -102,6 +104,11 @@ class LoadedCollection:
             bm25_vocab=bm25_vocab,
             linker=EntityLinker.from_metadatas(first_of_entity, ordinary),
             vocabulary=vocabulary,
+            dense_scope=str(meta.get("dense_scope", "chunk")),
+            dense_source={
+                str(m.get("entity_id", "")): i for i, m in reversed(list(enumerate(metadatas)))
+                if m.get("section") == "description" and int(m.get("part", 1) or 1) == 1
+            },
         )
 
 
@@ -238,17 +245,35 @@ class Retriever:
             vector = open_embedder(self.embedder_kind).query(question)
             timings["embed_ms"] = _ms(t)
             t = time.perf_counter()
+            n_results = max(1, min(self.candidates, pool))
+            if loaded.dense_scope == "entity":
+                # Every chunk of an entity carries the entity's vector: ask for enough chunks to see `candidates`
+                # entities, keep each entity's first (a metadata filter instead costs Chroma ~25 ms a query).
+                n_results = max(1, min(pool, self.candidates * -(-len(loaded.ids) // max(1, len(loaded.by_entity)))))
             reply = collection.query(
                 query_embeddings=[vector],
-                n_results=max(1, min(self.candidates, pool)),
+                n_results=n_results,
                 where={"entity_id": {"$in": linked_ids}} if filtered else None,
                 include=["distances"],
             )
+            best_bm25: dict[str, int] = {}  # entity -> its chunk that BM25 ranks best
+            if loaded.dense_scope == "entity":
+                for position in bm25_ranking:
+                    best_bm25.setdefault(str(loaded.metadatas[position].get("entity_id", "")), position)
+            voted: set[str] = set()
             for chunk_id, distance in zip(reply["ids"][0], reply["distances"][0], strict=False):
                 position = loaded.position.get(chunk_id)
-                if position is not None:
-                    dense_ranking.append(position)
-                    similarities[position] = 1.0 - float(distance)
+                if position is None:
+                    continue
+                if loaded.dense_scope == "entity":
+                    # One vote per entity, for its chunk that BM25 prefers, else for the chunk it was embedded from.
+                    entity = str(loaded.metadatas[position].get("entity_id", ""))
+                    if entity in voted or len(voted) >= self.candidates:
+                        continue
+                    voted.add(entity)
+                    position = best_bm25.get(entity, loaded.dense_source.get(entity, position))
+                dense_ranking.append(position)
+                similarities[position] = 1.0 - float(distance)
             timings["dense_ms"] = _ms(t)
 
         t = time.perf_counter()

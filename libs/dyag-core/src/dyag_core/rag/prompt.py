@@ -18,6 +18,11 @@ SYSTEM_PROMPT = (
     "l'application demandée n'y figure pas, réponds « Je ne sais pas » et n'invente rien. "
     "Réponds en français, en quelques phrases."
 )
+# The same rules in a third of the tokens, for a small local model whose time on a CPU grows with the prompt.
+COMPACT_SYSTEM_PROMPT = (
+    "Réponds en français, en une ou deux phrases, uniquement à partir du contexte. Cite la source entre crochets, "
+    f"par exemple [1503 GEOVAL]. Si le contexte ne contient pas la réponse, réponds « {NO_ANSWER} »."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +32,58 @@ class ContextChunk:
     text: str
 
 
+MIN_CHUNK_CHARS = 160  # in a compact context, a chunk that would get less than this is left out (and the ones after it)
+COMPACT_MAX_CHUNKS = 3  # a compact context keeps the first three chunks (retrieval puts the answer's first)
+
+
 def format_context(chunks: Sequence[ContextChunk]) -> str:
     blocks = [f"[{i}] source : [{c.entity_id} {c.entity_name}]\n{c.text.strip()}" for i, c in enumerate(chunks, start=1)]
     return "\n\n".join(blocks)
 
 
-def build_messages(question: str, chunks: Sequence[ContextChunk], system_prompt: str = SYSTEM_PROMPT) -> list[dict[str, str]]:
-    context = format_context(chunks) if chunks else "(aucun extrait du catalogue ne correspond à la question)"
+def compact_chunks(chunks: Sequence[ContextChunk], max_chars: int) -> list[ContextChunk]:
+    """The first COMPACT_MAX_CHUNKS chunks, in their order, cut to fit max_chars of text in all: each gets an even share of what is left (what a
+    short chunk does not use goes to the next ones), cut at a line end, else a word end. For small local models, whose
+    time on a CPU grows with the prompt. max_chars <= 0: the chunks unchanged."""
+    if max_chars <= 0:
+        return list(chunks)
+    chunks = list(chunks)[:COMPACT_MAX_CHUNKS]
+    out: list[ContextChunk] = []
+    remaining = max_chars
+    for i, chunk in enumerate(chunks):
+        share = remaining // (len(chunks) - i)
+        if share < MIN_CHUNK_CHARS:
+            break
+        text = _cut(chunk.text.strip(), share)
+        out.append(ContextChunk(chunk.entity_id, chunk.entity_name, text))
+        remaining -= len(text)
+    return out
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    for mark in ("\n", " "):
+        cut = text.rfind(mark, 0, limit - 1)
+        if cut > limit // 2:
+            return text[:cut].rstrip() + " …"
+    return text[: limit - 2] + " …"
+
+
+def build_messages(question: str, chunks: Sequence[ContextChunk], system_prompt: str = SYSTEM_PROMPT, *,
+                   max_context_chars: int = 0) -> list[dict[str, str]]:
+    """The answer prompt. max_context_chars > 0, a small local model's budget, makes it compact: the context cut to that
+    many characters (compact_chunks) and, with the default system prompt, its short form (COMPACT_SYSTEM_PROMPT)."""
+    compact = max_context_chars > 0
+    chunks = compact_chunks(chunks, max_context_chars)
+    if compact:  # each chunk's text starts with its entity's name and id already
+        context = "\n\n".join(c.text for c in chunks) if chunks else "(aucun extrait du catalogue ne correspond à la question)"
+    else:
+        context = format_context(chunks) if chunks else "(aucun extrait du catalogue ne correspond à la question)"
+    if compact:
+        system = COMPACT_SYSTEM_PROMPT if system_prompt is SYSTEM_PROMPT else system_prompt
+        user = f"Contexte :\n{context}\n\nQuestion : {question}"
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
     user = (
         f"Contexte (extraits du catalogue) :\n{context}\n\n"
         f"Question : {question}\n\n"

@@ -1,0 +1,269 @@
+"""llama.cpp, used as it is: its converters (convert_hf_to_gguf.py, convert_lora_to_gguf.py, from the source
+package of the pinned llama-cpp-python) run as subprocesses, and its quantizer and inference through
+llama-cpp-python.
+
+The scripts run with the gguf-py package they ship beside them (their own default): the PyPI `gguf`
+release lags behind the converter (0.19.0 lacks architectures the converter registers, such as DFLASH or
+GRANITE_SWA, and about twenty of its model modules then fail to load).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dyag_core.export import QUANTIZATIONS, ExportError
+
+CONVERT_HF = "convert_hf_to_gguf.py"
+CONVERT_LORA = "convert_lora_to_gguf.py"
+SHARE = Path(sys.prefix) / "share" / "dyag" / "llama.cpp"
+_REGISTER = re.compile(r"ModelBase\.register\(([^)]*)\)")
+_STRING = re.compile(r"""["']([A-Za-z0-9_.-]+)["']""")
+
+
+@dataclass(frozen=True, slots=True)
+class LlamaCpp:
+    """Where llama.cpp's conversion scripts are, and which versions are used."""
+
+    scripts: Path
+    source_version: str  # the llama-cpp-python source package the scripts come from
+    python_version: str  # the installed llama-cpp-python (quantizer, inference)
+
+    def describe(self) -> str:
+        return f"llama-cpp-python {self.python_version}; converters from llama-cpp-python {self.source_version} ({self.scripts})"
+
+
+def find_llama_cpp(folder: Path | None = None) -> LlamaCpp:
+    """The conversion scripts (DYAG_LLAMA_CPP_DIR, else <venv>/share/dyag/llama.cpp) and llama-cpp-python."""
+    candidates = [Path(folder)] if folder else []
+    if env := os.environ.get("DYAG_LLAMA_CPP_DIR"):
+        candidates.append(Path(env))
+    candidates.append(SHARE)
+    scripts = next((c for c in candidates if (c / CONVERT_HF).is_file() and (c / CONVERT_LORA).is_file()), None)
+    if scripts is None:
+        raise ExportError(
+            "llama_cpp_missing",
+            f"llama.cpp's conversion scripts ({CONVERT_HF}, {CONVERT_LORA}) are not in {', '.join(map(str, candidates))}: "
+            "run `python3 bootstrap.py` (it installs dyag-model-exporter[llama] and the scripts of the same llama-cpp-python "
+            "source package), or set DYAG_LLAMA_CPP_DIR to a llama.cpp checkout of the pinned version",
+        )
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise ExportError(
+            "llama_cpp_missing",
+            f"llama-cpp-python is not installed ({exc}): pip install 'dyag-model-exporter[llama]' (it compiles llama.cpp, about "
+            "10 minutes on 2 cores; bootstrap.py does it)",
+        ) from None
+    version_file = scripts / "VERSION"
+    source = version_file.read_text().strip() if version_file.is_file() else "unknown"
+    return LlamaCpp(scripts, source, getattr(llama_cpp, "__version__", "unknown"))
+
+
+def _converter_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("NO_LOCAL_GGUF", None)  # the scripts' own gguf-py (see the module's docstring)
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see dyag_model_exporter.__main__
+    return env
+
+
+def registered_architectures(llama: LlamaCpp) -> frozenset[str]:
+    """Architectures named in the converter's ModelBase.register(...) calls (text and vision): a fast first check."""
+    names: set[str] = set()
+    for path in [llama.scripts / CONVERT_HF, *sorted((llama.scripts / "conversion").glob("*.py"))]:
+        if path.is_file():
+            for args in _REGISTER.findall(path.read_text(encoding="utf-8", errors="replace")):
+                names.update(_STRING.findall(args))
+    return frozenset(names)
+
+
+@functools.lru_cache(maxsize=4)
+def _text_architectures(scripts: str, stamp: str) -> tuple[str, ...]:
+    del stamp  # part of the cache key: a changed converter is asked again
+    run = subprocess.run([sys.executable, str(Path(scripts) / CONVERT_HF), "--print-supported-models"], capture_output=True,
+                         text=True, env=_converter_env(), timeout=300)
+    out = run.stdout + run.stderr
+    text_part = out.split("TEXT models:", 1)[-1].split("MMPROJ models:", 1)[0]
+    return tuple(sorted({m.group(1) for m in re.finditer(r"^\s*-\s+(\S+)\s*$", text_part, re.MULTILINE)}))
+
+
+def supported_architectures(llama: LlamaCpp) -> tuple[str, ...]:
+    """The text-model architectures the converter supports, as it prints them (--print-supported-models)."""
+    script = llama.scripts / CONVERT_HF
+    names = _text_architectures(str(llama.scripts), f"{script.stat().st_mtime_ns}:{script.stat().st_size}")
+    if not names:  # an unexpected output format: fall back to reading the registrations
+        return tuple(sorted(registered_architectures(llama)))
+    return names
+
+
+def _run(argv: list[str], what: str, log: Callable[[str], None], should_stop: Callable[[], None], cwd: Path,
+         code: str = "conversion_failed") -> None:
+    log(f"{what}: {' '.join(Path(a).name if a.endswith('.py') else a for a in argv[1:])}")
+    began = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_converter_env(), cwd=cwd)
+    lines: list[str] = []
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            if line.strip() and not line.startswith(("[", "Writing:")):  # per-tensor and progress lines: noise
+                lines.append(line.rstrip()[:500])
+                lines = lines[-60:]
+            should_stop()
+        proc.wait()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    if proc.returncode != 0:
+        tail = "\n".join(lines[-12:])
+        how = f"was killed by signal {-proc.returncode}" if proc.returncode < 0 else f"failed (exit {proc.returncode})"
+        raise ExportError(code, f"{what} {how}; llama.cpp said:\n{tail}")
+    log(f"{what}: done in {time.monotonic() - began:.1f} s")
+
+
+def convert_hf(llama: LlamaCpp, model_dir: Path, outfile: Path, *, outtype: str = "f16", log=print, should_stop=lambda: None) -> Path:
+    """An HF safetensors folder -> GGUF, by llama.cpp's convert_hf_to_gguf.py."""
+    tmp = outfile.with_name(outfile.name + ".part")
+    _run([sys.executable, str(llama.scripts / CONVERT_HF), str(model_dir), "--outfile", str(tmp), "--outtype", outtype],
+         f"convert_hf_to_gguf ({outtype})", log, should_stop, outfile.parent)
+    os.replace(tmp, outfile)
+    return outfile
+
+
+def convert_lora(llama: LlamaCpp, adapter_dir: Path, base_dir: Path, outfile: Path, *, outtype: str = "f16", log=print,
+                 should_stop=lambda: None) -> Path:
+    """A PEFT LoRA adapter -> GGUF LoRA (Ollama's ADAPTER, llama.cpp's --lora), by convert_lora_to_gguf.py."""
+    tmp = outfile.with_name(outfile.name + ".part")
+    _run([sys.executable, str(llama.scripts / CONVERT_LORA), str(adapter_dir), "--base", str(base_dir), "--outfile", str(tmp),
+          "--outtype", outtype], f"convert_lora_to_gguf ({outtype})", log, should_stop, outfile.parent)
+    os.replace(tmp, outfile)
+    return outfile
+
+
+def quantize(source: Path, outfile: Path, quantization: str, *, threads: int = 0) -> Path:
+    """A GGUF (f16) quantized to another level by llama.cpp's llama_model_quantize."""
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = QUANTIZATIONS[quantization].llama_ftype
+    params.nthread = threads
+    tmp = outfile.with_name(outfile.name + ".part")
+    code = llama_cpp.llama_model_quantize(str(source).encode(), str(tmp).encode(), params)
+    if code != 0 or not tmp.is_file():
+        tmp.unlink(missing_ok=True)
+        raise ExportError("conversion_failed", f"llama.cpp could not quantize {source.name} to {quantization} (llama_model_quantize returned {code})")
+    os.replace(tmp, outfile)
+    return outfile
+
+
+def _worker(args: list[str], what: str, log: Callable[[str], None], should_stop: Callable[[], None], cwd: Path) -> None:
+    _run([sys.executable, "-m", "dyag_model_exporter.gguf_worker", *args], what, log, should_stop, cwd, code="gguf_failed")
+
+
+def quantize_in_child(source: Path, outfile: Path, quantization: str, *, threads: int = 0, log=print, should_stop=lambda: None) -> Path:
+    """quantize(), in a child process (llama.cpp aborts its process on some bad inputs)."""
+    _worker(["quantize", str(source), str(outfile), quantization, "--threads", str(threads)], f"llama.cpp quantize ({quantization})",
+            log, should_stop, outfile.parent)
+    return outfile
+
+
+def answer_in_child(model: Path, prompts: Sequence[str], *, lora: Path | None = None, max_tokens: int, stop: Sequence[str] = (),
+                    threads: int = 0, workdir: Path, log=print, should_stop=lambda: None) -> dict:
+    """Greedy answers of a GGUF (+ GGUF LoRA) to prompts, with each prompt's tokens, from a child process."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    request, result = workdir / f"{model.stem}.request.json", workdir / f"{model.stem}.result.json"
+    request.write_text(json.dumps({"prompts": list(prompts), "max_tokens": max_tokens, "stop": list(stop), "threads": threads},
+                                  ensure_ascii=False), encoding="utf-8")
+    result.unlink(missing_ok=True)
+    args = ["answer", str(model), str(request), str(result)] + (["--lora", str(lora)] if lora else [])
+    _worker(args, f"llama.cpp answers ({model.name}{' + ' + lora.name if lora else ''})", log, should_stop, workdir)
+    return json.loads(result.read_text(encoding="utf-8"))
+
+
+# --- the tokenizer as llama.cpp's converter must read it --------------------------------------------------
+def _has_byte_level(component: dict | None) -> bool:
+    if not isinstance(component, dict):
+        return False
+    if component.get("type") == "ByteLevel":
+        return True
+    return any(_has_byte_level(c) for c in component.get("pretokenizers", []) + component.get("decoders", []))
+
+
+def gguf_ready_tokenizer(tokenizer_json: dict) -> dict | None:
+    """A byte-level BPE tokenizer.json marked byte_fallback (as transformers writes the tokenizer of a model it
+    loaded from a GGUF, e.g. the default model) fixed for llama.cpp's converter, which otherwise reads it as a
+    SentencePiece vocabulary (tokenizer.ggml.model "llama") and the GGUF's tokenizer then breaks (llama.cpp aborts
+    on the first prompt). A byte-level pre-tokenizer maps every byte to a token, so byte fallback never happens:
+    dropping it, with a plain ByteLevel decoder, changes no token. None when nothing needs fixing."""
+    model = tokenizer_json.get("model") or {}
+    if model.get("type") != "BPE" or not model.get("byte_fallback") or not _has_byte_level(tokenizer_json.get("pre_tokenizer")):
+        return None
+    fixed = json.loads(json.dumps(tokenizer_json))
+    fixed["model"]["byte_fallback"] = False
+    fixed["decoder"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
+    return fixed
+
+
+def same_tokenization(original: dict, fixed: dict, texts: Sequence[str]) -> bool:
+    from tokenizers import Tokenizer
+
+    a, b = Tokenizer.from_str(json.dumps(original)), Tokenizer.from_str(json.dumps(fixed))
+    for text in texts:
+        ia, ib = a.encode(text, add_special_tokens=False).ids, b.encode(text, add_special_tokens=False).ids
+        if ia != ib or a.decode(ia, skip_special_tokens=False) != b.decode(ib, skip_special_tokens=False):
+            return False
+    return True
+
+
+def gguf_metadata(path: Path) -> dict[str, object]:
+    """A GGUF's key-value metadata (scalars and short arrays), read with the gguf package."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(path))
+    out: dict[str, object] = {}
+    for name, field in reader.fields.items():
+        if name.startswith("tokenizer.ggml.") and name not in ("tokenizer.ggml.model", "tokenizer.ggml.pre",
+                                                                "tokenizer.ggml.eos_token_id", "tokenizer.ggml.bos_token_id"):
+            continue
+        try:
+            value = field.contents()
+        except Exception:  # pragma: no cover - an exotic type
+            continue
+        out[name] = value
+    return out
+
+
+class GgufChat:
+    """A GGUF (and optionally a GGUF LoRA) loaded by llama-cpp-python, answering prompts greedily."""
+
+    def __init__(self, model: Path, lora: Path | None = None, *, n_ctx: int = 2048, threads: int = 0):
+        from llama_cpp import Llama
+
+        kwargs = {"n_threads": threads} if threads else {}
+        self.llm = Llama(model_path=str(model), lora_path=str(lora) if lora else None, n_ctx=n_ctx, verbose=False,
+                         seed=0, logits_all=False, **kwargs)
+
+    def tokenize(self, text: str) -> list[int]:
+        # As Ollama does: special tokens parsed, BOS added only where the model's vocabulary asks for it.
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+
+    def answer(self, prompt: str, *, max_tokens: int, stop: Sequence[str] = ()) -> str:
+        tokens = self.tokenize(prompt)
+        out = self.llm.create_completion(prompt=tokens, max_tokens=max_tokens, temperature=0.0, top_k=1, top_p=1.0, min_p=0.0,
+                                         repeat_penalty=1.0, stop=list(stop) or None)
+        self.llm.reset()
+        return out["choices"][0]["text"].strip()
+
+    def close(self) -> None:
+        close = getattr(self.llm, "close", None)
+        if close:
+            close()

@@ -1,0 +1,328 @@
+"""The pipeline runner's step logic against fake services and a fake record store: a whole run, a failed step,
+a resume after a gateway restart (re-attach, adopt), a cancel. No NATS, no services."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from dyag.v1 import catalog_pb2, dataset_pb2, evaluation_pb2, jobs_pb2, rag_pb2, training_pb2, validation_pb2
+from dyag_gateway import pipelines as P
+from dyag_gateway.pipeline_runner import PipelineFailed, PipelineRunner, PipelineSettings
+from dyag_runtime.jobs import JobCancelled, JobContext, JobNotFound, new_record, record_to_proto
+
+CATALOG = {"name": "applications_ia", "version": "v1", "entity_count": 45}
+
+
+class FakeStore:
+    """JobStore's get and mutate, in memory."""
+
+    def __init__(self, record: dict):
+        self.records = {record["id"]: record}
+        self.writes = 0
+
+    async def get(self, job_id: str) -> dict:
+        if job_id not in self.records:
+            raise JobNotFound(job_id)
+        return copy.deepcopy(self.records[job_id])
+
+    async def mutate(self, job_id: str, change, *, emit: bool = True) -> dict:
+        record = self.records[job_id]
+        change(record)
+        self.writes += 1
+        return copy.deepcopy(record)
+
+
+class FakeServices:
+    """Every service the pipeline calls. A job ends after `polls` reads; `fail` names kinds whose job fails."""
+
+    def __init__(self, polls: int = 2, fail: dict[str, str] | None = None, never_end: tuple[str, ...] = ()):
+        self.polls, self.fail, self.never_end = polls, fail or {}, never_end
+        self.records: dict[str, dict] = {}
+        self.reads: dict[str, int] = {}
+        self.calls: list[str] = []
+        self.cancelled: list[str] = []
+        self.channels = {n: object() for n in ("dataset-builder", "validator", "gpu-lora-trainer", "rag-service", "evaluator")}
+        self.addresses = {n: "10.0.0.1:1" for n in self.channels}
+
+    # the job machinery
+    def _job(self, service: str, kind: str, params: dict, correlation_id: str, result: dict) -> jobs_pb2.Job:
+        record = new_record(service, kind, params, correlation_id)
+        record["pending_result"] = result
+        self.records[record["id"]] = record
+        self.calls.append(kind)
+        return record_to_proto(record)
+
+    def _advance(self, job_id: str) -> dict:
+        record = self.records[job_id]
+        self.reads[job_id] = self.reads.get(job_id, 0) + 1
+        if record["status"] in ("queued", "running"):
+            if self.reads[job_id] >= self.polls and record["kind"] not in self.never_end:
+                if record["kind"] in self.fail:
+                    record.update(status="failed", error=self.fail[record["kind"]])
+                else:
+                    record.update(status="succeeded", result=record["pending_result"])
+            else:
+                record["status"] = "running"
+                record["progress"].update(fraction=0.5, step="half way")
+        return record
+
+    def jobs_stub(self, service: str):
+        services = self
+
+        class Stub:
+            async def GetJob(self, request, timeout=None):  # noqa: N802 - gRPC names
+                return record_to_proto(services._advance(request.id))
+
+            async def CancelJob(self, request, timeout=None):  # noqa: N802
+                services.cancelled.append(request.id)
+                services.records[request.id]["status"] = "cancelled"
+                return record_to_proto(services.records[request.id])
+
+            async def ListJobs(self, request, timeout=None):  # noqa: N802
+                found = [record_to_proto(r) for r in services.records.values() if r["service"] == service and r["kind"] == request.kind]
+                return jobs_pb2.ListJobsResponse(jobs=found)
+
+        return Stub()
+
+    # Backends' interface
+    def jobs(self, service: str):  # noqa: D102
+        return self.jobs_stub(service)
+
+    def channel(self, service: str):
+        return self.channels[service]
+
+    def datasets(self):
+        services = self
+
+        class Stub:
+            async def BuildDataset(self, request, timeout=None):  # noqa: N802
+                return services._job("dataset-builder", "dataset.build", {"n": request.num_questions}, request.correlation_id,
+                                     {"dataset_id": "ds-1", "split_counts": {"train": 8, "test": 2}})
+
+            async def GetDataset(self, request, timeout=None):  # noqa: N802
+                files = [dataset_pb2.DatasetFile(split="train", format="openai", artifact=jobs_pb2.ArtifactRef(name="train.jsonl"))]
+                return dataset_pb2.Dataset(id=request.id, catalog="applications_ia", catalog_version="v1", files=files,
+                                           split_counts={"train": 8, "test": 2, "all": 10})
+
+        return Stub()
+
+    def validator(self):
+        services = self
+
+        class Stub:
+            async def Validate(self, request, timeout=None):  # noqa: N802
+                services.calls.append("validate")
+                report = {"examples": 8, "invalid_lines": 0, "checklist": [{"status": "pass", "label": "ok"}]}
+                result = validation_pb2.ValidationResult(verdict="prêt")
+                result.report.update(report)
+                return result
+
+        return Stub()
+
+    def trainer(self):
+        services = self
+
+        class Stub:
+            async def Train(self, request, timeout=None):  # noqa: N802
+                config = json.loads(json.dumps(dict(request.config)))
+                return services._job("gpu-lora-trainer", "train.lora", {"config": config}, request.correlation_id,
+                                     {"model_id": "lora-1", "metrics": {"steps": 3, "device": "cpu", "final_loss": 1.0}})
+
+        return Stub()
+
+    def rag(self):
+        services = self
+
+        class Stub:
+            async def Index(self, request, timeout=None):  # noqa: N802
+                return services._job("rag-service", "rag.index", {}, request.correlation_id,
+                                     {"collection": request.collection, "chunks": 228, "added": ["1", "2"]})
+
+            async def Stats(self, request, timeout=None):  # noqa: N802
+                return rag_pb2.CollectionStats(collection=request.collection)
+
+        return Stub()
+
+    def evaluator(self):
+        services = self
+
+        class Stub:
+            async def Evaluate(self, request, timeout=None):  # noqa: N802
+                params = {"target": request.target.kind, "labels": dict(request.labels)}
+                return services._job("evaluator", "evaluation.run", params, request.correlation_id, {"accuracy": 0.5})
+
+            async def GetRun(self, request, timeout=None):  # noqa: N802
+                kind = services.records[request.id]["params"]["target"]
+                return evaluation_pb2.EvaluationRun(id=request.id, approach=kind, model=kind,
+                                                    summary=evaluation_pb2.EvaluationSummary(accuracy=0.5, questions=2, prompt_tokens=10))
+
+            async def Compare(self, request, timeout=None):  # noqa: N802
+                services.calls.append("compare")
+                return evaluation_pb2.Comparison(run_ids=list(request.run_ids), recommended="rag", recommendation="RAG wins",
+                                                 artifacts=[jobs_pb2.ArtifactRef(name="comparison.html", digest="sha256:" + "0" * 64)])
+
+        return Stub()
+
+    def catalogs(self):
+        class Stub:
+            async def GetCatalog(self, request, timeout=None):  # noqa: N802
+                return catalog_pb2.CatalogVersion(name=request.name, version="v1", entity_count=45)
+
+        return Stub()
+
+
+SETTINGS = PipelineSettings(pipeline_poll_s=0.005, pipeline_save_s=0.0, pipeline_unreachable_s=1.0, pipeline_device="")
+
+
+def make(body: dict | None = None, *, steps: list | None = None, attempt: int = 1, services: FakeServices | None = None,
+         tmp: Path = Path("/tmp")):
+    body = {"catalog": "applications_ia", **(body or {})}
+    params = P.resolve_params(P.PipelineRequest(**body), device="cpu", device_source="asked", catalog=CATALOG)
+    params["ingest"] = {"status": P.SUCCEEDED, "started_at": 1.0, "ended_at": 1.1, "seconds": 0.1, "result": CATALOG}
+    record = new_record(P.PIPELINE_SERVICE, P.PIPELINE_KIND, params, "corr-1")
+    if steps is not None:
+        record["steps"] = steps
+    store, services = FakeStore(record), services or FakeServices()
+    runner = PipelineRunner(store, services, SETTINGS)
+    ctx = JobContext(job_id=record["id"], kind=P.PIPELINE_KIND, params=params, correlation_id="corr-1", attempt=attempt,
+                     workdir=tmp, artifacts=None)
+    return runner, ctx, store, services
+
+
+def run(runner, ctx):
+    return asyncio.run(asyncio.wait_for(runner.run(ctx), timeout=20))
+
+
+def saved_steps(store, ctx) -> dict[str, dict]:
+    return P.by_name(store.records[ctx.job_id]["steps"])
+
+
+def test_a_whole_run(tmp_path):
+    runner, ctx, store, services = make(tmp=tmp_path)
+    result = run(runner, ctx)
+    steps = saved_steps(store, ctx)
+    assert all(s["status"] == P.SUCCEEDED for s in steps.values()), {n: (s["status"], s["error"]) for n, s in steps.items()}
+    assert steps["build"]["job_id"].startswith("dataset-builder-") and steps["train"]["job_id"].startswith("gpu-lora-trainer-")
+    assert steps["train"]["result"]["model_id"] == "lora-1"
+    assert steps["index"]["result"]["added"] == 2  # id lists are kept as counts
+    assert steps["evaluate_rag"]["result"]["summary"]["prompt_tokens"] == 10
+    assert steps["report"]["artifacts"][0]["name"] == "comparison.html"
+    assert result["report"]["recommended"] == "rag" and set(result["summaries"]) == {"base", "fine_tuned", "rag"}
+    # Every step's job carries the pipeline's correlation id; the training started before the evaluations.
+    assert all(j["correlation_id"] == "corr-1" for j in services.records.values())
+    assert services.calls.index("train.lora") < services.calls.index("evaluation.run")
+    assert services.calls[-1] == "compare"
+    train = next(j for j in services.records.values() if j["kind"] == "train.lora")
+    assert train["params"]["config"]["max_steps"] == P.DEVICE_DEFAULTS["cpu"]["max_steps"]
+    assert all(s["seconds"] is not None for s in steps.values())
+    assert steps["train"]["job_started_at"] and steps["train"]["queued_s"] >= 0  # when its job left the trainer's queue
+
+
+def test_a_failed_step_fails_the_pipeline_and_keeps_what_is_done(tmp_path):
+    services = FakeServices(fail={"train.lora": "examples_too_long: example 12 has 900 tokens (max_seq_len 256)"})
+    runner, ctx, store, _ = make(tmp=tmp_path, services=services)
+    with pytest.raises(PipelineFailed) as caught:
+        run(runner, ctx)
+    assert "step 4 train (fine-tune (LoRA), job gpu-lora-trainer-" in caught.value.message
+    assert "examples_too_long: example 12" in caught.value.message
+    steps = saved_steps(store, ctx)
+    assert steps["train"]["status"] == P.FAILED and steps["train"]["error"].startswith("examples_too_long")
+    assert steps["build"]["status"] == steps["validate"]["status"] == P.SUCCEEDED
+    assert steps["evaluate_fine_tuned"]["status"] == steps["report"]["status"] == P.BLOCKED
+    assert "evaluation.run" not in services.calls or steps["evaluate_base"]["status"] == P.SUCCEEDED
+
+
+def test_an_unusable_dataset_stops_before_training(tmp_path):
+    services = FakeServices()
+
+    class Refusing:
+        async def Validate(self, request, timeout=None):  # noqa: N802
+            return validation_pb2.ValidationResult(verdict="à corriger", blocking=["3 ligne(s) invalide(s)"])
+
+    services.validator = lambda: Refusing()
+    runner, ctx, store, _ = make({"skip": ["evaluate"]}, tmp=tmp_path, services=services)
+    with pytest.raises(PipelineFailed) as caught:
+        run(runner, ctx)
+    assert "step 3 validate" in caught.value.message and "3 ligne(s) invalide(s)" in caught.value.message
+    assert "train.lora" not in services.calls
+
+
+def _half_done_steps(train_job: str = "") -> tuple[list[dict], FakeServices]:
+    """The record as a gateway left it when it stopped: build and validate done, the training running."""
+    services = FakeServices(polls=3)
+    steps = P.plan_steps(make()[1].params, {"status": P.SUCCEEDED})
+    index = P.by_name(steps)
+    for name, result in (("build", {"dataset_id": "ds-1"}), ("validate", {"verdict": "prêt"})):
+        P.start_step(index[name], time.time() - 60)
+        P.end_step(index[name], P.SUCCEEDED, time.time() - 50, result=result)
+    P.start_step(index["train"], time.time() - 40)
+    index["train"]["job_id"] = train_job
+    return steps, services
+
+
+def test_resume_re_attaches_to_the_running_job(tmp_path):
+    steps, services = _half_done_steps()
+    running = services.trainer()
+    job = asyncio.run(running.Train(training_pb2.LoraTrainRequest(correlation_id="corr-1")))  # the job the service kept running
+    P.by_name(steps)["train"]["job_id"] = job.id
+    calls_before = services.calls.count("train.lora")
+    runner, ctx, store, _ = make(steps=steps, attempt=2, services=services, tmp=tmp_path)
+    run(runner, ctx)
+    after = saved_steps(store, ctx)
+    assert services.calls.count("train.lora") == calls_before == 1  # not started again
+    assert after["train"]["job_id"] == job.id and after["train"]["status"] == P.SUCCEEDED
+    assert services.calls.count("dataset.build") == 0 and "validate" not in services.calls  # done steps stay done
+    assert after["report"]["status"] == P.SUCCEEDED
+
+
+def test_resume_adopts_a_job_started_before_its_id_was_recorded(tmp_path):
+    steps, services = _half_done_steps(train_job="")
+    orphan = asyncio.run(services.trainer().Train(training_pb2.LoraTrainRequest(correlation_id="corr-1")))
+    asyncio.run(services.trainer().Train(training_pb2.LoraTrainRequest(correlation_id="another-pipeline")))
+    runner, ctx, store, _ = make({"skip": ["evaluate"]}, steps=steps, attempt=2, services=services, tmp=tmp_path)
+    run(runner, ctx)
+    assert saved_steps(store, ctx)["train"]["job_id"] == orphan.id
+    assert services.calls.count("train.lora") == 2  # the two above: none started by the resume
+
+
+def test_cancel_cancels_the_running_jobs(tmp_path):
+    services = FakeServices(never_end=("train.lora", "evaluation.run"))
+    runner, ctx, store, _ = make(tmp=tmp_path, services=services)
+
+    async def scenario():
+        task = asyncio.create_task(runner.run(ctx))
+        while not [j for j in services.records.values() if j["kind"] == "train.lora"]:
+            await asyncio.sleep(0.01)
+        ctx._cancel.set()
+        with pytest.raises(JobCancelled):
+            await asyncio.wait_for(task, 10)
+
+    asyncio.run(scenario())
+    steps = saved_steps(store, ctx)
+    assert steps["train"]["status"] == P.CANCELLED and steps["train"]["job_id"] in services.cancelled
+    assert steps["build"]["status"] == P.SUCCEEDED
+    assert steps["report"]["status"] == P.BLOCKED
+
+
+def test_device_defaults(tmp_path, monkeypatch):
+    runner, _, _, services = make(tmp=tmp_path)
+    assert asyncio.run(runner.device("cuda")) == ("cuda", "asked")
+    runner.settings = PipelineSettings(pipeline_device="cuda")
+    assert asyncio.run(runner.device("auto")) == ("cuda", "DYAG_PIPELINE_DEVICE")
+    runner.settings = SETTINGS
+    assert asyncio.run(runner.device("auto"))[0] == "cpu"  # the trainer is remote and has trained nothing yet
+    job = services._job("gpu-lora-trainer", "train.lora", {}, "c", {})
+    services.records[job.id].update(status="succeeded", result={"model_id": "m", "metrics": {"device": "cuda"}})
+
+    class Listing:
+        async def ListJobs(self, request, timeout=None):  # noqa: N802
+            return jobs_pb2.ListJobsResponse(jobs=[record_to_proto(services.records[job.id])])
+
+    services.jobs = lambda service, _listing=Listing(): _listing  # type: ignore[assignment,method-assign]
+    assert asyncio.run(runner.device("auto")) == ("cuda", f"the trainer's last training ({job.id})")
