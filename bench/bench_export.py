@@ -5,13 +5,14 @@ sample catalog (a few AdamW steps, peft, on the assistant's tokens); then one ex
 Exporter, as the service runs it) writes the merged model, GGUF f16 (llama.cpp's converter), q8_0 and q4_K_M
 (llama.cpp's quantizer), and the parity gate answers the same probes (questions of the dataset not used in
 training, chosen across question types) with the HF model (transformers, fp32, greedy) and with each GGUF
-(llama-cpp-python, greedy, the prompt rendered by the derived Ollama template).
+(llama-cpp-python, greedy, the prompt rendered by the derived Ollama template); then the same GGUFs answer questions
+the adapter was trained on (the regime of a fine-tuned model answering what it was taught).
 
 Per level: the time to make the file (convert for f16, quantize from f16 for the others), its size, the parity
 gate's answer agreement, token F1 against the HF answers, and the fact accuracy of both. The machine and its load
 average are printed with the figures: on a shared machine, times are only comparable within one run.
 
-    .venv/bin/python bench/bench_export.py [--train 48] [--steps 12] [--probes 16] [--max-tokens 48] [--json out.json]
+    .venv/bin/python bench/bench_export.py [--train 24] [--steps 24] [--probes 16] [--max-tokens 48] [--json out.json]
 """
 
 from __future__ import annotations
@@ -79,8 +80,8 @@ def train_adapter(examples, steps: int, folder: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train", type=int, default=48, help="training examples")
-    parser.add_argument("--steps", type=int, default=12, help="optimisation steps (batches of 4)")
+    parser.add_argument("--train", type=int, default=24, help="training examples")
+    parser.add_argument("--steps", type=int, default=24, help="optimisation steps (batches of 4: four epochs of 24 examples)")
     parser.add_argument("--probes", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--json", type=Path, default=None)
@@ -105,7 +106,15 @@ def main() -> None:
                           ollama_name="applications-ia", parity_threshold=0.0, max_accuracy_drop=1.0),
         )
         total = time.monotonic() - began
-        t = outcome.timings
+        t = dict(outcome.timings)
+        # The same GGUFs on questions the adapter was trained on (what a fine-tuned model answers confidently).
+        exporter = Exporter(Path(tmp) / "export", log=lambda m, *a: None)
+        tokenizer, template = exporter.template(outcome.folder / "merged")
+        trained_probes = choose_probes(list(cases_from_examples(train)), args.probes)
+        trained = {r.quantization: r for r in exporter.parity(
+            outcome.folder / "merged", tokenizer, template, [(q, outcome.folder / f"model-{q}.gguf", None) for q in LEVELS],
+            ExportOptions(quantizations=LEVELS, system_prompt=train[0].system, probes=trained_probes, max_tokens=args.max_tokens,
+                          parity_threshold=0.0, max_accuracy_drop=1.0))}
         rows = []
         for report in outcome.parity:
             q = report.quantization
@@ -114,18 +123,21 @@ def main() -> None:
             rows.append({"quantization": q, "make_seconds": make, "bytes": size, "agreement": report.agreement,
                          "mean_token_f1": report.mean_token_f1, "hf_fact_accuracy": report.hf_fact_accuracy,
                          "gguf_fact_accuracy": report.gguf_fact_accuracy, "prompt_token_agreement": report.prompt_token_agreement,
-                         "gguf_answer_seconds": t.get(f"parity_{q}")})
+                         "gguf_answer_seconds": t.get(f"parity_{q}"), "trained_agreement": trained[q].agreement,
+                         "trained_mean_token_f1": trained[q].mean_token_f1, "trained_hf_fact_accuracy": trained[q].hf_fact_accuracy,
+                         "trained_gguf_fact_accuracy": trained[q].gguf_fact_accuracy})
     result = {"machine": machine(), "load_average_before": load_before, "load_average_after": os.getloadavg(),
               "training": training, "probes": len(probes), "max_tokens": args.max_tokens, "export_seconds": round(total, 1),
               "timings": t, "levels": rows}
     print(json.dumps(result, indent=2))
     print(f"\nMachine: {result['machine']}; load average {load_before[0]:.2f} before, {result['load_average_after'][0]:.2f} after")
     print(f"Export of the three levels: {total:.0f} s (merge {t['merge']:.1f} s, HF answers {t['parity_hf']:.1f} s for {len(probes)} probes)\n")
-    print("| GGUF | made in | size | answer agreement | token F1 vs HF | fact accuracy HF | fact accuracy GGUF |")
-    print("|---|---|---|---|---|---|---|")
+    print("| GGUF | made in | size | held-out probes: agreement / token F1 / fact acc. HF → GGUF | trained probes: agreement / token F1 / fact acc. HF → GGUF |")
+    print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['quantization']} | {r['make_seconds']:.1f} s | {human_bytes(r['bytes'])} | {r['agreement']:.0%} | "
-              f"{r['mean_token_f1']:.2f} | {r['hf_fact_accuracy']:.0%} | {r['gguf_fact_accuracy']:.0%} |")
+        print(f"| {r['quantization']} | {r['make_seconds']:.1f} s | {human_bytes(r['bytes'])} | {r['agreement']:.0%} / {r['mean_token_f1']:.2f} / "
+              f"{r['hf_fact_accuracy']:.0%} → {r['gguf_fact_accuracy']:.0%} | {r['trained_agreement']:.0%} / {r['trained_mean_token_f1']:.2f} / "
+              f"{r['trained_hf_fact_accuracy']:.0%} → {r['trained_gguf_fact_accuracy']:.0%} |")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
 

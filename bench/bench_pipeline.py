@@ -59,8 +59,13 @@ def one_run(args: argparse.Namespace, extra: list[str], index: int) -> dict:
     home = Path(tempfile.mkdtemp(prefix="dyag-bench-pipeline-"))
     model_cache = os.environ.get("DYAG_MODEL_CACHE") or str(Path.home() / ".dyag" / "models")
     os.environ["DYAG_MODEL_CACHE"] = model_cache
+    service_env: dict[str, dict[str, str]] = {}
+    for item in args.service_env:  # e.g. evaluator:DYAG_JOB_CONCURRENCY=2
+        service, _, setting = item.partition(":")
+        key, _, value = setting.partition("=")
+        service_env.setdefault(service, {})[key] = value
     config = StackConfig(home=home, gateway_port=free_port(), grpc_ports={n: free_port() for n in installed_services()},
-                         start_nats_always=True)
+                         start_nats_always=True, service_env=service_env)
     stack = Stack(config)
     load_before = load()
     began = time.monotonic()
@@ -97,7 +102,8 @@ def one_run(args: argparse.Namespace, extra: list[str], index: int) -> dict:
               "from_s": offset(s["started_at"]), "to_s": offset(s["ended_at"]), "job_id": s["job_id"],
               "summary": (s.get("result") or {}).get("summary"), "metrics": (s.get("result") or {}).get("metrics")}
              for s in pipeline.get("steps", [])]
-    result = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(), "load_before": load_before,
+    result = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(), "service_env": service_env,
+              "load_before": load_before,
               "load_after": load_after, "stack_start_s": round(stack_s, 1), "dyag_run_s": round(run_s, 1), "exit_code": proc.returncode,
               "pipeline_id": pipeline.get("id"), "pipeline_status": pipeline.get("status"), "pipeline_s": pipeline.get("elapsed_s"),
               "params": {k: (pipeline.get("params") or {}).get(k) for k in ("device", "num_questions", "max_steps", "max_eval_questions",
@@ -111,7 +117,8 @@ def one_run(args: argparse.Namespace, extra: list[str], index: int) -> dict:
 def markdown(result: dict) -> str:
     lines = [
         f"Run of {result['date']} on {result['machine']}; load average (1/5/15 min) {result['load_before']} before, "
-        f"{result['load_after']} after; parameters {json.dumps(result['params'])}.",
+        f"{result['load_after']} after; parameters {json.dumps(result['params'])}"
+        + (f"; service settings {json.dumps(result['service_env'])}" if result["service_env"] else "") + ".",
         "",
         "| step | status | wall time (of which queued in its service) | from → to (s after the pipeline was created) |",
         "|---|---|---|---|",
@@ -137,6 +144,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--out", default=str(ROOT / "bench" / ".cache" / "pipeline"), help="reports and bench.json of each run")
     parser.add_argument("--keep", action="store_true", help="leave the stack running (its home is printed)")
+    parser.add_argument("--service-env", action="append", default=[], metavar="SERVICE:KEY=VALUE",
+                        help="a setting for one service, e.g. evaluator:DYAG_JOB_CONCURRENCY=2 (repeatable)")
     args, extra = parser.parse_known_args()
     extra = [a for a in extra if a != "--"]
     for i in range(1, args.runs + 1):

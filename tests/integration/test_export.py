@@ -26,10 +26,11 @@ pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: pip 
 SYSTEM = "Tu es un assistant expert en applications du système d'information français."
 FACTS = {"PILOTE-BOP": "Fonctions support", "INSPECTA": "Risques naturels et technologiques", "CONTROLE-RT": "Transports"}
 QUESTIONS = ("Quel est le domaine de l'application {n} ?", "De quel domaine relève {n} ?", "Dans quel domaine est l'application {n} ?")
-# A few steps only: what is checked here is the export of whatever the trainer registered (the facts being learnt and
-# answered alike by the GGUF is tests/unit/test_export_chain.py).
-FAST = {"max_seq_len": 256, "batch_size": 1, "learning_rate": 0.003, "r": 8, "lora_alpha": 16, "target_modules": ["all-linear"], "seed": 7,
-        "max_steps": 3, "eval_steps": 100, "checkpoint_steps": 100}
+# Enough steps for short, confident answers to the validation questions, which the parity gate then compares (an
+# undertrained model's long answers drift apart between fp32 and q8_0: bench/RESULTS.md). The facts being answered
+# right by the GGUF is tests/unit/test_export_chain.py.
+FAST = {"max_seq_len": 256, "batch_size": 4, "learning_rate": 0.003, "r": 8, "lora_alpha": 16, "target_modules": ["all-linear"], "seed": 7,
+        "max_steps": 6, "eval_steps": 100, "checkpoint_steps": 100}
 
 
 def example(question: str, name: str) -> str:

@@ -142,8 +142,8 @@ def test_order_of_a_whole_run():
     assert P.ready_steps(steps, 2) == []  # two heavy steps run: train and index
     assert P.ready_steps(steps, 3) == ["evaluate_base"]  # RAG's evaluation needs the index
     finish(steps, "index")
-    assert P.ready_steps(steps, 2) == ["evaluate_base"]
-    assert P.ready_steps(steps, 4) == ["evaluate_base", "evaluate_rag"]
+    assert P.ready_steps(steps, 2) == ["evaluate_rag"]
+    assert P.ready_steps(steps, 4) == ["evaluate_rag", "evaluate_base"]
     finish(steps, "train", "evaluate_base", "evaluate_rag")
     assert P.ready_steps(steps, 2) == ["evaluate_fine_tuned"]
     assert P.outcome(steps) is None
@@ -166,9 +166,10 @@ def test_on_a_cpu_the_training_runs_alone():
     P.start_step(index["train"], 2.0)
     index["train"]["progress"]["fraction"] = 0.5
     assert P.ready_steps(steps, 2, train_alone=True) == []
-    assert P.ready_steps(steps, 2, train_alone=False) == ["evaluate_base"]
+    assert P.ready_steps(steps, 2, train_alone=False) == ["evaluate_rag"]
     finish(steps, "train")
-    assert P.ready_steps(steps, 2, train_alone=True) == ["evaluate_base", "evaluate_fine_tuned"]  # then two at a time
+    # Then two at a time, RAG's first (the longest; its model runs in another process than the other two).
+    assert P.ready_steps(steps, 2, train_alone=True) == ["evaluate_rag", "evaluate_base"]
 
 
 def test_a_failure_stops_new_steps_and_keeps_what_is_done():
@@ -247,3 +248,16 @@ def test_the_report_links():
     assert v["report"]["links"] == {"html": "/pipelines/pipeline-1/report.html", "md": "/pipelines/pipeline-1/report.md",
                                     "json": "/pipelines/pipeline-1/report.json"}
     assert P.summary_view(record())["steps"]["build"] == P.PENDING
+
+
+def test_a_pipeline_that_ended_shows_no_step_running():
+    steps = steps_of()
+    index = P.by_name(steps)
+    finish(steps, "build", "validate")
+    P.start_step(index["train"], 1000.0)
+    index["train"]["job_id"] = "gpu-lora-trainer-3"
+    gave_up = record(status="failed", error="interrupted 10 times (service restarts); giving up", steps=steps, updated_at=1100.0)
+    shown = {s["name"]: s for s in P.view(gave_up, now=2000.0)["steps"]}
+    assert shown["train"]["status"] == "interrupted" and "gpu-lora-trainer-3" in shown["train"]["note"]
+    assert shown["report"]["status"] == P.BLOCKED and shown["build"]["status"] == P.SUCCEEDED
+    assert P.by_name(steps)["train"]["status"] == P.RUNNING  # the record itself is untouched

@@ -23,7 +23,7 @@ pipeline_app = typer.Typer(help="Follow, show and cancel pipelines (the whole wo
 
 ENDED = ("succeeded", "failed", "cancelled")
 ICONS = {"succeeded": "[green]✓[/]", "failed": "[red]✗[/]", "cancelled": "[yellow]⊘[/]", "skipped": "[dim]–[/]",
-         "blocked": "[dim]·[/]", "pending": "[dim]○[/]"}
+         "blocked": "[dim]·[/]", "pending": "[dim]○[/]", "interrupted": "[yellow]![/]"}
 TARGET_NAMES = {"base": "Base", "fine_tuned": "Fine-tuned", "rag": "RAG"}
 GUIDE_METRICS = (("accuracy", "Accuracy"), ("precision", "Precision"), ("recall", "Recall"), ("f1_score", "F1_score"))
 EXTRA_METRICS = (("fact_accuracy", "Faits clés"), ("hallucination_rate", "Hallucinations"), ("abstention_rate", "Abstention (négatives)"))
@@ -65,7 +65,7 @@ def step_detail(step: dict[str, Any]) -> str:
         return (step.get("progress") or {}).get("step") or ("waiting for its job" if step.get("job_id") else "starting")
     if status == "failed":
         return f"[red]{step.get('error') or 'failed'}[/]"
-    if status in ("skipped", "blocked", "cancelled"):
+    if status in ("skipped", "blocked", "cancelled", "interrupted"):
         return f"[dim]{step.get('note') or step.get('error') or status}[/]"
     if status != "succeeded":
         return ""

@@ -82,6 +82,7 @@ class StackConfig:
     grpc_ports: dict[str, int] = field(default_factory=lambda: {n: p for n, (_, p) in SERVICES.items()})
     services: list[str] = field(default_factory=installed_services)
     extra_env: dict[str, str] = field(default_factory=dict)  # settings for every process (tests set short timeouts)
+    service_env: dict[str, dict[str, str]] = field(default_factory=dict)  # settings for one service (benchmarks)
     start_nats_always: bool = False  # tests: a private nats-server even when one listens
 
     @property
@@ -186,6 +187,7 @@ class Stack:
             DYAG_DATA_DIR=str(self.config.home / "data" / name),
             DYAG_ARTIFACT_STORE=str(self.config.home / "artifacts"),
         )
+        env.update(self.config.service_env.get(name, {}))
         return env
 
     def _gateway_env(self, key: str, nats_url: str) -> dict[str, str]:

@@ -35,6 +35,7 @@ PIPELINE_BUCKET = "pipelines"
 # Step statuses. "blocked": a step it depends on failed or was cancelled, so it never ran.
 PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, CANCELLED, BLOCKED = (
     "pending", "running", "succeeded", "failed", "skipped", "cancelled", "blocked")
+INTERRUPTED = "interrupted"  # only in views: a step still running in the record of a pipeline that ended
 STEP_DONE = (SUCCEEDED, SKIPPED)
 STEP_ENDED = (SUCCEEDED, SKIPPED, FAILED, CANCELLED, BLOCKED)
 
@@ -64,6 +65,9 @@ class StepSpec:
     # gpu-lora-trainer process that imports transformers for a training and for a Generate call at the same time fails
     # the training with an ImportError).
     start_after: tuple[str, ...] = ()
+    # Among the steps ready at once, the lower starts first: RAG's evaluation (the longest, in another process than
+    # the base and fine-tuned models' generation) before the others, so that two evaluations at a time overlap best.
+    priority: int = 5
 
 
 SPECS: dict[str, StepSpec] = {
@@ -76,7 +80,7 @@ SPECS: dict[str, StepSpec] = {
         StepSpec(INDEX, 5, "index the RAG collection", "rag-service", "rag.index", (INGEST,), True, 6),
         StepSpec(eval_step("base"), 6, "evaluate the base model", "evaluator", "evaluation.run", (BUILD,), True, 12, (TRAIN,)),
         StepSpec(eval_step("fine_tuned"), 6, "evaluate the fine-tuned model", "evaluator", "evaluation.run", (BUILD, TRAIN), True, 12),
-        StepSpec(eval_step("rag"), 6, "evaluate RAG", "evaluator", "evaluation.run", (BUILD, INDEX), True, 12, (TRAIN,)),
+        StepSpec(eval_step("rag"), 6, "evaluate RAG", "evaluator", "evaluation.run", (BUILD, INDEX), True, 12, (TRAIN,), 4),
         StepSpec(REPORT, 7, "compare and report", "evaluator", "", (), False, 1),  # depends on the evaluations planned
     )
 }
@@ -91,9 +95,10 @@ STARTED_FRACTION = 0.05  # a job past this fraction is doing its real work (the 
 DEVICE_DEFAULTS: dict[str, dict[str, Any]] = {
     # CPU: one question at a time per evaluation (concurrent calls to a CPU model only queue, and the latency measured
     # would be the queue's), RAG with 3 chunks (the prompt's prefill is most of a CPU answer's time).
-    # One heavy step at a time: the training's two torch threads lose most of their speed when anything else runs on
-    # two cores, and the evaluator runs one evaluation at a time anyway. RAG's indexing still runs beside the dataset.
-    "cpu": {"num_questions": 400, "max_steps": 16, "max_eval_questions": 30, "max_parallel": 1, "train_alone": True,
+    # The training runs alone (its two torch threads lose most of their speed when anything else runs on two cores);
+    # the evaluations two at a time (a CPU model generates on one thread: RAG's in rag-service beside the base and
+    # fine-tuned models' in gpu-lora-trainer), when the evaluator runs two jobs at once (else they queue there).
+    "cpu": {"num_questions": 400, "max_steps": 16, "max_eval_questions": 30, "max_parallel": 2, "train_alone": True,
             "eval_max_tokens": 96, "eval_concurrency": 1, "rag_n_chunks": 3, "learning_rate": 1e-3},
     "cuda": {"num_questions": 1000, "max_steps": 0, "max_eval_questions": 0, "max_parallel": 3, "train_alone": False,
              "eval_max_tokens": 0, "eval_concurrency": None, "rag_n_chunks": 0, "learning_rate": None},
@@ -290,7 +295,7 @@ def ready_steps(steps: list[dict[str, Any]], max_parallel: int, train_alone: boo
     if train_alone and index.get(TRAIN, {}).get("status") == RUNNING:
         max_parallel = heavy_running  # nothing heavy starts beside it
     ready = []
-    for step in steps:  # the record's order is the launch priority: train before index before the evaluations
+    for step in sorted(steps, key=lambda s: SPECS[s["name"]].priority):  # stable: else the record's order
         name = step["name"]
         if step["status"] != PENDING or not _deps_done(step, index):
             continue
@@ -414,6 +419,13 @@ def view(record: dict[str, Any], *, now: float | None = None, stale_after: float
             s[key] = rfc3339(s.get(key))
     status = record["status"]
     ended = status in (SUCCEEDED, FAILED, CANCELLED)
+    if ended:  # a pipeline ended by its worker giving up (or cancelled before it started) leaves steps as they were
+        for s in steps:
+            if s["status"] == RUNNING:
+                s.update(status=INTERRUPTED, note=s["note"] or f"the pipeline ended ({status}) while this step ran; "
+                                                                f"its job {s['job_id'] or '(none)'} may have gone on")
+            elif s["status"] == PENDING:
+                s.update(status=BLOCKED, note=s["note"] or f"not run: the pipeline ended ({status})")
     result = record.get("result") or {}
     report = result.get("report") or record.get("report")
     if report:
@@ -435,7 +447,7 @@ def view(record: dict[str, Any], *, now: float | None = None, stale_after: float
         "error": record.get("error", ""),
         "failed_step": failed_step(steps),
         "progress": record.get("progress", {}),
-        "params": params,
+        "params": {k: v for k, v in params.items() if k != "ingest"},  # step 1 shows it
         "steps": steps,
         "report": report,
         "logs": record.get("logs", [])[-20:],

@@ -409,7 +409,7 @@ class Exporter:
         import torch
         from transformers import AutoModelForCausalLM
 
-        from dyag_llm.local import encode_prompt, generate, render_chat
+        from dyag_llm.local import encode_prompt, render_chat
         from dyag_model_exporter.llama import answer_in_child
 
         probes = list(options.probes)
@@ -418,9 +418,9 @@ class Exporter:
         began = time.monotonic()
         model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, local_files_only=True).eval()
         hf_answers: list[str] = []
-        for start in range(0, len(conversations), 8):
+        for conversation in conversations:
             self.should_stop()
-            hf_answers += [text for text, _, _ in generate(model, tokenizer, conversations[start : start + 8], max_tokens=options.max_tokens)]
+            hf_answers.append(greedy_answer(model, tokenizer, encode_prompt(tokenizer, conversation), options.max_tokens))
         del model
         self._timed("parity_hf", began)
         self.log(f"HF model (transformers, fp32, greedy): {len(probes)} probes answered in {self.timings['parity_hf']:.1f} s")
@@ -507,6 +507,25 @@ class Exporter:
             shutil.rmtree(scratch, ignore_errors=True)
         (self.workdir / "merged" / ".done").unlink(missing_ok=True)
         return ExportOutcome(self.workdir, plan["architecture"], files, reports, template, spec, command, dict(self.timings))
+
+
+def greedy_answer(model: Any, tokenizer: Any, prompt: list[int], max_tokens: int) -> str:
+    """The HF model's plain greedy answer to one prompt (no batch, no padding, no loop cut: llama.cpp's side of the gate
+    decodes the same way), ended by the model's end-of-turn tokens."""
+    import torch
+
+    from dyag_llm.local import stop_token_ids
+
+    stops = stop_token_ids(tokenizer, model.config)
+    with torch.inference_mode():
+        out = model.generate(input_ids=torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+                             max_new_tokens=max_tokens, do_sample=False, eos_token_id=stops, pad_token_id=stops[0])
+    reply: list[int] = []
+    for token in out[0, len(prompt) :].tolist():
+        if token in stops:
+            break
+        reply.append(token)
+    return tokenizer.decode(reply, skip_special_tokens=True).strip()
 
 
 def bundle_readme(options: ExportOptions, spec: ModelfileSpec, command: str, reports: Sequence[ParityReport]) -> str:

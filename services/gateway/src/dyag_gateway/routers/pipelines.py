@@ -31,7 +31,12 @@ def _pipelines(request: Request) -> Pipelines:
              summary="Run the whole workflow on a catalog: ingest, build, validate, fine-tune, index RAG, evaluate, compare")
 async def create_pipeline(body: P.PipelineRequest, request: Request) -> JSONResponse:
     pipelines = _pipelines(request)
-    record = await pipelines.create(body, upload_limit=request.app.state.settings.max_upload_bytes,
+    limit = request.app.state.settings.max_upload_bytes
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > limit * 4 // 3 + 1_000_000:  # the catalog travels base64-encoded in the body
+        raise ApiError(413, "too_large", f"the request is {declared:,} bytes: its catalog is over the upload limit of {limit:,} bytes "
+                                         "(DYAG_MAX_UPLOAD_BYTES)")
+    record = await pipelines.create(body, upload_limit=limit,
                                     correlation_id=request.headers.get("x-correlation-id", ""))
     return JSONResponse(pipelines.view(record), status_code=202, headers={"Location": f"/pipelines/{record['id']}"})
 
