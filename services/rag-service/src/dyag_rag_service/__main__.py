@@ -7,7 +7,7 @@ import asyncio
 from dyag.v1 import events_pb2, rag_pb2_grpc
 from dyag_runtime.server import Runtime, run
 
-from dyag_rag_service.embeddings import open_embedder
+from dyag_llm.embeddings import open_embedder
 from dyag_rag_service.engine import RagEngine
 from dyag_rag_service.service import INDEX, Catalogs, FollowCatalogs, IndexJob, RagServicer
 from dyag_rag_service.settings import RagSettings

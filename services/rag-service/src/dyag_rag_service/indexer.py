@@ -28,7 +28,8 @@ import numpy as np
 
 from dyag_core.catalog import Catalog
 from dyag_core.rag import Chunk, chunk_catalog, entity_of_chunk_id
-from dyag_rag_service.embeddings import EmbeddingCache, dense_text, open_embedder
+from dyag_llm.embeddings import open_embedder
+from dyag_rag_service.embeddings import EmbeddingCache, dense_text
 from dyag_rag_service.store import VectorStore, all_records, dyag_metadata, info
 
 Progress = Callable[..., None]  # (fraction, step, **metrics)

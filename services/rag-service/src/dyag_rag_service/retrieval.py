@@ -29,7 +29,7 @@ import bm25s
 import numpy as np
 
 from dyag_core.rag import SECTIONS, EntityLinker, LinkedEntity, reciprocal_rank_fusion, tokenize, vocabularies
-from dyag_rag_service.embeddings import open_embedder
+from dyag_llm.embeddings import open_embedder
 from dyag_rag_service.rerank import Reranker
 from dyag_rag_service.store import VectorStore, all_records, info
 
