@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -160,3 +161,46 @@ def test_an_export_that_cannot_run_fails_with_the_reason(running_stack, tmp_path
     assert reply.status_code == 202, reply.text
     job = rs.wait_job(reply.json()["id"], timeout=120)
     assert job["status"] == "failed" and "adapter_model.safetensors" in job["error"] and "damaged" in job["error"], job["error"]
+
+
+def start_export(rs, model: dict, **params) -> str:
+    reply = rs.http.post("/exports", json={"model_id": model["id"], "quantizations": ["q8_0"], **params})
+    assert reply.status_code == 202, reply.text
+    return reply.json()["id"]
+
+
+def wait_step(rs, job_id: str, phrase: str, timeout: float = 300) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = rs.http.get(f"/jobs/{job_id}").json()
+        assert job["status"] in ("queued", "running"), job
+        if phrase in job["progress"].get("step", ""):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} never reached {phrase!r}")
+
+
+def test_an_export_cancelled_mid_way_ends_cancelled_and_registers_nothing(running_stack, model, exported):
+    rs = running_stack
+    job_id = start_export(rs, model)
+    wait_step(rs, job_id, "converting to GGUF")
+    assert rs.http.post(f"/jobs/{job_id}/cancel").status_code in (200, 202)
+    job = rs.wait_job(job_id, timeout=180)
+    assert job["status"] == "cancelled", job
+    assert not [e for e in rs.http.get("/exports", params={"model_id": model["id"]}).json()["exports"] if e["job_id"] == job_id]
+
+
+def test_an_export_whose_service_is_killed_resumes_without_merging_again(running_stack, model, exported):
+    """model-exporter killed after the merge: the job comes back on the restarted service and reuses the merged model."""
+    rs = running_stack
+    job_id = start_export(rs, model)
+    wait_step(rs, job_id, "converting to GGUF")
+    rs.stack.kill("model-exporter")
+    rs.stack.restart("model-exporter")
+    rs.stack.wait_ready(90)
+    job = rs.wait_job(job_id, timeout=600)
+    assert job["status"] == "succeeded" and job["attempts"] == 2, job
+    logs = [line["message"] for line in rs.http.get(f"/jobs/{job_id}/logs").json()["lines"]]
+    assert any("merged model already in the work folder" in m for m in logs), logs[-20:]
+    export = rs.http.get(f"/exports/{job['result']['export_id']}").json()
+    assert export["status"] == "succeeded" and export["parity"][0]["passed"] and export["job_id"] == job_id

@@ -505,6 +505,9 @@ class Exporter:
         files.append(ExportFileInfo("README.md", "report"))
         for scratch in [self.workdir / "parity", *self.workdir.glob("*.gguf-source")]:  # the bundle keeps only the outputs
             shutil.rmtree(scratch, ignore_errors=True)
+        for partial in self.workdir.glob("*.part"):  # what a converter orphaned by a killed service left
+            if partial.is_file():
+                partial.unlink(missing_ok=True)
         (self.workdir / "merged" / ".done").unlink(missing_ok=True)
         return ExportOutcome(self.workdir, plan["architecture"], files, reports, template, spec, command, dict(self.timings))
 

@@ -130,9 +130,15 @@ def _run(argv: list[str], what: str, log: Callable[[str], None], should_stop: Ca
     log(f"{what}: done in {time.monotonic() - began:.1f} s")
 
 
+def _part(outfile: Path) -> Path:
+    """Where a tool writes before the rename: one name per process, so a converter orphaned by a killed service (it
+    finishes or dies on its own) never writes into the file of the resumed job's converter."""
+    return outfile.with_name(f"{outfile.name}.{os.getpid()}.part")
+
+
 def convert_hf(llama: LlamaCpp, model_dir: Path, outfile: Path, *, outtype: str = "f16", log=print, should_stop=lambda: None) -> Path:
     """An HF safetensors folder -> GGUF, by llama.cpp's convert_hf_to_gguf.py."""
-    tmp = outfile.with_name(outfile.name + ".part")
+    tmp = _part(outfile)
     _run([sys.executable, str(llama.scripts / CONVERT_HF), str(model_dir), "--outfile", str(tmp), "--outtype", outtype],
          f"convert_hf_to_gguf ({outtype})", log, should_stop, outfile.parent)
     os.replace(tmp, outfile)
@@ -142,7 +148,7 @@ def convert_hf(llama: LlamaCpp, model_dir: Path, outfile: Path, *, outtype: str 
 def convert_lora(llama: LlamaCpp, adapter_dir: Path, base_dir: Path, outfile: Path, *, outtype: str = "f16", log=print,
                  should_stop=lambda: None) -> Path:
     """A PEFT LoRA adapter -> GGUF LoRA (Ollama's ADAPTER, llama.cpp's --lora), by convert_lora_to_gguf.py."""
-    tmp = outfile.with_name(outfile.name + ".part")
+    tmp = _part(outfile)
     _run([sys.executable, str(llama.scripts / CONVERT_LORA), str(adapter_dir), "--base", str(base_dir), "--outfile", str(tmp),
           "--outtype", outtype], f"convert_lora_to_gguf ({outtype})", log, should_stop, outfile.parent)
     os.replace(tmp, outfile)
@@ -156,7 +162,7 @@ def quantize(source: Path, outfile: Path, quantization: str, *, threads: int = 0
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = QUANTIZATIONS[quantization].llama_ftype
     params.nthread = threads
-    tmp = outfile.with_name(outfile.name + ".part")
+    tmp = _part(outfile)
     code = llama_cpp.llama_model_quantize(str(source).encode(), str(tmp).encode(), params)
     if code != 0 or not tmp.is_file():
         tmp.unlink(missing_ok=True)
