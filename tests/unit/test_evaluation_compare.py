@@ -100,6 +100,20 @@ def test_a_tie_goes_to_the_cheaper_approach() -> None:
     assert "RAG est moins coûteuse (0 $ contre 0.1200 $ pour 1000 questions)" in c.recommendation
 
 
+def test_a_tie_at_comparable_latency_goes_to_the_simpler_approach() -> None:
+    """Same accuracy, same cost, p50 latencies 7 % apart (noise on a few dozen questions): the simpler approach wins,
+    never the one that happened to be a few milliseconds faster."""
+    base = make_run("base", "base", "local:default", 10, 1200.0)
+    tuned = make_run("fine-tuned", "fine_tuned", "local:lora-x", 10, 1120.0)
+    c = compare_runs([base, tuned])
+    assert c.recommended == "base"
+    assert "plus simple à exploiter, à coût égal et latence comparable (p50 1 200 ms contre 1 120 ms" in c.recommendation
+    # Clearly faster (more than 10 %): the faster one wins the tie.
+    slow_base = make_run("base", "base", "local:default", 10, 2000.0)
+    c = compare_runs([slow_base, tuned])
+    assert c.recommended == "fine_tuned" and "plus rapide (latence p50 1 120 ms contre 2 000 ms)" in c.recommendation
+
+
 def test_one_run_and_mismatched_test_sets_are_said() -> None:
     single = compare_runs([make_run("rag", "rag", "ollama:x", 15, 900.0)])
     assert "Seule l'approche « RAG » a été mesurée" in single.recommendation

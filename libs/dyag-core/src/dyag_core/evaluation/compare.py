@@ -262,19 +262,40 @@ def _approach_rows(runs: Sequence[EvaluationRun]) -> tuple[ApproachRow, ...]:
     return tuple(rows)
 
 
-def _tie_key(row: ApproachRow) -> tuple[float, float, int]:
-    cost = math.inf if row.cost_per_1000_usd is None else row.cost_per_1000_usd
-    latency = math.inf if row.latency_p50_ms is None else row.latency_p50_ms
-    return cost, latency, _SIMPLICITY.get(row.approach, len(_SIMPLICITY))
+# Among approaches whose accuracies do not differ significantly: the cheaper wins, then the faster, unless the p50
+# latencies are within this share of each other (noise, on a few dozen questions), where the simpler one wins.
+LATENCY_TOLERANCE = 0.10
+
+
+def _cost(row: ApproachRow) -> float:
+    return math.inf if row.cost_per_1000_usd is None else row.cost_per_1000_usd
+
+
+def _latency(row: ApproachRow) -> float:
+    return math.inf if row.latency_p50_ms is None else row.latency_p50_ms
+
+
+def _clearly_faster(a: ApproachRow, b: ApproachRow) -> bool:
+    return _latency(a) * (1 + LATENCY_TOLERANCE) < _latency(b)
+
+
+def _pick(tied: Sequence[ApproachRow]) -> ApproachRow:
+    cheapest = min(_cost(r) for r in tied)
+    pool = [r for r in tied if _cost(r) == cheapest]
+    fastest = min(pool, key=_latency)
+    pool = [r for r in pool if not _clearly_faster(fastest, r)]
+    return min(pool, key=lambda r: (_SIMPLICITY.get(r.approach, len(_SIMPLICITY)), _latency(r)))
 
 
 def _why_tie(chosen: ApproachRow, other: ApproachRow) -> str:
-    """Why `chosen` wins a tie against `other` (it has the smaller _tie_key)."""
-    kc, ko = _tie_key(chosen), _tie_key(other)
-    if kc[0] < ko[0]:
+    """Why `chosen` wins a tie against `other` (_pick's order)."""
+    if _cost(chosen) < _cost(other):
         return f"moins coûteuse ({usd(chosen.cost_per_1000_usd)} contre {usd(other.cost_per_1000_usd)} pour 1000 questions)"
-    if kc[1] < ko[1]:
+    if _clearly_faster(chosen, other):
         return f"plus rapide (latence p50 {ms(chosen.latency_p50_ms)} contre {ms(other.latency_p50_ms)})"
+    if chosen.latency_p50_ms is not None and other.latency_p50_ms is not None:
+        return (f"plus simple à exploiter, à coût égal et latence comparable (p50 {ms(chosen.latency_p50_ms)} contre "
+                f"{ms(other.latency_p50_ms)}, moins de {LATENCY_TOLERANCE:.0%} d'écart)")
     return "plus simple à exploiter, à coût et latence égaux"
 
 
@@ -288,7 +309,7 @@ def _recommend(runs: Sequence[EvaluationRun], rows: Sequence[ApproachRow], catal
     best = max(rows, key=lambda r: (r.accuracy, -_SIMPLICITY.get(r.approach, 9)))
     gaps = {r.approach: accuracy_gap(runs[best.run], runs[r.run]) for r in rows if r is not best}
     tied = [best] + [r for r in rows if r is not best and gaps[r.approach].tied]
-    chosen = min(tied, key=_tie_key)
+    chosen = _pick(tied)
     parts = [f"Recommandation : {chosen.label} (cible « {chosen.target} ») — {pct(chosen.accuracy)} d'exactitude sur {chosen.questions} questions"]
     parts[0] += f", latence p50 {ms(chosen.latency_p50_ms)}, coût {usd(chosen.cost_per_1000_usd)} pour 1000 questions"
     parts[0] += f", hallucinations {pct(chosen.hallucination_rate)}."
