@@ -135,3 +135,19 @@ def test_sample_catalog_at_1000_questions_splits_800_100_100(strategy):
     split = split_examples(examples, strategy)
     assert split.sizes() == {"train": 800, "validation": 100, "test": 100}
     assert check_leakage(split, strategy) == []
+
+
+def test_a_split_says_which_question_types_its_test_part_cannot_measure() -> None:
+    """400 questions on the sample: most facts have one phrasing, which stays in train, so the test split holds only
+    catalog-wide and negative types; the warning names the others. 1,000 questions: every type reaches test."""
+    from dyag_core.dataset import split_warnings
+
+    catalog = load_catalog_file(SAMPLE)
+    small = generate(catalog, GenerationConfig(num_questions=400, seed=42))
+    warnings = split_warnings(small, split := split_examples(small, seed=42))
+    missing = {e.qtype for e in small} - {e.qtype for e in split.test}
+    assert missing and "status" in missing
+    [line] = [w for w in warnings if w.startswith("test: no question of type")]
+    assert all(t in line for t in missing) and "--num-questions" in line
+    full = generate(catalog, GenerationConfig(num_questions=1000, seed=42))
+    assert not [w for w in split_warnings(full, split_examples(full, seed=42)) if w.startswith("test: no question of type")]

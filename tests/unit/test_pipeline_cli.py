@@ -76,3 +76,12 @@ def test_the_comparison_table_has_the_guide_s_metrics_with_deltas():
     for words in ("Accuracy", "Precision", "Recall", "F1_score", "Base", "RAG", "+20.0 pts", "4000 ms", "-100.0 %"):
         assert words in text, text
     assert "Fine-tuned" not in text  # not evaluated yet
+
+
+def test_a_built_dataset_s_warnings_are_shown_under_its_step():
+    from dyag_cli.pipeline import step_detail
+
+    step = {"name": "build", "status": "succeeded", "result": {"dataset_id": "ds-1", "split_counts": {"train": 353, "validation": 7, "test": 40},
+                                                               "warnings": ["test: no question of type status [x]; …"]}}
+    detail = step_detail(step)
+    assert detail.startswith("ds-1: 353 train / 7 validation / 40 test") and "⚠ test: no question of type status \\[x]" in detail

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from dyag_cli.client import GatewayClient
@@ -89,6 +90,8 @@ def print_dataset(dataset: dict, written: list[Path], verbose: bool) -> None:
     console.print("\n✅ Dataset séparé:")
     for split in SPLITS:
         console.print(f"  {split.capitalize()}: {counts.get(split, 0)} exemples")
+    for warning in dataset.get("warnings") or []:
+        console.print(f"  [yellow]⚠️  {escape(warning)}[/]")
     if verbose:
         table = Table("type de question", "exemples", "part")
         total = max(counts.get("all", 0), 1)

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Group
 from rich.live import Live
+from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.spinner import Spinner
 from rich.table import Table
@@ -74,7 +75,8 @@ def step_detail(step: dict[str, Any]) -> str:
         return f"{r.get('name')} version {str(r.get('version', ''))[:12]}: {r.get('entity_count')} entities ({step.get('note', '')})"
     if name == "build":
         counts = r.get("split_counts") or {}
-        return f"{r.get('dataset_id')}: {counts.get('train', 0)} train / {counts.get('validation', 0)} validation / {counts.get('test', 0)} test"
+        line = f"{r.get('dataset_id')}: {counts.get('train', 0)} train / {counts.get('validation', 0)} validation / {counts.get('test', 0)} test"
+        return line + "".join(f"\n[yellow]⚠ {escape(w)}[/]" for w in r.get("warnings") or [])
     if name == "validate":
         checklist = r.get("checklist") or {}
         return f"{r.get('verdict')}: {r.get('examples')} examples, checklist {checklist.get('passed', 0)}/{checklist.get('total', 0)}"

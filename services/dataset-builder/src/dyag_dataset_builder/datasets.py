@@ -19,6 +19,7 @@ from dyag_core.dataset import (
     plan_size,
     regenerate_changed,
     split_examples,
+    split_warnings,
     write_dataset,
     write_manifest,
 )
@@ -136,6 +137,9 @@ class DatasetBuilder:
         ctx.progress(0.7, "splitting")
         ratios = tuple(params.get("split_ratios") or (0.8, 0.1, 0.1))
         split = split_examples(examples, strategy=params.get("split_strategy") or "paraphrase", ratios=ratios, seed=config.seed)
+        warnings = split_warnings(examples, split)
+        for warning in warnings:
+            ctx.log(warning, "warning")
 
         ctx.progress(0.8, "writing files")
         files = self._write_files(ctx, examples, split, params.get("formats", []))
@@ -151,7 +155,7 @@ class DatasetBuilder:
             "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
             "base_dataset_id": base_id,
             "regenerated_examples": regenerated,
-            "warnings": [],
+            "warnings": warnings,
             "params": params,  # kept for rebuilds (not part of the Dataset message)
         }
         self.datasets.put(dataset)
@@ -163,7 +167,7 @@ class DatasetBuilder:
         asyncio.run_coroutine_threadsafe(
             self.rt.bus.emit("dataset.built", event, subject=dataset_id, correlation_id=ctx.correlation_id), self.loop
         ).result(timeout=30)
-        return {"dataset_id": dataset_id, "split_counts": dataset["split_counts"], "type_counts": dataset["type_counts"]}
+        return {"dataset_id": dataset_id, "split_counts": dataset["split_counts"], "type_counts": dataset["type_counts"], "warnings": warnings}
 
     def _regenerate(self, ctx: JobContext, base_id: str, catalog, config) -> tuple[tuple[Example, ...], int]:
         base = self.datasets.get(base_id)

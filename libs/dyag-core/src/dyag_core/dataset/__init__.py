@@ -23,13 +23,13 @@ from dyag_core.dataset.generate import (
     regenerate_changed,
 )
 from dyag_core.dataset.model import DEFAULT_SYSTEM_PROMPT, NEGATIVE_TYPES, QUESTION_TYPES, Example, Provenance
-from dyag_core.dataset.split import STRATEGIES, Split, check_leakage, fact_key, split_examples
+from dyag_core.dataset.split import STRATEGIES, Split, check_leakage, fact_key, split_examples, split_warnings
 
 __all__ = [
     "CATALOG_WIDE_TYPES", "DEFAULT_SYSTEM_PROMPT", "FORMATS", "MANIFEST_SUFFIX", "NEGATIVE_TYPES", "POSITIVE_TYPES",
     "QUESTION_TYPES", "STRATEGIES",
     "DatasetError", "DatasetPlan", "Example", "GenerationConfig", "Provenance", "Split",
     "check_leakage", "fact_key", "fake_names", "generate", "manifest_path", "plan_size", "read_dataset",
-    "read_manifest", "read_openai_jsonl", "regenerate_changed", "split_examples", "to_record", "write_dataset",
+    "read_manifest", "read_openai_jsonl", "regenerate_changed", "split_examples", "split_warnings", "to_record", "write_dataset",
     "write_manifest",
 ]  # fmt: skip

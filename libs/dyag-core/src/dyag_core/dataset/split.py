@@ -65,6 +65,18 @@ def split_examples(
     return Split(parts["train"], parts["validation"], parts["test"], strategy, tuple(notes))
 
 
+def split_warnings(examples: Sequence[Example], split: Split) -> list[str]:
+    """What an evaluation on this split will not measure: the split's shortfalls, and the question types of the dataset
+    that none of its test questions has (with the paraphrase strategy, a fact needs two phrasings to send one to test)."""
+    warnings = list(split.notes)
+    if split.test:
+        missing = sorted({e.qtype for e in examples} - {e.qtype for e in split.test})
+        if missing:
+            hint = " (more questions, e.g. --num-questions 1000, give facts a second phrasing)" if split.strategy == "paraphrase" else ""
+            warnings.append(f"test: no question of type {', '.join(missing)}; an evaluation on this split does not measure them{hint}")
+    return warnings
+
+
 def check_leakage(split: Split, strategy: str | None = None) -> list[str]:
     """Problems that would make evaluation on validation/test over-optimistic; empty when the split is clean."""
     strategy = strategy or split.strategy
