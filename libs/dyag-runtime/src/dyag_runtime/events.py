@@ -204,7 +204,8 @@ class EventBus:
         try:
             while True:
                 if len(in_flight) >= slots:
-                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    in_flight -= done
                     continue
                 try:
                     messages = await sub.fetch(slots - len(in_flight), timeout=1.0)
@@ -218,17 +219,27 @@ class EventBus:
                     continue
                 if slots == 1:
                     for msg in messages:
-                        await self._deliver(msg, payload_type, handler, processed, max_deliver, heartbeat)
+                        await self._deliver_logged(msg, payload_type, handler, processed, max_deliver, heartbeat)
                     continue
                 for msg in messages:
-                    task = asyncio.create_task(self._deliver(msg, payload_type, handler, processed, max_deliver, heartbeat))
+                    task = asyncio.create_task(self._deliver_logged(msg, payload_type, handler, processed, max_deliver, heartbeat))
                     in_flight.add(task)
                     task.add_done_callback(in_flight.discard)
         finally:
             # Stopping: an unacknowledged message is redelivered to the next consumer.
-            for task in in_flight:
+            for task in list(in_flight):
                 task.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)
+
+    async def _deliver_logged(self, msg, *args) -> None:
+        """_deliver, whose failures (an ack on a lost connection) are logged instead of ending the consumer's loop or
+        being left unretrieved in a task; the message is then redelivered after ack_wait."""
+        try:
+            await self._deliver(msg, *args)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("delivery failed; the message will be redelivered", extra={"subject": msg.subject, "error": str(exc)})
 
     async def _deliver(self, msg, payload_type, handler, processed, max_deliver, heartbeat) -> None:
         try:
