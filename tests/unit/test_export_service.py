@@ -126,6 +126,7 @@ def test_a_failed_parity_gate_marks_the_export_failed_and_creates_no_ollama_mode
     loop.call_soon_threadsafe(loop.stop)
     export_id = export_id_for("model-exporter-1")
     assert caught.value.code == "parity_failed" and export_id in caught.value.message and "1/2 probes" in caught.value.message
+    assert "What to do" in caught.value.message and "parity.json" in caught.value.message and "--threshold" in caught.value.message
     record = registry.get(export_id)
     assert record["status"] == "failed" and record["parity"][0]["passed"] is False and record["ollama"]["created"] is False
     assert [f["name"] for f in record["files"]] == ["model-q4_K_M.gguf", "Modelfile"] and all(len(f["sha256"]) == 64 for f in record["files"])

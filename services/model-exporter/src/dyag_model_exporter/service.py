@@ -247,7 +247,10 @@ class ExportJob:
         self.registry.put(record)
         self._emit("export.completed", export_pb2.ExportCompleted(export=export_message(record)), ctx)
         if not outcome.passed:
-            raise ExportError("parity_failed", f"{outcome.failure()} (export {export_id} is in the registry, marked failed)")
+            raise ExportError("parity_failed", f"{outcome.failure()} (export {export_id} is in the registry, marked failed). What to do: "
+                                               f"compare the answers side by side in {bundle / 'parity.json'}; keep a finer level "
+                                               "(f16, q8_0), or, where the fact accuracy holds and only the wording drifts, accept it "
+                                               "with a lower parity_threshold (dyag export --threshold)")
         ctx.log(f"export {export_id}: {', '.join(f.name for f in outcome.files if f.kind.endswith('gguf'))}; {outcome.command}")
         return {"export_id": export_id, "status": record["status"], "bundle_dir": str(bundle), "command": record["ollama"]["command"],
                 "ollama_created": record["ollama"]["created"]}
