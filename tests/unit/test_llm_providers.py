@@ -83,3 +83,15 @@ def test_local_generation_settings_and_loop_cut(monkeypatch):
     monkeypatch.setenv("DYAG_LLM_THREADS", "2")
     monkeypatch.setenv("DYAG_LLM_DTYPE", "int8")
     assert generation_threads() == 2 and cpu_dtype() == "int8"
+
+
+def test_hub_ids_are_allowed_only_where_said_or_on_a_cuda_node():
+    torch = pytest.importorskip("torch")
+    from dyag_llm.local import hub_allowed, resolve_base_model
+
+    assert hub_allowed(True) is True and hub_allowed(False) is False
+    assert hub_allowed(None) is torch.cuda.is_available()
+    assert resolve_base_model("Qwen/Qwen2.5-0.5B-Instruct", allow_hub=True) == "Qwen/Qwen2.5-0.5B-Instruct"
+    with pytest.raises(LLMError) as refused:
+        resolve_base_model("Qwen/Qwen2.5-0.5B-Instruct", allow_hub=False)
+    assert refused.value.code == "unknown_base_model"

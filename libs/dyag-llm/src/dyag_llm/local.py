@@ -125,6 +125,19 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
         raise
 
 
+def hub_allowed(setting: bool | None) -> bool:
+    """Whether a base model may be a hub id: the service's explicit setting (DYAG_ALLOW_HUB_MODELS), else only where
+    CUDA is present (GPU nodes have hub access; these CPU machines have none, so a hub id there is refused at once)."""
+    if setting is not None:
+        return setting
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
 def resolve_base_model(name: str, *, allow_hub: bool = False) -> str:
     """A base model name as something from_pretrained reads: the default model's cache folder, a local HF
     folder, or (only where allowed: GPU nodes with hub access) a hub id. Anything else: unknown_base_model."""

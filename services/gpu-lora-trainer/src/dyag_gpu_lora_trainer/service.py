@@ -40,17 +40,6 @@ def model_id_for(job_id: str) -> str:
     return "lora-" + hashlib.sha256(job_id.encode()).hexdigest()[:16]
 
 
-def hub_allowed(settings: TrainerSettings) -> bool:
-    if settings.allow_hub_models is not None:
-        return settings.allow_hub_models
-    try:
-        import torch
-
-        return bool(torch.cuda.is_available())
-    except ImportError:
-        return False
-
-
 def model_message(model: dict[str, Any]) -> training_pb2.LoraModel:
     body = {k: v for k, v in model.items() if k != "adapter_dir"}
     return json_format.ParseDict(body, training_pb2.LoraModel(), ignore_unknown_fields=True)
@@ -100,7 +89,7 @@ class LoraTrainingJob:
     # --- the job ---
     def __call__(self, ctx: JobContext) -> dict[str, Any]:
         from dyag_llm.base import LLMError
-        from dyag_llm.local import resolve_base_model
+        from dyag_llm.local import hub_allowed, resolve_base_model
 
         from dyag_gpu_lora_trainer.engine import LoraTrainer, loss_curve_png
 
@@ -112,7 +101,7 @@ class LoraTrainingJob:
         ctx.log(f"{len(train)} training and {len(validation)} validation examples; {config.preset_reason}")
         ctx.progress(0.02, "preparing the base model")
         try:
-            base_path = resolve_base_model(config.base_model, allow_hub=hub_allowed(self.settings))
+            base_path = resolve_base_model(config.base_model, allow_hub=hub_allowed(self.settings.allow_hub_models))
         except LLMError as exc:
             raise TrainingInputError(exc.code, exc.message) from None
 
@@ -294,7 +283,7 @@ class TrainerServicer(training_pb2_grpc.TrainerServiceServicer):
         return str(folder)
 
     async def Generate(self, request, context):
-        from dyag_llm.local import LocalChatModel
+        from dyag_llm.local import LocalChatModel, hub_allowed
 
         if not request.conversations:
             raise DyagError("no_conversation", "send at least one conversation to answer")
@@ -312,7 +301,7 @@ class TrainerServicer(training_pb2_grpc.TrainerServiceServicer):
             base, name = model["base_model_resolved"], model["id"]
         else:
             base, adapter, name = request.base_model or "default", None, request.base_model or "default"
-        chat = LocalChatModel(base, adapter, dtype=self.settings.generate_dtype, allow_hub=hub_allowed(self.settings),
+        chat = LocalChatModel(base, adapter, dtype=self.settings.generate_dtype, allow_hub=hub_allowed(self.settings.allow_hub_models),
                               batch_size=self.settings.generate_max_batch)
         max_tokens = request.max_tokens or self.settings.generate_max_tokens
         began = asyncio.get_running_loop().time()

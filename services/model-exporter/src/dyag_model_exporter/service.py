@@ -63,17 +63,6 @@ def export_message(record: dict[str, Any]) -> export_pb2.ModelExport:
     return json_format.ParseDict(record, export_pb2.ModelExport(), ignore_unknown_fields=True)
 
 
-def hub_allowed(settings: ExporterSettings) -> bool:
-    if settings.allow_hub_models is not None:
-        return settings.allow_hub_models
-    try:
-        import torch
-
-        return bool(torch.cuda.is_available())
-    except ImportError:
-        return False
-
-
 def same_disk(a: Path, b: str) -> bool:
     if "://" in b:
         return False
@@ -146,7 +135,7 @@ class ExportJob:
     # --- inputs ---
     def resolve(self, params: dict[str, Any], ctx: JobContext) -> ExportInputs:
         from dyag_llm.base import LLMError
-        from dyag_llm.local import resolve_base_model
+        from dyag_llm.local import hub_allowed, resolve_base_model
 
         lineage: dict[str, Any] = {}
         adapter_dir: Path | None = None
@@ -163,7 +152,7 @@ class ExportJob:
         elif params.get("adapter_dir"):
             adapter_dir = Path(params["adapter_dir"]).expanduser()
         try:
-            resolved = resolve_base_model(base_name or "default", allow_hub=hub_allowed(self.settings))
+            resolved = resolve_base_model(base_name or "default", allow_hub=hub_allowed(self.settings.allow_hub_models))
         except LLMError as exc:
             raise ExportError(exc.code, exc.message) from None
         base_path = Path(resolved)
