@@ -80,3 +80,29 @@ def test_one_slot_runs_jobs_one_after_the_other_in_order(nats_url, tmp_path):
     assert [r["result"]["met_the_other"] for r in records] == [False, False]
     assert [name for name, *_ in spans] == ["first", "second"]
     assert spans[0][2] <= spans[1][1]  # the second started after the first ended
+
+
+def test_emit_from_thread_publishes_and_best_effort_only_logs_a_failure(nats_url):
+    """A sync job handler's event: published from its worker thread on the service's loop; with best_effort a failed
+    publish returns False instead of failing the job."""
+    import concurrent.futures
+
+    from dyag.v1 import events_pb2
+    from dyag_runtime.events import emit_from_thread
+
+    async def scenario():
+        bus = await EventBus.connect(nats_url, source="emit-test")
+        loop = asyncio.get_running_loop()
+        try:
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                event = events_pb2.JobRequested(job_id="j1", kind="test")
+                ok = await loop.run_in_executor(pool, lambda: emit_from_thread(bus, loop, "test.emitted", event, subject="j1"))
+                await bus.nc.close()  # the connection is gone: the next publish fails
+                lost = await loop.run_in_executor(pool, lambda: emit_from_thread(bus, loop, "test.emitted", event, timeout=3, best_effort=True))
+                with pytest.raises(Exception):
+                    await loop.run_in_executor(pool, lambda: emit_from_thread(bus, loop, "test.emitted", event, timeout=3))
+            return ok, lost
+        finally:
+            await bus.close()
+
+    assert asyncio.run(scenario()) == (True, False)

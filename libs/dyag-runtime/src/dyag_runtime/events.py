@@ -283,6 +283,23 @@ class EventBus:
             await self.nc.close()
 
 
+def emit_from_thread(bus: EventBus, loop: asyncio.AbstractEventLoop, event_type: str, data: Message, *, subject: str = "",
+                     correlation_id: str = "", timeout: float = 15.0, best_effort: bool = False) -> bool:
+    """bus.emit() from a worker thread (a sync job handler), waiting for the publish on the service's loop.
+
+    best_effort: a failure is logged and False returned (an event lost to a NATS hiccup must not fail a long job);
+    otherwise it raises."""
+    future = asyncio.run_coroutine_threadsafe(bus.emit(event_type, data, subject=subject, correlation_id=correlation_id), loop)
+    try:
+        future.result(timeout=timeout)
+    except Exception as exc:
+        if not best_effort:
+            raise
+        log.warning("could not publish %s", event_type, extra={"subject": subject, "error": str(exc)})
+        return False
+    return True
+
+
 async def _keep_alive(msg, every: float) -> None:
     """Tell JetStream a long handler is still working, so it does not redeliver the message."""
     while True:

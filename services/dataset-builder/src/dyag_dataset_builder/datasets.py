@@ -24,6 +24,7 @@ from dyag_core.dataset import (
     write_manifest,
 )
 from dyag_core.errors import DyagError
+from dyag_runtime.events import emit_from_thread
 from dyag_runtime.jobs import JobContext, record_to_proto
 from dyag_runtime.server import Runtime
 from dyag_runtime.sqlite import SqliteIndex
@@ -164,9 +165,8 @@ class DatasetBuilder:
             dataset_id=dataset_id, catalog=row.name, catalog_version=row.version,
             split_counts=message.split_counts, files=message.files, base_dataset_id=base_id,
         )
-        asyncio.run_coroutine_threadsafe(
-            self.rt.bus.emit("dataset.built", event, subject=dataset_id, correlation_id=ctx.correlation_id), self.loop
-        ).result(timeout=30)
+        emit_from_thread(self.rt.bus, self.loop, "dataset.built", event, subject=dataset_id, correlation_id=ctx.correlation_id,
+                         timeout=30)
         return {"dataset_id": dataset_id, "split_counts": dataset["split_counts"], "type_counts": dataset["type_counts"], "warnings": warnings}
 
     def _regenerate(self, ctx: JobContext, base_id: str, catalog, config) -> tuple[tuple[Example, ...], int]:

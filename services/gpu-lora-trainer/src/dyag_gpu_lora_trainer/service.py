@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import logging
 import platform
 import shutil
 from datetime import UTC, datetime
@@ -19,13 +18,13 @@ from dyag.v1 import dataset_pb2, dataset_pb2_grpc, training_pb2, training_pb2_gr
 from dyag_core.errors import DyagError
 from dyag_core.training import ChatExample, TrainingConfig, TrainingInputError, parse_chat_jsonl
 from dyag_runtime.artifacts import Artifact
+from dyag_runtime.events import emit_from_thread
 from dyag_runtime.jobs import JobContext, record_to_proto
 from dyag_runtime.server import Runtime
 
 from dyag_gpu_lora_trainer.registry import ModelRegistry
 from dyag_gpu_lora_trainer.settings import TrainerSettings
 
-log = logging.getLogger(__name__)
 
 TRAIN = "train.lora"
 ROLES = ("system", "user", "assistant")
@@ -185,13 +184,8 @@ class LoraTrainingJob:
         return model
 
     def _emit(self, event_type: str, payload, ctx: JobContext) -> None:
-        future = asyncio.run_coroutine_threadsafe(
-            self.rt.bus.emit(event_type, payload, subject=ctx.job_id, correlation_id=ctx.correlation_id), self.loop
-        )
-        try:
-            future.result(timeout=15)
-        except Exception as exc:  # an event lost to a NATS hiccup must not fail the training
-            log.warning("could not publish %s", event_type, extra={"job_id": ctx.job_id, "error": str(exc)})
+        emit_from_thread(self.rt.bus, self.loop, event_type, payload, subject=ctx.job_id, correlation_id=ctx.correlation_id,
+                         best_effort=True)
 
 
 def model_card(model: dict[str, Any], lineage: dict[str, Any]) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import os
 import shutil
 from pathlib import Path
@@ -29,7 +28,7 @@ from dyag_core.export import (
     parse_quantizations,
 )
 from dyag_runtime.artifacts import Artifact
-from dyag_runtime.events import now_rfc3339
+from dyag_runtime.events import emit_from_thread, now_rfc3339
 from dyag_runtime.jobs import JobContext, record_to_proto
 from dyag_runtime.registry import Registry
 from dyag_runtime.server import Runtime
@@ -37,7 +36,6 @@ from dyag_runtime.server import Runtime
 from dyag_model_exporter.engine import ExportInputs, ExportOptions, ExportOutcome, Exporter, free_bytes
 from dyag_model_exporter.settings import ExporterSettings
 
-log = logging.getLogger(__name__)
 
 EXPORT = "export.gguf"
 MEDIA = {".gguf": "application/octet-stream", ".json": "application/json", ".md": "text/markdown", ".safetensors": "application/octet-stream",
@@ -303,13 +301,8 @@ class ExportJob:
         return {"created": True, "host": client.host, "status": statuses}
 
     def _emit(self, event_type: str, payload, ctx: JobContext) -> None:
-        future = asyncio.run_coroutine_threadsafe(
-            self.rt.bus.emit(event_type, payload, subject=ctx.job_id, correlation_id=ctx.correlation_id), self.loop
-        )
-        try:
-            future.result(timeout=15)
-        except Exception as exc:  # an event lost to a NATS hiccup must not fail the export
-            log.warning("could not publish %s", event_type, extra={"job_id": ctx.job_id, "error": str(exc)})
+        emit_from_thread(self.rt.bus, self.loop, event_type, payload, subject=ctx.job_id, correlation_id=ctx.correlation_id,
+                         best_effort=True)
 
 
 def _default_ollama_name(inputs: ExportInputs) -> str:
