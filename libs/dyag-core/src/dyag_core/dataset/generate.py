@@ -22,6 +22,7 @@ from dyag_core.catalog.diff import CatalogDiff
 from dyag_core.catalog.model import Catalog, Entity
 from dyag_core.catalog.profile import role_filled
 from dyag_core.dataset.errors import DatasetError
+from dyag_core.dataset.registry import INTENTS, dataset_roles, intents_of_type
 from dyag_core.dataset.model import DEFAULT_SYSTEM_PROMPT, NEGATIVE_TYPES, QUESTION_TYPES, Example, Provenance
 from dyag_core.dataset.split import fact_key
 from dyag_core.dataset.templates import (
@@ -34,18 +35,11 @@ from dyag_core.dataset.templates import (
     UNKNOWN_ENTITY_PHRASINGS,
     Answer,
     Criterion,
-    answer_actors,
     answer_comparative,
-    answer_contacts,
     answer_counting,
-    answer_definition,
-    answer_domain,
     answer_empty_field,
-    answer_events,
     answer_listing,
     answer_related,
-    answer_scope,
-    answer_sites,
     answer_status,
     answer_unknown_entity,
     comparable,
@@ -57,23 +51,11 @@ from dyag_core.dataset.templates import (
 from dyag_core.text import fold
 
 POSITIVE_TYPES = tuple(t for t in QUESTION_TYPES if t not in NEGATIVE_TYPES)
-ENTITY_TYPES = ("definition", "status", "domain", "actors", "sites", "contacts", "scope", "events", "related")
+# The per-application types, each taught by the registry's intents of that type (dyag_core.dataset.registry).
+ENTITY_TYPES = tuple(dict.fromkeys(i.dataset_type for i in INTENTS.values() if i.scope == "entity" and i.dataset_type))
 CATALOG_WIDE_TYPES = ("comparative", "listing", "counting")
 # The roles each positive type reads: it applies to an entity when one of them is filled.
-TYPE_ROLES: dict[str, tuple[str, ...]] = {
-    "definition": ("description", "long_name"),
-    "status": ("status",),
-    "domain": ("domains",),
-    "actors": ("actors",),
-    "sites": ("sites",),
-    "contacts": ("contacts",),
-    "scope": ("scope",),
-    "events": ("events",),
-    "related": ("related_applications", "related_data"),
-    "comparative": ("status", "domains", "long_name"),
-    "listing": ("status", "domains", "actors"),
-    "counting": ("status", "domains", "actors"),
-}
+TYPE_ROLES: dict[str, tuple[str, ...]] = {qtype: dataset_roles(qtype) for qtype in (*ENTITY_TYPES, *CATALOG_WIDE_TYPES)}
 MIN_ACTOR_APPLICATIONS = 2  # an actor becomes a listing criterion when it works on at least this many
 SIMILARITY_LIMIT = 0.6  # a made-up name must stay below this similarity ratio with every real name
 Progress = Callable[[float], None]
@@ -493,17 +475,11 @@ def _entity_order(qtype: str, found: list[tuple[Entity, _Subject]], ranks: dict[
     return [subject for _, subject in keyed]
 
 
-# (entity, template, context variant) -> answer; the variant picks how added context is phrased.
-_ENTITY_ANSWERS: dict[str, Callable[[Entity, int, int], Answer]] = {
-    "definition": lambda e, _, v: answer_definition(e, v),
-    "status": lambda e, t, v: answer_status(e, yes_no=t == STATUS_YES_NO, variant=v),
-    "domain": lambda e, _, v: answer_domain(e, v),
-    "actors": lambda e, _, v: answer_actors(e, v),
-    "sites": lambda e, _, v: answer_sites(e, v),
-    "contacts": lambda e, _, v: answer_contacts(e, v),
-    "scope": lambda e, _, v: answer_scope(e, v),
-    "events": lambda e, _, v: answer_events(e, v),
-}
+def _entity_answer(qtype: str, entity: Entity, template: int, variant: int) -> Answer:
+    """The registry's answer; the status type's yes/no phrasing gets the oui/non form."""
+    if qtype == "status" and template == STATUS_YES_NO:
+        return answer_status(entity, yes_no=True, variant=variant)
+    return INTENTS[qtype].render(entity, variant)
 
 
 def _context_variant(seed: int, qtype: str, key: str) -> int:
@@ -524,14 +500,12 @@ def _entity_subjects(qtype: str, entity: Entity, seed: int) -> list[_Subject]:
         return []
     style = (lambda t: t == STATUS_YES_NO) if qtype == "status" else (lambda _: None)
     variant = _context_variant(seed, qtype, entity.id)
-    render = _once(lambda t: _ENTITY_ANSWERS[qtype](entity, t, variant), style)
+    render = _once(lambda t: _entity_answer(qtype, entity, t, variant), style)
     return [_entity_subject(qtype, entity, "", range(len(PHRASINGS[qtype])), render, seed)]
 
 
 def _applies(qtype: str, entity: Entity) -> bool:
-    if qtype == "definition":
-        return bool(entity.description or (entity.long_name and entity.long_name != entity.name))
-    return any(role_filled(entity, role) for role in TYPE_ROLES[qtype])
+    return any(i.applies(entity) for i in intents_of_type(qtype))
 
 
 def _entity_subject(qtype: str, entity: Entity, part: str, indices: Iterable[int], render: Callable[[int], Answer], seed: int) -> _Subject:

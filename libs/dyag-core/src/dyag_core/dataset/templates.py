@@ -145,6 +145,69 @@ PHRASINGS: dict[str, tuple[str, ...]] = {
         "Quel est le nombre total d'applications {adj} dans le catalogue ?",
     ),
 }
+# Phrasings of the fields the dataset does not generate yet (dyag_core.dataset.registry answers them all).
+PHRASINGS.update({
+    "identifier": (
+        "Quel est l'identifiant {de_x} ?",
+        "Quel est l'id {de_x} dans le catalogue ?",
+        "Sous quel numéro {x} est-elle référencée ?",
+        "Donne-moi l'identifiant de l'application {name}.",
+        "Quel code identifie {x} dans le catalogue ?",
+    ),
+    "long_name": (
+        "Quel est le nom long {de_x} ?",
+        "Que signifie le sigle {name} ?",
+        "Quel est le nom complet {de_x} ?",
+        "Que veut dire {name} ?",
+        "Quelle est la signification de l'acronyme {name} ?",
+        "Comment s'appelle {x} en entier ?",
+    ),
+    "family": (
+        "À quelle famille d'applications appartient {x} ?",
+        "Quelle est la famille {de_x} ?",
+        "Dans quelle famille d'applications est classée {x} ?",
+        "De quel type d'application relève {x} ?",
+        "Quelle catégorie d'applications pour {x} ?",
+    ),
+    "functions": (
+        "Quelles sont les fonctions {de_x} ?",
+        "Quelles fonctionnalités offre {x} ?",
+        "Que permet de faire {x} ?",
+        "Quelles fonctions assure l'application {name} ?",
+        "Liste les fonctionnalités {de_x}.",
+    ),
+    "technology": (
+        "Quelle est la technologie principale {de_x} ?",
+        "Avec quelle technologie est développée {x} ?",
+        "Sur quelle pile technique repose {x} ?",
+        "Quel langage utilise l'application {name} ?",
+        "En quoi est codée {x} ?",
+        "Quelle stack technique pour {x} ?",
+    ),
+    "hosting": (
+        "Où est hébergée {x} ?",
+        "Quel est l'hébergement {de_x} ?",
+        "Dans quel data center tourne {x} ?",
+        "Sur quelles plateformes est hébergée l'application {name} ?",
+        "Quel centre serveur héberge {x} ?",
+    ),
+    "beneficiaries": (
+        "Quels sont les bénéficiaires {de_x} ?",
+        "À qui profite {x} ?",
+        "Qui bénéficie de l'application {name} ?",
+        "Pour quels publics est conçue {x} ?",
+        "Qui sont les usagers visés par {x} ?",
+    ),
+    "summary": (
+        "Dis-moi tout sur {x}.",
+        "Que sait-on de {x} ?",
+        "Donne-moi la fiche complète {de_x}.",
+        "Résume-moi l'application {name}.",
+        "Quelles informations as-tu sur {x} ?",
+        "Fais-moi une synthèse sur {x}.",
+        "Présente-moi tout ce que le catalogue dit {de_x}.",
+    ),
+})
 STATUS_YES_NO = 2  # "{X} est-elle en production ?" gets a oui/non answer
 RELATED_APPLICATIONS = tuple(range(0, 6))
 RELATED_DATA = tuple(range(6, 12))
@@ -181,6 +244,12 @@ _ROLE_LABELS = {  # each with the preposition that leads to the application
     "events": "les dates clés de",
     "related_applications": "les applications liées à",
     "related_data": "les données liées à",
+    "long_name": "le nom long de",
+    "family": "la famille d'applications de",
+    "functions": "les fonctions de",
+    "technology": "la technologie principale de",
+    "hostings": "l'hébergement de",
+    "beneficiaries": "les bénéficiaires de",
 }
 _UNKNOWN_ANSWERS = (
     "Je ne connais pas d'application nommée {name} dans le catalogue. Vérifiez l'orthographe du nom "
@@ -921,3 +990,94 @@ def unknown_name_in(answer: str) -> str | None:
         if match:
             return match.group(1)
     return None
+
+
+# ---------------------------------------------------------------- the other fields of a record
+
+
+def answer_identifier(entity: Entity, variant: int = 0) -> Answer:
+    text = f"L'identifiant de {app(entity)} dans le catalogue est {entity.id}."
+    return Answer(text, (entity.id,), ("id",))
+
+
+def answer_long_name(entity: Entity, variant: int = 0) -> Answer:
+    long_name = clean(entity.long_name or "")
+    text = f"{clean(entity.name)} est le nom court de l'application « {long_name} »."
+    return Answer(text, (long_name,), ("long_name",))
+
+
+def answer_family(entity: Entity, variant: int = 0) -> Answer:
+    family = clean(entity.family or "")
+    text = f"{upper_first(app(entity))} appartient à la famille d'applications « {family} »."
+    return Answer(with_context(text, entity, "status", variant), (family,), ("family",))
+
+
+def answer_functions(entity: Entity, variant: int = 0) -> Answer:
+    functions = clean(entity.functions or "")
+    text = f"Les fonctions de {app(entity)} sont, selon le catalogue : {functions}"
+    text = text if text.endswith((".", "!", "?")) else text + "."
+    return Answer(text, (functions,), ("functions",))
+
+
+def answer_technology(entity: Entity, variant: int = 0) -> Answer:
+    technology = clean(entity.technology or "")
+    text = f"La technologie principale de {app(entity)} est « {technology} »."
+    return Answer(with_context(text, entity, "status", variant), (technology,), ("technology",))
+
+
+def _hosting_text(hosting) -> str:
+    where = clean(hosting.datacenter or "centre non renseigné")
+    return f"{where} (plateforme {lower_first(clean(hosting.platform))})" if hosting.platform else where
+
+
+def answer_hosting(entity: Entity, variant: int = 0) -> Answer:
+    listed, shown = render_items(list(dict.fromkeys(_hosting_text(h) for h in entity.hostings)))
+    facts = tuple(dict.fromkeys(clean(h.datacenter) for h in entity.hostings if h.datacenter))
+    text = f"{upper_first(app(entity))} est hébergée :{listed}{_end(listed)}"
+    return Answer(text, facts, ("hostings",))
+
+
+def answer_beneficiaries(entity: Entity, variant: int = 0) -> Answer:
+    value = clean(entity.beneficiaries or "")
+    text = f"Les bénéficiaires de {app(entity)} sont : {value}"
+    text = text if text.endswith((".", "!", "?")) else text + "."
+    return Answer(text, (value,), ("beneficiaries",))
+
+
+def answer_summary(entity: Entity, variant: int = 0) -> Answer:
+    """Everything about an application, one line per filled field (the record summarised)."""
+    lines: list[str] = []
+    facts: list[str] = []
+    fields: list[str] = []
+
+    def add(role: str, label: str, value: str, fact_values: Sequence[str] = ()) -> None:
+        lines.append(f"- {label} : {value}")
+        facts.extend(fact_values)
+        fields.append(role)
+
+    if entity.long_name and entity.long_name != entity.name:
+        add("long_name", "Nom long", clean(entity.long_name), (clean(entity.long_name),))
+    if entity.description:
+        add("description", "Description", summarise(entity.description, CONTEXT_SUMMARY_WORDS * 2))
+    if entity.status:
+        add("status", "Statut", clean(entity.status), (status_words(entity.status).fact,))
+    if entity.domains:
+        grouped = _group_domains(entity.domains)
+        add("domains", "Domaine", join_fr([_domain_phrase(d, subs, obs) for d, (subs, obs) in grouped.items()]), tuple(grouped)[:1])
+    if entity.scope:
+        add("scope", "Portée géographique", clean(entity.scope))
+    if entity.family:
+        add("family", "Famille", clean(entity.family))
+    if entity.actors:
+        add("actors", "Acteurs", ", ".join(dict.fromkeys(f"{clean(a.name)} ({clean(a.role)})" if a.role else clean(a.name) for a in entity.actors)))
+    if entity.sites:
+        add("sites", "Adresses", ", ".join(s.url for s in entity.sites[:INLINE_ITEMS]))
+    if entity.contacts:
+        add("contacts", "Contacts", " ; ".join(_contact_text(c) for c in entity.contacts[:INLINE_ITEMS]))
+    if entity.technology:
+        add("technology", "Technologie principale", clean(entity.technology))
+    if entity.events:
+        first = sorted(entity.events, key=lambda e: e.date or "9999")[0]
+        add("events", "Première date clé", _event_text(first)[0])
+    text = f"Voici ce que le catalogue indique sur {app(entity)} (identifiant {entity.id}) :" + "".join(f"\n{line}" for line in lines)
+    return Answer(text, tuple(facts), tuple(fields))
