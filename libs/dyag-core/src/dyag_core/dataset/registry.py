@@ -33,6 +33,7 @@ class Intent:
     dataset_type: str | None = None  # the dataset's question type that teaches it (None: not generated yet)
     scope: str = "entity"  # entity | pair | catalog
     empty_role: str | None = None  # the role named in "… n'est pas renseigné" (templates._ROLE_LABELS)
+    labels: tuple[str, ...] = ()  # what users call the field ("statut", "état"): the classifier learns them too
 
     def applies(self, entity: Entity) -> bool:
         """The record holds something to answer with (else the answer is the negative form)."""
@@ -54,7 +55,33 @@ class Intent:
 def _entity(name: str, fields: tuple[str, ...], render: Render, phrasings: tuple[str, ...] | None = None, *,
             dataset_type: str | None = None, empty_role: str | None = None) -> Intent:
     return Intent(name, fields, phrasings if phrasings is not None else PHRASINGS[name], render, dataset_type, "entity",
-                  empty_role or fields[0])
+                  empty_role or fields[0], LABELS.get(name, ()))
+
+
+# The words users give each field, besides the phrasings: nouns and the short verbs of chat questions.
+LABELS: dict[str, tuple[str, ...]] = {
+    "definition": ("c'est quoi", "qu'est-ce que c'est", "description", "descriptif", "présentation", "à quoi ça sert", "objet", "but"),
+    "status": ("statut", "état", "cycle de vie", "en service", "encore utilisée", "active", "abandonnée", "fin de vie"),
+    "domain": ("domaine", "sous-domaine", "domaine métier", "thématique", "secteur", "périmètre métier"),
+    "actors": ("acteurs", "qui gère", "qui s'occupe", "responsable", "MOA", "MOE", "maîtrise d'ouvrage", "maîtrise d'oeuvre", "pilote", "propriétaire"),
+    "sites": ("site", "URL", "lien", "adresse web", "page web", "accès en ligne", "documentation en ligne"),
+    "contacts": ("contact", "mail", "courriel", "e-mail", "référent", "interlocuteur", "chef de projet", "joindre", "écrire à"),
+    "scope": ("portée", "portée géographique", "national ou régional", "territoire", "échelle", "niveau géographique"),
+    "events": ("dates", "historique", "chronologie", "mise en production", "quand", "depuis quand", "version", "jalons"),
+    "related_applications": ("applications liées", "flux", "interfaces", "dépendances", "échanges avec"),
+    "related_data": ("données liées", "données", "jeux de données", "référentiels utilisés"),
+    "identifier": ("identifiant", "id", "numéro", "code", "référence"),
+    "long_name": ("nom long", "nom complet", "signification", "sigle", "acronyme", "que signifie", "veut dire"),
+    "family": ("famille", "famille d'applications", "catégorie", "type d'application"),
+    "functions": ("fonctions", "fonctionnalités", "que permet", "services rendus"),
+    "technology": ("technologie", "techno", "langage", "stack", "framework", "base de données"),
+    "hosting": ("hébergement", "hébergée", "data center", "centre serveur", "serveur", "plateforme d'hébergement"),
+    "beneficiaries": ("bénéficiaires", "usagers", "public visé", "pour qui"),
+    "summary": ("tout sur", "fiche", "résumé", "synthèse", "toutes les infos", "informations"),
+    "comparative": ("différence", "comparer", "comparaison", "versus", "vs"),
+    "listing": ("liste", "lister", "lesquelles", "quelles applications", "toutes les applications"),
+    "counting": ("combien", "nombre", "total", "compter"),
+}
 
 
 _related = PHRASINGS["related"]
@@ -81,9 +108,12 @@ INTENTS: dict[str, Intent] = {
         _entity("hosting", ("hostings",), t.answer_hosting),
         _entity("beneficiaries", ("beneficiaries",), t.answer_beneficiaries),
         _entity("summary", ("name",), t.answer_summary),
-        Intent("comparative", ("status", "domains", "long_name"), PHRASINGS["comparative"], dataset_type="comparative", scope="pair"),
-        Intent("listing", ("status", "domains", "actors"), PHRASINGS["listing"], dataset_type="listing", scope="catalog"),
-        Intent("counting", ("status", "domains", "actors"), PHRASINGS["counting"], dataset_type="counting", scope="catalog"),
+        Intent("comparative", ("status", "domains", "long_name"), PHRASINGS["comparative"], dataset_type="comparative", scope="pair",
+               labels=LABELS["comparative"]),
+        Intent("listing", ("status", "domains", "actors"), PHRASINGS["listing"], dataset_type="listing", scope="catalog",
+               labels=LABELS["listing"]),
+        Intent("counting", ("status", "domains", "actors"), PHRASINGS["counting"], dataset_type="counting", scope="catalog",
+               labels=LABELS["counting"]),
     )
 }
 ENTITY_INTENTS = tuple(name for name, i in INTENTS.items() if i.scope == "entity")

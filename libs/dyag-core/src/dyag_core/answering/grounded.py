@@ -1,0 +1,291 @@
+"""Grounded answers: the question understood, then answered from the catalog's records themselves.
+
+1. Entities: the catalog's entity linker (names, long names, aliases, typos) finds the applications named.
+2. Criteria: the same linker, built over the catalog's statuses, domains, sub-domains, actors, scopes and
+   families, finds what a catalog-wide question filters on ("en production", "DGALN/DEB").
+3. Intents: the classifier (intent.py), learned from the registry, says which field(s) are asked, with a
+   calibrated confidence; each clause of the question ("Qui gère X et où le trouver ?") is read too.
+4. The answer is rendered by the registry from the record: the same sentences the dataset teaches, the key
+   facts, and the (entity, field) pairs it cites. An empty field says "n'est pas renseigné"; a name the
+   catalog does not hold says "je ne connais pas d'application nommée …". Nothing is ever made up.
+
+`understood` is False when the question could not be read with confidence: the caller (rag-service's auto
+mode) then asks a language model, giving it the records found here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from dyag_core.answering.intent import CRITERION_MASK, ENTITY_MASK, IntentClassifier, Scored, fill_phrasing
+from dyag_core.catalog.model import Catalog, Entity
+from dyag_core.dataset import templates as t
+from dyag_core.dataset.registry import INTENTS, Intent
+from dyag_core.rag.linking import EntityLinker, EntityNames, LinkedEntity, vocabularies
+from dyag_core.rag.tokens import STOPWORDS, stem, words
+from dyag_core.text import fold, normalize_key
+
+MIN_CONFIDENCE = 0.25  # the best intent's calibrated probability…
+MIN_MARGIN = 2.0  # …and how many times the runner-up's it must be, for the question to count as understood
+CLAUSE_CONFIDENCE = 0.5  # a clause adds its intent ("… et où le trouver ?") only when this sure
+MIN_ENTITY_SCORE = 0.7  # linker scores below this (a loose partial long name) do not name an application
+_CLAUSE_SPLIT = re.compile(r"\s*(?:\bet\b|\bainsi que\b|\bpuis\b|\baussi\b|[,;?!])\s*")
+_YES_NO = re.compile(r"\b(est[- ](?:elle|il|ce)|c est)\b.*\ben production\b")
+_CRITERION_ROLES = ("status", "domains", "subdomains", "actors", "scope", "family")
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    entity_id: str
+    entity_name: str
+    field: str
+
+
+@dataclass(frozen=True, slots=True)
+class GroundedAnswer:
+    question: str
+    understood: bool  # False: not read with confidence; `text` is then empty (or a refusal in grounded mode)
+    text: str
+    kind: str  # entity | comparison | listing | counting | unknown_entity | empty_field | not_understood
+    intents: tuple[str, ...]
+    confidence: float
+    citations: tuple[Citation, ...] = ()
+    key_facts: tuple[str, ...] = ()
+    entities: tuple[str, ...] = ()  # the ids of the applications the question names
+    notes: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class _Criterion:
+    role: str
+    value: str
+    members: tuple[Entity, ...]
+
+
+def registry_examples(intents: Iterable[Intent] = INTENTS.values()) -> list[tuple[str, str]]:
+    """The classifier's training set: each intent's phrasings, and its labels in the short forms users type."""
+    examples: list[tuple[str, str]] = []
+    for intent in intents:
+        mask = ENTITY_MASK if intent.scope != "catalog" else CRITERION_MASK
+        examples += [(fill_phrasing(p), intent.name) for p in intent.phrasings]
+        for label in intent.labels:
+            examples += [(f"{label} {mask} ?", intent.name), (f"{mask} {label} ?", intent.name), (f"{label} de {mask}", intent.name)]
+    return examples
+
+
+class GroundedAnswerer:
+    """Built once per catalog version; answer() then takes well under a millisecond per question."""
+
+    def __init__(self, catalog: Catalog, extra_examples: Iterable[tuple[str, str]] = ()):
+        self.catalog = catalog
+        self.by_id = catalog.by_id()
+        self.linker = EntityLinker.from_entities(catalog.entities)
+        texts = [x for e in catalog.entities for x in (e.long_name, e.description, e.functions) if x]
+        self.vocabulary = vocabularies(texts)[0]
+        self.classifier = IntentClassifier.from_phrasings({}, [*registry_examples(), *extra_examples])
+        self._criteria = _criteria_of(catalog.entities)
+        self.criteria_linker = EntityLinker(
+            EntityNames(key, value) for key, (_, value, _) in self._criteria.items()
+        )
+        self._extra_fields = _extra_fields(catalog.entities)
+
+    # ------------------------------------------------------------------ understanding
+    def _intents(self, masked: str) -> tuple[list[Scored], list[str]]:
+        """The whole question's ranking, and the intents asked (the best, plus confident clauses)."""
+        ranking = self.classifier.predict(masked)
+        asked = [ranking[0].intent]
+        for clause in _CLAUSE_SPLIT.split(masked):
+            if len([w for w in words(clause) if w not in STOPWORDS and w not in (ENTITY_MASK, CRITERION_MASK)]) == 0:
+                continue
+            scored = self.classifier.predict(clause)
+            if scored[0].probability >= CLAUSE_CONFIDENCE and scored[0].intent not in asked:
+                asked.append(scored[0].intent)
+        return ranking, asked
+
+    def answer(self, question: str) -> GroundedAnswer:
+        linked = [m for m in self.linker.link(question, self.vocabulary) if m.score >= MIN_ENTITY_SCORE]
+        criteria = self._link_criteria(question, linked)
+        masked = _mask(question, [m.matched for m in linked], ENTITY_MASK)
+        masked = _mask(masked, [m.matched for _, m in criteria], CRITERION_MASK)
+        ranking, asked = self._intents(masked)
+        best = ranking[0]
+        confident = best.probability >= MIN_CONFIDENCE and best.probability >= MIN_MARGIN * (ranking[1].probability if len(ranking) > 1 else 0)
+        entities = [self.by_id[m.entity_id] for m in linked if m.entity_id in self.by_id]
+        ids = tuple(e.id for e in entities)
+        extra = self._extra_field(question)
+
+        catalog_wide = best.intent in ("listing", "counting")
+        if catalog_wide and criteria and (confident or not entities):
+            return self._catalog_wide(question, best, [c for c, _ in criteria], ids)
+        if not entities:
+            unknown = self.linker.unknown_mentions(question, [], self.vocabulary)
+            if unknown and (confident or best.intent in INTENTS and INTENTS[best.intent].scope != "catalog"):
+                answer = t.answer_unknown_entity(unknown[0], 0)
+                return GroundedAnswer(question, True, answer.text, "unknown_entity", (best.intent,), best.probability)
+            return GroundedAnswer(question, False, "", "not_understood", (best.intent,), best.probability,
+                                  notes=("aucune application ni aucun critère du catalogue reconnu dans la question",))
+        if len(entities) >= 2 and (best.intent == "comparative" or "comparative" in asked):
+            a, b = entities[:2]
+            answer = t.answer_comparative(a, b)
+            citations = tuple(Citation(e.id, e.name, f) for e in (a, b) for f in answer.fields)
+            return GroundedAnswer(question, True, answer.text, "comparison", ("comparative",), best.probability, citations,
+                                  answer.key_facts, ids)
+        if extra and (not confident or best.probability < 0.8):
+            return self._extra_answer(question, entities, extra, ids, best.probability)
+        if not confident:
+            return GroundedAnswer(question, False, "", "not_understood", tuple(asked), best.probability, entities=ids,
+                                  notes=(f"intention incertaine : {best.intent} ({best.probability:.2f})",))
+        chosen = [INTENTS[i] for i in asked if i in INTENTS and INTENTS[i].scope == "entity"]
+        if not chosen:  # a catalog-wide intent with no criterion found, about a named application: summarise it
+            chosen = [INTENTS["summary"]]
+        return self._entity_answer(question, entities, chosen, best.probability, ids)
+
+    # ------------------------------------------------------------------ answering
+    def _entity_answer(self, question: str, entities: Sequence[Entity], chosen: Sequence[Intent], confidence: float,
+                       ids: tuple[str, ...]) -> GroundedAnswer:
+        texts: list[str] = []
+        facts: list[str] = []
+        citations: list[Citation] = []
+        empty = 0
+        yes_no = bool(_YES_NO.search(fold(question)))
+        for entity in entities[:3]:
+            for intent in chosen:
+                if intent.name == "status" and yes_no and entity.status:
+                    answer = t.answer_status(entity, yes_no=True)
+                else:
+                    answer = intent.answer(entity)
+                if not intent.applies(entity):
+                    empty += 1
+                texts.append(answer.text)
+                facts += answer.key_facts
+                citations += [Citation(entity.id, entity.name, f) for f in answer.fields]
+        kind = "empty_field" if empty == len(texts) else "entity"
+        return GroundedAnswer(question, True, "\n".join(texts), kind, tuple(i.name for i in chosen), confidence,
+                              tuple(dict.fromkeys(citations)), tuple(dict.fromkeys(facts)), ids)
+
+    def _catalog_wide(self, question: str, best: Scored, criteria: Sequence[_Criterion], ids: tuple[str, ...]) -> GroundedAnswer:
+        members = set(criteria[0].members)
+        for c in criteria[1:]:
+            members &= set(c.members)
+        ordered = tuple(e for e in self.catalog.entities if e in members)
+        criterion = _combined(criteria, ordered)
+        answer = t.answer_listing(criterion) if best.intent == "listing" else t.answer_counting(criterion)
+        if not ordered:
+            answer = t.Answer(f"Aucune application du catalogue n'est {criterion.adj_one}.", ("0",), answer.fields)
+        citations = tuple(Citation(e.id, e.name, c.role) for e in ordered for c in criteria)
+        return GroundedAnswer(question, True, answer.text, best.intent, (best.intent,), best.probability, citations,
+                              answer.key_facts, ids)
+
+    def _extra_answer(self, question: str, entities: Sequence[Entity], key: str, ids: tuple[str, ...], confidence: float) -> GroundedAnswer:
+        texts, facts, citations = [], [], []
+        for entity in entities[:3]:
+            value = _extra_text(entity.extra.get(key))
+            if value:
+                texts.append(f"Pour {t.app(entity)}, le catalogue indique ({key}) : {value}.")
+                facts.append(value)
+            else:
+                texts.append(f"L'information « {key} » de {t.app(entity)} n'est pas renseignée dans le catalogue.")
+            citations.append(Citation(entity.id, entity.name, key))
+        kind = "entity" if facts else "empty_field"
+        return GroundedAnswer(question, True, "\n".join(texts), kind, (f"field:{key}",), max(confidence, 0.8), tuple(citations),
+                              tuple(facts), ids)
+
+    # ------------------------------------------------------------------ helpers
+    def _link_criteria(self, question: str, linked: Sequence[LinkedEntity]) -> list[tuple[_Criterion, LinkedEntity]]:
+        named = {w for m in linked for w in m.matched.split()}
+        found = []
+        for match in self.criteria_linker.link(question, self.vocabulary):
+            if match.score < MIN_ENTITY_SCORE or set(match.matched.split()) <= named:
+                continue
+            role, value, members = self._criteria[match.entity_id]
+            found.append((_Criterion(role, value, members), match))
+        # one value per role: the best match
+        best: dict[str, tuple[_Criterion, LinkedEntity]] = {}
+        for criterion, match in found:
+            best.setdefault(criterion.role, (criterion, match))
+        return list(best.values())
+
+    def _extra_field(self, question: str) -> str | None:
+        """A field of the export that no intent reads ("utilisateurs"), when the question names it."""
+        stems = {stem(w) for w in words(question)}
+        for key, needed in self._extra_fields.items():
+            if needed and needed <= stems:
+                return key
+        return None
+
+
+def _mask(question: str, spans: Iterable[str], mask: str) -> str:
+    """The question with each matched span (folded words) replaced by the mask."""
+    folded = " ".join(words(question))
+    for span in sorted(spans, key=len, reverse=True):
+        if span:
+            folded = re.sub(rf"\b{re.escape(span)}\b", mask, folded)
+    return folded
+
+
+def _criteria_of(entities: Sequence[Entity]) -> dict[str, tuple[str, str, tuple[Entity, ...]]]:
+    """Every value a catalog-wide question can filter on: key -> (role, value as written, members)."""
+    groups: dict[tuple[str, str], tuple[str, list[Entity]]] = {}
+
+    def add(role: str, value: str | None, entity: Entity) -> None:
+        if not value:
+            return
+        key = (role, fold(value))
+        spelled, members = groups.setdefault(key, (t.clean(value), []))
+        if entity not in members:
+            members.append(entity)
+
+    for e in entities:
+        add("status", e.status, e)
+        add("scope", e.scope, e)
+        add("family", e.family, e)
+        for d in e.domains:
+            add("domains", d.domain, e)
+            add("subdomains", d.subdomain, e)
+        for a in e.actors:
+            add("actors", a.name, e)
+    return {f"{role}\x1f{folded}": (role, spelled, tuple(members)) for (role, folded), (spelled, members) in groups.items()}
+
+
+def _combined(criteria: Sequence[_Criterion], members: tuple[Entity, ...]) -> t.Criterion:
+    """One listing criterion from several ("en production" and "du domaine « Eau »")."""
+    parts = []
+    for c in criteria:
+        if c.role == "status":
+            parts.append(t.Criterion.of_status(c.value, members))
+        elif c.role in ("domains", "subdomains"):
+            parts.append(t.Criterion.of_domain(c.value, members))
+        elif c.role == "actors":
+            parts.append(t.Criterion.of_actor(c.value, members))
+        else:
+            quoted = f"« {c.value} »"
+            label = "de portée" if c.role == "scope" else "de la famille"
+            parts.append(t.Criterion(c.role, c.value, f"{label} {quoted}", f"{label} {quoted}", f"sont {label} {quoted}",
+                                     f"est {label} {quoted}", members))
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    rest = " et ".join(p.adj for p in parts[1:])
+    rest_one = " et ".join(p.adj_one for p in parts[1:])
+    return t.Criterion(first.role, first.fact, f"{first.adj} {rest}", f"{first.adj_one} {rest_one}", f"{first.verb} {rest}",
+                       f"{first.verb_one} {rest_one}", members)
+
+
+def _extra_fields(entities: Sequence[Entity]) -> dict[str, frozenset[str]]:
+    """The export's fields that no intent reads, with the (stemmed) words a question must use to name them."""
+    keys = {key for e in entities for key in e.extra}
+    return {key: frozenset(stem(w) for w in words(normalize_key(key)) if w not in STOPWORDS and len(w) > 2) for key in sorted(keys)}
+
+
+def _extra_text(value: object) -> str:
+    """An export value as one line: lists and objects flattened ("Urbanistes (nombre : 500)")."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        parts = [str(v) for v in value.values() if v not in (None, "")]
+        return " — ".join(parts)
+    if isinstance(value, list):
+        return " ; ".join(x for x in (_extra_text(v) for v in value) if x)
+    return t.clean(str(value))
