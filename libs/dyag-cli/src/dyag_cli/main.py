@@ -239,6 +239,8 @@ def run(
     skip: Annotated[str, typer.Option(help="steps to skip, comma-separated: validate, train, index, evaluate, report")] = "",
     model_id: Annotated[str, typer.Option(help="with --skip train: an existing fine-tuned model to evaluate")] = "",
     rag_llm: Annotated[str, typer.Option(help="the chat model RAG answers with (ollama:NAME, openai:NAME…; default: rag-service's)")] = "",
+    rag_mode: Annotated[str, typer.Option(help="how RAG answers: auto (from the catalog's records when the question is understood, "
+                                               "else the model), grounded (the records only), generative (the model always)")] = "auto",
     eval_max_tokens: Annotated[int | None, typer.Option(help="answer length per test question (default: 96 on CPU)")] = None,
     similarity: Annotated[bool, typer.Option(help="semantic similarity in the evaluation (an embedding model)")] = True,
     device: Annotated[str, typer.Option(help="size the defaults for: auto (the trainer's device) | cpu | cuda")] = "auto",
@@ -262,7 +264,7 @@ def run(
     body = run_or_fail(lambda: pipeline.request_body(
         catalog, name=name, version=version, num_questions=num_questions, preset=preset, epochs=epochs, max_steps=max_steps,
         rag_collection=collection, targets=pipeline.split_list(targets), max_eval_questions=max_eval_questions,
-        skip=pipeline.split_list(skip), model_id=model_id, device=device, rag_llm=rag_llm, eval_max_tokens=eval_max_tokens,
+        skip=pipeline.split_list(skip), model_id=model_id, device=device, rag_llm=rag_llm, rag_mode=rag_mode, eval_max_tokens=eval_max_tokens,
         skip_similarity=not similarity))
     created = run_or_fail(lambda: client.post("/pipelines", json=body, timeout=300))
     if detach:

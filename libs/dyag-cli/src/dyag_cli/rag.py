@@ -46,11 +46,15 @@ def query_rag(
     n_chunks: Annotated[int, typer.Option("--n-chunks", help="chunks of the catalog given to the model")] = 5,
     model: Annotated[str, typer.Option(help="chat model: ollama:NAME, openai:NAME, local:default… (default: the service's)")] = "",
     retrieve_only: Annotated[bool, typer.Option("--retrieve-only", help="show the retrieved chunks, ask no model")] = False,
+    mode: Annotated[str, typer.Option(help="auto (default): from the records when the question is understood, else the model; "
+                                           "grounded: the records only; generative: the model over the chunks")] = "auto",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show the chunks with their scores")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the whole response as JSON")] = False,
 ) -> None:
     """Ask the catalog a question: an answer from its records, with the sources cited."""
-    body = {"question": question, "n_chunks": n_chunks, "model": model, "retrieve_only": retrieve_only}
+    if mode not in ("auto", "grounded", "generative"):
+        fail(f"unknown --mode {mode!r}: auto, grounded or generative")
+    body = {"question": question, "n_chunks": n_chunks, "model": model, "retrieve_only": retrieve_only, "mode": mode}
     reply = run_or_fail(lambda: GatewayClient(timeout=900).post(f"/rag/{collection}/query", json=body))
     if as_json:
         console.print_json(json.dumps(reply, ensure_ascii=False))
@@ -59,6 +63,12 @@ def query_rag(
         console.print(f"\n💬 {reply['answer']}\n", markup=False, highlight=False)
     sources = ", ".join(f"[{s['entity_id']}] {s['entity_name']}{' ✓' if s.get('cited') else ''}" for s in reply["sources"])
     console.print(f"📚 Sources : {sources or 'aucune'}", markup=False, highlight=False)
+    if reply.get("citations"):
+        cited = ", ".join(f"[{c['entity_id']}] {c['entity_name']} · {c['field']}" for c in reply["citations"][:12])
+        console.print(f"📌 Champs cités : {cited}", markup=False, highlight=False)
+    if reply.get("mode"):
+        how = "depuis les fiches du catalogue" if reply["mode"] == "grounded" else f"par le modèle {reply.get('model', '')}"
+        console.print(f"🧭 Réponse {how} (mode {reply['mode']}, confiance {reply.get('confidence', 0):.2f})", markup=False, highlight=False)
     if reply.get("linked_entities"):
         linked = ", ".join(f"{e['name']} ({e['kind']}, « {e['matched']} »)" for e in reply["linked_entities"])
         console.print(f"🔗 Applications nommées : {linked}", markup=False, highlight=False)

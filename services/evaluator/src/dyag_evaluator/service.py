@@ -423,7 +423,7 @@ class EvaluationJob:
             return GenerateAnswerer(self.peers.trainer(), self.peers.address("gpu-lora-trainer"), model_id=spec.model if spec.kind == "lora" else "",
                                     base_model=spec.model if spec.kind == "base" else "", batch_size=s.eval_generate_batch, timeout=timeout, **common)  # fmt: skip
         rag = RagAnswerer(self.peers.rag(), self.peers.address("rag-service"), collection=spec.collection, n_chunks=spec.n_chunks, llm=spec.llm,
-                          timeout=timeout, **common)  # fmt: skip
+                          timeout=timeout, mode=spec.rag_mode, **common)  # fmt: skip
         if spec.kind == "rag":
             return rag
         generate = GenerateAnswerer(self.peers.trainer(), self.peers.address("gpu-lora-trainer"), model_id=spec.model,

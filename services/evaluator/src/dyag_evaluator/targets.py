@@ -30,6 +30,7 @@ from dyag_core.rag import validate_collection_name
 from dyag_core.rag.prompt import ContextChunk, build_messages
 from dyag_evaluator.settings import EvaluatorSettings
 
+RAG_MODES = ("auto", "grounded", "generative")
 KINDS = ("base", "lora", "openai", "ollama", "rag", "hybrid")
 SPELLINGS = "base, base:FOLDER, lora:MODEL_ID, openai:MODEL, ollama:MODEL, rag:COLLECTION, hybrid:MODEL_ID+COLLECTION"
 LLM_PROVIDERS = ("ollama", "openai", "local")
@@ -59,6 +60,7 @@ class TargetSpec:
     llm: str = ""
     approach: str = ""
     training_cost_usd: float | None = None
+    rag_mode: str = ""
 
     @classmethod
     def from_proto(cls, t: evaluation_pb2.Target) -> TargetSpec:
@@ -66,6 +68,7 @@ class TargetSpec:
             kind=t.kind.strip().lower(), model=t.model.strip(), base_url=t.base_url.strip(), api_key_env=t.api_key_env.strip(),
             host=t.host.strip(), collection=t.collection.strip(), n_chunks=t.n_chunks, llm=t.llm.strip(), approach=t.approach.strip(),
             training_cost_usd=t.training_cost_usd if t.HasField("training_cost_usd") else None,
+            rag_mode=t.rag_mode.strip().lower(),
         )  # fmt: skip
 
     def to_proto(self) -> evaluation_pb2.Target:
@@ -129,13 +132,19 @@ class TargetSpec:
             raise _bad("invalid_target", "host only applies to an ollama target")
         if self.training_cost_usd is not None and self.training_cost_usd < 0:
             raise _bad("invalid_target", "training_cost_usd cannot be negative")
+        if self.rag_mode and kind != "rag":
+            raise _bad("invalid_target", f"rag_mode only applies to a rag target, not {kind}")
+        if self.rag_mode not in ("", *RAG_MODES):
+            raise _bad("invalid_rag_mode", f"unknown rag_mode {self.rag_mode!r}; use one of {', '.join(RAG_MODES)}")
         return TargetSpec(kind, model, self.base_url, self.api_key_env, self.host, collection, self.n_chunks, self.llm,
-                          self.approach or self.default_approach(model), self.training_cost_usd)  # fmt: skip
+                          self.approach or self.default_approach(model), self.training_cost_usd, self.rag_mode)  # fmt: skip
 
     def default_approach(self, model: str | None = None) -> str:
         model = self.model if model is None else model
         if self.kind == "lora":
             return "fine_tuned"
+        if self.kind == "rag" and self.rag_mode == "grounded":
+            return "grounded"
         if self.kind in ("rag", "hybrid"):
             return self.kind
         if self.kind == "openai" and model.startswith("ft:"):
@@ -149,7 +158,8 @@ class TargetSpec:
         if self.kind == "hybrid":
             return f"hybrid:{self.model}+{self.collection}"
         if self.kind == "rag":
-            return f"rag:{self.collection}" + (f" ({self.llm})" if self.llm else "")
+            mode = f" [{self.rag_mode}]" if self.rag_mode else ""
+            return f"rag:{self.collection}{mode}" + (f" ({self.llm})" if self.llm else "")
         return f"{self.kind}:{self.model}" if self.model else self.kind
 
     def model_spec(self) -> str:
@@ -293,14 +303,16 @@ def _generated(g: Any, latency_ms: float) -> Response:
 class RagAnswerer(Answerer):
     """rag-service's Query: retrieval and the answering model of the collection (or `llm`), cited."""
 
-    def __init__(self, stub: Any, address: str, *, collection: str, n_chunks: int, llm: str, max_tokens: int, temperature: float, timeout: float):
+    def __init__(self, stub: Any, address: str, *, collection: str, n_chunks: int, llm: str, max_tokens: int, temperature: float, timeout: float,
+                 mode: str = ""):
         self.stub, self.address = stub, address
-        self.collection, self.n_chunks, self.llm = collection, n_chunks, llm
+        self.collection, self.n_chunks, self.llm, self.mode = collection, n_chunks, llm, mode
         self.max_tokens, self.temperature, self.timeout = max_tokens, temperature, timeout
 
     async def query(self, question: str, *, retrieve_only: bool) -> tuple[rag_pb2.QueryResponse, float]:
         request = rag_pb2.QueryRequest(collection=self.collection, question=question, n_chunks=self.n_chunks, model=self.llm,
-                                       retrieve_only=retrieve_only, max_tokens=self.max_tokens, temperature=self.temperature)  # fmt: skip
+                                       retrieve_only=retrieve_only, max_tokens=self.max_tokens, temperature=self.temperature,
+                                       mode="" if retrieve_only else self.mode)  # fmt: skip
         began = time.perf_counter()
         try:
             reply = await self.stub.Query(request, timeout=self.timeout)

@@ -471,8 +471,10 @@ class _Run:
         elif approach == "fine_tuned":
             target = evaluation_pb2.Target(kind="lora", model=self._result_of(P.TRAIN)["model_id"], approach="fine_tuned")
         else:
-            target = evaluation_pb2.Target(kind="rag", collection=p["rag_collection"], llm=p.get("rag_llm", ""), approach="rag",
-                                           n_chunks=int(p.get("rag_n_chunks") or 0))
+            mode = p.get("rag_mode") or "auto"
+            target = evaluation_pb2.Target(kind="rag", collection=p["rag_collection"], llm=p.get("rag_llm", ""),
+                                           approach="grounded" if mode == "grounded" else "rag",
+                                           n_chunks=int(p.get("rag_n_chunks") or 0), rag_mode=mode)
         request = evaluation_pb2.EvaluateRequest(
             test_set=evaluation_pb2.TestSet(dataset_id=self._result_of(P.BUILD)["dataset_id"], split="test"),
             target=target, name=P.TARGET_LABELS[approach], max_questions=int(p.get("max_eval_questions") or 0), seed=p["seed"],

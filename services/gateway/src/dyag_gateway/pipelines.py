@@ -131,6 +131,9 @@ class PipelineRequest(BaseModel):
     model_id: str = Field("", description="with skip=[train]: an existing fine-tuned model (lora-…) to evaluate")
     rag_collection: str = Field("", description="the RAG collection; default: the catalog's name")
     rag_llm: str = Field("", description="the chat model RAG answers with; empty: rag-service's default (local:default)")
+    rag_mode: Literal["auto", "grounded", "generative"] = Field(
+        "auto", description="how RAG answers: auto (from the records when the question is understood, else the model), "
+        "grounded (the records only) or generative (the model always)")
     rag_n_chunks: int | None = Field(None, ge=0, le=50, description="chunks given to RAG's model; 0: the service's (5); default: 3 on CPU")
     targets: list[Literal["base", "fine_tuned", "rag"]] = Field(default_factory=lambda: list(TARGETS),
                                                                  description="what is evaluated: base, fine_tuned, rag")

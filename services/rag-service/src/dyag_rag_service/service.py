@@ -66,6 +66,8 @@ class RagServicer(rag_pb2_grpc.RagServiceServicer):
         return record_to_proto(record)
 
     async def Query(self, request, context):
+        if request.mode != "generative" and not request.retrieve_only:
+            await self._load_catalog(request.collection, required=request.mode == "grounded")
         reply = await asyncio.to_thread(
             self.engine.query,
             request.collection,
@@ -76,8 +78,27 @@ class RagServicer(rag_pb2_grpc.RagServiceServicer):
             max_tokens=request.max_tokens,
             temperature=request.temperature,
             entity_filter=not request.no_entity_filter,
+            mode=request.mode,
         )
         return json_format.ParseDict(reply, rag_pb2.QueryResponse(), ignore_unknown_fields=True)
+
+    async def _load_catalog(self, collection: str, *, required: bool) -> None:
+        """The records of the catalog version the collection holds, for grounded answers (loaded once per version)."""
+        try:
+            meta = info(await asyncio.to_thread(self.engine.store.get, validate_collection_name(collection)))
+        except RagError:
+            return  # an unknown collection: the engine says so
+        name, version = str(meta.get("catalog", "")), str(meta.get("catalog_version", ""))
+        if not name or not version or self.engine.has_catalog(name, version):
+            return
+        try:
+            stored = await self.catalogs.version(name, version)
+            catalog = await self.catalogs.load(stored.artifact.digest)
+            await asyncio.to_thread(self.engine.register_catalog, name, version, catalog)
+        except DyagError as exc:
+            if required:
+                raise
+            log.warning("grounded answers unavailable; answering with the model", extra={"collection": collection, "error": str(exc)})
 
     async def Stats(self, request, context):
         return await asyncio.to_thread(self._stats, request.collection)
@@ -155,6 +176,7 @@ class IndexJob:
             rebuild=bool(p.get("rebuild")),
             job_id=ctx.job_id,
         )
+        await asyncio.to_thread(self.engine.register_catalog, p["catalog"], p["catalog_version"], catalog)
         ctx.log(
             f"{report.collection}: catalog {report.catalog} version {report.catalog_version}; entities +{len(report.added)} "
             f"~{len(report.changed)} -{len(report.removed)} ({report.unchanged} unchanged); {report.chunks_embedded} chunks "

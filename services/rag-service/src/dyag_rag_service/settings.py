@@ -27,6 +27,8 @@ class RagSettings(ServiceSettings):
     # The chat model that answers when a request names none ("provider:model"); empty: LLM_PROVIDER/LLM_MODEL
     # (by default local:default, the platform's CPU model).
     rag_default_model: str = ""
+    # How a query is answered when it does not say: auto (grounded when understood, else the model), grounded, generative.
+    rag_mode: str = "auto"
     rag_max_tokens: int = 128  # a catalog answer is a few sentences (dyag_llm.local stops at the end of turn anyway)
     rag_default_n_chunks: int = 5
     rag_max_n_chunks: int = 50

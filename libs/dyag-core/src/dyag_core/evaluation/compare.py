@@ -29,6 +29,10 @@ from dyag_core.evaluation.model import APPROACHES
 from dyag_core.evaluation.results import EvaluationRun
 
 ALPHA = 0.05
+# The guide's success checklist: an approach is good enough when all three hold.
+SUCCESS_ACCURACY = 0.85  # accuracy above 85 %
+SUCCESS_P50_MS = 2000.0  # answers in under 2 s (p50)
+SUCCESS_HALLUCINATION = 0.01  # no hallucinations (at most 1 %, the noise of one question in a hundred)
 Z95 = 1.959963984540054  # the normal quantile of a two-sided 95 % interval
 GUIDE_METRICS = (("accuracy", "Accuracy"), ("precision", "Precision"), ("recall", "Recall"), ("f1_score", "F1_score"))
 EXTRA_METRICS = (("fact_accuracy", "Faits clés"), ("hallucination_rate", "Hallucinations"), ("abstention_rate", "Abstention (négatives)"), ("exact_match", "Exact match"))
@@ -165,9 +169,10 @@ class Comparison:
     significance: tuple[Significance | None, ...]  # accuracy gap of each run against the baseline
     approaches: tuple[ApproachRow, ...]
     guide_row: int | None
-    recommended: str | None  # an approach
+    recommended: str | None  # an approach: the best measured one, even when it falls short (see success_shortfalls)
     recommendation: str
     warnings: tuple[str, ...]
+    success_shortfalls: tuple[str, ...] = ()  # what the recommended approach misses of the guide's success criteria
 
     def approach(self, name: str) -> ApproachRow | None:
         return next((a for a in self.approaches if a.approach == name), None)
@@ -203,6 +208,8 @@ class Comparison:
             "decision_table": self.decision_table(),
             "recommended": self.recommended,
             "recommendation": self.recommendation,
+            "meets_success_criteria": self.recommended is not None and not self.success_shortfalls,
+            "success_shortfalls": list(self.success_shortfalls),
             "warnings": list(self.warnings),
         }
 
@@ -241,7 +248,38 @@ def compare_runs(runs: Sequence[EvaluationRun], *, baseline: int = 0, catalog_si
     approaches = _approach_rows(runs)
     row = guide_row(catalog_size)
     recommended, sentence = _recommend(runs, approaches, catalog_size, row)
-    return Comparison(runs, baseline, catalog_size, same, tuple(table), latency, improvement, significance, approaches, row, recommended, sentence, tuple(warnings))
+    chosen = next((a for a in approaches if a.approach == recommended), None)
+    shortfalls = success_shortfalls(chosen) if chosen else ()
+    if shortfalls:
+        sentence = _not_good_enough(chosen, shortfalls, {a.approach for a in approaches}) + " " + sentence
+    return Comparison(runs, baseline, catalog_size, same, tuple(table), latency, improvement, significance, approaches, row,
+                      recommended, sentence, tuple(warnings), shortfalls)
+
+
+def success_shortfalls(row: ApproachRow) -> tuple[str, ...]:
+    """What an approach misses of the guide's success criteria (accuracy > 85 %, p50 < 2 s, no hallucination)."""
+    missed = []
+    if row.accuracy <= SUCCESS_ACCURACY:
+        missed.append(f"exactitude {pct(row.accuracy)} (objectif > {SUCCESS_ACCURACY * 100:.0f} %)")
+    if row.latency_p50_ms is None or row.latency_p50_ms >= SUCCESS_P50_MS:
+        missed.append(f"latence p50 {ms(row.latency_p50_ms)} (objectif < {SUCCESS_P50_MS / 1000:.0f} s)")
+    if row.hallucination_rate is None or row.hallucination_rate > SUCCESS_HALLUCINATION:
+        missed.append(f"hallucinations {pct(row.hallucination_rate)} (objectif ≈ 0)")
+    return tuple(missed)
+
+
+def _not_good_enough(row: ApproachRow, shortfalls: Sequence[str], measured: set[str]) -> str:
+    """The warning that comes first when even the best approach is not good enough, with the next step."""
+    if row.accuracy <= SUCCESS_ACCURACY and not measured & {"rag", "grounded"}:
+        step = "évaluez RAG en mode auto (réponses depuis les fiches du catalogue, le modèle seulement en dernier recours)"
+    elif row.accuracy <= SUCCESS_ACCURACY:
+        step = "regardez les questions manquées par type dans le rapport et donnez au RAG un modèle plus capable (--rag-llm)"
+    elif row.hallucination_rate is None or row.hallucination_rate > SUCCESS_HALLUCINATION:
+        step = "examinez les hallucinations du rapport avant tout déploiement"
+    else:
+        step = "servez-la sur une machine plus rapide (GPU) ou avec un modèle plus petit"
+    return (f"⚠ Aucune approche mesurée ne remplit les critères de réussite du guide : la meilleure, {row.label}, manque "
+            f"{' ; '.join(shortfalls)}. Étape suivante : {step}.")
 
 
 def _approach_rows(runs: Sequence[EvaluationRun]) -> tuple[ApproachRow, ...]:

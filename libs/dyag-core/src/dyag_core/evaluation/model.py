@@ -10,8 +10,11 @@ from dyag_core.dataset.model import NEGATIVE_TYPES, Example
 
 # What a target is, for the comparison (how it is reached — Ollama, an OpenAI-compatible API, the local
 # runtime, the RAG service — is its provider, which does not change the approach).
-APPROACHES = ("base", "rag", "fine_tuned", "hybrid")  # also the order of simplicity (compare.py)
-APPROACH_LABELS = {"base": "Modèle de base", "fine_tuned": "Fine-tuning", "rag": "RAG", "hybrid": "Hybride (fine-tuning + RAG)"}
+# grounded: answers rendered from the catalog's records (no model); rag: retrieval, then grounded answers where the
+# question is understood and the model elsewhere (rag-service's auto mode) or the model always (generative).
+APPROACHES = ("base", "grounded", "rag", "fine_tuned", "hybrid")  # also the order of simplicity (compare.py)
+APPROACH_LABELS = {"base": "Modèle de base", "grounded": "Réponses ancrées (fiches du catalogue)", "fine_tuned": "Fine-tuning",
+                   "rag": "RAG", "hybrid": "Hybride (fine-tuning + RAG)"}
 
 # embed(texts) -> one vector per text (lists, tuples or numpy rows). The service passes a multilingual
 # embedding model; the evaluation never loads one.

@@ -27,7 +27,7 @@ class TestSet(_message.Message):
     def __init__(self, dataset_id: _Optional[str] = ..., content: _Optional[bytes] = ..., artifact_digest: _Optional[str] = ..., split: _Optional[str] = ..., filename: _Optional[str] = ..., format: _Optional[str] = ..., manifest: _Optional[bytes] = ...) -> None: ...
 
 class Target(_message.Message):
-    __slots__ = ("kind", "model", "base_url", "api_key_env", "host", "collection", "n_chunks", "llm", "approach", "training_cost_usd")
+    __slots__ = ("kind", "model", "base_url", "api_key_env", "host", "collection", "n_chunks", "llm", "approach", "training_cost_usd", "rag_mode")
     KIND_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     BASE_URL_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +38,7 @@ class Target(_message.Message):
     LLM_FIELD_NUMBER: _ClassVar[int]
     APPROACH_FIELD_NUMBER: _ClassVar[int]
     TRAINING_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    RAG_MODE_FIELD_NUMBER: _ClassVar[int]
     kind: str
     model: str
     base_url: str
@@ -48,7 +49,8 @@ class Target(_message.Message):
     llm: str
     approach: str
     training_cost_usd: float
-    def __init__(self, kind: _Optional[str] = ..., model: _Optional[str] = ..., base_url: _Optional[str] = ..., api_key_env: _Optional[str] = ..., host: _Optional[str] = ..., collection: _Optional[str] = ..., n_chunks: _Optional[int] = ..., llm: _Optional[str] = ..., approach: _Optional[str] = ..., training_cost_usd: _Optional[float] = ...) -> None: ...
+    rag_mode: str
+    def __init__(self, kind: _Optional[str] = ..., model: _Optional[str] = ..., base_url: _Optional[str] = ..., api_key_env: _Optional[str] = ..., host: _Optional[str] = ..., collection: _Optional[str] = ..., n_chunks: _Optional[int] = ..., llm: _Optional[str] = ..., approach: _Optional[str] = ..., training_cost_usd: _Optional[float] = ..., rag_mode: _Optional[str] = ...) -> None: ...
 
 class EvaluateRequest(_message.Message):
     __slots__ = ("test_set", "target", "name", "max_questions", "concurrency", "seed", "max_tokens", "temperature", "system_prompt", "catalog", "catalog_version", "judge_model", "skip_similarity", "correlation_id", "labels")

@@ -22,7 +22,7 @@ class IndexRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., catalog: _Optional[str] = ..., catalog_version: _Optional[str] = ..., rebuild: _Optional[bool] = ..., correlation_id: _Optional[str] = ...) -> None: ...
 
 class QueryRequest(_message.Message):
-    __slots__ = ("collection", "question", "n_chunks", "model", "retrieve_only", "max_tokens", "temperature", "no_entity_filter", "correlation_id")
+    __slots__ = ("collection", "question", "n_chunks", "model", "retrieve_only", "max_tokens", "temperature", "no_entity_filter", "correlation_id", "mode")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     N_CHUNKS_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +32,7 @@ class QueryRequest(_message.Message):
     TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
     NO_ENTITY_FILTER_FIELD_NUMBER: _ClassVar[int]
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     collection: str
     question: str
     n_chunks: int
@@ -41,7 +42,18 @@ class QueryRequest(_message.Message):
     temperature: float
     no_entity_filter: bool
     correlation_id: str
-    def __init__(self, collection: _Optional[str] = ..., question: _Optional[str] = ..., n_chunks: _Optional[int] = ..., model: _Optional[str] = ..., retrieve_only: _Optional[bool] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., no_entity_filter: _Optional[bool] = ..., correlation_id: _Optional[str] = ...) -> None: ...
+    mode: str
+    def __init__(self, collection: _Optional[str] = ..., question: _Optional[str] = ..., n_chunks: _Optional[int] = ..., model: _Optional[str] = ..., retrieve_only: _Optional[bool] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., no_entity_filter: _Optional[bool] = ..., correlation_id: _Optional[str] = ..., mode: _Optional[str] = ...) -> None: ...
+
+class Citation(_message.Message):
+    __slots__ = ("entity_id", "entity_name", "field")
+    ENTITY_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_NAME_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    entity_id: str
+    entity_name: str
+    field: str
+    def __init__(self, entity_id: _Optional[str] = ..., entity_name: _Optional[str] = ..., field: _Optional[str] = ...) -> None: ...
 
 class RetrievedChunk(_message.Message):
     __slots__ = ("id", "entity_id", "entity_name", "section", "part", "text", "rank", "score", "bm25_rank", "bm25_score", "dense_rank", "dense_similarity", "rerank_score")
@@ -126,7 +138,7 @@ class TokenUsage(_message.Message):
     def __init__(self, prompt: _Optional[int] = ..., completion: _Optional[int] = ...) -> None: ...
 
 class QueryResponse(_message.Message):
-    __slots__ = ("answer", "sources", "chunks", "timings", "tokens", "model", "linked_entities", "abstained", "abstain_reason", "unknown_mentions", "collection", "catalog", "catalog_version", "notes")
+    __slots__ = ("answer", "sources", "chunks", "timings", "tokens", "model", "linked_entities", "abstained", "abstain_reason", "unknown_mentions", "collection", "catalog", "catalog_version", "notes", "mode", "citations", "confidence", "intents", "key_facts")
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
@@ -141,6 +153,11 @@ class QueryResponse(_message.Message):
     CATALOG_FIELD_NUMBER: _ClassVar[int]
     CATALOG_VERSION_FIELD_NUMBER: _ClassVar[int]
     NOTES_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    CITATIONS_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    INTENTS_FIELD_NUMBER: _ClassVar[int]
+    KEY_FACTS_FIELD_NUMBER: _ClassVar[int]
     answer: str
     sources: _containers.RepeatedCompositeFieldContainer[Source]
     chunks: _containers.RepeatedCompositeFieldContainer[RetrievedChunk]
@@ -155,7 +172,12 @@ class QueryResponse(_message.Message):
     catalog: str
     catalog_version: str
     notes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, answer: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ..., chunks: _Optional[_Iterable[_Union[RetrievedChunk, _Mapping]]] = ..., timings: _Optional[_Union[QueryTimings, _Mapping]] = ..., tokens: _Optional[_Union[TokenUsage, _Mapping]] = ..., model: _Optional[str] = ..., linked_entities: _Optional[_Iterable[_Union[LinkedEntity, _Mapping]]] = ..., abstained: _Optional[bool] = ..., abstain_reason: _Optional[str] = ..., unknown_mentions: _Optional[_Iterable[str]] = ..., collection: _Optional[str] = ..., catalog: _Optional[str] = ..., catalog_version: _Optional[str] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+    mode: str
+    citations: _containers.RepeatedCompositeFieldContainer[Citation]
+    confidence: float
+    intents: _containers.RepeatedScalarFieldContainer[str]
+    key_facts: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, answer: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ..., chunks: _Optional[_Iterable[_Union[RetrievedChunk, _Mapping]]] = ..., timings: _Optional[_Union[QueryTimings, _Mapping]] = ..., tokens: _Optional[_Union[TokenUsage, _Mapping]] = ..., model: _Optional[str] = ..., linked_entities: _Optional[_Iterable[_Union[LinkedEntity, _Mapping]]] = ..., abstained: _Optional[bool] = ..., abstain_reason: _Optional[str] = ..., unknown_mentions: _Optional[_Iterable[str]] = ..., collection: _Optional[str] = ..., catalog: _Optional[str] = ..., catalog_version: _Optional[str] = ..., notes: _Optional[_Iterable[str]] = ..., mode: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., confidence: _Optional[float] = ..., intents: _Optional[_Iterable[str]] = ..., key_facts: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StatsRequest(_message.Message):
     __slots__ = ("collection",)

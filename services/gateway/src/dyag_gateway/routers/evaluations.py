@@ -17,7 +17,8 @@ from dyag_gateway.errors import ApiError
 
 router = APIRouter(prefix="/evaluations", tags=["evaluation"])
 
-TARGET_SPELLINGS = "base, base:FOLDER, lora:MODEL_ID, openai:MODEL, ollama:MODEL, rag:COLLECTION, hybrid:MODEL_ID+COLLECTION"
+TARGET_SPELLINGS = ("base, base:FOLDER, lora:MODEL_ID, openai:MODEL, ollama:MODEL, rag:COLLECTION, grounded:COLLECTION, "
+                    "hybrid:MODEL_ID+COLLECTION")
 
 
 class TargetBody(BaseModel):
@@ -28,6 +29,7 @@ class TargetBody(BaseModel):
     host: str = Field("", description="ollama: the server (default: the evaluator's OLLAMA_HOST)")
     collection: str = Field("", description="rag/hybrid: the RAG collection")
     n_chunks: int = Field(0, description="rag/hybrid: chunks given to the model; 0: 5")
+    rag_mode: str = Field("", description="rag: auto (default) | grounded (the catalog's records only) | generative (the model)")
     llm: str = Field("", description="rag: the answering model (ollama:NAME, openai:NAME, local:default); empty: rag-service's")
     approach: str = Field("", description="base | fine_tuned | rag | hybrid, for the comparison; empty: from the kind")
     training_cost_usd: float | None = Field(None, description="what training this model cost, for the decision table")
@@ -39,6 +41,8 @@ def parse_target(spec: str) -> dict[str, Any]:
     kind = kind.strip().lower()
     if kind == "rag":
         return {"kind": kind, "collection": rest}
+    if kind == "grounded":  # answers from the catalog's records only: a rag target in grounded mode
+        return {"kind": "rag", "collection": rest, "rag_mode": "grounded"}
     if kind == "hybrid":
         model, plus, collection = rest.rpartition("+")
         if not plus:
@@ -51,6 +55,7 @@ class EvaluateBody(BaseModel):
     target: str | TargetBody = Field(description=f"a spec ({TARGET_SPELLINGS}) or a Target object")
     # with a spec: the options a spec does not spell
     llm: str = Field("", description="rag target: the answering model")
+    rag_mode: str = Field("", description="rag target: auto | grounded | generative")
     n_chunks: int = 0
     base_url: str = ""
     api_key_env: str = ""
@@ -93,7 +98,7 @@ def _target(body: EvaluateBody) -> evaluation_pb2.Target:
         values = body.target.model_dump()
     else:
         values = parse_target(body.target)
-        for key in ("llm", "n_chunks", "base_url", "api_key_env", "host", "approach", "training_cost_usd"):
+        for key in ("llm", "rag_mode", "n_chunks", "base_url", "api_key_env", "host", "approach", "training_cost_usd"):
             value = getattr(body, key)
             if value not in ("", 0, None):
                 values[key] = value

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -27,6 +29,9 @@ class QueryBody(BaseModel):
     max_tokens: int = Field(0, ge=0, le=4096, description="0: the service's default")
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     entity_filter: bool = Field(True, description="restrict to the entities the question names (else only boost them)")
+    mode: Literal["auto", "grounded", "generative"] = Field(
+        "auto", description="grounded: from the catalog's records only; generative: the model over the retrieved chunks; "
+        "auto: grounded when the question is understood with confidence, else the model")
 
 
 @router.post("/{collection}/index", status_code=202, dependencies=[Depends(require_api_key)],
@@ -48,6 +53,7 @@ async def query(collection: str, body: QueryBody, request: Request) -> dict:
             collection=collection, question=body.question, n_chunks=body.n_chunks, model=body.model,
             retrieve_only=body.retrieve_only, max_tokens=body.max_tokens, temperature=body.temperature,
             no_entity_filter=not body.entity_filter, correlation_id=request.headers.get("x-correlation-id", ""),
+            mode=body.mode,
         ),
         timeout=request.app.state.settings.grpc_timeout_s * 5,  # a local model on a CPU takes its time
     )
