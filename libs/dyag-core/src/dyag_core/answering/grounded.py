@@ -27,11 +27,12 @@ from dyag_core.rag.linking import EntityLinker, EntityNames, LinkedEntity, vocab
 from dyag_core.rag.tokens import STOPWORDS, stem, words
 from dyag_core.text import fold, normalize_key
 
-MIN_CONFIDENCE = 0.25  # the best intent's calibrated probability…
-MIN_MARGIN = 2.0  # …and how many times the runner-up's it must be, for the question to count as understood
+# The best intent's calibrated probability needed for the question to count as understood: below it, auto mode asks
+# the model (which, given the record, states the asked fact for about 70 % of questions with the best CPU model).
+MIN_CONFIDENCE = 0.3
 CLAUSE_CONFIDENCE = 0.5  # a clause adds its intent ("… et où le trouver ?") only when this sure
-MIN_ENTITY_SCORE = 0.7  # linker scores below this (a loose partial long name) do not name an application
-_CLAUSE_SPLIT = re.compile(r"\s*(?:\bet\b|\bainsi que\b|\bpuis\b|\baussi\b|[,;?!])\s*")
+MIN_ENTITY_SCORE = 0.5  # linker scores below this (a long name with a quarter of its words missing) name nothing
+_CLAUSE_SPLIT = re.compile(r"\s*(?:\bet\b|\band\b|\bainsi que\b|\bpuis\b|\baussi\b|[,;:+?!])\s*")
 _YES_NO = re.compile(r"\b(est[- ](?:elle|il|ce)|c est)\b.*\ben production\b")
 _CRITERION_ROLES = ("status", "domains", "subdomains", "actors", "scope", "family")
 
@@ -86,9 +87,10 @@ class GroundedAnswerer:
         self.vocabulary = vocabularies(texts)[0]
         self.classifier = IntentClassifier.from_phrasings({}, [*registry_examples(), *extra_examples])
         self._criteria = _criteria_of(catalog.entities)
-        self.criteria_linker = EntityLinker(
-            EntityNames(key, value) for key, (_, value, _) in self._criteria.items()
-        )
+        # The words questions use (the classifier's) are never taken for a value's distinctive part ("fonctions" of
+        # "Fonctions support").
+        self.criteria_linker = EntityLinker((EntityNames(key, value) for key, (_, value, _) in self._criteria.items()),
+                                            self.classifier.words)
         self._extra_fields = _extra_fields(catalog.entities)
 
     # ------------------------------------------------------------------ understanding
@@ -106,21 +108,37 @@ class GroundedAnswerer:
 
     def answer(self, question: str) -> GroundedAnswer:
         linked = [m for m in self.linker.link(question, self.vocabulary) if m.score >= MIN_ENTITY_SCORE]
+        entities = _in_question_order(question, [(self.by_id[m.entity_id], m.matched) for m in linked if m.entity_id in self.by_id])
+        if not entities:  # "l'application 1301": an identifier names its record too
+            entities = [self.by_id[w] for w in dict.fromkeys(re.findall(r"\b\d{2,}\b", question)) if w in self.by_id]
         criteria = self._link_criteria(question, linked)
         masked = _mask(question, [m.matched for m in linked], ENTITY_MASK)
-        masked = _mask(masked, [m.matched for _, m in criteria], CRITERION_MASK)
+        if not entities:  # a criterion is masked only where it may be what the question filters on
+            masked = _mask(masked, [m.matched for _, m in criteria], CRITERION_MASK)
         ranking, asked = self._intents(masked)
         best = ranking[0]
-        confident = best.probability >= MIN_CONFIDENCE and best.probability >= MIN_MARGIN * (ranking[1].probability if len(ranking) > 1 else 0)
-        entities = [self.by_id[m.entity_id] for m in linked if m.entity_id in self.by_id]
+        confident = best.probability >= MIN_CONFIDENCE
+        if entities and not confident:  # "ESPECIA c'est un téléservice ?": a value of one of its fields names that field
+            field_intent = next((_ROLE_INTENTS.get(c.role) for c, _ in criteria if c.role in _ROLE_INTENTS), None)
+            if field_intent:
+                best, asked, confident = Scored(field_intent, max(best.probability, MIN_CONFIDENCE)), [field_intent], True
         ids = tuple(e.id for e in entities)
         extra = self._extra_field(question)
 
         catalog_wide = best.intent in ("listing", "counting")
+        if catalog_wide and entities and criteria:  # the named "application" was a criterion's word after all
+            masked = _mask(_mask(question, [m.matched for m in linked], ENTITY_MASK), [m.matched for _, m in criteria], CRITERION_MASK)
+            ranking, asked = self._intents(masked)
+            best = ranking[0]
         if catalog_wide and criteria and (confident or not entities):
             return self._catalog_wide(question, best, [c for c, _ in criteria], ids)
+        if catalog_wide and confident and not entities and not criteria and best.intent == "counting":
+            everything = _Criterion("catalog", "", tuple(self.catalog.entities))
+            return self._catalog_wide(question, best, [everything], ids)
         if not entities:
-            unknown = self.linker.unknown_mentions(question, [], self.vocabulary)
+            known_words = self.vocabulary | self.classifier.words
+            unknown = [u for u in self.linker.unknown_mentions(question, [], self.vocabulary)
+                       if not all(w in known_words or w in STOPWORDS for w in words(u))]
             if unknown and (confident or best.intent in INTENTS and INTENTS[best.intent].scope != "catalog"):
                 answer = t.answer_unknown_entity(unknown[0], 0)
                 return GroundedAnswer(question, True, answer.text, "unknown_entity", (best.intent,), best.probability)
@@ -132,7 +150,7 @@ class GroundedAnswerer:
             citations = tuple(Citation(e.id, e.name, f) for e in (a, b) for f in answer.fields)
             return GroundedAnswer(question, True, answer.text, "comparison", ("comparative",), best.probability, citations,
                                   answer.key_facts, ids)
-        if extra and (not confident or best.probability < 0.8):
+        if extra and (not confident or best.probability < 0.8 or INTENTS[best.intent].scope != "entity"):
             return self._extra_answer(question, entities, extra, ids, best.probability)
         if not confident:
             return GroundedAnswer(question, False, "", "not_understood", tuple(asked), best.probability, entities=ids,
@@ -196,7 +214,7 @@ class GroundedAnswerer:
     def _link_criteria(self, question: str, linked: Sequence[LinkedEntity]) -> list[tuple[_Criterion, LinkedEntity]]:
         named = {w for m in linked for w in m.matched.split()}
         found = []
-        for match in self.criteria_linker.link(question, self.vocabulary):
+        for match in self.criteria_linker.link(question):  # no vocabulary: "régionales" is a spelling of "Régionale"
             if match.score < MIN_ENTITY_SCORE or set(match.matched.split()) <= named:
                 continue
             role, value, members = self._criteria[match.entity_id]
@@ -214,6 +232,15 @@ class GroundedAnswerer:
             if needed and needed <= stems:
                 return key
         return None
+
+
+_ROLE_INTENTS = {"status": "status", "family": "family", "scope": "scope", "domains": "domain", "subdomains": "domain"}
+
+
+def _in_question_order(question: str, found: Sequence[tuple[Entity, str]]) -> list[Entity]:
+    """The named applications in the order the question names them ("Différence entre A et B": A first)."""
+    folded = " ".join(words(question))
+    return [e for e, matched in sorted(found, key=lambda f: (folded.find(f[1]) if f[1] in folded else len(folded)))]
 
 
 def _mask(question: str, spans: Iterable[str], mask: str) -> str:
@@ -253,7 +280,9 @@ def _combined(criteria: Sequence[_Criterion], members: tuple[Entity, ...]) -> t.
     """One listing criterion from several ("en production" and "du domaine « Eau »")."""
     parts = []
     for c in criteria:
-        if c.role == "status":
+        if c.role == "catalog":
+            parts.append(t.Criterion("catalog", "", "du catalogue", "du catalogue", "sont au catalogue", "est au catalogue", members))
+        elif c.role == "status":
             parts.append(t.Criterion.of_status(c.value, members))
         elif c.role in ("domains", "subdomains"):
             parts.append(t.Criterion.of_domain(c.value, members))

@@ -18,6 +18,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from dyag_core.rag.tokens import stem
 from dyag_core.text import fold
 
 ENTITY_MASK = "qqx"  # stands for the application's mention, in training and at inference
@@ -28,12 +29,24 @@ ALPHA = 0.1  # additive smoothing
 INVERSE_TEMPERATURES = tuple(round(0.02 * 1.25**i, 4) for i in range(30))  # the grid the temperature is fitted on
 
 
+# Chat shorthand, read as the word it stands for (training and questions alike).
+SHORTHAND = {"appli": "application", "applis": "applications", "app": "application", "apps": "applications",
+             "techno": "technologie", "technos": "technologies", "doc": "documentation", "info": "information",
+             "infos": "informations", "dev": "developpement", "mail": "courriel", "mails": "courriels", "resp": "responsable",
+             "dt": "date", "url": "adresse", "urls": "adresses", "id": "identifiant", "num": "numero", "k": "que", "koi": "quoi"}
+
+
+def tokens_of(text: str) -> list[str]:
+    return [SHORTHAND.get(token, token) for token in _WORD.findall(fold(text))]
+
+
 def features(text: str) -> Counter[str]:
     """Words, word pairs and the character 4-grams of each word (the masks count as words only)."""
-    tokens = _WORD.findall(fold(text))
+    tokens = tokens_of(text)
     found: Counter[str] = Counter()
     for i, token in enumerate(tokens):
         found["w:" + token] += 1
+        found["s:" + stem(token)] += 1
         if i:
             found[f"b:{tokens[i - 1]}_{token}"] += 1
         if token in (ENTITY_MASK, CRITERION_MASK):
@@ -79,6 +92,7 @@ class IntentClassifier:
         for feats, intent in samples:
             self._counts[intent].update(feats)
         self._vocabulary = {f for counts in self._counts.values() for f in counts}
+        self.words = frozenset(f[2:] for f in self._vocabulary if f.startswith("w:"))  # the words it has learned
         self._totals = {i: sum(self._counts[i].values()) for i in self.intents}
         self.inverse_temperature = self._fit_temperature(samples)
 

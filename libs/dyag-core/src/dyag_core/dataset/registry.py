@@ -58,29 +58,30 @@ def _entity(name: str, fields: tuple[str, ...], render: Render, phrasings: tuple
                   empty_role or fields[0], LABELS.get(name, ()))
 
 
-# The words users give each field, besides the phrasings: nouns and the short verbs of chat questions.
+# The words users give each field, besides the phrasings: nouns and the short verbs of chat questions, in French,
+# then in English (a catalog's users ask in both).
 LABELS: dict[str, tuple[str, ...]] = {
-    "definition": ("c'est quoi", "qu'est-ce que c'est", "description", "descriptif", "présentation", "à quoi ça sert", "objet", "but"),
-    "status": ("statut", "état", "cycle de vie", "en service", "encore utilisée", "active", "abandonnée", "fin de vie"),
-    "domain": ("domaine", "sous-domaine", "domaine métier", "thématique", "secteur", "périmètre métier"),
-    "actors": ("acteurs", "qui gère", "qui s'occupe", "responsable", "MOA", "MOE", "maîtrise d'ouvrage", "maîtrise d'oeuvre", "pilote", "propriétaire"),
-    "sites": ("site", "URL", "lien", "adresse web", "page web", "accès en ligne", "documentation en ligne"),
-    "contacts": ("contact", "mail", "courriel", "e-mail", "référent", "interlocuteur", "chef de projet", "joindre", "écrire à"),
-    "scope": ("portée", "portée géographique", "national ou régional", "territoire", "échelle", "niveau géographique"),
-    "events": ("dates", "historique", "chronologie", "mise en production", "quand", "depuis quand", "version", "jalons"),
-    "related_applications": ("applications liées", "flux", "interfaces", "dépendances", "échanges avec"),
-    "related_data": ("données liées", "données", "jeux de données", "référentiels utilisés"),
-    "identifier": ("identifiant", "id", "numéro", "code", "référence"),
-    "long_name": ("nom long", "nom complet", "signification", "sigle", "acronyme", "que signifie", "veut dire"),
-    "family": ("famille", "famille d'applications", "catégorie", "type d'application"),
-    "functions": ("fonctions", "fonctionnalités", "que permet", "services rendus"),
-    "technology": ("technologie", "techno", "langage", "stack", "framework", "base de données"),
-    "hosting": ("hébergement", "hébergée", "data center", "centre serveur", "serveur", "plateforme d'hébergement"),
-    "beneficiaries": ("bénéficiaires", "usagers", "public visé", "pour qui"),
-    "summary": ("tout sur", "fiche", "résumé", "synthèse", "toutes les infos", "informations"),
-    "comparative": ("différence", "comparer", "comparaison", "versus", "vs"),
-    "listing": ("liste", "lister", "lesquelles", "quelles applications", "toutes les applications"),
-    "counting": ("combien", "nombre", "total", "compter"),
+    "definition": ("c'est quoi", "qu'est-ce que c'est", "description", "descriptif", "présentation", "à quoi ça sert", "objet", "but", "what is", "kesako"),
+    "status": ("statut", "état", "cycle de vie", "en service", "encore utilisée", "active", "abandonnée", "fin de vie", "status", "state", "still in use"),
+    "domain": ("domaine", "sous-domaine", "domaine métier", "thématique", "secteur", "périmètre métier", "domain", "business area"),
+    "actors": ("acteurs", "qui gère", "qui s'occupe", "responsable", "MOA", "MOE", "maîtrise d'ouvrage", "maîtrise d'oeuvre", "pilote", "propriétaire", "who manages", "owner", "managed by", "who runs"),
+    "sites": ("site", "URL", "lien", "adresse web", "page web", "accès en ligne", "documentation en ligne", "website", "link", "where to find"),
+    "contacts": ("contact", "mail", "courriel", "e-mail", "référent", "interlocuteur", "chef de projet", "joindre", "écrire à", "contact person", "email", "who to contact"),
+    "scope": ("portée", "portée géographique", "national ou régional", "territoire", "échelle", "niveau géographique", "geographic scope", "national or regional"),
+    "events": ("dates", "historique", "chronologie", "mise en production", "quand", "depuis quand", "version", "jalons", "key dates", "when", "history", "release date"),
+    "related_applications": ("applications liées", "flux", "interfaces", "dépendances", "échanges avec", "related applications", "connected apps"),
+    "related_data": ("données liées", "données", "jeux de données", "référentiels utilisés", "related data", "datasets"),
+    "identifier": ("identifiant", "id", "numéro", "code", "référence", "identifier"),
+    "long_name": ("nom long", "nom complet", "signification", "sigle", "acronyme", "que signifie", "veut dire", "stand for", "full name", "meaning"),
+    "family": ("famille", "famille d'applications", "catégorie", "type d'application", "family", "category"),
+    "functions": ("fonctions", "fonctionnalités", "que permet", "services rendus", "features", "functions"),
+    "technology": ("technologie", "techno", "langage", "stack", "framework", "base de données", "built with", "tech stack", "technology"),
+    "hosting": ("hébergement", "hébergée", "data center", "centre serveur", "serveur", "plateforme d'hébergement", "hosted", "hosting", "data centre"),
+    "beneficiaries": ("bénéficiaires", "usagers", "public visé", "pour qui", "beneficiaries", "who benefits"),
+    "summary": ("tout sur", "fiche", "résumé", "synthèse", "toutes les infos", "informations", "all about", "tell me about", "everything about"),
+    "comparative": ("différence", "comparer", "comparaison", "versus", "vs", "compare", "difference between"),
+    "listing": ("liste", "lister", "lesquelles", "quelles applications", "toutes les applications", "which apps", "list of apps"),
+    "counting": ("combien", "nombre", "total", "compter", "how many"),
 }
 
 
