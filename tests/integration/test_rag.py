@@ -108,7 +108,8 @@ def test_a_comparison_gets_both_sides(running_stack, indexed):
 
 
 def test_answers_cite_their_sources_through_ollama(running_stack, indexed, llm_fakes):
-    result = ask(running_stack, "Quel est le statut de 8-SINP ?", model="ollama:applications-ia")
+    result = ask(running_stack, "Quel est le statut de 8-SINP ?", model="ollama:applications-ia", mode="generative")
+    assert result["mode"] == "generative" and not result["citations"]
     assert "En construction" in result["answer"] and "[1017 8-SINP]" in result["answer"], result["answer"]
     assert result["sources"][0] == {"entity_id": "1017", "entity_name": "8-SINP", "cited": True}
     assert result["model"] == "ollama:applications-ia" and not result["abstained"]
@@ -118,8 +119,32 @@ def test_answers_cite_their_sources_through_ollama(running_stack, indexed, llm_f
     assert "Je ne sais pas" in sent[0]["content"] and "source : [1017 8-SINP]" in sent[1]["content"]
 
 
+def test_auto_mode_answers_from_the_record_and_cites_its_fields(running_stack, indexed, llm_fakes):
+    calls = len(llm_fakes.ollama.requests)
+    result = ask(running_stack, "Qui gère 6Tzen et où le trouver ?", model="ollama:applications-ia")
+    assert result["mode"] == "grounded" and result["model"] == "" and not result["abstained"]
+    assert "DGITM/DST/PTF" in result["answer"] and "https://6tzen.example.gouv.fr/" in result["answer"]
+    assert {(c["entity_id"], c["field"]) for c in result["citations"]} >= {("1004", "actors"), ("1004", "sites")}
+    assert set(result["intents"]) >= {"actors", "sites"} and result["confidence"] > 0.3
+    assert result["sources"][0] == {"entity_id": "1004", "entity_name": "6Tzen", "cited": True}
+    # an empty field and an unknown name: refused from the records, no model call
+    empty = ask(running_stack, "Quels sont les bénéficiaires de CARTO-SI ?", mode="grounded")
+    assert empty["abstained"] and "n'est pas renseignée" in empty["answer"] and empty["citations"][0]["field"] == "beneficiaries"
+    listing = ask(running_stack, "Combien d'applications sont en fin de vie ?", mode="grounded")
+    assert listing["mode"] == "grounded" and "5 applications" in listing["answer"] and len(listing["citations"]) == 5
+    assert len(llm_fakes.ollama.requests) == calls
+    # not understood: auto asks the model, the records the question names first in its context
+    fallback = ask(running_stack, "6Tzen, franchement, ça vaut le coup ?", model="ollama:applications-ia")
+    assert fallback["mode"] == "generative" and len(llm_fakes.ollama.requests) == calls + 1
+    assert "Voici ce que le catalogue indique sur l'application 6Tzen" in llm_fakes.ollama.requests[-1]["messages"][1]["content"]
+    refused = ask(running_stack, "6Tzen, franchement, ça vaut le coup ?", mode="grounded")
+    assert refused["mode"] == "grounded" and refused["abstained"] and len(llm_fakes.ollama.requests) == calls + 1
+    bad = running_stack.http.post(f"/rag/{COLLECTION}/query", json={"question": "statut de 6Tzen ?", "mode": "magic"})
+    assert bad.status_code == 422 and "mode" in bad.text
+
+
 def test_answers_through_an_openai_compatible_server(running_stack, indexed):
-    result = ask(running_stack, "Quelle est la portée géographique de FLORAMAP ?", model="openai:gpt-4o-mini")
+    result = ask(running_stack, "Quelle est la portée géographique de FLORAMAP ?", model="openai:gpt-4o-mini", mode="generative")
     assert "[1212 FLORAMAP]" in result["answer"] and result["model"] == "openai:gpt-4o-mini"
 
 
@@ -201,7 +226,7 @@ def test_bad_input_gets_a_clear_error(running_stack, indexed):
     assert rs.anonymous.post(f"/rag/{COLLECTION}/query", json={"question": "?"}).status_code == 401
     too_many = rs.http.post(f"/rag/{COLLECTION}/query", json={"question": "GEOVAL ?", "n_chunks": 500})
     assert too_many.status_code == 422
-    no_model = rs.http.post(f"/rag/{COLLECTION}/query", json={"question": "Statut de GEOVAL ?", "model": "ollama:absent"})
+    no_model = rs.http.post(f"/rag/{COLLECTION}/query", json={"question": "Statut de GEOVAL ?", "model": "ollama:absent", "mode": "generative"})
     assert no_model.status_code == 404 and no_model.json()["error"]["code"] == "model_not_found"
 
 
@@ -216,7 +241,8 @@ def test_cli_and_the_guides_python_client(running_stack, indexed, sample_catalog
     out = subprocess.run([*dyag, "query_rag", "Quel est le statut de 8-SINP ?", "--collection", COLLECTION, "--n-chunks", "5",
                           "--model", "ollama:applications-ia"], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "En construction" in out.stdout and "[1017] 8-SINP" in out.stdout
+    assert "en construction" in out.stdout and "[1017] 8-SINP" in out.stdout
+    assert "[1017] 8-SINP · status" in out.stdout and "mode grounded" in out.stdout  # from the record, its field cited
     stats = subprocess.run([*dyag, "rag_stats", "--collection", COLLECTION], env=env, capture_output=True, text=True, timeout=60)
     assert stats.returncode == 0 and "Applications : 45" in stats.stdout, stats.stdout + stats.stderr
     every = subprocess.run([*dyag, "rag_stats"], env=env, capture_output=True, text=True, timeout=60)
@@ -228,7 +254,7 @@ def test_cli_and_the_guides_python_client(running_stack, indexed, sample_catalog
         "from dyag.rag_query import RAGQuerySystem\n"
         "import dyag.v1.rag_pb2\n"  # the namespace package holds both the stubs and the client
         "rag = RAGQuerySystem(collection_name='applications_ia', model='ollama:applications-ia')\n"
-        "result = rag.query(\"Qu'est-ce que l'application 6tzen ?\", n_chunks=5)\n"
+        "result = rag.query(\"Qu'est-ce que l'application 6tzen ?\", n_chunks=5, mode='generative')\n"
         "print(result['answer']); print(result['sources'][0]['entity_id'])\n"
     )
     client = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
@@ -249,7 +275,8 @@ def test_cli_and_the_guides_python_client(running_stack, indexed, sample_catalog
 @pytest.mark.skipif(importlib.util.find_spec("dyag_llm.local") is None, reason="dyag_llm.local (the platform's CPU model) is not there yet")
 def test_answer_with_the_platforms_cpu_model(running_stack, indexed):
     reply = running_stack.http.post(f"/rag/{COLLECTION}/query", timeout=600,  # the model loads on first use
-                                    json={"question": "Quel est le statut de 8-SINP ?", "model": "local:default", "max_tokens": 16})
+                                    json={"question": "Quel est le statut de 8-SINP ?", "model": "local:default", "max_tokens": 16,
+                                          "mode": "generative"})
     assert reply.status_code == 200, reply.text
     result = reply.json()
     assert result["answer"] and result["model"].startswith("local:")

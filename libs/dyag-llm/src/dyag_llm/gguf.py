@@ -121,12 +121,45 @@ def _quiet() -> None:
     _ctypes_api._lib.llama_log_set(_LOG_CALLBACK, None)
 
 
+def load_lora(llm, path: Path, scale: float = 1.0) -> None:
+    """A GGUF LoRA adapter (llama.cpp's --lora) applied to a loaded IkLlama's context."""
+    from ik_llama_cpp import _ctypes_api
+
+    lib = _ctypes_api._lib
+    lib.llama_lora_adapter_init.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    lib.llama_lora_adapter_init.restype = ctypes.c_void_p
+    lib.llama_lora_adapter_set.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_float]
+    lib.llama_lora_adapter_set.restype = ctypes.c_int32
+    adapter = lib.llama_lora_adapter_init(llm._model.model, str(path).encode())
+    if not adapter:
+        raise LLMError("lora_failed", f"llama.cpp could not load the LoRA adapter {path} (not a GGUF LoRA, or not for this base model)")
+    if lib.llama_lora_adapter_set(llm.ctx, adapter, scale) != 0:
+        raise LLMError("lora_failed", f"llama.cpp could not apply the LoRA adapter {path}")
+
+
+def detokenize(llm, tokens: list[int], *, special: bool = False) -> str:
+    """The text of a loaded IkLlama's tokens, decoded once from all their bytes: IkLlama.detokenize decodes token by
+    token, which breaks a character whose UTF-8 bytes span two tokens (emoji, CJK: U+FFFD instead)."""
+    from ik_llama_cpp import _ctypes_api
+
+    model, size = llm._model.model, 256
+    buf, data = ctypes.create_string_buffer(size), bytearray()
+    for token in tokens:
+        n = _ctypes_api.llama_token_to_piece(model, token, buf, size, 0, special)
+        if n < 0:  # a piece longer than the buffer: -n is its length
+            size = -n
+            buf = ctypes.create_string_buffer(size)
+            n = _ctypes_api.llama_token_to_piece(model, token, buf, size, 0, special)
+        data += buf.raw[:max(n, 0)]
+    return data.decode("utf-8", errors="replace")
+
+
 class GgufChatModel:
     """ChatModel over a GGUF on the CPU: greedy (or sampled) answers, one at a time (the CPU is the limit)."""
 
     context_budget = 2400  # characters of retrieved context a small model reads well (rag-service's compact context)
 
-    def __init__(self, model: str = "", *, n_ctx: int = 4096, threads: int = 0):
+    def __init__(self, model: str = "", *, lora: Path | None = None, n_ctx: int = 4096, threads: int = 0):
         try:
             from ik_llama_cpp import IkLlama
         except ImportError as exc:
@@ -137,6 +170,8 @@ class GgufChatModel:
         _quiet()
         threads = threads or int(os.environ.get("DYAG_LLM_THREADS") or 0) or (os.cpu_count() or 2)
         self._llm = IkLlama(str(path), n_ctx=n_ctx, n_threads=threads, verbose=False)
+        if lora is not None:
+            load_lora(self._llm, lora)
         self._n_ctx = n_ctx
         self._lock = threading.Lock()
 

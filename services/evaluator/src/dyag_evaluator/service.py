@@ -406,6 +406,10 @@ class EvaluationJob:
     def answerer(self, spec: TargetSpec, p: dict[str, Any], executor: ThreadPoolExecutor) -> Answerer:
         s = self.settings
         common = {"max_tokens": int(p["max_tokens"]), "temperature": float(p["temperature"])}
+        if spec.kind == "gguf":
+            from dyag_llm.base import open_chat_model
+
+            return ChatAnswerer(open_chat_model(f"gguf:{spec.model}"), executor, **common)
         if spec.kind in ("openai", "ollama"):
             from dyag_llm.base import LLMSettings, open_chat_model
 

@@ -31,8 +31,8 @@ from dyag_core.rag.prompt import ContextChunk, build_messages
 from dyag_evaluator.settings import EvaluatorSettings
 
 RAG_MODES = ("auto", "grounded", "generative")
-KINDS = ("base", "lora", "openai", "ollama", "rag", "hybrid")
-SPELLINGS = "base, base:FOLDER, lora:MODEL_ID, openai:MODEL, ollama:MODEL, rag:COLLECTION, hybrid:MODEL_ID+COLLECTION"
+KINDS = ("base", "lora", "openai", "ollama", "gguf", "rag", "hybrid")
+SPELLINGS = "base, base:FOLDER, lora:MODEL_ID, openai:MODEL, ollama:MODEL, gguf:MODEL, rag:COLLECTION, hybrid:MODEL_ID+COLLECTION"
 LLM_PROVIDERS = ("ollama", "openai", "local")
 KEY_ENV_PREFIX = "DYAG_EVAL_KEY_"
 MAX_N_CHUNKS = 50
@@ -98,6 +98,8 @@ class TargetSpec:
         model = self.model
         if kind == "base":
             model = model or "default"
+        if kind == "gguf":  # a GGUF on the evaluator's CPU through llama.cpp (dyag_llm.gguf)
+            model = model or "qwen2.5-0.5b"
         if kind in ("lora", "hybrid") and not model:
             raise _bad("missing_model", f"a {kind} target needs the LoRA model id (lora-…) from `dyag models`")
         if kind in ("openai", "ollama") and not model:
@@ -170,12 +172,12 @@ class TargetSpec:
             return f"local:{self.model}"
         if self.kind == "openai":
             return self.model  # the price table knows OpenAI's models by their bare names
-        if self.kind == "ollama":
-            return f"ollama:{self.model}"
+        if self.kind in ("ollama", "gguf"):
+            return f"{self.kind}:{self.model}"
         return pricing_name(self.llm)  # rag: its answering model ("" until the service says which)
 
     def provider(self) -> str:
-        return {"base": "gpu-lora-trainer", "lora": "gpu-lora-trainer", "openai": "openai", "ollama": "ollama",
+        return {"base": "gpu-lora-trainer", "lora": "gpu-lora-trainer", "openai": "openai", "ollama": "ollama", "gguf": "llama.cpp (evaluator)",
                 "rag": "rag-service", "hybrid": "rag-service + gpu-lora-trainer"}[self.kind]  # fmt: skip
 
     def core_target(self, name: str, answered_by: str = "") -> Target:

@@ -1,4 +1,5 @@
-"""llama-cpp-python work in a child process: quantizing a GGUF, and answering prompts with one.
+"""ik-llama-cpp-python work in a child process: quantizing a GGUF (ik_llama.cpp's llama-quantize), and answering
+prompts with one (IkLlama, greedy).
 
 llama.cpp aborts the whole process on some bad inputs (a vocabulary it misreads, a damaged file): run here,
 such a crash ends this child, and the export fails with what llama.cpp said instead of taking the service down.

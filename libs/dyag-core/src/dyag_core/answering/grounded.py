@@ -77,13 +77,21 @@ def registry_examples(intents: Iterable[Intent] = INTENTS.values()) -> list[tupl
     return examples
 
 
+FIELD_INTENT = "field:"  # an export's own field that no registry intent reads ("field:utilisateurs")
+_FIELD_PHRASINGS = ("{key} de {x} ?", "quel est le champ {key} de {x} ?", "{x} : {key} ?")
+
+
 def catalog_examples(catalog: Catalog) -> list[tuple[str, str]]:
-    """The roles the catalog itself gives its actors ("MOA", "Exploitant"), taught as short questions about the actors:
-    users ask "qui est la MOA de X ?". (Contacts' roles, "Responsable technique", would blur actors and contacts.)"""
+    """What the catalog itself teaches the classifier: the roles it gives its actors ("MOA", "Exploitant"), as short
+    questions about the actors (users ask "qui est la MOA de X ?"; contacts' roles, "Responsable technique", would
+    blur actors and contacts), and every field of the export that no registry intent reads ("utilisateurs"), as an
+    intent of its own: any field a catalog has can be asked about."""
     roles = [(a.role, "actors") for e in catalog.entities for a in e.actors if a.role]
     examples = []
     for role, intent in dict.fromkeys((t.clean(r), i) for r, i in roles):
         examples += [(f"{role} de {ENTITY_MASK} ?", intent), (f"qui est {role} de {ENTITY_MASK}", intent)]
+    for key in sorted({k for e in catalog.entities for k in e.extra}):
+        examples += [(p.format(key=key, x=ENTITY_MASK), FIELD_INTENT + key) for p in _FIELD_PHRASINGS]
     return examples
 
 
@@ -98,8 +106,8 @@ class GroundedAnswerer:
         self.vocabulary = vocabularies(texts)[0]
         self.classifier = IntentClassifier.from_phrasings({}, [*registry_examples(), *catalog_examples(catalog), *extra_examples])
         self._criteria = _criteria_of(catalog.entities)
-        # The words questions use (the classifier's) are never taken for a value's distinctive part ("fonctions" of
-        # "Fonctions support").
+        # The words questions use (the classifier's) are never a value's distinctive part ("fonctions" of "Fonctions
+        # support") nor a typo of a value ("héberge" is not "Hébergeur").
         self.criteria_linker = EntityLinker((EntityNames(key, value) for key, (_, value, _) in self._criteria.items()),
                                             self.classifier.words)
         self._extra_fields = _extra_fields(catalog.entities)
@@ -139,7 +147,7 @@ class GroundedAnswerer:
             if field_intent:
                 best, asked, confident = Scored(field_intent, max(best.probability, MIN_CONFIDENCE)), [field_intent], True
         ids = tuple(e.id for e in entities)
-        extra = self._extra_field(question)
+        extra = best.intent.removeprefix(FIELD_INTENT) if best.intent.startswith(FIELD_INTENT) else self._extra_field(question)
 
         catalog_wide = best.intent in ("listing", "counting")
         if catalog_wide and entities and criteria:  # the named "application" was a criterion's word after all
@@ -155,7 +163,7 @@ class GroundedAnswerer:
             known_words = self.vocabulary | self.classifier.words
             unknown = [u for u in self.linker.unknown_mentions(question, [], self.vocabulary)
                        if not all(w in known_words or w in STOPWORDS for w in words(u))]
-            if unknown and (confident or best.intent in INTENTS and INTENTS[best.intent].scope != "catalog"):
+            if unknown and (confident or best.intent not in INTENTS or INTENTS[best.intent].scope != "catalog"):
                 answer = t.answer_unknown_entity(unknown[0], 0)
                 return GroundedAnswer(question, True, answer.text, "unknown_entity", (best.intent,), best.probability)
             return GroundedAnswer(question, False, "", "not_understood", (best.intent,), best.probability,
@@ -168,11 +176,14 @@ class GroundedAnswerer:
             citations = tuple(Citation(e.id, e.name, f) for e in (a, b) for f in answer.fields)
             return GroundedAnswer(question, True, answer.text, "comparison", ("comparative",), best.probability, citations,
                                   answer.key_facts, ids)
-        if extra and (not confident or best.probability < 0.8 or INTENTS[best.intent].scope != "entity"):
+        if extra and (best.intent.startswith(FIELD_INTENT) or not confident or best.probability < 0.8
+                      or INTENTS[best.intent].scope != "entity"):
             return self._extra_answer(question, entities, extra, ids, best.probability)
         if not confident:
             return GroundedAnswer(question, False, "", "not_understood", tuple(asked), best.probability, entities=ids,
                                   notes=(f"intention incertaine : {best.intent} ({best.probability:.2f})",))
+        if not [w for w in words(_mask(question, entity_spans, ENTITY_MASK)) if w not in STOPWORDS and w != ENTITY_MASK]:
+            asked = ["summary"]  # a bare name ("ECOMOBI ?"): what the catalog says of it
         chosen = [INTENTS[i] for i in asked if i in INTENTS and INTENTS[i].scope == "entity"]
         if not chosen:  # a catalog-wide intent with no criterion found, about a named application: summarise it
             chosen = [INTENTS["summary"]]
@@ -232,7 +243,7 @@ class GroundedAnswerer:
     def _link_criteria(self, question: str, linked: Sequence[LinkedEntity]) -> list[tuple[_Criterion, LinkedEntity]]:
         named = {w for m in linked for w in m.matched.split()}
         found = []
-        for match in self.criteria_linker.link(question):  # no vocabulary: "régionales" is a spelling of "Régionale"
+        for match in self.criteria_linker.link(question, self.classifier.words):  # "régionales" still reads "Régionale"
             if match.score < MIN_ENTITY_SCORE or set(match.matched.split()) <= named:
                 continue
             role, value, members = self._criteria[match.entity_id]

@@ -17,12 +17,12 @@ from dyag_gateway.errors import ApiError
 
 router = APIRouter(prefix="/evaluations", tags=["evaluation"])
 
-TARGET_SPELLINGS = ("base, base:FOLDER, lora:MODEL_ID, openai:MODEL, ollama:MODEL, rag:COLLECTION, grounded:COLLECTION, "
+TARGET_SPELLINGS = ("base, base:FOLDER, lora:MODEL_ID, openai:MODEL, ollama:MODEL, gguf:MODEL, rag:COLLECTION, grounded:COLLECTION, "
                     "hybrid:MODEL_ID+COLLECTION")
 
 
 class TargetBody(BaseModel):
-    kind: str = Field(description="base | lora | openai | ollama | rag | hybrid")
+    kind: str = Field(description="base | lora | openai | ollama | gguf | rag | hybrid")
     model: str = Field("", description="base: 'default' or a folder; lora/hybrid: the LoRA model id; openai/ollama: the model name")
     base_url: str = Field("", description="openai: an OpenAI-compatible endpoint (default: the evaluator's OPENAI_BASE_URL)")
     api_key_env: str = Field("", description="openai: the NAME of the variable holding the key on the evaluator's host (never the key)")
