@@ -37,7 +37,16 @@ SHORTHAND = {"appli": "application", "applis": "applications", "app": "applicati
 
 
 def tokens_of(text: str) -> list[str]:
-    return [SHORTHAND.get(token, token) for token in _WORD.findall(fold(text))]
+    """Folded words, shorthand expanded; "l'application X" read as X (the words that name it say nothing of the field)."""
+    tokens = [SHORTHAND.get(token, token) for token in _WORD.findall(fold(text))]
+    out: list[str] = []
+    for i, token in enumerate(tokens):
+        if token in ("application", "appli", "outil") and i + 1 < len(tokens) and tokens[i + 1] == ENTITY_MASK:
+            if out and out[-1] == "l":
+                out.pop()
+            continue
+        out.append(token)
+    return out
 
 
 def features(text: str) -> Counter[str]:
