@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -237,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from dyag_core.errors import DyagError
 
+    # llama.cpp's OpenMP threads sleep when idle instead of spinning: on a small machine shared with other work,
+    # spinning threads answer several times slower (read when the library loads, so before the import).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     began = time.monotonic()
     try:
         model = load_model(args.model, args.lora, n_ctx=args.n_ctx, threads=args.threads)
