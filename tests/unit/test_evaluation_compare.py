@@ -74,7 +74,8 @@ def test_rag_vs_fine_tuned_vs_hybrid_and_the_decision_table(runs) -> None:
     # 4 applications: the guide's "< 50" row; each row carries the measured figures of the approach it advises.
     assert c.catalog_size == 4 and c.guide_row == 0 == guide_row(4)
     table = c.decision_table()
-    assert [r["approach"] for r in table] == ["base", "rag", "hybrid", "fine_tuned"]
+    assert [r["approach"] for r in table] == ["base", "rag", "hybrid", "fine_tuned", "grounded"]
+    assert table[4]["measured"] is None and not table[4]["this_catalog"]  # grounded answering: not measured here
     assert table[0]["this_catalog"] and not any(r["this_catalog"] for r in table[1:])
     assert table[1]["measured"]["accuracy"] == 1.0 and table[1]["measured"]["latency_p50_ms"] == 2000.0
     assert table[2]["measured"] is None  # hybrid was not measured

@@ -56,6 +56,9 @@ GUIDE_DECISION_ROWS = (
     GuideRow("200-1000 applications", "style spécifique requis ; budget moyen", "RAG + fine-tuning (fine-tuning pour le style, RAG pour les connaissances)", "hybrid", 200, 1001),
     GuideRow("> 1000 applications", "données stables ; latence critique ; budget élevé", "Fine-tuning (RAG optionnel pour les mises à jour)", "fine_tuned", 1001, math.inf),
 )
+# Not a row of the guide: Dyag's own, for a catalog's factual questions (its fields), answered from the records.
+GROUNDED_ROW = GuideRow("Questions factuelles sur les fiches", "statut, acteurs, contacts, listes… : des champs du catalogue",
+                        "Réponses ancrées : la fiche elle-même, citée, sans modèle (Dyag, hors guide)", "grounded", 0, math.inf)
 _SIMPLICITY = {a: i for i, a in enumerate(APPROACHES)}
 
 
@@ -178,9 +181,10 @@ class Comparison:
         return next((a for a in self.approaches if a.approach == name), None)
 
     def decision_table(self) -> list[dict[str, Any]]:
-        """The guide's 7.2 rows, each with the measured figures of the approach it recommends."""
+        """The guide's 7.2 rows, each with the measured figures of the approach it recommends, then grounded answering
+        (not the guide's: it lists its figures when a grounded target, or RAG's auto mode, was measured)."""
         rows = []
-        for i, row in enumerate(GUIDE_DECISION_ROWS):
+        for i, row in enumerate((*GUIDE_DECISION_ROWS, GROUNDED_ROW)):
             measured = self.approach(row.approach)
             rows.append(
                 {
