@@ -1,5 +1,5 @@
 """`dyag export` (the guide's step 5.4: GGUF, Ollama, with a progress bar), `dyag exports`, and `dyag serve`
-(llama-cpp-python's OpenAI-compatible server over an exported GGUF)."""
+(an OpenAI-compatible server over an exported GGUF: dyag_llm.serve, on ik-llama-cpp-python)."""
 
 from __future__ import annotations
 
@@ -156,10 +156,11 @@ def serve(
     name: Annotated[str, typer.Option(help="the model name the API answers to (default: the export's Ollama name)")] = "",
     n_ctx: Annotated[int, typer.Option(help="context length")] = 2048,
 ) -> None:
-    """Serve an exported GGUF with llama-cpp-python's OpenAI-compatible server: the evaluator, the RAG service or any
-    OpenAI client can use it as the target openai:NAME (OPENAI_BASE_URL=the printed URL)."""
-    if importlib.util.find_spec("llama_cpp") is None or any(importlib.util.find_spec(m) is None for m in ("uvicorn", "sse_starlette", "starlette_context")):
-        fail("llama-cpp-python's server is not installed here: pip install 'dyag-model-exporter[llama]' (it compiles llama.cpp; bootstrap.py does)")
+    """Serve an exported GGUF with an OpenAI-compatible server (dyag_llm.serve, on ik-llama-cpp-python): the evaluator,
+    the RAG service or any OpenAI client can use it as the target openai:NAME (OPENAI_BASE_URL=the printed URL)."""
+    if any(importlib.util.find_spec(m) is None for m in ("ik_llama_cpp", "dyag_llm")) or importlib.util.find_spec("dyag_llm.serve") is None:
+        fail("the GGUF server is not installed here: pip install 'dyag-model-exporter[llama]' (prebuilt ik-llama-cpp-python, "
+             "nothing to compile; bootstrap.py installs it)")
     lora: Path | None = None
     path = Path(model).expanduser()
     if path.suffix == ".gguf":
@@ -183,10 +184,10 @@ def serve(
             lora = run_or_fail(lambda: _local_file(client, export, adapter))
         alias = name or export["ollama"]["name"]
     url = f"http://{host}:{port}/v1"
-    print(f"Serving {path}{' + ' + lora.name if lora else ''} at {url} (OpenAI-compatible, llama-cpp-python)", flush=True)
+    print(f"Serving {path}{' + ' + lora.name if lora else ''} at {url} (OpenAI-compatible, ik-llama-cpp-python)", flush=True)
     print(f"Use it as the target openai:{alias} with OPENAI_BASE_URL={url} (any OPENAI_API_KEY); Ctrl-C stops it", flush=True)
-    argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--host", host, "--port", str(port), "--model_alias", alias,
-            "--n_ctx", str(n_ctx)] + (["--lora_path", str(lora)] if lora else [])
+    argv = [sys.executable, "-m", "dyag_llm.serve", "--model", str(path), "--host", host, "--port", str(port), "--alias", alias,
+            "--n-ctx", str(n_ctx)] + (["--lora", str(lora)] if lora else [])
     proc = subprocess.Popen(argv)
 
     def stop(signum, _frame):

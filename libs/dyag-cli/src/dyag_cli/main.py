@@ -234,7 +234,7 @@ def run(
     epochs: Annotated[int | None, typer.Option(help="training epochs (default: the preset's)")] = None,
     max_steps: Annotated[int | None, typer.Option(help="training steps; 0: whole epochs (default: 24 on CPU, 0 on GPU)")] = None,
     collection: Annotated[str, typer.Option(help="RAG collection (default: the catalog's name)")] = "",
-    targets: Annotated[str, typer.Option(help="what is evaluated, comma-separated: base, fine_tuned, rag")] = "base,fine_tuned,rag",
+    targets: Annotated[str, typer.Option(help="what is evaluated, comma-separated: base, fine_tuned, rag (in --rag-mode), grounded (RAG's records alone)")] = "base,fine_tuned,rag",
     max_eval_questions: Annotated[int | None, typer.Option(help="test questions per target; 0: all (default: 30 on CPU, all on GPU)")] = None,
     skip: Annotated[str, typer.Option(help="steps to skip, comma-separated: validate, train, index, evaluate, report")] = "",
     model_id: Annotated[str, typer.Option(help="with --skip train: an existing fine-tuned model to evaluate")] = "",

@@ -25,7 +25,7 @@ pipeline_app = typer.Typer(help="Follow, show and cancel pipelines (the whole wo
 ENDED = ("succeeded", "failed", "cancelled")
 ICONS = {"succeeded": "[green]✓[/]", "failed": "[red]✗[/]", "cancelled": "[yellow]⊘[/]", "skipped": "[dim]–[/]",
          "blocked": "[dim]·[/]", "pending": "[dim]○[/]", "interrupted": "[yellow]![/]"}
-TARGET_NAMES = {"base": "Base", "fine_tuned": "Fine-tuned", "rag": "RAG"}
+TARGET_NAMES = {"base": "Base", "fine_tuned": "Fine-tuned", "rag": "RAG", "grounded": "Ancré"}
 GUIDE_METRICS = (("accuracy", "Accuracy"), ("precision", "Precision"), ("recall", "Recall"), ("f1_score", "F1_score"))
 EXTRA_METRICS = (("fact_accuracy", "Faits clés"), ("hallucination_rate", "Hallucinations"), ("abstention_rate", "Abstention (négatives)"))
 

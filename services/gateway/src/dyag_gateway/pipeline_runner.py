@@ -138,9 +138,9 @@ class Pipelines:
         needed |= set() if "train" in request.skip else {"gpu-lora-trainer"}
         evaluating = "evaluate" not in request.skip
         if evaluating:
-            needed |= {"evaluator"} | ({"rag-service"} if "rag" in request.targets else set())
+            needed |= {"evaluator"} | ({"rag-service"} if P.RAG_TARGETS & set(request.targets) else set())
             needed |= {"gpu-lora-trainer"} if {"base", "fine_tuned"} & set(request.targets) else set()
-        if "index" not in request.skip and (not evaluating or "rag" in request.targets):
+        if "index" not in request.skip and (not evaluating or P.RAG_TARGETS & set(request.targets)):
             needed.add("rag-service")
         missing = sorted(n for n in needed if n not in self.backends.channels)
         if missing:
@@ -160,7 +160,7 @@ class Pipelines:
         ingest = await self._ingest(request, upload_limit, correlation_id)
         catalog = ingest["result"]
         params = P.resolve_params(request, device=device, device_source=source, catalog=catalog)
-        if "index" in request.skip and "rag" in params["targets"]:  # the collection must exist already
+        if "index" in request.skip and P.RAG_TARGETS & set(params["targets"]):  # the collection must exist already
             await self.backends.rag().Stats(rag_pb2.StatsRequest(collection=params["rag_collection"]), timeout=self.grpc_timeout)
         params["ingest"] = ingest
         record = await self.store.submit(P.PIPELINE_KIND, params, correlation_id)
@@ -471,7 +471,7 @@ class _Run:
         elif approach == "fine_tuned":
             target = evaluation_pb2.Target(kind="lora", model=self._result_of(P.TRAIN)["model_id"], approach="fine_tuned")
         else:
-            mode = p.get("rag_mode") or "auto"
+            mode = "grounded" if approach == "grounded" else p.get("rag_mode") or "auto"
             target = evaluation_pb2.Target(kind="rag", collection=p["rag_collection"], llm=p.get("rag_llm", ""),
                                            approach="grounded" if mode == "grounded" else "rag",
                                            n_chunks=int(p.get("rag_n_chunks") or 0), rag_mode=mode)

@@ -40,8 +40,9 @@ STEP_DONE = (SUCCEEDED, SKIPPED)
 STEP_ENDED = (SUCCEEDED, SKIPPED, FAILED, CANCELLED, BLOCKED)
 
 INGEST, BUILD, VALIDATE, TRAIN, INDEX, REPORT = "ingest", "build", "validate", "train", "index", "report"
-TARGETS = ("base", "fine_tuned", "rag")
-TARGET_LABELS = {"base": "base model", "fine_tuned": "fine-tuned (LoRA)", "rag": "RAG"}
+TARGETS = ("base", "fine_tuned", "rag")  # the default targets; "grounded" (RAG's records alone, milliseconds) on demand
+TARGET_LABELS = {"base": "base model", "fine_tuned": "fine-tuned (LoRA)", "rag": "RAG", "grounded": "grounded answers"}
+RAG_TARGETS = frozenset({"rag", "grounded"})  # the targets that need the RAG collection
 SKIPPABLE = ("validate", "train", "index", "evaluate", "report")
 
 
@@ -81,6 +82,7 @@ SPECS: dict[str, StepSpec] = {
         StepSpec(eval_step("base"), 6, "evaluate the base model", "evaluator", "evaluation.run", (BUILD,), True, 12, (TRAIN,)),
         StepSpec(eval_step("fine_tuned"), 6, "evaluate the fine-tuned model", "evaluator", "evaluation.run", (BUILD, TRAIN), True, 12),
         StepSpec(eval_step("rag"), 6, "evaluate RAG", "evaluator", "evaluation.run", (BUILD, INDEX), True, 12, (TRAIN,), 4),
+        StepSpec(eval_step("grounded"), 6, "evaluate grounded answers", "evaluator", "evaluation.run", (BUILD, INDEX), False, 1),
         StepSpec(REPORT, 7, "compare and report", "evaluator", "", (), False, 1),  # depends on the evaluations planned
     )
 }
@@ -135,8 +137,8 @@ class PipelineRequest(BaseModel):
         "auto", description="how RAG answers: auto (from the records when the question is understood, else the model), "
         "grounded (the records only) or generative (the model always)")
     rag_n_chunks: int | None = Field(None, ge=0, le=50, description="chunks given to RAG's model; 0: the service's (5); default: 3 on CPU")
-    targets: list[Literal["base", "fine_tuned", "rag"]] = Field(default_factory=lambda: list(TARGETS),
-                                                                 description="what is evaluated: base, fine_tuned, rag")
+    targets: list[Literal["base", "fine_tuned", "rag", "grounded"]] = Field(
+        default_factory=lambda: list(TARGETS), description="what is evaluated: base, fine_tuned, rag (in rag_mode), grounded")
     max_eval_questions: int | None = Field(None, ge=0, description="test questions per target (a stratified sample); 0: all; "
                                                                     "default: 30 on CPU, all on GPU")
     eval_max_tokens: int | None = Field(None, ge=0, le=4096, description="answer length per question; 0: the evaluator's default")
@@ -253,7 +255,7 @@ def plan_steps(params: dict[str, Any], ingest: dict[str, Any] | None = None) -> 
         step = new_step(name)
         if name in skip:
             step.update(status=SKIPPED, note="skipped as asked")
-        elif name == INDEX and "rag" not in targets:
+        elif name == INDEX and not RAG_TARGETS & set(targets):
             step.update(status=SKIPPED, note="no RAG target to evaluate")
         steps.append(step)
     if params.get("model_id"):
