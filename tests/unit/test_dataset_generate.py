@@ -603,3 +603,22 @@ def test_regenerate_redoes_a_listing_whose_applications_changed_their_long_name(
 
 def test_regenerate_with_no_change_keeps_everything(catalog, examples):
     assert regenerate_changed(examples, catalog, diff_catalogs(catalog, catalog)) == examples
+
+
+
+def test_a_size_is_fitted_to_a_small_catalog_more_variations_first():
+    from pathlib import Path
+
+    from dyag_core.dataset import fit_to_catalog
+
+    sample = load_catalog_file(Path(__file__).resolve().parents[2] / "examples/test-mygusi/applicationsIA_mini_normalized.json")
+    small = Catalog(tuple(sample.entities[:10]), "json-list", (), {})
+    catalog = sample
+    fitted, why = fit_to_catalog(small, GenerationConfig(num_questions=1000, seed=3))
+    at3 = plan_size(small, GenerationConfig(seed=3)).total
+    assert at3 < 1000 and fitted.variations > 3  # more phrasings first…
+    assert fitted.num_questions == plan_size(small, fitted).total < 1000  # …then what the catalog allows
+    assert why.startswith(f"10 applications: {at3} questions possible at 3 variations, ") and why.endswith(f"using {fitted.num_questions}")
+    assert len(generate(small, fitted)) == fitted.num_questions
+    roomy, why = fit_to_catalog(catalog, GenerationConfig(num_questions=200, seed=3))  # enough already: unchanged
+    assert roomy.variations == 3 and roomy.num_questions == 200 and why.endswith("using 200")

@@ -76,6 +76,7 @@ def step_detail(step: dict[str, Any]) -> str:
     if name == "build":
         counts = r.get("split_counts") or {}
         line = f"{r.get('dataset_id')}: {counts.get('train', 0)} train / {counts.get('validation', 0)} validation / {counts.get('test', 0)} test"
+        line += f" [dim]({escape(r['sizing'])})[/]" if r.get("sizing") else ""
         return line + "".join(f"\n[yellow]⚠ {escape(w)}[/]" for w in r.get("warnings") or [])
     if name == "validate":
         checklist = r.get("checklist") or {}

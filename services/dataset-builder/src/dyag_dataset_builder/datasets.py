@@ -15,6 +15,7 @@ from dyag_core.catalog import diff_catalogs, validate_catalog_name
 from dyag_core.dataset import (
     Example,
     GenerationConfig,
+    fit_to_catalog,
     generate,
     plan_size,
     regenerate_changed,
@@ -124,6 +125,8 @@ class DatasetBuilder:
         catalog = self.catalogs.catalog(row)
         config = config_from(params)
         plan = plan_size(catalog, config)
+        if params.get("sizing"):
+            ctx.log(f"sized to the catalog: {params['sizing']}")
         ctx.log(f"plan: {plan.describe()}")
 
         base_id = params.get("base_dataset_id", "")
@@ -167,7 +170,8 @@ class DatasetBuilder:
         )
         emit_from_thread(self.rt.bus, self.loop, "dataset.built", event, subject=dataset_id, correlation_id=ctx.correlation_id,
                          timeout=30)
-        return {"dataset_id": dataset_id, "split_counts": dataset["split_counts"], "type_counts": dataset["type_counts"], "warnings": warnings}
+        return {"dataset_id": dataset_id, "split_counts": dataset["split_counts"], "type_counts": dataset["type_counts"], "warnings": warnings,
+                "sizing": params.get("sizing", "")}
 
     def _regenerate(self, ctx: JobContext, base_id: str, catalog, config) -> tuple[tuple[Example, ...], int]:
         base = self.datasets.get(base_id)
@@ -260,6 +264,9 @@ class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
             self.datasets.get(request.base_dataset_id)
         # Validate the parameters against the catalog before queueing: bad input is refused at once.
         catalog = await asyncio.to_thread(self.catalogs.catalog, row)
+        if request.fit_to_catalog:  # sized to what this catalog allows, before the dataset's id is derived from the params
+            fitted, params["sizing"] = await asyncio.to_thread(fit_to_catalog, catalog, config_from(params))
+            params.update(num_questions=fitted.num_questions or 0, variations=fitted.variations)
         await asyncio.to_thread(lambda: plan_size(catalog, config_from(params), check=True))
         if params["split_strategy"] not in ("paraphrase", "entity"):
             raise DyagError("invalid_split_strategy", f"unknown split strategy {params['split_strategy']!r}: use 'paraphrase' or 'entity'")

@@ -197,6 +197,7 @@ def resolve_params(request: PipelineRequest, *, device: str, device_source: str,
     params.update(
         catalog=catalog["name"], catalog_version=catalog["version"], catalog_entities=catalog.get("entity_count", 0),
         rag_collection=request.rag_collection or catalog["name"], device=device, device_source=device_source,
+        num_questions_given=request.num_questions is not None,  # else a target the build sizes to the catalog
         targets=[] if "evaluate" in request.skip else list(request.targets),
     )
     return params

@@ -19,6 +19,7 @@ from dyag_core.dataset.generate import (
     GenerationConfig,
     fake_names,
     generate,
+    fit_to_catalog,
     plan_size,
     regenerate_changed,
 )
@@ -29,7 +30,7 @@ __all__ = [
     "CATALOG_WIDE_TYPES", "DEFAULT_SYSTEM_PROMPT", "FORMATS", "MANIFEST_SUFFIX", "NEGATIVE_TYPES", "POSITIVE_TYPES",
     "QUESTION_TYPES", "STRATEGIES",
     "DatasetError", "DatasetPlan", "Example", "GenerationConfig", "Provenance", "Split",
-    "check_leakage", "fact_key", "fake_names", "generate", "manifest_path", "plan_size", "read_dataset",
+    "check_leakage", "fact_key", "fake_names", "fit_to_catalog", "generate", "manifest_path", "plan_size", "read_dataset",
     "read_manifest", "read_openai_jsonl", "regenerate_changed", "split_examples", "split_warnings", "to_record", "write_dataset",
     "write_manifest",
 ]  # fmt: skip

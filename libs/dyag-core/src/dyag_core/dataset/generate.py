@@ -139,6 +139,32 @@ def plan_size(catalog: Catalog, config: GenerationConfig | None = None, check: b
     return plan
 
 
+def fit_to_catalog(catalog: Catalog, config: GenerationConfig) -> tuple[GenerationConfig, str]:
+    """A size that this catalog allows, as near the asked one as it can be: more variations first (up to the phrasings
+    the types have), then what the catalog allows. Returns the config and why, in one line ("10 applications: 280
+    questions possible at 3 variations, 560 at 6; using 560")."""
+    wanted = config.num_questions
+    plan = _prepare(catalog, config)[1]
+    if wanted is None or plan.total >= wanted:
+        return config, f"{plan.entities} applications: {plan.total} questions possible at {config.variations} variations; using {wanted or plan.total}"
+    most = max(len(table) for table in PHRASINGS.values())
+    tried = [(config.variations, plan.total)]
+    for variations in range(config.variations + 1, most + 1):
+        bigger = replace(config, variations=variations)
+        total = _prepare(catalog, bigger)[1].total
+        tried.append((variations, total))
+        if total >= wanted:
+            return bigger, _sizing(plan.entities, tried, wanted)
+    variations, total = max(tried, key=lambda t: (t[1], -t[0]))
+    return replace(config, variations=variations, num_questions=total), _sizing(plan.entities, tried, total)
+
+
+def _sizing(entities: int, tried: list[tuple[int, int]], used: int) -> str:
+    first, last = tried[0], tried[-1]
+    shown = f"{first[1]} questions possible at {first[0]} variations" + (f", {last[1]} at {last[0]}" if last != first else "")
+    return f"{entities} application{'s' if entities > 1 else ''}: {shown}; using {used}"
+
+
 def generate(catalog: Catalog, config: GenerationConfig | None = None, on_progress: Progress | None = None) -> tuple[Example, ...]:
     """The examples, interleaved type by type. on_progress, if given, receives the fraction done (0..1) a few times."""
     config = config or GenerationConfig()
@@ -722,6 +748,6 @@ def _still_valid(example: Example, touched: set[str], current: dict[tuple[Any, .
 
 
 __all__ = [
-    "CATALOG_WIDE_TYPES", "ENTITY_TYPES", "POSITIVE_TYPES", "TYPE_ROLES",
+    "CATALOG_WIDE_TYPES", "ENTITY_TYPES", "fit_to_catalog", "POSITIVE_TYPES", "TYPE_ROLES",
     "DatasetPlan", "GenerationConfig", "fake_names", "generate", "plan_size", "regenerate_changed",
 ]  # fmt: skip

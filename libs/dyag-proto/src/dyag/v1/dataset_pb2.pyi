@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class BuildDatasetRequest(_message.Message):
-    __slots__ = ("catalog", "catalog_version", "num_questions", "question_types", "variations", "add_negatives", "seed", "split_strategy", "split_ratios", "formats", "system_prompt", "correlation_id", "base_dataset_id")
+    __slots__ = ("catalog", "catalog_version", "num_questions", "question_types", "variations", "add_negatives", "seed", "split_strategy", "split_ratios", "formats", "system_prompt", "correlation_id", "base_dataset_id", "fit_to_catalog")
     CATALOG_FIELD_NUMBER: _ClassVar[int]
     CATALOG_VERSION_FIELD_NUMBER: _ClassVar[int]
     NUM_QUESTIONS_FIELD_NUMBER: _ClassVar[int]
@@ -22,6 +22,7 @@ class BuildDatasetRequest(_message.Message):
     SYSTEM_PROMPT_FIELD_NUMBER: _ClassVar[int]
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
     BASE_DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    FIT_TO_CATALOG_FIELD_NUMBER: _ClassVar[int]
     catalog: str
     catalog_version: str
     num_questions: int
@@ -35,7 +36,8 @@ class BuildDatasetRequest(_message.Message):
     system_prompt: str
     correlation_id: str
     base_dataset_id: str
-    def __init__(self, catalog: _Optional[str] = ..., catalog_version: _Optional[str] = ..., num_questions: _Optional[int] = ..., question_types: _Optional[_Iterable[str]] = ..., variations: _Optional[int] = ..., add_negatives: _Optional[bool] = ..., seed: _Optional[int] = ..., split_strategy: _Optional[str] = ..., split_ratios: _Optional[_Iterable[float]] = ..., formats: _Optional[_Iterable[str]] = ..., system_prompt: _Optional[str] = ..., correlation_id: _Optional[str] = ..., base_dataset_id: _Optional[str] = ...) -> None: ...
+    fit_to_catalog: bool
+    def __init__(self, catalog: _Optional[str] = ..., catalog_version: _Optional[str] = ..., num_questions: _Optional[int] = ..., question_types: _Optional[_Iterable[str]] = ..., variations: _Optional[int] = ..., add_negatives: _Optional[bool] = ..., seed: _Optional[int] = ..., split_strategy: _Optional[str] = ..., split_ratios: _Optional[_Iterable[float]] = ..., formats: _Optional[_Iterable[str]] = ..., system_prompt: _Optional[str] = ..., correlation_id: _Optional[str] = ..., base_dataset_id: _Optional[str] = ..., fit_to_catalog: _Optional[bool] = ...) -> None: ...
 
 class PlanRequest(_message.Message):
     __slots__ = ("catalog", "catalog_version", "question_types", "variations", "add_negatives")
