@@ -39,7 +39,7 @@ def main() -> None:
     cases = [c for c in read_test_set(ROOT / "examples/handwritten/questions.jsonl").cases
              if c.qtype in SINGLE and len(c.entity_ids) == 1 and c.key_facts][: args.questions]
     print(f"{len(cases)} hand-written questions about one application, each given its record\n")
-    print(f"| model | states the facts | p50 | p95 | load |\n|---|---|---|---|---|")
+    print("| model | states the facts | p50 | p95 | load |\n|---|---|---|---|---|")
     for key in args.models.split(","):
         began = time.perf_counter()
         model = GgufChatModel(key, threads=args.threads)

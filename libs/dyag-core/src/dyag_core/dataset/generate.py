@@ -25,7 +25,8 @@ from dyag_core.dataset.errors import DatasetError
 from dyag_core.dataset.registry import INTENTS, dataset_roles, intents_of_type
 from dyag_core.dataset.model import DEFAULT_SYSTEM_PROMPT, NEGATIVE_TYPES, QUESTION_TYPES, Example, Provenance
 from dyag_core.dataset.split import fact_key
-from dyag_core.dataset.templates import (
+from dyag_core.dataset.french import entity_mentions, mention_fields
+from dyag_core.dataset.phrasings import (
     EMPTY_FIELD_PHRASINGS,
     EMPTY_FIELD_SOURCES,
     PHRASINGS,
@@ -33,6 +34,8 @@ from dyag_core.dataset.templates import (
     RELATED_DATA,
     STATUS_YES_NO,
     UNKNOWN_ENTITY_PHRASINGS,
+)
+from dyag_core.dataset.templates import (
     Answer,
     Criterion,
     answer_comparative,
@@ -43,9 +46,7 @@ from dyag_core.dataset.templates import (
     answer_status,
     answer_unknown_entity,
     comparable,
-    entity_mentions,
     listed_members,
-    mention_fields,
     unknown_name_in,
 )
 from dyag_core.text import fold

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from dyag_core.catalog.model import Entity
 from dyag_core.dataset import templates as t
-from dyag_core.dataset.templates import PHRASINGS, RELATED_APPLICATIONS, RELATED_DATA, Answer
+from dyag_core.dataset.phrasings import PHRASINGS, RELATED_APPLICATIONS, RELATED_DATA
+from dyag_core.dataset.templates import Answer
 
 Render = Callable[[Entity, int], Answer]  # (record, variant) -> answer
 

@@ -1,4 +1,4 @@
-"""Question phrasings (at least five per type) and the French answer renderers.
+"""The French answer renderers (the phrasings are data in phrasings.py, the grammar in french.py).
 
 Renderers read only the record(s) they are given. Each returns the answer text, the key facts
 it states (every one a literal substring of the text, so an evaluator can look for it) and the
@@ -23,14 +23,39 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from dyag_core.catalog.model import Contact, Domain, Entity, Event, Link, Site
-from dyag_core.text import fold, strip_accents
+from dyag_core.dataset.french import (  # noqa: F401 (re-exported: the renderers' public grammar)
+    INLINE_ITEMS,
+    LONG_NAME_MENTION_CHARS,
+    SHOWN_ITEMS,
+    StatusWords,
+    app,
+    bullets,
+    clean,
+    de,
+    entity_mentions,
+    french_date,
+    join_fr,
+    lower_first,
+    mention_fields,
+    que,
+    render_items,
+    status_words,
+    upper_first,
+)
+from dyag_core.dataset.phrasings import (  # noqa: F401 (re-exported)
+    EMPTY_FIELD_PHRASINGS,
+    EMPTY_FIELD_SOURCES,
+    PHRASINGS,
+    RELATED_APPLICATIONS,
+    RELATED_DATA,
+    STATUS_YES_NO,
+    UNKNOWN_ENTITY_PHRASINGS,
+)
+from dyag_core.text import fold
 
-INLINE_ITEMS = 6  # longer lists become a short bulleted list
-SHOWN_ITEMS = 15  # at most this many items in one answer ("… et 4 autres")
 LISTING_ITEMS = 20  # a listing answer names at most this many applications
 COUNT_EXAMPLES = 8  # a count answer names the applications when there are at most this many
 SUMMARY_WORDS = 120  # a definition answer quotes at most this many words of the description
-LONG_NAME_MENTION_CHARS = 70  # longer long names are not used to ask questions
 # The guide's Annex B answer bounds (validation.checklist.ANSWER_WORDS): shorter answers get context.
 ANSWER_MIN_WORDS = 20
 ANSWER_MAX_WORDS = 200
@@ -38,201 +63,6 @@ CONTEXT_SENTENCES = 2  # at most this many context sentences after a direct answ
 CONTEXT_SUMMARY_WORDS = 30  # a context sentence quotes at most this many words of the description
 CONTEXT_ITEMS = 3  # a context sentence names at most this many actors or domains
 
-PHRASINGS: dict[str, tuple[str, ...]] = {
-    "definition": (
-        "Qu'est-ce {que_x} ?",
-        "À quoi sert {x} ?",
-        "Peux-tu me présenter {x} ?",
-        "Que fait l'application {name} ?",
-        "Explique-moi ce qu'est {x}.",
-        "Quel est le rôle {de_x} ?",
-        "Décris-moi {x} en quelques phrases.",
-    ),
-    "status": (
-        "Quel est le statut {de_x} ?",
-        "Où en est {x} ?",
-        "{X} est-elle en production ?",
-        "Dans quel état se trouve l'application {name} ?",
-        "Peux-tu me dire le statut {de_x} ?",
-        "Quel est l'état actuel {de_x} ?",
-        "Quelle est la situation de {x} dans son cycle de vie ?",
-    ),
-    "domain": (
-        "Dans quel domaine est {x} ?",
-        "À quel domaine métier appartient {x} ?",
-        "Quel est le domaine {de_x} ?",
-        "De quel domaine relève {x} ?",
-        "Dans quel secteur d'activité se situe {x} ?",
-        "Peux-tu me donner le domaine et le sous-domaine {de_x} ?",
-    ),
-    "actors": (
-        "Qui gère {x} ?",
-        "Quels sont les acteurs {de_x} ?",
-        "Qui est responsable {de_x} ?",
-        "Quelles organisations interviennent sur {x} ?",
-        "Qui porte l'application {name} ?",
-        "Quels services sont impliqués dans {x} ?",
-    ),
-    "sites": (
-        "Où trouver {x} ?",
-        "Quelle est l'adresse {de_x} ?",
-        "Quel est le site web {de_x} ?",
-        "Comment accéder à {x} ?",
-        "Quelle est l'URL {de_x} ?",
-        "Où puis-je consulter {x} en ligne ?",
-    ),
-    "contacts": (
-        "Qui contacter pour {x} ?",
-        "Quels sont les contacts {de_x} ?",
-        "À qui m'adresser pour une question sur {x} ?",
-        "Qui est l'interlocuteur pour {x} ?",
-        "Peux-tu me donner un contact pour {x} ?",
-        "Quelle personne est référente pour l'application {name} ?",
-    ),
-    "scope": (
-        "Quelle est la portée géographique {de_x} ?",
-        "{X} est-elle nationale ou locale ?",
-        "Sur quel territoire est déployée {x} ?",
-        "Quelle est l'échelle géographique {de_x} ?",
-        "À quel niveau géographique intervient {x} ?",
-        "Quelle zone géographique couvre l'application {name} ?",
-    ),
-    "events": (
-        "Quelles sont les dates clés {de_x} ?",
-        "Quel est l'historique {de_x} ?",
-        "Quels événements ont marqué {x} ?",
-        "Peux-tu me donner la chronologie {de_x} ?",
-        "Quelles sont les grandes étapes de la vie {de_x} ?",
-        "Quels jalons sont enregistrés pour l'application {name} ?",
-    ),
-    # 0-5: applications liées; 6-11: données liées.
-    "related": (
-        "Quelles applications sont liées à {x} ?",
-        "Avec quelles applications {x} échange-t-elle ?",
-        "Quelles sont les applications connectées à {x} ?",
-        "{X} est-elle reliée à d'autres applications ?",
-        "Quels flux relient {x} à d'autres applications ?",
-        "Avec quels autres systèmes l'application {name} communique-t-elle ?",
-        "Quelles données sont liées à {x} ?",
-        "Quelles données {x} utilise-t-elle ?",
-        "Sur quelles données s'appuie {x} ?",
-        "Quels jeux de données sont associés à {x} ?",
-        "Quelles données échange {x} ?",
-        "Quelles sont les données rattachées à l'application {name} ?",
-    ),
-    "comparative": (
-        "Différence entre {a} et {b} ?",
-        "Quelle est la différence entre {a} et {b} ?",
-        "Peux-tu comparer {a} et {b} ?",
-        "En quoi {a} se distingue-t-elle {de_b} ?",
-        "Compare {a} et {b}.",
-        "{A} ou {b} : qu'est-ce qui les différencie ?",
-    ),
-    "listing": (
-        "Liste des applications {adj}",
-        "Quelles applications {verb} ?",
-        "Quelles sont les applications {adj} ?",
-        "Peux-tu lister les applications {adj} ?",
-        "Donne-moi la liste des applications {adj}.",
-        "Quelles applications du catalogue {verb} ?",
-    ),
-    "counting": (
-        "Combien d'applications {verb} ?",
-        "Quel est le nombre d'applications {adj} ?",
-        "Combien d'applications du catalogue {verb} ?",
-        "Peux-tu me dire combien d'applications {verb} ?",
-        "Combien y a-t-il d'applications {adj} ?",
-        "Quel est le nombre total d'applications {adj} dans le catalogue ?",
-    ),
-}
-# Phrasings of the fields the dataset does not generate yet (dyag_core.dataset.registry answers them all).
-PHRASINGS.update({
-    "identifier": (
-        "Quel est l'identifiant {de_x} ?",
-        "Quel est l'id {de_x} dans le catalogue ?",
-        "Sous quel numéro {x} est-elle référencée ?",
-        "Donne-moi l'identifiant de l'application {name}.",
-        "Quel code identifie {x} dans le catalogue ?",
-    ),
-    "long_name": (
-        "Quel est le nom long {de_x} ?",
-        "Que signifie le sigle {name} ?",
-        "Quel est le nom complet {de_x} ?",
-        "Que veut dire {name} ?",
-        "Quelle est la signification de l'acronyme {name} ?",
-        "Comment s'appelle {x} en entier ?",
-    ),
-    "family": (
-        "À quelle famille d'applications appartient {x} ?",
-        "Quelle est la famille {de_x} ?",
-        "Dans quelle famille d'applications est classée {x} ?",
-        "De quel type d'application relève {x} ?",
-        "Quelle catégorie d'applications pour {x} ?",
-    ),
-    "functions": (
-        "Quelles sont les fonctions {de_x} ?",
-        "Quelles fonctionnalités offre {x} ?",
-        "Que permet de faire {x} ?",
-        "Quelles fonctions assure l'application {name} ?",
-        "Liste les fonctionnalités {de_x}.",
-    ),
-    "technology": (
-        "Quelle est la technologie principale {de_x} ?",
-        "Avec quelle technologie est développée {x} ?",
-        "Sur quelle pile technique repose {x} ?",
-        "Quel langage utilise l'application {name} ?",
-        "En quoi est codée {x} ?",
-        "Quelle stack technique pour {x} ?",
-    ),
-    "hosting": (
-        "Où est hébergée {x} ?",
-        "Quel est l'hébergement {de_x} ?",
-        "Dans quel data center tourne {x} ?",
-        "Sur quelles plateformes est hébergée l'application {name} ?",
-        "Quel centre serveur héberge {x} ?",
-    ),
-    "beneficiaries": (
-        "Quels sont les bénéficiaires {de_x} ?",
-        "À qui profite {x} ?",
-        "Qui bénéficie de l'application {name} ?",
-        "Pour quels publics est conçue {x} ?",
-        "Qui sont les usagers visés par {x} ?",
-    ),
-    "summary": (
-        "Dis-moi tout sur {x}.",
-        "Que sait-on de {x} ?",
-        "Donne-moi la fiche complète {de_x}.",
-        "Résume-moi l'application {name}.",
-        "Quelles informations as-tu sur {x} ?",
-        "Fais-moi une synthèse sur {x}.",
-        "Présente-moi tout ce que le catalogue dit {de_x}.",
-    ),
-})
-STATUS_YES_NO = 2  # "{X} est-elle en production ?" gets a oui/non answer
-RELATED_APPLICATIONS = tuple(range(0, 6))
-RELATED_DATA = tuple(range(6, 12))
-
-# The empty-field negatives ask the question of the role the record leaves empty: role -> (type, phrasing indices).
-EMPTY_FIELD_SOURCES: dict[str, tuple[str, tuple[int, ...]]] = {
-    "description": ("definition", tuple(range(len(PHRASINGS["definition"])))),
-    "status": ("status", tuple(range(len(PHRASINGS["status"])))),
-    "domains": ("domain", tuple(range(len(PHRASINGS["domain"])))),
-    "actors": ("actors", tuple(range(len(PHRASINGS["actors"])))),
-    "sites": ("sites", tuple(range(len(PHRASINGS["sites"])))),
-    "contacts": ("contacts", tuple(range(len(PHRASINGS["contacts"])))),
-    "scope": ("scope", tuple(range(len(PHRASINGS["scope"])))),
-    "events": ("events", tuple(range(len(PHRASINGS["events"])))),
-    "related_applications": ("related", RELATED_APPLICATIONS),
-    "related_data": ("related", RELATED_DATA),
-}
-# A flat table so that a template id stays "<qtype>.<index>": index -> (role, source phrasing).
-EMPTY_FIELD_PHRASINGS: tuple[tuple[str, str], ...] = tuple(
-    (role, PHRASINGS[qtype][i]) for role, (qtype, indices) in EMPTY_FIELD_SOURCES.items() for i in indices
-)
-# Unknown-entity negatives ask the everyday questions about a name the catalog does not hold.
-UNKNOWN_ENTITY_PHRASINGS: tuple[str, ...] = tuple(
-    text for qtype in ("definition", "status", "domain", "actors", "sites") for text in PHRASINGS[qtype]
-)
 _ROLE_LABELS = {  # each with the preposition that leads to the application
     "description": "la description de",
     "status": "le statut de",
@@ -278,133 +108,6 @@ class Answer:
     text: str
     key_facts: tuple[str, ...]
     fields: tuple[str, ...]
-
-
-# ---------------------------------------------------------------- French helpers
-
-
-def clean(text: str) -> str:
-    """One line, single spaces."""
-    return " ".join(text.split())
-
-
-def lower_first(text: str) -> str:
-    """'En production' -> 'en production'; acronyms ('MCO', 'DREAL Bretagne') are left alone."""
-    if not text or (len(text) > 1 and text[1].isupper()):
-        return text
-    return text[0].lower() + text[1:]
-
-
-def upper_first(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-_VOWELS = frozenset("aeiouAEIOUàâäéèêëîïôöùûüÀÂÄÉÈÊËÎÏÔÖÙÛÜ")
-
-
-def _elides(text: str) -> bool:
-    return text[:1] in _VOWELS
-
-
-def de(mention: str) -> str:
-    return f"d'{mention}" if _elides(mention) else f"de {mention}"
-
-
-def que(mention: str) -> str:
-    return f"qu'{mention}" if _elides(mention) else f"que {mention}"
-
-
-def join_fr(items: Sequence[str]) -> str:
-    """'A', 'A et B', 'A, B et C'."""
-    if len(items) <= 1:
-        return "".join(items)
-    return f"{', '.join(items[:-1])} et {items[-1]}"
-
-
-def bullets(items: Sequence[str]) -> str:
-    return "".join(f"\n- {item}" for item in items)
-
-
-def render_items(items: Sequence[str], limit: int = SHOWN_ITEMS) -> tuple[str, tuple[str, ...]]:
-    """Items as text after a colon: inline when short, bulleted when long; (text, items shown)."""
-    shown = tuple(items[:limit])
-    rest = len(items) - len(shown)
-    if len(shown) <= INLINE_ITEMS and not rest:
-        return " " + join_fr(shown), shown
-    tail = f"\n- et {rest} autre{'s' if rest > 1 else ''}" if rest else ""
-    return bullets(shown) + tail, shown
-
-
-@lru_cache(maxsize=16384)
-def mention_fields(mention: str, prefix: str = "x") -> dict[str, str]:
-    """The placeholders of one mention: {x}, {X}, {de_x}, {que_x} (cached: do not modify the result)."""
-    return {prefix: mention, prefix.upper(): upper_first(mention), f"de_{prefix}": de(mention), f"que_{prefix}": que(mention)}
-
-
-def entity_mentions(entity: Entity) -> tuple[str, ...]:
-    """The ways a question names an entity: short name, 'l'application X', its long name."""
-    return _mentions(entity.name, entity.long_name)
-
-
-@lru_cache(maxsize=4096)
-def _mentions(name: str, long_name: str | None) -> tuple[str, ...]:
-    forms = [name, f"l'application {name}"]
-    if long_name and fold(long_name) != fold(name) and len(long_name) <= LONG_NAME_MENTION_CHARS:
-        forms.append(f"l'application {clean(long_name)}")
-    return tuple(forms)
-
-
-def app(entity: Entity) -> str:
-    """How an answer names an entity: "l'application 8-SINP (Plateformes régionales SINP habilitées)"."""
-    return f"l'application {clean(entity.display_name)}"
-
-
-_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre", "décembre")
-_ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
-
-
-def french_date(value: str) -> str:
-    """'2019-04-01' -> '1er avril 2019'; anything else is returned as it is."""
-    match = _ISO_DATE.match(value)
-    if not match or not 1 <= int(match.group(2)) <= 12:
-        return value
-    year, month, day = (int(g) for g in match.groups())
-    return f"{'1er' if day == 1 else day} {_MONTHS[month - 1]} {year}"
-
-
-# ---------------------------------------------------------------- statuses
-
-
-@dataclass(frozen=True, slots=True)
-class StatusWords:
-    """A status as it reads inside sentences."""
-
-    fact: str  # what the answer states: "en production"
-    verb: str  # singular: "est actuellement en production"
-    verb_plural: str  # "sont en production"
-    adj: str  # singular, after "application": "en production"
-    adj_plural: str  # "en production", "abandonnées"
-    in_production: bool
-
-
-_PARTICIPLE_ENDINGS = ("ée", "é", "ue", "ive", "ète", "ie", "és", "ées")
-_STATUS_PREPOSITIONS = ("en ", "à ", "au ", "hors ")
-
-
-@lru_cache(maxsize=4096)
-def status_words(status: str) -> StatusWords:
-    """How a status reads in sentences (cached: catalogs use few distinct statuses, answers ask often)."""
-    value = clean(status)
-    lowered = lower_first(value)
-    in_production = fold(value).startswith("en production")
-    if fold(lowered).startswith(tuple(strip_accents(p) for p in _STATUS_PREPOSITIONS)):
-        now = "actuellement " if lowered.startswith("en ") else ""
-        return StatusWords(lowered, f"est {now}{lowered}", f"sont {lowered}", lowered, lowered, in_production)
-    if " " not in lowered and lowered.lower().endswith(_PARTICIPLE_ENDINGS):
-        plural = lowered if lowered.endswith("s") else lowered + "s"
-        return StatusWords(lowered, f"est {lowered}", f"sont {plural}", lowered, plural, in_production)
-    quoted = f"« {value} »"
-    return StatusWords(value, f"a pour statut {quoted}", f"ont pour statut {quoted}", f"au statut {quoted}", f"au statut {quoted}", in_production)
 
 
 # ---------------------------------------------------------------- descriptions
