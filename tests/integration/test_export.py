@@ -22,7 +22,7 @@ import pytest
 from tests.integration.conftest import read_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: pip install 'dyag-model-exporter[llama]' (bootstrap.py does)")
+pytest.importorskip("ik_llama_cpp", reason="ik-llama-cpp-python is not installed: pip install 'dyag-model-exporter[llama]' (bootstrap.py does)")
 
 SYSTEM = "Tu es un assistant expert en applications du système d'information français."
 FACTS = {"PILOTE-BOP": "Fonctions support", "INSPECTA": "Risques naturels et technologiques", "CONTROLE-RT": "Transports"}

@@ -2,7 +2,7 @@
 
     LoRA adapter (a few optimisation steps on three catalog facts)
     -> merged HF model (peft merge_and_unload) -> GGUF f16 (llama.cpp's converter) -> q8_0 (llama.cpp's quantizer)
-    -> loaded with llama-cpp-python -> answers each trained fact as the HF model does
+    -> loaded with ik-llama-cpp-python -> answers each trained fact as the HF model does
 
 plus the parity gate's report, the Modelfile, the adapter as a GGUF LoRA, and `dyag serve` over the GGUF
 answering through its OpenAI-compatible API.
@@ -24,7 +24,7 @@ import pytest
 pytestmark = pytest.mark.slow
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
-pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: pip install 'dyag-model-exporter[llama]' (bootstrap.py does)")
+pytest.importorskip("ik_llama_cpp", reason="ik-llama-cpp-python is not installed: pip install 'dyag-model-exporter[llama]' (bootstrap.py does)")
 
 from dyag_core.evaluation import EvalCase  # noqa: E402
 from dyag_core.export import parse_modelfile, render_messages  # noqa: E402
@@ -134,22 +134,20 @@ def test_the_parity_gate_passes_with_the_hf_model_right(export):
     assert saved[0]["agreement"] == report.agreement
 
 
-def test_the_gguf_loaded_with_llama_cpp_python_answers_a_trained_fact_as_the_hf_model_does(export):
-    from llama_cpp import Llama
+def test_the_gguf_loaded_with_ik_llama_cpp_answers_a_trained_fact_as_the_hf_model_does(export):
+    from dyag_model_exporter.llama import GgufChat
 
     outcome, _ = export
     modelfile = parse_modelfile((outcome.folder / "Modelfile").read_text())
     assert modelfile["from"] == "./model-q8_0.gguf" and modelfile["system"] == SYSTEM
     hf = {s["question"]: s["hf_answer"] for s in outcome.parity[0].samples}
-    llm = Llama(model_path=str(outcome.folder / "model-q8_0.gguf"), n_ctx=512, verbose=False)
+    llm = GgufChat(outcome.folder / "model-q8_0.gguf", n_ctx=512)  # IkLlama, greedy
     try:
         right = 0
         for name, domain in FACTS.items():
             question = QUESTIONS[0].format(n=name)
             prompt = render_messages(modelfile["template"], conversation(question))  # as Ollama prompts it
-            tokens = llm.tokenize(prompt.encode(), add_bos=True, special=True)
-            reply = llm.create_completion(prompt=tokens, max_tokens=32, temperature=0.0, top_k=1, repeat_penalty=1.0,
-                                          stop=modelfile["parameters"]["stop"])["choices"][0]["text"].strip()
+            reply = llm.answer(prompt, max_tokens=32, stop=modelfile["parameters"]["stop"])
             assert reply == hf[question]
             right += domain.lower() in reply.lower()
         assert right >= 2
@@ -164,7 +162,7 @@ def free_port() -> int:
 
 
 def test_dyag_serve_answers_through_the_openai_api(export, tmp_path):
-    """`dyag serve` over the GGUF: llama-cpp-python's OpenAI-compatible server, usable as an openai: target."""
+    """`dyag serve` over the GGUF: dyag_llm.serve's OpenAI-compatible server (ik-llama-cpp-python), usable as an openai: target."""
     import httpx
 
     from dyag_llm.openai_compat import OpenAICompatibleChatModel
@@ -216,7 +214,7 @@ def adapter_export(adapter, tmp_path_factory):
 def test_adapter_mode_writes_the_base_gguf_and_the_adapter_and_the_adapter_takes_effect(adapter_export):
     """The GGUF base + GGUF LoRA pair (what Ollama's ADAPTER loads) answers as the merged HF model does: an adapter that
     loads but has no effect would fail this gate, since the base model alone does not know these facts."""
-    from llama_cpp import Llama
+    from dyag_model_exporter.llama import GgufChat
 
     outcome = adapter_export
     modelfile = parse_modelfile((outcome.folder / "Modelfile").read_text())
@@ -226,14 +224,12 @@ def test_adapter_mode_writes_the_base_gguf_and_the_adapter_and_the_adapter_takes
     paired = by_level["q8_0+adapter"]
     assert paired.passed and paired.hf_fact_accuracy >= 2 / 3 and paired.gguf_fact_accuracy >= 2 / 3, paired.samples
     # The base GGUF alone, same prompts: it does not state the trained domains.
-    base = Llama(model_path=str(outcome.folder / "base-q8_0.gguf"), n_ctx=512, verbose=False)
+    base = GgufChat(outcome.folder / "base-q8_0.gguf", n_ctx=512)
     try:
         base_right = 0
         for name, domain in FACTS.items():
             prompt = render_messages(modelfile["template"], conversation(QUESTIONS[0].format(n=name)))
-            tokens = base.tokenize(prompt.encode(), add_bos=True, special=True)
-            reply = base.create_completion(prompt=tokens, max_tokens=32, temperature=0.0, top_k=1, repeat_penalty=1.0,
-                                           stop=modelfile["parameters"]["stop"])["choices"][0]["text"]
+            reply = base.answer(prompt, max_tokens=32, stop=modelfile["parameters"]["stop"])
             base_right += domain.lower() in reply.lower()
     finally:
         base.close()

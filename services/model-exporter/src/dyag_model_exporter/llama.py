@@ -159,7 +159,7 @@ def convert_lora(llama: LlamaCpp, adapter_dir: Path, base_dir: Path, outfile: Pa
 
 def _quantize_bin() -> Path:
     try:
-        from ik_llama_cpp.quantize import find_quantize_bin
+        from ik_llama_cpp import find_quantize_bin
     except (ImportError, OSError) as exc:
         raise ExportError("llama_cpp_missing", f"ik-llama-cpp-python is not installed ({exc}): pip install "
                                                "'dyag-model-exporter[llama]' (bootstrap.py installs it)") from None
@@ -288,9 +288,9 @@ class GgufChat:
         return self.llm.tokenize(text, add_bos=True, special=True)
 
     def answer(self, prompt: str, *, max_tokens: int, stop: Sequence[str] = ()) -> str:
-        from dyag_llm.gguf import detokenize
+        from dyag_llm.gguf import detokenize, generate_greedy
 
-        out = self.llm.generate(self.tokenize(prompt), max_tokens=max_tokens, temperature=0.0)  # greedy; ends at end-of-generation
+        out = generate_greedy(self.llm, self.tokenize(prompt), max_tokens)  # ends at end-of-generation
         text = detokenize(self.llm, out)
         cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
         return (text[:min(cuts)] if cuts else text).strip()
