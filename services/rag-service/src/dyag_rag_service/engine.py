@@ -149,6 +149,8 @@ class RagEngine:
                 if grounded is not None and (grounded.understood or mode == "grounded"):
                     _use_grounded(response, grounded)
                 else:
+                    if grounded is not None:  # how the question was read, even when the model answers it
+                        response["confidence"], response["intents"] = round(grounded.confidence, 4), list(grounded.intents)
                     asking.append((len(responses), question, retrieval, grounded))
             response["timings"]["total_ms"] = round((time.perf_counter() - t) * 1000, 3)
             responses.append(response)
