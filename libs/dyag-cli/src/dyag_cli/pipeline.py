@@ -105,7 +105,8 @@ def render(pipeline: dict[str, Any]) -> Group:
     params = pipeline.get("params") or {}
     head = Text.from_markup(
         f"[bold]{pipeline['id']}[/] on [bold]{params.get('catalog')}[/] ({params.get('catalog_entities', '?')} entities), "
-        f"defaults for {params.get('device', '?')}: {params.get('num_questions')} questions, "
+        f"defaults for {params.get('device', '?')}: {params.get('num_questions')} questions"
+        f"{'' if params.get('num_questions_given') else ' at most (sized to the catalog)'}, "
         f"{params.get('max_steps') or 'whole-epoch'} training steps, "
         f"{params.get('max_eval_questions') or 'all'} test questions per target — {pipeline['status']}, {_seconds(pipeline.get('elapsed_s'))}"
     )

@@ -490,7 +490,7 @@ class _Run:
         """What a finished job leaves for the next steps and for the record."""
         name, result, artifacts = step["name"], job.get("result") or {}, _job_artifacts(job)
         if name == P.BUILD:
-            return {k: result[k] for k in ("dataset_id", "split_counts", "type_counts", "warnings") if k in result}, artifacts
+            return {k: result[k] for k in ("dataset_id", "split_counts", "type_counts", "warnings", "sizing") if k in result}, artifacts
         if name == P.TRAIN:
             metrics = result.get("metrics") or {}
             keep = ("steps", "epochs", "first_loss", "final_loss", "eval_loss", "tokens_per_second", "train_seconds", "device",
