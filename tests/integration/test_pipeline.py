@@ -230,3 +230,26 @@ def _newest_pipeline(rs, timeout: float) -> str:
             return fresh[0]["id"]
         time.sleep(0.3)
     raise AssertionError(f"dyag run started no pipeline in {timeout} s (since {before})")
+
+
+def test_a_two_application_catalog_in_english_runs_with_no_size_given(running_stack):
+    """A user's own small export (a bare list, English field names, no contacts): the dataset is sized to it, RAG answers
+    from its records, grounded answers too; nothing is asked of the user (no num_questions)."""
+    apps = [
+        {"id": 1, "name": "ALPHA", "long name": "Alpha booking service", "description": "Books meeting rooms for the staff.",
+         "status": "En production", "scope": "Nationale", "domains": [{"domain": "Support", "subdomain": "Rooms"}],
+         "sites": [{"url": "https://alpha.example.org/", "kind": "Main site"}], "actors": [{"actor": "IT/OPS", "role": "MOE"}]},
+        {"id": 2, "name": "BETA", "long name": "Beta payroll", "description": "Computes the monthly payroll.",
+         "status": "En construction", "scope": "Régionale", "domains": [{"domain": "Finance"}]},
+    ]
+    body = {"catalog": "tiny_en", "catalog_base64": base64.b64encode(json.dumps(apps).encode()).decode(),
+            "catalog_filename": "tiny.json", "skip": ["train"], "targets": ["rag", "grounded"], "max_eval_questions": 6,
+            "skip_similarity": True, "rag_llm": "ollama:applications-ia"}
+    pipeline = wait(running_stack, start(running_stack, body)["id"], ended, timeout=300, what="the end")
+    assert pipeline["status"] == "succeeded", pipeline.get("error")
+    build = steps(pipeline)["build"]["result"]
+    assert build["sizing"].startswith("2 applications: ") and "variations" in build["sizing"], build
+    assert sum(build["split_counts"].values()) > 0
+    for target, approach in (("rag", "rag"), ("grounded", "grounded")):
+        evaluated = steps(pipeline)[f"evaluate_{target}"]["result"]
+        assert evaluated["approach"] == approach and evaluated["summary"]["accuracy"] > 0.5, evaluated
