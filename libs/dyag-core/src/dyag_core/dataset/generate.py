@@ -150,14 +150,20 @@ def fit_to_catalog(catalog: Catalog, config: GenerationConfig) -> tuple[Generati
         return config, f"{plan.entities} applications: {plan.total} questions possible at {config.variations} variations; using {wanted or plan.total}"
     most = max(len(table) for table in PHRASINGS.values())
     tried = [(config.variations, plan.total)]
+    chosen = None
     for variations in range(config.variations + 1, most + 1):
-        bigger = replace(config, variations=variations)
-        total = _prepare(catalog, bigger)[1].total
+        total = _prepare(catalog, replace(config, variations=variations))[1].total
         tried.append((variations, total))
         if total >= wanted:
-            return bigger, _sizing(plan.entities, tried, wanted)
-    variations, total = max(tried, key=lambda t: (t[1], -t[0]))
-    return replace(config, variations=variations, num_questions=total), _sizing(plan.entities, tried, total)
+            chosen = variations
+            break
+    if chosen is None:
+        chosen = max(tried, key=lambda t: (t[1], -t[0]))[0]
+    # The plan counts phrasings; questions that come out the same (two applications sharing a name) count once:
+    # generating everything this size allows says how many there really are (small catalogs only reach here).
+    available = len(generate(catalog, replace(config, variations=chosen, num_questions=None)))
+    used = min(wanted, available)
+    return replace(config, variations=chosen, num_questions=used), _sizing(plan.entities, tried, used)
 
 
 def _sizing(entities: int, tried: list[tuple[int, int]], used: int) -> str:
