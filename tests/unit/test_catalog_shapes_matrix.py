@@ -84,3 +84,14 @@ def test_a_catalog_with_names_only_stops_before_any_heavy_step_with_what_to_chan
     with pytest.raises(DatasetError) as refused:
         fit_to_catalog(catalog, GenerationConfig(num_questions=1000))
     assert refused.value.code == "no_usable_field" and "Fill these fields" in refused.value.message
+
+
+def test_a_large_catalogs_dataset_samples_applications_so_that_every_type_reaches_the_test_split() -> None:
+    data, filename = SHAPES["1,000 applications"]()
+    catalog = load_catalog(data, filename=filename)
+    config, why = fit_to_catalog(catalog, GenerationConfig(num_questions=1000, seed=42))
+    assert config.max_entities and config.max_entities < 100 and "a sample of" in why and "RAG still reads all 1000" in why
+    examples = generate(catalog, config)
+    assert len(examples) == 1000 and len({e.provenance.entity_ids[0] for e in examples if e.provenance.entity_ids}) <= config.max_entities
+    test_types = {e.qtype for e in split_examples(examples, seed=42).test}
+    assert {"status", "domain", "actors", "contacts", "definition"} <= test_types, test_types

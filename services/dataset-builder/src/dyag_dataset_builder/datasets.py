@@ -99,6 +99,8 @@ def config_from(params: dict[str, Any]) -> GenerationConfig:
     }
     if params.get("variations"):
         kwargs["variations"] = int(params["variations"])
+    if params.get("max_entities"):
+        kwargs["max_entities"] = int(params["max_entities"])
     if params.get("system_prompt"):
         kwargs["system_prompt"] = params["system_prompt"]
     return GenerationConfig(**kwargs)
@@ -107,7 +109,7 @@ def config_from(params: dict[str, Any]) -> GenerationConfig:
 def dataset_id_for(catalog_version: str, params: dict[str, Any]) -> str:
     """The same catalog version and parameters always name the same dataset."""
     keys = ("num_questions", "question_types", "variations", "add_negatives", "seed", "split_strategy", "split_ratios",
-            "formats", "system_prompt", "base_dataset_id")
+            "formats", "system_prompt", "base_dataset_id", "max_entities")
     canonical = json.dumps([catalog_version, {k: params.get(k) for k in keys}], sort_keys=True)
     return "ds-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -266,7 +268,7 @@ class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
         catalog = await asyncio.to_thread(self.catalogs.catalog, row)
         if request.fit_to_catalog:  # sized to what this catalog allows, before the dataset's id is derived from the params
             fitted, params["sizing"] = await asyncio.to_thread(fit_to_catalog, catalog, config_from(params))
-            params.update(num_questions=fitted.num_questions or 0, variations=fitted.variations)
+            params.update(num_questions=fitted.num_questions or 0, variations=fitted.variations, max_entities=fitted.max_entities or 0)
         await asyncio.to_thread(lambda: plan_size(catalog, config_from(params), check=True))
         if params["split_strategy"] not in ("paraphrase", "entity"):
             raise DyagError("invalid_split_strategy", f"unknown split strategy {params['split_strategy']!r}: use 'paraphrase' or 'entity'")

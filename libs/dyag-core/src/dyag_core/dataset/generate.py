@@ -71,6 +71,9 @@ class GenerationConfig:
     seed: int = 42
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     negative_ratio: float = 0.1  # share of negatives in the dataset
+    # None: every entity. Else a seeded sample of this many: a large catalog's dataset of a given size keeps two
+    # phrasings per fact (the paraphrase split tests facts under a phrasing that training did not see).
+    max_entities: int | None = None
 
     def selected_types(self) -> tuple[str, ...]:
         """The question types to generate, in QUESTION_TYPES order (negatives only with add_negatives)."""
@@ -131,9 +134,19 @@ class _Subject:
 # ---------------------------------------------------------------- public API
 
 
+def sample_entities(catalog: Catalog, config: GenerationConfig) -> Catalog:
+    """The catalog, or the seeded sample of config.max_entities of its entities (the same for the same seed)."""
+    if not config.max_entities or config.max_entities >= len(catalog.entities):
+        return catalog
+    ranks = _ranks(catalog, config.seed)
+    kept = {i for i, r in ranks.items() if r < config.max_entities}
+    return replace(catalog, entities=tuple(e for e in catalog.entities if e.id in kept))
+
+
 def plan_size(catalog: Catalog, config: GenerationConfig | None = None, check: bool = False) -> DatasetPlan:
     """What the catalog allows. With check=True, also refuse a num_questions above it (too_many_questions)."""
     config = config or GenerationConfig()
+    catalog = sample_entities(catalog, config)
     plan = _prepare(catalog, config)[1]
     if check and config.num_questions is not None and config.num_questions > plan.total:
         raise _too_many(config, plan)
@@ -144,6 +157,22 @@ def fit_to_catalog(catalog: Catalog, config: GenerationConfig) -> tuple[Generati
     """A size that this catalog allows, as near the asked one as it can be: more variations first (up to the phrasings
     the types have), then what the catalog allows. Returns the config and why, in one line ("10 applications: 280
     questions possible at 3 variations, 560 at 6; using 560")."""
+    wanted = config.num_questions
+    plan = _prepare(catalog, config)[1]
+    facts = _prepare(catalog, replace(config, variations=1))[1].total  # one question per fact
+    if wanted is not None and wanted < 2 * facts and len(catalog.entities) > 2:
+        # Too many facts for two phrasings each: a sample of the applications keeps two (all of them stay in RAG).
+        kept = max(2, len(catalog.entities) * wanted // (2 * facts))
+        sampled = replace(config, max_entities=kept)
+        sized, _ = _fit_variations(sample_entities(catalog, sampled), sampled)
+        return sized, (f"{plan.entities} applications: {plan.total} questions possible at {config.variations} variations, "
+                       f"under two per fact for {wanted}; a sample of {kept} applications keeps two (RAG still reads all "
+                       f"{plan.entities}); using {sized.num_questions}")
+    return _fit_variations(catalog, config)
+
+
+def _fit_variations(catalog: Catalog, config: GenerationConfig) -> tuple[GenerationConfig, str]:
+    """More variations first, then what the catalog allows (fit_to_catalog without the sampling)."""
     wanted = config.num_questions
     plan = _prepare(catalog, config)[1]
     if wanted is None or plan.total >= wanted:
@@ -175,6 +204,7 @@ def _sizing(entities: int, tried: list[tuple[int, int]], used: int) -> str:
 def generate(catalog: Catalog, config: GenerationConfig | None = None, on_progress: Progress | None = None) -> tuple[Example, ...]:
     """The examples, interleaved type by type. on_progress, if given, receives the fraction done (0..1) a few times."""
     config = config or GenerationConfig()
+    catalog = sample_entities(catalog, config)
     subjects, plan = _prepare(catalog, config)
     if config.num_questions is not None and config.num_questions > plan.total:
         raise _too_many(config, plan)
@@ -755,6 +785,6 @@ def _still_valid(example: Example, touched: set[str], current: dict[tuple[Any, .
 
 
 __all__ = [
-    "CATALOG_WIDE_TYPES", "ENTITY_TYPES", "fit_to_catalog", "POSITIVE_TYPES", "TYPE_ROLES",
+    "CATALOG_WIDE_TYPES", "ENTITY_TYPES", "fit_to_catalog", "sample_entities", "POSITIVE_TYPES", "TYPE_ROLES",
     "DatasetPlan", "GenerationConfig", "fake_names", "generate", "plan_size", "regenerate_changed",
 ]  # fmt: skip
