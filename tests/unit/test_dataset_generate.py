@@ -245,7 +245,8 @@ def test_comparisons_pair_applications_of_the_same_domain(examples):
     assert frozenset({"1118", "1131"}) in pairs  # Eau et milieux aquatiques
     assert frozenset({"1017", "1248"}) in pairs  # Biodiversité
     answer = of_type(examples, "comparative", "1118")[0].answer
-    assert "Elles relèvent toutes deux du domaine « Eau et milieux aquatiques »." in answer
+    assert "Elles relèvent toutes deux du domaine « Eau et milieux aquatiques », HYDROSTAT pour le sous-domaine « " in answer
+    assert " et ASSAINIWEB pour le sous-domaine « Assainissement »." in answer  # what still tells them apart
     assert "La portée de HYDROSTAT est nationale, celle d'ASSAINIWEB est régionale." in answer  # elision before a vowel only
 
 

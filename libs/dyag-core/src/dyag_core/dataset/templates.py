@@ -520,6 +520,12 @@ def _compare_domains(a: Entity, b: Entity, facts: list[str]) -> str | None:
     shared = [d for d in dict.fromkeys(da) if fold(d) in {fold(x) for x in db}]
     if shared:
         facts.append(shared[0])
+        sa = next((clean(d.subdomain) for d in a.domains if d.subdomain and fold(d.domain) == fold(shared[0])), None)
+        sb = next((clean(d.subdomain) for d in b.domains if d.subdomain and fold(d.domain) == fold(shared[0])), None)
+        if sa and sb and fold(sa) != fold(sb):  # what still tells them apart: their sub-domains
+            facts.extend((sa, sb))
+            return (f"Elles relèvent toutes deux du domaine « {shared[0]} », {a.name} pour le sous-domaine « {sa} » et "
+                    f"{b.name} pour le sous-domaine « {sb} ».")
         return f"Elles relèvent toutes deux du domaine « {shared[0]} »."
     if da and db:
         facts.extend((da[0], db[0]))
