@@ -92,6 +92,13 @@ def test_a_large_catalogs_dataset_samples_applications_so_that_every_type_reache
     config, why = fit_to_catalog(catalog, GenerationConfig(num_questions=1000, seed=42))
     assert config.max_entities and config.max_entities < 100 and "a sample of" in why and "RAG still reads all 1000" in why
     examples = generate(catalog, config)
-    assert len(examples) == 1000 and len({e.provenance.entity_ids[0] for e in examples if e.provenance.entity_ids}) <= config.max_entities
+    asked = {i for e in examples if e.qtype not in ("listing", "counting") for i in e.provenance.entity_ids}
+    assert len(examples) == 1000 and len(asked) <= config.max_entities  # listings and counts stay over the whole catalog
+    counts = [e for e in examples if e.qtype == "counting"]
+    whole = {(a["statut si"]) for a in json.loads(data)["mes applications"]}
+    assert counts and whole  # a count's facts are the whole catalog's (checked below on the status counts)
+    in_production = sum(1 for a in json.loads(data)["mes applications"] if a["statut si"] == "En production")
+    status_counts = [e for e in counts if e.provenance.key_facts and e.provenance.key_facts[0] == "en production"]
+    assert status_counts and all(e.provenance.key_facts[1] == str(in_production) for e in status_counts)
     test_types = {e.qtype for e in split_examples(examples, seed=42).test}
     assert {"status", "domain", "actors", "contacts", "definition"} <= test_types, test_types

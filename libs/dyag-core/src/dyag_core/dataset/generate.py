@@ -146,7 +146,6 @@ def sample_entities(catalog: Catalog, config: GenerationConfig) -> Catalog:
 def plan_size(catalog: Catalog, config: GenerationConfig | None = None, check: bool = False) -> DatasetPlan:
     """What the catalog allows. With check=True, also refuse a num_questions above it (too_many_questions)."""
     config = config or GenerationConfig()
-    catalog = sample_entities(catalog, config)
     plan = _prepare(catalog, config)[1]
     if check and config.num_questions is not None and config.num_questions > plan.total:
         raise _too_many(config, plan)
@@ -204,7 +203,6 @@ def _sizing(entities: int, tried: list[tuple[int, int]], used: int) -> str:
 def generate(catalog: Catalog, config: GenerationConfig | None = None, on_progress: Progress | None = None) -> tuple[Example, ...]:
     """The examples, interleaved type by type. on_progress, if given, receives the fraction done (0..1) a few times."""
     config = config or GenerationConfig()
-    catalog = sample_entities(catalog, config)
     subjects, plan = _prepare(catalog, config)
     if config.num_questions is not None and config.num_questions > plan.total:
         raise _too_many(config, plan)
@@ -308,15 +306,19 @@ def _prepare(catalog: Catalog, config: GenerationConfig) -> tuple[dict[str, list
     if not types:
         raise DatasetError("bad_config", "no question type left: add_negatives is off and only negative types were asked for")
     ranks = _ranks(catalog, config.seed)
-    subjects = {t: _subjects(t, catalog, config, ranks) for t in types if t != "negative_unknown_entity"}
+    # A sample of the applications (max_entities) is asked about; listings and counts stay true of the whole catalog,
+    # and made-up names stay away from every real one (_pool reads the whole catalog).
+    sample = sample_entities(catalog, config)
+    subjects = {t: _subjects(t, catalog if t in ("listing", "counting") else sample, config, ranks)
+                for t in types if t != "negative_unknown_entity"}
     possible = {t: sum(min(config.variations, len(s.templates)) for s in subjects[t]) for t in subjects}
     if "negative_unknown_entity" in types:
-        possible["negative_unknown_entity"] = len(catalog.entities) * min(config.variations, len(UNKNOWN_ENTITY_PHRASINGS))
+        possible["negative_unknown_entity"] = len(sample.entities) * min(config.variations, len(UNKNOWN_ENTITY_PHRASINGS))
     positives = [t for t in types if t in POSITIVE_TYPES]
     if positives and not any(possible[t] for t in positives):
         raise _no_usable_field(positives)
     possible = {t: possible[t] for t in types}
-    plan = DatasetPlan(len(catalog.entities), types, config.variations, possible, _quotas(possible, None, config.negative_ratio))
+    plan = DatasetPlan(len(sample.entities), types, config.variations, possible, _quotas(possible, None, config.negative_ratio))
     return subjects, plan
 
 
