@@ -253,3 +253,36 @@ def test_a_two_application_catalog_in_english_runs_with_no_size_given(running_st
     for target, approach in (("rag", "rag"), ("grounded", "grounded")):
         evaluated = steps(pipeline)[f"evaluate_{target}"]["result"]
         assert evaluated["approach"] == approach and evaluated["summary"]["accuracy"] > 0.5, evaluated
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", ["1 application", "10 applications", "1,000 applications", "CSV", "JSONL", "English field names", "no contacts field",
+                                   "only names and descriptions", "two applications sharing a name", "a 10,000-word description",
+                                   "50 domains", "many empty placeholders"])
+def test_the_pipeline_runs_on_the_shapes_real_exports_have(running_stack, shape):
+    """The user's own export, with no size given: each shape goes through the real pipeline (tiny: no training, RAG and
+    grounded answers evaluated on a few questions) and succeeds."""
+    from tests.catalog_shapes import SHAPES
+
+    data, filename = SHAPES[shape]()
+    name = "shape_" + "".join(c if c.isalnum() else "_" for c in shape.lower())[:40].strip("_")
+    body = {"catalog": name, "catalog_base64": base64.b64encode(data).decode(), "catalog_filename": filename, "skip": ["train"],
+            "targets": ["rag", "grounded"], "max_eval_questions": 4, "skip_similarity": True, "rag_llm": "ollama:applications-ia"}
+    pipeline = wait(running_stack, start(running_stack, body)["id"], ended, timeout=300, what="the end")
+    assert pipeline["status"] == "succeeded", (shape, pipeline.get("error"))
+    assert steps(pipeline)["build"]["result"]["sizing"], shape
+    assert steps(pipeline)["evaluate_grounded"]["result"]["summary"]["questions"] > 0
+
+
+def test_a_catalog_of_names_only_stops_before_any_heavy_step_saying_what_to_change(running_stack):
+    names = json.dumps([{"id": i, "nom": f"APP{i}"} for i in range(5)]).encode()
+    reply = running_stack.http.post("/pipelines", json={"catalog": "names_only", "catalog_base64": base64.b64encode(names).decode(),
+                                                        "catalog_filename": "names.json"})
+    if reply.status_code == 202:  # refused by the build, before training: the pipeline ends failed at that step
+        pipeline = wait(running_stack, reply.json()["id"], ended, timeout=120, what="the end")
+        assert pipeline["status"] == "failed" and steps(pipeline)["train"]["status"] != "succeeded"
+        message = json.dumps(pipeline)
+    else:
+        assert reply.status_code in (400, 422), reply.text
+        message = reply.text
+    assert "no_usable_field" in message or "Fill these fields" in message, message[:2000]
