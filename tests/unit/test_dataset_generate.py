@@ -24,15 +24,11 @@ from dyag_core.dataset import (
     regenerate_changed,
 )
 from dyag_core.dataset import templates
+from dyag_core.dataset.phrasings import EMPTY_FIELD_SOURCES, PHRASINGS, RELATED_APPLICATIONS, RELATED_DATA, UNKNOWN_ENTITY_PHRASINGS
 from dyag_core.dataset.templates import (
     ANSWER_MAX_WORDS,
     ANSWER_MIN_WORDS,
     CONTEXT_SUMMARY_WORDS,
-    EMPTY_FIELD_SOURCES,
-    PHRASINGS,
-    RELATED_APPLICATIONS,
-    RELATED_DATA,
-    UNKNOWN_ENTITY_PHRASINGS,
     join_fr,
     render_items,
     status_words,

@@ -23,33 +23,20 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from dyag_core.catalog.model import Contact, Domain, Entity, Event, Link, Site
-from dyag_core.dataset.french import (  # noqa: F401 (re-exported: the renderers' public grammar)
+from dyag_core.dataset.french import (  # noqa: F401 (also re-exported: the renderers' grammar)
     INLINE_ITEMS,
-    LONG_NAME_MENTION_CHARS,
     SHOWN_ITEMS,
-    StatusWords,
     app,
     bullets,
     clean,
     de,
-    entity_mentions,
     french_date,
     join_fr,
     lower_first,
-    mention_fields,
     que,
     render_items,
     status_words,
     upper_first,
-)
-from dyag_core.dataset.phrasings import (  # noqa: F401 (re-exported)
-    EMPTY_FIELD_PHRASINGS,
-    EMPTY_FIELD_SOURCES,
-    PHRASINGS,
-    RELATED_APPLICATIONS,
-    RELATED_DATA,
-    STATUS_YES_NO,
-    UNKNOWN_ENTITY_PHRASINGS,
 )
 from dyag_core.text import fold
 
