@@ -28,6 +28,7 @@ pytest.importorskip("ik_llama_cpp", reason="ik-llama-cpp-python is not installed
 
 from dyag_core.evaluation import EvalCase  # noqa: E402
 from dyag_core.export import parse_modelfile, render_messages  # noqa: E402
+from tests.processes import stop  # noqa: E402
 
 SYSTEM = "Tu es un assistant expert en applications du système d'information français."
 # Applications whose names say nothing of their domain (the sample catalog's values).
@@ -190,11 +191,7 @@ def test_dyag_serve_answers_through_the_openai_api(export, tmp_path):
         reply = chat.chat(conversation(QUESTIONS[0].format(n="INSPECTA")), max_tokens=32, temperature=0.0)
         assert FACTS["INSPECTA"].lower() in reply.text.lower(), reply.text  # the trained fact, through the GGUF's own chat template
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import pytest
 from dyag.v1 import export_pb2
 from dyag_core.export import ExportError
 from dyag_model_exporter.service import ExportNotFound, ExportRegistry, export_id_for, export_message, parse_request
+from tests.processes import stop
 
 
 def request(**kwargs) -> export_pb2.ExportRequest:
@@ -190,10 +191,5 @@ def test_the_gguf_server_answers_a_chat_completion_and_refuses_bad_input(tmp_pat
         assert httpx.get(f"{base}/nothing", timeout=10).status_code == 404
         assert httpx.get(f"{base}/models", timeout=10).status_code == 200  # still serving
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     assert proc.returncode == 0, log.read_text()[-3000:]  # SIGTERM: a clean stop

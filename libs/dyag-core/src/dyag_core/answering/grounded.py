@@ -35,7 +35,6 @@ CLAUSE_CONFIDENCE = 0.5  # a clause adds its intent ("… et où le trouver ?") 
 MIN_ENTITY_SCORE = 0.5  # linker scores below this (a long name with a quarter of its words missing) name nothing
 _CLAUSE_SPLIT = re.compile(r"\s*(?:\bet\b|\band\b|\bainsi que\b|\bpuis\b|\baussi\b|[,;:+?!])\s*", re.IGNORECASE)
 _YES_NO = re.compile(r"\b(est[- ](?:elle|il|ce)|c est)\b.*\ben production\b")
-_CRITERION_ROLES = ("status", "domains", "subdomains", "actors", "scope", "family")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +103,7 @@ class GroundedAnswerer:
         self.linker = EntityLinker.from_entities(catalog.entities)
         texts = [x for e in catalog.entities for x in (e.long_name, e.description, e.functions) if x]
         self.vocabulary = vocabularies(texts)[0]
-        self.classifier = IntentClassifier.from_phrasings({}, [*registry_examples(), *catalog_examples(catalog), *extra_examples])
+        self.classifier = IntentClassifier([*registry_examples(), *catalog_examples(catalog), *extra_examples])
         self._criteria = _criteria_of(catalog.entities)
         # The words questions use (the classifier's) are never a value's distinctive part ("fonctions" of "Fonctions
         # support") nor a typo of a value ("héberge" is not "Hébergeur").
@@ -261,9 +260,6 @@ class GroundedAnswerer:
             if needed and needed <= stems:
                 return key
         return None
-
-
-_ROLE_INTENTS = {"status": "status", "family": "family", "scope": "scope", "domains": "domain", "subdomains": "domain"}
 
 
 def _value_words(text: str | None) -> set[str]:

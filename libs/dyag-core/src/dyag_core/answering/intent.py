@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dyag_core.rag.tokens import stem
@@ -104,12 +104,6 @@ class IntentClassifier:
         self.words = frozenset(f[2:] for f in self._vocabulary if f.startswith("w:"))  # the words it has learned
         self._totals = {i: sum(self._counts[i].values()) for i in self.intents}
         self.inverse_temperature = self._fit_temperature(samples)
-
-    @classmethod
-    def from_phrasings(cls, phrasings: dict[str, Sequence[str]], extra: Iterable[tuple[str, str]] = ()) -> IntentClassifier:
-        """From the registry (intent -> phrasings), plus extra (question with its mention masked, intent) pairs."""
-        examples = [(fill_phrasing(p), intent) for intent, texts in phrasings.items() for p in texts]
-        return cls([*examples, *extra])
 
     def _log_scores(self, feats: Counter[str], minus: tuple[str, Counter[str]] | None = None) -> dict[str, float]:
         size = len(self._vocabulary)

@@ -708,11 +708,15 @@ def answer_family(entity: Entity, variant: int = 0) -> Answer:
     return Answer(with_context(text, entity, "status", variant), (family,), ("family",))
 
 
+def _quoted_field(entity: Entity, role: str, lead: str) -> Answer:
+    """A free-text field quoted whole after its lead ("Les fonctions de … sont, selon le catalogue :"), as one sentence."""
+    value = clean(getattr(entity, role) or "")
+    text = f"{lead} {value}"
+    return Answer(text if text.endswith((".", "!", "?")) else text + ".", (value,), (role,))
+
+
 def answer_functions(entity: Entity, variant: int = 0) -> Answer:
-    functions = clean(entity.functions or "")
-    text = f"Les fonctions de {app(entity)} sont, selon le catalogue : {functions}"
-    text = text if text.endswith((".", "!", "?")) else text + "."
-    return Answer(text, (functions,), ("functions",))
+    return _quoted_field(entity, "functions", f"Les fonctions de {app(entity)} sont, selon le catalogue :")
 
 
 def answer_technology(entity: Entity, variant: int = 0) -> Answer:
@@ -734,10 +738,7 @@ def answer_hosting(entity: Entity, variant: int = 0) -> Answer:
 
 
 def answer_beneficiaries(entity: Entity, variant: int = 0) -> Answer:
-    value = clean(entity.beneficiaries or "")
-    text = f"Les bénéficiaires de {app(entity)} sont : {value}"
-    text = text if text.endswith((".", "!", "?")) else text + "."
-    return Answer(text, (value,), ("beneficiaries",))
+    return _quoted_field(entity, "beneficiaries", f"Les bénéficiaires de {app(entity)} sont :")
 
 
 def answer_summary(entity: Entity, variant: int = 0) -> Answer:
