@@ -33,6 +33,7 @@ from dyag_core.evaluation.testset import cases_from_examples, read_test_set
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG = ROOT / "examples/test-mygusi/applicationsIA_mini_normalized.json"
 HANDWRITTEN = ROOT / "examples/handwritten/questions.jsonl"
+DEV = ROOT / "examples/dev/questions.jsonl"  # the development set: what understanding is improved on (never the hand-written)
 NOT_UNDERSTOOD = "Je ne peux pas répondre à cette question à partir du catalogue."
 
 
@@ -92,6 +93,7 @@ def main() -> None:
     parser.add_argument("--auto", default="", help="a chat-model spec (local:default, ollama:NAME…): auto mode")
     parser.add_argument("--show-misses", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--sets", default="test,handwritten", help="which sets, comma-separated: test, handwritten, dev")
     args = parser.parse_args()
     catalog = load_catalog_file(CATALOG)
     began = time.perf_counter()
@@ -104,8 +106,11 @@ def main() -> None:
         chat = open_chat_model(args.auto)
     print(f"machine: {platform.processor() or platform.machine()}, {platform.python_version()}; answerer built in {build_ms:.0f} ms")
     rows = []
-    for name, cases in (("test split (generated, 1000 questions, seed 42)", test_split(catalog)),
-                        ("hand-written (examples/handwritten)", list(read_test_set(HANDWRITTEN).cases))):
+    sets = {"test": ("test split (generated, 1000 questions, seed 42)", lambda: test_split(catalog)),
+            "handwritten": ("hand-written (examples/handwritten)", lambda: list(read_test_set(HANDWRITTEN).cases)),
+            "dev": ("development set (examples/dev)", lambda: list(read_test_set(DEV).cases))}
+    for key in [k.strip() for k in args.sets.split(",") if k.strip()]:
+        name, cases = sets[key][0], sets[key][1]()
         responses, modes = answer_all(answerer, cases, chat)
         rows.append(report(name, cases, responses, catalog, modes, args.show_misses))
     if args.json:

@@ -156,11 +156,22 @@ def test_ids_are_derived_from_names_when_the_catalog_has_no_id_field():
 
 
 def test_unmapped_fields_are_kept_in_extra_by_normalised_key():
-    records = [{"id": 1, "nom": "A", "Hashtags": "#eau", "utilisateurs": [{"utilisateur": "DREAL", "nombre": "70"}], "vide": ""}]
+    records = [{"id": 1, "nom": "A", "Hashtags": "#eau", "moa habilitee ssi": ["DREAL", "DDT"], "vide": ""}]
 
     entity = load_catalog(json_list(records)).entities[0]
 
-    assert entity.extra == {"hashtags": "#eau", "utilisateurs": [{"utilisateur": "DREAL", "nombre": "70"}]}
+    assert entity.extra == {"hashtags": "#eau", "moa habilitee ssi": ["DREAL", "DDT"]}
+
+
+def test_the_users_field_is_read_as_groups_with_their_counts():
+    records = [{"id": 1, "nom": "A", "utilisateurs": [{"utilisateur": "DREAL", "nombre": "70"}, {"utilisateur": "DDT", "nombre": 12},
+                                                      {"utilisateur": "", "nombre": "3"}]}]
+
+    a = load_catalog(json_list(records)).entities[0]
+    b = load_catalog(json_list([{"id": 2, "nom": "B", "Users": "Grand public"}])).entities[0]
+
+    assert [(u.name, u.count) for u in a.users] == [("DREAL", "70"), ("DDT", "12")] and "utilisateurs" not in a.extra
+    assert [(u.name, u.count) for u in b.users] == [("Grand public", None)]
 
 
 # --- field names in any spelling ------------------------------------------------------------

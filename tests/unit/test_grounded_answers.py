@@ -45,6 +45,7 @@ def record(catalog, name):
         ("Quel est l'identifiant de 6Tzen ?", "identifier", ["1004"]),
         ("Que signifie le sigle CARTO-SI ?", "long_name", ["Cartographie du système d'information ministériel"]),
         ("Dis-moi tout sur 6Tzen.", "summary", ["Transports", "en production"]),
+        ("Combien d'utilisateurs a 6Tzen ?", "users", ["Entreprises de transport routier", "40 000", "350"]),
     ],
 )
 def test_each_field_is_understood_and_answered_from_the_record(answerer, question, intent, facts) -> None:
@@ -92,6 +93,29 @@ def test_listing_counting_and_comparison_over_the_catalog(answerer, catalog) -> 
         e.id for e in in_production if any(d.domain == "Transports" for d in e.domains)}
     compared = answerer.answer("Différence entre 6Tzen et CARTO-SI ?")
     assert compared.kind == "comparison" and compared.entities[:2] == (record(catalog, "6Tzen").id, record(catalog, "CARTO-SI").id)
+
+
+def test_an_application_described_not_named_is_found_by_its_record(answerer, catalog) -> None:
+    a = answerer.answer("Quel est le statut de l'outil de prévision des crues ?")
+    assert a.understood and a.entities == (record(catalog, "PREVICRUE").id,) and a.intents[0] == "status"
+    # a name the catalog does not hold, even beside words of a real description, is still refused by name
+    unknown = answerer.answer("Je cherche des infos sur BRUIT-MAP, l'outil de prévision des crues")
+    assert unknown.kind == "unknown_entity" and "BRUIT-MAP" in unknown.text
+
+
+def test_a_contact_named_by_role_or_an_event_by_kind_asks_that_field(answerer, catalog) -> None:
+    webmaster = answerer.answer("le webmestre de PPR-WEB ?")
+    contact = next(c for c in record(catalog, "PPR-WEB").contacts if c.role == "Webmestre")
+    assert "contacts" in webmaster.intents and contact.email in webmaster.text
+    ended = answerer.answer("Quand PRELEV a-t-elle été décommissionnée ?")
+    assert "events" in ended.intents and "31 décembre 2019" in ended.text
+
+
+def test_a_comparison_of_one_field_gives_that_field_for_both(answerer, catalog) -> None:
+    a = answerer.answer("compare la techno de EOLIA et ESPECIA")
+    assert a.kind == "comparison" and "technology" in a.intents
+    for name in ("EOLIA", "ESPECIA"):
+        assert record(catalog, name).technology in a.text
 
 
 def test_a_question_not_understood_falls_back_with_a_low_confidence(answerer) -> None:

@@ -53,6 +53,13 @@ def test_given_values_win_over_the_device_defaults():
     assert (p["num_questions"], p["max_steps"], p["max_eval_questions"], p["max_parallel"], p["rag_collection"]) == (50, 3, 7, 1, "other")
 
 
+def test_the_base_target_answers_with_the_cpu_model_on_a_cpu_and_with_the_trained_models_base_on_a_gpu():
+    assert params("cpu")["base_llm"] == "gguf:qwen2.5-0.5b"  # one engine (llama.cpp) for base and RAG's fallback
+    assert params("cuda")["base_llm"] == ""  # the fine-tuning's own base model, through gpu-lora-trainer
+    assert params("cpu", base_llm="")["base_llm"] == ""  # asked: the base model on a CPU too
+    assert params("cuda", base_llm="ollama:qwen2.5")["base_llm"] == "ollama:qwen2.5"
+
+
 def test_training_config_carries_the_budget_and_the_overrides():
     config = P.training_config(params("cpu", epochs=2, max_steps=5, preset="small", training_config={"learning_rate": 0.001}))
     assert config == {"learning_rate": 0.001, "base_model": "default", "preset": "small", "seed": 42, "epochs": 2, "max_steps": 5}
@@ -78,6 +85,8 @@ def test_training_config_carries_the_budget_and_the_overrides():
         ({"catalog": "a", "model_id": "lora-1"}, "skip=[train]"),
         ({"catalog": "a", "skip": ["train"], "model_id": "ds-1"}, "lora-"),
         ({"catalog": "a", "targets": []}, "targets is empty"),
+        ({"catalog": "a", "base_llm": "openai:gpt-4o"}, "base_llm must be gguf:NAME or ollama:NAME"),
+        ({"catalog": "a", "base_llm": "gguf:"}, "names no model"),
     ],
 )
 def test_bad_parameters_are_refused_by_name(body, expected):

@@ -62,7 +62,7 @@ def test_json_numbers_are_coerced_and_strings_accepted():
         ({"r": 0}, "r must be at least 1"),
         ({"learning_rate": 2}, "learning_rate must be between 0 and 1"),
         ({"lora_dropout": 1.5}, "lora_dropout must be in [0, 1)"),
-        ({"preset": "huge"}, "preset must be auto, small, medium or large"),
+        ({"preset": "huge"}, "preset must be auto, small, medium, large or knowledge"),
         ({"precision": "int8"}, "precision must be one of auto, bf16, fp16, fp32"),
         ({"max_seq_len": 4}, "max_seq_len must be between 16"),
         ({"epochs": 2.5}, "training option epochs has a bad value 2.5"),
@@ -135,3 +135,21 @@ def test_too_long_examples_are_reported_with_their_lines_not_cut():
     assert error.code == "examples_too_long" and error.details["lines"] == [2, 9]
     assert "2 example(s) of the validation dataset are longer than max_seq_len=64" in error.message
     assert "line 2 (65 tokens)" in error.message and "line 9 (300 tokens)" in error.message and "not cut" in error.message
+
+
+def test_the_knowledge_preset_sizes_epochs_by_exposures_per_fact():
+    from dyag_core.training.config import EXPOSURES_PER_FACT
+
+    one_phrasing = TrainingConfig(preset="knowledge").resolve(100, 100)
+    assert one_phrasing.epochs == EXPOSURES_PER_FACT and one_phrasing.target_modules == ("all-linear",)
+    five_phrasings = TrainingConfig(preset="knowledge").resolve(500, 100)
+    assert five_phrasings.epochs == EXPOSURES_PER_FACT // 5 and "30 exposures per fact" in five_phrasings.sources["epochs"]
+    assert "100 facts, 5.0 phrasings each" in five_phrasings.preset_reason
+    assert TrainingConfig(preset="knowledge", epochs=2).resolve(500, 100).epochs == 2  # given values still win
+
+
+def test_facts_are_the_distinct_answers_of_a_split():
+    from dyag_core.training import count_facts, parse_chat_jsonl
+
+    examples = parse_chat_jsonl("\n".join([line("Statut de X ?"), line("X est-il en service ?"), line("Domaine de X ?", "X relève de l'eau.")]))
+    assert count_facts(examples) == 2

@@ -239,6 +239,8 @@ def run(
     skip: Annotated[str, typer.Option(help="steps to skip, comma-separated: validate, train, index, evaluate, report")] = "",
     model_id: Annotated[str, typer.Option(help="with --skip train: an existing fine-tuned model to evaluate")] = "",
     rag_llm: Annotated[str, typer.Option(help="the chat model RAG answers with (ollama:NAME, openai:NAME…; default: rag-service's)")] = "",
+    base_llm: Annotated[str | None, typer.Option(help="what the base target answers with: gguf:NAME or ollama:NAME; '' for the "
+                                                      "fine-tuning's base model (default: gguf:qwen2.5-0.5b on CPU, the base model on GPU)")] = None,
     rag_mode: Annotated[str, typer.Option(help="how RAG answers: auto (from the catalog's records when the question is understood, "
                                                "else the model), grounded (the records only), generative (the model always)")] = "auto",
     eval_max_tokens: Annotated[int | None, typer.Option(help="answer length per test question (default: 96 on CPU)")] = None,
@@ -265,7 +267,7 @@ def run(
         catalog, name=name, version=version, num_questions=num_questions, preset=preset, epochs=epochs, max_steps=max_steps,
         rag_collection=collection, targets=pipeline.split_list(targets), max_eval_questions=max_eval_questions,
         skip=pipeline.split_list(skip), model_id=model_id, device=device, rag_llm=rag_llm, rag_mode=rag_mode, eval_max_tokens=eval_max_tokens,
-        skip_similarity=not similarity))
+        base_llm=base_llm, skip_similarity=not similarity))
     created = run_or_fail(lambda: client.post("/pipelines", json=body, timeout=300))
     if detach:
         console.print(f"pipeline {created['id']} started: dyag pipeline watch {created['id']}")

@@ -30,10 +30,13 @@ GUIDE_METRICS = (("accuracy", "Accuracy"), ("precision", "Precision"), ("recall"
 EXTRA_METRICS = (("fact_accuracy", "Faits clés"), ("hallucination_rate", "Hallucinations"), ("abstention_rate", "Abstention (négatives)"))
 
 
+EMPTY_MEANS_SOMETHING = ("base_llm",)  # options whose empty value is a choice, not "the default"
+
+
 # --- starting one ---------------------------------------------------------------------------------------------------
 def request_body(catalog: str | None, *, name: str, version: str, **options: Any) -> dict[str, Any]:
     """POST /pipelines' body: a catalog file is sent (base64, its exact bytes), a stored catalog is named."""
-    body: dict[str, Any] = {k: v for k, v in options.items() if v not in (None, "", [])}
+    body: dict[str, Any] = {k: v for k, v in options.items() if v not in (None, "", []) or (k in EMPTY_MEANS_SOMETHING and v == "")}
     path = Path(catalog) if catalog else sample_catalog()
     if path.is_file():
         if version:
@@ -150,8 +153,9 @@ def follow(client: GatewayClient, pipeline_id: str, *, poll: float = 1.0, reconn
 # --- the comparison -------------------------------------------------------------------------------------------------
 def comparison_table(pipeline: dict[str, Any]) -> Table | None:
     """The guide's step 6.2 table: each target's accuracy, precision, recall, F1 and latency, with Δ against the base."""
-    runs = [(s["name"].removeprefix("evaluate_"), (s.get("result") or {}).get("summary") or {})
-            for s in pipeline["steps"] if s["name"].startswith("evaluate_") and s["status"] == "succeeded"]
+    steps = [s for s in pipeline["steps"] if s["name"].startswith("evaluate_") and s["status"] == "succeeded"]
+    runs = [(s["name"].removeprefix("evaluate_"), (s.get("result") or {}).get("summary") or {}) for s in steps]
+    models = [(s.get("result") or {}).get("model") or "" for s in steps]
     if not runs:
         return None
     baseline = runs[0][1]
@@ -174,6 +178,9 @@ def comparison_table(pipeline: dict[str, Any]) -> Table | None:
                 cells.append(_delta(key, value, base))
         table.add_row(*cells)
 
+    if any(models):  # which model answered for each target: they may differ (a small trained model on a CPU)
+        table.add_row("Modèle", *[cell for i, m in enumerate(models) for cell in ([m or "–"] if i == 0 else [m or "–", ""])])
+        table.add_section()
     for key, label in GUIDE_METRICS:
         row(label, key, lambda v: f"{v:.1%}")
     table.add_section()

@@ -139,7 +139,8 @@ class Pipelines:
         evaluating = "evaluate" not in request.skip
         if evaluating:
             needed |= {"evaluator"} | ({"rag-service"} if P.RAG_TARGETS & set(request.targets) else set())
-            needed |= {"gpu-lora-trainer"} if {"base", "fine_tuned"} & set(request.targets) else set()
+            on_trainer = {"fine_tuned"} | ({"base"} if not request.base_llm else set())  # base_llm unset: the device decides
+            needed |= {"gpu-lora-trainer"} if on_trainer & set(request.targets) else set()
         if "index" not in request.skip and (not evaluating or P.RAG_TARGETS & set(request.targets)):
             needed.add("rag-service")
         missing = sorted(n for n in needed if n not in self.backends.channels)
@@ -466,7 +467,10 @@ class _Run:
     def _evaluate_request(self, step: dict[str, Any]) -> evaluation_pb2.EvaluateRequest:
         p = self.params
         approach = step["name"].removeprefix("evaluate_")
-        if approach == "base":
+        if approach == "base" and p.get("base_llm"):
+            kind, _, model = p["base_llm"].partition(":")
+            target = evaluation_pb2.Target(kind=kind, model=model, approach="base")
+        elif approach == "base":
             target = evaluation_pb2.Target(kind="base", model=p.get("base_model") or "default", approach="base")
         elif approach == "fine_tuned":
             target = evaluation_pb2.Target(kind="lora", model=self._result_of(P.TRAIN)["model_id"], approach="fine_tuned")

@@ -103,13 +103,18 @@ DEVICE_DEFAULTS: dict[str, dict[str, Any]] = {
     # The training runs alone (its two torch threads lose most of their speed when anything else runs on two cores);
     # the evaluations two at a time (a CPU model generates on one thread: RAG's in rag-service beside the base and
     # fine-tuned models' in gpu-lora-trainer), when the evaluator runs two jobs at once (else they queue there).
+    # The base target: on a CPU, the training keeps a small model (its 10-minute budget) and the base target is the
+    # capable CPU model RAG falls back to, through llama.cpp (one engine for base and RAG); on a GPU, the
+    # fine-tuning's own base model, so that the fine-tuned model is compared with what it started from.
     "cpu": {"num_questions": 1000, "max_steps": 16, "max_eval_questions": 30, "max_parallel": 2, "train_alone": True,
-            "eval_max_tokens": 96, "eval_concurrency": 1, "rag_n_chunks": 3, "learning_rate": 1e-3},
+            "eval_max_tokens": 96, "eval_concurrency": 1, "rag_n_chunks": 3, "learning_rate": 1e-3,
+            "base_llm": "gguf:qwen2.5-0.5b"},
     "cuda": {"num_questions": 1000, "max_steps": 0, "max_eval_questions": 0, "max_parallel": 3, "train_alone": False,
-             "eval_max_tokens": 0, "eval_concurrency": None, "rag_n_chunks": 0, "learning_rate": None},
+             "eval_max_tokens": 0, "eval_concurrency": None, "rag_n_chunks": 0, "learning_rate": None, "base_llm": ""},
 }
 TUNED = ("num_questions", "max_steps", "max_eval_questions", "max_parallel", "train_alone", "eval_max_tokens", "eval_concurrency",
-         "rag_n_chunks")
+         "rag_n_chunks", "base_llm")
+BASE_LLM_KINDS = ("gguf", "ollama")  # what the base target may answer with besides the fine-tuning's base model
 
 
 class PipelineRequest(BaseModel):
@@ -132,7 +137,10 @@ class PipelineRequest(BaseModel):
     training_config: dict[str, Any] = Field(default_factory=dict, description="any other TrainingConfig option (r, learning_rate…)")
     model_id: str = Field("", description="with skip=[train]: an existing fine-tuned model (lora-…) to evaluate")
     rag_collection: str = Field("", description="the RAG collection; default: the catalog's name")
-    rag_llm: str = Field("", description="the chat model RAG answers with; empty: rag-service's default (local:default)")
+    base_llm: str | None = Field(
+        None, description="what the base target answers with: gguf:NAME (llama.cpp in the evaluator) or ollama:NAME; "
+        "'' for base_model through gpu-lora-trainer; default: gguf:qwen2.5-0.5b on CPU, base_model on GPU")
+    rag_llm: str = Field("", description="the chat model RAG answers with; empty: rag-service's default (gguf:qwen2.5-0.5b)")
     rag_mode: Literal["auto", "grounded", "generative"] = Field(
         "auto", description="how RAG answers: auto (from the records when the question is understood, else the model), "
         "grounded (the records only) or generative (the model always)")
@@ -172,6 +180,10 @@ class PipelineRequest(BaseModel):
                              "or leave fine_tuned out of targets")
         if self.model_id and "train" not in self.skip:
             raise ValueError("model_id evaluates an existing model: it goes with skip=[train]")
+        if self.base_llm and self.base_llm.partition(":")[0] not in BASE_LLM_KINDS:
+            raise ValueError(f"base_llm must be gguf:NAME or ollama:NAME (or empty for base_model), not {self.base_llm!r}")
+        if self.base_llm and not self.base_llm.partition(":")[2].strip():
+            raise ValueError(f"base_llm {self.base_llm!r} names no model: gguf:NAME or ollama:NAME")
         if self.model_id and not self.model_id.startswith("lora-"):
             raise ValueError(f"model_id must be a fine-tuned model id (lora-…), not {self.model_id!r}")
         return self

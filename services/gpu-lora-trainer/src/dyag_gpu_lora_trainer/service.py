@@ -96,7 +96,7 @@ class LoraTrainingJob:
         ctx.progress(0.01, "reading the dataset")
         inputs = self.load_inputs(params)
         train, validation, lineage = inputs["train"], inputs["validation"], inputs["lineage"]
-        config = TrainingConfig.from_dict(params.get("config") or {}).resolve(len(train))
+        config = TrainingConfig.from_dict(params.get("config") or {}).resolve(len(train), count_facts(train))
         ctx.log(f"{len(train)} training and {len(validation)} validation examples; {config.preset_reason}")
         ctx.progress(0.02, "preparing the base model")
         try:

@@ -1,6 +1,8 @@
 """Grounded answers: the question understood, then answered from the catalog's records themselves.
 
-1. Entities: the catalog's entity linker (names, long names, aliases, typos) finds the applications named.
+1. Entities: the catalog's entity linker (names, long names, aliases, typos) finds the applications named; a
+   question that names none but describes one ("l'outil des zones humides") is matched against the records'
+   long names, descriptions and functions (DescriptionIndex), when one record stands out.
 2. Criteria: the same linker, built over the catalog's statuses, domains, sub-domains, actors, scopes and
    families, finds what a catalog-wide question filters on ("en production", "DGALN/DEB").
 3. Intents: the classifier (intent.py), learned from the registry, says which field(s) are asked, with a
@@ -15,6 +17,7 @@ mode) then asks a language model, giving it the records found here.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +36,8 @@ MIN_CONFIDENCE = 0.3
 VALUE_OVERRIDE = 0.6  # below this, a value of the record's own fields quoted in the question says which field is asked
 CLAUSE_CONFIDENCE = 0.5  # a clause adds its intent ("… et où le trouver ?") only when this sure
 MIN_ENTITY_SCORE = 0.5  # linker scores below this (a long name with a quarter of its words missing) name nothing
+QUOTE_PREFIX = 6  # two words sharing this many first letters are one ("décommissionnée" quotes "Décommissionnement")
+SURE_INTENT = 0.9  # a field quoted by its value adds to an intent this sure, else takes its place
 _CLAUSE_SPLIT = re.compile(r"\s*(?:\bet\b|\band\b|\bainsi que\b|\bpuis\b|\baussi\b|[,;:+?!])\s*", re.IGNORECASE)
 _YES_NO = re.compile(r"\b(est[- ](?:elle|il|ce)|c est)\b.*\ben production\b")
 
@@ -110,6 +115,9 @@ class GroundedAnswerer:
         self.criteria_linker = EntityLinker((EntityNames(key, value) for key, (_, value, _) in self._criteria.items()),
                                             self.classifier.words)
         self._extra_fields = _extra_fields(catalog.entities)
+        self.descriptions = DescriptionIndex(catalog.entities, self.classifier.words)
+        # the words of comparisons ("comparer", "différence", "même"), which the field a comparison is about is read without
+        self._comparison_words = {w for p in INTENTS["comparative"].phrasings for w in words(fill_phrasing(p))} - {ENTITY_MASK} | {"meme", "memes"}
 
     # ------------------------------------------------------------------ understanding
     def _intents(self, question: str, entity_spans: Sequence[str], criterion_spans: Sequence[str] = ()) -> tuple[list[Scored], list[str]]:
@@ -134,12 +142,21 @@ class GroundedAnswerer:
         entities = _in_question_order(question, [(self.by_id[m.entity_id], m.matched) for m in linked if m.entity_id in self.by_id])
         if not entities:  # "l'application 1301": an identifier names its record too
             entities = [self.by_id[w] for w in dict.fromkeys(re.findall(r"\b\d{2,}\b", question)) if w in self.by_id]
-        criteria = self._link_criteria(question, linked)
         entity_spans = [m.matched for m in linked]
+        if not entities and not linked and not self._unknown_names(question):  # "l'outil des zones humides": described
+            described = self.descriptions.best(question)
+            if described and self.classifier.predict(question)[0].intent not in ("listing", "counting"):
+                entities, entity_spans = [self.by_id[described[0]]], list(described[1])
+        criteria = self._link_criteria(question, linked)
         # a criterion is masked only where it may be what the question filters on (no application named)
         ranking, asked = self._intents(question, entity_spans, [] if entities else [m.matched for _, m in criteria])
         best = ranking[0]
         confident = best.probability >= MIN_CONFIDENCE
+        if len(entities) == 1:  # "le webmestre de X", "X a été décommissionnée quand ?": a role or an event's kind quoted
+            quoted = _intent_by_quoted_label(entities[0], question, self.classifier.words)
+            if quoted and quoted not in asked:
+                asked = [quoted, *asked[1:]] if best.probability < SURE_INTENT else [*asked, quoted]
+                best, confident = (Scored(quoted, max(best.probability, MIN_CONFIDENCE)), True) if best.probability < SURE_INTENT else (best, True)
         if len(entities) == 1 and best.probability < VALUE_OVERRIDE:
             # "ESPECIA c'est un téléservice ?": the question quotes a value of one of the record's fields: it asks that field
             field_intent = _field_by_value(entities[0], question, entity_spans, self.classifier.words)
@@ -159,9 +176,7 @@ class GroundedAnswerer:
             return GroundedAnswer(question, True, f"Le catalogue compte {total} applications en tout.", "counting", ("counting",),
                                   best.probability, key_facts=(str(total),))
         if not entities:
-            known_words = self.vocabulary | self.classifier.words
-            unknown = [u for u in self.linker.unknown_mentions(question, [], self.vocabulary)
-                       if not all(w in known_words or w in STOPWORDS for w in words(u))]
+            unknown = self._unknown_names(question)
             if unknown and (confident or best.intent not in INTENTS or INTENTS[best.intent].scope != "catalog"):
                 answer = t.answer_unknown_entity(unknown[0], 0)
                 return GroundedAnswer(question, True, answer.text, "unknown_entity", (best.intent,), best.probability)
@@ -173,6 +188,11 @@ class GroundedAnswerer:
             a, b = entities[:2]
             answer = t.answer_comparative(a, b)
             citations = tuple(Citation(e.id, e.name, f) for e in (a, b) for f in answer.fields)
+            compared = self._compared_field(question, entity_spans, asked)
+            if compared:  # "compare la techno de A et B", "A et B ont-ils la même MOA ?": that field of each, then the rest
+                each = self._entity_answer(question, (a, b), [compared], best.probability, ids)
+                return GroundedAnswer(question, True, f"{each.text}\n{answer.text}", "comparison", ("comparative", compared.name),
+                                      best.probability, (*each.citations, *citations), (*each.key_facts, *answer.key_facts), ids)
             return GroundedAnswer(question, True, answer.text, "comparison", ("comparative",), best.probability, citations,
                                   answer.key_facts, ids)
         if extra and (best.intent.startswith(FIELD_INTENT) or not confident or best.probability < 0.8
@@ -253,11 +273,32 @@ class GroundedAnswerer:
             best.setdefault(criterion.role, (criterion, match))
         return list(best.values())
 
+    def _compared_field(self, question: str, entity_spans: Sequence[str], asked: Sequence[str]) -> Intent | None:
+        """The field a comparison is about, when it names one: the first entity intent asked by a clause, else the
+        best entity intent of the question read without its comparison words."""
+        for name in asked:
+            if name in INTENTS and INTENTS[name].scope == "entity" and name not in ("summary", "definition"):
+                return INTENTS[name]
+        text = _mask(question, entity_spans, ENTITY_MASK)
+        for scored in self.classifier.predict(" ".join(w for w in text.split() if w not in self._comparison_words)):
+            intent = INTENTS.get(scored.intent)
+            if intent is not None and intent.scope == "entity" and scored.probability >= CLAUSE_CONFIDENCE and intent.name not in ("summary", "definition"):
+                return intent
+            if scored.probability < CLAUSE_CONFIDENCE:
+                break
+        return None
+
+    def _unknown_names(self, question: str) -> list[str]:
+        """What the question spells like an application's name, and the catalog does not hold ("BRUIT-MAP")."""
+        known_words = self.vocabulary | self.classifier.words
+        return [u for u in self.linker.unknown_mentions(question, [], self.vocabulary)
+                if not all(w in known_words or w in STOPWORDS for w in words(u))]
+
     def _extra_field(self, question: str) -> str | None:
         """A field of the export that no intent reads ("utilisateurs"), when the question names it."""
         stems = {stem(w) for w in words(question)}
-        for key, needed in self._extra_fields.items():
-            if needed and needed <= stems:
+        for key, needed in self._extra_fields.items():  # "utilisent" names "utilisateurs"
+            if needed and all(_prefix_match(w, stems) for w in needed):
                 return key
         return None
 
@@ -279,6 +320,82 @@ def _field_by_value(entity: Entity, question: str, entity_spans: Sequence[str], 
     }
     quoted = [intent for intent, found in values.items() if found & asked]
     return quoted[0] if len(quoted) == 1 else None
+
+
+def _prefix_match(word: str, candidates: Iterable[str]) -> bool:
+    return any(word == c or (len(word) >= QUOTE_PREFIX and len(c) >= QUOTE_PREFIX and word[:QUOTE_PREFIX] == c[:QUOTE_PREFIX])
+               for c in candidates)
+
+
+def _intent_by_quoted_label(entity: Entity, question: str, question_words: frozenset[str]) -> str | None:
+    """contacts when the question names one of the record's contacts by role ("le webmestre", "la référente"),
+    events when it names one of its events by kind ("décommissionnée"): every word of the label, in any form."""
+    asked = [w for w in words(question) if w not in STOPWORDS]
+    labels = {"contacts": [c.role for c in entity.contacts if c.role], "events": [e.kind for e in entity.events if e.kind]}
+    for intent, values in labels.items():
+        for value in values:
+            needed = [w for w in words(value) if w not in STOPWORDS and len(w) > 2]
+            if needed and all(_prefix_match(w, asked) for w in needed) and not all(w in question_words for w in needed):
+                return intent
+    return None
+
+
+class DescriptionIndex:
+    """Which record a question describes without naming it ("l'outil des zones humides", "the wind farm app"): the
+    question's distinctive words (not the classifier's, not stop words) against each record's long name (counted
+    twice), description and functions, weighted by rarity across the catalog (idf). One record must stand out:
+    at least two distinctive words, or one found in no other record, and well ahead of the next."""
+
+    MIN_WORDS, MARGIN = 2, 1.5
+
+    def __init__(self, entities: Sequence[Entity], question_words: frozenset[str]):
+        self.question_words = question_words
+        self.docs: dict[str, dict[str, float]] = {}
+        for e in entities:
+            doc: dict[str, float] = {}
+            for text, weight in ((e.long_name, 2.0), (e.description, 1.0), (e.functions, 1.0)):
+                for w in words(text or ""):
+                    key = self._key(w)
+                    if key:
+                        doc[key] = max(doc.get(key, 0.0), weight)
+            self.docs[e.id] = doc
+        df: dict[str, int] = {}
+        for doc in self.docs.values():
+            for key in doc:
+                df[key] = df.get(key, 0) + 1
+        n = max(len(self.docs), 1)
+        self.df = df
+        self.idf = {k: math.log(1 + n / d) for k, d in df.items()}
+
+    @staticmethod
+    def _key(word: str) -> str:
+        if len(word) < 4 or word in STOPWORDS or word.isdigit():
+            return ""
+        return stem(word)[:QUOTE_PREFIX + 2]
+
+    def best(self, question: str) -> tuple[str, tuple[str, ...]] | None:
+        """(entity id, the question's words that describe it), or None when no record stands out."""
+        asked = {}
+        for w in words(question):
+            key = self._key(w)
+            if key and w not in self.question_words and key in self.df:
+                asked[key] = w
+        if not asked:
+            return None
+        scored = []
+        for entity_id, doc in self.docs.items():
+            hits = [k for k in asked if k in doc]
+            if hits:
+                scored.append((sum(self.idf[k] * doc[k] for k in hits), hits, entity_id))
+        if not scored:
+            return None
+        scored.sort(key=lambda s: -s[0])
+        score, hits, entity_id = scored[0]
+        unique = any(self.df[k] == 1 for k in hits)
+        runner_up = scored[1][0] if len(scored) > 1 else 0.0
+        if (len(hits) >= self.MIN_WORDS or unique) and score >= self.MARGIN * runner_up:
+            return entity_id, tuple(asked[k] for k in hits)
+        return None
 
 
 def _in_question_order(question: str, found: Sequence[tuple[Entity, str]]) -> list[Entity]:

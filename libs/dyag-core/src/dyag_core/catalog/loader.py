@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from dyag_core.catalog.model import Actor, Catalog, Contact, Domain, Entity, Event, Hosting, Link, Site
+from dyag_core.catalog.model import Actor, Catalog, Contact, Domain, Entity, Event, Hosting, Link, Site, UserGroup
 from dyag_core.catalog.roles import NESTED_KEYS, FieldRoles
 from dyag_core.errors import CatalogError
 from dyag_core.text import clean_scalar, has_mojibake, normalize_key, repair_mojibake, repair_url, slugify
@@ -376,6 +376,11 @@ def _hosting(item: dict[str, Any]) -> Hosting | None:
     return Hosting(datacenter=datacenter, platform=platform) if datacenter or platform else None
 
 
+def _user_group(item: dict[str, Any]) -> UserGroup | None:
+    name, count = clean_scalar(item.get("name")), clean_scalar(item.get("count"))
+    return UserGroup(name=name, count=count) if name else None
+
+
 _NESTED_PARSERS = {
     "domains": _domain,
     "sites": _site,
@@ -385,6 +390,7 @@ _NESTED_PARSERS = {
     "related_applications": _link,
     "related_data": _link,
     "hostings": _hosting,
+    "users": _user_group,
 }
 
 

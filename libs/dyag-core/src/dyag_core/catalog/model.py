@@ -52,6 +52,14 @@ class Link:
 
 
 @dataclass(frozen=True, slots=True)
+class UserGroup:
+    """Who uses the application, and how many of them ("Agents des DREAL", "250")."""
+
+    name: str
+    count: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Hosting:
     datacenter: str | None = None
     platform: str | None = None
@@ -79,6 +87,7 @@ class Entity:
     related_applications: tuple[Link, ...] = ()
     related_data: tuple[Link, ...] = ()
     hostings: tuple[Hosting, ...] = ()
+    users: tuple[UserGroup, ...] = ()
     # Fields with no role, kept by their normalised key so nothing in the source is lost.
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
@@ -100,6 +109,7 @@ class Entity:
             "related_applications": Link,
             "related_data": Link,
             "hostings": Hosting,
+            "users": UserGroup,
         }
         kwargs: dict[str, Any] = {}
         for f in fields(cls):

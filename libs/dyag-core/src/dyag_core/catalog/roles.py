@@ -41,6 +41,7 @@ DEFAULT_ROLE_KEYS: dict[str, tuple[str, ...]] = {
     "related_applications": ("applications liees", "related applications"),
     "related_data": ("donnees liees", "related data"),
     "hostings": ("hebergements", "hebergement", "hosting"),
+    "users": ("utilisateurs", "users", "user groups"),
 }
 
 # Keys of the objects inside nested lists, per role: part -> accepted keys.
@@ -57,6 +58,7 @@ NESTED_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
     "related_applications": {"target": ("application", "nom", "name"), "flow": ("type de flux", "flux", "flow")},
     "related_data": {"target": ("donnee", "donnees", "nom", "name", "data"), "flow": ("type de flux", "flux", "flow")},
     "hostings": {"datacenter": ("data center", "datacenter", "centre de donnees"), "platform": ("plateforme", "platform")},
+    "users": {"name": ("utilisateur", "utilisateurs", "user", "users", "nom", "name"), "count": ("nombre", "count", "number")},
 }
 
 ROLES = tuple(DEFAULT_ROLE_KEYS)

@@ -165,6 +165,13 @@ PHRASINGS.update({
         "Pour quels publics est conçue {x} ?",
         "Qui sont les usagers visés par {x} ?",
     ),
+    "users": (
+        "Qui sont les utilisateurs {de_x} ?",
+        "Combien d'utilisateurs a {x} ?",
+        "Qui utilise l'application {name} ?",
+        "Quels publics utilisent {x}, et combien sont-ils ?",
+        "Quel est le nombre d'utilisateurs {de_x} ?",
+    ),
     "summary": (
         "Dis-moi tout sur {x}.",
         "Que sait-on de {x} ?",

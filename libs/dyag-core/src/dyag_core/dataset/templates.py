@@ -67,6 +67,7 @@ _ROLE_LABELS = {  # each with the preposition that leads to the application
     "technology": "la technologie principale de",
     "hostings": "l'hébergement de",
     "beneficiaries": "les bénéficiaires de",
+    "users": "les utilisateurs de",
 }
 _UNKNOWN_ANSWERS = (
     "Je ne connais pas d'application nommée {name} dans le catalogue. Vérifiez l'orthographe du nom "
@@ -741,6 +742,17 @@ def answer_beneficiaries(entity: Entity, variant: int = 0) -> Answer:
     return _quoted_field(entity, "beneficiaries", f"Les bénéficiaires de {app(entity)} sont :")
 
 
+def _user_text(group) -> str:
+    return f"{clean(group.name)} (nombre : {clean(group.count)})" if group.count else clean(group.name)
+
+
+def answer_users(entity: Entity, variant: int = 0) -> Answer:
+    listed, _ = render_items([_user_text(g) for g in entity.users])
+    facts = tuple(dict.fromkeys(x for g in entity.users for x in (clean(g.name), clean(g.count or "")) if x))
+    text = f"Les utilisateurs de {app(entity)} sont :{listed}{_end(listed)}"
+    return Answer(text, facts, ("users",))
+
+
 def answer_summary(entity: Entity, variant: int = 0) -> Answer:
     """Everything about an application, one line per filled field (the record summarised)."""
     lines: list[str] = []
@@ -773,6 +785,8 @@ def answer_summary(entity: Entity, variant: int = 0) -> Answer:
         add("contacts", "Contacts", " ; ".join(_contact_text(c) for c in entity.contacts[:INLINE_ITEMS]))
     if entity.technology:
         add("technology", "Technologie principale", clean(entity.technology))
+    if entity.users:
+        add("users", "Utilisateurs", " ; ".join(_user_text(g) for g in entity.users[:INLINE_ITEMS]))
     if entity.events:
         first = sorted(entity.events, key=lambda e: e.date or "9999")[0]
         add("events", "Première date clé", _event_text(first)[0])

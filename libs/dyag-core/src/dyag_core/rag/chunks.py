@@ -125,6 +125,8 @@ def _overview(e: Entity) -> str:
     lines += [f"{label} : {_one_line(value)}" for label, value in optional if value]
     if e.hostings:
         lines.append("Hébergement : " + _join(_pair(h.datacenter, h.platform) for h in e.hostings))
+    if e.users:
+        lines.append("Utilisateurs : " + _join(f"{u.name} ({u.count})" if u.count else u.name for u in e.users))
     lines.append("Dates clés : " + _join(_event(ev) for ev in e.events))
     for key, value in e.extra.items():
         rendered = _extra(value)

@@ -13,6 +13,14 @@ Annex A (LoRA local), by dataset size:
 
 The guide's LoRA table gives no epoch counts; they follow its OpenAI table (5-10, 3-5, 1-3), taking the
 middle of each range rounded up, as the cost estimate of dyag_core.validation does.
+
+The `knowledge` preset is not the guide's: it is for teaching the catalog's facts, not a style. Published
+knowledge-injection results agree that a fact sticks only after many exposures, under several phrasings, and
+that a short run moves wording, not facts. So its epochs are sized by exposures per fact: one epoch shows
+each fact once per phrasing of it in the training split (the examples sharing one answer), and the run
+lasts until every fact has been seen EXPOSURES_PER_FACT times. The dataset side of the preset (every
+phrasing each question type has) is dataset-builder's `variations`, which the pipeline raises with it.
+LoRA goes on every linear layer (facts live in the MLPs more than in the attention), at a higher rate.
 """
 
 from __future__ import annotations
@@ -25,7 +33,9 @@ from typing import Any
 from dyag_core.errors import DyagError
 
 SMALL_DATASET, LARGE_DATASET = 500, 2000
-PRESET_NAMES = ("small", "medium", "large")
+PRESET_NAMES = ("small", "medium", "large", "knowledge")
+EXPOSURES_PER_FACT = 30  # the knowledge preset: times each fact is seen over the run, all its phrasings together
+MAX_KNOWLEDGE_EPOCHS = 100
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 SCHEDULERS = ("cosine", "linear", "constant")
 TRACKERS = ("none", "wandb", "mlflow")
@@ -54,7 +64,10 @@ PRESETS: dict[str, Preset] = {
     "small": Preset("small", r=8, lora_alpha=16, lora_dropout=0.1, learning_rate=3e-4, epochs=8),
     "medium": Preset("medium", r=16, lora_alpha=32, lora_dropout=0.05, learning_rate=2e-4, epochs=4),
     "large": Preset("large", r=32, lora_alpha=64, lora_dropout=0.01, learning_rate=1e-4, epochs=2),
+    # epochs here: with one phrasing per fact; resolve() divides by the phrasings the training split has.
+    "knowledge": Preset("knowledge", r=32, lora_alpha=64, lora_dropout=0.0, learning_rate=1e-3, epochs=EXPOSURES_PER_FACT),
 }
+KNOWLEDGE_TARGET_MODULES = ("all-linear",)
 PRESET_FIELDS = ("r", "lora_alpha", "lora_dropout", "learning_rate", "epochs")
 
 
@@ -72,7 +85,7 @@ class TrainingConfig:
     """What a LoRA run is asked to do. `None` means: take it from the preset (or the platform's default)."""
 
     base_model: str = "default"
-    preset: str = "auto"  # auto | small | medium | large
+    preset: str = "auto"  # auto | small | medium | large | knowledge
     # LoRA (preset values unless given)
     r: int | None = None
     lora_alpha: int | None = None
@@ -129,7 +142,7 @@ class TrainingConfig:
         if not self.base_model.strip():
             problems.append("base_model is empty")
         if self.preset not in ("auto", *PRESET_NAMES):
-            problems.append(f"preset must be auto, small, medium or large, not {self.preset!r}")
+            problems.append(f"preset must be auto, small, medium, large or knowledge, not {self.preset!r}")
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
         if self.lr_scheduler not in SCHEDULERS:
@@ -158,8 +171,9 @@ class TrainingConfig:
         if problems:
             raise TrainingInputError("invalid_config", "invalid training configuration: " + "; ".join(problems))
 
-    def resolve(self, n_train_examples: int) -> ResolvedConfig:
-        """Every value filled in: given values win, then the preset (auto: by the dataset's size)."""
+    def resolve(self, n_train_examples: int, n_facts: int | None = None) -> ResolvedConfig:
+        """Every value filled in: given values win, then the preset (auto: by the dataset's size). `n_facts`: the
+        distinct facts the training split teaches (`count_facts`), which sizes the knowledge preset's epochs."""
         preset = preset_for_size(n_train_examples) if self.preset == "auto" else PRESETS[self.preset]
         values = self.to_dict()
         sources: dict[str, str] = {}
@@ -169,12 +183,24 @@ class TrainingConfig:
                 sources[name] = f"preset {preset.name}"
             else:
                 sources[name] = "given"
+        reason = _reason(self.preset, preset, n_train_examples)
+        if preset.name == "knowledge":
+            phrasings = n_train_examples / max(n_facts or n_train_examples, 1)
+            if self.epochs is None:
+                values["epochs"] = min(MAX_KNOWLEDGE_EPOCHS, max(1, math.ceil(EXPOSURES_PER_FACT / max(phrasings, 1.0))))
+                sources["epochs"] = f"preset knowledge: {EXPOSURES_PER_FACT} exposures per fact"
+            if tuple(self.target_modules) == DEFAULT_TARGET_MODULES:
+                values["target_modules"] = KNOWLEDGE_TARGET_MODULES
+                sources["target_modules"] = "preset knowledge"
+            reason = (f"preset knowledge: {n_facts or n_train_examples} facts, {phrasings:.1f} phrasings each in "
+                      f"{n_train_examples} training examples; {values['epochs']} epochs show each fact "
+                      f"{values['epochs'] * phrasings:.0f} times")
         if values["batch_size"] is None:
             values["batch_size"] = 0 if self.packing else 8  # 0: as many packed rows as make ~1,024 tokens
             sources["batch_size"] = "default"
         values["preset"] = preset.name
         values["target_modules"] = tuple(values["target_modules"])
-        return ResolvedConfig(**values, preset_reason=_reason(self.preset, preset, n_train_examples), sources=sources)
+        return ResolvedConfig(**values, preset_reason=reason, sources=sources)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,12 @@ class ChatExample:
     messages: Messages
 
 
+def count_facts(examples: Sequence[ChatExample]) -> int:
+    """The distinct facts a split teaches: its distinct answers (Dyag renders one fact in one sentence, whichever
+    phrasing asks for it), so examples / facts is the phrasings per fact."""
+    return len({next((m["content"] for m in reversed(e.messages) if m["role"] == "assistant"), "") for e in examples})
+
+
 def _problems_message(what: str, problems: list[str], total: int) -> str:
     listed = "; ".join(problems[:MAX_LISTED])
     more = f"; and {total - MAX_LISTED} more" if total > MAX_LISTED else ""
