@@ -78,6 +78,13 @@ def test_the_comparison_table_has_the_guide_s_metrics_with_deltas():
     assert "Fine-tuned" not in text  # not evaluated yet
 
 
+def test_the_models_line_says_which_model_answered_for_each_target():
+    view = pipeline_view()
+    P.by_name(view["steps"])["evaluate_base"]["result"]["model"] = "gguf:qwen2.5-0.5b"
+    line = cli.models_line(view)
+    assert line == "Modèles — Base : gguf:qwen2.5-0.5b · RAG : les fiches du catalogue (sinon le modèle de RAG)"
+
+
 def test_a_built_dataset_s_warnings_are_shown_under_its_step():
     from dyag_cli.pipeline import step_detail
 

@@ -230,7 +230,8 @@ def run(
     name: Annotated[str, typer.Option(help="the catalog's name (default: from the file; the sample's is applications_ia)")] = "",
     version: Annotated[str, typer.Option(help="a stored catalog's version (default: the latest)")] = "",
     num_questions: Annotated[int | None, typer.Option(help="dataset size (default: 1000)")] = None,
-    preset: Annotated[str, typer.Option(help="LoRA preset: auto | small | medium | large")] = "auto",
+    preset: Annotated[str, typer.Option(help="LoRA preset: auto | small | medium | large | knowledge (every phrasing of "
+                                             "each fact, epochs by exposures per fact)")] = "auto",
     epochs: Annotated[int | None, typer.Option(help="training epochs (default: the preset's)")] = None,
     max_steps: Annotated[int | None, typer.Option(help="training steps; 0: whole epochs (default: 24 on CPU, 0 on GPU)")] = None,
     collection: Annotated[str, typer.Option(help="RAG collection (default: the catalog's name)")] = "",

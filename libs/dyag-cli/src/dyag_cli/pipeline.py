@@ -107,12 +107,8 @@ def step_detail(step: dict[str, Any]) -> str:
 def render(pipeline: dict[str, Any]) -> Group:
     params = pipeline.get("params") or {}
     head = Text.from_markup(
-        f"[bold]{pipeline['id']}[/] on [bold]{params.get('catalog')}[/] ({params.get('catalog_entities', '?')} entities), "
-        f"defaults for {params.get('device', '?')}: {params.get('num_questions')} questions"
-        f"{'' if params.get('num_questions_given') else ' at most (sized to the catalog)'}, "
-        f"{params.get('max_steps') or 'whole-epoch'} training steps, "
-        f"{params.get('max_eval_questions') or 'all'} test questions per target — {pipeline['status']}, {_seconds(pipeline.get('elapsed_s'))}"
-    )
+        f"[bold]{pipeline['id']}[/] on [bold]{params.get('catalog')}[/] ({params.get('catalog_entities', '?')} entities) — "
+        f"{pipeline['status']}, {_seconds(pipeline.get('elapsed_s'))}\n" + escape(chosen_defaults(pipeline)))
     table = Table(box=None, show_header=False, pad_edge=False, expand=False)
     for column in ("", "step", "time", "bar", "detail"):
         table.add_column(column, no_wrap=column != "detail", overflow="fold")
@@ -127,6 +123,27 @@ def render(pipeline: dict[str, Any]) -> Group:
     if pipeline.get("stalled"):
         parts.append(Text.from_markup("[yellow]its gateway stopped heart-beating: the next gateway resumes it[/]"))
     return Group(*parts)
+
+
+def chosen_defaults(pipeline: dict[str, Any]) -> str:
+    """What the run chose, and why, in one line: the dataset's size (the build says what the catalog allows), the
+    training budget, the questions evaluated, the base target's model."""
+    params = pipeline.get("params") or {}
+    device = params.get("device", "?")
+    build = next((s for s in pipeline["steps"] if s["name"] == "build"), {})
+    sizing = (build.get("result") or {}).get("sizing") or ""
+    if params.get("num_questions_given"):
+        dataset = f"{params.get('num_questions')} questions (asked)"
+    else:
+        dataset = sizing or f"up to {params.get('num_questions')} questions, sized to the catalog"
+    steps = params.get("max_steps")
+    training = f"{steps} training steps ({'the CPU time budget' if device == 'cpu' else 'asked'})" if steps else "whole training epochs"
+    questions = params.get("max_eval_questions")
+    evaluation = f"{questions} test questions per target (a sample stratified by type)" if questions else "every test question"
+    parts = [f"defaults for {device}: {dataset}", training, evaluation]
+    if params.get("base_llm") and "base" in (params.get("targets") or []):
+        parts.append(f"base target: {params['base_llm']}")
+    return "; ".join(parts)
 
 
 def follow(client: GatewayClient, pipeline_id: str, *, poll: float = 1.0, reconnect_s: float = 120.0) -> dict[str, Any]:
@@ -155,7 +172,6 @@ def comparison_table(pipeline: dict[str, Any]) -> Table | None:
     """The guide's step 6.2 table: each target's accuracy, precision, recall, F1 and latency, with Δ against the base."""
     steps = [s for s in pipeline["steps"] if s["name"].startswith("evaluate_") and s["status"] == "succeeded"]
     runs = [(s["name"].removeprefix("evaluate_"), (s.get("result") or {}).get("summary") or {}) for s in steps]
-    models = [(s.get("result") or {}).get("model") or "" for s in steps]
     if not runs:
         return None
     baseline = runs[0][1]
@@ -178,9 +194,6 @@ def comparison_table(pipeline: dict[str, Any]) -> Table | None:
                 cells.append(_delta(key, value, base))
         table.add_row(*cells)
 
-    if any(models):  # which model answered for each target: they may differ (a small trained model on a CPU)
-        table.add_row("Modèle", *[cell for i, m in enumerate(models) for cell in ([m or "–"] if i == 0 else [m or "–", ""])])
-        table.add_section()
     for key, label in GUIDE_METRICS:
         row(label, key, lambda v: f"{v:.1%}")
     table.add_section()
@@ -189,6 +202,20 @@ def comparison_table(pipeline: dict[str, Any]) -> Table | None:
     row("⏱️  Latence moyenne", "average_generation_time_ms", lambda v: f"{v:.0f} ms")
     row("Latence p95", "latency_p95_ms", lambda v: f"{v:.0f} ms")
     return table
+
+
+def models_line(pipeline: dict[str, Any]) -> str:
+    """Which model answered for each target: they may differ (on a CPU, a small model is trained, and the base target
+    is the capable CPU model RAG falls back to)."""
+    parts = []
+    for step in pipeline["steps"]:
+        if step["name"].startswith("evaluate_") and step["status"] == "succeeded":
+            target = step["name"].removeprefix("evaluate_")
+            model = (step.get("result") or {}).get("model") or ""
+            if target in ("rag", "grounded") and not model:
+                model = "les fiches du catalogue" + (" (sinon le modèle de RAG)" if target == "rag" else "")
+            parts.append(f"{TARGET_NAMES.get(target, target)} : {model or 'n/d'}")
+    return "Modèles — " + " · ".join(parts) if parts else ""
 
 
 def _delta(key: str, value: float | None, base: float | None) -> str:
@@ -204,6 +231,7 @@ def print_outcome(client: GatewayClient, pipeline: dict[str, Any], out_dir: Path
     table = comparison_table(pipeline)
     if table is not None:
         console.print(table)
+        console.print(models_line(pipeline), highlight=False)
     report_step = next((s for s in pipeline["steps"] if s["name"] == "report"), None)
     if report_step and report_step["status"] == "succeeded":
         r = report_step.get("result") or {}

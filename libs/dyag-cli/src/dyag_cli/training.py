@@ -12,7 +12,7 @@ from rich.table import Table
 from dyag_cli.client import GatewayClient
 from dyag_cli.common import console, fail, follow_job, run_or_fail
 
-PRESETS = ("auto", "small", "medium", "large")
+PRESETS = ("auto", "small", "medium", "large", "knowledge")
 
 
 def _looks_like_file(dataset: str) -> bool:
@@ -22,7 +22,7 @@ def _looks_like_file(dataset: str) -> bool:
 def train(
     dataset: Annotated[str, typer.Option("--dataset", help="a local OpenAI chat JSONL (e.g. training/train.jsonl; validation.jsonl beside it is sent too) or a dataset id")],
     base_model: Annotated[str, typer.Option(help="'default' (SmolLM2-135M-Instruct, offline), a local HF folder, or a hub id on GPU nodes")] = "default",
-    preset: Annotated[str, typer.Option(help="auto (by the dataset's size, the guide's Annex A), small, medium or large")] = "auto",
+    preset: Annotated[str, typer.Option(help="auto (by the dataset's size, the guide's Annex A), small, medium, large, or knowledge (epochs by exposures per fact)")] = "auto",
     epochs: Annotated[int, typer.Option(help="0: the preset's")] = 0,
     learning_rate: Annotated[float, typer.Option(help="0: the preset's")] = 0.0,
     rank: Annotated[int, typer.Option("--r", help="LoRA rank; 0: the preset's")] = 0,

@@ -447,6 +447,7 @@ class _Run:
             return await self.backends.datasets().BuildDataset(dataset_pb2.BuildDatasetRequest(
                 catalog=p["catalog"], catalog_version=p["catalog_version"], num_questions=p["num_questions"],
                 question_types=p.get("question_types") or ["all"], add_negatives=True, seed=p["seed"], formats=["openai"],
+                variations=P.EVERY_PHRASING if p.get("preset") == "knowledge" else 0,  # knowledge: every phrasing of a fact
                 fit_to_catalog=not p.get("num_questions_given"), correlation_id=corr), timeout=self._timeout())
         if name == P.TRAIN:
             dataset_id = self._result_of(P.BUILD)["dataset_id"]

@@ -114,6 +114,7 @@ DEVICE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 TUNED = ("num_questions", "max_steps", "max_eval_questions", "max_parallel", "train_alone", "eval_max_tokens", "eval_concurrency",
          "rag_n_chunks", "base_llm")
+EVERY_PHRASING = 99  # variations for the knowledge preset: a type with fewer phrasings gives all it has
 BASE_LLM_KINDS = ("gguf", "ollama")  # what the base target may answer with besides the fine-tuning's base model
 
 
@@ -131,7 +132,9 @@ class PipelineRequest(BaseModel):
     question_types: list[str] = Field(default_factory=lambda: ["all"])
     seed: int = Field(42, description="dataset, training and evaluation sample seed")
     base_model: str = Field("default", min_length=1, description="base model of the fine-tuning and of the base target")
-    preset: Literal["auto", "small", "medium", "large"] = Field("auto", description="the guide's Annex A preset (auto: by size)")
+    preset: Literal["auto", "small", "medium", "large", "knowledge"] = Field(
+        "auto", description="the guide's Annex A preset (auto: by size), or knowledge: every phrasing of each fact in the "
+        "dataset, and epochs sized by exposures per fact")
     epochs: int | None = Field(None, ge=1, le=100, description="default: the preset's")
     max_steps: int | None = Field(None, ge=0, description="training steps; 0: whole epochs; default: 24 on CPU, 0 on GPU")
     training_config: dict[str, Any] = Field(default_factory=dict, description="any other TrainingConfig option (r, learning_rate…)")

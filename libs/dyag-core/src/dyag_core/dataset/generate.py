@@ -53,6 +53,7 @@ from dyag_core.text import fold
 
 POSITIVE_TYPES = tuple(t for t in QUESTION_TYPES if t not in NEGATIVE_TYPES)
 # The per-application types, each taught by the registry's intents of that type (dyag_core.dataset.registry).
+MOST_VARIATIONS = max(len(table) for table in PHRASINGS.values())  # no type has more phrasings than this
 ENTITY_TYPES = tuple(dict.fromkeys(i.dataset_type for i in INTENTS.values() if i.scope == "entity" and i.dataset_type))
 CATALOG_WIDE_TYPES = ("comparative", "listing", "counting")
 # The roles each positive type reads: it applies to an entity when one of them is filled.
@@ -176,7 +177,7 @@ def _fit_variations(catalog: Catalog, config: GenerationConfig) -> tuple[Generat
     plan = _prepare(catalog, config)[1]
     if wanted is None or plan.total >= wanted:
         return config, f"{plan.entities} applications: {plan.total} questions possible at {config.variations} variations; using {wanted or plan.total}"
-    most = max(len(table) for table in PHRASINGS.values())
+    most = MOST_VARIATIONS
     tried = [(config.variations, plan.total)]
     chosen = None
     for variations in range(config.variations + 1, most + 1):
