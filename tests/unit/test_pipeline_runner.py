@@ -222,6 +222,16 @@ def test_a_whole_run(tmp_path):
     assert train["params"]["config"]["max_steps"] == P.DEVICE_DEFAULTS["cpu"]["max_steps"]
     assert all(s["seconds"] is not None for s in steps.values())
     assert steps["train"]["job_started_at"] and steps["train"]["queued_s"] >= 0  # when its job left the trainer's queue
+    # On a CPU the base target is the CPU model through llama.cpp in the evaluator; the fine-tuned one, the LoRA model
+    targets = sorted(j["params"]["target"] for j in services.records.values() if j["kind"] == "evaluation.run")
+    assert targets == ["gguf", "lora", "rag"]
+
+
+def test_the_base_target_can_be_the_fine_tuning_s_own_base_model(tmp_path):
+    runner, ctx, store, services = make({"base_llm": ""}, tmp=tmp_path)
+    run(runner, ctx)
+    targets = sorted(j["params"]["target"] for j in services.records.values() if j["kind"] == "evaluation.run")
+    assert targets == ["base", "lora", "rag"]
 
 
 def test_a_failed_step_fails_the_pipeline_and_keeps_what_is_done(tmp_path):

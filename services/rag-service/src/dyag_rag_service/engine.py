@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 from dyag_core.answering.grounded import GroundedAnswer, GroundedAnswerer
@@ -38,6 +39,7 @@ from dyag_rag_service.store import VectorStore
 
 
 MODES = ("auto", "grounded", "generative")
+GROUNDED_VERSIONS_KEPT = 8  # catalog versions whose answerer stays in memory (~0.3 s to build one again)
 NOT_UNDERSTOOD = (
     "Je ne peux pas répondre à cette question à partir du catalogue : je n'y reconnais pas l'information demandée. "
     "Précisez l'application et ce que vous cherchez (statut, domaine, acteurs, contacts, adresse, dates…)."
@@ -67,7 +69,7 @@ class RagEngine:
         self._models: dict[str, ChatModel] = {}
         self._model_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
-        self._grounded: dict[tuple[str, str], GroundedAnswerer] = {}
+        self._grounded: OrderedDict[tuple[str, str], GroundedAnswerer] = OrderedDict()  # the most recently used last
 
     # ------------------------------------------------------------------ catalogs (grounded answers)
     def register_catalog(self, name: str, version: str, catalog: Catalog) -> None:
@@ -76,9 +78,15 @@ class RagEngine:
             answerer = GroundedAnswerer(catalog)
             with self._guard:
                 self._grounded[(name, version)] = answerer
+                while len(self._grounded) > GROUNDED_VERSIONS_KEPT:  # a catalog updated often: older versions go
+                    self._grounded.popitem(last=False)
 
     def has_catalog(self, name: str, version: str) -> bool:
-        return (name, version) in self._grounded
+        with self._guard:
+            if (name, version) in self._grounded:
+                self._grounded.move_to_end((name, version))
+                return True
+        return False
 
     # ------------------------------------------------------------------ models
     def chat_model(self, spec: str) -> tuple[ChatModel, threading.Lock]:
@@ -199,8 +207,8 @@ class RagEngine:
     def _context(self, retrieval: Retrieval, grounded: GroundedAnswer | None) -> list[ContextChunk]:
         """The model's context: the records the question names, summarised, then the retrieved chunks."""
         chunks = []
-        if grounded is not None and grounded.entities:
-            answerer = self._grounded[(retrieval.catalog, retrieval.catalog_version)]
+        answerer = self._grounded.get((retrieval.catalog, retrieval.catalog_version))
+        if grounded is not None and grounded.entities and answerer is not None:
             for entity_id in grounded.entities[:2]:
                 entity = answerer.by_id[entity_id]
                 chunks.append(ContextChunk(entity.id, entity.name, answer_summary(entity).text))
