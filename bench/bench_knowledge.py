@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -108,7 +109,8 @@ def main() -> None:
                                                "seed": args.seed}).resolve(len(train_chats), facts)
             result = LoraTrainer(config, base_dir, work, log_fn=lambda _: None).train(train_chats, [])
             train_seconds += result.metrics["train_seconds"]
-            adapter = str(result.adapter_dir)
+            # a folder per point: models are cached by their adapter's path, and each segment rewrites the same one
+            adapter = str(shutil.copytree(result.adapter_dir, work / f"adapter-{step}"))
             epochs = result.metrics["epochs"]
         else:
             epochs = 0.0

@@ -397,7 +397,7 @@ def test_rag_and_hybrid_answers():
 def test_the_llm_judge_scores_answered_questions_only(tmp_path, monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
-    import dyag_llm.base
+    import dyag_llm.factory
     from dyag_llm.base import ChatResult, LLMError
 
     graded = []
@@ -411,7 +411,7 @@ def test_the_llm_judge_scores_answered_questions_only(tmp_path, monkeypatch):
                 raise LLMError("llm_error", "HTTP 500")
             return ChatResult("8/10", "openai:judge")
 
-    monkeypatch.setattr(dyag_llm.base, "open_chat_model", lambda spec, settings=None: Judge())
+    monkeypatch.setattr(dyag_llm.factory, "open_chat_model", lambda spec, settings=None: Judge())
     job, ctx = _job(tmp_path)
     cases = (EvalCase("1", "Q1 ?", "R1."), EvalCase("2", "Q2 ?", "R2."), EvalCase("3", "Q3 ?", "R3."))
     responses = [Response("R1."), Response.failed("down"), Response("casse")]

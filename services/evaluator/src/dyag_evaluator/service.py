@@ -407,11 +407,12 @@ class EvaluationJob:
         s = self.settings
         common = {"max_tokens": int(p["max_tokens"]), "temperature": float(p["temperature"])}
         if spec.kind == "gguf":
-            from dyag_llm.base import open_chat_model
+            from dyag_llm.factory import open_chat_model
 
             return ChatAnswerer(open_chat_model(f"gguf:{spec.model}"), executor, **common)
         if spec.kind in ("openai", "ollama"):
-            from dyag_llm.base import LLMSettings, open_chat_model
+            from dyag_llm.base import LLMSettings
+            from dyag_llm.factory import open_chat_model
 
             llm = LLMSettings()
             overrides: dict[str, Any] = {"request_timeout_s": s.eval_request_timeout_s}
@@ -599,7 +600,8 @@ class EvaluationJob:
 
     async def _judge(self, ctx: JobContext, spec: str, cases: tuple[EvalCase, ...], responses: list[Response], executor: ThreadPoolExecutor) -> tuple[list[Response], str]:
         """Each answer's judge score (0..1). A judge that fails leaves the score empty; never the run."""
-        from dyag_llm.base import LLMError, LLMSettings, open_chat_model
+        from dyag_llm.base import LLMError, LLMSettings
+        from dyag_llm.factory import open_chat_model
 
         try:
             chat = open_chat_model(spec, LLMSettings().model_copy(update={"request_timeout_s": self.settings.eval_request_timeout_s}))
