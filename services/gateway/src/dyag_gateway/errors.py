@@ -37,13 +37,19 @@ async def api_error_handler(_: Request, exc: ApiError) -> JSONResponse:
     return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
 
 
-async def grpc_error_handler(_: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
-    status = _HTTP_OF_GRPC.get(exc.code(), 502)
+def api_error_of(exc: grpc.aio.AioRpcError, prefix: str = "") -> ApiError:
+    """A service's refusal as the gateway's error: the HTTP status that fits its gRPC code, the service's own error code
+    (its trailing metadata) and its message, after `prefix` (what it was about)."""
     code = dict(exc.trailing_metadata() or ()).get(ERROR_CODE_KEY) or exc.code().name.lower()
     message = exc.details() or exc.code().name
-    if exc.code() == grpc.StatusCode.UNAVAILABLE:
+    if exc.code() == grpc.StatusCode.UNAVAILABLE and not prefix:
         message = f"a service behind the gateway is unavailable: {message}"
-    return JSONResponse(error_body(code, message), status_code=status)
+    return ApiError(_HTTP_OF_GRPC.get(exc.code(), 502), code, prefix + message)
+
+
+async def grpc_error_handler(_: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
+    error = api_error_of(exc)
+    return JSONResponse(error_body(error.code, error.message), status_code=error.status)
 
 
 async def validation_error_handler(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -29,7 +29,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from dyag.v1 import catalog_pb2, dataset_pb2, evaluation_pb2, evaluation_pb2_grpc, jobs_pb2, rag_pb2, training_pb2, validation_pb2
 from dyag_gateway import pipelines as P
 from dyag_gateway.backends import Backends
-from dyag_gateway.errors import ApiError
+from dyag_gateway.errors import ApiError, api_error_of
 from dyag_runtime.events import EventBus
 from dyag_runtime.jobs import TERMINAL, JobCancelled, JobContext, JobNotFound, JobStore, JobWorker, proto_to_dict
 
@@ -183,7 +183,7 @@ class Pipelines:
                                                  "(DYAG_MAX_UPLOAD_BYTES)")
             if not content.strip():
                 raise ApiError(422, "empty_catalog", "the catalog content is empty")
-            from dyag_gateway.routers.catalogs import default_name
+            from dyag_core.catalog.names import default_name
 
             name = request.catalog or default_name(request.catalog_filename or "catalog")
             try:
@@ -267,11 +267,7 @@ class PipelineRunner:
 
 def _api_error(exc: grpc.aio.AioRpcError, prefix: str) -> ApiError:
     """A service's refusal as the gateway's error, its message saying what it was about."""
-    from dyag_gateway.errors import _HTTP_OF_GRPC
-    from dyag_runtime.server import ERROR_CODE_KEY
-
-    code = dict(exc.trailing_metadata() or ()).get(ERROR_CODE_KEY) or exc.code().name.lower()
-    return ApiError(_HTTP_OF_GRPC.get(exc.code(), 502), code, prefix + (exc.details() or exc.code().name))
+    return api_error_of(exc, prefix)
 
 
 def _local_nvidia_gpu() -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import PurePath
 
 from dyag_core.errors import CatalogError
 
@@ -19,3 +20,9 @@ def validate_catalog_name(name: str) -> str:
             "starting with a letter or digit, with no '/' or '..'",
         )
     return name
+
+
+def default_name(filename: str) -> str:
+    """The name a catalog gets from its file's name when none is given ("Export SI 2024.json" -> "export_si_2024")."""
+    stem = PurePath(filename).name.rsplit(".", 1)[0].lower()
+    return re.sub(r"[^a-z0-9_.-]+", "_", stem).strip("_.-") or "catalog"

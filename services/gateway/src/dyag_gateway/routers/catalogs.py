@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import PurePath
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
 from dyag.v1 import catalog_pb2
+from dyag_core.catalog.names import default_name
 from dyag_gateway.auth import require_api_key
 from dyag_gateway.convert import to_json
 from dyag_gateway.errors import ApiError
@@ -36,11 +35,6 @@ _UPLOAD_DOC = {
         }
     }
 }
-
-
-def default_name(filename: str) -> str:
-    stem = PurePath(filename).name.rsplit(".", 1)[0].lower()
-    return re.sub(r"[^a-z0-9_.-]+", "_", stem).strip("_.-") or "catalog"
 
 
 async def read_limited(upload: UploadFile, limit: int) -> bytes:
