@@ -22,19 +22,7 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
-from dyag.v1 import (
-    catalog_pb2,
-    catalog_pb2_grpc,
-    dataset_pb2,
-    dataset_pb2_grpc,
-    evaluation_pb2,
-    evaluation_pb2_grpc,
-    rag_pb2,
-    rag_pb2_grpc,
-    training_pb2,
-    training_pb2_grpc,
-)
-from dyag_core.catalog import Catalog
+from dyag.v1 import catalog_pb2, dataset_pb2, evaluation_pb2, evaluation_pb2_grpc, rag_pb2, training_pb2
 from dyag_core.dataset.model import DEFAULT_SYSTEM_PROMPT
 from dyag_core.errors import DyagError
 from dyag_core.evaluation import EvalCase, EvaluationError, EvaluationRun, Response, compare_runs, evaluate, render_html, render_markdown
@@ -55,6 +43,7 @@ from dyag_evaluator.targets import (
 from dyag_evaluator.testsets import TestSetRef, check_format, dataset_file, parse, safe_filename, sample
 from dyag_runtime.artifacts import Artifact
 from dyag_runtime.jobs import TERMINAL, JobCancelled, JobContext, JobNotFound, record_to_proto
+from dyag_runtime.peers import Peers, read_catalog
 from dyag_runtime.server import Runtime
 
 log = logging.getLogger(__name__)
@@ -96,37 +85,6 @@ def run_record(run_id: str, params: dict[str, Any], correlation_id: str) -> dict
 
 def run_to_proto(run: dict[str, Any]) -> evaluation_pb2.EvaluationRun:
     return json_format.ParseDict(run, evaluation_pb2.EvaluationRun(), ignore_unknown_fields=True)
-
-
-class Peers:
-    """gRPC stubs of the services the evaluator reads from or asks (channels open lazily, never at import)."""
-
-    def __init__(self, settings: EvaluatorSettings):
-        self.settings = settings
-        self._channels: dict[str, grpc.aio.Channel] = {}
-
-    def address(self, service: str) -> str:
-        return self.settings.address_of(service)
-
-    def channel(self, service: str) -> grpc.aio.Channel:
-        if service not in self._channels:
-            self._channels[service] = grpc.aio.insecure_channel(self.address(service), options=self.settings.grpc_options())
-        return self._channels[service]
-
-    def catalogs(self):
-        return catalog_pb2_grpc.CatalogServiceStub(self.channel("dataset-builder"))
-
-    def datasets(self):
-        return dataset_pb2_grpc.DatasetServiceStub(self.channel("dataset-builder"))
-
-    def rag(self):
-        return rag_pb2_grpc.RagServiceStub(self.channel("rag-service"))
-
-    def trainer(self):
-        return training_pb2_grpc.TrainerServiceStub(self.channel("gpu-lora-trainer"))
-
-    async def close(self) -> None:
-        await asyncio.gather(*(c.close() for c in self._channels.values()), return_exceptions=True)
 
 
 def _unreachable(service: str, exc: grpc.aio.AioRpcError) -> bool:
@@ -447,8 +405,7 @@ class EvaluationJob:
         catalog = None
         if p.get("catalog"):
             ctx.progress(0.01, "loading the catalog")
-            raw = await asyncio.to_thread(self.rt.artifacts.get_bytes, p["catalog"]["artifact"])
-            catalog = await asyncio.to_thread(lambda: Catalog.from_dict(json.loads(raw)))
+            catalog = await read_catalog(self.rt.artifacts, p["catalog"]["artifact"])
         system_prompt = p.get("system_prompt") or ("" if spec.kind in ("rag", "hybrid") else DEFAULT_SYSTEM_PROMPT)
         concurrency = int(p["concurrency"])
         ctx.log(f"{p['name']}: {len(cases)} questions ({ref.filename}, {evalset.source_format}) for {spec.label()}, {concurrency} in flight")

@@ -14,6 +14,7 @@ from typing import Any
 from dyag_core.dataset.formats import MANIFEST_SUFFIX
 from dyag_core.errors import DyagError
 from dyag_core.evaluation import TEST_SET_FORMATS, EvalCase, EvalSet, EvaluationError, read_test_set
+from dyag_runtime.peers import dataset_files
 
 SPLITS = ("test", "validation", "train")
 
@@ -72,7 +73,7 @@ def dataset_file(dataset: Any, split: str) -> tuple[Any, str, Any | None]:
     split = split or "test"
     if split not in SPLITS:
         raise DyagError("invalid_split", f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    files = {(f.split, f.format): f.artifact for f in dataset.files}
+    files = dataset_files(dataset)
     if (split, "eval") in files:
         return files[(split, "eval")], "eval", None
     if (split, "openai") in files:

@@ -32,6 +32,7 @@ from dyag_gateway.backends import Backends
 from dyag_gateway.errors import ApiError, api_error_of
 from dyag_runtime.events import EventBus
 from dyag_runtime.jobs import TERMINAL, JobCancelled, JobContext, JobNotFound, JobStore, JobWorker, proto_to_dict
+from dyag_runtime.peers import split_source
 
 log = logging.getLogger(__name__)
 
@@ -519,10 +520,9 @@ class _Run:
     async def _validate(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         dataset = await self.backends.datasets().GetDataset(dataset_pb2.GetDatasetRequest(id=self._result_of(P.BUILD)["dataset_id"]),
                                                             timeout=self._timeout())
-        files = {(f.split, f.format): f.artifact for f in dataset.files}
-        source = validation_pb2.DatasetSource(artifact=files[("train", "openai")], filename="train.jsonl")
-        if ("train", "manifest") in files:
-            source.manifest_artifact.CopyFrom(files[("train", "manifest")])
+        source = split_source(dataset, "train")
+        if source is None:
+            raise StepFailed(f"dataset {dataset.id} has no train split in the OpenAI chat format")
         reply = await self.backends.validator().Validate(validation_pb2.ValidateRequest(
             dataset=source, catalog=dataset.catalog, catalog_version=dataset.catalog_version, correlation_id=self.ctx.correlation_id,
             split_counts={k: v for k, v in dataset.split_counts.items() if k != "all"}), timeout=self._timeout(5))

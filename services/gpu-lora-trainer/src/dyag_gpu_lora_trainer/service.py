@@ -11,15 +11,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import grpc
 from google.protobuf import json_format
 
-from dyag.v1 import dataset_pb2, dataset_pb2_grpc, training_pb2, training_pb2_grpc
+from dyag.v1 import training_pb2, training_pb2_grpc
 from dyag_core.errors import DyagError
 from dyag_core.training import ChatExample, TrainingConfig, TrainingInputError, parse_chat_jsonl
 from dyag_runtime.artifacts import Artifact
 from dyag_runtime.events import emit_from_thread
 from dyag_runtime.jobs import JobContext, record_to_proto
+from dyag_runtime.peers import SyncPeers, dataset_files
 from dyag_runtime.server import Runtime
 
 from dyag_gpu_lora_trainer.registry import ModelRegistry
@@ -51,21 +51,13 @@ class LoraTrainingJob:
         self.rt, self.settings, self.registry, self.loop = rt, settings, registry, loop
 
     # --- inputs ---
-    def _dataset(self, dataset_id: str) -> dataset_pb2.Dataset:
-        with grpc.insecure_channel(self.settings.address_of("dataset-builder"), options=self.settings.grpc_options()) as channel:
-            try:
-                return dataset_pb2_grpc.DatasetServiceStub(channel).GetDataset(dataset_pb2.GetDatasetRequest(id=dataset_id), timeout=30)
-            except grpc.RpcError as exc:
-                if exc.code() == grpc.StatusCode.NOT_FOUND:
-                    raise DyagError("dataset_not_found", exc.details()) from None
-                raise DyagError("unavailable", f"cannot reach dataset-builder for dataset {dataset_id}: {exc.details()}") from None
-
     def load_inputs(self, params: dict[str, Any]) -> dict[str, Any]:
         """Train and validation examples, with what the lineage says about them."""
         lineage: dict[str, Any] = {"dataset_id": "", "catalog": "", "catalog_version": "", "validation_hash": ""}
         if params.get("dataset_id"):
-            dataset = self._dataset(params["dataset_id"])
-            files = {(f.split, f.format): f.artifact for f in dataset.files}
+            with SyncPeers(self.settings) as peers:
+                dataset = peers.dataset(params["dataset_id"])
+            files = dataset_files(dataset)
             if ("train", "openai") not in files:
                 raise TrainingInputError("malformed_dataset", f"dataset {dataset.id} has no train split in OpenAI chat format")
             train_ref = files[("train", "openai")]

@@ -9,10 +9,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import grpc
 from google.protobuf import json_format
 
-from dyag.v1 import dataset_pb2, dataset_pb2_grpc, export_pb2, export_pb2_grpc, training_pb2, training_pb2_grpc
+from dyag.v1 import dataset_pb2, export_pb2, export_pb2_grpc
 from dyag_core.errors import DyagError
 from dyag_core.evaluation import EvalCase, read_test_set
 from dyag_core.evaluation.errors import EvaluationError
@@ -30,6 +29,7 @@ from dyag_core.export import (
 from dyag_runtime.artifacts import Artifact
 from dyag_runtime.events import emit_from_thread, now_rfc3339
 from dyag_runtime.jobs import JobContext, record_to_proto
+from dyag_runtime.peers import SyncPeers, dataset_files
 from dyag_runtime.registry import Registry
 from dyag_runtime.server import Runtime
 
@@ -112,23 +112,14 @@ class ExportJob:
         self.rt, self.settings, self.registry, self.loop = rt, settings, registry, loop
 
     # --- the other services ---
-    def _call(self, service: str, call):
-        with grpc.insecure_channel(self.settings.address_of(service), options=self.settings.grpc_options()) as channel:
-            try:
-                return call(channel)
-            except grpc.RpcError as exc:
-                if exc.code() == grpc.StatusCode.NOT_FOUND:
-                    raise ExportError("not_found", exc.details()) from None
-                raise ExportError("unavailable", f"cannot reach {service}: {exc.details()}") from None
-
     def trainer_model(self, model_id: str) -> dict[str, Any]:
-        model = self._call("gpu-lora-trainer", lambda ch: training_pb2_grpc.TrainerServiceStub(ch).GetModel(
-            training_pb2.GetLoraModelRequest(id=model_id), timeout=30))
+        with SyncPeers(self.settings) as peers:
+            model = peers.lora_model(model_id)
         return json_format.MessageToDict(model, preserving_proto_field_name=True)
 
     def dataset(self, dataset_id: str) -> dataset_pb2.Dataset:
-        return self._call("dataset-builder", lambda ch: dataset_pb2_grpc.DatasetServiceStub(ch).GetDataset(
-            dataset_pb2.GetDatasetRequest(id=dataset_id), timeout=30))
+        with SyncPeers(self.settings) as peers:
+            return peers.dataset(dataset_id)
 
     # --- inputs ---
     def resolve(self, params: dict[str, Any], ctx: JobContext) -> ExportInputs:
@@ -172,7 +163,7 @@ class ExportJob:
         sources: list[tuple[str, str, str]] = []  # (digest, file name, description)
         if lineage.get("dataset_id"):
             dataset = self.dataset(lineage["dataset_id"])
-            files = {(f.split, f.format): f.artifact for f in dataset.files}
+            files = dataset_files(dataset)
             for key in (("test", "eval"), ("test", "openai")):
                 if key in files:
                     sources.append((files[key].digest, f"test.{key[1]}.jsonl", f"the test split of dataset {dataset.id}"))

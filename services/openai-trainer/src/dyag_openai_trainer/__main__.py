@@ -22,6 +22,7 @@ def main() -> None:
         store = HostedStore(settings.data_dir / "hosted.db")
         provider = Provider(settings, scrubber)
         trainer = HostedTrainer(rt, settings, store, provider, scrubber)
+        rt.on_shutdown.append(trainer.peers.close)
         rt.add_servicer(
             hosted_pb2_grpc.add_HostedTrainerServiceServicer_to_server,
             HostedTrainerServicer(rt, settings, store, provider, trainer),

@@ -32,12 +32,13 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
-from dyag.v1 import dataset_pb2, dataset_pb2_grpc, hosted_pb2, jobs_pb2, validation_pb2, validation_pb2_grpc
+from dyag.v1 import hosted_pb2, jobs_pb2, validation_pb2
 from dyag_core.errors import DyagError
 from dyag_core.hosted import ProviderRefusal, Scrubber, resolve_hyperparameters
 from dyag_core.hosted.plan import TrainingPlan, content_hash, upload_key
 from dyag_core.validation.cost import estimate_cost, price_for
 from dyag_runtime.jobs import JobCancelled, JobContext
+from dyag_runtime.peers import Peers
 from dyag_runtime.server import Runtime
 
 from dyag_openai_trainer.provider import Provider, pause
@@ -100,9 +101,7 @@ class HostedTrainer:
 
     def __init__(self, rt: Runtime, settings: OpenAITrainerSettings, store: HostedStore, provider: Provider, scrubber: Scrubber):
         self.rt, self.settings, self.store, self.provider, self.scrubber = rt, settings, store, provider, scrubber
-        options = settings.grpc_options()
-        self.datasets = dataset_pb2_grpc.DatasetServiceStub(grpc.aio.insecure_channel(settings.address_of("dataset-builder"), options=options))
-        self.validator = validation_pb2_grpc.ValidatorServiceStub(grpc.aio.insecure_channel(settings.address_of("validator"), options=options))
+        self.peers = Peers(settings)
         self._locks: dict[str, asyncio.Lock] = {}
 
     # --- the job -----------------------------------------------------------------------------------
@@ -223,13 +222,7 @@ class HostedTrainer:
     async def dataset_files(self, p: dict[str, Any]) -> dict[str, Any]:
         """The train (and validation) files as artifact refs, with where they come from."""
         if p.get("dataset_id"):
-            try:
-                dataset = await self.datasets.GetDataset(dataset_pb2.GetDatasetRequest(id=p["dataset_id"]), timeout=30)
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() == grpc.StatusCode.NOT_FOUND:
-                    raise DyagError("dataset_not_found", exc.details()) from None
-                raise DyagError("unavailable", f"cannot reach dataset-builder for dataset {p['dataset_id']}: {exc.details()}") from None
-            files = {(f.split, f.format): f.artifact for f in dataset.files}
+            dataset, files = await self.peers.dataset_files(p["dataset_id"])
             if ("train", "openai") not in files:
                 raise DyagError("split_not_found", f"dataset {dataset.id} has no train split in the OpenAI format")
             return {
@@ -269,7 +262,7 @@ class HostedTrainer:
             model=base_model, bound_for_hosted_api=True, allow_pii=allow_pii,
         )
         try:
-            result = await self.validator.Validate(request, timeout=600)
+            result = await self.peers.validator().Validate(request, timeout=600)
         except grpc.aio.AioRpcError as exc:
             raise DyagError("unavailable", f"the validator could not check {filename}: {exc.details()}") from None
         return json_format.MessageToDict(result.report)
@@ -334,7 +327,7 @@ class HostedTrainer:
             dataset=validation_pb2.DatasetSource(artifact=artifact, filename=filename), redact_pii=True, catalog=source.get("catalog", ""),
         )
         try:
-            return (await self.validator.Clean(request, timeout=600)).content
+            return (await self.peers.validator().Clean(request, timeout=600)).content
         except grpc.aio.AioRpcError as exc:
             raise DyagError("unavailable", f"the validator could not redact {filename}: {exc.details()}") from None
 

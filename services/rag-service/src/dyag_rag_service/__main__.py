@@ -9,7 +9,8 @@ from dyag_runtime.server import Runtime, run
 
 from dyag_llm.embeddings import open_embedder
 from dyag_rag_service.engine import RagEngine
-from dyag_rag_service.service import INDEX, Catalogs, FollowCatalogs, IndexJob, RagServicer
+from dyag_rag_service.service import INDEX, FollowCatalogs, IndexJob, RagServicer
+from dyag_runtime.peers import Peers
 from dyag_rag_service.settings import RagSettings
 
 
@@ -19,9 +20,10 @@ def main() -> None:
     async def setup(rt: Runtime) -> None:
         engine = await asyncio.to_thread(RagEngine, settings)
         await asyncio.to_thread(open_embedder, settings.rag_embedder)  # load the model now, not on the first question
-        catalogs = Catalogs(rt)
-        rt.add_servicer(rag_pb2_grpc.add_RagServiceServicer_to_server, RagServicer(rt, engine, catalogs), "dyag.v1.RagService")
-        rt.handlers[INDEX] = IndexJob(rt, engine, catalogs).run
+        peers = Peers(settings)
+        rt.on_shutdown.append(peers.close)
+        rt.add_servicer(rag_pb2_grpc.add_RagServiceServicer_to_server, RagServicer(rt, engine, peers), "dyag.v1.RagService")
+        rt.handlers[INDEX] = IndexJob(rt, engine, peers).run
         if settings.rag_follow_catalogs:
             await rt.subscribe("catalog.updated", events_pb2.CatalogUpdated, FollowCatalogs(rt, engine), consumer="rag-service-on-catalog-updated")
 

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import Counter
 from typing import Any
 
-import grpc
 from google.protobuf import json_format
 
-from dyag.v1 import catalog_pb2, catalog_pb2_grpc, events_pb2, rag_pb2, rag_pb2_grpc
-from dyag_core.catalog import Catalog, validate_catalog_name
+from dyag.v1 import events_pb2, rag_pb2, rag_pb2_grpc
+from dyag_core.catalog import validate_catalog_name
 from dyag_core.errors import DyagError
 from dyag_core.rag import RagError, validate_collection_name
 from dyag_runtime.jobs import JobContext, record_to_proto
+from dyag_runtime.peers import Peers, read_catalog
 from dyag_runtime.server import Runtime
 from dyag_rag_service.engine import RagEngine
 from dyag_rag_service.indexer import IndexReport
@@ -26,35 +25,14 @@ log = logging.getLogger(__name__)
 INDEX = "rag.index"
 
 
-class Catalogs:
-    """Catalog versions from dataset-builder (over gRPC); their content from the shared artifact store."""
-
-    def __init__(self, rt: Runtime):
-        self.rt = rt
-        channel = grpc.aio.insecure_channel(rt.settings.address_of("dataset-builder"), options=rt.settings.grpc_options())
-        self.stub = catalog_pb2_grpc.CatalogServiceStub(channel)
-
-    async def version(self, name: str, version: str = "") -> catalog_pb2.CatalogVersion:
-        try:
-            return await self.stub.GetCatalog(catalog_pb2.GetCatalogRequest(name=name, version=version), timeout=30)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
-                raise DyagError("catalog_not_found", exc.details()) from None
-            raise DyagError("unavailable", f"cannot reach dataset-builder for the catalog: {exc.details()}") from None
-
-    async def load(self, digest: str) -> Catalog:
-        data = await asyncio.to_thread(self.rt.artifacts.get_bytes, digest)
-        return await asyncio.to_thread(lambda: Catalog.from_dict(json.loads(data)))
-
-
 class RagServicer(rag_pb2_grpc.RagServiceServicer):
-    def __init__(self, rt: Runtime, engine: RagEngine, catalogs: Catalogs):
-        self.rt, self.engine, self.catalogs = rt, engine, catalogs
+    def __init__(self, rt: Runtime, engine: RagEngine, peers: Peers):
+        self.rt, self.engine, self.peers = rt, engine, peers
 
     async def Index(self, request, context):
         catalog = validate_catalog_name(request.catalog)
         collection = validate_collection_name(request.collection or catalog)
-        version = await self.catalogs.version(catalog, request.catalog_version)  # an unknown catalog fails now
+        version = await self.peers.catalog_version(catalog, request.catalog_version)  # an unknown catalog fails now
         params = {
             "collection": collection,
             "catalog": catalog,
@@ -92,8 +70,8 @@ class RagServicer(rag_pb2_grpc.RagServiceServicer):
         if not name or not version or self.engine.has_catalog(name, version):
             return
         try:
-            stored = await self.catalogs.version(name, version)
-            catalog = await self.catalogs.load(stored.artifact.digest)
+            stored = await self.peers.catalog_version(name, version)
+            catalog = await read_catalog(self.rt.artifacts, stored.artifact.digest)
             await asyncio.to_thread(self.engine.register_catalog, name, version, catalog)
         except DyagError as exc:
             if required:
@@ -159,13 +137,13 @@ class IndexJob:
     """The rag.index job: the catalog version's chunks into the collection, embedding only what changed.
     Register `IndexJob(...).run` (a coroutine function: the worker awaits it; the embedding runs in a thread)."""
 
-    def __init__(self, rt: Runtime, engine: RagEngine, catalogs: Catalogs):
-        self.rt, self.engine, self.catalogs = rt, engine, catalogs
+    def __init__(self, rt: Runtime, engine: RagEngine, peers: Peers):
+        self.rt, self.engine, self.peers = rt, engine, peers
 
     async def run(self, ctx: JobContext) -> dict[str, Any]:
         p = ctx.params
         ctx.progress(0.0, "loading the catalog")
-        catalog = await self.catalogs.load(p["artifact"])
+        catalog = await read_catalog(self.rt.artifacts, p["artifact"])
         report: IndexReport = await asyncio.to_thread(
             self.engine.indexer.sync,
             p["collection"],

@@ -14,6 +14,7 @@ def main() -> None:
 
     async def setup(rt: Runtime) -> None:
         validator = Validator(rt, settings)
+        rt.on_shutdown.append(validator.peers.close)
         rt.add_servicer(validation_pb2_grpc.add_ValidatorServiceServicer_to_server, ValidatorServicer(validator), "dyag.v1.ValidatorService")
         if settings.validate_built_datasets:
             await rt.subscribe("dataset.built", events_pb2.DatasetBuilt, ValidateBuiltDatasets(rt, validator), consumer="validator-on-dataset-built")

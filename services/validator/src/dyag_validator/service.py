@@ -10,13 +10,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import grpc
 from google.protobuf import json_format, struct_pb2
 
-from dyag.v1 import catalog_pb2, catalog_pb2_grpc, events_pb2, validation_pb2, validation_pb2_grpc
+from dyag.v1 import events_pb2, validation_pb2, validation_pb2_grpc
 from dyag_core.catalog import Catalog
 from dyag_core.errors import DyagError
 from dyag_core.validation import clean, redact, validate_dataset
+from dyag_runtime.peers import Peers, dataset_files
 from dyag_runtime.server import Runtime
 
 from dyag_validator.settings import ValidatorSettings
@@ -29,20 +29,10 @@ class Validator:
 
     def __init__(self, rt: Runtime, settings: ValidatorSettings):
         self.rt, self.settings = rt, settings
-        channel = grpc.aio.insecure_channel(settings.address_of("dataset-builder"), options=settings.grpc_options())
-        self.catalogs = catalog_pb2_grpc.CatalogServiceStub(channel)
+        self.peers = Peers(settings)
 
     async def catalog(self, name: str, version: str) -> Catalog | None:
-        if not name:
-            return None
-        try:
-            reply = await self.catalogs.GetCatalog(catalog_pb2.GetCatalogRequest(name=name, version=version), timeout=30)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
-                raise DyagError("catalog_not_found", exc.details()) from None
-            raise DyagError("unavailable", f"cannot reach dataset-builder for the catalog: {exc.details()}") from None
-        data = await asyncio.to_thread(self.rt.artifacts.get_bytes, reply.artifact.digest)
-        return Catalog.from_dict(json.loads(data))
+        return await self.peers.load_catalog(name, version, self.rt.artifacts) if name else None
 
     def materialise(self, source: validation_pb2.DatasetSource, folder: Path) -> tuple[Path, Path | None]:
         """The dataset (and its manifest) as files, whether sent inline or as artifacts."""
@@ -123,7 +113,7 @@ class ValidateBuiltDatasets:
 
     async def __call__(self, envelope) -> None:
         event: events_pb2.DatasetBuilt = envelope.data
-        files = {(f.split, f.format): f.artifact for f in event.files}
+        files = dataset_files(event)
         train, manifest = files.get(("train", "openai")), files.get(("train", "manifest"))
         if train is None:
             return

@@ -13,6 +13,7 @@ from dyag_gateway.auth import require_api_key
 from dyag_gateway.convert import to_json
 from dyag_gateway.errors import ApiError
 from dyag_gateway.routers.catalogs import read_limited
+from dyag_runtime.peers import split_source
 
 router = APIRouter(tags=["validation"])
 
@@ -94,12 +95,9 @@ async def validate_dataset(dataset_id: str, request: Request, split: str = "trai
                            bound_for_hosted_api: bool = False) -> dict:
     backends = request.app.state.backends
     dataset = await backends.datasets().GetDataset(dataset_pb2.GetDatasetRequest(id=dataset_id))
-    files = {(f.split, f.format): f.artifact for f in dataset.files}
-    if (split, "openai") not in files:
+    source = split_source(dataset, split)
+    if source is None:
         raise ApiError(404, "split_not_found", f"dataset {dataset_id} has no {split!r} split; it has train, validation, test, all")
-    source = validation_pb2.DatasetSource(artifact=files[(split, "openai")], filename=f"{split}.jsonl")
-    if (split, "manifest") in files:
-        source.manifest_artifact.CopyFrom(files[(split, "manifest")])
     result = await backends.validator().Validate(
         validation_pb2.ValidateRequest(
             dataset=source, catalog=dataset.catalog, catalog_version=dataset.catalog_version, model=model,
