@@ -32,9 +32,7 @@ def record(catalog, name):
     return next(e for e in catalog.entities if e.name == name)
 
 
-@pytest.mark.parametrize(
-    ("question", "intent", "facts"),
-    [
+FIELD_QUESTIONS = [
         ("Quel est le statut de 8-SINP ?", "status", ["en construction"]),
         ("Qui gère 6Tzen ?", "actors", ["DGITM/DST/PTF", "SNUM/MSP/DAM"]),
         ("Où trouver 6Tzen ?", "sites", ["https://6tzen.example.gouv.fr/"]),
@@ -46,15 +44,31 @@ def record(catalog, name):
         ("Que signifie le sigle CARTO-SI ?", "long_name", ["Cartographie du système d'information ministériel"]),
         ("Dis-moi tout sur 6Tzen.", "summary", ["Transports", "en production"]),
         ("Combien d'utilisateurs a 6Tzen ?", "users", ["Entreprises de transport routier", "40 000", "350"]),
-    ],
-)
+        ("Quelle est la description de 6Tzen ?", "definition", ["téléservice national"]),
+        ("Quelles sont les dates clés de 6Tzen ?", "events", ["janvier 2019"]),
+        ("Avec quelles applications 6Tzen échange-t-elle ?", "related_applications", ["REGTRANS", "CONTROLE-RT"]),
+        ("Quelles données sont liées à 6Tzen ?", "related_data", ["Répertoire des établissements (SIRET)"]),
+        ("À quelle famille appartient 6Tzen ?", "family", ["Téléservices"]),
+        ("Quelles sont les fonctions de 6Tzen ?", "functions", ["instruction des dossiers"]),
+        ("Où est hébergée 6Tzen ?", "hosting", ["Centre serveur ministériel - site Ouest"]),
+        ("Quels sont les bénéficiaires de 6Tzen ?", "beneficiaries", ["Entreprises de transport routier de marchandises"]),
+]
+
+
+@pytest.mark.parametrize(("question", "intent", "facts"), FIELD_QUESTIONS)
 def test_each_field_is_understood_and_answered_from_the_record(answerer, question, intent, facts) -> None:
+    """Every entity intent of the registry, once each (test_every_entity_intent_is_tested keeps the list complete)."""
     a = answerer.answer(question)
     assert a.understood and a.intents[0] == intent, (a.intents, a.confidence)
     for fact in facts:
         assert fact.lower() in a.text.lower()
     assert a.citations and all(c.entity_id in answerer.by_id for c in a.citations)
     assert not abstains(a.text)
+
+
+def test_every_entity_intent_is_tested() -> None:
+    tested = {intent for _, intent, _ in FIELD_QUESTIONS}
+    assert {name for name, i in INTENTS.items() if i.scope == "entity"} == tested
 
 
 def test_typos_missing_accents_and_lower_case_names(answerer) -> None:

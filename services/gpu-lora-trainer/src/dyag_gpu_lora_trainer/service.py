@@ -15,7 +15,7 @@ from google.protobuf import json_format
 
 from dyag.v1 import training_pb2, training_pb2_grpc
 from dyag_core.errors import DyagError
-from dyag_core.training import ChatExample, TrainingConfig, TrainingInputError, parse_chat_jsonl
+from dyag_core.training import ChatExample, TrainingConfig, TrainingInputError, count_facts, parse_chat_jsonl
 from dyag_runtime.artifacts import Artifact
 from dyag_runtime.events import emit_from_thread
 from dyag_runtime.jobs import JobContext, record_to_proto
