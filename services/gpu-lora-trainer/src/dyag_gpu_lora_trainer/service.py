@@ -228,6 +228,10 @@ class TrainerServicer(training_pb2_grpc.TrainerServiceServicer):
     def __init__(self, rt: Runtime, settings: TrainerSettings, registry: ModelRegistry):
         self.rt, self.settings, self.registry = rt, settings, registry
 
+    def _check_dataset(self, dataset_id: str) -> None:
+        with SyncPeers(self.settings) as peers:
+            peers.dataset(dataset_id)
+
     async def Train(self, request, context):
         config = json_format.MessageToDict(request.config) if request.HasField("config") else {}
         TrainingConfig.from_dict(config)  # a bad option is refused now, not in the job
@@ -235,8 +239,7 @@ class TrainerServicer(training_pb2_grpc.TrainerServiceServicer):
         source = request.data.WhichOneof("source")
         if source == "dataset_id":
             params["dataset_id"] = request.data.dataset_id
-            await asyncio.to_thread(LoraTrainingJob(self.rt, self.settings, self.registry, asyncio.get_running_loop())._dataset,
-                                    request.data.dataset_id)  # an unknown dataset is refused now
+            await asyncio.to_thread(self._check_dataset, request.data.dataset_id)  # an unknown dataset is refused now
         elif source == "train_content":
             limit = self.settings.max_upload_bytes
             if len(request.data.train_content) + len(request.data.validation_content) > limit:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import grpc
 from google.protobuf import json_format
 
-from dyag.v1 import dataset_pb2, hosted_pb2, hosted_pb2_grpc
+from dyag.v1 import hosted_pb2, hosted_pb2_grpc
 from dyag_core.errors import DyagError
 from dyag_core.hosted import resolve_hyperparameters
 from dyag_runtime.jobs import record_to_proto
@@ -64,12 +63,7 @@ class HostedTrainerServicer(hosted_pb2_grpc.HostedTrainerServiceServicer):
         return record_to_proto(record)
 
     async def _check_dataset(self, dataset_id: str) -> None:
-        try:
-            await self.trainer.datasets.GetDataset(dataset_pb2.GetDatasetRequest(id=dataset_id), timeout=30)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
-                raise DyagError("dataset_not_found", exc.details()) from None
-            raise DyagError("unavailable", f"cannot reach dataset-builder to find dataset {dataset_id}: {exc.details()}") from None
+        await self.trainer.peers.dataset(dataset_id)
 
     def _store_uploaded(self, uploaded: hosted_pb2.UploadedDataset) -> dict[str, Any]:
         limit = self.settings.openai_max_dataset_bytes
