@@ -69,7 +69,7 @@ LABELS: dict[str, tuple[str, ...]] = {
     "sites": ("site", "URL", "lien", "adresse web", "page web", "accès en ligne", "documentation en ligne", "website", "link", "where to find"),
     "contacts": ("contact", "mail", "courriel", "e-mail", "référent", "interlocuteur", "chef de projet", "joindre", "écrire à", "contact person", "email", "who to contact"),
     "scope": ("portée", "portée géographique", "national ou régional", "territoire", "échelle", "niveau géographique", "geographic scope", "national or regional"),
-    "events": ("dates", "historique", "chronologie", "mise en production", "quand", "depuis quand", "version", "jalons", "création", "date de création", "créée le", "lancement", "décommissionnement", "key dates", "when", "history", "release date", "go live", "launched", "created", "decommissioned"),
+    "events": ("dates", "historique", "chronologie", "mise en production", "quand", "depuis quand", "version", "jalons", "création", "date de création", "key dates", "when", "history", "release date", "go live", "created", "decommissioned"),
     "related_applications": ("applications liées", "flux", "interfaces", "dépendances", "échanges avec", "related applications", "connected apps", "feeds", "feed into", "interfaces with", "depends on", "data flows"),
     "related_data": ("données liées", "données", "jeux de données", "référentiels utilisés", "related data", "datasets"),
     "identifier": ("identifiant", "id", "numéro", "code", "référence", "identifier"),
