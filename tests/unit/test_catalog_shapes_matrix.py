@@ -57,3 +57,17 @@ def test_a_large_catalogs_dataset_samples_applications_so_that_every_type_reache
     assert status_counts and all(e.provenance.key_facts[1] == str(in_production) for e in status_counts)
     test_types = {e.qtype for e in split_examples(examples, seed=42).test}
     assert {"status", "domain", "actors", "contacts", "definition"} <= test_types, test_types
+
+
+def test_a_large_catalogs_many_listing_criteria_still_reach_the_test_split() -> None:
+    """1,000 applications over 200 actors and 150 domains: a criterion per value, more listings than their quota. Asked
+    once each, none could be tested under a phrasing training did not see; two phrasings each, they reach the test."""
+    from tests.catalog_shapes import app, as_json
+
+    data, filename = as_json([app(i, **{"acteurs": [{"role d acteur": "MOA", "acteur": f"DIR/{i % 200}"}],
+                                        "domaines et sous domaines": [{"domaine metier": f"Domaine {i % 150}"}]})
+                              for i in range(1000)])
+    catalog = load_catalog(data, filename=filename)
+    config, _ = fit_to_catalog(catalog, GenerationConfig(num_questions=1000, seed=42))
+    test_types = {e.qtype for e in split_examples(generate(catalog, config), seed=42).test}
+    assert {"listing", "counting"} <= test_types, test_types

@@ -208,7 +208,8 @@ def generate(catalog: Catalog, config: GenerationConfig | None = None, on_progre
     if config.num_questions is not None and config.num_questions > plan.total:
         raise _too_many(config, plan)
     seen: set[str] = set()
-    pools = {t: _pool(t, subjects, catalog, config, seen) for t in plan.question_types}
+    quotas = _quotas(dict(plan.possible), config.num_questions, config.negative_ratio)
+    pools = {t: _pool(t, subjects, catalog, config, seen, quotas.get(t, 0)) for t in plan.question_types}
     taken = _select(pools, dict(plan.possible), config, on_progress)
     examples = tuple(ex for row in zip_longest(*taken.values()) for ex in row if ex is not None)
     if config.num_questions is not None and len(examples) < config.num_questions:
@@ -405,11 +406,15 @@ def _select(
             return {t: taken[t][: quotas[t]] for t in pools}
 
 
-def _pool(qtype: str, subjects: dict[str, list[_Subject]], catalog: Catalog, config: GenerationConfig, seen: set[str]) -> Iterator[Example]:
+def _pool(qtype: str, subjects: dict[str, list[_Subject]], catalog: Catalog, config: GenerationConfig, seen: set[str],
+          quota: int = 0) -> Iterator[Example]:
     if qtype == "negative_unknown_entity":
         return _unknown_pool(catalog, config, seen)
-    # Empty-field negatives are many and their quota small: two phrasings per fact keep some for evaluation.
-    return _round_robin(subjects[qtype], config, seen, batch=2 if qtype == "negative_empty_field" else 1)
+    # Empty-field negatives are many and their quota small: two phrasings per fact keep some for evaluation. So are a
+    # large catalog's listings and counts (a criterion per status, domain, actor… of 1,000 applications): when one
+    # phrasing each would fill the quota, two each, or none would reach the test split.
+    many = qtype in ("listing", "counting") and quota and len(subjects[qtype]) >= quota
+    return _round_robin(subjects[qtype], config, seen, batch=2 if qtype == "negative_empty_field" or many else 1)
 
 
 def _round_robin(subjects: Sequence[_Subject], config: GenerationConfig, seen: set[str], batch: int = 1) -> Iterator[Example]:
