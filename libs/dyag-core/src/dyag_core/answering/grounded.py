@@ -155,8 +155,11 @@ class GroundedAnswerer:
         if len(entities) == 1:  # "le webmestre de X", "X a été décommissionnée quand ?": a role or an event's kind quoted
             quoted = _intent_by_quoted_label(entities[0], question, self.classifier.words)
             if quoted and quoted not in asked:
-                asked = [quoted, *asked[1:]] if best.probability < SURE_INTENT else [*asked, quoted]
-                best, confident = (Scored(quoted, max(best.probability, MIN_CONFIDENCE)), True) if best.probability < SURE_INTENT else (best, True)
+                if best.probability < SURE_INTENT:  # it takes the place of an unsure reading
+                    asked, best = [quoted, *asked[1:]], Scored(quoted, max(best.probability, MIN_CONFIDENCE))
+                else:  # a sure one keeps its place, the quoted field is added
+                    asked = [*asked, quoted]
+                confident = True
         if len(entities) == 1 and best.probability < VALUE_OVERRIDE:
             # "ESPECIA c'est un téléservice ?": the question quotes a value of one of the record's fields: it asks that field
             field_intent = _field_by_value(entities[0], question, entity_spans, self.classifier.words)
