@@ -33,8 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "services" / "gpu-lora-trainer" / "src"))
 
 from dyag_core.catalog.loader import load_catalog_file  # noqa: E402
-from dyag_core.dataset.generate import GenerationConfig, generate, sample_entities  # noqa: E402
-from dyag_core.dataset.phrasings import PHRASINGS  # noqa: E402
+from dyag_core.dataset.generate import MOST_VARIATIONS, GenerationConfig, generate, sample_entities  # noqa: E402
 from dyag_core.dataset.split import split_examples  # noqa: E402
 from dyag_core.evaluation.model import Response, Target  # noqa: E402
 from dyag_core.evaluation.scoring import evaluate  # noqa: E402
@@ -52,7 +51,7 @@ def chat(example) -> ChatExample:
 def knowledge_data(apps: int, seed: int):
     """Every phrasing of a few applications' facts; the test questions ask facts trained under other phrasings."""
     catalog = sample_entities(load_catalog_file(CATALOG), GenerationConfig(max_entities=apps, seed=seed))
-    variations = max(len(table) for table in PHRASINGS.values())
+    variations = MOST_VARIATIONS
     examples = generate(catalog, GenerationConfig(variations=variations, add_negatives=False, seed=seed))
     split = split_examples(examples, seed=seed)
     taught = {e.answer for e in split.train}

@@ -27,6 +27,7 @@ from google.protobuf import json_format, struct_pb2
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dyag.v1 import catalog_pb2, dataset_pb2, evaluation_pb2, evaluation_pb2_grpc, jobs_pb2, rag_pb2, training_pb2, validation_pb2
+from dyag_core.dataset.generate import MOST_VARIATIONS
 from dyag_gateway import pipelines as P
 from dyag_gateway.backends import Backends
 from dyag_gateway.errors import ApiError, api_error_of
@@ -444,7 +445,7 @@ class _Run:
             return await self.backends.datasets().BuildDataset(dataset_pb2.BuildDatasetRequest(
                 catalog=p["catalog"], catalog_version=p["catalog_version"], num_questions=p["num_questions"],
                 question_types=p.get("question_types") or ["all"], add_negatives=True, seed=p["seed"], formats=["openai"],
-                variations=P.EVERY_PHRASING if p.get("preset") == "knowledge" else 0,  # knowledge: every phrasing of a fact
+                variations=MOST_VARIATIONS if p.get("preset") == "knowledge" else 0,  # knowledge: every phrasing of a fact
                 fit_to_catalog=not p.get("num_questions_given"), correlation_id=corr), timeout=self._timeout())
         if name == P.TRAIN:
             dataset_id = self._result_of(P.BUILD)["dataset_id"]

@@ -114,7 +114,6 @@ DEVICE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 TUNED = ("num_questions", "max_steps", "max_eval_questions", "max_parallel", "train_alone", "eval_max_tokens", "eval_concurrency",
          "rag_n_chunks", "base_llm")
-EVERY_PHRASING = 99  # variations for the knowledge preset: a type with fewer phrasings gives all it has
 BASE_LLM_KINDS = ("gguf", "ollama")  # what the base target may answer with besides the fine-tuning's base model
 
 
