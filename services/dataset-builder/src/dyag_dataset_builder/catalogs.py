@@ -9,9 +9,16 @@ from datetime import UTC, datetime
 
 from dyag.v1 import catalog_pb2, catalog_pb2_grpc, events_pb2
 from dyag_core.catalog import Catalog, FieldRoles, diff_catalogs, load_catalog, profile_catalog, validate_catalog_name
+from dyag_core.errors import DyagError
 from dyag_runtime.server import Runtime
 
-from dyag_dataset_builder.catalog_store import CatalogStore, VersionRow, now
+from dyag_dataset_builder.catalog_store import CatalogNotFound, CatalogStore, VersionRow, now
+from dyag_dataset_builder.source_store import SourceRecord
+from dyag_dataset_builder.sources import CatalogSources, PollResult
+
+
+def rfc3339(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z") if ts else ""
 
 
 def version_proto(row: VersionRow, *, unchanged: bool = False) -> catalog_pb2.CatalogVersion:
@@ -26,31 +33,90 @@ def version_proto(row: VersionRow, *, unchanged: bool = False) -> catalog_pb2.Ca
         artifact=row.artifact.to_proto(),
         unchanged=unchanged,
         source_format=row.source_format,
-        created_at=datetime.fromtimestamp(row.created_at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        created_at=rfc3339(row.created_at),
     )
+
+
+def source_proto(record: SourceRecord) -> catalog_pb2.CatalogSource:
+    message = catalog_pb2.CatalogSource(
+        name=record.name,
+        kind=record.kind,
+        path=record.location if record.kind == "file" else "",
+        url=record.location if record.kind == "http" else "",
+        interval_s=record.interval_s,
+        reject_mojibake=record.reject_mojibake,
+        created_at=rfc3339(record.created_at),
+        last_checked_at=rfc3339(record.last_checked_at),
+        last_changed_at=rfc3339(record.last_changed_at),
+        last_version=record.last_version,
+        consecutive_failures=record.consecutive_failures,
+        next_check_at=rfc3339(record.next_check_at),
+        etag=record.etag,
+        last_modified=record.last_modified,
+        mtime=rfc3339(record.mtime_ns / 1e9) if record.mtime_ns else "",
+        size=record.size,
+        sha256=record.sha256,
+        checks=record.checks,
+        changes=record.changes,
+    )
+    if record.error_code:
+        message.last_error.CopyFrom(
+            catalog_pb2.SourceError(code=record.error_code, message=record.error_message, at=rfc3339(record.error_at))
+        )
+    return message
+
+
+def poll_proto(result: PollResult) -> catalog_pb2.SourcePoll:
+    reply = catalog_pb2.SourcePoll(outcome=result.outcome, detail=result.detail, source=source_proto(result.record))
+    if result.version is not None:
+        reply.version.CopyFrom(version_proto(result.version, unchanged=result.outcome != "changed"))
+    return reply
 
 
 class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     def __init__(self, rt: Runtime, store: CatalogStore, max_bytes: int):
         self.rt, self.store, self.max_bytes = rt, store, max_bytes
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.sources: CatalogSources | None = None  # set by the service's setup: they ingest through self.ingest
+
+    def version_or_none(self, name: str, version: str) -> VersionRow | None:
+        try:
+            return self.store.get(name, version)
+        except CatalogNotFound:
+            return None
 
     async def IngestCatalog(self, request, context):
-        name = validate_catalog_name(request.name)
-        roles = FieldRoles.from_yaml(request.roles_yaml) if request.roles_yaml else None
+        row, unchanged = await self.ingest(
+            name=request.name,
+            content=request.content,
+            filename=request.filename,
+            roles_yaml=request.roles_yaml,
+            reject_mojibake=request.reject_mojibake,
+            correlation_id=request.correlation_id,
+        )
+        return version_proto(row, unchanged=unchanged)
+
+    async def ingest(
+        self, *, name: str, content: bytes, filename: str = "", roles_yaml: str = "", reject_mojibake: bool = False,
+        correlation_id: str = "",
+    ) -> tuple[VersionRow, bool]:
+        """The one way a catalog gets a version (an upload, a source's change): parse, repair and check it, store it
+        content-hashed, emit catalog.updated. (the version, True) when the content is the current version already."""
+        name = validate_catalog_name(name)
+        roles = FieldRoles.from_yaml(roles_yaml) if roles_yaml else None
         catalog = await asyncio.to_thread(
             load_catalog,
-            request.content,
-            filename=request.filename or None,
+            content,
+            filename=filename or None,
             roles=roles,
-            repair_mojibake_text=not request.reject_mojibake,
+            repair_mojibake_text=not reject_mojibake,
             max_bytes=self.max_bytes,
         )
         async with self._locks[name]:  # two uploads of one catalog are versioned one after the other
             previous = self.store.latest(name)
             if previous and previous.version == catalog.version:
-                return version_proto(previous, unchanged=True)
-            row = await asyncio.to_thread(self._store_version, name, catalog, request, previous)
+                return previous, True
+            row = await asyncio.to_thread(self._store_version, name, catalog, content, filename, previous)
         await self.rt.bus.emit(
             "catalog.updated",
             events_pb2.CatalogUpdated(
@@ -63,13 +129,13 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                 artifact=row.artifact.to_proto(),
             ),
             subject=name,
-            correlation_id=request.correlation_id,
+            correlation_id=correlation_id,
         )
-        return version_proto(row)
+        return row, False
 
-    def _store_version(self, name: str, catalog: Catalog, request, previous: VersionRow | None) -> VersionRow:
+    def _store_version(self, name: str, catalog: Catalog, content: bytes, filename: str, previous: VersionRow | None) -> VersionRow:
         artifacts = self.rt.artifacts
-        upload = artifacts.put_bytes(request.content, request.filename or "catalog", "application/octet-stream")
+        upload = artifacts.put_bytes(content, filename or "catalog", "application/octet-stream")
         normalised = artifacts.put_bytes(
             json.dumps(catalog.to_dict(), ensure_ascii=False).encode(), f"{name}.catalog.json", "application/json"
         )
@@ -115,3 +181,25 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             warnings=list(profile.warnings),
         )
 
+
+    # --- sources: a catalog that follows a file or a URL (sources.py) ------------------------------------------------
+    def _sources(self) -> CatalogSources:
+        if self.sources is None:
+            raise DyagError("unavailable", "this dataset-builder follows no catalog sources")
+        return self.sources
+
+    async def SetSource(self, request, context):
+        result = await self._sources().set(
+            request.name, path=request.path, url=request.url, interval_s=request.interval_s,
+            reject_mojibake=request.reject_mojibake, roles_yaml=request.roles_yaml, correlation_id=request.correlation_id,
+        )
+        return poll_proto(result)
+
+    async def GetSource(self, request, context):
+        return source_proto(self._sources().get(request.name))
+
+    async def RemoveSource(self, request, context):
+        return source_proto(await self._sources().remove(request.name))
+
+    async def PollSource(self, request, context):
+        return poll_proto(await self._sources().poll(request.name, request.correlation_id))

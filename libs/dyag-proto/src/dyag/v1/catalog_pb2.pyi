@@ -116,3 +116,95 @@ class ListVersionsResponse(_message.Message):
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
     versions: _containers.RepeatedCompositeFieldContainer[CatalogVersion]
     def __init__(self, versions: _Optional[_Iterable[_Union[CatalogVersion, _Mapping]]] = ...) -> None: ...
+
+class SetSourceRequest(_message.Message):
+    __slots__ = ("name", "path", "url", "interval_s", "reject_mojibake", "roles_yaml", "correlation_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
+    REJECT_MOJIBAKE_FIELD_NUMBER: _ClassVar[int]
+    ROLES_YAML_FIELD_NUMBER: _ClassVar[int]
+    CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    path: str
+    url: str
+    interval_s: int
+    reject_mojibake: bool
+    roles_yaml: str
+    correlation_id: str
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., url: _Optional[str] = ..., interval_s: _Optional[int] = ..., reject_mojibake: _Optional[bool] = ..., roles_yaml: _Optional[str] = ..., correlation_id: _Optional[str] = ...) -> None: ...
+
+class CatalogSourceRequest(_message.Message):
+    __slots__ = ("name", "correlation_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    correlation_id: str
+    def __init__(self, name: _Optional[str] = ..., correlation_id: _Optional[str] = ...) -> None: ...
+
+class SourceError(_message.Message):
+    __slots__ = ("code", "message", "at")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    at: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., at: _Optional[str] = ...) -> None: ...
+
+class CatalogSource(_message.Message):
+    __slots__ = ("name", "kind", "path", "url", "interval_s", "reject_mojibake", "created_at", "last_checked_at", "last_changed_at", "last_version", "last_error", "consecutive_failures", "next_check_at", "etag", "last_modified", "mtime", "size", "sha256", "checks", "changes")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
+    REJECT_MOJIBAKE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_CHECKED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_CHANGED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CHECK_AT_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    LAST_MODIFIED_FIELD_NUMBER: _ClassVar[int]
+    MTIME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    CHECKS_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    path: str
+    url: str
+    interval_s: int
+    reject_mojibake: bool
+    created_at: str
+    last_checked_at: str
+    last_changed_at: str
+    last_version: str
+    last_error: SourceError
+    consecutive_failures: int
+    next_check_at: str
+    etag: str
+    last_modified: str
+    mtime: str
+    size: int
+    sha256: str
+    checks: int
+    changes: int
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., path: _Optional[str] = ..., url: _Optional[str] = ..., interval_s: _Optional[int] = ..., reject_mojibake: _Optional[bool] = ..., created_at: _Optional[str] = ..., last_checked_at: _Optional[str] = ..., last_changed_at: _Optional[str] = ..., last_version: _Optional[str] = ..., last_error: _Optional[_Union[SourceError, _Mapping]] = ..., consecutive_failures: _Optional[int] = ..., next_check_at: _Optional[str] = ..., etag: _Optional[str] = ..., last_modified: _Optional[str] = ..., mtime: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., checks: _Optional[int] = ..., changes: _Optional[int] = ...) -> None: ...
+
+class SourcePoll(_message.Message):
+    __slots__ = ("outcome", "detail", "version", "source")
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    outcome: str
+    detail: str
+    version: CatalogVersion
+    source: CatalogSource
+    def __init__(self, outcome: _Optional[str] = ..., detail: _Optional[str] = ..., version: _Optional[_Union[CatalogVersion, _Mapping]] = ..., source: _Optional[_Union[CatalogSource, _Mapping]] = ...) -> None: ...

@@ -59,6 +59,26 @@ class CatalogServiceStub:
                 request_serializer=dyag_dot_v1_dot_catalog__pb2.GetCatalogRequest.SerializeToString,
                 response_deserializer=dyag_dot_v1_dot_catalog__pb2.ListVersionsResponse.FromString,
                 _registered_method=True)
+        self.SetSource = channel.unary_unary(
+                '/dyag.v1.CatalogService/SetSource',
+                request_serializer=dyag_dot_v1_dot_catalog__pb2.SetSourceRequest.SerializeToString,
+                response_deserializer=dyag_dot_v1_dot_catalog__pb2.SourcePoll.FromString,
+                _registered_method=True)
+        self.GetSource = channel.unary_unary(
+                '/dyag.v1.CatalogService/GetSource',
+                request_serializer=dyag_dot_v1_dot_catalog__pb2.CatalogSourceRequest.SerializeToString,
+                response_deserializer=dyag_dot_v1_dot_catalog__pb2.CatalogSource.FromString,
+                _registered_method=True)
+        self.RemoveSource = channel.unary_unary(
+                '/dyag.v1.CatalogService/RemoveSource',
+                request_serializer=dyag_dot_v1_dot_catalog__pb2.CatalogSourceRequest.SerializeToString,
+                response_deserializer=dyag_dot_v1_dot_catalog__pb2.CatalogSource.FromString,
+                _registered_method=True)
+        self.PollSource = channel.unary_unary(
+                '/dyag.v1.CatalogService/PollSource',
+                request_serializer=dyag_dot_v1_dot_catalog__pb2.CatalogSourceRequest.SerializeToString,
+                response_deserializer=dyag_dot_v1_dot_catalog__pb2.SourcePoll.FromString,
+                _registered_method=True)
 
 
 class CatalogServiceServicer:
@@ -94,6 +114,31 @@ class CatalogServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetSource(self, request, context):
+        """Sources: set (or replace) one and poll it at once; read its poll state; stop following; poll now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSource(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveSource(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PollSource(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CatalogServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +166,26 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     servicer.ListVersions,
                     request_deserializer=dyag_dot_v1_dot_catalog__pb2.GetCatalogRequest.FromString,
                     response_serializer=dyag_dot_v1_dot_catalog__pb2.ListVersionsResponse.SerializeToString,
+            ),
+            'SetSource': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetSource,
+                    request_deserializer=dyag_dot_v1_dot_catalog__pb2.SetSourceRequest.FromString,
+                    response_serializer=dyag_dot_v1_dot_catalog__pb2.SourcePoll.SerializeToString,
+            ),
+            'GetSource': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSource,
+                    request_deserializer=dyag_dot_v1_dot_catalog__pb2.CatalogSourceRequest.FromString,
+                    response_serializer=dyag_dot_v1_dot_catalog__pb2.CatalogSource.SerializeToString,
+            ),
+            'RemoveSource': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveSource,
+                    request_deserializer=dyag_dot_v1_dot_catalog__pb2.CatalogSourceRequest.FromString,
+                    response_serializer=dyag_dot_v1_dot_catalog__pb2.CatalogSource.SerializeToString,
+            ),
+            'PollSource': grpc.unary_unary_rpc_method_handler(
+                    servicer.PollSource,
+                    request_deserializer=dyag_dot_v1_dot_catalog__pb2.CatalogSourceRequest.FromString,
+                    response_serializer=dyag_dot_v1_dot_catalog__pb2.SourcePoll.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +323,114 @@ class CatalogService:
             '/dyag.v1.CatalogService/ListVersions',
             dyag_dot_v1_dot_catalog__pb2.GetCatalogRequest.SerializeToString,
             dyag_dot_v1_dot_catalog__pb2.ListVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetSource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dyag.v1.CatalogService/SetSource',
+            dyag_dot_v1_dot_catalog__pb2.SetSourceRequest.SerializeToString,
+            dyag_dot_v1_dot_catalog__pb2.SourcePoll.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dyag.v1.CatalogService/GetSource',
+            dyag_dot_v1_dot_catalog__pb2.CatalogSourceRequest.SerializeToString,
+            dyag_dot_v1_dot_catalog__pb2.CatalogSource.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveSource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dyag.v1.CatalogService/RemoveSource',
+            dyag_dot_v1_dot_catalog__pb2.CatalogSourceRequest.SerializeToString,
+            dyag_dot_v1_dot_catalog__pb2.CatalogSource.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PollSource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dyag.v1.CatalogService/PollSource',
+            dyag_dot_v1_dot_catalog__pb2.CatalogSourceRequest.SerializeToString,
+            dyag_dot_v1_dot_catalog__pb2.SourcePoll.FromString,
             options,
             channel_credentials,
             insecure,
