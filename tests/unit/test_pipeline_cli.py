@@ -9,7 +9,7 @@ from rich.console import Console
 
 from dyag_cli import pipeline as cli
 from dyag_cli.client import CliError
-from dyag_gateway import pipelines as P
+from dyag_gateway import pipeline as P
 
 
 def test_a_catalog_file_is_sent_as_its_bytes(tmp_path):

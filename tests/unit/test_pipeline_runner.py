@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import time
 from pathlib import Path
 
 import pytest
 
 from dyag.v1 import catalog_pb2, dataset_pb2, evaluation_pb2, jobs_pb2, rag_pb2, training_pb2, validation_pb2
-from dyag_gateway import pipelines as P
-from dyag_gateway.pipeline_runner import PipelineFailed, PipelineRunner, PipelineSettings
+from dyag_gateway import pipeline as P
+from dyag_gateway.pipeline import PipelineFailed, PipelineRunner, PipelineSettings, trainer_device
+from dyag_runtime.contracts import lora_config_dict
+from dyag_runtime.peers import Peers
 from dyag_runtime.jobs import JobCancelled, JobContext, JobNotFound, new_record, record_to_proto
 
 CATALOG = {"name": "applications_ia", "version": "v1", "entity_count": 45}
@@ -38,17 +39,19 @@ class FakeStore:
         return copy.deepcopy(record)
 
 
-class FakeServices:
-    """Every service the pipeline calls. A job ends after `polls` reads; `fail` names kinds whose job fails."""
+class FakeServices(Peers):
+    """Every service the pipeline calls (dyag_runtime.peers' client over fake stubs). A job ends after `polls` reads;
+    `fail` names kinds whose job fails."""
 
     def __init__(self, polls: int = 2, fail: dict[str, str] | None = None, never_end: tuple[str, ...] = ()):
+        super().__init__(None, timeout_s=1.0,  # type: ignore[arg-type]
+                         services=("dataset-builder", "validator", "gpu-lora-trainer", "rag-service", "evaluator"))
         self.polls, self.fail, self.never_end = polls, fail or {}, never_end
         self.records: dict[str, dict] = {}
         self.reads: dict[str, int] = {}
         self.calls: list[str] = []
         self.cancelled: list[str] = []
-        self.channels = {n: object() for n in ("dataset-builder", "validator", "gpu-lora-trainer", "rag-service", "evaluator")}
-        self.addresses = {n: "10.0.0.1:1" for n in self.channels}
+        self.addresses = {n: "10.0.0.1:1" for n in self.services or ()}
 
     # the job machinery
     def _job(self, service: str, kind: str, params: dict, correlation_id: str, result: dict) -> jobs_pb2.Job:
@@ -90,12 +93,12 @@ class FakeServices:
 
         return Stub()
 
-    # Backends' interface
+    # Peers' interface
     def jobs(self, service: str):  # noqa: D102
         return self.jobs_stub(service)
 
-    def channel(self, service: str):
-        return self.channels[service]
+    def address(self, service: str) -> str:
+        return self.addresses[service]
 
     def datasets(self):
         services = self
@@ -130,7 +133,7 @@ class FakeServices:
 
         class Stub:
             async def Train(self, request, timeout=None):  # noqa: N802
-                config = json.loads(json.dumps(dict(request.config)))
+                config = lora_config_dict(request.config)
                 return services._job("gpu-lora-trainer", "train.lora", {"config": config}, request.correlation_id,
                                      {"model_id": "lora-1", "metrics": {"steps": 3, "device": "cpu", "final_loss": 1.0}})
 
@@ -322,11 +325,9 @@ def test_cancel_cancels_the_running_jobs(tmp_path):
 
 def test_device_defaults(tmp_path, monkeypatch):
     runner, _, _, services = make(tmp=tmp_path)
-    assert asyncio.run(runner.device("cuda")) == ("cuda", "asked")
-    runner.settings = PipelineSettings(pipeline_device="cuda")
-    assert asyncio.run(runner.device("auto")) == ("cuda", "DYAG_PIPELINE_DEVICE")
-    runner.settings = SETTINGS
-    assert asyncio.run(runner.device("auto"))[0] == "cpu"  # the trainer is remote and has trained nothing yet
+    assert asyncio.run(trainer_device(services, SETTINGS, "cuda")) == ("cuda", "asked")
+    assert asyncio.run(trainer_device(services, PipelineSettings(pipeline_device="cuda"), "auto")) == ("cuda", "DYAG_PIPELINE_DEVICE")
+    assert asyncio.run(trainer_device(services, SETTINGS, "auto"))[0] == "cpu"  # the trainer is remote and has trained nothing yet
     job = services._job("gpu-lora-trainer", "train.lora", {}, "c", {})
     services.records[job.id].update(status="succeeded", result={"model_id": "m", "metrics": {"device": "cuda"}})
 
@@ -335,4 +336,4 @@ def test_device_defaults(tmp_path, monkeypatch):
             return jobs_pb2.ListJobsResponse(jobs=[record_to_proto(services.records[job.id])])
 
     services.jobs = lambda service, _listing=Listing(): _listing  # type: ignore[assignment,method-assign]
-    assert asyncio.run(runner.device("auto")) == ("cuda", f"the trainer's last training ({job.id})")
+    assert asyncio.run(trainer_device(services, SETTINGS, "auto")) == ("cuda", f"the trainer's last training ({job.id})")

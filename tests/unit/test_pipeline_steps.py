@@ -1,11 +1,11 @@
-"""The pipeline's parameters and state machine (dyag_gateway.pipelines), without the stack."""
+"""The pipeline's parameters and state machine (dyag_gateway.pipeline: model, settings, steps, views), without the stack."""
 
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
-from dyag_gateway import pipelines as P
+from dyag_gateway import pipeline as P
 
 CATALOG = {"name": "applications_ia", "version": "v1", "entity_count": 45}
 

@@ -274,10 +274,15 @@ class EventBus:
             await processed.mark(envelope.id)
         await msg.ack()
 
-    async def close(self) -> None:
-        for task in self._tasks:
+    async def stop_consumers(self) -> None:
+        """Cancel every consumer this bus started (their messages unacknowledged: redelivered to the next worker)."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        await self.stop_consumers()
         if not self.nc.is_closed:
             # close, not drain: an unacknowledged message is simply redelivered to the next worker
             await self.nc.close()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
@@ -120,16 +120,26 @@ class _Stubs:
 
 
 class Peers(_Stubs):
-    """The asyncio client: channels opened on first use (never at import or start), closed by close()."""
+    """The asyncio client: channels opened on first use (never at import or start), closed by close().
 
-    def __init__(self, settings: PlatformSettings, *, timeout_s: float = CALL_TIMEOUT_S):
+    `services`: the services this deployment runs (the gateway's DYAG_SERVICES); a call to another one is refused
+    with `service_not_deployed`. None: every service is assumed reachable at its address."""
+
+    def __init__(self, settings: PlatformSettings, *, timeout_s: float = CALL_TIMEOUT_S,
+                 services: Iterable[str] | None = None):
         self.settings, self.timeout_s = settings, timeout_s
+        self.services = None if services is None else tuple(services)
         self._channels: dict[str, grpc.aio.Channel] = {}
+
+    def deployed(self, service: str) -> bool:
+        return self.services is None or service in self.services
 
     def address(self, service: str) -> str:
         return self.settings.address_of(service)
 
     def channel(self, service: str) -> grpc.aio.Channel:
+        if not self.deployed(service):
+            raise DyagError("service_not_deployed", f"the {service} service is not part of this deployment (DYAG_SERVICES)")
         if service not in self._channels:
             self._channels[service] = grpc.aio.insecure_channel(self.address(service), options=self.settings.grpc_options())
         return self._channels[service]
@@ -163,7 +173,9 @@ class Peers(_Stubs):
         """One split of a built dataset checked by the validator against the dataset's catalog version."""
         source = split_source(dataset, split)
         if source is None:
-            raise DyagError("split_not_found", f"dataset {dataset.id} has no {split!r} split in the OpenAI chat format")
+            has = sorted({s for s, fmt in dataset_files(dataset) if fmt == "openai"})
+            raise DyagError("split_not_found", f"dataset {dataset.id} has no {split!r} split in the OpenAI chat format; "
+                                               f"it has {', '.join(has) or 'none'}")
         request = validation_pb2.ValidateRequest(dataset=source, catalog=dataset.catalog, catalog_version=dataset.catalog_version,
                                                  split_counts={k: v for k, v in dataset.split_counts.items() if k != "all"},
                                                  **fields)

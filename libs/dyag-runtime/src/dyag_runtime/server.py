@@ -42,6 +42,7 @@ _STATUS_OF_CODE = {
     "too_large": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "conflict": grpc.StatusCode.FAILED_PRECONDITION,
     "unavailable": grpc.StatusCode.UNAVAILABLE,
+    "service_not_deployed": grpc.StatusCode.UNAVAILABLE,
 }
 ERROR_CODE_KEY = "dyag-error-code"
 

@@ -25,6 +25,7 @@ from dyag_core.dataset import (
     write_manifest,
 )
 from dyag_core.errors import DyagError
+from dyag_runtime.contracts import job_result_dict
 from dyag_runtime.events import emit_from_thread
 from dyag_runtime.jobs import JobContext, record_to_proto
 from dyag_runtime.server import Runtime
@@ -172,8 +173,9 @@ class DatasetBuilder:
         )
         emit_from_thread(self.rt.bus, self.loop, "dataset.built", event, subject=dataset_id, correlation_id=ctx.correlation_id,
                          timeout=30)
-        return {"dataset_id": dataset_id, "split_counts": dataset["split_counts"], "type_counts": dataset["type_counts"], "warnings": warnings,
-                "sizing": params.get("sizing", "")}
+        return job_result_dict(dataset_pb2.DatasetBuildResult(
+            dataset_id=dataset_id, split_counts=dataset["split_counts"], type_counts=dataset["type_counts"],
+            warnings=warnings, sizing=params.get("sizing", "")))
 
     def _regenerate(self, ctx: JobContext, base_id: str, catalog, config) -> tuple[tuple[Example, ...], int]:
         base = self.datasets.get(base_id)

@@ -11,9 +11,10 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import make_asgi_app
 
+from dyag_core.errors import DyagError
 from dyag_gateway import errors
 from dyag_gateway.backends import Backends
-from dyag_gateway.pipeline_runner import Pipelines
+from dyag_gateway.pipeline import Pipelines
 from dyag_gateway.routers import catalogs, datasets, health, hosted, jobs, pipelines, rag, training, validation
 from dyag_gateway.routers import evaluations
 from dyag_gateway.routers import exports
@@ -57,6 +58,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.add_exception_handler(errors.ApiError, errors.api_error_handler)
     app.add_exception_handler(grpc.aio.AioRpcError, errors.grpc_error_handler)
+    app.add_exception_handler(DyagError, errors.dyag_error_handler)
     app.add_exception_handler(RequestValidationError, errors.validation_error_handler)
     for router in (health.router, catalogs.router, datasets.router, validation.router, rag.router, hosted.router, training.router, jobs.router,
                    pipelines.router):

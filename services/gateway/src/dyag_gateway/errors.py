@@ -7,7 +7,8 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from dyag_runtime.server import ERROR_CODE_KEY
+from dyag_core.errors import DyagError
+from dyag_runtime.server import ERROR_CODE_KEY, status_of
 
 _HTTP_OF_GRPC = {
     grpc.StatusCode.INVALID_ARGUMENT: 422,
@@ -45,6 +46,12 @@ def api_error_of(exc: grpc.aio.AioRpcError, prefix: str = "") -> ApiError:
     if exc.code() == grpc.StatusCode.UNAVAILABLE and not prefix:
         message = f"a service behind the gateway is unavailable: {message}"
     return ApiError(_HTTP_OF_GRPC.get(exc.code(), 502), code, prefix + message)
+
+
+async def dyag_error_handler(_: Request, exc: DyagError) -> JSONResponse:
+    """A domain error (a peer's refusal through dyag_runtime.peers, or the gateway's own check): the HTTP status of its
+    gRPC status, as if a service had answered it."""
+    return JSONResponse(error_body(exc.code, exc.message), status_code=_HTTP_OF_GRPC.get(status_of(exc), 502))
 
 
 async def grpc_error_handler(_: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:

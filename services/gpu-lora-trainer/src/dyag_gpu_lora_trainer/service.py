@@ -11,20 +11,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import json_format
-
 from dyag.v1 import training_pb2, training_pb2_grpc
 from dyag_core.errors import DyagError
-from dyag_core.training import ChatExample, TrainingConfig, TrainingInputError, count_facts, parse_chat_jsonl
+from dyag_core.training import (
+    ChatExample,
+    TrainingConfig,
+    TrainingInputError,
+    count_facts,
+    parse_chat_jsonl,
+)
 from dyag_runtime.artifacts import Artifact
+from dyag_runtime.contracts import lora_config_dict
 from dyag_runtime.events import emit_from_thread
 from dyag_runtime.jobs import JobContext, record_to_proto
 from dyag_runtime.peers import SyncPeers, dataset_files
 from dyag_runtime.server import Runtime
+from google.protobuf import json_format
 
 from dyag_gpu_lora_trainer.registry import ModelRegistry
 from dyag_gpu_lora_trainer.settings import TrainerSettings
-
 
 TRAIN = "train.lora"
 ROLES = ("system", "user", "assistant")
@@ -233,7 +238,7 @@ class TrainerServicer(training_pb2_grpc.TrainerServiceServicer):
             peers.dataset(dataset_id)
 
     async def Train(self, request, context):
-        config = json_format.MessageToDict(request.config) if request.HasField("config") else {}
+        config = lora_config_dict(request.config)
         TrainingConfig.from_dict(config)  # a bad option is refused now, not in the job
         params: dict[str, Any] = {"config": config, "name": request.name}
         source = request.data.WhichOneof("source")

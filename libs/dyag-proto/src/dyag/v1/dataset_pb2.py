@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from dyag.v1 import jobs_pb2 as dyag_dot_v1_dot_jobs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x64yag/v1/dataset.proto\x12\x07\x64yag.v1\x1a\x12\x64yag/v1/jobs.proto\"\xc6\x02\n\x13\x42uildDatasetRequest\x12\x0f\n\x07\x63\x61talog\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x61talog_version\x18\x02 \x01(\t\x12\x15\n\rnum_questions\x18\x03 \x01(\x05\x12\x16\n\x0equestion_types\x18\x04 \x03(\t\x12\x12\n\nvariations\x18\x05 \x01(\x05\x12\x15\n\radd_negatives\x18\x06 \x01(\x08\x12\x0c\n\x04seed\x18\x07 \x01(\x05\x12\x16\n\x0esplit_strategy\x18\x08 \x01(\t\x12\x14\n\x0csplit_ratios\x18\t \x03(\x01\x12\x0f\n\x07\x66ormats\x18\n \x03(\t\x12\x15\n\rsystem_prompt\x18\x0b \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x0c \x01(\t\x12\x17\n\x0f\x62\x61se_dataset_id\x18\r \x01(\t\x12\x16\n\x0e\x66it_to_catalog\x18\x0e \x01(\x08\"z\n\x0bPlanRequest\x12\x0f\n\x07\x63\x61talog\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x61talog_version\x18\x02 \x01(\t\x12\x16\n\x0equestion_types\x18\x03 \x03(\t\x12\x12\n\nvariations\x18\x04 \x01(\x05\x12\x15\n\radd_negatives\x18\x05 \x01(\x08\"\xd7\x01\n\x0b\x44\x61tasetPlan\x12\x10\n\x08\x65ntities\x18\x01 \x01(\x05\x12\x16\n\x0equestion_types\x18\x02 \x01(\x05\x12\x12\n\nvariations\x18\x03 \x01(\x05\x12\x14\n\x0cmax_examples\x18\x04 \x01(\x05\x12\x33\n\x08per_type\x18\x05 \x03(\x0b\x32!.dyag.v1.DatasetPlan.PerTypeEntry\x12\x0f\n\x07\x66ormula\x18\x06 \x01(\t\x1a.\n\x0cPerTypeEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"T\n\x0b\x44\x61tasetFile\x12\r\n\x05split\x18\x01 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x02 \x01(\t\x12&\n\x08\x61rtifact\x18\x03 \x01(\x0b\x32\x14.dyag.v1.ArtifactRef\"\xbc\x03\n\x07\x44\x61taset\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61talog\x18\x02 \x01(\t\x12\x17\n\x0f\x63\x61talog_version\x18\x03 \x01(\t\x12\x37\n\x0csplit_counts\x18\x04 \x03(\x0b\x32!.dyag.v1.Dataset.SplitCountsEntry\x12\x35\n\x0btype_counts\x18\x05 \x03(\x0b\x32 .dyag.v1.Dataset.TypeCountsEntry\x12#\n\x05\x66iles\x18\x06 \x03(\x0b\x32\x14.dyag.v1.DatasetFile\x12\"\n\x04plan\x18\x07 \x01(\x0b\x32\x14.dyag.v1.DatasetPlan\x12\x12\n\ncreated_at\x18\x08 \x01(\t\x12\x17\n\x0f\x62\x61se_dataset_id\x18\t \x01(\t\x12\x1c\n\x14regenerated_examples\x18\n \x01(\x05\x12\x10\n\x08warnings\x18\x0b \x03(\t\x1a\x32\n\x10SplitCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x1a\x31\n\x0fTypeCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"\x1f\n\x11GetDatasetRequest\x12\n\n\x02id\x18\x01 \x01(\t\"&\n\x13ListDatasetsRequest\x12\x0f\n\x07\x63\x61talog\x18\x01 \x01(\t\":\n\x14ListDatasetsResponse\x12\"\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x10.dyag.v1.Dataset\"D\n\x0fReadFileRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\r\n\x05split\x18\x02 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x03 \x01(\t\"\x19\n\tFileChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x32\xc5\x02\n\x0e\x44\x61tasetService\x12:\n\x0c\x42uildDataset\x12\x1c.dyag.v1.BuildDatasetRequest\x1a\x0c.dyag.v1.Job\x12\x32\n\x04Plan\x12\x14.dyag.v1.PlanRequest\x1a\x14.dyag.v1.DatasetPlan\x12:\n\nGetDataset\x12\x1a.dyag.v1.GetDatasetRequest\x1a\x10.dyag.v1.Dataset\x12K\n\x0cListDatasets\x12\x1c.dyag.v1.ListDatasetsRequest\x1a\x1d.dyag.v1.ListDatasetsResponse\x12:\n\x08ReadFile\x12\x18.dyag.v1.ReadFileRequest\x1a\x12.dyag.v1.FileChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x64yag/v1/dataset.proto\x12\x07\x64yag.v1\x1a\x12\x64yag/v1/jobs.proto\"\xc6\x02\n\x13\x42uildDatasetRequest\x12\x0f\n\x07\x63\x61talog\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x61talog_version\x18\x02 \x01(\t\x12\x15\n\rnum_questions\x18\x03 \x01(\x05\x12\x16\n\x0equestion_types\x18\x04 \x03(\t\x12\x12\n\nvariations\x18\x05 \x01(\x05\x12\x15\n\radd_negatives\x18\x06 \x01(\x08\x12\x0c\n\x04seed\x18\x07 \x01(\x05\x12\x16\n\x0esplit_strategy\x18\x08 \x01(\t\x12\x14\n\x0csplit_ratios\x18\t \x03(\x01\x12\x0f\n\x07\x66ormats\x18\n \x03(\t\x12\x15\n\rsystem_prompt\x18\x0b \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x0c \x01(\t\x12\x17\n\x0f\x62\x61se_dataset_id\x18\r \x01(\t\x12\x16\n\x0e\x66it_to_catalog\x18\x0e \x01(\x08\"z\n\x0bPlanRequest\x12\x0f\n\x07\x63\x61talog\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x61talog_version\x18\x02 \x01(\t\x12\x16\n\x0equestion_types\x18\x03 \x03(\t\x12\x12\n\nvariations\x18\x04 \x01(\x05\x12\x15\n\radd_negatives\x18\x05 \x01(\x08\"\xd7\x01\n\x0b\x44\x61tasetPlan\x12\x10\n\x08\x65ntities\x18\x01 \x01(\x05\x12\x16\n\x0equestion_types\x18\x02 \x01(\x05\x12\x12\n\nvariations\x18\x03 \x01(\x05\x12\x14\n\x0cmax_examples\x18\x04 \x01(\x05\x12\x33\n\x08per_type\x18\x05 \x03(\x0b\x32!.dyag.v1.DatasetPlan.PerTypeEntry\x12\x0f\n\x07\x66ormula\x18\x06 \x01(\t\x1a.\n\x0cPerTypeEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"T\n\x0b\x44\x61tasetFile\x12\r\n\x05split\x18\x01 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x02 \x01(\t\x12&\n\x08\x61rtifact\x18\x03 \x01(\x0b\x32\x14.dyag.v1.ArtifactRef\"\xbc\x03\n\x07\x44\x61taset\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61talog\x18\x02 \x01(\t\x12\x17\n\x0f\x63\x61talog_version\x18\x03 \x01(\t\x12\x37\n\x0csplit_counts\x18\x04 \x03(\x0b\x32!.dyag.v1.Dataset.SplitCountsEntry\x12\x35\n\x0btype_counts\x18\x05 \x03(\x0b\x32 .dyag.v1.Dataset.TypeCountsEntry\x12#\n\x05\x66iles\x18\x06 \x03(\x0b\x32\x14.dyag.v1.DatasetFile\x12\"\n\x04plan\x18\x07 \x01(\x0b\x32\x14.dyag.v1.DatasetPlan\x12\x12\n\ncreated_at\x18\x08 \x01(\t\x12\x17\n\x0f\x62\x61se_dataset_id\x18\t \x01(\t\x12\x1c\n\x14regenerated_examples\x18\n \x01(\x05\x12\x10\n\x08warnings\x18\x0b \x03(\t\x1a\x32\n\x10SplitCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x1a\x31\n\x0fTypeCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"\xb7\x02\n\x12\x44\x61tasetBuildResult\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x42\n\x0csplit_counts\x18\x02 \x03(\x0b\x32,.dyag.v1.DatasetBuildResult.SplitCountsEntry\x12@\n\x0btype_counts\x18\x03 \x03(\x0b\x32+.dyag.v1.DatasetBuildResult.TypeCountsEntry\x12\x10\n\x08warnings\x18\x04 \x03(\t\x12\x0e\n\x06sizing\x18\x05 \x01(\t\x1a\x32\n\x10SplitCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x1a\x31\n\x0fTypeCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"\x1f\n\x11GetDatasetRequest\x12\n\n\x02id\x18\x01 \x01(\t\"&\n\x13ListDatasetsRequest\x12\x0f\n\x07\x63\x61talog\x18\x01 \x01(\t\":\n\x14ListDatasetsResponse\x12\"\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x10.dyag.v1.Dataset\"D\n\x0fReadFileRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\r\n\x05split\x18\x02 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x03 \x01(\t\"\x19\n\tFileChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x32\xc5\x02\n\x0e\x44\x61tasetService\x12:\n\x0c\x42uildDataset\x12\x1c.dyag.v1.BuildDatasetRequest\x1a\x0c.dyag.v1.Job\x12\x32\n\x04Plan\x12\x14.dyag.v1.PlanRequest\x1a\x14.dyag.v1.DatasetPlan\x12:\n\nGetDataset\x12\x1a.dyag.v1.GetDatasetRequest\x1a\x10.dyag.v1.Dataset\x12K\n\x0cListDatasets\x12\x1c.dyag.v1.ListDatasetsRequest\x1a\x1d.dyag.v1.ListDatasetsResponse\x12:\n\x08ReadFile\x12\x18.dyag.v1.ReadFileRequest\x1a\x12.dyag.v1.FileChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,6 +38,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DATASET_SPLITCOUNTSENTRY']._serialized_options = b'8\001'
   _globals['_DATASET_TYPECOUNTSENTRY']._loaded_options = None
   _globals['_DATASET_TYPECOUNTSENTRY']._serialized_options = b'8\001'
+  _globals['_DATASETBUILDRESULT_SPLITCOUNTSENTRY']._loaded_options = None
+  _globals['_DATASETBUILDRESULT_SPLITCOUNTSENTRY']._serialized_options = b'8\001'
+  _globals['_DATASETBUILDRESULT_TYPECOUNTSENTRY']._loaded_options = None
+  _globals['_DATASETBUILDRESULT_TYPECOUNTSENTRY']._serialized_options = b'8\001'
   _globals['_BUILDDATASETREQUEST']._serialized_start=55
   _globals['_BUILDDATASETREQUEST']._serialized_end=381
   _globals['_PLANREQUEST']._serialized_start=383
@@ -54,16 +58,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DATASET_SPLITCOUNTSENTRY']._serialized_end=1205
   _globals['_DATASET_TYPECOUNTSENTRY']._serialized_start=1207
   _globals['_DATASET_TYPECOUNTSENTRY']._serialized_end=1256
-  _globals['_GETDATASETREQUEST']._serialized_start=1258
-  _globals['_GETDATASETREQUEST']._serialized_end=1289
-  _globals['_LISTDATASETSREQUEST']._serialized_start=1291
-  _globals['_LISTDATASETSREQUEST']._serialized_end=1329
-  _globals['_LISTDATASETSRESPONSE']._serialized_start=1331
-  _globals['_LISTDATASETSRESPONSE']._serialized_end=1389
-  _globals['_READFILEREQUEST']._serialized_start=1391
-  _globals['_READFILEREQUEST']._serialized_end=1459
-  _globals['_FILECHUNK']._serialized_start=1461
-  _globals['_FILECHUNK']._serialized_end=1486
-  _globals['_DATASETSERVICE']._serialized_start=1489
-  _globals['_DATASETSERVICE']._serialized_end=1814
+  _globals['_DATASETBUILDRESULT']._serialized_start=1259
+  _globals['_DATASETBUILDRESULT']._serialized_end=1570
+  _globals['_DATASETBUILDRESULT_SPLITCOUNTSENTRY']._serialized_start=1155
+  _globals['_DATASETBUILDRESULT_SPLITCOUNTSENTRY']._serialized_end=1205
+  _globals['_DATASETBUILDRESULT_TYPECOUNTSENTRY']._serialized_start=1207
+  _globals['_DATASETBUILDRESULT_TYPECOUNTSENTRY']._serialized_end=1256
+  _globals['_GETDATASETREQUEST']._serialized_start=1572
+  _globals['_GETDATASETREQUEST']._serialized_end=1603
+  _globals['_LISTDATASETSREQUEST']._serialized_start=1605
+  _globals['_LISTDATASETSREQUEST']._serialized_end=1643
+  _globals['_LISTDATASETSRESPONSE']._serialized_start=1645
+  _globals['_LISTDATASETSRESPONSE']._serialized_end=1703
+  _globals['_READFILEREQUEST']._serialized_start=1705
+  _globals['_READFILEREQUEST']._serialized_end=1773
+  _globals['_FILECHUNK']._serialized_start=1775
+  _globals['_FILECHUNK']._serialized_end=1800
+  _globals['_DATASETSERVICE']._serialized_start=1803
+  _globals['_DATASETSERVICE']._serialized_end=2128
 # @@protoc_insertion_point(module_scope)

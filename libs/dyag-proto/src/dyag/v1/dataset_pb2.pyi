@@ -126,6 +126,34 @@ class Dataset(_message.Message):
     warnings: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, id: _Optional[str] = ..., catalog: _Optional[str] = ..., catalog_version: _Optional[str] = ..., split_counts: _Optional[_Mapping[str, int]] = ..., type_counts: _Optional[_Mapping[str, int]] = ..., files: _Optional[_Iterable[_Union[DatasetFile, _Mapping]]] = ..., plan: _Optional[_Union[DatasetPlan, _Mapping]] = ..., created_at: _Optional[str] = ..., base_dataset_id: _Optional[str] = ..., regenerated_examples: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class DatasetBuildResult(_message.Message):
+    __slots__ = ("dataset_id", "split_counts", "type_counts", "warnings", "sizing")
+    class SplitCountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class TypeCountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    TYPE_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    SIZING_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    split_counts: _containers.ScalarMap[str, int]
+    type_counts: _containers.ScalarMap[str, int]
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    sizing: str
+    def __init__(self, dataset_id: _Optional[str] = ..., split_counts: _Optional[_Mapping[str, int]] = ..., type_counts: _Optional[_Mapping[str, int]] = ..., warnings: _Optional[_Iterable[str]] = ..., sizing: _Optional[str] = ...) -> None: ...
+
 class GetDatasetRequest(_message.Message):
     __slots__ = ("id",)
     ID_FIELD_NUMBER: _ClassVar[int]

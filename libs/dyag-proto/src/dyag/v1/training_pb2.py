@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from dyag.v1 import jobs_pb2 as dyag_dot_v1_dot_jobs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x64yag/v1/training.proto\x12\x07\x64yag.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x12\x64yag/v1/jobs.proto\"y\n\x10LoraTrainingData\x12\x14\n\ndataset_id\x18\x01 \x01(\tH\x00\x12\x17\n\rtrain_content\x18\x02 \x01(\x0cH\x00\x12\x1a\n\x12validation_content\x18\x03 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x04 \x01(\tB\x08\n\x06source\"\x8a\x01\n\x10LoraTrainRequest\x12\'\n\x04\x64\x61ta\x18\x01 \x01(\x0b\x32\x19.dyag.v1.LoraTrainingData\x12\'\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x04 \x01(\t\"\xb2\x03\n\tLoraModel\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nbase_model\x18\x03 \x01(\t\x12\x1b\n\x13\x62\x61se_model_resolved\x18\x04 \x01(\t\x12\x0e\n\x06target\x18\x05 \x01(\t\x12\x0e\n\x06job_id\x18\x06 \x01(\t\x12\x12\n\ndataset_id\x18\x07 \x01(\t\x12\x14\n\x0c\x64\x61taset_hash\x18\x08 \x01(\t\x12\x17\n\x0fvalidation_hash\x18\t \x01(\t\x12\x0f\n\x07\x63\x61talog\x18\n \x01(\t\x12\x17\n\x0f\x63\x61talog_version\x18\x0b \x01(\t\x12\x30\n\x0fhyperparameters\x18\x0c \x01(\x0b\x32\x17.google.protobuf.Struct\x12(\n\x07metrics\x18\r \x01(\x0b\x32\x17.google.protobuf.Struct\x12\'\n\tartifacts\x18\x0e \x03(\x0b\x32\x14.dyag.v1.ArtifactRef\x12\x12\n\ncreated_at\x18\x0f \x01(\t\x12\x10\n\x08hardware\x18\x10 \x01(\t\x12\x11\n\tprecision\x18\x11 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x12 \x01(\t\"!\n\x13GetLoraModelRequest\x12\n\n\x02id\x18\x01 \x01(\t\"N\n\x15ListLoraModelsRequest\x12\x12\n\nbase_model\x18\x01 \x01(\t\x12\x12\n\ndataset_id\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\"<\n\x16ListLoraModelsResponse\x12\"\n\x06models\x18\x01 \x03(\x0b\x32\x12.dyag.v1.LoraModel\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"6\n\x0c\x43onversation\x12&\n\x08messages\x18\x01 \x03(\x0b\x32\x14.dyag.v1.ChatMessage\"\x8e\x01\n\x0fGenerateRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x12\n\nbase_model\x18\x02 \x01(\t\x12,\n\rconversations\x18\x03 \x03(\x0b\x32\x15.dyag.v1.Conversation\x12\x12\n\nmax_tokens\x18\x04 \x01(\x05\x12\x13\n\x0btemperature\x18\x05 \x01(\x01\"L\n\nGeneration\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x15\n\rprompt_tokens\x18\x02 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x03 \x01(\x05\"_\n\x10GenerateResponse\x12(\n\x0bgenerations\x18\x01 \x03(\x0b\x32\x13.dyag.v1.Generation\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\nlatency_ms\x18\x03 \x01(\x01\"\xd3\x01\n\x14LoraTrainingProgress\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x05\x12\x13\n\x0btotal_steps\x18\x03 \x01(\x05\x12\r\n\x05\x65poch\x18\x04 \x01(\x01\x12\x0c\n\x04loss\x18\x05 \x01(\x01\x12\x16\n\teval_loss\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\rlearning_rate\x18\x07 \x01(\x01\x12\x19\n\x11tokens_per_second\x18\x08 \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\t \x01(\x01\x42\x0c\n\n_eval_loss\"5\n\x10LoraModelTrained\x12!\n\x05model\x18\x01 \x01(\x0b\x32\x12.dyag.v1.LoraModel2\x90\x02\n\x0eTrainerService\x12\x30\n\x05Train\x12\x19.dyag.v1.LoraTrainRequest\x1a\x0c.dyag.v1.Job\x12<\n\x08GetModel\x12\x1c.dyag.v1.GetLoraModelRequest\x1a\x12.dyag.v1.LoraModel\x12M\n\nListModels\x12\x1e.dyag.v1.ListLoraModelsRequest\x1a\x1f.dyag.v1.ListLoraModelsResponse\x12?\n\x08Generate\x12\x18.dyag.v1.GenerateRequest\x1a\x19.dyag.v1.GenerateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x64yag/v1/training.proto\x12\x07\x64yag.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x12\x64yag/v1/jobs.proto\"y\n\x10LoraTrainingData\x12\x14\n\ndataset_id\x18\x01 \x01(\tH\x00\x12\x17\n\rtrain_content\x18\x02 \x01(\x0cH\x00\x12\x1a\n\x12validation_content\x18\x03 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x04 \x01(\tB\x08\n\x06source\"\xda\x07\n\nLoraConfig\x12\x17\n\nbase_model\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x06preset\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x0e\n\x01r\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12\x17\n\nlora_alpha\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x19\n\x0clora_dropout\x18\x05 \x01(\x01H\x04\x88\x01\x01\x12\x16\n\x0etarget_modules\x18\x06 \x03(\t\x12\x1a\n\rlearning_rate\x18\x07 \x01(\x01H\x05\x88\x01\x01\x12\x13\n\x06\x65pochs\x18\x08 \x01(\x05H\x06\x88\x01\x01\x12\x16\n\tmax_steps\x18\t \x01(\x05H\x07\x88\x01\x01\x12\x17\n\nbatch_size\x18\n \x01(\x05H\x08\x88\x01\x01\x12\x19\n\x0cwarmup_ratio\x18\x0b \x01(\x01H\t\x88\x01\x01\x12\x19\n\x0clr_scheduler\x18\x0c \x01(\tH\n\x88\x01\x01\x12\x19\n\x0cweight_decay\x18\r \x01(\x01H\x0b\x88\x01\x01\x12\x1a\n\rmax_grad_norm\x18\x0e \x01(\x01H\x0c\x88\x01\x01\x12\x11\n\x04seed\x18\x0f \x01(\x05H\r\x88\x01\x01\x12\x18\n\x0bmax_seq_len\x18\x10 \x01(\x05H\x0e\x88\x01\x01\x12\x14\n\x07packing\x18\x11 \x01(\x08H\x0f\x88\x01\x01\x12\x16\n\tprecision\x18\x12 \x01(\tH\x10\x88\x01\x01\x12\x19\n\x0cload_in_4bit\x18\x13 \x01(\x08H\x11\x88\x01\x01\x12\x18\n\x0buse_unsloth\x18\x14 \x01(\x08H\x12\x88\x01\x01\x12\x17\n\neval_steps\x18\x15 \x01(\x05H\x13\x88\x01\x01\x12\x1d\n\x10\x63heckpoint_steps\x18\x16 \x01(\x05H\x14\x88\x01\x01\x12\x1a\n\rlogging_steps\x18\x17 \x01(\x05H\x15\x88\x01\x01\x12\x15\n\x08tracking\x18\x18 \x01(\tH\x16\x88\x01\x01\x12\x15\n\x08run_name\x18\x19 \x01(\tH\x17\x88\x01\x01\x42\r\n\x0b_base_modelB\t\n\x07_presetB\x04\n\x02_rB\r\n\x0b_lora_alphaB\x0f\n\r_lora_dropoutB\x10\n\x0e_learning_rateB\t\n\x07_epochsB\x0c\n\n_max_stepsB\r\n\x0b_batch_sizeB\x0f\n\r_warmup_ratioB\x0f\n\r_lr_schedulerB\x0f\n\r_weight_decayB\x10\n\x0e_max_grad_normB\x07\n\x05_seedB\x0e\n\x0c_max_seq_lenB\n\n\x08_packingB\x0c\n\n_precisionB\x0f\n\r_load_in_4bitB\x0e\n\x0c_use_unslothB\r\n\x0b_eval_stepsB\x13\n\x11_checkpoint_stepsB\x10\n\x0e_logging_stepsB\x0b\n\t_trackingB\x0b\n\t_run_name\"\x86\x01\n\x10LoraTrainRequest\x12\'\n\x04\x64\x61ta\x18\x01 \x01(\x0b\x32\x19.dyag.v1.LoraTrainingData\x12#\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x13.dyag.v1.LoraConfig\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x04 \x01(\t\"\xb2\x03\n\tLoraModel\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nbase_model\x18\x03 \x01(\t\x12\x1b\n\x13\x62\x61se_model_resolved\x18\x04 \x01(\t\x12\x0e\n\x06target\x18\x05 \x01(\t\x12\x0e\n\x06job_id\x18\x06 \x01(\t\x12\x12\n\ndataset_id\x18\x07 \x01(\t\x12\x14\n\x0c\x64\x61taset_hash\x18\x08 \x01(\t\x12\x17\n\x0fvalidation_hash\x18\t \x01(\t\x12\x0f\n\x07\x63\x61talog\x18\n \x01(\t\x12\x17\n\x0f\x63\x61talog_version\x18\x0b \x01(\t\x12\x30\n\x0fhyperparameters\x18\x0c \x01(\x0b\x32\x17.google.protobuf.Struct\x12(\n\x07metrics\x18\r \x01(\x0b\x32\x17.google.protobuf.Struct\x12\'\n\tartifacts\x18\x0e \x03(\x0b\x32\x14.dyag.v1.ArtifactRef\x12\x12\n\ncreated_at\x18\x0f \x01(\t\x12\x10\n\x08hardware\x18\x10 \x01(\t\x12\x11\n\tprecision\x18\x11 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x12 \x01(\t\"!\n\x13GetLoraModelRequest\x12\n\n\x02id\x18\x01 \x01(\t\"N\n\x15ListLoraModelsRequest\x12\x12\n\nbase_model\x18\x01 \x01(\t\x12\x12\n\ndataset_id\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\"<\n\x16ListLoraModelsResponse\x12\"\n\x06models\x18\x01 \x03(\x0b\x32\x12.dyag.v1.LoraModel\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"6\n\x0c\x43onversation\x12&\n\x08messages\x18\x01 \x03(\x0b\x32\x14.dyag.v1.ChatMessage\"\x8e\x01\n\x0fGenerateRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x12\n\nbase_model\x18\x02 \x01(\t\x12,\n\rconversations\x18\x03 \x03(\x0b\x32\x15.dyag.v1.Conversation\x12\x12\n\nmax_tokens\x18\x04 \x01(\x05\x12\x13\n\x0btemperature\x18\x05 \x01(\x01\"L\n\nGeneration\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x15\n\rprompt_tokens\x18\x02 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x03 \x01(\x05\"_\n\x10GenerateResponse\x12(\n\x0bgenerations\x18\x01 \x03(\x0b\x32\x13.dyag.v1.Generation\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\nlatency_ms\x18\x03 \x01(\x01\"\xd3\x01\n\x14LoraTrainingProgress\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x05\x12\x13\n\x0btotal_steps\x18\x03 \x01(\x05\x12\r\n\x05\x65poch\x18\x04 \x01(\x01\x12\x0c\n\x04loss\x18\x05 \x01(\x01\x12\x16\n\teval_loss\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\rlearning_rate\x18\x07 \x01(\x01\x12\x19\n\x11tokens_per_second\x18\x08 \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\t \x01(\x01\x42\x0c\n\n_eval_loss\"5\n\x10LoraModelTrained\x12!\n\x05model\x18\x01 \x01(\x0b\x32\x12.dyag.v1.LoraModel2\x90\x02\n\x0eTrainerService\x12\x30\n\x05Train\x12\x19.dyag.v1.LoraTrainRequest\x1a\x0c.dyag.v1.Job\x12<\n\x08GetModel\x12\x1c.dyag.v1.GetLoraModelRequest\x1a\x12.dyag.v1.LoraModel\x12M\n\nListModels\x12\x1e.dyag.v1.ListLoraModelsRequest\x1a\x1f.dyag.v1.ListLoraModelsResponse\x12?\n\x08Generate\x12\x18.dyag.v1.GenerateRequest\x1a\x19.dyag.v1.GenerateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,30 +35,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_LORATRAININGDATA']._serialized_start=85
   _globals['_LORATRAININGDATA']._serialized_end=206
-  _globals['_LORATRAINREQUEST']._serialized_start=209
-  _globals['_LORATRAINREQUEST']._serialized_end=347
-  _globals['_LORAMODEL']._serialized_start=350
-  _globals['_LORAMODEL']._serialized_end=784
-  _globals['_GETLORAMODELREQUEST']._serialized_start=786
-  _globals['_GETLORAMODELREQUEST']._serialized_end=819
-  _globals['_LISTLORAMODELSREQUEST']._serialized_start=821
-  _globals['_LISTLORAMODELSREQUEST']._serialized_end=899
-  _globals['_LISTLORAMODELSRESPONSE']._serialized_start=901
-  _globals['_LISTLORAMODELSRESPONSE']._serialized_end=961
-  _globals['_CHATMESSAGE']._serialized_start=963
-  _globals['_CHATMESSAGE']._serialized_end=1007
-  _globals['_CONVERSATION']._serialized_start=1009
-  _globals['_CONVERSATION']._serialized_end=1063
-  _globals['_GENERATEREQUEST']._serialized_start=1066
-  _globals['_GENERATEREQUEST']._serialized_end=1208
-  _globals['_GENERATION']._serialized_start=1210
-  _globals['_GENERATION']._serialized_end=1286
-  _globals['_GENERATERESPONSE']._serialized_start=1288
-  _globals['_GENERATERESPONSE']._serialized_end=1383
-  _globals['_LORATRAININGPROGRESS']._serialized_start=1386
-  _globals['_LORATRAININGPROGRESS']._serialized_end=1597
-  _globals['_LORAMODELTRAINED']._serialized_start=1599
-  _globals['_LORAMODELTRAINED']._serialized_end=1652
-  _globals['_TRAINERSERVICE']._serialized_start=1655
-  _globals['_TRAINERSERVICE']._serialized_end=1927
+  _globals['_LORACONFIG']._serialized_start=209
+  _globals['_LORACONFIG']._serialized_end=1195
+  _globals['_LORATRAINREQUEST']._serialized_start=1198
+  _globals['_LORATRAINREQUEST']._serialized_end=1332
+  _globals['_LORAMODEL']._serialized_start=1335
+  _globals['_LORAMODEL']._serialized_end=1769
+  _globals['_GETLORAMODELREQUEST']._serialized_start=1771
+  _globals['_GETLORAMODELREQUEST']._serialized_end=1804
+  _globals['_LISTLORAMODELSREQUEST']._serialized_start=1806
+  _globals['_LISTLORAMODELSREQUEST']._serialized_end=1884
+  _globals['_LISTLORAMODELSRESPONSE']._serialized_start=1886
+  _globals['_LISTLORAMODELSRESPONSE']._serialized_end=1946
+  _globals['_CHATMESSAGE']._serialized_start=1948
+  _globals['_CHATMESSAGE']._serialized_end=1992
+  _globals['_CONVERSATION']._serialized_start=1994
+  _globals['_CONVERSATION']._serialized_end=2048
+  _globals['_GENERATEREQUEST']._serialized_start=2051
+  _globals['_GENERATEREQUEST']._serialized_end=2193
+  _globals['_GENERATION']._serialized_start=2195
+  _globals['_GENERATION']._serialized_end=2271
+  _globals['_GENERATERESPONSE']._serialized_start=2273
+  _globals['_GENERATERESPONSE']._serialized_end=2368
+  _globals['_LORATRAININGPROGRESS']._serialized_start=2371
+  _globals['_LORATRAININGPROGRESS']._serialized_end=2582
+  _globals['_LORAMODELTRAINED']._serialized_start=2584
+  _globals['_LORAMODELTRAINED']._serialized_end=2637
+  _globals['_TRAINERSERVICE']._serialized_start=2640
+  _globals['_TRAINERSERVICE']._serialized_end=2912
 # @@protoc_insertion_point(module_scope)

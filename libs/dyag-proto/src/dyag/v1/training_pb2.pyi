@@ -20,6 +20,60 @@ class LoraTrainingData(_message.Message):
     filename: str
     def __init__(self, dataset_id: _Optional[str] = ..., train_content: _Optional[bytes] = ..., validation_content: _Optional[bytes] = ..., filename: _Optional[str] = ...) -> None: ...
 
+class LoraConfig(_message.Message):
+    __slots__ = ("base_model", "preset", "r", "lora_alpha", "lora_dropout", "target_modules", "learning_rate", "epochs", "max_steps", "batch_size", "warmup_ratio", "lr_scheduler", "weight_decay", "max_grad_norm", "seed", "max_seq_len", "packing", "precision", "load_in_4bit", "use_unsloth", "eval_steps", "checkpoint_steps", "logging_steps", "tracking", "run_name")
+    BASE_MODEL_FIELD_NUMBER: _ClassVar[int]
+    PRESET_FIELD_NUMBER: _ClassVar[int]
+    R_FIELD_NUMBER: _ClassVar[int]
+    LORA_ALPHA_FIELD_NUMBER: _ClassVar[int]
+    LORA_DROPOUT_FIELD_NUMBER: _ClassVar[int]
+    TARGET_MODULES_FIELD_NUMBER: _ClassVar[int]
+    LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
+    EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    WARMUP_RATIO_FIELD_NUMBER: _ClassVar[int]
+    LR_SCHEDULER_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_DECAY_FIELD_NUMBER: _ClassVar[int]
+    MAX_GRAD_NORM_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    MAX_SEQ_LEN_FIELD_NUMBER: _ClassVar[int]
+    PACKING_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    LOAD_IN_4BIT_FIELD_NUMBER: _ClassVar[int]
+    USE_UNSLOTH_FIELD_NUMBER: _ClassVar[int]
+    EVAL_STEPS_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_STEPS_FIELD_NUMBER: _ClassVar[int]
+    LOGGING_STEPS_FIELD_NUMBER: _ClassVar[int]
+    TRACKING_FIELD_NUMBER: _ClassVar[int]
+    RUN_NAME_FIELD_NUMBER: _ClassVar[int]
+    base_model: str
+    preset: str
+    r: int
+    lora_alpha: int
+    lora_dropout: float
+    target_modules: _containers.RepeatedScalarFieldContainer[str]
+    learning_rate: float
+    epochs: int
+    max_steps: int
+    batch_size: int
+    warmup_ratio: float
+    lr_scheduler: str
+    weight_decay: float
+    max_grad_norm: float
+    seed: int
+    max_seq_len: int
+    packing: bool
+    precision: str
+    load_in_4bit: bool
+    use_unsloth: bool
+    eval_steps: int
+    checkpoint_steps: int
+    logging_steps: int
+    tracking: str
+    run_name: str
+    def __init__(self, base_model: _Optional[str] = ..., preset: _Optional[str] = ..., r: _Optional[int] = ..., lora_alpha: _Optional[int] = ..., lora_dropout: _Optional[float] = ..., target_modules: _Optional[_Iterable[str]] = ..., learning_rate: _Optional[float] = ..., epochs: _Optional[int] = ..., max_steps: _Optional[int] = ..., batch_size: _Optional[int] = ..., warmup_ratio: _Optional[float] = ..., lr_scheduler: _Optional[str] = ..., weight_decay: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., seed: _Optional[int] = ..., max_seq_len: _Optional[int] = ..., packing: _Optional[bool] = ..., precision: _Optional[str] = ..., load_in_4bit: _Optional[bool] = ..., use_unsloth: _Optional[bool] = ..., eval_steps: _Optional[int] = ..., checkpoint_steps: _Optional[int] = ..., logging_steps: _Optional[int] = ..., tracking: _Optional[str] = ..., run_name: _Optional[str] = ...) -> None: ...
+
 class LoraTrainRequest(_message.Message):
     __slots__ = ("data", "config", "name", "correlation_id")
     DATA_FIELD_NUMBER: _ClassVar[int]
@@ -27,10 +81,10 @@ class LoraTrainRequest(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
     data: LoraTrainingData
-    config: _struct_pb2.Struct
+    config: LoraConfig
     name: str
     correlation_id: str
-    def __init__(self, data: _Optional[_Union[LoraTrainingData, _Mapping]] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., name: _Optional[str] = ..., correlation_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, data: _Optional[_Union[LoraTrainingData, _Mapping]] = ..., config: _Optional[_Union[LoraConfig, _Mapping]] = ..., name: _Optional[str] = ..., correlation_id: _Optional[str] = ...) -> None: ...
 
 class LoraModel(_message.Message):
     __slots__ = ("id", "name", "base_model", "base_model_resolved", "target", "job_id", "dataset_id", "dataset_hash", "validation_hash", "catalog", "catalog_version", "hyperparameters", "metrics", "artifacts", "created_at", "hardware", "precision", "backend")

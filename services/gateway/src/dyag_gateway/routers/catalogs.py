@@ -1,10 +1,12 @@
-"""Catalogs: upload (versioned, content-hashed), list, versions, profile (the guide's step 1)."""
+"""Catalogs: upload (versioned, content-hashed), list, versions, profile (the guide's step 1); sources (a catalog that
+follows a file or an HTTP(S) URL, polled by dataset-builder)."""
 
 from __future__ import annotations
 
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 
 from dyag.v1 import catalog_pb2
@@ -110,4 +112,50 @@ async def list_versions(name: str, request: Request) -> dict:
 @router.get("/{name}/profile", summary="Entity count, per-field fill rate, status distribution (the guide's step 1.1)")
 async def get_profile(name: str, request: Request, version: str = "") -> dict:
     reply = await request.app.state.backends.catalogs().GetProfile(catalog_pb2.GetCatalogRequest(name=name, version=version))
+    return to_json(reply)
+
+
+# --- sources: dataset-builder polls them; each change is a new version and one catalog.updated, as an upload -------
+class SourceBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field("", description="either: an absolute path to the catalog file, read by dataset-builder on its own host")
+    url: str = Field("", description="or: an http:// or https:// URL, polled with If-None-Match / If-Modified-Since")
+    interval_s: int = Field(0, le=2_147_483_647, description="seconds between polls; 0: dataset-builder's default (60 s); "
+                                                           "at least DYAG_SOURCE_MIN_INTERVAL_S (5 s)")
+    reject_mojibake: bool = Field(False, description="refuse mis-encoded text instead of repairing it (the poll fails, the last version stays)")
+    roles: str = Field("", description="field roles (YAML) for a non-default catalog")
+
+
+@router.put("/{name}/source", dependencies=[Depends(require_api_key)],
+            summary="Follow a file or an HTTP(S) URL: polled at once, then every interval_s; each change is a new version")
+async def set_source(name: str, body: SourceBody, request: Request) -> dict:
+    reply = await request.app.state.backends.catalogs().SetSource(
+        catalog_pb2.SetSourceRequest(
+            name=name, path=body.path, url=body.url, interval_s=body.interval_s, reject_mojibake=body.reject_mojibake,
+            roles_yaml=body.roles, correlation_id=request.headers.get("x-correlation-id", ""),
+        ),
+        timeout=request.app.state.settings.grpc_timeout_s,
+    )
+    return to_json(reply)
+
+
+@router.get("/{name}/source", summary="A catalog's source and its poll state (last check, last change, last error…)")
+async def get_source(name: str, request: Request) -> dict:
+    return to_json(await request.app.state.backends.catalogs().GetSource(catalog_pb2.CatalogSourceRequest(name=name)))
+
+
+@router.delete("/{name}/source", dependencies=[Depends(require_api_key)],
+               summary="Stop following the source (the catalog and its versions stay)")
+async def remove_source(name: str, request: Request) -> dict:
+    return to_json(await request.app.state.backends.catalogs().RemoveSource(catalog_pb2.CatalogSourceRequest(name=name)))
+
+
+@router.post("/{name}/source/poll", dependencies=[Depends(require_api_key)],
+             summary="Poll the source now: changed (a new version), unchanged, or failed (the last version stays)")
+async def poll_source(name: str, request: Request) -> dict:
+    reply = await request.app.state.backends.catalogs().PollSource(
+        catalog_pb2.CatalogSourceRequest(name=name, correlation_id=request.headers.get("x-correlation-id", "")),
+        timeout=request.app.state.settings.grpc_timeout_s,
+    )
     return to_json(reply)

@@ -25,7 +25,7 @@ LIST_TIMEOUT_S = 20.0  # a service busy with a CPU-bound job still answers, slow
 @router.get("", summary="Jobs of every service, newest first")
 async def list_jobs(request: Request, service: str = "", kind: str = "", status: str = "", limit: int = 100) -> dict:
     backends = request.app.state.backends
-    services = [service] if service else list(backends.channels)
+    services = [service] if service else list(backends.services)
     query = jobs_pb2.ListJobsRequest(kind=kind, status=_STATUS_OF_NAME.get(status, 0), limit=limit)
 
     unavailable: dict[str, str] = {}

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Literal
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from dyag_gateway import pipelines as P
+from dyag_gateway import pipeline as P
 from dyag_gateway.auth import require_api_key
 from dyag_gateway.errors import ApiError
 from dyag_gateway.routers.jobs import SSE_HEARTBEAT_S, _sse
 
 if TYPE_CHECKING:  # the runner is the app's (app.state.pipelines): a router only types it
-    from dyag_gateway.pipeline_runner import Pipelines
+    from dyag_gateway.pipeline import Pipelines
 
 router = APIRouter(prefix="/pipelines", tags=["pipelines"])
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from dyag.v1 import training_pb2
+from dyag_runtime.contracts import lora_config_message
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from google.protobuf import struct_pb2
 from pydantic import BaseModel, Field
 
-from dyag.v1 import training_pb2
 from dyag_gateway.auth import require_api_key
 from dyag_gateway.convert import to_json
 from dyag_gateway.errors import ApiError
@@ -59,8 +59,6 @@ async def train(body: TrainBody, request: Request) -> JSONResponse:
         value = getattr(body, key)
         if value not in ("", None):
             config[key] = value
-    struct = struct_pb2.Struct()
-    struct.update(config)
     data = training_pb2.LoraTrainingData(filename=body.filename)
     if body.dataset_id:
         data.dataset_id = body.dataset_id
@@ -68,7 +66,7 @@ async def train(body: TrainBody, request: Request) -> JSONResponse:
         data.train_content = body.train.encode()
         data.validation_content = body.validation.encode()
     job = await request.app.state.backends.trainer().Train(
-        training_pb2.LoraTrainRequest(data=data, config=struct, name=body.name,
+        training_pb2.LoraTrainRequest(data=data, config=lora_config_message(config), name=body.name,
                                       correlation_id=request.headers.get("x-correlation-id", ""))
     )
     return JSONResponse(to_json(job), status_code=202)

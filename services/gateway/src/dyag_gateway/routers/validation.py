@@ -8,12 +8,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
-from dyag.v1 import dataset_pb2, validation_pb2
+from dyag.v1 import validation_pb2
 from dyag_gateway.auth import require_api_key
 from dyag_gateway.convert import to_json
 from dyag_gateway.errors import ApiError
 from dyag_gateway.routers.catalogs import read_limited
-from dyag_runtime.peers import split_source
 
 router = APIRouter(tags=["validation"])
 
@@ -94,18 +93,9 @@ async def validate_file(request: Request) -> dict:
 async def validate_dataset(dataset_id: str, request: Request, split: str = "train", model: str = "",
                            bound_for_hosted_api: bool = False) -> dict:
     backends = request.app.state.backends
-    dataset = await backends.datasets().GetDataset(dataset_pb2.GetDatasetRequest(id=dataset_id))
-    source = split_source(dataset, split)
-    if source is None:
-        raise ApiError(404, "split_not_found", f"dataset {dataset_id} has no {split!r} split; it has train, validation, test, all")
-    result = await backends.validator().Validate(
-        validation_pb2.ValidateRequest(
-            dataset=source, catalog=dataset.catalog, catalog_version=dataset.catalog_version, model=model,
-            bound_for_hosted_api=bound_for_hosted_api,
-            split_counts={k: v for k, v in dataset.split_counts.items() if k != "all"},
-        ),
-        timeout=request.app.state.settings.grpc_timeout_s * 5,
-    )
+    dataset = await backends.dataset(dataset_id)
+    result = await backends.validate_split(dataset, split, model=model, bound_for_hosted_api=bound_for_hosted_api,
+                                           timeout_s=request.app.state.settings.grpc_timeout_s * 5)
     return to_json(result)
 
 

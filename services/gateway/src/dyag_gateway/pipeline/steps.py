@@ -1,0 +1,371 @@
+"""What each step of a pipeline does, one class per step, in a registry keyed by step name.
+
+A `JobStep` submits a job to the service that owns it and, once the job has succeeded, collects what the next steps
+and the record need from it; a `CallStep` is one RPC. The runner (runner.py) only starts, watches and records them.
+
+    1 ingest        dataset-builder  IngestCatalog (an RPC, done when the pipeline is created)
+    2 build         dataset-builder  dataset.build job
+    3 validate      validator        Validate (an RPC)
+    4 train         gpu-lora-trainer train.lora job (LoRA on the base model)
+    5 index         rag-service      rag.index job (beside 2-4: it needs only the catalog)
+    6 evaluate_*    evaluator        evaluation.run jobs, one per target (base, fine_tuned, rag, grounded)
+    7 report        evaluator        Compare (an RPC): the guide's 6.2 table, the 7.2 decision table, reports
+
+Adding a step: one class here, decorated with @register (its StepSpec says where it goes and what it waits for).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from typing import Any, ClassVar, Protocol
+
+import grpc
+from google.protobuf import json_format
+
+from dyag.v1 import catalog_pb2, dataset_pb2, evaluation_pb2, jobs_pb2, rag_pb2, training_pb2
+from dyag_core.catalog.names import default_name
+from dyag_core.dataset.generate import MOST_VARIATIONS
+from dyag_gateway.errors import ApiError, api_error_of
+from dyag_gateway.pipeline.model import (
+    BUILD,
+    INDEX,
+    INGEST,
+    RAG_TARGETS,
+    REPORT,
+    SKIPPED,
+    SPECS,
+    SUCCEEDED,
+    TARGET_LABELS,
+    TRAIN,
+    VALIDATE,
+    Step,
+    StepSpec,
+    by_name,
+    eval_step,
+    new_step,
+)
+from dyag_gateway.pipeline.settings import PipelineRequest, training_config
+from dyag_runtime.contracts import job_result, job_result_dict, lora_config_message
+from dyag_runtime.peers import Peers
+
+RPC_TIMEOUT_S = 60.0
+Outcome = tuple[dict[str, Any], list[dict[str, Any]]]  # (the step's result, its artifacts)
+
+
+class StepFailed(Exception):
+    def __init__(self, message: str, result: dict[str, Any] | None = None, artifacts: list | None = None):
+        super().__init__(message)
+        self.message, self.result, self.artifacts = message, result or {}, artifacts
+
+
+class RunContext(Protocol):
+    """What a step sees of the pipeline that runs it."""
+
+    params: dict[str, Any]
+    peers: Peers
+    pipeline_id: str
+    correlation_id: str
+
+    def result_of(self, name: str) -> dict[str, Any]: ...
+
+
+def message_dict(message) -> dict[str, Any]:
+    return json_format.MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+
+
+def job_artifacts(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return [dict(a) for a in job.get("artifacts", [])]
+
+
+class PipelineStep:
+    """A kind of step. `specs`: the step names it runs (one, or one per target) and where they go."""
+
+    specs: ClassVar[tuple[StepSpec, ...]]
+
+    def plan(self, params: dict[str, Any]) -> list[Step]:
+        """The records of this step in a pipeline with these (resolved) parameters; a skipped one says why."""
+        steps = [new_step(spec.name) for spec in self.specs]
+        for step in steps:
+            if note := self.skip_note(params):
+                step.update(status=SKIPPED, note=note)
+        return steps
+
+    def skip_note(self, params: dict[str, Any]) -> str:
+        return "skipped as asked" if self.specs[0].name in (params.get("skip") or ()) else ""
+
+
+class JobStep(PipelineStep):
+    async def submit(self, run: RunContext, step: Step) -> jobs_pb2.Job:
+        raise NotImplementedError
+
+    async def collect(self, run: RunContext, step: Step, job: dict[str, Any]) -> Outcome:
+        """What a finished job leaves for the next steps and for the record."""
+        return dict(job.get("result") or {}), job_artifacts(job)
+
+
+class CallStep(PipelineStep):
+    async def call(self, run: RunContext, step: Step) -> Outcome:
+        raise NotImplementedError
+
+
+STEPS: dict[str, PipelineStep] = {}  # step name -> what runs it
+_KINDS: list[PipelineStep] = []  # in display order
+
+
+def register(cls: type[PipelineStep]) -> type[PipelineStep]:
+    step = cls()
+    _KINDS.append(step)
+    for spec in cls.specs:
+        SPECS[spec.name] = spec
+        STEPS[spec.name] = step
+    return cls
+
+
+def plan_steps(params: dict[str, Any], ingest: dict[str, Any] | None = None) -> list[Step]:
+    """Every step of a pipeline with these (resolved) parameters, in order; skipped ones say so."""
+    steps = [step for kind in _KINDS for step in kind.plan(params)]
+    if ingest:
+        by_name(steps)[INGEST].update({"status": SUCCEEDED, **ingest})  # type: ignore[typeddict-item]
+    return steps
+
+
+# --- 1 ingest --------------------------------------------------------------------------------------------------------
+@register
+class Ingest(CallStep):
+    """Stores the catalog (a new version, or the current one unchanged), or finds the stored one. It runs when the
+    pipeline is created, so that a catalog that cannot be read is refused before anything is queued."""
+
+    specs = (StepSpec(INGEST, 1, "ingest the catalog", "dataset-builder", "", (), False, 0.5),)
+
+    def skip_note(self, params: dict[str, Any]) -> str:
+        return ""
+
+    async def ingest(self, peers: Peers, request: PipelineRequest, limit: int, correlation_id: str,
+                     timeout: float) -> dict[str, Any]:
+        began = time.time()
+        if request.has_content():
+            content = _catalog_bytes(request, limit)
+            name = request.catalog or default_name(request.catalog_filename or "catalog")
+            try:
+                version = await peers.catalogs().IngestCatalog(
+                    catalog_pb2.IngestCatalogRequest(name=name, content=content, filename=request.catalog_filename,
+                                                     correlation_id=correlation_id), timeout=timeout)
+            except grpc.aio.AioRpcError as exc:
+                raise api_error_of(exc, f"catalog {name!r} ({request.catalog_filename or 'catalog_content'}): ") from None
+            note = "unchanged: the current version" if version.unchanged else "stored a new version"
+        else:
+            version = await peers.catalogs().GetCatalog(
+                catalog_pb2.GetCatalogRequest(name=request.catalog, version=request.catalog_version), timeout=timeout)
+            note = "already stored"
+        ended = time.time()
+        return {
+            "status": SUCCEEDED, "started_at": began, "ended_at": ended, "seconds": round(ended - began, 2), "note": note,
+            "result": {"name": version.name, "version": version.version, "entity_count": version.entity_count,
+                       "added": len(version.added), "changed": len(version.changed), "removed": len(version.removed),
+                       "unchanged": version.unchanged, "warnings": list(version.warnings)[:10]},
+            "artifacts": [message_dict(version.artifact)] if version.HasField("artifact") else [],
+        }
+
+
+def _catalog_bytes(request: PipelineRequest, limit: int) -> bytes:
+    if request.catalog_base64:
+        try:
+            content = base64.b64decode(request.catalog_base64, validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(422, "invalid_catalog_base64", "catalog_base64 is not valid base64") from None
+    else:
+        content = request.catalog_content.encode()
+    if len(content) > limit:
+        raise ApiError(413, "too_large", f"the catalog has {len(content):,} bytes, over the upload limit of {limit:,} "
+                                         "(DYAG_MAX_UPLOAD_BYTES)")
+    if not content.strip():
+        raise ApiError(422, "empty_catalog", "the catalog content is empty")
+    return content
+
+
+# --- 2 build ---------------------------------------------------------------------------------------------------------
+@register
+class Build(JobStep):
+    specs = (StepSpec(BUILD, 2, "build the dataset", "dataset-builder", "dataset.build", (INGEST,), False, 2),)
+
+    def skip_note(self, params: dict[str, Any]) -> str:
+        return ""
+
+    async def submit(self, run: RunContext, step: Step) -> jobs_pb2.Job:
+        p = run.params
+        return await run.peers.datasets().BuildDataset(dataset_pb2.BuildDatasetRequest(
+            catalog=p["catalog"], catalog_version=p["catalog_version"], num_questions=p["num_questions"],
+            question_types=p.get("question_types") or ["all"], add_negatives=True, seed=p["seed"], formats=["openai"],
+            variations=MOST_VARIATIONS if p.get("preset") == "knowledge" else 0,  # knowledge: every phrasing of a fact
+            fit_to_catalog=not p.get("num_questions_given"), correlation_id=run.correlation_id), timeout=RPC_TIMEOUT_S)
+
+    async def collect(self, run: RunContext, step: Step, job: dict[str, Any]) -> Outcome:
+        return job_result_dict(job_result(job, dataset_pb2.DatasetBuildResult)), job_artifacts(job)
+
+
+# --- 3 validate ------------------------------------------------------------------------------------------------------
+@register
+class Validate(CallStep):
+    specs = (StepSpec(VALIDATE, 3, "validate the dataset", "validator", "", (BUILD,), False, 1),)
+
+    async def call(self, run: RunContext, step: Step) -> Outcome:
+        dataset = await run.peers.dataset(run.result_of(BUILD)["dataset_id"])
+        reply = await run.peers.validate_split(dataset, "train", timeout_s=5 * RPC_TIMEOUT_S,
+                                               correlation_id=run.correlation_id)
+        report = json_format.MessageToDict(reply.report)
+        checklist = report.get("checklist") or []
+        result = {
+            "verdict": reply.verdict, "blocking": list(reply.blocking), "examples": int(report.get("examples") or 0),
+            "invalid_lines": int(report.get("invalid_lines") or 0),
+            "coverage_percent": (report.get("coverage") or {}).get("percent"),
+            "checklist": {"passed": sum(1 for c in checklist if c.get("status") == "pass"), "total": len(checklist),
+                          "failed": [c.get("label") or c.get("name") for c in checklist if c.get("status") == "fail"][:10]},
+        }
+        if reply.blocking:
+            raise StepFailed(f"the dataset is not usable for training: {'; '.join(reply.blocking)}", result=result)
+        return result, []
+
+
+# --- 4 train ---------------------------------------------------------------------------------------------------------
+@register
+class Train(JobStep):
+    specs = (StepSpec(TRAIN, 4, "fine-tune (LoRA)", "gpu-lora-trainer", "train.lora", (VALIDATE,), True, 40),)
+    METRICS_KEPT = ("steps", "epochs", "first_loss", "final_loss", "eval_loss", "tokens_per_second", "train_seconds",
+                    "device", "precision", "train_examples", "validation_examples")
+
+    def plan(self, params: dict[str, Any]) -> list[Step]:
+        steps = super().plan(params)
+        if params.get("model_id"):  # an existing fine-tuned model is evaluated instead
+            steps[0]["result"] = {"model_id": params["model_id"]}
+            steps[0]["note"] = f"skipped as asked: evaluating {params['model_id']}"
+        return steps
+
+    async def submit(self, run: RunContext, step: Step) -> jobs_pb2.Job:
+        p, dataset_id = run.params, run.result_of(BUILD)["dataset_id"]
+        return await run.peers.trainer().Train(training_pb2.LoraTrainRequest(
+            data=training_pb2.LoraTrainingData(dataset_id=dataset_id), config=lora_config_message(training_config(p)),
+            name=f"{p['catalog']}-{dataset_id}-lora", correlation_id=run.correlation_id), timeout=RPC_TIMEOUT_S)
+
+    async def collect(self, run: RunContext, step: Step, job: dict[str, Any]) -> Outcome:
+        result = job.get("result") or {}
+        metrics = result.get("metrics") or {}
+        kept = {k: metrics[k] for k in self.METRICS_KEPT if k in metrics}
+        return {"model_id": result.get("model_id", ""), "metrics": kept}, job_artifacts(job)
+
+
+# --- 5 index ---------------------------------------------------------------------------------------------------------
+@register
+class Index(JobStep):
+    specs = (StepSpec(INDEX, 5, "index the RAG collection", "rag-service", "rag.index", (INGEST,), True, 6),)
+
+    def skip_note(self, params: dict[str, Any]) -> str:
+        if note := super().skip_note(params):
+            return note
+        return "" if RAG_TARGETS & set(params.get("targets") or ()) else "no RAG target to evaluate"
+
+    async def submit(self, run: RunContext, step: Step) -> jobs_pb2.Job:
+        p = run.params
+        return await run.peers.rag().Index(rag_pb2.IndexRequest(
+            collection=p["rag_collection"], catalog=p["catalog"], catalog_version=p["catalog_version"],
+            correlation_id=run.correlation_id), timeout=RPC_TIMEOUT_S)
+
+    async def collect(self, run: RunContext, step: Step, job: dict[str, Any]) -> Outcome:
+        result = job.get("result") or {}  # entity id lists become counts: the record stays small
+        return {k: len(v) if isinstance(v, list) else v for k, v in result.items()}, job_artifacts(job)
+
+
+# --- 6 evaluate ------------------------------------------------------------------------------------------------------
+@register
+class Evaluate(JobStep):
+    """One evaluation.run job per target, on the dataset's test split.
+
+    The training is the longest step and the fine-tuned evaluation waits for it, so it starts before the other
+    evaluations take the heavy slots (start_after); and they wait until it has loaded its model and reports training
+    steps (a fresh gpu-lora-trainer process that imports transformers for a training and for a Generate call at the
+    same time fails the training with an ImportError). RAG's evaluation (the longest, in another process than the base
+    and fine-tuned models' generation) starts first among those ready (priority), so that two at a time overlap best.
+    """
+
+    specs = (
+        StepSpec(eval_step("base"), 6, "evaluate the base model", "evaluator", "evaluation.run", (BUILD,), True, 12,
+                 (TRAIN,)),
+        StepSpec(eval_step("fine_tuned"), 6, "evaluate the fine-tuned model", "evaluator", "evaluation.run",
+                 (BUILD, TRAIN), True, 12),
+        StepSpec(eval_step("rag"), 6, "evaluate RAG", "evaluator", "evaluation.run", (BUILD, INDEX), True, 12, (TRAIN,), 4),
+        StepSpec(eval_step("grounded"), 6, "evaluate grounded answers", "evaluator", "evaluation.run", (BUILD, INDEX),
+                 False, 1),
+    )
+
+    def plan(self, params: dict[str, Any]) -> list[Step]:
+        return [new_step(eval_step(target)) for target in params.get("targets") or ()]  # in the order asked
+
+    async def submit(self, run: RunContext, step: Step) -> jobs_pb2.Job:
+        return await run.peers.evaluator().Evaluate(self.request(run, step), timeout=2 * RPC_TIMEOUT_S)
+
+    @staticmethod
+    def target(params: dict[str, Any], approach: str, model_id: str) -> evaluation_pb2.Target:
+        if approach == "base" and params.get("base_llm"):
+            kind, _, model = params["base_llm"].partition(":")
+            return evaluation_pb2.Target(kind=kind, model=model, approach="base")
+        if approach == "base":
+            return evaluation_pb2.Target(kind="base", model=params.get("base_model") or "default", approach="base")
+        if approach == "fine_tuned":
+            return evaluation_pb2.Target(kind="lora", model=model_id, approach="fine_tuned")
+        mode = "grounded" if approach == "grounded" else params.get("rag_mode") or "auto"
+        return evaluation_pb2.Target(kind="rag", collection=params["rag_collection"], llm=params.get("rag_llm", ""),
+                                     approach="grounded" if mode == "grounded" else "rag",
+                                     n_chunks=int(params.get("rag_n_chunks") or 0), rag_mode=mode)
+
+    def request(self, run: RunContext, step: Step) -> evaluation_pb2.EvaluateRequest:
+        p = run.params
+        approach = step["name"].removeprefix("evaluate_")
+        model_id = run.result_of(TRAIN).get("model_id", "") if approach == "fine_tuned" else ""
+        request = evaluation_pb2.EvaluateRequest(
+            test_set=evaluation_pb2.TestSet(dataset_id=run.result_of(BUILD)["dataset_id"], split="test"),
+            target=self.target(p, approach, model_id), name=TARGET_LABELS[approach],
+            max_questions=int(p.get("max_eval_questions") or 0), seed=p["seed"],
+            max_tokens=int(p.get("eval_max_tokens") or 0), catalog=p["catalog"], catalog_version=p["catalog_version"],
+            skip_similarity=bool(p.get("skip_similarity")), correlation_id=run.correlation_id,
+            labels={"pipeline": run.pipeline_id, "step": step["name"]},
+        )
+        if p.get("eval_concurrency"):
+            request.concurrency = int(p["eval_concurrency"])
+        return request
+
+    async def collect(self, run: RunContext, step: Step, job: dict[str, Any]) -> Outcome:
+        run_record = await run.peers.evaluator().GetRun(evaluation_pb2.GetRunRequest(id=job["id"]), timeout=RPC_TIMEOUT_S)
+        summary = message_dict(run_record.summary) if run_record.HasField("summary") else {}
+        summary = {k: int(v) if k.endswith("_tokens") else v for k, v in summary.items()}  # int64 comes as a string
+        result = {"run_id": run_record.id or job["id"], "model": run_record.model, "approach": run_record.approach,
+                  "summary": summary}
+        return result, [message_dict(a) for a in run_record.artifacts] or job_artifacts(job)
+
+
+# --- 7 report --------------------------------------------------------------------------------------------------------
+@register
+class Report(CallStep):
+    specs = (StepSpec(REPORT, 7, "compare and report", "evaluator", "", (), False, 1),)  # waits for the evaluations planned
+
+    def plan(self, params: dict[str, Any]) -> list[Step]:
+        targets = list(params.get("targets") or ())
+        step = new_step(REPORT, tuple(eval_step(t) for t in targets))
+        asked = "report" in (params.get("skip") or ())
+        if asked or not targets:
+            step.update(status=SKIPPED, note="skipped as asked" if asked else "nothing evaluated")
+        return [step]
+
+    async def call(self, run: RunContext, step: Step) -> Outcome:
+        targets = run.params["targets"]
+        runs = [run.result_of(eval_step(t)).get("run_id") for t in targets]
+        title = f"Dyag — {run.params['catalog']} : " + " / ".join(TARGET_LABELS[t] for t in targets)
+        reply = await run.peers.evaluator().Compare(
+            evaluation_pb2.CompareRequest(run_ids=[r for r in runs if r], baseline=0, title=title), timeout=2 * RPC_TIMEOUT_S)
+        result = {
+            "title": title, "run_ids": list(reply.run_ids), "names": list(reply.names), "baseline": reply.baseline,
+            "recommended": reply.recommended, "recommendation": reply.recommendation, "same_test_set": reply.same_test_set,
+            "warnings": list(reply.warnings), "markdown": reply.markdown,
+            "comparison": json_format.MessageToDict(reply.comparison) if reply.HasField("comparison") else {},
+        }
+        return result, [message_dict(a) for a in reply.artifacts]
