@@ -11,8 +11,9 @@ from rich.table import Table
 
 from dyag_cli.client import GatewayClient
 from dyag_cli.common import console, fail, follow_job, run_or_fail
+from dyag_core.training import PRESET_NAMES, TrainingConfig, TrainingInputError
 
-PRESETS = ("auto", "small", "medium", "large", "knowledge")
+PRESETS = ("auto", *PRESET_NAMES)
 
 
 def _looks_like_file(dataset: str) -> bool:
@@ -47,6 +48,10 @@ def train(
     for key, value in (("epochs", epochs), ("learning_rate", learning_rate), ("r", rank), ("max_steps", max_steps)):
         if value:
             options[key] = value
+    try:  # the run's one schema, checked here as the gateway and the trainer check it
+        TrainingConfig.from_dict(options)
+    except TrainingInputError as exc:
+        fail(exc.message)
     body: dict = {"config": options, "name": name}
     path = Path(dataset)
     if path.is_file():
