@@ -122,7 +122,7 @@ def test_the_log_filter_masks_the_key_everywhere_in_a_record(caplog):
 
 
 def test_job_state_survives_a_restart_in_the_work_folder(tmp_path):
-    from dyag_openai_trainer.trainer import JobState
+    from dyag_openai_trainer.jobstate import JobState
 
     state = JobState.load(tmp_path)
     assert state.plan is None and state.remote_job_id == ""
