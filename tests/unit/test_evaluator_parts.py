@@ -17,7 +17,8 @@ from dyag_core.errors import DyagError
 from dyag_core.evaluation import EvalCase, EvaluationError, Response, Target, evaluate
 from dyag_evaluator.judge import parse_score
 from dyag_evaluator.runs import RunNotFound, RunStore
-from dyag_evaluator.service import EvaluationJob, run_record
+from dyag_evaluator.job import EvaluationJob
+from dyag_evaluator.records import run_record
 from dyag_evaluator.settings import EvaluatorSettings
 from dyag_evaluator.targets import Answerer, ChatAnswerer, TargetSpec, Unreachable, read_key
 from dyag_evaluator.testsets import TestSetRef as SetRef

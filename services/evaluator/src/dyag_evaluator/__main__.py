@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dyag.v1 import evaluation_pb2_grpc
 from dyag_evaluator.runs import RunStore
-from dyag_evaluator.service import EVALUATE, EvaluationJob, EvaluatorServicer
+from dyag_evaluator.job import EVALUATE, EvaluationJob
+from dyag_evaluator.service import EvaluatorServicer
 from dyag_runtime.peers import Peers
 from dyag_evaluator.settings import EvaluatorSettings
 from dyag_runtime.server import Runtime, run
