@@ -34,10 +34,6 @@ def run_to_proto(run: dict[str, Any]) -> evaluation_pb2.EvaluationRun:
     return json_format.ParseDict(run, evaluation_pb2.EvaluationRun(), ignore_unknown_fields=True)
 
 
-def _unreachable(service: str, exc: grpc.aio.AioRpcError) -> bool:
-    return exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-
-
 class EvaluatorServicer(evaluation_pb2_grpc.EvaluatorServiceServicer):
     def __init__(self, rt: Runtime, runs: RunStore, peers: Peers):
         self.rt, self.runs, self.peers = rt, runs, peers

@@ -12,7 +12,6 @@ from dyag_openai_trainer.jobstate import JobState
 from dyag_openai_trainer.provider import pause
 from dyag_openai_trainer.step import METRICS, Step, now_rfc3339
 
-REMOTE_ACTIVE = ("validating_files", "queued", "running", "pausing", "paused")
 REMOTE_ENDED = ("succeeded", "failed", "cancelled")
 STATUS_PROGRESS = {  # the job's progress while the remote job is in this status (no step counts yet)
     "validating_files": (0.2, "the provider is validating the files"),
