@@ -18,7 +18,7 @@ import pytest
 from dyag_core.errors import DyagError
 from dyag_dataset_builder.catalog_store import CatalogStore
 from dyag_dataset_builder.catalogs import CatalogServicer, poll_proto, source_proto
-from dyag_dataset_builder.source_store import SourceRecord, SourceStore
+from dyag_dataset_builder.source_store import SourceStore
 from dyag_dataset_builder.sources import CatalogSources, SourceLimits, SourceNotFound, check_source, filename_of_url
 from dyag_runtime.artifacts import LocalArtifactStore
 
@@ -60,9 +60,14 @@ def world(tmp_path):
     clock = FakeClock()
 
     def make(transport=None, **limits) -> CatalogSources:
-        sources = CatalogSources(SourceStore(tmp_path / "catalogs.db"), servicer.ingest,
-                                 SourceLimits(max_bytes=200_000, **limits), versions=servicer.version_or_none,
-                                 clock=clock, transport=transport)
+        sources = CatalogSources(
+            SourceStore(tmp_path / "catalogs.db"),
+            servicer.ingest,
+            SourceLimits(max_bytes=200_000, **limits),
+            versions=servicer.version_or_none,
+            clock=clock,
+            transport=transport,
+        )
         servicer.sources = sources
         return sources
 
@@ -146,7 +151,9 @@ def test_a_file_source_stores_each_real_change_once(world, records):
         assert (rewritten.outcome, rewritten.detail) == ("unchanged", "same sha256")
         assert rewritten.record.mtime_ns == 2000 * 10**9
 
-        write(path, json.dumps({KEY: records}, ensure_ascii=False, indent=4).encode(), mtime=3000)  # other bytes, same catalog
+        write(
+            path, json.dumps({KEY: records}, ensure_ascii=False, indent=4).encode(), mtime=3000
+        )  # other bytes, same catalog
         reformatted = await sources.poll("apps")
         assert (reformatted.outcome, reformatted.detail) == ("unchanged", "same catalog version")
 
@@ -171,7 +178,12 @@ def test_a_file_source_stores_each_real_change_once(world, records):
 BROKEN = {
     "not_json": (b'{"applicationsia mini": [{"id": 1, "nom": "A"}', {}, "not_json", "not valid JSON"),
     "no_records": (keyed([]), {}, "empty_catalog", "no records"),
-    "mojibake_refused": (keyed([{"id": 1, "nom": "GÃ©oval"}]), {"reject_mojibake": True}, "mojibake", "UTF-8 read as cp1252"),
+    "mojibake_refused": (
+        keyed([{"id": 1, "nom": "GÃ©oval"}]),
+        {"reject_mojibake": True},
+        "mojibake",
+        "UTF-8 read as cp1252",
+    ),
     "too_large": (b"[" + b" " * 300_000 + b"]", {}, "too_large", "over the catalog limit"),
 }
 
@@ -276,8 +288,11 @@ def test_an_http_source_uses_etags_and_stores_each_change_once(world, records):
         assert server.requests[1].headers["if-none-match"] == first.record.etag
         assert server.requests[1].headers["if-modified-since"] == "Wed, 01 Jan 2031 00:00:00 GMT"
 
-        for mode, code, phrase in (("500", "source_http_error", "HTTP 500"), ("down", "source_unreachable", "connection refused"),
-                                   ("html", "not_a_catalog", "HTML page")):
+        for mode, code, phrase in (
+            ("500", "source_http_error", "HTTP 500"),
+            ("down", "source_unreachable", "connection refused"),
+            ("html", "not_a_catalog", "HTML page"),
+        ):
             server.mode = mode
             bad = await sources.poll("apps")
             assert bad.outcome == "failed" and bad.record.error_code == code and phrase in bad.detail, bad.detail

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from dyag_cli import datasets, hosted, pipeline, rag, training, validation
+from dyag_cli import catalog_sources, datasets, hosted, pipeline, rag, training, validation
 from dyag_cli import evaluation
 from dyag_cli import export as exporting
 from dyag_cli.client import GatewayClient
@@ -19,7 +19,7 @@ from dyag_cli.common import DEFAULT_CATALOG_NAME, console, fail, follow_job, run
 from dyag_cli.stack import Stack, StackConfig, tail
 
 app = typer.Typer(help="Dyag: from an application catalog to a measured question-answering assistant.", no_args_is_help=True)
-catalog_app = typer.Typer(help="Upload, version and profile catalogs (the guide's step 1).", no_args_is_help=True)
+catalog_app = typer.Typer(help="Upload, version, profile and follow catalogs (the guide's step 1).", no_args_is_help=True)
 jobs_app = typer.Typer(help="Follow the platform's asynchronous jobs.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(datasets.dataset_app, name="dataset")
@@ -180,6 +180,12 @@ def catalog_versions(name: str) -> None:
     for v in versions:
         table.add_row(v["version"], str(v["entity_count"]), str(len(v["added"])), str(len(v["changed"])), str(len(v["removed"])), v["created_at"])
     console.print(table)
+
+
+# a catalog that follows a file or a URL (catalog_sources.py)
+catalog_app.command("follow")(catalog_sources.follow)
+catalog_app.command("source")(catalog_sources.source)
+catalog_app.command("unfollow")(catalog_sources.unfollow)
 
 
 # --- jobs ------------------------------------------------------------------------------------

@@ -7,14 +7,13 @@ import os
 from pathlib import Path
 
 from dyag.v1 import catalog_pb2_grpc, dataset_pb2_grpc, events_pb2
-from dyag_runtime.server import Runtime, run
-
 from dyag_dataset_builder.catalog_store import CatalogStore
 from dyag_dataset_builder.catalogs import CatalogServicer
 from dyag_dataset_builder.datasets import BUILD, DatasetBuilder, DatasetServicer, DatasetStore, RebuildOnCatalogUpdate
 from dyag_dataset_builder.settings import DatasetBuilderSettings
 from dyag_dataset_builder.source_store import SourceStore
 from dyag_dataset_builder.sources import CatalogSources, SourceLimits
+from dyag_runtime.server import Runtime, run
 
 
 def main() -> None:
@@ -46,7 +45,10 @@ def main() -> None:
         rt.handlers[BUILD] = DatasetBuilder(rt, store, datasets, asyncio.get_running_loop())
         if settings.rebuild_on_catalog_update:
             await rt.subscribe(
-                "catalog.updated", events_pb2.CatalogUpdated, RebuildOnCatalogUpdate(rt, datasets), consumer="dataset-builder-on-catalog-updated"
+                "catalog.updated",
+                events_pb2.CatalogUpdated,
+                RebuildOnCatalogUpdate(rt, datasets),
+                consumer="dataset-builder-on-catalog-updated",
             )
         await catalogs.sources.start()  # last: a source overdue since the last run is polled at once
         rt.on_shutdown.append(catalogs.sources.stop)

@@ -10,11 +10,10 @@ from datetime import UTC, datetime
 from dyag.v1 import catalog_pb2, catalog_pb2_grpc, events_pb2
 from dyag_core.catalog import Catalog, FieldRoles, diff_catalogs, load_catalog, profile_catalog, validate_catalog_name
 from dyag_core.errors import DyagError
-from dyag_runtime.server import Runtime
-
 from dyag_dataset_builder.catalog_store import CatalogNotFound, CatalogStore, VersionRow, now
 from dyag_dataset_builder.source_store import SourceRecord
 from dyag_dataset_builder.sources import CatalogSources, PollResult
+from dyag_runtime.server import Runtime
 
 
 def rfc3339(ts: float | None) -> str:
@@ -97,7 +96,13 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         return version_proto(row, unchanged=unchanged)
 
     async def ingest(
-        self, *, name: str, content: bytes, filename: str = "", roles_yaml: str = "", reject_mojibake: bool = False,
+        self,
+        *,
+        name: str,
+        content: bytes,
+        filename: str = "",
+        roles_yaml: str = "",
+        reject_mojibake: bool = False,
         correlation_id: str = "",
     ) -> tuple[VersionRow, bool]:
         """The one way a catalog gets a version (an upload, a source's change): parse, repair and check it, store it
@@ -133,7 +138,9 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         )
         return row, False
 
-    def _store_version(self, name: str, catalog: Catalog, content: bytes, filename: str, previous: VersionRow | None) -> VersionRow:
+    def _store_version(
+        self, name: str, catalog: Catalog, content: bytes, filename: str, previous: VersionRow | None
+    ) -> VersionRow:
         artifacts = self.rt.artifacts
         upload = artifacts.put_bytes(content, filename or "catalog", "application/octet-stream")
         normalised = artifacts.put_bytes(
@@ -181,7 +188,6 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             warnings=list(profile.warnings),
         )
 
-
     # --- sources: a catalog that follows a file or a URL (sources.py) ------------------------------------------------
     def _sources(self) -> CatalogSources:
         if self.sources is None:
@@ -190,8 +196,13 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
 
     async def SetSource(self, request, context):
         result = await self._sources().set(
-            request.name, path=request.path, url=request.url, interval_s=request.interval_s,
-            reject_mojibake=request.reject_mojibake, roles_yaml=request.roles_yaml, correlation_id=request.correlation_id,
+            request.name,
+            path=request.path,
+            url=request.url,
+            interval_s=request.interval_s,
+            reject_mojibake=request.reject_mojibake,
+            roles_yaml=request.roles_yaml,
+            correlation_id=request.correlation_id,
         )
         return poll_proto(result)
 

@@ -75,7 +75,8 @@ class SourceStore(SqliteIndex):
     def put(self, record: SourceRecord) -> None:
         with self.lock:
             self.db.execute(
-                "INSERT INTO catalog_sources (name, record) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET record = excluded.record",
+                "INSERT INTO catalog_sources (name, record) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET record = excluded.record",
                 (record.name, record.to_json()),
             )
 

@@ -30,7 +30,6 @@ import httpx
 
 from dyag_core.catalog import validate_catalog_name
 from dyag_core.errors import DyagError
-
 from dyag_dataset_builder.catalog_store import VersionRow
 from dyag_dataset_builder.source_store import SourceRecord, SourceStore
 
@@ -52,8 +51,11 @@ Ingest = Callable[..., Awaitable[tuple[VersionRow, bool]]]
 
 class SourceNotFound(DyagError):
     def __init__(self, name: str):
-        super().__init__("source_not_found", f"catalog {name!r} follows no source; set one with PUT /catalogs/{name}/source "
-                                             f"or dyag catalog follow {name} PATH_OR_URL")
+        super().__init__(
+            "source_not_found",
+            f"catalog {name!r} follows no source; set one with PUT /catalogs/{name}/source "
+            f"or dyag catalog follow {name} PATH_OR_URL",
+        )
 
 
 class SourceFailure(DyagError):
@@ -97,14 +99,21 @@ def check_source(path: str, url: str, interval_s: int, limits: SourceLimits) -> 
     """(kind, location, interval_s) of a source, or a DyagError (a 422) that names the problem."""
     path, url = path.strip(), url.strip()
     if bool(path) == bool(url):
-        raise DyagError("invalid_source", "give either path (a file on dataset-builder's host) or url (http:// or https://), "
-                                          + ("not both" if path else "one of them"))
+        raise DyagError(
+            "invalid_source",
+            "give either path (a file on dataset-builder's host) or url (http:// or https://), "
+            + ("not both" if path else "one of them"),
+        )
     interval = interval_s or limits.default_interval_s
     if interval < limits.min_interval_s:
-        raise DyagError("interval_too_small", f"interval_s {interval} is under the minimum of {limits.min_interval_s} s "
-                                              "(DYAG_SOURCE_MIN_INTERVAL_S)")
+        raise DyagError(
+            "interval_too_small",
+            f"interval_s {interval} is under the minimum of {limits.min_interval_s} s (DYAG_SOURCE_MIN_INTERVAL_S)",
+        )
     if interval > limits.max_interval_s:
-        raise DyagError("interval_too_large", f"interval_s {interval} is over the maximum of {limits.max_interval_s} s (a week)")
+        raise DyagError(
+            "interval_too_large", f"interval_s {interval} is over the maximum of {limits.max_interval_s} s (a week)"
+        )
     if url:
         return "http", check_url(url), interval
     return "file", str(check_path(path, limits.roots)), interval
@@ -124,11 +133,17 @@ def check_path(path: str, roots: tuple[Path, ...]) -> Path:
     """An absolute path to a regular file dataset-builder may read (under one of `roots` when they are set)."""
     given = Path(path)
     if not given.is_absolute():
-        raise DyagError("relative_path", f"the path {path!r} is relative; give an absolute path (dataset-builder reads it on its own host)")
+        raise DyagError(
+            "relative_path",
+            f"the path {path!r} is relative; give an absolute path (dataset-builder reads it on its own host)",
+        )
     resolved = given.resolve()
     if roots and not any(resolved.is_relative_to(root.resolve()) for root in roots):
         allowed = ", ".join(str(r) for r in roots)
-        raise DyagError("path_not_allowed", f"{path} is outside the folders dataset-builder may follow ({allowed}; DYAG_SOURCE_ROOTS)")
+        raise DyagError(
+            "path_not_allowed",
+            f"{path} is outside the folders dataset-builder may follow ({allowed}; DYAG_SOURCE_ROOTS)",
+        )
     try:
         st = os.stat(resolved)
     except FileNotFoundError:
@@ -156,19 +171,26 @@ def fetch_file(record: SourceRecord, limits: SourceLimits) -> Fetched:
     if record.sha256 and st.st_mtime_ns == record.mtime_ns and st.st_size == record.size:
         return Fetched(None, "same mtime and size")
     if st.st_size > limits.max_bytes:
-        raise SourceFailure("too_large", f"{path} is {st.st_size:,} bytes, over the catalog limit of {limits.max_bytes:,} bytes "
-                                         "(DYAG_MAX_CATALOG_BYTES)")
+        raise SourceFailure(
+            "too_large",
+            f"{path} is {st.st_size:,} bytes, over the catalog limit of {limits.max_bytes:,} bytes "
+            "(DYAG_MAX_CATALOG_BYTES)",
+        )
     try:
         with open(path, "rb") as f:
             content = f.read(limits.max_bytes + 1)
     except OSError as exc:
         raise SourceFailure("file_unreadable", f"cannot read {path}: {exc.strerror or exc}") from None
     if len(content) > limits.max_bytes:
-        raise SourceFailure("too_large", f"{path} is over the catalog limit of {limits.max_bytes:,} bytes (DYAG_MAX_CATALOG_BYTES)")
+        raise SourceFailure(
+            "too_large", f"{path} is over the catalog limit of {limits.max_bytes:,} bytes (DYAG_MAX_CATALOG_BYTES)"
+        )
     digest = hashlib.sha256(content).hexdigest()
     if digest == record.sha256:
         return Fetched(None, "same sha256", mtime_ns=st.st_mtime_ns, size=len(content), sha256=digest)
-    return Fetched(content, "new content", filename=path.name, mtime_ns=st.st_mtime_ns, size=len(content), sha256=digest)
+    return Fetched(
+        content, "new content", filename=path.name, mtime_ns=st.st_mtime_ns, size=len(content), sha256=digest
+    )
 
 
 async def fetch_http(record: SourceRecord, client: httpx.AsyncClient, limits: SourceLimits) -> Fetched:
@@ -184,10 +206,14 @@ async def fetch_http(record: SourceRecord, client: httpx.AsyncClient, limits: So
             if reply.status_code == 304:
                 return Fetched(None, "304 Not Modified")
             if reply.status_code != 200:
-                raise SourceFailure("source_http_error", f"GET {url} answered HTTP {reply.status_code} {reply.reason_phrase}".rstrip())
+                raise SourceFailure(
+                    "source_http_error", f"GET {url} answered HTTP {reply.status_code} {reply.reason_phrase}".rstrip()
+                )
             media_type = reply.headers.get("content-type", "").split(";")[0].strip().lower()
             if media_type == "text/html":
-                raise SourceFailure("not_a_catalog", f"GET {url} answered an HTML page, not a catalog (JSON, JSONL or CSV)")
+                raise SourceFailure(
+                    "not_a_catalog", f"GET {url} answered an HTML page, not a catalog (JSON, JSONL or CSV)"
+                )
             declared = int(reply.headers.get("content-length") or 0)
             if declared > limits.max_bytes:
                 raise _too_large(url, limits)
@@ -206,16 +232,25 @@ async def fetch_http(record: SourceRecord, client: httpx.AsyncClient, limits: So
     digest = hashlib.sha256(content).hexdigest()
     if digest == record.sha256:
         return Fetched(None, "same sha256", etag=etag, last_modified=last_modified, size=len(content), sha256=digest)
-    return Fetched(content, "new content", filename=filename_of_url(url, media_type), etag=etag, last_modified=last_modified,
-                   size=len(content), sha256=digest)
+    return Fetched(
+        content,
+        "new content",
+        filename=filename_of_url(url, media_type),
+        etag=etag,
+        last_modified=last_modified,
+        size=len(content),
+        sha256=digest,
+    )
 
 
 def _too_large(url: str, limits: SourceLimits) -> SourceFailure:
-    return SourceFailure("too_large", f"GET {url} sends over the catalog limit of {limits.max_bytes:,} bytes (DYAG_MAX_CATALOG_BYTES)")
+    return SourceFailure(
+        "too_large", f"GET {url} sends over the catalog limit of {limits.max_bytes:,} bytes (DYAG_MAX_CATALOG_BYTES)"
+    )
 
 
 def filename_of_url(url: str, media_type: str = "") -> str:
-    """A file name that tells the loader the format: the URL's own when it has a catalog suffix, else from the media type."""
+    """A file name that tells the loader the format: the URL's own with a catalog suffix, else from the media type."""
     last = PurePosixPath(urlsplit(url).path).name
     if PurePosixPath(last).suffix.lower() in CATALOG_SUFFIXES:
         return last
@@ -249,7 +284,10 @@ class CatalogSources:
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(
-                timeout=self.limits.http_timeout_s, follow_redirects=True, max_redirects=5, transport=self._transport,
+                timeout=self.limits.http_timeout_s,
+                follow_redirects=True,
+                max_redirects=5,
+                transport=self._transport,
                 headers={"User-Agent": "dyag-dataset-builder (catalog source)"},
             )
         return self._client
@@ -306,8 +344,17 @@ class CatalogSources:
                 await self.sleep(record.interval_s)
 
     # --- the RPCs' work ----------------------------------------------------------------------------------------
-    async def set(self, name: str, *, path: str = "", url: str = "", interval_s: int = 0, reject_mojibake: bool = False,
-                  roles_yaml: str = "", correlation_id: str = "") -> PollResult:
+    async def set(
+        self,
+        name: str,
+        *,
+        path: str = "",
+        url: str = "",
+        interval_s: int = 0,
+        reject_mojibake: bool = False,
+        roles_yaml: str = "",
+        correlation_id: str = "",
+    ) -> PollResult:
         """Set (or replace) a catalog's source and poll it at once; the reply says what the first poll found."""
         name = validate_catalog_name(name)
         kind, location, interval = await asyncio.to_thread(check_source, path, url, interval_s, self.limits)
@@ -318,10 +365,21 @@ class CatalogSources:
         async with self._locks[name]:
             self._unschedule(name)
             previous = self.store.get(name)
-            record = SourceRecord(name=name, kind=kind, location=location, interval_s=interval, created_at=self.clock(),
-                                  reject_mojibake=reject_mojibake, roles_yaml=roles_yaml)
+            record = SourceRecord(
+                name=name,
+                kind=kind,
+                location=location,
+                interval_s=interval,
+                created_at=self.clock(),
+                reject_mojibake=reject_mojibake,
+                roles_yaml=roles_yaml,
+            )
             if previous and (previous.kind, previous.location, previous.reject_mojibake, previous.roles_yaml) == (
-                    kind, location, reject_mojibake, roles_yaml):
+                kind,
+                location,
+                reject_mojibake,
+                roles_yaml,
+            ):
                 # the same source, another interval: keep its state (no need to read it all again)
                 record = previous
                 record.interval_s = interval
@@ -362,8 +420,12 @@ class CatalogSources:
                     outcome, detail = "unchanged", fetched.detail
                 else:
                     version, unchanged = await self.ingest(
-                        name=name, content=fetched.content, filename=fetched.filename, roles_yaml=record.roles_yaml,
-                        reject_mojibake=record.reject_mojibake, correlation_id=correlation_id,
+                        name=name,
+                        content=fetched.content,
+                        filename=fetched.filename,
+                        roles_yaml=record.roles_yaml,
+                        reject_mojibake=record.reject_mojibake,
+                        correlation_id=correlation_id,
                     )
                     record.last_version = version.version
                     if unchanged:
@@ -385,8 +447,14 @@ class CatalogSources:
             if self.store.get(name) is not None:  # not removed meanwhile
                 self.store.put(record)
         if outcome == "failed":
-            log.warning("catalog source failed", extra={"catalog": name, "error": record.error_message,
-                                                        "consecutive_failures": record.consecutive_failures})
+            log.warning(
+                "catalog source failed",
+                extra={
+                    "catalog": name,
+                    "error": record.error_message,
+                    "consecutive_failures": record.consecutive_failures,
+                },
+            )
         elif outcome == "changed":
             log.info("catalog source changed", extra={"catalog": name, "version": record.last_version})
         if version is None and record.last_version:
