@@ -49,7 +49,14 @@ INPUTS = ["constraints.txt", "tests/requirements.txt", *[f"{p}/pyproject.toml" f
 EXPORTER = "services/model-exporter"
 LLAMA_SCRIPTS = VENV / "share" / "dyag" / "llama.cpp"
 LLAMA_DOWNLOADS = VENV / "share" / "dyag" / "downloads"
-LLAMA_FILES = ("convert_hf_to_gguf.py", "convert_lora_to_gguf.py", "conversion/", "gguf-py/", "models/templates/", "LICENSE")
+LLAMA_FILES = (
+    "convert_hf_to_gguf.py",
+    "convert_lora_to_gguf.py",
+    "conversion/",
+    "gguf-py/",
+    "models/templates/",
+    "LICENSE",
+)
 
 
 def say(message: str) -> None:
@@ -85,9 +92,15 @@ def install_browser() -> None:
         return
     say("installing Debian's chromium (renders the evaluation report in a test; skipped where apt is not usable)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    ok = subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True).returncode == 0 and subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", "fonts-dejavu-core"], env=env, capture_output=True
-    ).returncode == 0
+    ok = (
+        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True).returncode == 0
+        and subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", "fonts-dejavu-core"],
+            env=env,
+            capture_output=True,
+        ).returncode
+        == 0
+    )
     if not ok:
         say("could not install chromium; the HTML report test will be skipped")
 
@@ -102,7 +115,10 @@ def llama_version() -> str | None:
 
 def llama_ready(version: str) -> bool:
     """ik-llama-cpp-python importable (with its llama-quantize), and the conversion scripts of this version in place."""
-    probe = subprocess.run([str(PYTHON), "-c", "from ik_llama_cpp import find_quantize_bin; assert find_quantize_bin()"], capture_output=True)
+    probe = subprocess.run(
+        [str(PYTHON), "-c", "from ik_llama_cpp import find_quantize_bin; assert find_quantize_bin()"],
+        capture_output=True,
+    )
     scripts = LLAMA_SCRIPTS / "VERSION"
     return probe.returncode == 0 and scripts.is_file() and scripts.read_text().strip() == version
 
@@ -116,8 +132,12 @@ def extract_llama_scripts(sdist: Path, version: str) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     with tarfile.open(sdist) as tar:
         for member in tar.getmembers():
-            rel = member.name[len(prefix):] if member.name.startswith(prefix) else ""
-            if rel and (member.isfile() or member.isdir()) and any(rel == f or (f.endswith("/") and rel.startswith(f)) for f in LLAMA_FILES):
+            rel = member.name[len(prefix) :] if member.name.startswith(prefix) else ""
+            if (
+                rel
+                and (member.isfile() or member.isdir())
+                and any(rel == f or (f.endswith("/") and rel.startswith(f)) for f in LLAMA_FILES)
+            ):
                 member.name = rel
                 tar.extract(member, tmp, filter="data")
     if not (tmp / "convert_hf_to_gguf.py").is_file():
@@ -132,19 +152,48 @@ def install_llama(pip: list[str]) -> None:
     version = llama_version()
     if not version or not (ROOT / EXPORTER / "pyproject.toml").exists() or llama_ready(version):
         return
-    say(f"fetching llama.cpp's GGUF conversion scripts (llama-cpp-python {version} source package, downloaded, not built)")
+    say(
+        f"fetching llama.cpp's GGUF conversion scripts (llama-cpp-python {version} source package, downloaded, not built)"
+    )
     LLAMA_DOWNLOADS.mkdir(parents=True, exist_ok=True)
     sdist = LLAMA_DOWNLOADS / f"llama_cpp_python-{version}.tar.gz"
     if not sdist.exists():
-        if subprocess.run([*pip, "download", "--disable-pip-version-check", "-q", "--no-binary", ":all:", "--no-deps",
-                           "-d", str(LLAMA_DOWNLOADS), f"llama-cpp-python=={version}"]).returncode != 0 or not sdist.exists():
+        if (
+            subprocess.run(
+                [
+                    *pip,
+                    "download",
+                    "--disable-pip-version-check",
+                    "-q",
+                    "--no-binary",
+                    ":all:",
+                    "--no-deps",
+                    "-d",
+                    str(LLAMA_DOWNLOADS),
+                    f"llama-cpp-python=={version}",
+                ]
+            ).returncode
+            != 0
+            or not sdist.exists()
+        ):
             sys.exit("[bootstrap] could not download the llama-cpp-python source package; see the messages above")
     extract_llama_scripts(sdist, version)
     if not llama_ready(version):
         # A venv set up before the exporter's extra was ik-llama-cpp-python: the extra (a prebuilt wheel) now.
-        command = [*pip, "install", "--disable-pip-version-check", "-q", "-c", str(ROOT / "constraints.txt"), "-e", f"{ROOT / EXPORTER}[llama]"]
+        command = [
+            *pip,
+            "install",
+            "--disable-pip-version-check",
+            "-q",
+            "-c",
+            str(ROOT / "constraints.txt"),
+            "-e",
+            f"{ROOT / EXPORTER}[llama]",
+        ]
         if subprocess.run(command).returncode != 0 or not llama_ready(version):
-            sys.exit("[bootstrap] ik-llama-cpp-python (model-exporter's llama extra) is not importable; see the messages above")
+            sys.exit(
+                "[bootstrap] ik-llama-cpp-python (model-exporter's llama extra) is not importable; see the messages above"
+            )
 
 
 def main() -> None:
@@ -159,8 +208,16 @@ def main() -> None:
         return
     packages = [p for p in PACKAGES if (ROOT / p / "pyproject.toml").exists()]
     say(f"installing {len(packages)} packages and the test tools (a minute or two the first time)")
-    command = [*pip, "install", "--disable-pip-version-check", "-q", "-c", str(ROOT / "constraints.txt"),
-               "-r", str(ROOT / "tests/requirements.txt")]
+    command = [
+        *pip,
+        "install",
+        "--disable-pip-version-check",
+        "-q",
+        "-c",
+        str(ROOT / "constraints.txt"),
+        "-r",
+        str(ROOT / "tests/requirements.txt"),
+    ]
     for package in packages:
         command += ["-e", str(ROOT / package) + ("[llama]" if package == EXPORTER else "")]
     if subprocess.run(command).returncode != 0:

@@ -33,7 +33,9 @@ from dyag_core.evaluation.testset import cases_from_examples, read_test_set
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG = ROOT / "examples/test-mygusi/applicationsIA_mini_normalized.json"
 HANDWRITTEN = ROOT / "examples/handwritten/questions.jsonl"
-DEV = ROOT / "examples/dev/questions.jsonl"  # the development set: what understanding is improved on (never the hand-written)
+DEV = (
+    ROOT / "examples/dev/questions.jsonl"
+)  # the development set: what understanding is improved on (never the hand-written)
 NOT_UNDERSTOOD = "Je ne peux pas répondre à cette question à partir du catalogue."
 
 
@@ -64,27 +66,36 @@ def answer_all(answerer: GroundedAnswerer, cases: list[EvalCase], chat=None) -> 
     return responses, modes
 
 
-def report(name: str, cases: list[EvalCase], responses: list[Response], catalog, modes: Counter, show_misses: int) -> dict:
+def report(
+    name: str, cases: list[EvalCase], responses: list[Response], catalog, modes: Counter, show_misses: int
+) -> dict:
     run = evaluate(cases, responses, target=Target(name, "grounded"), catalog=catalog, test_set=name)
     latencies = sorted(r.latency_ms for r in responses)
     o = run.overall
     row = {
-        "set": name, "questions": len(cases), "accuracy": round(run.accuracy, 4),
+        "set": name,
+        "questions": len(cases),
+        "accuracy": round(run.accuracy, 4),
         "hallucination_rate": None if o.hallucination_rate is None else round(o.hallucination_rate, 4),
         "abstention_on_negatives": None if o.abstention_rate is None else round(o.abstention_rate, 4),
-        "p50_ms": round(statistics.median(latencies), 2), "p95_ms": round(latencies[int(0.95 * (len(latencies) - 1))], 2),
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p95_ms": round(latencies[int(0.95 * (len(latencies) - 1))], 2),
         "modes": dict(modes),
         "by_type": {t: {"n": m.n, "accuracy": round(m.accuracy, 3)} for t, m in sorted(run.by_type.items())},
     }
     print(f"\n== {name}: {len(cases)} questions ==")
-    print(f"accuracy {row['accuracy']:.1%} · hallucinations {row['hallucination_rate'] or 0:.1%} · abstention on negatives "
-          f"{row['abstention_on_negatives'] if row['abstention_on_negatives'] is not None else float('nan'):.1%} · "
-          f"latency p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms · answered {dict(modes)}")
+    print(
+        f"accuracy {row['accuracy']:.1%} · hallucinations {row['hallucination_rate'] or 0:.1%} · abstention on negatives "
+        f"{row['abstention_on_negatives'] if row['abstention_on_negatives'] is not None else float('nan'):.1%} · "
+        f"latency p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms · answered {dict(modes)}"
+    )
     for qtype, m in row["by_type"].items():
         print(f"  {qtype:24} {m['n']:4}  {m['accuracy']:.0%}")
     misses = [r for r in run.results if not r.correct][:show_misses]
     for r in misses:
-        print(f"  ✗ [{r.case.qtype}] {r.case.question}\n    -> {r.answer[:160]!r}\n    {r.reason_code}: {(r.reason or '')[:160]}")
+        print(
+            f"  ✗ [{r.case.qtype}] {r.case.question}\n    -> {r.answer[:160]!r}\n    {r.reason_code}: {(r.reason or '')[:160]}"
+        )
     return row
 
 
@@ -93,7 +104,9 @@ def main() -> None:
     parser.add_argument("--auto", default="", help="a chat-model spec (local:default, ollama:NAME…): auto mode")
     parser.add_argument("--show-misses", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write the figures here")
-    parser.add_argument("--sets", default="test,handwritten", help="which sets, comma-separated: test, handwritten, dev")
+    parser.add_argument(
+        "--sets", default="test,handwritten", help="which sets, comma-separated: test, handwritten, dev"
+    )
     args = parser.parse_args()
     catalog = load_catalog_file(CATALOG)
     began = time.perf_counter()
@@ -104,18 +117,27 @@ def main() -> None:
         from dyag_llm import open_chat_model
 
         chat = open_chat_model(args.auto)
-    print(f"machine: {platform.processor() or platform.machine()}, {platform.python_version()}; answerer built in {build_ms:.0f} ms")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {platform.python_version()}; answerer built in {build_ms:.0f} ms"
+    )
     rows = []
-    sets = {"test": ("test split (generated, 1000 questions, seed 42)", lambda: test_split(catalog)),
-            "handwritten": ("hand-written (examples/handwritten)", lambda: list(read_test_set(HANDWRITTEN).cases)),
-            "dev": ("development set (examples/dev)", lambda: list(read_test_set(DEV).cases))}
+    sets = {
+        "test": ("test split (generated, 1000 questions, seed 42)", lambda: test_split(catalog)),
+        "handwritten": ("hand-written (examples/handwritten)", lambda: list(read_test_set(HANDWRITTEN).cases)),
+        "dev": ("development set (examples/dev)", lambda: list(read_test_set(DEV).cases)),
+    }
     for key in [k.strip() for k in args.sets.split(",") if k.strip()]:
         name, cases = sets[key][0], sets[key][1]()
         responses, modes = answer_all(answerer, cases, chat)
         rows.append(report(name, cases, responses, catalog, modes, args.show_misses))
     if args.json:
-        args.json.write_text(json.dumps({"build_ms": round(build_ms, 1), "mode": "auto" if chat else "grounded", "sets": rows}, indent=2,
-                                        ensure_ascii=False))
+        args.json.write_text(
+            json.dumps(
+                {"build_ms": round(build_ms, 1), "mode": "auto" if chat else "grounded", "sets": rows},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
 
 
 if __name__ == "__main__":

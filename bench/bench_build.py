@@ -21,11 +21,27 @@ from dyag_core.dataset import GenerationConfig, generate, plan_size
 TARGET_S = 5.0
 # Fill rates of the guide's step 1.1 (and the real export's other fields).
 FILL = {
-    "nom long": 0.96, "descriptif": 0.93, "statut si": 1.0, "domaines et sous domaines": 0.89, "sites": 0.84,
-    "acteurs": 0.78, "contacts": 0.67, "portee geographique": 0.85, "evenements": 0.7,
-    "applications liees": 0.5, "donnees liees": 0.45,
-}  # fmt: skip
-STATUSES = ("En production", "En production", "En production", "En construction", "En fin de vie", "Abandonnée", "En projet")
+    "nom long": 0.96,
+    "descriptif": 0.93,
+    "statut si": 1.0,
+    "domaines et sous domaines": 0.89,
+    "sites": 0.84,
+    "acteurs": 0.78,
+    "contacts": 0.67,
+    "portee geographique": 0.85,
+    "evenements": 0.7,
+    "applications liees": 0.5,
+    "donnees liees": 0.45,
+}
+STATUSES = (
+    "En production",
+    "En production",
+    "En production",
+    "En construction",
+    "En fin de vie",
+    "Abandonnée",
+    "En projet",
+)
 SCOPES = ("Nationale", "Régionale", "Départementale", "Locale", "Européenne")
 DOMAINS = {
     "Transports": ("Transports routiers", "Transport ferroviaire", "Transport fluvial", "Sécurité routière"),
@@ -36,10 +52,33 @@ DOMAINS = {
     "Aménagement, urbanisme et logement": ("Urbanisme", "Logement social", "Construction", "Habitat privé"),
     "Fonctions support": ("Finances", "Ressources humaines", "Systèmes d'information", "Achats"),
     "Information géographique": ("Cartographie", "Référentiels géographiques", "Données ouvertes", "Imagerie"),
-}  # fmt: skip
-ACTORS = [f"{d}/{s}" for d in ("DGALN", "DGITM", "DGPR", "DGEC", "SNUM", "SG", "CGDD") for s in ("DEB", "DHUP", "DST", "SRT", "MSP", "DRH", "SDSI", "SCEE")]
-ACTORS += [f"DREAL {r}" for r in ("Bretagne", "Occitanie", "Normandie", "Grand Est", "Hauts-de-France", "Auvergne-Rhône-Alpes")]
-SYLLABLES = ("GEO", "HYDRO", "ECO", "AGRI", "TRANS", "URBA", "BIO", "CLIM", "RISK", "DOC", "STAT", "PLAN", "SUIVI", "NAT", "TERRA", "FLUX")
+}
+ACTORS = [
+    f"{d}/{s}"
+    for d in ("DGALN", "DGITM", "DGPR", "DGEC", "SNUM", "SG", "CGDD")
+    for s in ("DEB", "DHUP", "DST", "SRT", "MSP", "DRH", "SDSI", "SCEE")
+]
+ACTORS += [
+    f"DREAL {r}" for r in ("Bretagne", "Occitanie", "Normandie", "Grand Est", "Hauts-de-France", "Auvergne-Rhône-Alpes")
+]
+SYLLABLES = (
+    "GEO",
+    "HYDRO",
+    "ECO",
+    "AGRI",
+    "TRANS",
+    "URBA",
+    "BIO",
+    "CLIM",
+    "RISK",
+    "DOC",
+    "STAT",
+    "PLAN",
+    "SUIVI",
+    "NAT",
+    "TERRA",
+    "FLUX",
+)
 FIRST_NAMES = ("Camille", "Julien", "Aurélie", "Thomas", "Marie", "Nicolas", "Sophie", "Antoine", "Laura", "Romain")
 LAST_NAMES = ("MARTIN", "BERNARD", "DUBOIS", "LAMBERT", "ROCHE", "GARNIER", "MERCIER", "VINCENT", "LEFEBVRE", "NICOLAS")
 SENTENCES = (
@@ -74,13 +113,28 @@ def _record(app_id: int, name: str, names: list[str], rng: random.Random) -> dic
         "descriptif": lambda: "\n\n".join(rng.sample(SENTENCES, rng.randint(1, 4))),
         "statut si": lambda: rng.choice(STATUSES),
         "portee geographique": lambda: rng.choice(SCOPES),
-        "domaines et sous domaines": lambda: [{"domaine metier": domain, "sous domaine metier": s} for s in rng.sample(DOMAINS[domain], rng.randint(1, 2))],
+        "domaines et sous domaines": lambda: [
+            {"domaine metier": domain, "sous domaine metier": s} for s in rng.sample(DOMAINS[domain], rng.randint(1, 2))
+        ],
         "sites": lambda: [{"nature de l url": "Site principal", "url": f"https://{name.lower()}.example.gouv.fr/"}],
-        "acteurs": lambda: [{"role d acteur": role, "acteur": rng.choice(ACTORS)} for role in ("MOA", "MOE")[: rng.randint(1, 2)]],
+        "acteurs": lambda: [
+            {"role d acteur": role, "acteur": rng.choice(ACTORS)} for role in ("MOA", "MOE")[: rng.randint(1, 2)]
+        ],
         "contacts": lambda: [_contact(rng) for _ in range(rng.randint(1, 2))],
-        "evenements": lambda: [{"date": f"{rng.randint(1, 28):02d}/{rng.randint(1, 12):02d}/{rng.randint(2005, 2024)}", "type d evenement": "Mise en production", "version": "1.0"}],
-        "applications liees": lambda: [{"application": rng.choice(names), "type de flux": rng.choice(("Entrant", "Sortant"))} for _ in range(rng.randint(1, 3))],
-        "donnees liees": lambda: [{"donnee": f"Données {rng.choice(DOMAINS[domain]).lower()}", "type de flux": "Entrant"}],
+        "evenements": lambda: [
+            {
+                "date": f"{rng.randint(1, 28):02d}/{rng.randint(1, 12):02d}/{rng.randint(2005, 2024)}",
+                "type d evenement": "Mise en production",
+                "version": "1.0",
+            }
+        ],
+        "applications liees": lambda: [
+            {"application": rng.choice(names), "type de flux": rng.choice(("Entrant", "Sortant"))}
+            for _ in range(rng.randint(1, 3))
+        ],
+        "donnees liees": lambda: [
+            {"donnee": f"Données {rng.choice(DOMAINS[domain]).lower()}", "type de flux": "Entrant"}
+        ],
     }
     for field, make in optional.items():
         if has[field]:
@@ -90,7 +144,11 @@ def _record(app_id: int, name: str, names: list[str], rng: random.Random) -> dic
 
 def _contact(rng: random.Random) -> dict[str, str]:
     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-    return {"role de contact": "Chef de projet", "contact": f"{last} {first} (chef de projet) - {rng.choice(ACTORS)}", "courriel": f"{first.lower()}.{last.lower()}@example.gouv.fr"}
+    return {
+        "role de contact": "Chef de projet",
+        "contact": f"{last} {first} (chef de projet) - {rng.choice(ACTORS)}",
+        "courriel": f"{first.lower()}.{last.lower()}@example.gouv.fr",
+    }
 
 
 def median_seconds(catalog: Catalog, config: GenerationConfig, runs: int) -> tuple[float, int]:
@@ -116,8 +174,10 @@ def main() -> None:
     for num_questions in (None, 20_000):
         seconds, size = median_seconds(catalog, GenerationConfig(num_questions=num_questions), args.runs)
         label = "all" if num_questions is None else f"{num_questions:,}"
-        print(f"generate(num_questions={label}): {size:,} examples, median {seconds:.2f} s over {args.runs} runs "
-              f"= {seconds / TARGET_S:.0%} of the {TARGET_S:.0f} s target")
+        print(
+            f"generate(num_questions={label}): {size:,} examples, median {seconds:.2f} s over {args.runs} runs "
+            f"= {seconds / TARGET_S:.0%} of the {TARGET_S:.0f} s target"
+        )
 
 
 if __name__ == "__main__":

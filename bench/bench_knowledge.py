@@ -44,8 +44,14 @@ CATALOG = ROOT / "examples/test-mygusi/applicationsIA_mini_normalized.json"
 
 
 def chat(example) -> ChatExample:
-    return ChatExample(0, [{"role": "system", "content": example.system}, {"role": "user", "content": example.question},
-                           {"role": "assistant", "content": example.answer}])
+    return ChatExample(
+        0,
+        [
+            {"role": "system", "content": example.system},
+            {"role": "user", "content": example.question},
+            {"role": "assistant", "content": example.answer},
+        ],
+    )
 
 
 def knowledge_data(apps: int, seed: int):
@@ -71,12 +77,18 @@ def score(model_dir: str, adapter: str | None, cases, system: str, catalog, max_
         for text, _, _ in generate_text(model, tokenizer, prompts, max_tokens=max_tokens, stop_loops=True):
             responses.append(Response(text, 0.0))
     run = evaluate(cases, responses, target=Target("bench", "fine_tuned"), catalog=catalog)
-    return {"fact_accuracy": run.overall.fact_accuracy, "accuracy": run.accuracy, "seconds": time.perf_counter() - began}
+    return {
+        "fact_accuracy": run.overall.fact_accuracy,
+        "accuracy": run.accuracy,
+        "seconds": time.perf_counter() - began,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--base-model", default="default", help="default (SmolLM2-135M-Instruct) or a shipped GGUF name (qwen2.5-0.5b)")
+    parser.add_argument(
+        "--base-model", default="default", help="default (SmolLM2-135M-Instruct) or a shipped GGUF name (qwen2.5-0.5b)"
+    )
     parser.add_argument("--apps", type=int, default=2, help="applications whose facts are taught")
     parser.add_argument("--points", default="0,20,40,80,120", help="optimizer steps at which the model is scored")
     parser.add_argument("--max-tokens", type=int, default=64)
@@ -94,18 +106,28 @@ def main() -> None:
     cases = list(cases_from_examples(held_out))
     base_dir = resolve_base_model(args.base_model)
     names = ", ".join(e.name for e in catalog.entities)
-    print(f"{args.apps} applications ({names}): {len(train)} training examples, {facts} facts, "
-          f"{len(train) / max(facts, 1):.1f} phrasings each (up to {variations}); {len(cases)} held-out questions "
-          f"({dict(Counter(c.qtype for c in cases))})")
+    print(
+        f"{args.apps} applications ({names}): {len(train)} training examples, {facts} facts, "
+        f"{len(train) / max(facts, 1):.1f} phrasings each (up to {variations}); {len(cases)} held-out questions "
+        f"({dict(Counter(c.qtype for c in cases))})"
+    )
     print(f"machine: {platform.processor() or platform.machine()}, model {args.base_model} ({base_dir})", flush=True)
 
     curve, train_seconds, work = [], 0.0, Path(tempfile.mkdtemp(prefix="dyag-knowledge-"))
     for step in points:
         adapter = None
         if step:
-            config = TrainingConfig.from_dict({"base_model": args.base_model, "preset": "knowledge", "max_steps": step,
-                                               "lr_scheduler": "constant", "warmup_ratio": 0.0, "checkpoint_steps": step,
-                                               "seed": args.seed}).resolve(len(train_chats), facts)
+            config = TrainingConfig.from_dict(
+                {
+                    "base_model": args.base_model,
+                    "preset": "knowledge",
+                    "max_steps": step,
+                    "lr_scheduler": "constant",
+                    "warmup_ratio": 0.0,
+                    "checkpoint_steps": step,
+                    "seed": args.seed,
+                }
+            ).resolve(len(train_chats), facts)
             result = LoraTrainer(config, base_dir, work, log_fn=lambda _: None).train(train_chats, [])
             train_seconds += result.metrics["train_seconds"]
             # a folder per point: models are cached by their adapter's path, and each segment rewrites the same one
@@ -114,15 +136,34 @@ def main() -> None:
         else:
             epochs = 0.0
         scored = score(base_dir, adapter, cases, train[0].system, catalog, args.max_tokens)
-        point = {"steps": step, "epochs": epochs, "exposures_per_fact": round(epochs * len(train) / max(facts, 1), 1),
-                 "train_minutes": round(train_seconds / 60, 2), **{k: round(v, 4) for k, v in scored.items()}}
+        point = {
+            "steps": step,
+            "epochs": epochs,
+            "exposures_per_fact": round(epochs * len(train) / max(facts, 1), 1),
+            "train_minutes": round(train_seconds / 60, 2),
+            **{k: round(v, 4) for k, v in scored.items()},
+        }
         curve.append(point)
-        print(f"  step {step:4d}  epochs {epochs:5.2f}  exposures/fact {point['exposures_per_fact']:5.1f}  "
-              f"training {point['train_minutes']:6.2f} min  fact accuracy {scored['fact_accuracy']:.1%}  "
-              f"accuracy {scored['accuracy']:.1%}", flush=True)
+        print(
+            f"  step {step:4d}  epochs {epochs:5.2f}  exposures/fact {point['exposures_per_fact']:5.1f}  "
+            f"training {point['train_minutes']:6.2f} min  fact accuracy {scored['fact_accuracy']:.1%}  "
+            f"accuracy {scored['accuracy']:.1%}",
+            flush=True,
+        )
     if args.json:
-        args.json.write_text(json.dumps({"base_model": args.base_model, "apps": args.apps, "train_examples": len(train),
-                                         "facts": facts, "held_out": len(cases), "curve": curve}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "base_model": args.base_model,
+                    "apps": args.apps,
+                    "train_examples": len(train),
+                    "facts": facts,
+                    "held_out": len(cases),
+                    "curve": curve,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

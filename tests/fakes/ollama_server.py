@@ -120,8 +120,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.fake.requests.append(("GET", self.path))
         if self.path == "/api/tags":
             with self.fake.lock:
-                models = [{"name": f"{n}:latest" if ":" not in n else n, "model": n, "size": m["size"],
-                           "digest": m["digest"], "details": {"format": "gguf"}} for n, m in self.fake.models.items()]
+                models = [
+                    {
+                        "name": f"{n}:latest" if ":" not in n else n,
+                        "model": n,
+                        "size": m["size"],
+                        "digest": m["digest"],
+                        "details": {"format": "gguf"},
+                    }
+                    for n, m in self.fake.models.items()
+                ]
             return self._json(200, {"models": models})
         return self._json(404, {"error": "not found"})
 
@@ -149,7 +157,9 @@ class _Handler(BaseHTTPRequestHandler):
                 model = self.fake.models.get(str(request.get("model") or request.get("name") or ""))
             if model is None:
                 return self._json(404, {"error": f"model '{request.get('model')}' not found"})
-            return self._json(200, {k: model[k] for k in ("template", "system", "parameters", "files", "adapters", "details")})
+            return self._json(
+                200, {k: model[k] for k in ("template", "system", "parameters", "files", "adapters", "details")}
+            )
         return self._json(404, {"error": "not found"})
 
     def _create(self, request: dict[str, Any]) -> None:
@@ -164,7 +174,9 @@ class _Handler(BaseHTTPRequestHandler):
             missing = [f"{n} ({d})" for n, d in {**files, **adapters}.items() if d not in self.fake.blobs]
             blobs = {n: self.fake.blobs.get(d, b"") for n, d in {**files, **adapters}.items()}
         if missing:
-            return self._json(400, {"error": f"blob not found for {', '.join(missing)}: push it with POST /api/blobs/<digest> first"})
+            return self._json(
+                400, {"error": f"blob not found for {', '.join(missing)}: push it with POST /api/blobs/<digest> first"}
+            )
         lines: list[dict[str, Any]] = []
         for file_name, data in blobs.items():
             if not data.startswith(GGUF_MAGIC):
@@ -180,11 +192,15 @@ class _Handler(BaseHTTPRequestHandler):
         size = sum(len(b) for b in blobs.values())
         with self.fake.lock:
             self.fake.models[name] = {
-                "template": request.get("template", ""), "system": request.get("system", ""),
-                "parameters": request.get("parameters", {}), "files": files, "adapters": adapters,
-                "details": {"format": "gguf", "parent_model": request.get("from", "")}, "size": size,
+                "template": request.get("template", ""),
+                "system": request.get("system", ""),
+                "parameters": request.get("parameters", {}),
+                "files": files,
+                "adapters": adapters,
+                "details": {"format": "gguf", "parent_model": request.get("from", "")},
+                "size": size,
                 "digest": hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest(),
-            }  # fmt: skip
+            }
         if request.get("stream", True) is False:
             return self._json(200, {"status": "success"})
         self._stream(lines)

@@ -33,7 +33,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 EXPENSIVE_MODEL = "gpt-dyag-test-expensive"  # priced by service_env() far above any budget
-NOT_AVAILABLE = "Fine-tuning is not available for your organization. New organizations can no longer create fine-tuning jobs."
+NOT_AVAILABLE = (
+    "Fine-tuning is not available for your organization. New organizations can no longer create fine-tuning jobs."
+)
 
 
 @dataclass
@@ -48,8 +50,11 @@ class Fault:
     after: bool = False  # the request is carried out, then its answer is lost (the client sees the error)
 
     def body(self) -> dict[str, Any]:
-        message = self.message or {429: "Rate limit reached for requests", 500: "The server had an error while processing your request.",
-                                   503: "The engine is currently overloaded, please try again later"}.get(self.status, "error")
+        message = self.message or {
+            429: "Rate limit reached for requests",
+            500: "The server had an error while processing your request.",
+            503: "The engine is currently overloaded, please try again later",
+        }.get(self.status, "error")
         kind = "requests" if self.status == 429 else ("server_error" if self.status >= 500 else "invalid_request_error")
         return {"error": {"message": message, "type": kind, "param": None, "code": self.code or None}}
 
@@ -159,7 +164,9 @@ class FakeOpenAI:
             return self.jobs[job_id].step
 
     # --- the API ---------------------------------------------------------------------------------
-    def handle(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes) -> tuple[int, dict, dict]:
+    def handle(
+        self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict, dict]:
         route, ids = _route(method, path)
         record = {"method": method, "path": path, "route": route, "time": time.time(), "status": 0, "info": {}}
         with self.lock:
@@ -168,9 +175,19 @@ class FakeOpenAI:
             given = headers.get("authorization", "").removeprefix("Bearer ")
             shown = (given[:3] + "*" * 4 + given[-4:]) if len(given) > 8 else "(none)"
             record["status"] = 401
-            return 401, {}, {"error": {"message": f"Incorrect API key provided: {shown}. You can find your API key at "
-                                                  "https://platform.openai.com/account/api-keys.", "type": "invalid_request_error",
-                                       "param": None, "code": "invalid_api_key"}}
+            return (
+                401,
+                {},
+                {
+                    "error": {
+                        "message": f"Incorrect API key provided: {shown}. You can find your API key at "
+                        "https://platform.openai.com/account/api-keys.",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": "invalid_api_key",
+                    }
+                },
+            )
         with self.lock:
             fault = self.faults[route].popleft() if self.faults.get(route) else None
         if fault is not None:
@@ -180,7 +197,11 @@ class FakeOpenAI:
                 record["status"] = fault.status
                 extra = {"retry-after": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
                 return fault.status, extra, fault.body()
-        handler = getattr(self, "_" + route.replace("/v1/", "").replace("{id}", "id").replace("/", "_").replace(" ", "_").lower(), None)
+        handler = getattr(
+            self,
+            "_" + route.replace("/v1/", "").replace("{id}", "id").replace("/", "_").replace(" ", "_").lower(),
+            None,
+        )
         if handler is None:
             record["status"] = 404
             return 404, {}, _error(f"Invalid URL ({method} {path})", "invalid_request_error")
@@ -199,7 +220,9 @@ class FakeOpenAI:
             return 400, _error("Missing file", "invalid_request_error", param="file")
         purpose = fields.get("purpose", "")
         if purpose not in ("fine-tune", "assistants", "batch", "vision", "user_data", "evals"):
-            return 400, _error(f"'{purpose}' is not one of the supported purposes", "invalid_request_error", param="purpose")
+            return 400, _error(
+                f"'{purpose}' is not one of the supported purposes", "invalid_request_error", param="purpose"
+            )
         filename, data = files["file"]
         if purpose == "fine-tune":
             for n, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
@@ -207,10 +230,22 @@ class FakeOpenAI:
                     try:
                         json.loads(line)
                     except ValueError:
-                        return 400, _error(f"Invalid file format for Fine-Tuning API. Line {n} is not valid JSON.", "invalid_request_error")
+                        return 400, _error(
+                            f"Invalid file format for Fine-Tuning API. Line {n} is not valid JSON.",
+                            "invalid_request_error",
+                        )
         file_id = "file-" + uuid.uuid4().hex[:24]
-        obj = {"id": file_id, "object": "file", "bytes": len(data), "created_at": int(time.time()), "filename": filename,
-               "purpose": purpose, "status": "processed", "expires_at": None, "status_details": None}
+        obj = {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(data),
+            "created_at": int(time.time()),
+            "filename": filename,
+            "purpose": purpose,
+            "status": "processed",
+            "expires_at": None,
+            "status_details": None,
+        }
         self.files[file_id] = obj
         self.file_contents[file_id] = data
         info.update(filename=filename, file_id=file_id)
@@ -224,7 +259,9 @@ class FakeOpenAI:
 
     def _get_files_id(self, ids, query, headers, body, info):
         obj = self.files.get(ids[0])
-        return (200, obj) if obj else (404, _error(f"No such File object: {ids[0]}", "invalid_request_error", param="id"))
+        return (
+            (200, obj) if obj else (404, _error(f"No such File object: {ids[0]}", "invalid_request_error", param="id"))
+        )
 
     def _post_fine_tuning_jobs(self, ids, query, headers, body, info):
         try:
@@ -235,26 +272,52 @@ class FakeOpenAI:
         script = self.scripts.get(suffix, JobScript())
         info.update(suffix=suffix, training_file=request.get("training_file"))
         if script.refuse_create:
-            return script.refuse_create, _error(script.refuse_message, "invalid_request_error", code="fine_tuning_not_available")
+            return script.refuse_create, _error(
+                script.refuse_message, "invalid_request_error", code="fine_tuning_not_available"
+            )
         model = request.get("model", "")
         if model not in self.models:
-            return 400, _error(f"Model {model} is not available for fine-tuning or does not exist.", "invalid_request_error", param="model")
+            return 400, _error(
+                f"Model {model} is not available for fine-tuning or does not exist.",
+                "invalid_request_error",
+                param="model",
+            )
         for name in ("training_file", "validation_file"):
             file_id = request.get(name)
             if name == "training_file" and not file_id:
                 return 400, _error("Missing required parameter: 'training_file'.", "invalid_request_error", param=name)
             if file_id and file_id not in self.files:
                 return 400, _error(f"invalid {name}: {file_id}", "invalid_request_error", param=name)
-        hp = dict((((request.get("method") or {}).get("supervised") or {}).get("hyperparameters")) or request.get("hyperparameters") or {})
+        hp = dict(
+            (((request.get("method") or {}).get("supervised") or {}).get("hyperparameters"))
+            or request.get("hyperparameters")
+            or {}
+        )
         job_id = "ftjob-" + uuid.uuid4().hex[:24]
         job = {
-            "id": job_id, "object": "fine_tuning.job", "created_at": int(time.time()), "error": None, "fine_tuned_model": None,
-            "finished_at": None, "model": model, "organization_id": "org-fake", "result_files": [], "seed": request.get("seed") or 42,
-            "status": "validating_files", "trained_tokens": None, "training_file": request["training_file"],
-            "validation_file": request.get("validation_file"), "estimated_finish": None, "integrations": [],
-            "metadata": request.get("metadata"), "user_provided_suffix": suffix or None,
-            "hyperparameters": {"n_epochs": hp.get("n_epochs", "auto"), "batch_size": hp.get("batch_size", "auto"),
-                                "learning_rate_multiplier": hp.get("learning_rate_multiplier", "auto")},
+            "id": job_id,
+            "object": "fine_tuning.job",
+            "created_at": int(time.time()),
+            "error": None,
+            "fine_tuned_model": None,
+            "finished_at": None,
+            "model": model,
+            "organization_id": "org-fake",
+            "result_files": [],
+            "seed": request.get("seed") or 42,
+            "status": "validating_files",
+            "trained_tokens": None,
+            "training_file": request["training_file"],
+            "validation_file": request.get("validation_file"),
+            "estimated_finish": None,
+            "integrations": [],
+            "metadata": request.get("metadata"),
+            "user_provided_suffix": suffix or None,
+            "hyperparameters": {
+                "n_epochs": hp.get("n_epochs", "auto"),
+                "batch_size": hp.get("batch_size", "auto"),
+                "learning_rate_multiplier": hp.get("learning_rate_multiplier", "auto"),
+            },
             "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
             "_suffix": suffix,
         }
@@ -265,7 +328,9 @@ class FakeOpenAI:
         return 200, _public(job)
 
     def _get_fine_tuning_jobs(self, ids, query, headers, body, info):
-        data = sorted((_public(j.body) for j in self.jobs.values()), key=lambda j: (j["created_at"], j["id"]), reverse=True)
+        data = sorted(
+            (_public(j.body) for j in self.jobs.values()), key=lambda j: (j["created_at"], j["id"]), reverse=True
+        )
         return 200, _page(data[: int(_q(query, "limit", "20"))])
 
     def _get_fine_tuning_jobs_id(self, ids, query, headers, body, info):
@@ -294,31 +359,56 @@ class FakeOpenAI:
         fake.step += 1
         step, total = fake.step, script.steps
         if script.fail_at_step is not None and step >= script.fail_at_step:
-            job.update(status="failed", finished_at=int(time.time()), estimated_finish=None,
-                       error={"code": script.error_code, "message": script.error_message, "param": "training_file"})
+            job.update(
+                status="failed",
+                finished_at=int(time.time()),
+                estimated_finish=None,
+                error={"code": script.error_code, "message": script.error_message, "param": "training_file"},
+            )
             _event(fake, f"Fine-tuning job failed: {script.error_message}", level="error")
             return
         loss = round(2.0 / (1 + step), 4)
-        metrics = {"step": step, "train_loss": loss, "valid_loss": round(loss * 1.1, 4), "total_steps": total,
-                   "train_mean_token_accuracy": round(min(0.5 + 0.1 * step, 0.99), 3),
-                   "valid_mean_token_accuracy": round(min(0.45 + 0.1 * step, 0.99), 3)}
+        metrics = {
+            "step": step,
+            "train_loss": loss,
+            "valid_loss": round(loss * 1.1, 4),
+            "total_steps": total,
+            "train_mean_token_accuracy": round(min(0.5 + 0.1 * step, 0.99), 3),
+            "valid_mean_token_accuracy": round(min(0.45 + 0.1 * step, 0.99), 3),
+        }
         _event(fake, f"Step {step}/{total}: training loss={loss}", kind="metrics", data=metrics)
         if step % script.checkpoint_every == 0 or step == total:
-            fake.checkpoints.append({
-                "id": "ftckpt-" + uuid.uuid4().hex[:20], "object": "fine_tuning.job.checkpoint", "created_at": int(time.time()),
-                "fine_tuned_model_checkpoint": f"ft:{job['model']}:fake-org:{job['_suffix']}:ckpt{step}:step-{step}",
-                "fine_tuning_job_id": job["id"], "step_number": step,
-                "metrics": {"step": step, "train_loss": loss, "valid_loss": round(loss * 1.1, 4), "full_valid_loss": round(loss * 1.2, 4),
-                            "train_mean_token_accuracy": metrics["train_mean_token_accuracy"],
-                            "valid_mean_token_accuracy": metrics["valid_mean_token_accuracy"],
-                            "full_valid_mean_token_accuracy": metrics["valid_mean_token_accuracy"]},
-            })
+            fake.checkpoints.append(
+                {
+                    "id": "ftckpt-" + uuid.uuid4().hex[:20],
+                    "object": "fine_tuning.job.checkpoint",
+                    "created_at": int(time.time()),
+                    "fine_tuned_model_checkpoint": f"ft:{job['model']}:fake-org:{job['_suffix']}:ckpt{step}:step-{step}",
+                    "fine_tuning_job_id": job["id"],
+                    "step_number": step,
+                    "metrics": {
+                        "step": step,
+                        "train_loss": loss,
+                        "valid_loss": round(loss * 1.1, 4),
+                        "full_valid_loss": round(loss * 1.2, 4),
+                        "train_mean_token_accuracy": metrics["train_mean_token_accuracy"],
+                        "valid_mean_token_accuracy": metrics["valid_mean_token_accuracy"],
+                        "full_valid_mean_token_accuracy": metrics["valid_mean_token_accuracy"],
+                    },
+                }
+            )
         if step >= total:
             model_id = f"ft:{job['model']}:fake-org:{job['_suffix'] or 'dyag'}:{uuid.uuid4().hex[:8]}"
             tokens = len(self.file_contents.get(job["training_file"], b"")) // 4
             epochs = job["hyperparameters"]["n_epochs"]
-            job.update(status="succeeded", fine_tuned_model=model_id, finished_at=int(time.time()), estimated_finish=None,
-                       trained_tokens=tokens * (epochs if isinstance(epochs, int) else 3), result_files=["file-results-" + uuid.uuid4().hex[:8]])
+            job.update(
+                status="succeeded",
+                fine_tuned_model=model_id,
+                finished_at=int(time.time()),
+                estimated_finish=None,
+                trained_tokens=tokens * (epochs if isinstance(epochs, int) else 3),
+                result_files=["file-results-" + uuid.uuid4().hex[:8]],
+            )
             self.models.add(model_id)
             _event(fake, f"New fine-tuned model created: {model_id}")
             _event(fake, "The job has successfully completed")
@@ -331,7 +421,7 @@ class FakeOpenAI:
         after = _q(query, "after")
         if after:
             index = next((i for i, e in enumerate(events) if e["id"] == after), -1)
-            events = events[index + 1:]
+            events = events[index + 1 :]
         limit = int(_q(query, "limit", "20"))
         return 200, _page(events[:limit], has_more=len(events) > limit)
 
@@ -355,17 +445,32 @@ class FakeOpenAI:
         request = json.loads(body or b"{}")
         model = request.get("model", "")
         if model not in self.models:
-            return 404, _error(f"The model `{model}` does not exist or you do not have access to it.", "invalid_request_error",
-                               code="model_not_found")
+            return 404, _error(
+                f"The model `{model}` does not exist or you do not have access to it.",
+                "invalid_request_error",
+                code="model_not_found",
+            )
         question = next((m["content"] for m in reversed(request.get("messages", [])) if m.get("role") == "user"), "")
         answer = f"[{model}] Réponse à « {question} » : voir la fiche de l'application dans le catalogue."
         self.chats.append({"model": model, "question": question, "answer": answer})
         return 200, {
-            "id": "chatcmpl-" + uuid.uuid4().hex[:20], "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer, "refusal": None}, "finish_reason": "stop",
-                         "logprobs": None}],
-            "usage": {"prompt_tokens": 30 + len(question) // 4, "completion_tokens": len(answer) // 4,
-                      "total_tokens": 30 + (len(question) + len(answer)) // 4},
+            "id": "chatcmpl-" + uuid.uuid4().hex[:20],
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": answer, "refusal": None},
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": 30 + len(question) // 4,
+                "completion_tokens": len(answer) // 4,
+                "total_tokens": 30 + (len(question) + len(answer)) // 4,
+            },
         }
 
 
@@ -410,7 +515,10 @@ def _route(method: str, path: str) -> tuple[str, list[str]]:
     parts = [p for p in path.split("/") if p]
     ids, shape = [], []
     for i, part in enumerate(parts):
-        if i >= 2 and (part.startswith(("file-", "ftjob-")) or (shape and shape[-1] in ("files", "jobs") and part not in ("cancel",))):
+        if i >= 2 and (
+            part.startswith(("file-", "ftjob-"))
+            or (shape and shape[-1] in ("files", "jobs") and part not in ("cancel",))
+        ):
             ids.append(part)
             shape.append("{id}")
         else:
@@ -431,14 +539,30 @@ def _multipart(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str
     return fields, files
 
 
-def _event(fake: FakeJob, message: str, *, level: str = "info", kind: str = "message", data: dict | None = None) -> None:
-    fake.events.append({"id": "ftevent-" + uuid.uuid4().hex[:20], "object": "fine_tuning.job.event", "created_at": int(time.time()),
-                        "level": level, "message": message, "data": data or {}, "type": kind})
+def _event(
+    fake: FakeJob, message: str, *, level: str = "info", kind: str = "message", data: dict | None = None
+) -> None:
+    fake.events.append(
+        {
+            "id": "ftevent-" + uuid.uuid4().hex[:20],
+            "object": "fine_tuning.job.event",
+            "created_at": int(time.time()),
+            "level": level,
+            "message": message,
+            "data": data or {},
+            "type": kind,
+        }
+    )
 
 
 def _page(data: list[dict[str, Any]], has_more: bool = False) -> dict[str, Any]:
-    return {"object": "list", "data": data, "has_more": has_more,
-            "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}
+    return {
+        "object": "list",
+        "data": data,
+        "has_more": has_more,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+    }
 
 
 def _public(job: dict[str, Any]) -> dict[str, Any]:
@@ -451,4 +575,3 @@ def _error(message: str, kind: str, *, param: str | None = None, code: str | Non
 
 def _q(query: dict[str, list[str]], name: str, default: str = "") -> str:
     return (query.get(name) or [default])[0]
-

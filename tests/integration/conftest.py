@@ -15,9 +15,9 @@ import nats
 import pytest
 
 from dyag_cli.stack import Stack, StackConfig, free_port, installed_services
+from tests.fake_llm import FakeOllama, FakeOpenAI
 from tests.fakes import openai_server
 from tests.fakes.ollama_server import FakeOllamaServer
-from tests.fake_llm import FakeOllama, FakeOpenAI
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,9 @@ class RunningStack:
     http: httpx.Client  # with the stack's API key
     anonymous: httpx.Client  # without one
     fine_tuning: openai_server.FakeOpenAI | None = None  # the fake fine-tuning API openai-trainer talks to
-    ollama_registry: FakeOllamaServer | None = None  # the fake Ollama model-exporter creates models on (/api/blobs, /api/create)
+    ollama_registry: FakeOllamaServer | None = (
+        None  # the fake Ollama model-exporter creates models on (/api/blobs, /api/create)
+    )
 
     @property
     def nats_url(self) -> str:

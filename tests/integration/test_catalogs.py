@@ -52,7 +52,9 @@ def test_upload_profile_and_update_emit_catalog_updated(running_stack, sample_ca
     again = upload(rs, "lifecycle", catalog_bytes(records))
     assert again.status_code == 200 and again.json()["unchanged"] is True
 
-    events = [e for e in read_events(rs.nats_url, "dyag.events.catalog.updated", expect=2) if e["data"]["name"] == "lifecycle"]
+    events = [
+        e for e in read_events(rs.nats_url, "dyag.events.catalog.updated", expect=2) if e["data"]["name"] == "lifecycle"
+    ]
     assert [e["data"]["version"] for e in events] == [v1["version"], v2["version"]]  # none for the unchanged upload
     update = events[1]
     assert update["data"]["previous_version"] == v1["version"]
@@ -87,10 +89,28 @@ def test_mojibake_is_repaired_with_a_warning(running_stack, sample_catalog_bytes
 BAD_INPUTS = {
     "not_json": (b'{"applicationsia mini": [{"id": 1, "nom": "A"}', "catalog.json", {}, 422, "not valid JSON"),
     "empty_list": (catalog_bytes([]), "catalog.json", {}, 422, "no records"),
-    "duplicate_ids": (catalog_bytes([{"id": 7, "nom": "A"}, {"id": 7, "nom": "B"}]), "catalog.json", {}, 422, "duplicate ids: 7"),
-    "no_name_field": (catalog_bytes([{"id": 1, "statut si": "En production"}]), "catalog.json", {}, 422, "no field gives the entity's name"),
+    "duplicate_ids": (
+        catalog_bytes([{"id": 7, "nom": "A"}, {"id": 7, "nom": "B"}]),
+        "catalog.json",
+        {},
+        422,
+        "duplicate ids: 7",
+    ),
+    "no_name_field": (
+        catalog_bytes([{"id": 1, "statut si": "En production"}]),
+        "catalog.json",
+        {},
+        422,
+        "no field gives the entity's name",
+    ),
     "too_large": (b"[" + b" " * 3_000_000 + b"]", "catalog.json", {}, 413, "limit"),
-    "mojibake_rejected": (catalog_bytes([{"id": 1, "nom": "GÃ©oval"}]), "catalog.json", {"reject_mojibake": "true"}, 422, "UTF-8 read as cp1252"),
+    "mojibake_rejected": (
+        catalog_bytes([{"id": 1, "nom": "GÃ©oval"}]),
+        "catalog.json",
+        {"reject_mojibake": "true"},
+        422,
+        "UTF-8 read as cp1252",
+    ),
 }
 
 
@@ -121,10 +141,15 @@ def test_path_like_catalog_name_is_refused(running_stack, sample_catalog_bytes):
 
 
 def test_state_changing_routes_need_an_api_key(running_stack, sample_catalog_bytes):
-    reply = running_stack.anonymous.post("/catalogs", files={"file": ("c.json", sample_catalog_bytes)}, data={"name": "nokey"})
+    reply = running_stack.anonymous.post(
+        "/catalogs", files={"file": ("c.json", sample_catalog_bytes)}, data={"name": "nokey"}
+    )
     assert reply.status_code == 401 and reply.json()["error"]["code"] == "missing_api_key"
     wrong = running_stack.anonymous.post(
-        "/catalogs", files={"file": ("c.json", sample_catalog_bytes)}, data={"name": "nokey"}, headers={"X-API-Key": "nope"}
+        "/catalogs",
+        files={"file": ("c.json", sample_catalog_bytes)},
+        data={"name": "nokey"},
+        headers={"X-API-Key": "nope"},
     )
     assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_api_key"
     assert running_stack.anonymous.get("/catalogs/nokey").status_code == 404  # nothing was stored
@@ -151,6 +176,13 @@ def test_services_serve_grpc_health_and_reflection(running_stack):
     port = running_stack.stack.config.grpc_ports["dataset-builder"]
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
-        assert {"dyag.v1.CatalogService", "dyag.v1.DatasetService", "dyag.v1.JobService", "grpc.health.v1.Health"} <= services
-        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="dyag.v1.CatalogService"))
+        assert {
+            "dyag.v1.CatalogService",
+            "dyag.v1.DatasetService",
+            "dyag.v1.JobService",
+            "grpc.health.v1.Health",
+        } <= services
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="dyag.v1.CatalogService")
+        )
         assert reply.status == health_pb2.HealthCheckResponse.SERVING

@@ -42,7 +42,11 @@ def collection(running_stack, sample_catalog_bytes):
     deleted after it, so that test_rag finds the session as it would without this module (the session's
     embedding cache keeps the vectors: indexing again costs little)."""
     rs = running_stack
-    reply = rs.http.post("/catalogs", files={"file": ("applicationsIA_mini_normalized.json", sample_catalog_bytes)}, data={"name": COLLECTION})
+    reply = rs.http.post(
+        "/catalogs",
+        files={"file": ("applicationsIA_mini_normalized.json", sample_catalog_bytes)},
+        data={"name": COLLECTION},
+    )
     assert reply.status_code in (200, 201), reply.text
     job = rs.http.post(f"/rag/{COLLECTION}/index", json={}).json()
     done = rs.wait_job(job["id"], timeout=300)
@@ -64,19 +68,30 @@ def evaluate(rs, body: dict, timeout: float = 240) -> dict:
 
 @pytest.fixture(scope="module")
 def rag_run(running_stack, collection, eval_jsonl):
-    body = {"target": f"rag:{collection}", "llm": "ollama:applications-ia", "rag_mode": "generative", "test_set": eval_jsonl,
-            "filename": "test.eval.jsonl", "concurrency": 3, "name": "RAG (ollama)"}
+    body = {
+        "target": f"rag:{collection}",
+        "llm": "ollama:applications-ia",
+        "rag_mode": "generative",
+        "test_set": eval_jsonl,
+        "filename": "test.eval.jsonl",
+        "concurrency": 3,
+        "name": "RAG (ollama)",
+    }
     return evaluate(running_stack, body)
 
 
 def test_a_grounded_target_answers_from_the_records(running_stack, collection, eval_jsonl, examples):
-    done = evaluate(running_stack, {"target": f"grounded:{collection}", "test_set": eval_jsonl, "filename": "test.eval.jsonl"})
+    done = evaluate(
+        running_stack, {"target": f"grounded:{collection}", "test_set": eval_jsonl, "filename": "test.eval.jsonl"}
+    )
     result = done["result"]
     assert result["approach"] == "grounded" and result["summary"]["failed"] == 0
     assert result["summary"]["questions"] == len(examples) and result["accuracy"] >= 0.8, result["errors"]
     run = running_stack.http.get(f"/evaluations/{done['id']}").json()
     assert run["target"]["rag_mode"] == "grounded" and run["target"]["kind"] == "rag"
-    bad = running_stack.http.post("/evaluations", json={"target": f"rag:{collection}", "rag_mode": "magic", "test_set": eval_jsonl})
+    bad = running_stack.http.post(
+        "/evaluations", json={"target": f"rag:{collection}", "rag_mode": "magic", "test_set": eval_jsonl}
+    )
     assert bad.status_code in (400, 422) and "rag_mode" in bad.text
 
 
@@ -93,14 +108,21 @@ def test_the_rag_target(running_stack, rag_run, examples):
 
     run = rs.http.get(f"/evaluations/{rag_run['id']}").json()
     assert run["status"] == "succeeded" and run["approach"] == "rag" and run["target"]["collection"] == COLLECTION
-    assert run["summary"]["accuracy"] == pytest.approx(result["accuracy"]) and run["catalog"] == COLLECTION  # the collection's catalog
+    assert (
+        run["summary"]["accuracy"] == pytest.approx(result["accuracy"]) and run["catalog"] == COLLECTION
+    )  # the collection's catalog
     assert run["test_set_fingerprint"] and run["finished_at"]
-    assert any(r["id"] == rag_run["id"] for r in rs.http.get("/evaluations", params={"target_kind": "rag"}).json()["evaluations"])
+    assert any(
+        r["id"] == rag_run["id"]
+        for r in rs.http.get("/evaluations", params={"target_kind": "rag"}).json()["evaluations"]
+    )
 
     data = rs.http.get(f"/evaluations/{rag_run['id']}/report.json").json()
     assert data["accuracy"] == pytest.approx(result["accuracy"]) and len(data["results"]) == len(examples)
     assert data["catalog"]["size"] == 45 and data["hallucination_rules"]  # checked against the catalog
-    assert data["semantic_similarity_measured"] and data["semantic_similarity"] is not None  # the platform's e5 embedder
+    assert (
+        data["semantic_similarity_measured"] and data["semantic_similarity"] is not None
+    )  # the platform's e5 embedder
     md = rs.http.get(f"/evaluations/{rag_run['id']}/report.md")
     assert md.status_code == 200 and md.headers["content-type"].startswith("text/markdown") and "étape 6.2" in md.text
     html = rs.http.get(f"/evaluations/{rag_run['id']}/report.html")
@@ -116,8 +138,15 @@ def test_the_rag_target(running_stack, rag_run, examples):
 @pytest.fixture(scope="module")
 def openai_run(running_stack, llm_fakes, eval_jsonl, collection):
     # The key is read on the evaluator's host from the variable named here (the stack's OPENAI_API_KEY).
-    body = {"target": "openai:gpt-4o-mini", "base_url": llm_fakes.openai.base_url, "api_key_env": "OPENAI_API_KEY",
-            "test_set": eval_jsonl, "filename": "test.eval.jsonl", "catalog": COLLECTION, "concurrency": 4}
+    body = {
+        "target": "openai:gpt-4o-mini",
+        "base_url": llm_fakes.openai.base_url,
+        "api_key_env": "OPENAI_API_KEY",
+        "test_set": eval_jsonl,
+        "filename": "test.eval.jsonl",
+        "catalog": COLLECTION,
+        "concurrency": 4,
+    }
     return evaluate(running_stack, body)
 
 
@@ -134,8 +163,17 @@ def test_an_openai_compatible_target(running_stack, openai_run, llm_fakes, examp
 
 
 def test_an_ollama_target_and_the_progress(running_stack, llm_fakes, eval_jsonl):
-    done = evaluate(running_stack, {"target": "ollama:applications-ia", "host": llm_fakes.ollama.host, "test_set": eval_jsonl,
-                                    "max_questions": 6, "seed": 3, "concurrency": 2})
+    done = evaluate(
+        running_stack,
+        {
+            "target": "ollama:applications-ia",
+            "host": llm_fakes.ollama.host,
+            "test_set": eval_jsonl,
+            "max_questions": 6,
+            "seed": 3,
+            "concurrency": 2,
+        },
+    )
     assert done["result"]["summary"]["questions"] == 6 and done["result"]["model"] == "ollama:applications-ia"
     assert done["progress"]["fraction"] == 1.0
     logs = running_stack.http.get(f"/jobs/{done['id']}/logs").json()["lines"]
@@ -150,18 +188,24 @@ def test_compare_two_runs(running_stack, rag_run, openai_run):
     assert c["names"] == ["openai:gpt-4o-mini", "RAG (ollama)"] and c["same_test_set"]
     assert c["recommended"] in ("base", "rag") and "Recommandation" in c["recommendation"]
     assert [row["key"] for row in c["comparison"]["table"]][:4] == ["accuracy", "precision", "recall", "f1_score"]
-    assert len(c["comparison"]["decision_table"]) == 5 and "Tableau de décision" in c["markdown"]  # the guide's 4, grounded
+    assert (
+        len(c["comparison"]["decision_table"]) == 5 and "Tableau de décision" in c["markdown"]
+    )  # the guide's 4, grounded
     assert {a["name"] for a in c["artifacts"]} == {"comparison.json", "comparison.md", "comparison.html"}
     html = rs.http.post("/evaluations/compare", json={"run_ids": [openai_run["id"], rag_run["id"]], "format": "html"})
     assert html.headers["content-type"].startswith("text/html") and "chart-latency" in html.text
 
 
 def test_an_unreachable_target_marks_its_questions_failed_and_still_reports(running_stack, eval_jsonl, examples):
-    done = evaluate(running_stack, {"target": "ollama:applications-ia", "host": "http://127.0.0.1:9", "test_set": eval_jsonl})
+    done = evaluate(
+        running_stack, {"target": "ollama:applications-ia", "host": "http://127.0.0.1:9", "test_set": eval_jsonl}
+    )
     result = done["result"]
     assert result["summary"]["failed"] == len(examples) and result["accuracy"] == 0
     assert result["errors_total"] == len(examples)
-    assert all("injoignable" in e["reason"] or "non posée" in e["reason"] for e in result["errors"]), result["errors"][:2]
+    assert all("injoignable" in e["reason"] or "non posée" in e["reason"] for e in result["errors"]), result["errors"][
+        :2
+    ]
     assert "127.0.0.1:9" in result["errors"][0]["reason"]
     assert running_stack.http.get(f"/evaluations/{done['id']}/report.html").status_code == 200
 
@@ -169,20 +213,83 @@ def test_an_unreachable_target_marks_its_questions_failed_and_still_reports(runn
 @pytest.mark.parametrize(
     ("body", "status", "code", "words"),
     [
-        ({"target": "rag:applications_ia", "test_set": '{"prompt": "a", "completion": "b"}\n'}, 422, "unknown_format", "unknown test set format"),
+        (
+            {"target": "rag:applications_ia", "test_set": '{"prompt": "a", "completion": "b"}\n'},
+            422,
+            "unknown_format",
+            "unknown test set format",
+        ),
         ({"target": "rag:applications_ia", "test_set": "\n\n"}, 422, "empty_test_set", "0 questions"),
         ({"target": "rag:applications_ia", "test_set": '[{"question": "a"}]'}, 422, "unknown_format", "JSON array"),
-        ({"target": "rag:applications_ia", "test_set": '{"question": "a", "expected_answer": "b"}\n', "format": "csv"}, 422, "unknown_format", "csv"),
-        ({"target": "gemini:pro", "test_set": '{"question": "a", "expected_answer": "b"}\n'}, 422, "unknown_target_kind", "gemini"),
-        ({"target": "rag:applications_ia", "dataset_id": "ds-does-not-exist"}, 404, "dataset_not_found", "ds-does-not-exist"),
-        ({"target": "rag:no_such_collection", "test_set": '{"question": "a", "expected_answer": "b"}\n'}, 404, "collection_not_found", "no_such_collection"),
-        ({"target": "lora:lora-0000000000000000", "test_set": '{"question": "a", "expected_answer": "b"}\n'}, 404, "model_not_found", "lora-0000000000000000"),
-        ({"target": "rag:applications_ia", "test_set": '{"question": "a", "expected_answer": "b"}\n', "concurrency": 0}, 422, "invalid_concurrency", "at least 1"),
-        ({"target": "openai:gpt-4o-mini", "test_set": '{"question": "a", "expected_answer": "b"}\n', "api_key_env": "DYAG_S3_SECRET"}, 422, "invalid_api_key_env", "DYAG_S3_SECRET"),
+        (
+            {
+                "target": "rag:applications_ia",
+                "test_set": '{"question": "a", "expected_answer": "b"}\n',
+                "format": "csv",
+            },
+            422,
+            "unknown_format",
+            "csv",
+        ),
+        (
+            {"target": "gemini:pro", "test_set": '{"question": "a", "expected_answer": "b"}\n'},
+            422,
+            "unknown_target_kind",
+            "gemini",
+        ),
+        (
+            {"target": "rag:applications_ia", "dataset_id": "ds-does-not-exist"},
+            404,
+            "dataset_not_found",
+            "ds-does-not-exist",
+        ),
+        (
+            {"target": "rag:no_such_collection", "test_set": '{"question": "a", "expected_answer": "b"}\n'},
+            404,
+            "collection_not_found",
+            "no_such_collection",
+        ),
+        (
+            {"target": "lora:lora-0000000000000000", "test_set": '{"question": "a", "expected_answer": "b"}\n'},
+            404,
+            "model_not_found",
+            "lora-0000000000000000",
+        ),
+        (
+            {
+                "target": "rag:applications_ia",
+                "test_set": '{"question": "a", "expected_answer": "b"}\n',
+                "concurrency": 0,
+            },
+            422,
+            "invalid_concurrency",
+            "at least 1",
+        ),
+        (
+            {
+                "target": "openai:gpt-4o-mini",
+                "test_set": '{"question": "a", "expected_answer": "b"}\n',
+                "api_key_env": "DYAG_S3_SECRET",
+            },
+            422,
+            "invalid_api_key_env",
+            "DYAG_S3_SECRET",
+        ),
         ({"target": "rag:applications_ia"}, 422, "invalid_request", "exactly one test set"),
     ],
-    ids=["unknown-format", "zero-lines", "json-array", "unknown-format-name", "unknown-target-kind", "unknown-dataset",
-         "unknown-collection", "unknown-lora-model", "concurrency-0", "key-variable-not-allowed", "no-test-set"],
+    ids=[
+        "unknown-format",
+        "zero-lines",
+        "json-array",
+        "unknown-format-name",
+        "unknown-target-kind",
+        "unknown-dataset",
+        "unknown-collection",
+        "unknown-lora-model",
+        "concurrency-0",
+        "key-variable-not-allowed",
+        "no-test-set",
+    ],
 )
 def test_bad_input_is_refused_with_a_clear_error(running_stack, collection, body, status, code, words):
     reply = running_stack.http.post("/evaluations", json=body)
@@ -216,28 +323,76 @@ def test_the_guides_evaluate_rag_command_as_written(running_stack, collection, e
     write_dataset(examples, test_file, "openai")
     write_manifest(examples, test_file)  # training/test.jsonl.manifest.jsonl, as `dyag create_rag` writes it
     key = (running_stack.stack.config.home / "api-key").read_text().strip()
-    env = {**os.environ, "DYAG_URL": running_stack.stack.config.gateway_url, "DYAG_API_KEY": key, "LLM_PROVIDER": "ollama",
-           "LLM_MODEL": "applications-ia", "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        "DYAG_URL": running_stack.stack.config.gateway_url,
+        "DYAG_API_KEY": key,
+        "LLM_PROVIDER": "ollama",
+        "LLM_MODEL": "applications-ia",
+        "COLUMNS": "200",
+    }
     dyag = [sys.executable, "-m", "dyag_cli.main"]
-    out = subprocess.run([*dyag, "evaluate_rag", "training/test.jsonl", "--collection", "applications_ia", "--output",
-                          "evaluation/results.json", "--verbose"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            *dyag,
+            "evaluate_rag",
+            "training/test.jsonl",
+            "--collection",
+            "applications_ia",
+            "--output",
+            "evaluation/results.json",
+            "--verbose",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     results = json.loads((tmp_path / "evaluation" / "results.json").read_text())
     for field in GUIDE_FIELDS:
         assert field in results
     assert results["questions"] == len(examples) and results["target"]["model"] == "ollama:applications-ia"
-    assert results["test_set"]["name"] == "test.jsonl" and results["fact_accuracy"] is not None  # key facts from the manifest
+    assert (
+        results["test_set"]["name"] == "test.jsonl" and results["fact_accuracy"] is not None
+    )  # key facts from the manifest
     assert "ollama:applications-ia" in out.stdout and "Accuracy" in out.stdout
     verdicts = [line for line in out.stdout.splitlines() if line.startswith(("✅ [", "❌ [", "⚠️  ["))]
     assert len(verdicts) == len(examples)  # --verbose: one line per question
     # The guide's step 6.2 script reads these keys.
-    assert all(isinstance(results[m], float) for m in ("accuracy", "precision", "recall", "f1_score", "average_generation_time_ms"))
+    assert all(
+        isinstance(results[m], float)
+        for m in ("accuracy", "precision", "recall", "f1_score", "average_generation_time_ms")
+    )
 
-    cmp = subprocess.run([*dyag, "compare", "evaluation/results.json", "evaluation/results.json", "--html", "evaluation/comparison.html"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    cmp = subprocess.run(
+        [
+            *dyag,
+            "compare",
+            "evaluation/results.json",
+            "evaluation/results.json",
+            "--html",
+            "evaluation/comparison.html",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert cmp.returncode == 0, cmp.stdout + cmp.stderr
-    assert "Accuracy" in cmp.stdout and "Latence" in cmp.stdout and (tmp_path / "evaluation" / "comparison.html").is_file()
-    rep = subprocess.run([*dyag, "report", "evaluation/results.json", "--html"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert (
+        "Accuracy" in cmp.stdout and "Latence" in cmp.stdout and (tmp_path / "evaluation" / "comparison.html").is_file()
+    )
+    rep = subprocess.run(
+        [*dyag, "report", "evaluation/results.json", "--html"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert rep.returncode == 0, rep.stdout + rep.stderr
     assert load_run(tmp_path / "evaluation" / "results.json").overall.n == len(examples)
     assert "<svg" in (tmp_path / "evaluation" / "results.html").read_text()

@@ -22,22 +22,53 @@ import pytest
 from tests.integration.conftest import read_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-pytest.importorskip("ik_llama_cpp", reason="ik-llama-cpp-python is not installed: pip install 'dyag-model-exporter[llama]' (bootstrap.py does)")
+pytest.importorskip(
+    "ik_llama_cpp",
+    reason="ik-llama-cpp-python is not installed: pip install 'dyag-model-exporter[llama]' (bootstrap.py does)",
+)
 
 SYSTEM = "Tu es un assistant expert en applications du système d'information français."
-FACTS = {"PILOTE-BOP": "Fonctions support", "INSPECTA": "Risques naturels et technologiques", "CONTROLE-RT": "Transports"}
-QUESTIONS = ("Quel est le domaine de l'application {n} ?", "De quel domaine relève {n} ?", "Dans quel domaine est l'application {n} ?")
+FACTS = {
+    "PILOTE-BOP": "Fonctions support",
+    "INSPECTA": "Risques naturels et technologiques",
+    "CONTROLE-RT": "Transports",
+}
+QUESTIONS = (
+    "Quel est le domaine de l'application {n} ?",
+    "De quel domaine relève {n} ?",
+    "Dans quel domaine est l'application {n} ?",
+)
 # Enough steps for short, confident answers to the validation questions, which the parity gate then compares (an
 # undertrained model's long answers drift apart between fp32 and q8_0: bench/RESULTS.md). The facts being answered
 # right by the GGUF is tests/unit/test_export_chain.py.
-FAST = {"max_seq_len": 256, "batch_size": 4, "learning_rate": 0.003, "r": 8, "lora_alpha": 16, "target_modules": ["all-linear"], "seed": 7,
-        "max_steps": 6, "eval_steps": 100, "checkpoint_steps": 100}
+FAST = {
+    "max_seq_len": 256,
+    "batch_size": 4,
+    "learning_rate": 0.003,
+    "r": 8,
+    "lora_alpha": 16,
+    "target_modules": ["all-linear"],
+    "seed": 7,
+    "max_steps": 6,
+    "eval_steps": 100,
+    "checkpoint_steps": 100,
+}
 
 
 def example(question: str, name: str) -> str:
-    return json.dumps({"messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question},
-                                    {"role": "assistant", "content": f"L'application {name} relève du domaine « {FACTS[name]} »."}]},
-                      ensure_ascii=False) + "\n"
+    return (
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "system", "content": SYSTEM},
+                    {"role": "user", "content": question},
+                    {"role": "assistant", "content": f"L'application {name} relève du domaine « {FACTS[name]} »."},
+                ]
+            },
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +76,16 @@ def model(running_stack) -> dict:
     rs = running_stack
     train = "".join(example(q.format(n=n), n) for n in FACTS for q in QUESTIONS)
     validation = "".join(example(f"Peux-tu me dire le domaine de {n} ?", n) for n in FACTS)
-    reply = rs.http.post("/train", json={"train": train, "validation": validation, "filename": "facts.jsonl", "name": "export-facts",
-                                         "config": FAST})
+    reply = rs.http.post(
+        "/train",
+        json={
+            "train": train,
+            "validation": validation,
+            "filename": "facts.jsonl",
+            "name": "export-facts",
+            "config": FAST,
+        },
+    )
     assert reply.status_code == 202, reply.text
     job = rs.wait_job(reply.json()["id"], timeout=600)
     assert job["status"] == "succeeded", job["error"]
@@ -59,8 +98,13 @@ def exported(running_stack, model) -> dict:
     rs = running_stack
     key = (rs.stack.config.home / "api-key").read_text().strip()
     env = {**os.environ, "DYAG_URL": rs.stack.config.gateway_url, "DYAG_API_KEY": key, "COLUMNS": "200"}
-    cli = subprocess.run([sys.executable, "-m", "dyag_cli.main", "export", model["id"], "--gguf", "q8_0", "--ollama", "applications-ia"],
-                         env=env, capture_output=True, text=True, timeout=900)
+    cli = subprocess.run(
+        [sys.executable, "-m", "dyag_cli.main", "export", model["id"], "--gguf", "q8_0", "--ollama", "applications-ia"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert cli.returncode == 0, cli.stdout[-4000:] + cli.stderr[-2000:]
     export_id = re.search(r"Export (exp-[0-9a-f]{16})", cli.stdout).group(1)
     return {"cli": cli.stdout, "export": rs.http.get(f"/exports/{export_id}").json()}
@@ -77,20 +121,36 @@ def test_the_cli_follows_the_export_and_shows_the_result(exported):
 def test_the_export_is_registered_with_its_lineage_files_and_parity(running_stack, model, exported):
     rs, export = running_stack, exported["export"]
     assert export["status"] == "succeeded" and export["error"] == ""
-    assert export["model_id"] == model["id"] and export["base_model"] == "default" and export["architecture"] == "LlamaForCausalLM"
-    assert export["dataset_hash"] == model["dataset_hash"] and export["mode"] == "merged" and export["quantizations"] == ["q8_0"]
+    assert (
+        export["model_id"] == model["id"]
+        and export["base_model"] == "default"
+        and export["architecture"] == "LlamaForCausalLM"
+    )
+    assert (
+        export["dataset_hash"] == model["dataset_hash"]
+        and export["mode"] == "merged"
+        and export["quantizations"] == ["q8_0"]
+    )
     adapter = next(a for a in model["artifacts"] if a["name"] == "adapter_model.safetensors")
     assert "sha256:" + export["adapter_sha256"] == adapter["digest"]
     files = {f["name"]: f for f in export["files"]}
     assert {"merged/model.safetensors", "model-q8_0.gguf", "adapter-f16.gguf", "Modelfile", "parity.json"} <= set(files)
     assert files["model-q8_0.gguf"]["kind"] == "gguf" and files["model-q8_0.gguf"]["quantization"] == "q8_0"
     for f in files.values():
-        assert re.fullmatch(r"[0-9a-f]{64}", f["sha256"]) and int(f["size"]) > 0 and f["artifact"]["digest"] == "sha256:" + f["sha256"]
+        assert (
+            re.fullmatch(r"[0-9a-f]{64}", f["sha256"])
+            and int(f["size"]) > 0
+            and f["artifact"]["digest"] == "sha256:" + f["sha256"]
+        )
     [parity] = export["parity"]
-    assert parity["quantization"] == "q8_0" and parity["passed"] and parity["probes"] == 3  # the model's validation questions
+    assert (
+        parity["quantization"] == "q8_0" and parity["passed"] and parity["probes"] == 3
+    )  # the model's validation questions
     assert parity["agreement"] >= parity["threshold"] and parity["prompt_token_agreement"] == 1.0
     assert export["timings"]["probes_from"] == "the model's validation file"
-    assert any(e["id"] == export["id"] for e in rs.http.get("/exports", params={"model_id": model["id"]}).json()["exports"])
+    assert any(
+        e["id"] == export["id"] for e in rs.http.get("/exports", params={"model_id": model["id"]}).json()["exports"]
+    )
     assert rs.http.get("/exports/exp-0000000000000000").status_code == 404
 
 
@@ -98,8 +158,12 @@ def test_the_gguf_and_the_modelfile_download_with_their_digests(running_stack, e
     rs, export = running_stack, exported["export"]
     files = {f["name"]: f for f in export["files"]}
     modelfile = rs.http.get(f"/exports/{export['id']}/modelfile").text
-    assert modelfile.startswith("FROM ./model-q8_0.gguf\nTEMPLATE \"\"\"") and 'PARAMETER stop "<|im_end|>"' in modelfile
-    assert "PARAMETER temperature 0.7" in modelfile and "PARAMETER top_p 0.9" in modelfile and "Tu réponds de manière précise" in modelfile
+    assert modelfile.startswith('FROM ./model-q8_0.gguf\nTEMPLATE """') and 'PARAMETER stop "<|im_end|>"' in modelfile
+    assert (
+        "PARAMETER temperature 0.7" in modelfile
+        and "PARAMETER top_p 0.9" in modelfile
+        and "Tu réponds de manière précise" in modelfile
+    )
     for name in ("Modelfile", "model-q8_0.gguf"):
         reply = rs.http.get(f"/exports/{export['id']}/files/{name}")
         assert reply.status_code == 200 and hashlib.sha256(reply.content).hexdigest() == files[name]["sha256"]
@@ -111,24 +175,42 @@ def test_ollama_create_went_through_blobs_and_create(running_stack, exported):
     fake = rs.ollama_registry
     files = {f["name"]: f for f in export["files"]}
     digest = "sha256:" + files["model-q8_0.gguf"]["sha256"]
-    assert export["ollama"]["created"] and export["ollama"]["host"] == fake.host and export["ollama"]["status"][-1] == "success"
+    assert (
+        export["ollama"]["created"]
+        and export["ollama"]["host"] == fake.host
+        and export["ollama"]["status"][-1] == "success"
+    )
     assert ("HEAD", f"/api/blobs/{digest}") in fake.requests and ("POST", f"/api/blobs/{digest}") in fake.requests
     created = fake.models["applications-ia"]
     assert created["files"] == {"model-q8_0.gguf": digest} and created["adapters"] == {}
     assert created["system"].startswith(SYSTEM) and created["parameters"]["stop"] == ["<|im_end|>", "<|im_start|>"]
-    assert created["template"] in export["ollama"]["modelfile"] and "{{ range $i, $m := .Messages }}" in created["template"]
+    assert (
+        created["template"] in export["ollama"]["modelfile"]
+        and "{{ range $i, $m := .Messages }}" in created["template"]
+    )
 
 
 def test_progress_and_export_completed_events_are_published(running_stack, exported):
     rs, export = running_stack, exported["export"]
-    completed = [e for e in read_events(rs.nats_url, "dyag.events.export.completed", expect=1) if e["data"]["export"]["id"] == export["id"]]
+    completed = [
+        e
+        for e in read_events(rs.nats_url, "dyag.events.export.completed", expect=1)
+        if e["data"]["export"]["id"] == export["id"]
+    ]
     assert len(completed) == 1
     event = completed[0]
     assert event["headers"]["ce-type"] == "export.completed" and event["headers"]["ce-source"] == "model-exporter"
     assert event["data"]["export"]["status"] == "succeeded" and event["data"]["export"]["parity"][0]["passed"]
-    steps = [e["data"]["job"]["progress"]["step"] for e in read_events(rs.nats_url, "dyag.events.job.progress", expect=5)
-             if e["data"]["job"]["id"] == export["job_id"]]
-    assert any("merging" in s for s in steps) and any("quantizing to q8_0" in s for s in steps) and any("parity gate" in s for s in steps)
+    steps = [
+        e["data"]["job"]["progress"]["step"]
+        for e in read_events(rs.nats_url, "dyag.events.job.progress", expect=5)
+        if e["data"]["job"]["id"] == export["job_id"]
+    ]
+    assert (
+        any("merging" in s for s in steps)
+        and any("quantizing to q8_0" in s for s in steps)
+        and any("parity gate" in s for s in steps)
+    )
 
 
 @pytest.mark.parametrize(
@@ -154,13 +236,23 @@ def test_an_export_that_cannot_run_fails_with_the_reason(running_stack, tmp_path
     rs = running_stack
     adapter = tmp_path / "adapter"
     adapter.mkdir()
-    (adapter / "adapter_config.json").write_text('{"peft_type": "LORA", "base_model_name_or_path": "SmolLM2-135M-Instruct"}')
+    (adapter / "adapter_config.json").write_text(
+        '{"peft_type": "LORA", "base_model_name_or_path": "SmolLM2-135M-Instruct"}'
+    )
     (adapter / "adapter_model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}")
-    reply = rs.http.post("/exports", json={"adapter_dir": str(adapter), "base_model": "default",
-                                           "probes": [{"question": "Quel est le domaine de INSPECTA ?"}]})
+    reply = rs.http.post(
+        "/exports",
+        json={
+            "adapter_dir": str(adapter),
+            "base_model": "default",
+            "probes": [{"question": "Quel est le domaine de INSPECTA ?"}],
+        },
+    )
     assert reply.status_code == 202, reply.text
     job = rs.wait_job(reply.json()["id"], timeout=120)
-    assert job["status"] == "failed" and "adapter_model.safetensors" in job["error"] and "damaged" in job["error"], job["error"]
+    assert job["status"] == "failed" and "adapter_model.safetensors" in job["error"] and "damaged" in job["error"], job[
+        "error"
+    ]
 
 
 def start_export(rs, model: dict, **params) -> str:
@@ -187,7 +279,9 @@ def test_an_export_cancelled_mid_way_ends_cancelled_and_registers_nothing(runnin
     assert rs.http.post(f"/jobs/{job_id}/cancel").status_code in (200, 202)
     job = rs.wait_job(job_id, timeout=180)
     assert job["status"] == "cancelled", job
-    assert not [e for e in rs.http.get("/exports", params={"model_id": model["id"]}).json()["exports"] if e["job_id"] == job_id]
+    assert not [
+        e for e in rs.http.get("/exports", params={"model_id": model["id"]}).json()["exports"] if e["job_id"] == job_id
+    ]
 
 
 def test_an_export_whose_service_is_killed_resumes_without_merging_again(running_stack, model, exported):

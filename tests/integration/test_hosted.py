@@ -16,20 +16,40 @@ from tests.integration.conftest import read_events
 pytestmark = pytest.mark.integration
 
 SYSTEM = "Tu es un assistant expert en applications SI."
-GUIDE_QUESTIONS = ["Qu'est-ce que l'application 6tzen ?", "Quel est le statut de 8-SINP ?", "Liste les applications du domaine biodiversité"]
+GUIDE_QUESTIONS = [
+    "Qu'est-ce que l'application 6tzen ?",
+    "Quel est le statut de 8-SINP ?",
+    "Liste les applications du domaine biodiversité",
+]
 BASE = "gpt-4o-mini-2024-07-18"
 
 
 def line(question: str, answer: str) -> str:
-    return json.dumps({"messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question},
-                                    {"role": "assistant", "content": answer}]}, ensure_ascii=False)
+    return json.dumps(
+        {
+            "messages": [
+                {"role": "system", "content": SYSTEM},
+                {"role": "user", "content": question},
+                {"role": "assistant", "content": answer},
+            ]
+        },
+        ensure_ascii=False,
+    )
 
 
 def dataset(tag: str, n: int = 30) -> tuple[str, str]:
     """A small, valid train and validation file, unique to `tag` (so its upload is not shared with other tests)."""
-    train = [line(f"Quel est le statut de APP-{tag}-{i} ?", f"L'application APP-{tag}-{i} est en production depuis {2000 + i} "
-                  f"et sert le domaine numéro {i % 7} du ministère.") for i in range(n)]
-    validation = [line(f"Que fait APP-{tag}-{i} ?", f"APP-{tag}-{i} gère les dossiers du domaine {i % 5}.") for i in range(5)]
+    train = [
+        line(
+            f"Quel est le statut de APP-{tag}-{i} ?",
+            f"L'application APP-{tag}-{i} est en production depuis {2000 + i} "
+            f"et sert le domaine numéro {i % 7} du ministère.",
+        )
+        for i in range(n)
+    ]
+    validation = [
+        line(f"Que fait APP-{tag}-{i} ?", f"APP-{tag}-{i} gère les dossiers du domaine {i % 5}.") for i in range(5)
+    ]
     return "\n".join(train) + "\n", "\n".join(validation) + "\n"
 
 
@@ -41,7 +61,9 @@ def submit(rs, expect: int = 202, **body) -> dict:
 
 def train_uploaded(rs, tag: str, **body) -> dict:
     train, validation = dataset(tag)
-    return submit(rs, train=train, validation=validation, name=f"{tag}.jsonl", base_model=body.pop("base_model", BASE), **body)
+    return submit(
+        rs, train=train, validation=validation, name=f"{tag}.jsonl", base_model=body.pop("base_model", BASE), **body
+    )
 
 
 def progress_events(rs, job_id: str, expect: int = 1) -> list[dict]:
@@ -69,8 +91,14 @@ def wait_until(predicate, timeout: float = 30.0, what: str = "condition"):
 
 def test_a_whole_job_from_a_built_dataset_to_a_tested_model(running_stack, sample_catalog_bytes):
     rs = running_stack
-    assert rs.http.post("/catalogs", files={"file": ("c.json", sample_catalog_bytes)}, data={"name": "hosted"}).status_code in (200, 201)
-    built = rs.wait_job(rs.http.post("/datasets", json={"catalog": "hosted", "num_questions": 200, "seed": 11, "split_strategy": "entity"}).json()["id"])
+    assert rs.http.post(
+        "/catalogs", files={"file": ("c.json", sample_catalog_bytes)}, data={"name": "hosted"}
+    ).status_code in (200, 201)
+    built = rs.wait_job(
+        rs.http.post(
+            "/datasets", json={"catalog": "hosted", "num_questions": 200, "seed": 11, "split_strategy": "entity"}
+        ).json()["id"]
+    )
     dataset_id = built["result"]["dataset_id"]
     ds = rs.http.get(f"/datasets/{dataset_id}").json()
 
@@ -93,7 +121,9 @@ def test_a_whole_job_from_a_built_dataset_to_a_tested_model(running_stack, sampl
     result = done["result"]
     model_id = result["model_id"]
     assert model_id.startswith(f"ft:{BASE}:fake-org:whole:") and result["target"] == f"openai:{model_id}"
-    assert any("train_loss" in (e.get("progress") or {}).get("metrics", {}) for e in seen), "no metric reached the job stream"
+    assert any("train_loss" in (e.get("progress") or {}).get("metrics", {}) for e in seen), (
+        "no metric reached the job stream"
+    )
 
     # The remote calls: one upload per split (purpose fine-tune), one job with the Annex A preset.
     fake = rs.fine_tuning
@@ -101,16 +131,27 @@ def test_a_whole_job_from_a_built_dataset_to_a_tested_model(running_stack, sampl
     assert len(created) == 1
     remote = fake.jobs[created[0]["info"]["job_id"]].body
     n_train = ds["split_counts"]["train"]
-    assert remote["hyperparameters"] == {"n_epochs": 8, "batch_size": 3, "learning_rate_multiplier": 2.0}  # < 500 examples
+    assert remote["hyperparameters"] == {
+        "n_epochs": 8,
+        "batch_size": 3,
+        "learning_rate_multiplier": 2.0,
+    }  # < 500 examples
     assert ds["split_counts"]["validation"] > 0
     assert remote["seed"] == 7 and remote["validation_file"] and remote["metadata"]["dyag_plan"] == result["plan_key"]
     train_file = fake.files[remote["training_file"]]
-    assert train_file["purpose"] == "fine-tune" and len(fake.file_contents[remote["training_file"]].splitlines()) == n_train
+    assert (
+        train_file["purpose"] == "fine-tune"
+        and len(fake.file_contents[remote["training_file"]].splitlines()) == n_train
+    )
 
     # The registry: lineage, cost, smoke test (the guide's step 4.5 questions).
     model = rs.http.get(f"/hosted/models/{model_id}").json()
     assert model["target"] == f"openai:{model_id}" and model["base_model"] == BASE and model["job_id"] == job["id"]
-    assert model["dataset_id"] == dataset_id and model["catalog"] == "hosted" and model["catalog_version"] == ds["catalog_version"]
+    assert (
+        model["dataset_id"] == dataset_id
+        and model["catalog"] == "hosted"
+        and model["catalog_version"] == ds["catalog_version"]
+    )
     assert model["train_hash"].startswith("sha256:") and model["validation_hash"].startswith("sha256:")
     assert model["hyperparameters"] == {"n_epochs": 8, "batch_size": 3, "learning_rate_multiplier": 2.0}
     assert model["cost"]["estimated_usd"] > 0 and model["cost"]["epochs"] == 8 and model["cost"]["trained_tokens"] > 0
@@ -131,12 +172,16 @@ def test_a_whole_job_from_a_built_dataset_to_a_tested_model(running_stack, sampl
     assert steps == [1, 2, 3, 4] and all(e["total_steps"] == 4 for e in events if e.get("step"))
     assert all("valid_loss" in e and "train_mean_token_accuracy" in e for e in events if e.get("step"))
     assert {"validating_files", "queued", "running", "succeeded"} <= {e["status"] for e in events}
-    registered = [e for e in read_events(rs.nats_url, "dyag.events.model.registered") if e["data"]["model_id"] == model_id]
+    registered = [
+        e for e in read_events(rs.nats_url, "dyag.events.model.registered") if e["data"]["model_id"] == model_id
+    ]
     assert registered and registered[0]["data"]["target"] == f"openai:{model_id}"
 
     # The model is a target other services can use: "openai:<id>" through the platform's chat-model interface.
     llm = pytest.importorskip("dyag_llm")
-    chat = llm.open_chat_model(model["target"], llm.LLMSettings(OPENAI_BASE_URL=fake.base_url, OPENAI_API_KEY=fake.api_key))
+    chat = llm.open_chat_model(
+        model["target"], llm.LLMSettings(OPENAI_BASE_URL=fake.base_url, OPENAI_API_KEY=fake.api_key)
+    )
     assert model_id in chat.chat([{"role": "user", "content": "Quel est le statut de 8-SINP ?"}]).text
 
 
@@ -159,7 +204,10 @@ def test_rate_limit_then_server_error_then_success(running_stack):
     assert any("HTTP 503" in m for m in logs)  # monitoring retried too
     # The create whose answer was lost was retried, and the retry found the job it had made: one job, paid once.
     assert [c["status"] for c in creates(rs, "retry")] == [502]
-    assert len(fake.jobs_with_suffix("retry")) == 1 and done["result"]["remote_job_id"] == fake.jobs_with_suffix("retry")[0]["id"]
+    assert (
+        len(fake.jobs_with_suffix("retry")) == 1
+        and done["result"]["remote_job_id"] == fake.jobs_with_suffix("retry")[0]["id"]
+    )
 
 
 def test_a_job_that_fails_remotely(running_stack):
@@ -191,8 +239,14 @@ def test_the_service_killed_mid_job_resumes_monitoring_after_a_restart(running_s
     fake.script("restart", JobScript(steps=6, hold_at_step=2))
     uploads_before = len(uploads(rs))
     job = train_uploaded(rs, "restart", suffix="restart")
-    remote = wait_until(lambda: next((j for j in fake.jobs_with_suffix("restart") if fake.job_step(j["id"]) >= 2), None), 30, "step 2")
-    wait_until(lambda: rs.http.get(f"/jobs/{job['id']}").json()["progress"].get("metrics", {}).get("remote_step") == 2, 10, "progress at step 2")
+    remote = wait_until(
+        lambda: next((j for j in fake.jobs_with_suffix("restart") if fake.job_step(j["id"]) >= 2), None), 30, "step 2"
+    )
+    wait_until(
+        lambda: rs.http.get(f"/jobs/{job['id']}").json()["progress"].get("metrics", {}).get("remote_step") == 2,
+        10,
+        "progress at step 2",
+    )
 
     rs.stack.kill("openai-trainer")
     fake.release("restart")
@@ -224,7 +278,9 @@ def test_a_duplicate_submission_reuses_the_upload_and_the_job(running_stack):
 
     # Other parameters, same data: the upload is reused, a new remote job is made.
     other = rs.wait_job(train_uploaded(rs, "dup", suffix="dup", hyperparameters={"n_epochs": 2})["id"], timeout=60)
-    assert other["status"] == "succeeded" and other["result"]["reused_upload"] and not other["result"]["reused_remote_job"]
+    assert (
+        other["status"] == "succeeded" and other["result"]["reused_upload"] and not other["result"]["reused_remote_job"]
+    )
     assert len(uploads(rs)) == n_uploads and len(creates(rs, "dup")) == 2
     assert other["result"]["model_id"] != first["result"]["model_id"]
 
@@ -234,7 +290,11 @@ def test_the_cost_budget_refuses_a_job_before_upload(running_stack):
     n_uploads = len(uploads(rs))
     expensive = rs.wait_job(train_uploaded(rs, "budget", base_model=EXPENSIVE_MODEL)["id"], timeout=60)
     assert expensive["status"] == "failed"
-    assert "budget gate" in expensive["error"] and "DYAG_OPENAI_BUDGET_USD" in expensive["error"] and "ignore_budget" in expensive["error"]
+    assert (
+        "budget gate" in expensive["error"]
+        and "DYAG_OPENAI_BUDGET_USD" in expensive["error"]
+        and "ignore_budget" in expensive["error"]
+    )
     assert "estimated cost" in expensive["error"]
     lower = rs.wait_job(train_uploaded(rs, "budget", gates={"budget_usd": 0.000001})["id"], timeout=60)
     assert lower["status"] == "failed" and "budget gate" in lower["error"]
@@ -246,13 +306,17 @@ def test_personal_data_blocks_the_upload_unless_redacted(running_stack):
     train, validation = dataset("pii")
     train += line("Qui contacter pour GEOVAL ?", "Contactez claire.martin@example.gouv.fr ou le 01 23 45 67 89.") + "\n"
     n_uploads = len(uploads(rs))
-    blocked = rs.wait_job(submit(rs, train=train, validation=validation, base_model=BASE, suffix="pii")["id"], timeout=60)
+    blocked = rs.wait_job(
+        submit(rs, train=train, validation=validation, base_model=BASE, suffix="pii")["id"], timeout=60
+    )
     assert blocked["status"] == "failed"
     assert "pii gate" in blocked["error"] and "redact_pii" in blocked["error"] and "allow_pii" in blocked["error"]
     assert len(uploads(rs)) == n_uploads, "personal data was uploaded"
 
-    redacted = rs.wait_job(submit(rs, train=train, validation=validation, base_model=BASE, suffix="pii",
-                                  gates={"redact_pii": True})["id"], timeout=60)
+    redacted = rs.wait_job(
+        submit(rs, train=train, validation=validation, base_model=BASE, suffix="pii", gates={"redact_pii": True})["id"],
+        timeout=60,
+    )
     assert redacted["status"] == "succeeded", redacted["error"]
     sent = b"".join(rs.fine_tuning.file_contents[c["info"]["file_id"]] for c in uploads(rs)[n_uploads:])
     assert b"claire.martin" not in sent and b"01 23 45 67 89" not in sent and b"[EMAIL]" in sent
@@ -270,7 +334,9 @@ def test_cancel_cancels_the_remote_job(running_stack):
     fake = rs.fine_tuning
     fake.script("cancel", JobScript(steps=5, hold_at_step=1))
     job = train_uploaded(rs, "cancel", suffix="cancel")
-    remote = wait_until(lambda: next((j for j in fake.jobs_with_suffix("cancel") if j["status"] == "running"), None), 30, "running")
+    remote = wait_until(
+        lambda: next((j for j in fake.jobs_with_suffix("cancel") if j["status"] == "running"), None), 30, "running"
+    )
     assert rs.http.post(f"/jobs/{job['id']}/cancel").json()["cancel_requested"]
     assert rs.wait_job(job["id"], timeout=30)["status"] == "cancelled"
     assert fake.jobs[remote["id"]].body["status"] == "cancelled"
@@ -312,7 +378,9 @@ def test_the_api_key_is_never_in_logs_events_artifacts_or_job_records(running_st
     key = rs.fine_tuning.api_key
     assert any(r["path"].startswith("/v1/") for r in rs.fine_tuning.requests), "the provider was never called"
     home = Path(rs.stack.config.home)
-    found = [str(p) for p in home.rglob("*") if p.is_file() and key.encode() in p.read_bytes()]  # logs, data, artifacts, NATS store
+    found = [
+        str(p) for p in home.rglob("*") if p.is_file() and key.encode() in p.read_bytes()
+    ]  # logs, data, artifacts, NATS store
     assert not found, f"the API key is in {found}"
     events = read_events(rs.nats_url, "dyag.events.>", expect=10)
     assert events and not [e for e in events if key in json.dumps(e)]

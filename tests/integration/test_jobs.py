@@ -25,7 +25,9 @@ def big_catalog(n: int) -> bytes:
             "nom long": f"Application de gestion numéro {i}",
             "statut si": statuses[i % 4],
             "portee geographique": "Nationale" if i % 3 else "Régionale",
-            "domaines et sous domaines": [{"domaine metier": domains[i % 6], "sous domaine metier": f"Sous-domaine {i % 11}"}],
+            "domaines et sous domaines": [
+                {"domaine metier": domains[i % 6], "sous domaine metier": f"Sous-domaine {i % 11}"}
+            ],
             "acteurs": [{"role d acteur": "MOA", "acteur": f"DIR/SERVICE-{i % 37}"}],
         }
         for i in range(n)
@@ -89,9 +91,15 @@ def test_build_a_dataset_and_follow_its_progress(running_stack, sample_catalog_b
     alpaca = rs.http.get(f"/datasets/{dataset['id']}/files/train/alpaca").json()
     assert len(alpaca) == 800 and set(alpaca[0]) == {"instruction", "input", "output"}
 
-    built = [e for e in read_events(rs.nats_url, "dyag.events.dataset.built") if e["data"]["dataset_id"] == dataset["id"]]
+    built = [
+        e for e in read_events(rs.nats_url, "dyag.events.dataset.built") if e["data"]["dataset_id"] == dataset["id"]
+    ]
     assert built and built[0]["headers"]["ce-correlationid"] == job["correlation_id"]
-    kinds = {e["headers"]["ce-type"] for e in read_events(rs.nats_url, "dyag.events.job.>", expect=3) if e["headers"]["ce-subject"] == job["id"]}
+    kinds = {
+        e["headers"]["ce-type"]
+        for e in read_events(rs.nats_url, "dyag.events.job.>", expect=3)
+        if e["headers"]["ce-subject"] == job["id"]
+    }
     assert {"job.queued", "job.started", "job.succeeded"} <= kinds
 
 
@@ -126,7 +134,9 @@ def test_cancel_needs_a_known_job(running_stack):
     assert reply.status_code == 404 and "dataset-builder-0000000000000000" in reply.json()["error"]["message"]
 
 
-def test_a_new_catalog_version_rebuilds_the_dataset_once_even_if_the_event_is_redelivered(running_stack, sample_catalog_bytes):
+def test_a_new_catalog_version_rebuilds_the_dataset_once_even_if_the_event_is_redelivered(
+    running_stack, sample_catalog_bytes
+):
     rs = running_stack
     v1 = upload(rs, "retrain", sample_catalog_bytes)
     first = rs.wait_job(start_build(rs, "retrain", num_questions=600)["id"])
@@ -154,7 +164,11 @@ def test_a_new_catalog_version_rebuilds_the_dataset_once_even_if_the_event_is_re
     assert dataset["base_dataset_id"] == base_id and 0 < dataset["regenerated_examples"] < 600
 
     # Redeliver the same catalog.updated event (same ce-id, past JetStream's duplicate filter).
-    event = next(e for e in read_events(rs.nats_url, "dyag.events.catalog.updated", expect=2) if e["data"]["version"] == v2["version"])
+    event = next(
+        e
+        for e in read_events(rs.nats_url, "dyag.events.catalog.updated", expect=2)
+        if e["data"]["version"] == v2["version"]
+    )
 
     async def redeliver() -> None:
         nc = await nats.connect(rs.nats_url)
@@ -171,7 +185,9 @@ def test_a_new_catalog_version_rebuilds_the_dataset_once_even_if_the_event_is_re
 def test_building_from_an_unknown_catalog_or_with_bad_parameters_is_refused(running_stack, sample_catalog_bytes):
     rs = running_stack
     upload(rs, "params", sample_catalog_bytes)
-    upload(rs, "names-only", json.dumps({"applicationsia mini": [{"id": i, "nom": f"APP-{i}"} for i in range(5)]}).encode())
+    upload(
+        rs, "names-only", json.dumps({"applicationsia mini": [{"id": i, "nom": f"APP-{i}"} for i in range(5)]}).encode()
+    )
     cases = [
         ({"catalog": "names-only"}, 422, "only names are not enough"),
         ({"catalog": "nope"}, 404, "nope"),

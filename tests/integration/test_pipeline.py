@@ -23,13 +23,24 @@ import pytest
 pytestmark = pytest.mark.integration
 
 NAME = "pipeline_sample"  # a catalog of its own: the other modules' applications_ia collection is left alone
-TINY = {"num_questions": 120, "max_steps": 2, "max_eval_questions": 3, "eval_max_tokens": 24, "skip_similarity": True,
-        "rag_llm": "ollama:applications-ia", "training_config": {"checkpoint_steps": 1}}
+TINY = {
+    "num_questions": 120,
+    "max_steps": 2,
+    "max_eval_questions": 3,
+    "eval_max_tokens": 24,
+    "skip_similarity": True,
+    "rag_llm": "ollama:applications-ia",
+    "training_config": {"checkpoint_steps": 1},
+}
 
 
 def catalog_body(sample_catalog_bytes: bytes, **extra) -> dict:
-    return {"catalog": NAME, "catalog_base64": base64.b64encode(sample_catalog_bytes).decode(),
-            "catalog_filename": "applicationsIA_mini_normalized.json", **extra}
+    return {
+        "catalog": NAME,
+        "catalog_base64": base64.b64encode(sample_catalog_bytes).decode(),
+        "catalog_filename": "applicationsIA_mini_normalized.json",
+        **extra,
+    }
 
 
 def start(rs, body: dict) -> dict:
@@ -55,8 +66,10 @@ def wait(rs, pipeline_id: str, until, timeout: float = 240.0, what: str = "") ->
             if until(pipeline):
                 return pipeline
         time.sleep(0.3)
-    raise AssertionError(f"pipeline {pipeline_id}: {what or 'condition'} not reached in {timeout} s: "
-                         f"{json.dumps({k: pipeline.get(k) for k in ('status', 'error', 'steps')})[:3000]}")
+    raise AssertionError(
+        f"pipeline {pipeline_id}: {what or 'condition'} not reached in {timeout} s: "
+        f"{json.dumps({k: pipeline.get(k) for k in ('status', 'error', 'steps')})[:3000]}"
+    )
 
 
 def ended(pipeline: dict) -> bool:
@@ -69,6 +82,7 @@ def steps(pipeline: dict) -> dict[str, dict]:
 
 # --- bad input ------------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("body", "status", "code", "words"),
     [
@@ -78,8 +92,12 @@ def steps(pipeline: dict) -> dict[str, dict]:
         ({"catalog": NAME, "max_eval_questions": -1}, 422, "invalid_request", "max_eval_questions"),
         ({"catalog": NAME, "targets": ["base", "gpt-5"]}, 422, "invalid_request", "targets"),
         ({"catalog": NAME, "skip": ["train"]}, 422, "invalid_request", "model_id"),
-        ({"catalog": NAME, "skip": ["train"], "model_id": "lora-0000000000000000", "targets": ["fine_tuned"]}, 404,
-         "model_not_found", "lora-0000000000000000"),
+        (
+            {"catalog": NAME, "skip": ["train"], "model_id": "lora-0000000000000000", "targets": ["fine_tuned"]},
+            404,
+            "model_not_found",
+            "lora-0000000000000000",
+        ),
         ({"catalog": NAME, "training_config": {"no_such_option": 1}}, 422, "invalid_config", "no_such_option"),
         ({"catalog": NAME, "training_config": {"learning_rate": 5}}, 422, "invalid_config", "learning_rate"),
         ({}, 422, "invalid_request", "give a catalog"),
@@ -87,9 +105,21 @@ def steps(pipeline: dict) -> dict[str, dict]:
         ({"catalog": "x", "catalog_base64": "%%%"}, 422, "invalid_catalog_base64", "base64"),
         ({"catalog": "x", "catalog_content": "[" + "1," * 1_100_000 + "1]"}, 413, "too_large", "upload limit"),
     ],
-    ids=["unknown-catalog", "unknown-version", "negative-count", "negative-eval", "unknown-target", "skip-train-no-model",
-         "unknown-model", "unknown-training-option", "bad-learning-rate", "no-catalog", "unreadable-catalog", "bad-base64",
-         "too-large"],
+    ids=[
+        "unknown-catalog",
+        "unknown-version",
+        "negative-count",
+        "negative-eval",
+        "unknown-target",
+        "skip-train-no-model",
+        "unknown-model",
+        "unknown-training-option",
+        "bad-learning-rate",
+        "no-catalog",
+        "unreadable-catalog",
+        "bad-base64",
+        "too-large",
+    ],
 )
 def test_bad_input_is_refused_with_a_clear_error(running_stack, stored_catalog, body, status, code, words):
     reply = running_stack.http.post("/pipelines", json=body)
@@ -101,8 +131,12 @@ def test_bad_input_is_refused_with_a_clear_error(running_stack, stored_catalog, 
 
 def test_unknown_pipelines_and_api_keys(running_stack):
     rs = running_stack
-    for method, path in (("get", "/pipelines/pipeline-0000000000000000"), ("post", "/pipelines/pipeline-0000000000000000/cancel"),
-                         ("get", "/pipelines/pipeline-0000000000000000/report.html"), ("get", "/pipelines/pipeline-0000000000000000/events")):
+    for method, path in (
+        ("get", "/pipelines/pipeline-0000000000000000"),
+        ("post", "/pipelines/pipeline-0000000000000000/cancel"),
+        ("get", "/pipelines/pipeline-0000000000000000/report.html"),
+        ("get", "/pipelines/pipeline-0000000000000000/events"),
+    ):
         reply = getattr(rs.http, method)(path)
         assert reply.status_code == 404 and reply.json()["error"]["code"] == "pipeline_not_found", (path, reply.text)
         assert "pipeline-0000000000000000" in reply.json()["error"]["message"]
@@ -112,17 +146,21 @@ def test_unknown_pipelines_and_api_keys(running_stack):
 
 @pytest.fixture(scope="module")
 def stored_catalog(running_stack, sample_catalog_bytes) -> str:
-    reply = running_stack.http.post("/catalogs", files={"file": ("applicationsIA_mini_normalized.json", sample_catalog_bytes)},
-                                    data={"name": NAME})
+    reply = running_stack.http.post(
+        "/catalogs", files={"file": ("applicationsIA_mini_normalized.json", sample_catalog_bytes)}, data={"name": NAME}
+    )
     assert reply.status_code in (200, 201), reply.text
     return reply.json()["version"]
 
 
 # --- a failing step, a cancel -----------------------------------------------------------------------------------------
 
+
 def test_a_failing_step_ends_the_pipeline_failed_and_keeps_what_is_done(running_stack, sample_catalog_bytes):
     # max_seq_len 16 passes the trainer's checks, and every example is longer: the training job fails.
-    body = catalog_body(sample_catalog_bytes, num_questions=60, skip=["index", "evaluate"], training_config={"max_seq_len": 16})
+    body = catalog_body(
+        sample_catalog_bytes, num_questions=60, skip=["index", "evaluate"], training_config={"max_seq_len": 16}
+    )
     pipeline = wait(running_stack, start(running_stack, body)["id"], ended, what="its end")
     by = steps(pipeline)
     assert pipeline["status"] == "failed" and pipeline["failed_step"] == "train"
@@ -160,22 +198,47 @@ def test_cancel_a_pipeline(running_stack, stored_catalog):
 
 # --- the whole workflow ---------------------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_the_whole_workflow_with_dyag_run_survives_a_gateway_restart(running_stack, sample_catalog_path, tmp_path):
     rs = running_stack
     key = (rs.stack.config.home / "api-key").read_text().strip()
     env = {**os.environ, "DYAG_URL": rs.stack.config.gateway_url, "DYAG_API_KEY": key, "COLUMNS": "200"}
     out = tmp_path / "evaluation"
-    argv = [sys.executable, "-m", "dyag_cli.main", "run", str(sample_catalog_path), "--name", NAME, "--no-start", "--out", str(out),
-            "--num-questions", str(TINY["num_questions"]), "--max-steps", str(TINY["max_steps"]),
-            "--max-eval-questions", str(TINY["max_eval_questions"]), "--rag-llm", TINY["rag_llm"],
-            "--eval-max-tokens", str(TINY["eval_max_tokens"]), "--no-similarity"]
+    argv = [
+        sys.executable,
+        "-m",
+        "dyag_cli.main",
+        "run",
+        str(sample_catalog_path),
+        "--name",
+        NAME,
+        "--no-start",
+        "--out",
+        str(out),
+        "--num-questions",
+        str(TINY["num_questions"]),
+        "--max-steps",
+        str(TINY["max_steps"]),
+        "--max-eval-questions",
+        str(TINY["max_eval_questions"]),
+        "--rag-llm",
+        TINY["rag_llm"],
+        "--eval-max-tokens",
+        str(TINY["eval_max_tokens"]),
+        "--no-similarity",
+    ]
     cli = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         # The pipeline dyag run started: kill the gateway while its training job runs, then start it again.
         found = _newest_pipeline(rs, timeout=60)
-        training = wait(rs, found, lambda p: steps(p)["train"]["status"] == "running" and bool(steps(p)["train"]["job_id"]),
-                        timeout=180, what="the training running")
+        training = wait(
+            rs,
+            found,
+            lambda p: steps(p)["train"]["status"] == "running" and bool(steps(p)["train"]["job_id"]),
+            timeout=180,
+            what="the training running",
+        )
         train_job = steps(training)["train"]["job_id"]
         rs.stack.kill("gateway")
         rs.stack.restart("gateway")
@@ -191,16 +254,27 @@ def test_the_whole_workflow_with_dyag_run_survives_a_gateway_restart(running_sta
     # Resumed by the restarted gateway, re-attached to the same training job (never started twice).
     assert final["attempts"] == 2 and by["train"]["job_id"] == train_job
     assert any("resumed" in line["message"] for line in final["logs"])
-    trainings = [j for j in rs.http.get("/jobs", params={"kind": "train.lora", "limit": 200}).json()["jobs"]
-                 if j["correlation_id"] == final["correlation_id"]]
+    trainings = [
+        j
+        for j in rs.http.get("/jobs", params={"kind": "train.lora", "limit": 200}).json()["jobs"]
+        if j["correlation_id"] == final["correlation_id"]
+    ]
     assert [j["id"] for j in trainings] == [train_job]
     # Every step ran, each a job of its service (or one RPC), with timings.
-    assert all(s["status"] == "succeeded" for s in final["steps"]), {n: (s["status"], s["error"]) for n, s in by.items()}
+    assert all(s["status"] == "succeeded" for s in final["steps"]), {
+        n: (s["status"], s["error"]) for n, s in by.items()
+    }
     assert {n: by[n]["job_id"].split("-")[0] for n in ("build", "train", "index", "evaluate_base")} == {
-        "build": "dataset", "train": "gpu", "index": "rag", "evaluate_base": "evaluator"}
+        "build": "dataset",
+        "train": "gpu",
+        "index": "rag",
+        "evaluate_base": "evaluator",
+    }
     assert all(by[n]["seconds"] is not None for n in by)
     # 120 questions: most facts have one phrasing, so whole question types miss the test split; the build says so.
-    assert any(w.startswith("test: no question of type") for w in by["build"]["result"]["warnings"]), by["build"]["result"]
+    assert any(w.startswith("test: no question of type") for w in by["build"]["result"]["warnings"]), by["build"][
+        "result"
+    ]
     assert "⚠ test: no question of type" in output
     summaries = {t: by[f"evaluate_{t}"]["result"]["summary"] for t in ("base", "fine_tuned", "rag")}
     assert all(s["questions"] == TINY["max_eval_questions"] for s in summaries.values()), summaries
@@ -236,15 +310,37 @@ def test_a_two_application_catalog_in_english_runs_with_no_size_given(running_st
     """A user's own small export (a bare list, English field names, no contacts): the dataset is sized to it, RAG answers
     from its records, grounded answers too; nothing is asked of the user (no num_questions)."""
     apps = [
-        {"id": 1, "name": "ALPHA", "long name": "Alpha booking service", "description": "Books meeting rooms for the staff.",
-         "status": "En production", "scope": "Nationale", "domains": [{"domain": "Support", "subdomain": "Rooms"}],
-         "sites": [{"url": "https://alpha.example.org/", "kind": "Main site"}], "actors": [{"actor": "IT/OPS", "role": "MOE"}]},
-        {"id": 2, "name": "BETA", "long name": "Beta payroll", "description": "Computes the monthly payroll.",
-         "status": "En construction", "scope": "Régionale", "domains": [{"domain": "Finance"}]},
+        {
+            "id": 1,
+            "name": "ALPHA",
+            "long name": "Alpha booking service",
+            "description": "Books meeting rooms for the staff.",
+            "status": "En production",
+            "scope": "Nationale",
+            "domains": [{"domain": "Support", "subdomain": "Rooms"}],
+            "sites": [{"url": "https://alpha.example.org/", "kind": "Main site"}],
+            "actors": [{"actor": "IT/OPS", "role": "MOE"}],
+        },
+        {
+            "id": 2,
+            "name": "BETA",
+            "long name": "Beta payroll",
+            "description": "Computes the monthly payroll.",
+            "status": "En construction",
+            "scope": "Régionale",
+            "domains": [{"domain": "Finance"}],
+        },
     ]
-    body = {"catalog": "tiny_en", "catalog_base64": base64.b64encode(json.dumps(apps).encode()).decode(),
-            "catalog_filename": "tiny.json", "skip": ["train"], "targets": ["rag", "grounded"], "max_eval_questions": 6,
-            "skip_similarity": True, "rag_llm": "ollama:applications-ia"}
+    body = {
+        "catalog": "tiny_en",
+        "catalog_base64": base64.b64encode(json.dumps(apps).encode()).decode(),
+        "catalog_filename": "tiny.json",
+        "skip": ["train"],
+        "targets": ["rag", "grounded"],
+        "max_eval_questions": 6,
+        "skip_similarity": True,
+        "rag_llm": "ollama:applications-ia",
+    }
     pipeline = wait(running_stack, start(running_stack, body)["id"], ended, timeout=300, what="the end")
     assert pipeline["status"] == "succeeded", pipeline.get("error")
     build = steps(pipeline)["build"]["result"]
@@ -256,9 +352,23 @@ def test_a_two_application_catalog_in_english_runs_with_no_size_given(running_st
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("shape", ["1 application", "10 applications", "1,000 applications", "CSV", "JSONL", "English field names", "no contacts field",
-                                   "only names and descriptions", "two applications sharing a name", "a 10,000-word description",
-                                   "50 domains", "many empty placeholders"])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        "1 application",
+        "10 applications",
+        "1,000 applications",
+        "CSV",
+        "JSONL",
+        "English field names",
+        "no contacts field",
+        "only names and descriptions",
+        "two applications sharing a name",
+        "a 10,000-word description",
+        "50 domains",
+        "many empty placeholders",
+    ],
+)
 def test_the_pipeline_runs_on_the_shapes_real_exports_have(running_stack, shape):
     """The user's own export, with no size given: each shape goes through the real pipeline (tiny: no training, RAG and
     grounded answers evaluated on a few questions) and succeeds."""
@@ -266,8 +376,16 @@ def test_the_pipeline_runs_on_the_shapes_real_exports_have(running_stack, shape)
 
     data, filename = SHAPES[shape]()
     name = "shape_" + "".join(c if c.isalnum() else "_" for c in shape.lower())[:40].strip("_")
-    body = {"catalog": name, "catalog_base64": base64.b64encode(data).decode(), "catalog_filename": filename, "skip": ["train"],
-            "targets": ["rag", "grounded"], "max_eval_questions": 4, "skip_similarity": True, "rag_llm": "ollama:applications-ia"}
+    body = {
+        "catalog": name,
+        "catalog_base64": base64.b64encode(data).decode(),
+        "catalog_filename": filename,
+        "skip": ["train"],
+        "targets": ["rag", "grounded"],
+        "max_eval_questions": 4,
+        "skip_similarity": True,
+        "rag_llm": "ollama:applications-ia",
+    }
     pipeline = wait(running_stack, start(running_stack, body)["id"], ended, timeout=300, what="the end")
     assert pipeline["status"] == "succeeded", (shape, pipeline.get("error"))
     assert steps(pipeline)["build"]["result"]["sizing"], shape
@@ -276,8 +394,14 @@ def test_the_pipeline_runs_on_the_shapes_real_exports_have(running_stack, shape)
 
 def test_a_catalog_of_names_only_stops_before_any_heavy_step_saying_what_to_change(running_stack):
     names = json.dumps([{"id": i, "nom": f"APP{i}"} for i in range(5)]).encode()
-    reply = running_stack.http.post("/pipelines", json={"catalog": "names_only", "catalog_base64": base64.b64encode(names).decode(),
-                                                        "catalog_filename": "names.json"})
+    reply = running_stack.http.post(
+        "/pipelines",
+        json={
+            "catalog": "names_only",
+            "catalog_base64": base64.b64encode(names).decode(),
+            "catalog_filename": "names.json",
+        },
+    )
     if reply.status_code == 202:  # refused by the build, before training: the pipeline ends failed at that step
         pipeline = wait(running_stack, reply.json()["id"], ended, timeout=120, what="the end")
         assert pipeline["status"] == "failed" and steps(pipeline)["train"]["status"] != "succeeded"

@@ -30,7 +30,11 @@ COLLECTION = "applications_ia"
 def indexed(running_stack, sample_catalog_bytes):
     """The sample catalog stored as applications_ia and indexed into the collection of the same name."""
     rs = running_stack
-    reply = rs.http.post("/catalogs", files={"file": ("applicationsIA_mini_normalized.json", sample_catalog_bytes)}, data={"name": COLLECTION})
+    reply = rs.http.post(
+        "/catalogs",
+        files={"file": ("applicationsIA_mini_normalized.json", sample_catalog_bytes)},
+        data={"name": COLLECTION},
+    )
     assert reply.status_code in (200, 201), reply.text
     job = rs.http.post(f"/rag/{COLLECTION}/index", json={}).json()
     assert job["kind"] == "rag.index" and job["status"] in ("queued", "running"), job
@@ -71,7 +75,10 @@ def test_index_and_stats(running_stack, indexed):
         ("Qui sont les acteurs d'hydroscpe ?", "HYDROSCOPE"),  # typo and case
         ("A qui m'adresser pour LHI ?", "LHI-SUIVI"),  # an acronym, part of the name
         ("Que fait le SINP ?", "8-SINP"),  # an acronym defined in the record's text
-        ("Quelle est la portee geographique de l'application Prevision des crues et diffusion des vigilances ?", "PREVICRUE"),
+        (
+            "Quelle est la portee geographique de l'application Prevision des crues et diffusion des vigilances ?",
+            "PREVICRUE",
+        ),
         ("Quels sont les sites web de secheresse info ?", "SECHERESSE-INFO"),
     ],
 )
@@ -129,14 +136,21 @@ def test_auto_mode_answers_from_the_record_and_cites_its_fields(running_stack, i
     assert result["sources"][0] == {"entity_id": "1004", "entity_name": "6Tzen", "cited": True}
     # an empty field and an unknown name: refused from the records, no model call
     empty = ask(running_stack, "Quels sont les bénéficiaires de CARTO-SI ?", mode="grounded")
-    assert empty["abstained"] and "n'est pas renseignée" in empty["answer"] and empty["citations"][0]["field"] == "beneficiaries"
+    assert (
+        empty["abstained"]
+        and "n'est pas renseignée" in empty["answer"]
+        and empty["citations"][0]["field"] == "beneficiaries"
+    )
     listing = ask(running_stack, "Combien d'applications sont en fin de vie ?", mode="grounded")
     assert listing["mode"] == "grounded" and "5 applications" in listing["answer"] and len(listing["citations"]) == 5
     assert len(llm_fakes.ollama.requests) == calls
     # not understood: auto asks the model, the records the question names first in its context
     fallback = ask(running_stack, "6Tzen, franchement, ça vaut le coup ?", model="ollama:applications-ia")
     assert fallback["mode"] == "generative" and len(llm_fakes.ollama.requests) == calls + 1
-    assert "Voici ce que le catalogue indique sur l'application 6Tzen" in llm_fakes.ollama.requests[-1]["messages"][1]["content"]
+    assert (
+        "Voici ce que le catalogue indique sur l'application 6Tzen"
+        in llm_fakes.ollama.requests[-1]["messages"][1]["content"]
+    )
     refused = ask(running_stack, "6Tzen, franchement, ça vaut le coup ?", mode="grounded")
     assert refused["mode"] == "grounded" and refused["abstained"] and len(llm_fakes.ollama.requests) == calls + 1
     bad = running_stack.http.post(f"/rag/{COLLECTION}/query", json={"question": "statut de 6Tzen ?", "mode": "magic"})
@@ -144,7 +158,9 @@ def test_auto_mode_answers_from_the_record_and_cites_its_fields(running_stack, i
 
 
 def test_answers_through_an_openai_compatible_server(running_stack, indexed):
-    result = ask(running_stack, "Quelle est la portée géographique de FLORAMAP ?", model="openai:gpt-4o-mini", mode="generative")
+    result = ask(
+        running_stack, "Quelle est la portée géographique de FLORAMAP ?", model="openai:gpt-4o-mini", mode="generative"
+    )
     assert "[1212 FLORAMAP]" in result["answer"] and result["model"] == "openai:gpt-4o-mini"
 
 
@@ -167,7 +183,9 @@ def test_reindexing_after_a_catalog_change_updates_only_the_changed_entities(run
     name = "rag_follow"
     data = json.loads(sample_catalog_bytes)
     key = next(iter(data))
-    assert rs.http.post("/catalogs", files={"file": ("c.json", sample_catalog_bytes)}, data={"name": name}).status_code in (200, 201)
+    assert rs.http.post(
+        "/catalogs", files={"file": ("c.json", sample_catalog_bytes)}, data={"name": name}
+    ).status_code in (200, 201)
     first = rs.wait_job(rs.http.post(f"/rag/{name}/index", json={}).json()["id"], timeout=300)
     assert first["status"] == "succeeded" and first["result"]["entities"] == 45
 
@@ -175,9 +193,15 @@ def test_reindexing_after_a_catalog_change_updates_only_the_changed_entities(run
     geoval = next(r for r in records if r["nom"] == "GEOVAL")
     geoval["statut si"] = "En fin de vie"  # one fact of one entity
     removed = records.pop(next(i for i, r in enumerate(records) if r["nom"] == "PRELEV"))
-    records.append({"id": 4242, "nom": "NOUVELLE-APP", "nom long": "Application ajoutée pour le test", "statut si": "En projet"})
-    version = rs.http.post("/catalogs", files={"file": ("c.json", json.dumps(data, ensure_ascii=False).encode())}, data={"name": name}).json()
-    assert version["changed"] == ["1503"] and version["removed"] == [str(removed["id"])] and version["added"] == ["4242"]
+    records.append(
+        {"id": 4242, "nom": "NOUVELLE-APP", "nom long": "Application ajoutée pour le test", "statut si": "En projet"}
+    )
+    version = rs.http.post(
+        "/catalogs", files={"file": ("c.json", json.dumps(data, ensure_ascii=False).encode())}, data={"name": name}
+    ).json()
+    assert (
+        version["changed"] == ["1503"] and version["removed"] == [str(removed["id"])] and version["added"] == ["4242"]
+    )
 
     # catalog.updated -> rag-service re-indexes the collection by itself.
     job = None
@@ -202,7 +226,9 @@ def test_reindexing_after_a_catalog_change_updates_only_the_changed_entities(run
     assert all(c["entity_id"] != str(removed["id"]) for c in gone["chunks"])
     stats = rs.http.get(f"/rag/{name}/stats").json()
     assert stats["catalog_version"] == version["version"] and stats["entities"] == 45
-    events = [e for e in read_events(rs.nats_url, "dyag.events.rag.indexed", expect=2) if e["data"]["collection"] == name]
+    events = [
+        e for e in read_events(rs.nats_url, "dyag.events.rag.indexed", expect=2) if e["data"]["collection"] == name
+    ]
     assert events and events[-1]["data"]["changed"] == ["1503"]
 
 
@@ -226,28 +252,63 @@ def test_bad_input_gets_a_clear_error(running_stack, indexed):
     assert rs.anonymous.post(f"/rag/{COLLECTION}/query", json={"question": "?"}).status_code == 401
     too_many = rs.http.post(f"/rag/{COLLECTION}/query", json={"question": "GEOVAL ?", "n_chunks": 500})
     assert too_many.status_code == 422
-    no_model = rs.http.post(f"/rag/{COLLECTION}/query", json={"question": "Statut de GEOVAL ?", "model": "ollama:absent", "mode": "generative"})
+    no_model = rs.http.post(
+        f"/rag/{COLLECTION}/query",
+        json={"question": "Statut de GEOVAL ?", "model": "ollama:absent", "mode": "generative"},
+    )
     assert no_model.status_code == 404 and no_model.json()["error"]["code"] == "model_not_found"
 
 
 def test_cli_and_the_guides_python_client(running_stack, indexed, sample_catalog_path):
-    env = {**os.environ, "DYAG_URL": running_stack.stack.config.gateway_url,
-           "DYAG_API_KEY": running_stack.http.headers["X-API-Key"], "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        "DYAG_URL": running_stack.stack.config.gateway_url,
+        "DYAG_API_KEY": running_stack.http.headers["X-API-Key"],
+        "COLUMNS": "200",
+    }
     dyag = [sys.executable, "-m", "dyag_cli.main"]
-    index = subprocess.run([*dyag, "index_rag", str(sample_catalog_path), "--collection", "cli_rag"], env=env,
-                           capture_output=True, text=True, timeout=300)
+    index = subprocess.run(
+        [*dyag, "index_rag", str(sample_catalog_path), "--collection", "cli_rag"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert index.returncode == 0, index.stdout + index.stderr
     assert "Collection cli_rag : 45 applications" in index.stdout and "+45 ajoutées" in index.stdout
-    out = subprocess.run([*dyag, "query_rag", "Quel est le statut de 8-SINP ?", "--collection", COLLECTION, "--n-chunks", "5",
-                          "--model", "ollama:applications-ia"], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            *dyag,
+            "query_rag",
+            "Quel est le statut de 8-SINP ?",
+            "--collection",
+            COLLECTION,
+            "--n-chunks",
+            "5",
+            "--model",
+            "ollama:applications-ia",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "en construction" in out.stdout and "[1017] 8-SINP" in out.stdout
     assert "[1017] 8-SINP · status" in out.stdout and "mode grounded" in out.stdout  # from the record, its field cited
-    stats = subprocess.run([*dyag, "rag_stats", "--collection", COLLECTION], env=env, capture_output=True, text=True, timeout=60)
+    stats = subprocess.run(
+        [*dyag, "rag_stats", "--collection", COLLECTION], env=env, capture_output=True, text=True, timeout=60
+    )
     assert stats.returncode == 0 and "Applications : 45" in stats.stdout, stats.stdout + stats.stderr
     every = subprocess.run([*dyag, "rag_stats"], env=env, capture_output=True, text=True, timeout=60)
     assert every.returncode == 0 and "Collection cli_rag" in every.stdout and f"Collection {COLLECTION}" in every.stdout
-    missing = subprocess.run([*dyag, "query_rag", "?", "--collection", "nope_collection"], env=env, capture_output=True, text=True, timeout=60)
+    missing = subprocess.run(
+        [*dyag, "query_rag", "?", "--collection", "nope_collection"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert missing.returncode == 1 and "not found" in missing.stderr
 
     code = (
@@ -272,11 +333,21 @@ def test_cli_and_the_guides_python_client(running_stack, indexed, sample_catalog
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("dyag_llm.local") is None, reason="dyag_llm.local (the platform's CPU model) is not there yet")
+@pytest.mark.skipif(
+    importlib.util.find_spec("dyag_llm.local") is None,
+    reason="dyag_llm.local (the platform's CPU model) is not there yet",
+)
 def test_answer_with_the_platforms_cpu_model(running_stack, indexed):
-    reply = running_stack.http.post(f"/rag/{COLLECTION}/query", timeout=600,  # the model loads on first use
-                                    json={"question": "Quel est le statut de 8-SINP ?", "model": "local:default", "max_tokens": 16,
-                                          "mode": "generative"})
+    reply = running_stack.http.post(
+        f"/rag/{COLLECTION}/query",
+        timeout=600,  # the model loads on first use
+        json={
+            "question": "Quel est le statut de 8-SINP ?",
+            "model": "local:default",
+            "max_tokens": 16,
+            "mode": "generative",
+        },
+    )
     assert reply.status_code == 200, reply.text
     result = reply.json()
     assert result["answer"] and result["model"].startswith("local:")

@@ -37,8 +37,12 @@ def chroma_server(tmp_path_factory):
     script = Path(sys.executable).with_name("chroma")
     command = [str(script)] if script.exists() else [shutil.which("chroma") or "chroma"]
     log = open(path / "server.log", "wb")
-    process = subprocess.Popen([*command, "run", "--path", str(path / "data"), "--host", "127.0.0.1", "--port", str(port)],
-                               stdout=log, stderr=subprocess.STDOUT, env={"ANONYMIZED_TELEMETRY": "False", "PATH": "/usr/bin:/bin"})
+    process = subprocess.Popen(
+        [*command, "run", "--path", str(path / "data"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={"ANONYMIZED_TELEMETRY": "False", "PATH": "/usr/bin:/bin"},
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -49,7 +53,9 @@ def chroma_server(tmp_path_factory):
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise AssertionError(f"chroma run did not start: {(path / 'server.log').read_text(errors='replace')[-2000:]}")
+            raise AssertionError(
+                f"chroma run did not start: {(path / 'server.log').read_text(errors='replace')[-2000:]}"
+            )
         time.sleep(0.2)
     try:
         yield url
@@ -65,10 +71,16 @@ def chroma_server(tmp_path_factory):
 def test_server_mode_works_as_well_as_embedded(tmp_path, chroma_server, llm_fakes, sample_catalog_path):
     catalog = load_catalog_file(sample_catalog_path)
     embedded = RagEngine(RagSettings(data_dir=tmp_path / "embedded", rag_embedding_cache=llm_fakes.embedding_cache))
-    server = RagEngine(RagSettings(data_dir=tmp_path / "server", chroma_url=chroma_server, rag_embedding_cache=llm_fakes.embedding_cache))
+    server = RagEngine(
+        RagSettings(
+            data_dir=tmp_path / "server", chroma_url=chroma_server, rag_embedding_cache=llm_fakes.embedding_cache
+        )
+    )
     assert embedded.store.where.startswith("embedded (") and server.store.where == f"server ({chroma_server})"
 
-    reports = [e.indexer.sync("applications_ia", catalog, "applications_ia", catalog.version) for e in (embedded, server)]
+    reports = [
+        e.indexer.sync("applications_ia", catalog, "applications_ia", catalog.version) for e in (embedded, server)
+    ]
     assert reports[0].chunks == reports[1].chunks and reports[1].entities == 45
     assert reports[1].chunks_embedded == reports[1].chunks
     assert server.store.get("applications_ia").count() == reports[1].chunks
@@ -77,20 +89,28 @@ def test_server_mode_works_as_well_as_embedded(tmp_path, chroma_server, llm_fake
         a = embedded.query("applications_ia", question, retrieve_only=True, dense="always")
         b = server.query("applications_ia", question, retrieve_only=True, dense="always")
         assert [c["id"] for c in a["chunks"]] == [c["id"] for c in b["chunks"]], question
-        assert [round(c["dense_similarity"], 3) for c in a["chunks"]] == [round(c["dense_similarity"], 3) for c in b["chunks"]]
+        assert [round(c["dense_similarity"], 3) for c in a["chunks"]] == [
+            round(c["dense_similarity"], 3) for c in b["chunks"]
+        ]
         assert any(c["dense_rank"] for c in b["chunks"])
     assert server.query("applications_ia", QUESTIONS[0], retrieve_only=True)["chunks"][0]["entity_name"] == "GEOVAL"
 
     # Incremental re-indexing against the server: one changed fact, one chunk embedded again.
     entities = [dataclasses.replace(e, status="En fin de vie") if e.name == "GEOVAL" else e for e in catalog.entities]
-    changed = Catalog(tuple(entities), catalog.source_format, catalog.source_fields, catalog.field_fill, catalog.collection_key)
+    changed = Catalog(
+        tuple(entities), catalog.source_format, catalog.source_fields, catalog.field_fill, catalog.collection_key
+    )
     report = server.indexer.sync("applications_ia", changed, "applications_ia", changed.version)
     assert report.changed == ["1503"] and report.added == [] and report.removed == [] and report.unchanged == 44
     assert report.chunks_embedded == 1 and report.chunks_deleted == 1 and report.previous_version == catalog.version
 
     # Another replica on the same server sees the new version (its caches follow the collection's generation).
     replica = RagEngine(RagSettings(data_dir=tmp_path / "replica", chroma_url=chroma_server, rag_embedding_cache="off"))
-    overview = next(c for c in replica.query("applications_ia", "Statut de GEOVAL ?", retrieve_only=True)["chunks"] if c["section"] == "overview")
+    overview = next(
+        c
+        for c in replica.query("applications_ia", "Statut de GEOVAL ?", retrieve_only=True)["chunks"]
+        if c["section"] == "overview"
+    )
     assert "Statut : En fin de vie" in overview["text"]
     server.query("applications_ia", "Statut de GEOVAL ?", retrieve_only=True)  # the first engine reloads too
     assert server.retriever.cache.load(server.store.get("applications_ia")).catalog_version == changed.version

@@ -26,12 +26,25 @@ TRAIN_QUESTIONS = (
     "Dans quel domaine est l'application {n} ?",
     "À quel domaine métier appartient {n} ?",
 )
-FAST = {"max_seq_len": 256, "batch_size": 1, "learning_rate": 0.002, "r": 16, "lora_alpha": 32, "target_modules": ["all-linear"], "seed": 7}
+FAST = {
+    "max_seq_len": 256,
+    "batch_size": 1,
+    "learning_rate": 0.002,
+    "r": 16,
+    "lora_alpha": 32,
+    "target_modules": ["all-linear"],
+    "seed": 7,
+}
 
 
 def example(question: str, answer: str) -> dict:
-    return {"messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question},
-                         {"role": "assistant", "content": answer}]}
+    return {
+        "messages": [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": answer},
+        ]
+    }
 
 
 def jsonl(rows: list[dict]) -> str:
@@ -49,8 +62,15 @@ def facts(sample_catalog_path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def fact_data(facts) -> tuple[str, str]:
-    train = [example(q.format(n=n), f"L'application {n} relève du domaine « {d} ».") for n, d in facts.items() for q in TRAIN_QUESTIONS]
-    validation = [example(f"Peux-tu me dire le domaine de {n} ?", f"L'application {n} relève du domaine « {d} ».") for n, d in facts.items()]
+    train = [
+        example(q.format(n=n), f"L'application {n} relève du domaine « {d} ».")
+        for n, d in facts.items()
+        for q in TRAIN_QUESTIONS
+    ]
+    validation = [
+        example(f"Peux-tu me dire le domaine de {n} ?", f"L'application {n} relève du domaine « {d} ».")
+        for n, d in facts.items()
+    ]
     return jsonl(train), jsonl(validation)
 
 
@@ -85,8 +105,16 @@ def trained(running_stack, fact_data) -> dict:
     """One real training on the facts, followed through the gateway's progress stream."""
     rs = running_stack
     train, validation = fact_data
-    job = start(rs, {"train": train, "validation": validation, "filename": "facts.jsonl", "name": "facts",
-                     "config": {**FAST, "epochs": 3, "eval_steps": 4, "checkpoint_steps": 10}})
+    job = start(
+        rs,
+        {
+            "train": train,
+            "validation": validation,
+            "filename": "facts.jsonl",
+            "name": "facts",
+            "config": {**FAST, "epochs": 3, "eval_steps": 4, "checkpoint_steps": 10},
+        },
+    )
     events = []
     with rs.http.stream("GET", f"/jobs/{job['id']}/events", timeout=None) as stream:
         kind = ""
@@ -108,10 +136,21 @@ def test_the_loss_falls_and_progress_carries_the_training_metrics(trained):
     assert metrics["final_loss"] < 0.25 * metrics["first_loss"], metrics
     assert metrics["eval_loss"] < metrics["first_eval_loss"] or metrics["eval_loss"] < 0.1, metrics
     assert metrics["train_assistant_tokens"] < metrics["train_tokens"]  # the loss is on the assistant's tokens only
-    progress = [e["progress"]["metrics"] for e in events if e["event"] == "job" and e["progress"].get("metrics", {}).get("step")]
+    progress = [
+        e["progress"]["metrics"] for e in events if e["event"] == "job" and e["progress"].get("metrics", {}).get("step")
+    ]
     assert progress, events
     keys = set().union(*progress)
-    assert {"step", "total_steps", "epoch", "loss", "eval_loss", "learning_rate", "tokens_per_second", "eta_seconds"} <= keys
+    assert {
+        "step",
+        "total_steps",
+        "epoch",
+        "loss",
+        "eval_loss",
+        "learning_rate",
+        "tokens_per_second",
+        "eta_seconds",
+    } <= keys
     steps = [p["step"] for p in progress]
     assert steps == sorted(steps) and steps[-1] == metrics["steps"]
 
@@ -137,7 +176,13 @@ def test_the_model_is_registered_with_its_artifacts_and_lineage(running_stack, t
     assert model["job_id"] == trained["job"]["id"] and model["dataset_hash"].startswith("sha256:")
     assert model["hyperparameters"]["r"] == 16 and model["hyperparameters"]["preset"] == "small"
     names = {a["name"] for a in model["artifacts"]}
-    assert {"adapter_model.safetensors", "adapter_config.json", "metrics.json", "loss_curve.png", "MODEL_CARD.md"} <= names
+    assert {
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "metrics.json",
+        "loss_curve.png",
+        "MODEL_CARD.md",
+    } <= names
     assert names <= {a["name"] for a in trained["job"]["artifacts"]}
     assert any(m["id"] == model_id for m in rs.http.get("/models").json()["models"])
     assert rs.http.get("/models/lora-0000000000000000").status_code == 404
@@ -147,7 +192,9 @@ def test_train_on_a_built_dataset_records_its_lineage(running_stack, sample_cata
     rs = running_stack
     reply = rs.http.post("/catalogs", files={"file": ("c.json", sample_catalog_bytes)}, data={"name": "lora"})
     assert reply.status_code in (200, 201), reply.text
-    build = rs.http.post("/datasets", json={"catalog": "lora", "num_questions": 40, "question_types": ["status"]}).json()
+    build = rs.http.post(
+        "/datasets", json={"catalog": "lora", "num_questions": 40, "question_types": ["status"]}
+    ).json()
     dataset_id = rs.wait_job(build["id"])["result"]["dataset_id"]
     dataset = rs.http.get(f"/datasets/{dataset_id}").json()
     job = start(rs, {"dataset_id": dataset_id, "config": {**FAST, "max_steps": 2, "max_seq_len": 512}})
@@ -192,7 +239,10 @@ def test_cancel_a_running_training(running_stack, fact_data):
 @pytest.mark.parametrize(
     ("body", "code_phrase"),
     [
-        ({"train": jsonl([example("q", "a")]), "base_model": "nobody/no-such-model"}, "unknown base model 'nobody/no-such-model'"),
+        (
+            {"train": jsonl([example("q", "a")]), "base_model": "nobody/no-such-model"},
+            "unknown base model 'nobody/no-such-model'",
+        ),
         ({"train": "\n\n"}, "is empty"),
         ({"train": jsonl([example("q", "a")]) + '{"messages": [}\n' + '{"text": "x"}\n'}, "line 2: not JSON"),
     ],

@@ -15,8 +15,16 @@ SYSTEM = "Tu es un assistant expert en applications du système d'information fr
 
 
 def line(question: str, answer: str) -> str:
-    return json.dumps({"messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question},
-                                    {"role": "assistant", "content": answer}]}, ensure_ascii=False)
+    return json.dumps(
+        {
+            "messages": [
+                {"role": "system", "content": SYSTEM},
+                {"role": "user", "content": question},
+                {"role": "assistant", "content": answer},
+            ]
+        },
+        ensure_ascii=False,
+    )
 
 
 def validate(rs, content: str, **form) -> dict:
@@ -26,7 +34,10 @@ def validate(rs, content: str, **form) -> dict:
 
 
 def test_broken_lines_are_reported_by_line_and_the_rest_is_analysed(running_stack):
-    lines = [line(f"Quel est le statut de APP-{i} ?", f"L'application APP-{i} est en production depuis {2000 + i}.") for i in range(6)]
+    lines = [
+        line(f"Quel est le statut de APP-{i} ?", f"L'application APP-{i} est en production depuis {2000 + i}.")
+        for i in range(6)
+    ]
     lines[2] = '{"messages": [{"role": "user", "content": "coupé'  # truncated JSON
     lines[4] = json.dumps({"messages": [{"role": "user", "content": "Sans réponse ?"}]})  # no assistant message
     result = validate(running_stack, "\n".join(lines) + "\n")
@@ -38,7 +49,9 @@ def test_broken_lines_are_reported_by_line_and_the_rest_is_analysed(running_stac
 
 
 def test_personal_data_blocks_a_dataset_bound_for_a_hosted_api(running_stack):
-    content = line("Qui contacter pour GEOVAL ?", "Contactez claire.martin@example.gouv.fr ou le 01 23 45 67 89.") + "\n"
+    content = (
+        line("Qui contacter pour GEOVAL ?", "Contactez claire.martin@example.gouv.fr ou le 01 23 45 67 89.") + "\n"
+    )
     blocked = validate(running_stack, content, bound_for_hosted_api="true")
     assert blocked["verdict"] == "à corriger" and blocked["blocking"]
     allowed = validate(running_stack, content, bound_for_hosted_api="true", allow_pii="true")
@@ -48,7 +61,9 @@ def test_personal_data_blocks_a_dataset_bound_for_a_hosted_api(running_stack):
 def test_clean_drops_duplicates_and_redacts(running_stack):
     a = line("Quel est le statut de GEOVAL ?", "GEOVAL est en production ; écrire à jean.dupont@example.gouv.fr.")
     content = "\n".join([a, a, line("Où trouver GEOVAL ?", "Sur https://geoval.example.gouv.fr/.")]) + "\n"
-    reply = running_stack.http.post("/clean", params={"redact_pii": "true"}, files={"file": ("d.jsonl", content.encode())})
+    reply = running_stack.http.post(
+        "/clean", params={"redact_pii": "true"}, files={"file": ("d.jsonl", content.encode())}
+    )
     assert reply.status_code == 200, reply.text
     assert reply.headers["X-Dyag-Dropped"] == "1"
     cleaned = reply.text.splitlines()
@@ -63,14 +78,20 @@ def test_validation_needs_a_file_and_an_api_key(running_stack):
 
 def test_a_built_dataset_is_validated_against_its_catalog(running_stack, sample_catalog_bytes):
     rs = running_stack
-    assert rs.http.post("/catalogs", files={"file": ("c.json", sample_catalog_bytes)}, data={"name": "validated"}).status_code in (200, 201)
+    assert rs.http.post(
+        "/catalogs", files={"file": ("c.json", sample_catalog_bytes)}, data={"name": "validated"}
+    ).status_code in (200, 201)
     job = rs.http.post("/datasets", json={"catalog": "validated", "num_questions": 500, "seed": 3}).json()
     dataset_id = rs.wait_job(job["id"])["result"]["dataset_id"]
 
     deadline = time.monotonic() + 30
     events: list[dict] = []
     while time.monotonic() < deadline and not events:
-        events = [e for e in read_events(rs.nats_url, "dyag.events.dataset.validated") if e["data"]["dataset_id"] == dataset_id]
+        events = [
+            e
+            for e in read_events(rs.nats_url, "dyag.events.dataset.validated")
+            if e["data"]["dataset_id"] == dataset_id
+        ]
         time.sleep(0.3)
     assert events, "no dataset.validated event"
     assert events[0]["headers"]["ce-source"] == "validator"

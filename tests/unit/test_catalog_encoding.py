@@ -16,7 +16,9 @@ RECORDS = [
         "Statut SI": "En préparation – déjà validée",
         "Portée géographique": "Régionale",
         "Descriptif": "L’outil gère les données d’œuvre à Orléans.",
-        "Domaines et sous domaines": [{"Domaine métier": "Eau, milieux aquatiques", "Sous domaine métier": "Qualité des eaux"}],
+        "Domaines et sous domaines": [
+            {"Domaine métier": "Eau, milieux aquatiques", "Sous domaine métier": "Qualité des eaux"}
+        ],
     },
     {"ID": 2, "Nom": "HYDRO", "Statut SI": "En production", "Portée géographique": "Nationale"},
 ]
@@ -101,7 +103,11 @@ def test_cp1252_encoded_semicolon_csv_is_read_with_a_warning():
 
     catalog = load_catalog(data, filename="export.csv")
 
-    assert (catalog.entities[0].name, catalog.entities[0].status, catalog.entities[0].scope) == ("GÉOVAL", "Abandonnée", "Régionale")
+    assert (catalog.entities[0].name, catalog.entities[0].status, catalog.entities[0].scope) == (
+        "GÉOVAL",
+        "Abandonnée",
+        "Régionale",
+    )
     assert any("Windows-1252" in w for w in catalog.warnings)
 
 

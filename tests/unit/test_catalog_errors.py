@@ -25,7 +25,10 @@ def test_catalog_error_carries_code_message_and_details():
 
     assert str(error) == "too big"
     assert error.to_dict() == {"code": "too_large", "message": "too big", "details": {"size": 3}}
-    assert CatalogError("empty_file", "the file is empty").to_dict() == {"code": "empty_file", "message": "the file is empty"}
+    assert CatalogError("empty_file", "the file is empty").to_dict() == {
+        "code": "empty_file",
+        "message": "the file is empty",
+    }
 
 
 # --- the file itself ----------------------------------------------------------------------------
@@ -115,7 +118,9 @@ def test_file_at_max_bytes_is_accepted():
 
 
 @pytest.mark.parametrize(
-    "data", [b"[]", b'{"applicationsia mini": []}', b"[]\n", "id,nom\n".encode()], ids=["list", "keyed", "list-newline", "csv-header-only"]
+    "data",
+    [b"[]", b'{"applicationsia mini": []}', b"[]\n", b"id,nom\n"],
+    ids=["list", "keyed", "list-newline", "csv-header-only"],
 )
 def test_catalog_without_records_is_empty_catalog(data):
     error = load_error(data)
@@ -170,7 +175,7 @@ def test_csv_whose_header_has_a_single_column_is_not_a_catalog():
 
 
 def test_csv_row_with_more_cells_than_the_header_is_named():
-    data = "id,nom,descriptif\n1,GEOVAL,Catalogue\n2,HYDRO,Eau, milieux aquatiques\n".encode()
+    data = b"id,nom,descriptif\n1,GEOVAL,Catalogue\n2,HYDRO,Eau, milieux aquatiques\n"
 
     error = load_error(data, filename="catalog.csv")
 
@@ -237,7 +242,11 @@ def test_many_records_without_name_are_listed_then_counted():
     assert error.details == {"records": list(range(1, 11))}
 
 
-@pytest.mark.parametrize("record", [{"nom": "HYDRO"}, {"id": None, "nom": "HYDRO"}, {"id": "", "nom": "HYDRO"}], ids=["absent", "null", "empty"])
+@pytest.mark.parametrize(
+    "record",
+    [{"nom": "HYDRO"}, {"id": None, "nom": "HYDRO"}, {"id": "", "nom": "HYDRO"}],
+    ids=["absent", "null", "empty"],
+)
 def test_record_without_an_id_when_others_have_one_is_missing_id(record):
     error = load_error(as_json([{"id": 1, "nom": "GEOVAL"}, record]))
 
@@ -270,7 +279,9 @@ def test_invalid_yaml_roles_are_refused():
     assert "not valid YAML" in error.message
 
 
-@pytest.mark.parametrize("text", ["- name\n- title\n", "just text\n", "roles: [name, title]\n"], ids=["list", "scalar", "roles-list"])
+@pytest.mark.parametrize(
+    "text", ["- name\n- title\n", "just text\n", "roles: [name, title]\n"], ids=["list", "scalar", "roles-list"]
+)
 def test_roles_that_are_not_a_mapping_are_refused(text):
     assert roles_error(text).code == "bad_roles"
 

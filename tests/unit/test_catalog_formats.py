@@ -164,8 +164,17 @@ def test_unmapped_fields_are_kept_in_extra_by_normalised_key():
 
 
 def test_the_users_field_is_read_as_groups_with_their_counts():
-    records = [{"id": 1, "nom": "A", "utilisateurs": [{"utilisateur": "DREAL", "nombre": "70"}, {"utilisateur": "DDT", "nombre": 12},
-                                                      {"utilisateur": "", "nombre": "3"}]}]
+    records = [
+        {
+            "id": 1,
+            "nom": "A",
+            "utilisateurs": [
+                {"utilisateur": "DREAL", "nombre": "70"},
+                {"utilisateur": "DDT", "nombre": 12},
+                {"utilisateur": "", "nombre": "3"},
+            ],
+        }
+    ]
 
     a = load_catalog(json_list(records)).entities[0]
     b = load_catalog(json_list([{"id": 2, "nom": "B", "Users": "Grand public"}])).entities[0]
@@ -177,7 +186,9 @@ def test_the_users_field_is_read_as_groups_with_their_counts():
 # --- field names in any spelling ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status_key", ["statut si", "Statut SI", "statut_si", "Statut-SI", "STATUT  SI", "  statut si "])
+@pytest.mark.parametrize(
+    "status_key", ["statut si", "Statut SI", "statut_si", "Statut-SI", "STATUT  SI", "  statut si "]
+)
 def test_status_field_resolves_whatever_its_case_and_separators(status_key):
     records = [{"id": 1, "nom": "GEOVAL", status_key: "En production"}]
 
@@ -186,7 +197,9 @@ def test_status_field_resolves_whatever_its_case_and_separators(status_key):
     assert entity.status == "En production"
 
 
-@pytest.mark.parametrize("scope_key", ["portee geographique", "Portée géographique", "PORTÉE_GÉOGRAPHIQUE", "portée-géographique"])
+@pytest.mark.parametrize(
+    "scope_key", ["portee geographique", "Portée géographique", "PORTÉE_GÉOGRAPHIQUE", "portée-géographique"]
+)
 def test_scope_field_resolves_whatever_its_accents_and_separators(scope_key):
     records = [{"id": 1, "nom": "GEOVAL", scope_key: "Régionale"}]
 
@@ -212,10 +225,18 @@ def test_capitalised_accented_export_maps_every_scalar_role():
     entity = load_catalog(json_list([record])).entities[0]
 
     assert (entity.id, entity.name, entity.long_name, entity.description) == (
-        "7", "GEOVAL", "Gestion des valorisations géographiques", "Catalogue des données.",
+        "7",
+        "GEOVAL",
+        "Gestion des valorisations géographiques",
+        "Catalogue des données.",
     )
     assert (entity.status, entity.scope, entity.family, entity.functions, entity.technology, entity.beneficiaries) == (
-        "En production", "Nationale", "Applications métier", "Catalogage", "Java", "Services",
+        "En production",
+        "Nationale",
+        "Applications métier",
+        "Catalogage",
+        "Java",
+        "Services",
     )
 
 

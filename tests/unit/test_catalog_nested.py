@@ -36,13 +36,17 @@ def test_obsolete_prefix_is_stripped_and_flags_the_domain(sample):
 
 @pytest.mark.parametrize("prefixed", ["OBSOLÈTE - Eau", "OBSOLETE - Eau", "Obsolète – Eau", "obsolète: Eau"])
 def test_obsolete_prefix_is_recognised_in_its_spellings(prefixed):
-    entity = one_entity(**{"domaines et sous domaines": [{"domaine metier": prefixed, "sous domaine metier": "Qualité"}]})
+    entity = one_entity(
+        **{"domaines et sous domaines": [{"domaine metier": prefixed, "sous domaine metier": "Qualité"}]}
+    )
 
     assert entity.domains == (Domain("Eau", "Qualité", obsolete=True),)
 
 
 def test_obsolete_prefix_on_the_subdomain_flags_the_domain():
-    entity = one_entity(**{"domaines et sous domaines": [{"domaine metier": "Eau", "sous domaine metier": "OBSOLÈTE - Qualité"}]})
+    entity = one_entity(
+        **{"domaines et sous domaines": [{"domaine metier": "Eau", "sous domaine metier": "OBSOLÈTE - Qualité"}]}
+    )
 
     assert entity.domains == (Domain("Eau", "Qualité", obsolete=True),)
 
@@ -83,7 +87,9 @@ def test_a_repeated_actor_is_kept_once(sample):
 
 
 def test_same_actor_in_two_roles_is_kept_twice():
-    entity = one_entity(acteurs=[{"role d acteur": "MOA", "acteur": "DGALN/DEB"}, {"role d acteur": "MOE", "acteur": "DGALN/DEB"}])
+    entity = one_entity(
+        acteurs=[{"role d acteur": "MOA", "acteur": "DGALN/DEB"}, {"role d acteur": "MOE", "acteur": "DGALN/DEB"}]
+    )
 
     assert entity.actors == (Actor("DGALN/DEB", "MOA"), Actor("DGALN/DEB", "MOE"))
 
@@ -97,25 +103,45 @@ def test_same_actor_in_two_roles_is_kept_twice():
         pytest.param(
             "LEFEBVRE Aurélie (cheffe de projet) - DGITM/DST/PTF",
             "aurelie.lefebvre@developpement-durable.example",
-            Contact("LEFEBVRE Aurélie", "Chef de projet", "aurelie.lefebvre@developpement-durable.example", "cheffe de projet", "DGITM/DST/PTF"),
+            Contact(
+                "LEFEBVRE Aurélie",
+                "Chef de projet",
+                "aurelie.lefebvre@developpement-durable.example",
+                "cheffe de projet",
+                "DGITM/DST/PTF",
+            ),
             id="name-function-service",
         ),
         pytest.param(
             "CARON Nathalie (cheffe de projet) - DGALN/DEB - nathalie.caron@developpement-durable.example",
             "nathalie.caron@developpement-durable.example",
-            Contact("CARON Nathalie", "Chef de projet", "nathalie.caron@developpement-durable.example", "cheffe de projet", "DGALN/DEB"),
+            Contact(
+                "CARON Nathalie",
+                "Chef de projet",
+                "nathalie.caron@developpement-durable.example",
+                "cheffe de projet",
+                "DGALN/DEB",
+            ),
             id="email-repeated-in-the-string",
         ),
         pytest.param(
             "DUPONT Jean (chef de projet) - DGALN/DEB - jean.dupont@developpement-durable.example",
             "",
-            Contact("DUPONT Jean", "Chef de projet", "jean.dupont@developpement-durable.example", "chef de projet", "DGALN/DEB"),
+            Contact(
+                "DUPONT Jean",
+                "Chef de projet",
+                "jean.dupont@developpement-durable.example",
+                "chef de projet",
+                "DGALN/DEB",
+            ),
             id="email-only-in-the-string",
         ),
         pytest.param(
             "Assistance HYDROSCOPE - SNUM/MSP",
             "assistance.hydroscope@ecologie.example",
-            Contact("Assistance HYDROSCOPE", "Chef de projet", "assistance.hydroscope@ecologie.example", None, "SNUM/MSP"),
+            Contact(
+                "Assistance HYDROSCOPE", "Chef de projet", "assistance.hydroscope@ecologie.example", None, "SNUM/MSP"
+            ),
             id="team-without-function",
         ),
         pytest.param(
@@ -163,7 +189,12 @@ def test_event_dates_in_french_format_become_iso(sample):
 
 @pytest.mark.parametrize(
     ("raw", "iso"),
-    [("03/04/2019", "2019-04-03"), ("2019-04-03", "2019-04-03"), ("03-04-2019", "2019-04-03"), ("2019-04-03T10:20:30", "2019-04-03")],
+    [
+        ("03/04/2019", "2019-04-03"),
+        ("2019-04-03", "2019-04-03"),
+        ("03-04-2019", "2019-04-03"),
+        ("2019-04-03T10:20:30", "2019-04-03"),
+    ],
 )
 def test_event_dates_in_each_known_format_become_iso(raw, iso):
     entity = one_entity(evenements=[{"date": raw, "type d evenement": "Mise en production"}])

@@ -121,6 +121,8 @@ def test_nested_items_holding_only_placeholders_are_not_counted_as_filled():
 
 
 def test_missing_status_is_shown_as_not_filled_in_the_distribution():
-    profile = small_profile([{"id": 1, "nom": "A", "statut si": "En production"}, {"id": 2, "nom": "B", "statut si": "N/A"}])
+    profile = small_profile(
+        [{"id": 1, "nom": "A", "statut si": "En production"}, {"id": 2, "nom": "B", "statut si": "N/A"}]
+    )
 
     assert profile.status_distribution == {"En production": 1, "(non renseigné)": 1}

@@ -45,10 +45,14 @@ def test_a_large_catalogs_dataset_samples_applications_so_that_every_type_reache
     data, filename = SHAPES["1,000 applications"]()
     catalog = load_catalog(data, filename=filename)
     config, why = fit_to_catalog(catalog, GenerationConfig(num_questions=1000, seed=42))
-    assert config.max_entities and config.max_entities < 100 and "a sample of" in why and "RAG still reads all 1000" in why
+    assert (
+        config.max_entities and config.max_entities < 100 and "a sample of" in why and "RAG still reads all 1000" in why
+    )
     examples = generate(catalog, config)
     asked = {i for e in examples if e.qtype not in ("listing", "counting") for i in e.provenance.entity_ids}
-    assert len(examples) == 1000 and len(asked) <= config.max_entities  # listings and counts stay over the whole catalog
+    assert (
+        len(examples) == 1000 and len(asked) <= config.max_entities
+    )  # listings and counts stay over the whole catalog
     counts = [e for e in examples if e.qtype == "counting"]
     whole = {(a["statut si"]) for a in json.loads(data)["mes applications"]}
     assert counts and whole  # a count's facts are the whole catalog's (checked below on the status counts)
@@ -64,9 +68,18 @@ def test_a_large_catalogs_many_listing_criteria_still_reach_the_test_split() -> 
     once each, none could be tested under a phrasing training did not see; two phrasings each, they reach the test."""
     from tests.catalog_shapes import app, as_json
 
-    data, filename = as_json([app(i, **{"acteurs": [{"role d acteur": "MOA", "acteur": f"DIR/{i % 200}"}],
-                                        "domaines et sous domaines": [{"domaine metier": f"Domaine {i % 150}"}]})
-                              for i in range(1000)])
+    data, filename = as_json(
+        [
+            app(
+                i,
+                **{
+                    "acteurs": [{"role d acteur": "MOA", "acteur": f"DIR/{i % 200}"}],
+                    "domaines et sous domaines": [{"domaine metier": f"Domaine {i % 150}"}],
+                },
+            )
+            for i in range(1000)
+        ]
+    )
     catalog = load_catalog(data, filename=filename)
     config, _ = fit_to_catalog(catalog, GenerationConfig(num_questions=1000, seed=42))
     test_types = {e.qtype for e in split_examples(generate(catalog, config), seed=42).test}

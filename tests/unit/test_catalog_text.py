@@ -29,7 +29,12 @@ def test_normalize_key_ignores_case_accents_and_separators(key, normalised):
 
 @pytest.mark.parametrize(
     ("text", "folded"),
-    [("En production", "en production"), ("en  production ", "en production"), ("Abandonnée", "abandonnee"), ("Eau, milieux", "eau milieux")],
+    [
+        ("En production", "en production"),
+        ("en  production ", "en production"),
+        ("Abandonnée", "abandonnee"),
+        ("Eau, milieux", "eau milieux"),
+    ],
 )
 def test_fold_gives_one_comparison_form_per_spelling(text, folded):
     assert fold(text) == folded
@@ -37,8 +42,27 @@ def test_fold_gives_one_comparison_form_per_spelling(text, folded):
 
 @pytest.mark.parametrize(
     "text",
-    ["***TEMPORAIRE***", "** à définir **", "N/A", "n/a", "NA", "NC", "N.C.", "TBD", "todo", "-", "--", "–", "?", "...",
-     "à compléter", "A completer", "Non renseigné", "non renseigne", "  -  "],
+    [
+        "***TEMPORAIRE***",
+        "** à définir **",
+        "N/A",
+        "n/a",
+        "NA",
+        "NC",
+        "N.C.",
+        "TBD",
+        "todo",
+        "-",
+        "--",
+        "–",
+        "?",
+        "...",
+        "à compléter",
+        "A completer",
+        "Non renseigné",
+        "non renseigne",
+        "  -  ",
+    ],
 )
 def test_placeholders_are_recognised(text):
     assert is_placeholder(text)
@@ -104,7 +128,14 @@ def test_repair_mojibake_leaves_clean_text_alone(text):
 
 
 def test_placeholder_values_become_none_on_the_entity():
-    record = {"id": 1, "nom": "DECISIO", "nom long": "***TEMPORAIRE***", "fonctions": "N/A", "technologie principale": "-", "statut si": "En construction"}
+    record = {
+        "id": 1,
+        "nom": "DECISIO",
+        "nom long": "***TEMPORAIRE***",
+        "fonctions": "N/A",
+        "technologie principale": "-",
+        "statut si": "En construction",
+    }
 
     entity = load_catalog(json.dumps([record]).encode()).entities[0]
 

@@ -45,7 +45,9 @@ def test_same_content_with_other_key_order_and_whitespace_has_the_same_version(s
 
 def test_same_content_in_another_format_has_the_same_version(sample, sample_records):
     as_list = load_catalog(json.dumps(sample_records, ensure_ascii=False).encode())
-    as_jsonl = load_catalog("\n".join(json.dumps(r, ensure_ascii=False) for r in sample_records).encode(), filename="x.jsonl")
+    as_jsonl = load_catalog(
+        "\n".join(json.dumps(r, ensure_ascii=False) for r in sample_records).encode(), filename="x.jsonl"
+    )
 
     assert as_list.version == as_jsonl.version == sample.version
 
@@ -163,6 +165,9 @@ def test_catalog_with_warnings_round_trips():
 
 
 def test_display_name_adds_the_long_name_when_it_differs(sample):
-    assert sample.by_id()["1004"].display_name == "6Tzen (Outil national de dématérialisation des démarches des transports routiers)"
+    assert (
+        sample.by_id()["1004"].display_name
+        == "6Tzen (Outil national de dématérialisation des démarches des transports routiers)"
+    )
     assert Entity(id="1", name="A", long_name="A").display_name == "A"
     assert Entity(id="1", name="A").display_name == "A"

@@ -18,8 +18,17 @@ def test_the_message_has_exactly_the_schema_s_fields():
 
 
 def test_a_configuration_travels_as_given_and_unset_stays_unset():
-    options = {"base_model": "smollm2-135m", "preset": "knowledge", "epochs": 3, "learning_rate": 1e-3, "packing": False,
-               "max_steps": 0, "target_modules": ["all-linear"], "load_in_4bit": False, "r": None}
+    options = {
+        "base_model": "smollm2-135m",
+        "preset": "knowledge",
+        "epochs": 3,
+        "learning_rate": 1e-3,
+        "packing": False,
+        "max_steps": 0,
+        "target_modules": ["all-linear"],
+        "load_in_4bit": False,
+        "r": None,
+    }
     back = lora_config_dict(lora_config_message(options))
     assert back == {k: v for k, v in options.items() if v is not None}  # a zero and a False travel; None is unset
     assert TrainingConfig.from_dict(back) == TrainingConfig.from_dict(options)

@@ -23,15 +23,31 @@ from dyag_core.dataset import (
 )
 
 APPS = [
-    {"id": 1, "nom": "GEOVAL", "nom long": "Gestion des valorisations géographiques", "statut si": "En production",
-     "descriptif": "Outil de gestion des valorisations « géographiques ».", "portee geographique": "Nationale",
-     "domaines et sous domaines": [{"domaine metier": "Information géographique"}],
-     "acteurs": [{"role d acteur": "MOA", "acteur": "DGALN/DEB"}]},
-    {"id": 2, "nom": "HYDROSTAT", "nom long": "Observatoire de la qualité des cours d'eau", "statut si": "En construction",
-     "domaines et sous domaines": [{"domaine metier": "Eau et milieux aquatiques"}],
-     "sites": [{"nature de l url": "Site public", "url": "https://hydrostat.example.gouv.fr/"}]},
-    {"id": 3, "nom": "ÉOLIA", "statut si": "Abandonnée", "descriptif": "Instruction des projets éoliens.\nDeuxième ligne."},
-]  # fmt: skip
+    {
+        "id": 1,
+        "nom": "GEOVAL",
+        "nom long": "Gestion des valorisations géographiques",
+        "statut si": "En production",
+        "descriptif": "Outil de gestion des valorisations « géographiques ».",
+        "portee geographique": "Nationale",
+        "domaines et sous domaines": [{"domaine metier": "Information géographique"}],
+        "acteurs": [{"role d acteur": "MOA", "acteur": "DGALN/DEB"}],
+    },
+    {
+        "id": 2,
+        "nom": "HYDROSTAT",
+        "nom long": "Observatoire de la qualité des cours d'eau",
+        "statut si": "En construction",
+        "domaines et sous domaines": [{"domaine metier": "Eau et milieux aquatiques"}],
+        "sites": [{"nature de l url": "Site public", "url": "https://hydrostat.example.gouv.fr/"}],
+    },
+    {
+        "id": 3,
+        "nom": "ÉOLIA",
+        "statut si": "Abandonnée",
+        "descriptif": "Instruction des projets éoliens.\nDeuxième ligne.",
+    },
+]
 
 
 @pytest.fixture(scope="module")
@@ -57,27 +73,38 @@ def test_openai_lines_hold_messages_and_nothing_else(examples, tmp_path):
 
 def test_alpaca_follows_the_guide_conversion(examples, tmp_path):
     records = json.loads(write_dataset(examples, tmp_path / "train_alpaca.json", "alpaca").read_text(encoding="utf-8"))
-    assert records[0] == {"instruction": examples[0].question, "input": "Tu es l'assistant du catalogue.", "output": examples[0].answer}
+    assert records[0] == {
+        "instruction": examples[0].question,
+        "input": "Tu es l'assistant du catalogue.",
+        "output": examples[0].answer,
+    }
     assert all(set(r) == {"instruction", "input", "output"} for r in records)
 
 
 def test_sharegpt_prompt_completion_and_eval_shapes(examples, tmp_path):
     sharegpt = lines(write_dataset(examples, tmp_path / "s.jsonl", "sharegpt"))[0]
-    assert sharegpt == {"conversations": [
-        {"from": "system", "value": examples[0].system},
-        {"from": "human", "value": examples[0].question},
-        {"from": "gpt", "value": examples[0].answer},
-    ]}  # fmt: skip
+    assert sharegpt == {
+        "conversations": [
+            {"from": "system", "value": examples[0].system},
+            {"from": "human", "value": examples[0].question},
+            {"from": "gpt", "value": examples[0].answer},
+        ]
+    }
     assert lines(write_dataset(examples, tmp_path / "p.jsonl", "prompt-completion"))[0] == {
-        "prompt": examples[0].question, "completion": examples[0].answer
-    }  # fmt: skip
+        "prompt": examples[0].question,
+        "completion": examples[0].answer,
+    }
     evaluation = lines(write_dataset(examples, tmp_path / "test.jsonl", "eval"))
     first = examples[0]
     assert evaluation[0] == {
-        "id": first.id, "question": first.question, "expected_answer": first.answer,
-        "key_facts": list(first.provenance.key_facts), "type": first.qtype,
-        "entity_ids": list(first.provenance.entity_ids), "negative": first.provenance.negative,
-    }  # fmt: skip
+        "id": first.id,
+        "question": first.question,
+        "expected_answer": first.answer,
+        "key_facts": list(first.provenance.key_facts),
+        "type": first.qtype,
+        "entity_ids": list(first.provenance.entity_ids),
+        "negative": first.provenance.negative,
+    }
 
 
 def test_manifest_has_one_line_per_example_in_order(examples, tmp_path):

@@ -22,20 +22,26 @@ from dyag_core.dataset import (
     generate,
     plan_size,
     regenerate_changed,
+    templates,
 )
-from dyag_core.dataset import templates
-from dyag_core.dataset.phrasings import EMPTY_FIELD_SOURCES, PHRASINGS, RELATED_APPLICATIONS, RELATED_DATA, UNKNOWN_ENTITY_PHRASINGS
+from dyag_core.dataset.phrasings import (
+    EMPTY_FIELD_SOURCES,
+    PHRASINGS,
+    RELATED_APPLICATIONS,
+    RELATED_DATA,
+    UNKNOWN_ENTITY_PHRASINGS,
+)
 from dyag_core.dataset.templates import (
     ANSWER_MAX_WORDS,
     ANSWER_MIN_WORDS,
     CONTEXT_SUMMARY_WORDS,
+    answer_scope,
+    answer_status,
     join_fr,
+    lower_first,
     render_items,
     status_words,
     summarise,
-    answer_scope,
-    answer_status,
-    lower_first,
     unknown_name_in,
     with_context,
     word_count,
@@ -47,65 +53,112 @@ LONG_DESCRIPTION = (
     "d'observation naturalistes. Le projet vise à doter chaque région d'une plateforme conforme.\n\n"
     "**Objectifs du projet :**\n\n"
     "- mutualiser un socle technique commun ;\n- garantir la validation scientifique des données ;\n"
-    "- diffuser les données au public.\n\n**Périmètre :**\n\n" + "Chaque plateforme régionale est portée par la DREAL. " * 30
+    "- diffuser les données au public.\n\n**Périmètre :**\n\n"
+    + "Chaque plateforme régionale est portée par la DREAL. "
+    * 30
 )
 APPS = [
     {
-        "id": 1503, "nom": "GEOVAL", "nom long": "Gestion des valorisations géographiques",
+        "id": 1503,
+        "nom": "GEOVAL",
+        "nom long": "Gestion des valorisations géographiques",
         "descriptif": "Outil de gestion des valorisations géographiques.\n\n- saisie des valorisations ;\n- consultation cartographique.",
-        "statut si": "En production", "portee geographique": "Nationale",
-        "domaines et sous domaines": [{"domaine metier": "Information géographique", "sous domaine metier": "Référentiels"}],
-        "sites": [{"nature de l url": "Site principal", "url": "https://geoval.example.gouv.fr/"},
-                  {"nature de l url": "Documentation", "url": "https://doc.geoval.example.gouv.fr/"}],
-        "acteurs": [{"role d acteur": "MOA", "acteur": "DGALN/DEB"}, {"role d acteur": "MOE", "acteur": "SNUM/MSP/DAM"}],
-        "contacts": [{"role de contact": "Chef de projet", "contact": "MARTIN Claire (cheffe de projet) - DGALN/DEB",
-                      "courriel": "claire.martin@example.gouv.fr"}],
-        "evenements": [{"date": "01/04/2019", "type d evenement": "Mise en production", "version": "1.0"},
-                       {"date": "15/06/2022", "type d evenement": "Mise à jour majeure", "version": "2.0"}],
+        "statut si": "En production",
+        "portee geographique": "Nationale",
+        "domaines et sous domaines": [
+            {"domaine metier": "Information géographique", "sous domaine metier": "Référentiels"}
+        ],
+        "sites": [
+            {"nature de l url": "Site principal", "url": "https://geoval.example.gouv.fr/"},
+            {"nature de l url": "Documentation", "url": "https://doc.geoval.example.gouv.fr/"},
+        ],
+        "acteurs": [
+            {"role d acteur": "MOA", "acteur": "DGALN/DEB"},
+            {"role d acteur": "MOE", "acteur": "SNUM/MSP/DAM"},
+        ],
+        "contacts": [
+            {
+                "role de contact": "Chef de projet",
+                "contact": "MARTIN Claire (cheffe de projet) - DGALN/DEB",
+                "courriel": "claire.martin@example.gouv.fr",
+            }
+        ],
+        "evenements": [
+            {"date": "01/04/2019", "type d evenement": "Mise en production", "version": "1.0"},
+            {"date": "15/06/2022", "type d evenement": "Mise à jour majeure", "version": "2.0"},
+        ],
         "applications liees": [{"application": "HYDROSTAT", "type de flux": "Sortant"}],
         "donnees liees": [{"donnee": "Référentiel des communes", "type de flux": "Entrant"}],
     },
     {
-        "id": 1118, "nom": "HYDROSTAT", "nom long": "Observatoire de la qualité des cours d'eau",
-        "descriptif": "Observatoire national de la qualité des cours d'eau.", "statut si": "En production",
+        "id": 1118,
+        "nom": "HYDROSTAT",
+        "nom long": "Observatoire de la qualité des cours d'eau",
+        "descriptif": "Observatoire national de la qualité des cours d'eau.",
+        "statut si": "En production",
         "portee geographique": "Nationale",
-        "domaines et sous domaines": [{"domaine metier": "Eau et milieux aquatiques", "sous domaine metier": "Qualité des eaux"}],
+        "domaines et sous domaines": [
+            {"domaine metier": "Eau et milieux aquatiques", "sous domaine metier": "Qualité des eaux"}
+        ],
         "acteurs": [{"role d acteur": "MOA", "acteur": "DGALN/DEB"}],
         "sites": [{"nature de l url": "Site public", "url": "https://hydrostat.example.gouv.fr/"}],
     },
     {
-        "id": 1131, "nom": "ASSAINIWEB", "nom long": "Suivi de la conformité des stations d'épuration",
-        "descriptif": "Recueil des données d'autosurveillance des systèmes d'assainissement.", "statut si": "en production",
+        "id": 1131,
+        "nom": "ASSAINIWEB",
+        "nom long": "Suivi de la conformité des stations d'épuration",
+        "descriptif": "Recueil des données d'autosurveillance des systèmes d'assainissement.",
+        "statut si": "en production",
         "portee geographique": "Régionale",
-        "domaines et sous domaines": [{"domaine metier": "Eau et milieux aquatiques", "sous domaine metier": "Assainissement"}],
+        "domaines et sous domaines": [
+            {"domaine metier": "Eau et milieux aquatiques", "sous domaine metier": "Assainissement"}
+        ],
         "acteurs": [{"role d acteur": "MOA", "acteur": "DGALN/DEB"}],
     },
     {
-        "id": 1017, "nom": "8-SINP", "nom long": "Plateformes régionales SINP habilitées", "descriptif": LONG_DESCRIPTION,
-        "statut si": "En construction", "portee geographique": "Régionale",
+        "id": 1017,
+        "nom": "8-SINP",
+        "nom long": "Plateformes régionales SINP habilitées",
+        "descriptif": LONG_DESCRIPTION,
+        "statut si": "En construction",
+        "portee geographique": "Régionale",
         "domaines et sous domaines": [{"domaine metier": "Biodiversité", "sous domaine metier": "SINP"}],
         "acteurs": [{"role d acteur": "MOA", "acteur": "Office français de la biodiversité"}],
         "evenements": [{"date": "15/09/2022", "type d evenement": "Création"}],
     },
     {
-        "id": 1248, "nom": "MARIPROT", "nom long": "Gestion des aires marines protégées", "statut si": "En construction",
+        "id": 1248,
+        "nom": "MARIPROT",
+        "nom long": "Gestion des aires marines protégées",
+        "statut si": "En construction",
         "descriptif": "Suivi des aires marines protégées.",
         "domaines et sous domaines": [{"domaine metier": "Biodiversité", "sous domaine metier": "Milieu marin"}],
         "acteurs": [{"role d acteur": "MOA", "acteur": "Office français de la biodiversité"}],
     },
     {
-        "id": 1560, "nom": "ADS-PLUS", "nom long": "Instruction des autorisations du droit des sols", "statut si": "Abandonnée",
-        "descriptif": "Ancien logiciel d'instruction des permis de construire.", "portee geographique": "Locale",
-        "domaines et sous domaines": [{"domaine metier": "Aménagement, urbanisme et logement", "sous domaine metier": "Urbanisme"}],
-        "acteurs": [], "contacts": [],
+        "id": 1560,
+        "nom": "ADS-PLUS",
+        "nom long": "Instruction des autorisations du droit des sols",
+        "statut si": "Abandonnée",
+        "descriptif": "Ancien logiciel d'instruction des permis de construire.",
+        "portee geographique": "Locale",
+        "domaines et sous domaines": [
+            {"domaine metier": "Aménagement, urbanisme et logement", "sous domaine metier": "Urbanisme"}
+        ],
+        "acteurs": [],
+        "contacts": [],
     },
     {"id": 1523, "nom": "ARCHIPEL", "statut si": "En projet", "descriptif": "***TEMPORAIRE***"},
     {
-        "id": 1089, "nom": "ECOMOBI", "nom long": "Plateforme de suivi des plans de mobilité", "statut si": "En fin de vie",
-        "descriptif": "Suivi des plans de mobilité employeurs.", "portee geographique": "Départementale",
+        "id": 1089,
+        "nom": "ECOMOBI",
+        "nom long": "Plateforme de suivi des plans de mobilité",
+        "statut si": "En fin de vie",
+        "descriptif": "Suivi des plans de mobilité employeurs.",
+        "portee geographique": "Départementale",
         "domaines et sous domaines": [{"domaine metier": "Transports", "sous domaine metier": "Mobilités durables"}],
     },
-]  # fmt: skip
+]
 
 
 def catalog_of(apps: list[dict]) -> Catalog:
@@ -201,7 +254,9 @@ def test_status_words_lower_case_the_status_inside_sentences():
 
 def test_definition_summarises_a_long_description(examples):
     answer = of_type(examples, "definition", "1017")[0].answer
-    assert answer.startswith("L'application 8-SINP (Plateformes régionales SINP habilitées) relève du domaine « Biodiversité »")
+    assert answer.startswith(
+        "L'application 8-SINP (Plateformes régionales SINP habilitées) relève du domaine « Biodiversité »"
+    )
     assert "est actuellement en construction" in answer
     assert "**" not in answer and "\n-" not in answer and "Périmètre ." not in answer
     assert len(answer.split()) <= 160
@@ -228,10 +283,17 @@ def test_domain_actors_sites_contacts_scope_events_related_answers(examples):
 
     assert "relève du domaine « Information géographique » (sous-domaine « Référentiels »)" in answer("domain", "1503")
     assert "DGALN/DEB (MOA) et SNUM/MSP/DAM (MOE)" in answer("actors", "1503")
-    assert "https://geoval.example.gouv.fr/ (site principal) et https://doc.geoval.example.gouv.fr/ (documentation)" in answer("sites", "1503")
+    assert (
+        "https://geoval.example.gouv.fr/ (site principal) et https://doc.geoval.example.gouv.fr/ (documentation)"
+        in answer("sites", "1503")
+    )
     assert "MARTIN Claire (cheffe de projet, DGALN/DEB), claire.martin@example.gouv.fr" in answer("contacts", "1503")
-    assert answer("scope", "1503").startswith("La portée géographique de l'application GEOVAL (Gestion des valorisations géographiques) est nationale. ")
-    assert "mise en production le 1er avril 2019 (version 1.0) ; mise à jour majeure le 15 juin 2022" in answer("events", "1503")
+    assert answer("scope", "1503").startswith(
+        "La portée géographique de l'application GEOVAL (Gestion des valorisations géographiques) est nationale. "
+    )
+    assert "mise en production le 1er avril 2019 (version 1.0) ; mise à jour majeure le 15 juin 2022" in answer(
+        "events", "1503"
+    )
     assert "HYDROSTAT (flux sortant)" in answer("related", "1503", "related_applications")
     assert "Référentiel des communes (flux entrant)" in answer("related", "1503", "related_data")
 
@@ -241,9 +303,14 @@ def test_comparisons_pair_applications_of_the_same_domain(examples):
     assert frozenset({"1118", "1131"}) in pairs  # Eau et milieux aquatiques
     assert frozenset({"1017", "1248"}) in pairs  # Biodiversité
     answer = of_type(examples, "comparative", "1118")[0].answer
-    assert "Elles relèvent toutes deux du domaine « Eau et milieux aquatiques », HYDROSTAT pour le sous-domaine « " in answer
+    assert (
+        "Elles relèvent toutes deux du domaine « Eau et milieux aquatiques », HYDROSTAT pour le sous-domaine « "
+        in answer
+    )
     assert " et ASSAINIWEB pour le sous-domaine « Assainissement »." in answer  # what still tells them apart
-    assert "La portée de HYDROSTAT est nationale, celle d'ASSAINIWEB est régionale." in answer  # elision before a vowel only
+    assert (
+        "La portée de HYDROSTAT est nationale, celle d'ASSAINIWEB est régionale." in answer
+    )  # elision before a vowel only
 
 
 def test_listing_and_counting_by_status_domain_and_actor(examples):
@@ -260,9 +327,15 @@ def test_listing_and_counting_by_status_domain_and_actor(examples):
         "Les 2 applications du domaine « Biodiversité » sont 8-SINP (Plateformes régionales SINP habilitées) et MARIPROT (Gestion des aires marines protégées)."
     )
     assert listing["en construction"].answer.endswith(" Elles relèvent toutes deux du domaine « Biodiversité ».")
-    assert listing["abandonnée"].answer.startswith("Une seule application est abandonnée : ADS-PLUS (Instruction des autorisations du droit des sols). ")
-    assert "« Urbanisme »" in listing["abandonnée"].answer and "locale" in listing["abandonnée"].answer  # from ADS-PLUS's record
-    assert "Combien d'applications sont en production ?" in {e.question for e in generate(catalog_of(APPS), GenerationConfig(variations=6))}
+    assert listing["abandonnée"].answer.startswith(
+        "Une seule application est abandonnée : ADS-PLUS (Instruction des autorisations du droit des sols). "
+    )
+    assert (
+        "« Urbanisme »" in listing["abandonnée"].answer and "locale" in listing["abandonnée"].answer
+    )  # from ADS-PLUS's record
+    assert "Combien d'applications sont en production ?" in {
+        e.question for e in generate(catalog_of(APPS), GenerationConfig(variations=6))
+    }
 
 
 # ---------------------------------------------------------------- answer length: grounded context after a short answer
@@ -310,7 +383,10 @@ def test_short_answers_get_context_from_their_own_record(catalog, monkeypatch):
         if example.qtype not in ENTITY_TYPES:
             continue
         direct = bare[example.id]
-        assert example.answer.startswith(direct.answer), (direct.answer, example.answer)  # the direct answer stays first
+        assert example.answer.startswith(direct.answer), (
+            direct.answer,
+            example.answer,
+        )  # the direct answer stays first
         assert example.provenance == direct.provenance  # same key facts, roles, template
         added = example.answer[len(direct.answer) :]
         if word_count(direct.answer) >= ANSWER_MIN_WORDS:
@@ -325,9 +401,14 @@ def test_short_answers_get_context_from_their_own_record(catalog, monkeypatch):
 
 def test_context_uses_the_records_other_fields_and_never_repeats_the_question_field():
     entity = Entity(
-        "7", "ALPHA", long_name="Suivi des alpages", status="En production", scope="Régionale",
-        domains=(Domain("Agriculture", "Pastoralisme"),), description="Outil de suivi des estives. Deuxième phrase.",
-    )  # fmt: skip
+        "7",
+        "ALPHA",
+        long_name="Suivi des alpages",
+        status="En production",
+        scope="Régionale",
+        domains=(Domain("Agriculture", "Pastoralisme"),),
+        description="Outil de suivi des estives. Deuxième phrase.",
+    )
     status = answer_status(entity, variant=0)
     assert status.text == (
         "L'application ALPHA (Suivi des alpages) est actuellement en production. "
@@ -335,7 +416,9 @@ def test_context_uses_the_records_other_fields_and_never_repeats_the_question_fi
     )
     assert status.key_facts == ("en production",) and status.fields == ("status",)
     scope = answer_scope(entity, variant=1)
-    assert scope.text.startswith("La portée géographique de l'application ALPHA (Suivi des alpages) est régionale. Par ailleurs, ALPHA ")
+    assert scope.text.startswith(
+        "La portée géographique de l'application ALPHA (Suivi des alpages) est régionale. Par ailleurs, ALPHA "
+    )
     assert "est actuellement en production" in scope.text and "« Agriculture »" in scope.text
     assert scope.text.count("régionale") == 1 and scope.key_facts == ("régionale",)
     # the phrasing varies with the variant, the facts do not
@@ -346,7 +429,10 @@ def test_context_uses_the_records_other_fields_and_never_repeats_the_question_fi
 def test_a_nearly_empty_record_is_not_padded():
     bare = Entity("8", "OMEGA", status="En projet")
     assert answer_status(bare).text == "L'application OMEGA est actuellement en projet."
-    assert answer_status(bare, yes_no=True, variant=3).text == "Non, l'application OMEGA n'est pas en production : elle est actuellement en projet."
+    assert (
+        answer_status(bare, yes_no=True, variant=3).text
+        == "Non, l'application OMEGA n'est pas en production : elle est actuellement en projet."
+    )
 
 
 def test_context_never_goes_beyond_the_upper_bound():
@@ -387,12 +473,18 @@ def test_empty_field_negatives_point_to_what_the_record_says(examples, catalog):
         if role == "status":
             assert not any(status_words(s).verb in known for s in statuses)
     archipel = generate(catalog, GenerationConfig(negative_ratio=0.9))
-    described = {e.answer for e in archipel if e.provenance.entity_ids == ("1523",) and e.provenance.fields == ("description",)}
+    described = {
+        e.answer for e in archipel if e.provenance.entity_ids == ("1523",) and e.provenance.fields == ("description",)
+    }
     assert described and all(a.endswith("ARCHIPEL est actuellement en projet.") for a in described)
 
 
 def test_an_entitys_answers_do_not_depend_on_the_rest_of_the_catalog(catalog, examples):
-    bigger = generate(catalog_of(APPS + [{"id": 4242, "nom": "ZETA", "statut si": "En production", "portee geographique": "Nationale"}]))
+    bigger = generate(
+        catalog_of(
+            APPS + [{"id": 4242, "nom": "ZETA", "statut si": "En production", "portee geographique": "Nationale"}]
+        )
+    )
     before = {e.id: e.answer for e in examples if e.qtype in ENTITY_TYPES}
     after = {e.id: e.answer for e in bigger if e.qtype in ENTITY_TYPES}
     assert all(after[i] == a for i, a in before.items() if i in after)
@@ -408,7 +500,9 @@ def test_sample_catalog_answers_stay_within_the_guide_bounds(sample_catalog_path
     for example in examples:
         if word_count(example.answer) < ANSWER_MIN_WORDS:  # only records that hold nothing else to say
             entity = by_id[example.provenance.entity_ids[0]]
-            assert not (entity.long_name or entity.description or entity.domains or entity.scope or entity.actors), example.answer
+            assert not (entity.long_name or entity.description or entity.domains or entity.scope or entity.actors), (
+                example.answer
+            )
     assert generate(sample, GenerationConfig(num_questions=1000)) == examples
 
 
@@ -420,7 +514,9 @@ def test_unknown_entity_negatives_refuse_without_inventing(examples, catalog):
     assert negatives
     real = {fold(e.name) for e in catalog.entities}
     for example in negatives:
-        assert example.provenance.negative and example.provenance.key_facts == () and example.provenance.entity_ids == ()
+        assert (
+            example.provenance.negative and example.provenance.key_facts == () and example.provenance.entity_ids == ()
+        )
         name = unknown_name_in(example.answer)
         assert name and name in example.question
         assert fold(name) not in real
@@ -454,8 +550,22 @@ def test_empty_field_negatives_ask_about_a_field_the_record_leaves_empty(example
         assert not (entity.description or entity.long_name) if role == "description" else not getattr(entity, role)
         assert "n'est pas renseigné" in example.answer or "ne renseigne pas" in example.answer
         assert not any(name in example.answer for name in actor_names)
-    archipel = {e.provenance.fields[0] for e in generate(catalog, GenerationConfig(negative_ratio=0.9)) if e.provenance.entity_ids == ("1523",) and e.provenance.negative}
-    assert archipel == {"description", "domains", "actors", "sites", "contacts", "scope", "events", "related_applications", "related_data"}
+    archipel = {
+        e.provenance.fields[0]
+        for e in generate(catalog, GenerationConfig(negative_ratio=0.9))
+        if e.provenance.entity_ids == ("1523",) and e.provenance.negative
+    }
+    assert archipel == {
+        "description",
+        "domains",
+        "actors",
+        "sites",
+        "contacts",
+        "scope",
+        "events",
+        "related_applications",
+        "related_data",
+    }
 
 
 def test_negatives_follow_the_ratio(catalog):
@@ -566,8 +676,15 @@ def changed_catalog() -> Catalog:
     apps = [dict(a) for a in APPS if a["nom"] != "ECOMOBI"]  # removed
     ads = next(a for a in apps if a["nom"] == "ADS-PLUS")
     ads["statut si"] = "En production"  # changed
-    apps.append({"id": 1700, "nom": "NAVIGO-FLEUVE", "nom long": "Suivi des voies navigables", "statut si": "En projet",
-                 "domaines et sous domaines": [{"domaine metier": "Transports"}]})  # added  # fmt: skip
+    apps.append(
+        {
+            "id": 1700,
+            "nom": "NAVIGO-FLEUVE",
+            "nom long": "Suivi des voies navigables",
+            "statut si": "En projet",
+            "domaines et sous domaines": [{"domaine metier": "Transports"}],
+        }
+    )  # added
     return catalog_of(apps)
 
 
@@ -595,12 +712,14 @@ def test_regenerate_redoes_a_listing_whose_applications_changed_their_long_name(
     result = regenerate_changed(examples, new, diff_catalogs(catalog, new))
     counting = [e for e in of_type(result, "counting") if e.provenance.key_facts == ("en production", "3")]
     assert counting and all("HYDROSTAT (Observatoire des rivières)" in e.answer for e in counting)
-    assert not any("Observatoire de la qualité des cours d'eau" in e.answer for e in of_type(result, "listing") + of_type(result, "counting"))
+    assert not any(
+        "Observatoire de la qualité des cours d'eau" in e.answer
+        for e in of_type(result, "listing") + of_type(result, "counting")
+    )
 
 
 def test_regenerate_with_no_change_keeps_everything(catalog, examples):
     assert regenerate_changed(examples, catalog, diff_catalogs(catalog, catalog)) == examples
-
 
 
 def test_a_size_is_fitted_to_a_small_catalog_more_variations_first():
@@ -608,14 +727,18 @@ def test_a_size_is_fitted_to_a_small_catalog_more_variations_first():
 
     from dyag_core.dataset import fit_to_catalog
 
-    sample = load_catalog_file(Path(__file__).resolve().parents[2] / "examples/test-mygusi/applicationsIA_mini_normalized.json")
+    sample = load_catalog_file(
+        Path(__file__).resolve().parents[2] / "examples/test-mygusi/applicationsIA_mini_normalized.json"
+    )
     small = Catalog(tuple(sample.entities[:10]), "json-list", (), {})
     catalog = sample
     fitted, why = fit_to_catalog(small, GenerationConfig(num_questions=1000, seed=3))
     at3 = plan_size(small, GenerationConfig(seed=3)).total
     assert at3 < 1000 and fitted.variations > 3  # more phrasings first…
     assert fitted.num_questions == plan_size(small, fitted).total < 1000  # …then what the catalog allows
-    assert why.startswith(f"10 applications: {at3} questions possible at 3 variations, ") and why.endswith(f"using {fitted.num_questions}")
+    assert why.startswith(f"10 applications: {at3} questions possible at 3 variations, ") and why.endswith(
+        f"using {fitted.num_questions}"
+    )
     assert len(generate(small, fitted)) == fitted.num_questions
     roomy, why = fit_to_catalog(catalog, GenerationConfig(num_questions=200, seed=3))  # enough already: unchanged
     assert roomy.variations == 3 and roomy.num_questions == 200 and why.endswith("using 200")

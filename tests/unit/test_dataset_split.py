@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 
 from dyag_core.catalog import load_catalog, load_catalog_file
-from dyag_core.dataset import DatasetError, Example, GenerationConfig, Split, check_leakage, fact_key, generate, split_examples
+from dyag_core.dataset import (
+    DatasetError,
+    Example,
+    GenerationConfig,
+    Split,
+    check_leakage,
+    fact_key,
+    generate,
+    split_examples,
+)
 from dyag_core.text import fold
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "test-mygusi" / "applicationsIA_mini_normalized.json"
@@ -25,12 +34,13 @@ def synthetic_apps(count: int) -> list[dict]:
         app = {"id": 100 + i, "nom": f"APP-{chr(65 + i % 26)}{i}", "statut si": STATUSES[i % 4]}
         if i % 4:
             app |= {
-                "nom long": f"Application numéro {i}", "descriptif": f"Outil de suivi numéro {i}.",
+                "nom long": f"Application numéro {i}",
+                "descriptif": f"Outil de suivi numéro {i}.",
                 "portee geographique": "Nationale" if i % 2 else "Régionale",
                 "domaines et sous domaines": [{"domaine metier": DOMAINS[i % 3]}],
                 "acteurs": [{"role d acteur": "MOA", "acteur": f"DIRECTION-{i % 5}"}],
                 "sites": [{"nature de l url": "Site principal", "url": f"https://app{i}.example.gouv.fr/"}],
-            }  # fmt: skip
+            }
         apps.append(app)
     return apps
 
@@ -106,7 +116,12 @@ def test_check_leakage_catches_injected_leaks(examples):
     # 3. An entity of the test split also in train.
     entity_split = split_examples(examples, "entity")
     moved = next(e for e in entity_split.test if e.qtype == "status")
-    leaked = replace(entity_split, train=entity_split.train + (moved,), test=tuple(e for e in entity_split.test if e is not moved) + (replace(moved, id="x", question="Autre question ?"),))
+    leaked = replace(
+        entity_split,
+        train=entity_split.train + (moved,),
+        test=tuple(e for e in entity_split.test if e is not moved)
+        + (replace(moved, id="x", question="Autre question ?"),),
+    )
     assert any(p.startswith(f"entity {moved.provenance.entity_ids[0]}") for p in check_leakage(leaked, "entity"))
 
 
@@ -150,4 +165,6 @@ def test_a_split_says_which_question_types_its_test_part_cannot_measure() -> Non
     [line] = [w for w in warnings if w.startswith("test: no question of type")]
     assert all(t in line for t in missing) and "--num-questions" in line
     full = generate(catalog, GenerationConfig(num_questions=1000, seed=42))
-    assert not [w for w in split_warnings(full, split_examples(full, seed=42)) if w.startswith("test: no question of type")]
+    assert not [
+        w for w in split_warnings(full, split_examples(full, seed=42)) if w.startswith("test: no question of type")
+    ]

@@ -43,7 +43,9 @@ WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
 GPU_TRAINER = "gpu-lora-trainer"
 # The registry's services that have landed (a Dockerfile and a pyproject): each must be deployed everywhere.
 DEPLOYABLE = sorted(
-    name for name in SERVICES if (ROOT / "services" / name / "Dockerfile").is_file() and (ROOT / "services" / name / "pyproject.toml").is_file()
+    name
+    for name in SERVICES
+    if (ROOT / "services" / name / "Dockerfile").is_file() and (ROOT / "services" / name / "pyproject.toml").is_file()
 )
 # Services whose /data must survive a restart (SQLite registries, job state, outputs): a PVC on Kubernetes.
 # The others keep nothing there that cannot be rebuilt (emptyDir), so they may run several replicas.
@@ -268,7 +270,9 @@ def test_dockerfile_copies_what_the_service_needs_and_only_that(path):
             if "__pycache__" not in rel and ".egg-info" not in rel:
                 assert not dockerignored(rel, patterns), f".dockerignore leaves out {rel}, which {path} needs"
     needed = {p.relative_to(ROOT).as_posix() for p in local_closure(path.parent, local_projects())}
-    assert {s.rstrip("/") for s in sources} == needed, f"{path}: COPY {sorted(sources)}, the service needs {sorted(needed)}"
+    assert {s.rstrip("/") for s in sources} == needed, (
+        f"{path}: COPY {sorted(sources)}, the service needs {sorted(needed)}"
+    )
     wheel_step = next(r for r in dockerfile.all("RUN") if "pip wheel" in r)
     for folder in needed:
         assert f"./{folder}" in wheel_step, f"{path}: pip wheel does not build {folder}"
@@ -282,13 +286,19 @@ def test_dockerfile_runtime_stage(path):
     assert "ARG PYTHON_IMAGE=python:3.11-slim" in path.read_text()
     final = dockerfile.final
     assert not [r for kw, r in final if kw in ("COPY", "ADD")], f"{path}: the runtime stage copies no source"
-    assert any("pip install" in r and "--no-index" in r for kw, r in final if kw == "RUN"), f"{path}: installs the wheels only"
+    assert any("pip install" in r and "--no-index" in r for kw, r in final if kw == "RUN"), (
+        f"{path}: installs the wheels only"
+    )
     # A builder stage may compile (model-exporter's llama-cpp-python); the image that runs has no build tools.
     runtime = "\n".join(rest for _, rest in final)
-    assert not re.search(r"apt-get install|build-essential|gcc", runtime), f"{path}: no build tools in the runtime stage"
+    assert not re.search(r"apt-get install|build-essential|gcc", runtime), (
+        f"{path}: no build tools in the runtime stage"
+    )
     user = dockerfile.final_one("USER")
     assert user.split(":")[0] not in ("root", "0"), f"{path}: runs as root"
-    assert importlib.util.find_spec(dockerfile.cmd_module()), f"{path}: CMD module {dockerfile.cmd_module()} is not importable"
+    assert importlib.util.find_spec(dockerfile.cmd_module()), (
+        f"{path}: CMD module {dockerfile.cmd_module()} is not importable"
+    )
     check = dockerfile.healthcheck_cmd()
     assert check[0] == "python"
     if check[1] == "-m":
@@ -304,7 +314,9 @@ def test_compose_built_services_match_the_registry():
     for name, (svc, dockerfile) in built.items():
         module = dockerfile.cmd_module()
         assert importlib.util.find_spec(module), f"{name}: CMD module {module} is not importable in this venv"
-        assert dockerfile.exposed() == [PORTS[name]], f"{name}: EXPOSE {dockerfile.exposed()}, the registry says {PORTS[name]}"
+        assert dockerfile.exposed() == [PORTS[name]], (
+            f"{name}: EXPOSE {dockerfile.exposed()}, the registry says {PORTS[name]}"
+        )
         assert svc.get("restart") == "unless-stopped", f"{name}: restart: unless-stopped"
         assert "healthcheck" in svc, f"{name}: no healthcheck"
         if name == GATEWAY:
@@ -334,7 +346,9 @@ def test_compose_depends_on_and_volumes_exist():
         for target, condition in depends_on(svc).items():
             assert target in services, f"{name} depends on {target}, which is not a service"
             if condition == "service_healthy":
-                has_check = "healthcheck" in services[target] or (target in built and built[target][1].all("HEALTHCHECK"))
+                has_check = "healthcheck" in services[target] or (
+                    target in built and built[target][1].all("HEALTHCHECK")
+                )
                 assert has_check, f"{name} waits for {target} to be healthy, which has no healthcheck"
         for target, source in mounts(svc).items():
             if not source.startswith((".", "/")):
@@ -400,7 +414,9 @@ def test_compose_gpu_lora_trainer():
     assert trainer.get("shm_size"), "torch needs more than Docker's 64 MB of /dev/shm"
     cache = trainer["environment"].get("DYAG_MODEL_CACHE", "/models")
     assert mounts(trainer).get(cache) in declared, f"{GPU_TRAINER}: mount a volume at its model cache {cache}"
-    assert "deploy" not in trainer, "the default trainer runs on CPU, on any host: the GPU goes in docker-compose.gpu.yml"
+    assert "deploy" not in trainer, (
+        "the default trainer runs on CPU, on any host: the GPU goes in docker-compose.gpu.yml"
+    )
     gpu = yaml.safe_load(COMPOSE_GPU_FILE.read_text())["services"][GPU_TRAINER]
     devices = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
@@ -421,12 +437,16 @@ def test_compose_services_wait_for_what_they_call():
 def test_compose_service_addrs_agree():
     spec = compose()
     addrs = json.loads(spec["x-service-addrs"])
-    assert {name: port for name, (_, port) in address_map(spec["x-service-addrs"]).items()} == {n: PORTS[n] for n in DEPLOYABLE}
+    assert {name: port for name, (_, port) in address_map(spec["x-service-addrs"]).items()} == {
+        n: PORTS[n] for n in DEPLOYABLE
+    }
     for name in [*DEPLOYABLE, GATEWAY]:
         env = spec["services"][name]["environment"]
         assert json.loads(env["DYAG_SERVICE_ADDRS"]) == addrs, f"{name}: DYAG_SERVICE_ADDRS is not x-service-addrs"
     gateway_services = spec["services"][GATEWAY]["environment"]["DYAG_SERVICES"].split(",")
-    assert sorted(gateway_services) == DEPLOYABLE, f"the gateway's DYAG_SERVICES {gateway_services} != the landed services"
+    assert sorted(gateway_services) == DEPLOYABLE, (
+        f"the gateway's DYAG_SERVICES {gateway_services} != the landed services"
+    )
 
 
 def test_compose_secrets_are_never_inline():
@@ -434,11 +454,17 @@ def test_compose_secrets_are_never_inline():
     for path in compose_files():
         for name, svc in (yaml.safe_load(path.read_text()).get("services") or {}).items():
             env = svc.get("environment") or {}
-            items = env.items() if isinstance(env, dict) else [(e.partition("=")[0], e.partition("=")[2] or None) for e in env]
+            items = (
+                env.items()
+                if isinstance(env, dict)
+                else [(e.partition("=")[0], e.partition("=")[2] or None) for e in env]
+            )
             for key, value in items:
                 if SECRET_NAME.search(key):
                     ok = value is None or re.fullmatch(r"\$\{[A-Z0-9_]+(:?\?[^}]*|:-)?\}", str(value))
-                    assert ok, f"{path.name} {name}: {key} must come from the environment, not be written here ({value!r})"
+                    assert ok, (
+                        f"{path.name} {name}: {key} must come from the environment, not be written here ({value!r})"
+                    )
 
 
 def compose_command() -> list[str] | None:
@@ -470,7 +496,9 @@ def test_docker_compose_config(tmp_path):
     base = [*cmd, "--env-file", str(empty_env), "-f", str(COMPOSE_FILE)]
 
     def run(*args: str, **extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*base, *args], capture_output=True, text=True, cwd=ROOT, env={**env, **extra}, timeout=60)
+        return subprocess.run(
+            [*base, *args], capture_output=True, text=True, cwd=ROOT, env={**env, **extra}, timeout=60
+        )
 
     result = run("config", "-q", DYAG_API_KEYS="x")
     assert result.returncode == 0, result.stderr
@@ -487,7 +515,9 @@ def test_docker_compose_config(tmp_path):
 
     # The provider's key reaches openai-trainer from the environment when set there, and only then.
     plain = json.loads(run("config", "--format", "json", DYAG_API_KEYS="x").stdout)["services"]
-    keyed = json.loads(run("config", "--format", "json", DYAG_API_KEYS="x", OPENAI_API_KEY="sk-test").stdout)["services"]
+    keyed = json.loads(run("config", "--format", "json", DYAG_API_KEYS="x", OPENAI_API_KEY="sk-test").stdout)[
+        "services"
+    ]
     assert plain["openai-trainer"]["environment"].get("OPENAI_API_KEY") is None
     assert keyed["openai-trainer"]["environment"].get("OPENAI_API_KEY") == "sk-test"
 
@@ -536,7 +566,9 @@ def kustomize_docs(folder: Path, components: list[Path] = ()) -> tuple[list[dict
 
 def example_secrets() -> dict[str, dict]:
     """Secret name -> its keys, as secret.example.yaml describes them."""
-    return {d["metadata"]["name"]: d["stringData"] for d in load_all(K8S / "secret.example.yaml") if d["kind"] == "Secret"}
+    return {
+        d["metadata"]["name"]: d["stringData"] for d in load_all(K8S / "secret.example.yaml") if d["kind"] == "Secret"
+    }
 
 
 def workloads(docs: list[dict]) -> list[dict]:
@@ -593,9 +625,13 @@ def test_k8s_services_select_workloads_and_ports(roots):
         assert matched, f"Service {name}: selector {selector} matches no Deployment/StatefulSet's pods"
         for port in service["spec"]["ports"]:
             target = port.get("targetPort", port["port"])
-            assert any(target in container_ports(w) for w in matched), f"Service {name}: targetPort {target} is no container port"
+            assert any(target in container_ports(w) for w in matched), (
+                f"Service {name}: targetPort {target} is no container port"
+            )
             if name in PORTS:
-                assert port["port"] == PORTS[name], f"Service {name}: port {port['port']}, the registry says {PORTS[name]}"
+                assert port["port"] == PORTS[name], (
+                    f"Service {name}: port {port['port']}, the registry says {PORTS[name]}"
+                )
 
 
 @pytest.mark.parametrize("roots", [BASE, WITH_GPU], ids=["base", "with-gpu"])
@@ -637,7 +673,9 @@ def test_k8s_containers(roots):
             assert ports == [SERVICES[name][1]], f"{name}: containerPort {ports}, the registry says {SERVICES[name][1]}"
             assert env_of(container)["DYAG_SERVICE_NAME"]["value"] == name
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-                assert container[probe]["grpc"]["port"] == SERVICES[name][1], f"{name}: {probe} must be a grpc probe on its port"
+                assert container[probe]["grpc"]["port"] == SERVICES[name][1], (
+                    f"{name}: {probe} must be a grpc probe on its port"
+                )
             mounted = {m["mountPath"] for m in container["volumeMounts"]}
             assert {"/data", "/artifacts"} <= mounted, f"{name}: mount /data and /artifacts"
         elif name == GATEWAY:
@@ -659,10 +697,16 @@ def test_k8s_gateway_reaches_the_services(roots):
     # patches (the GPU component's) override the base's values
     for path in sorted(files):
         for doc in load_all(path):
-            if doc["kind"] == "Deployment" and doc["metadata"]["name"] == GATEWAY and "selector" not in doc.get("spec", {}):
+            if (
+                doc["kind"] == "Deployment"
+                and doc["metadata"]["name"] == GATEWAY
+                and "selector" not in doc.get("spec", {})
+            ):
                 env.update(env_of(doc["spec"]["template"]["spec"]["containers"][0]))
     assert env["DYAG_API_KEYS"]["valueFrom"]["secretKeyRef"], "the API keys come from a Secret"
-    check_gateway_services(env["DYAG_SERVICES"]["value"], env["DYAG_SERVICE_ADDRS"]["value"], hosts, f"k8s gateway {roots}")
+    check_gateway_services(
+        env["DYAG_SERVICES"]["value"], env["DYAG_SERVICE_ADDRS"]["value"], hosts, f"k8s gateway {roots}"
+    )
 
 
 def gpu_patch() -> dict:
@@ -703,13 +747,17 @@ def test_k8s_every_landed_service_is_deployed(roots):
         assert f"dyag/{name}" in images, f"kustomization.yaml: no images: entry for dyag/{name}"
     gateway = next(w for w in workloads(docs) if w["metadata"]["name"] == GATEWAY)
     env = env_of(pod_spec(gateway)["containers"][0])
-    assert sorted(env["DYAG_SERVICES"]["value"].split(",")) == DEPLOYABLE, "gateway.yaml: DYAG_SERVICES != the landed services"
+    assert sorted(env["DYAG_SERVICES"]["value"].split(",")) == DEPLOYABLE, (
+        "gateway.yaml: DYAG_SERVICES != the landed services"
+    )
     config_map = next(g for g in kustomization(K8S)["configMapGenerator"] if g["name"] == "dyag-env")
     literals = dict(lit.split("=", 1) for lit in config_map["literals"])
     assert json.loads(literals["DYAG_SERVICE_ADDRS"]) == json.loads(env["DYAG_SERVICE_ADDRS"]["value"]), (
         "dyag-env and gateway.yaml disagree on DYAG_SERVICE_ADDRS"
     )
-    assert {n: port for n, (_, port) in address_map(literals["DYAG_SERVICE_ADDRS"]).items()} == {n: PORTS[n] for n in DEPLOYABLE}
+    assert {n: port for n, (_, port) in address_map(literals["DYAG_SERVICE_ADDRS"]).items()} == {
+        n: PORTS[n] for n in DEPLOYABLE
+    }
 
 
 def test_k8s_state_and_replicas():
@@ -720,11 +768,16 @@ def test_k8s_state_and_replicas():
         name = workload["metadata"]["name"]
         spec = pod_spec(workload)
         volumes = {v["name"]: v for v in spec.get("volumes", [])}
-        rwo = [v["persistentVolumeClaim"]["claimName"] for v in volumes.values()
-               if "persistentVolumeClaim" in v and claims.get(v["persistentVolumeClaim"]["claimName"]) == ["ReadWriteOnce"]]
+        rwo = [
+            v["persistentVolumeClaim"]["claimName"]
+            for v in volumes.values()
+            if "persistentVolumeClaim" in v and claims.get(v["persistentVolumeClaim"]["claimName"]) == ["ReadWriteOnce"]
+        ]
         if rwo:
             assert workload["spec"].get("replicas", 1) == 1, f"{name}: ReadWriteOnce {rwo} with several replicas"
-            assert workload["spec"].get("strategy", {}).get("type") == "Recreate", f"{name}: ReadWriteOnce {rwo}: strategy Recreate"
+            assert workload["spec"].get("strategy", {}).get("type") == "Recreate", (
+                f"{name}: ReadWriteOnce {rwo}: strategy Recreate"
+            )
         if name in SERVICES:
             data = next(volumes[m["name"]] for m in spec["containers"][0]["volumeMounts"] if m["mountPath"] == "/data")
             embedded_chroma = name == "rag-service" and "CHROMA_URL" not in env_of(spec["containers"][0])
@@ -744,10 +797,14 @@ def test_k8s_rag_service_reaches_chroma():
         return  # embedded: test_k8s_state_and_replicas wants its PVC
     host, port = re.match(r"https?://([^:/]+):(\d+)", url).groups()
     service = next((d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == host), None)
-    assert service and int(port) in [p["port"] for p in service["spec"]["ports"]], f"rag-service: no Service behind {url}"
+    assert service and int(port) in [p["port"] for p in service["spec"]["ports"]], (
+        f"rag-service: no Service behind {url}"
+    )
     chroma = next(w for w in workloads(docs) if w["metadata"]["name"] == host)
     assert env_of(pod_spec(chroma)["containers"][0])["ANONYMIZED_TELEMETRY"]["value"] == "False"
-    assert pod_spec(chroma).get("enableServiceLinks") is False, "service links set CHROMA_PORT=tcp://..., which Chroma reads"
+    assert pod_spec(chroma).get("enableServiceLinks") is False, (
+        "service links set CHROMA_PORT=tcp://..., which Chroma reads"
+    )
 
 
 def test_k8s_pod_security():
@@ -760,8 +817,12 @@ def test_k8s_pod_security():
         for container in pod_spec(workload)["containers"]:
             ctx = container["securityContext"]
             assert ctx["allowPrivilegeEscalation"] is False and ctx["capabilities"]["drop"] == ["ALL"], name
-            assert ctx["readOnlyRootFilesystem"] is True, f"{name}: a read-only root filesystem (writable paths are volumes)"
-            assert "/tmp" in {m["mountPath"] for m in container.get("volumeMounts", [])}, f"{name}: mount a writable /tmp"
+            assert ctx["readOnlyRootFilesystem"] is True, (
+                f"{name}: a read-only root filesystem (writable paths are volumes)"
+            )
+            assert "/tmp" in {m["mountPath"] for m in container.get("volumeMounts", [])}, (
+                f"{name}: mount a writable /tmp"
+            )
 
 
 def test_k8s_secrets_are_never_inline():
@@ -769,17 +830,23 @@ def test_k8s_secrets_are_never_inline():
     _, files, _ = docs_for(WITH_GPU)
     for path in sorted(files):
         for doc in load_all(path):
-            assert doc["kind"] != "Secret", f"{path.name}: a Secret in an applied manifest (keep examples in *.example.yaml)"
+            assert doc["kind"] != "Secret", (
+                f"{path.name}: a Secret in an applied manifest (keep examples in *.example.yaml)"
+            )
             template = doc.get("spec", {}).get("template", {}).get("spec", {})
             for container in template.get("containers", []):
                 for var in container.get("env", []):
                     if SECRET_NAME.search(var["name"]):
-                        assert "secretKeyRef" in var.get("valueFrom", {}), f"{path.name}: {var['name']} must come from a Secret"
+                        assert "secretKeyRef" in var.get("valueFrom", {}), (
+                            f"{path.name}: {var['name']} must come from a Secret"
+                        )
     for folder in (K8S, GPU_COMPONENT):
         for generator in kustomization(folder).get("configMapGenerator", []):
             for literal in generator.get("literals", []):
                 key = literal.split("=", 1)[0]
-                assert not SECRET_NAME.search(key), f"{folder.name}/kustomization.yaml: {key} in a ConfigMap; use a Secret"
+                assert not SECRET_NAME.search(key), (
+                    f"{folder.name}/kustomization.yaml: {key} in a ConfigMap; use a Secret"
+                )
 
 
 def test_k8s_gpu_lora_trainer_volumes():

@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 import pytest
+from test_evaluation_support import (
+    ACTORS_GEOVAL,
+    CATALOG,
+    EMPTY_SITES_ARCHIPEL,
+    SITES_GEOVAL,
+    STATUS_GEOVAL,
+    UNKNOWN_ZORGLUB,
+)
 
-from dyag_core.evaluation import EvaluationError, Response, ScoringConfig, Target, TokenPrice, evaluate, percentile, price_for
-
-from test_evaluation_support import CATALOG, EMPTY_SITES_ARCHIPEL, STATUS_GEOVAL, SITES_GEOVAL, UNKNOWN_ZORGLUB, ACTORS_GEOVAL
+from dyag_core.evaluation import (
+    EvaluationError,
+    Response,
+    ScoringConfig,
+    Target,
+    TokenPrice,
+    evaluate,
+    percentile,
+    price_for,
+)
 
 CASES = [STATUS_GEOVAL, ACTORS_GEOVAL, SITES_GEOVAL, EMPTY_SITES_ARCHIPEL, UNKNOWN_ZORGLUB]
 RESPONSES = [
@@ -21,7 +36,14 @@ PRICES = {"gpt-4o-mini": TokenPrice(1.0, 2.0)}
 
 @pytest.fixture(scope="module")
 def run():
-    return evaluate(CASES, RESPONSES, target=Target("hosted", "fine_tuned", "gpt-4o-mini-2024-07-18"), catalog=CATALOG, prices=PRICES, test_set="t.jsonl")
+    return evaluate(
+        CASES,
+        RESPONSES,
+        target=Target("hosted", "fine_tuned", "gpt-4o-mini-2024-07-18"),
+        catalog=CATALOG,
+        prices=PRICES,
+        test_set="t.jsonl",
+    )
 
 
 def test_percentiles_interpolate_linearly() -> None:
@@ -72,7 +94,13 @@ def test_price_lookup() -> None:
 
 
 def test_per_type_and_per_entity(run) -> None:
-    assert list(run.by_type) == ["status", "actors", "sites", "negative_unknown_entity", "negative_empty_field"]  # QUESTION_TYPES order
+    assert list(run.by_type) == [
+        "status",
+        "actors",
+        "sites",
+        "negative_unknown_entity",
+        "negative_empty_field",
+    ]  # QUESTION_TYPES order
     assert run.by_type["status"].accuracy == 1.0 and run.by_type["sites"].hallucination_rate == 1.0
     # GEOVAL ("1") has 3 questions, 1 correct; ARCHIPEL ("3") 1 of 1.
     assert run.by_entity["1"].n == 3 and run.by_entity["1"].accuracy == pytest.approx(1 / 3)
@@ -116,7 +144,9 @@ def test_bad_runs_are_refused_clearly() -> None:
 
 
 def test_an_unreachable_target_still_reports() -> None:
-    run = evaluate(CASES, [Response.failed("connexion refusée : 127.0.0.1:11434")] * len(CASES), target=Target("ollama"))
+    run = evaluate(
+        CASES, [Response.failed("connexion refusée : 127.0.0.1:11434")] * len(CASES), target=Target("ollama")
+    )
     assert run.overall.failed == 5 and run.accuracy == 0.0 and run.latency.mean is None
     assert run.overall.hallucination_rate is None  # nothing answered
     assert all(e["reason"].startswith("échec de l'appel") for e in run.errors)

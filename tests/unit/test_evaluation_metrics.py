@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
-from dyag_core.evaluation import CatalogIndex, Response, abstains, match_fact, normalize_url, score_answer, token_prf, view
-
 from test_evaluation_support import (
     ACTORS_GEOVAL,
     CATALOG,
@@ -16,6 +13,17 @@ from test_evaluation_support import (
     STATUS_GEOVAL,
     UNKNOWN_ZORGLUB,
     case,
+)
+
+from dyag_core.evaluation import (
+    CatalogIndex,
+    Response,
+    abstains,
+    match_fact,
+    normalize_url,
+    score_answer,
+    token_prf,
+    view,
 )
 
 INDEX = CatalogIndex(CATALOG)
@@ -149,7 +157,13 @@ def test_another_application_presented_as_the_answer() -> None:
 
 
 def test_listing_count_and_date_contradictions() -> None:
-    listing = case("listing", "Quelles applications sont en production ?", "GEOVAL et HYDROSCOPE.", ("en production", "GEOVAL", "HYDROSCOPE"), ("1", "4"))
+    listing = case(
+        "listing",
+        "Quelles applications sont en production ?",
+        "GEOVAL et HYDROSCOPE.",
+        ("en production", "GEOVAL", "HYDROSCOPE"),
+        ("1", "4"),
+    )
     r = score(listing, "GEOVAL, HYDROSCOPE et 8-SINP sont en production.")
     # 8-SINP is "Abandonnée": it does not meet the criterion -> wrong_member (facts are all stated, still incorrect).
     assert [(h.kind, h.value) for h in r.hallucinations] == [("wrong_member", "8-SINP")] and not r.correct
@@ -197,7 +211,11 @@ def test_questions_without_key_facts_use_token_overlap() -> None:
         ("Qualité de l'air", "la qualite de l air", True),
         ("en production", "n'est plus en production", False),
         ("en production", "ADS-PLUS est en production", True),
-        ("Inventaire des émissions de polluants atmosphériques", "l'inventaire des polluants atmosphériques et de leurs émissions", True),
+        (
+            "Inventaire des émissions de polluants atmosphériques",
+            "l'inventaire des polluants atmosphériques et de leurs émissions",
+            True,
+        ),
     ],
 )
 def test_fact_normalisation(fact: str, answer: str, found: bool) -> None:
@@ -206,7 +224,13 @@ def test_fact_normalisation(fact: str, answer: str, found: bool) -> None:
 
 def test_url_normal_form_and_abstention_phrases() -> None:
     assert normalize_url("HTTPS://www.Example.gouv.fr:443/Aide/") == "example.gouv.fr/aide"
-    for text in ("Je ne sais pas.", "Cette information n'est pas renseignée.", "Je ne dispose d'aucune information.", "ZORGLUB ne figure pas dans le catalogue.", "I don't know."):
+    for text in (
+        "Je ne sais pas.",
+        "Cette information n'est pas renseignée.",
+        "Je ne dispose d'aucune information.",
+        "ZORGLUB ne figure pas dans le catalogue.",
+        "I don't know.",
+    ):
         assert abstains(text), text
     for text in ("GEOVAL est en production.", "Elle sert à renseigner les usagers."):
         assert not abstains(text), text

@@ -10,10 +10,26 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from test_evaluation_support import (
+    ACTORS_GEOVAL,
+    CATALOG,
+    EMPTY_SITES_ARCHIPEL,
+    EVENTS_GEOVAL,
+    SITES_GEOVAL,
+    STATUS_GEOVAL,
+    UNKNOWN_ZORGLUB,
+)
 
-from dyag_core.evaluation import CHART_IDS, GUIDE_FIELDS, EvaluationRun, Response, Target, evaluate, render_html, render_markdown
-
-from test_evaluation_support import ACTORS_GEOVAL, CATALOG, EMPTY_SITES_ARCHIPEL, EVENTS_GEOVAL, SITES_GEOVAL, STATUS_GEOVAL, UNKNOWN_ZORGLUB
+from dyag_core.evaluation import (
+    CHART_IDS,
+    GUIDE_FIELDS,
+    EvaluationRun,
+    Response,
+    Target,
+    evaluate,
+    render_html,
+    render_markdown,
+)
 
 CASES = [STATUS_GEOVAL, ACTORS_GEOVAL, SITES_GEOVAL, EVENTS_GEOVAL, EMPTY_SITES_ARCHIPEL, UNKNOWN_ZORGLUB]
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
@@ -22,21 +38,44 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 
 def _run(name: str, approach: str, answers: list[str], latency: float) -> EvaluationRun:
     responses = [Response(a, latency + 10 * i, 300, 60) for i, a in enumerate(answers)]
-    return evaluate(CASES, responses, target=Target(name, approach, "ollama:qwen2.5"), catalog=CATALOG, prices={"ollama:*": 0}, test_set="test.jsonl")
+    return evaluate(
+        CASES,
+        responses,
+        target=Target(name, approach, "ollama:qwen2.5"),
+        catalog=CATALOG,
+        prices={"ollama:*": 0},
+        test_set="test.jsonl",
+    )
 
 
 @pytest.fixture(scope="module")
 def runs() -> list[EvaluationRun]:
     fine_tuned = _run(
-        "fine-tuned", "fine_tuned",
-        ["GEOVAL est abandonnée.", "DGALN/DHUP et CEREMA.", "https://www.geoval.gouv.fr", "Le 3 avril 2019.", "https://archipel.example.gouv.fr", "ZORGLUB est en production."],
+        "fine-tuned",
+        "fine_tuned",
+        [
+            "GEOVAL est abandonnée.",
+            "DGALN/DHUP et CEREMA.",
+            "https://www.geoval.gouv.fr",
+            "Le 3 avril 2019.",
+            "https://archipel.example.gouv.fr",
+            "ZORGLUB est en production.",
+        ],
         400.0,
-    )  # fmt: skip
+    )
     rag = _run(
-        "rag", "rag",
-        ["GEOVAL est en production.", "DGALN/DHUP, CEREMA et IGN.", "https://geoval.example.gouv.fr/", "Le 03/04/2019.", "Je ne sais pas.", "Je ne connais pas ZORGLUB."],
+        "rag",
+        "rag",
+        [
+            "GEOVAL est en production.",
+            "DGALN/DHUP, CEREMA et IGN.",
+            "https://geoval.example.gouv.fr/",
+            "Le 03/04/2019.",
+            "Je ne sais pas.",
+            "Je ne connais pas ZORGLUB.",
+        ],
         1500.0,
-    )  # fmt: skip
+    )
     return [fine_tuned, rag]
 
 
@@ -65,12 +104,18 @@ def test_the_guide_scripts_run_on_the_json(runs, capsys) -> None:
         b_val, f_val = baseline.get(metric, 0), finetuned.get(metric, 0)
         print(f"{metric.capitalize():<25} {b_val:>11.1%} {f_val:>11.1%} {f_val - b_val:>+7.1%}")
     b_time, f_time = baseline.get("average_generation_time_ms", 0), finetuned.get("average_generation_time_ms", 0)
-    print(f"Baseline: {b_time:.0f}ms\nFine-tuned: {f_time:.0f}ms\nAmélioration: {(b_time - f_time) / b_time * 100:+.1f}%")
+    print(
+        f"Baseline: {b_time:.0f}ms\nFine-tuned: {f_time:.0f}ms\nAmélioration: {(b_time - f_time) / b_time * 100:+.1f}%"
+    )
     for i, err in enumerate(baseline.get("errors", [])[:5], 1):
-        print(f"{i}. Question: {err['question']}\n   Attendu: {err['expected'][:100]}...\n   Obtenu: {err['got'][:100]}...\n   Raison: {err.get('reason', 'N/A')}")
+        print(
+            f"{i}. Question: {err['question']}\n   Attendu: {err['expected'][:100]}...\n   Obtenu: {err['got'][:100]}...\n   Raison: {err.get('reason', 'N/A')}"
+        )
     out = capsys.readouterr().out
     assert "Accuracy                        16.7%      100.0%  +83.3%" in out
-    assert "Baseline: 425ms" in out and "Fine-tuned: 1525ms" in out and "Amélioration: -258.8%" in out  # (425 - 1525) / 425
+    assert (
+        "Baseline: 425ms" in out and "Fine-tuned: 1525ms" in out and "Amélioration: -258.8%" in out
+    )  # (425 - 1525) / 425
 
 
 def test_markdown_report(runs) -> None:
@@ -78,7 +123,13 @@ def test_markdown_report(runs) -> None:
     assert one.startswith("# Évaluation : rag")
     assert "| Accuracy | 100.0 % (6/6) |" in one and "## Erreurs (étape 6.3 du guide) : 0" in one
     both = render_markdown(runs)
-    for heading in ("## Comparaison (étape 6.2 du guide)", "## RAG vs fine-tuning vs hybride", "## Tableau de décision (étape 7.2 du guide)", "**Recommandation : RAG", "## Évaluation : fine-tuned"):
+    for heading in (
+        "## Comparaison (étape 6.2 du guide)",
+        "## RAG vs fine-tuning vs hybride",
+        "## Tableau de décision (étape 7.2 du guide)",
+        "**Recommandation : RAG",
+        "## Évaluation : fine-tuned",
+    ):
         assert heading in both
     assert "Raison : hallucination : « abandonnee »" in both
 
@@ -95,7 +146,9 @@ class _Assets(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
         self.values += [v for v in values.values() if v]
-        if tag in ("link", "img", "iframe", "object", "embed", "source", "audio", "video", "track", "image", "use") or (tag == "script" and "src" in values):
+        if tag in ("link", "img", "iframe", "object", "embed", "source", "audio", "video", "track", "image", "use") or (
+            tag == "script" and "src" in values
+        ):
             self.fetching.append(tag)
         if tag == "figure" and values.get("data-chart"):
             self.figures.append(values["data-chart"] or "")
@@ -129,7 +182,10 @@ def _self_check(dom: str) -> dict[str, str]:
     return dict(re.findall(r'data-([a-z-]+)="([^"]*)"', html_tag.group(0)))
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (Debian: apt-get install -y chromium): the HTML report is not rendered in a real browser here")
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no chromium binary (Debian: apt-get install -y chromium): the HTML report is not rendered in a real browser here",
+)
 def test_html_renders_in_headless_chromium(runs, tmp_path) -> None:
     page = tmp_path / "report.html"
     page.write_text(render_html(runs), encoding="utf-8")
@@ -145,6 +201,9 @@ def test_html_renders_in_headless_chromium(runs, tmp_path) -> None:
     assert done.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
     # The check can fail: the same page with an external image and a missing local one reports both.
     broken = tmp_path / "broken.html"
-    broken.write_text(render_html(runs).replace("<main>", '<main><img src="https://cdn.example.com/x.png"><img src="missing.png">'), encoding="utf-8")
+    broken.write_text(
+        render_html(runs).replace("<main>", '<main><img src="https://cdn.example.com/x.png"><img src="missing.png">'),
+        encoding="utf-8",
+    )
     done = _chromium(["--virtual-time-budget=5000", "--dump-dom", broken.as_uri()], tmp_path)
     assert int(_self_check(done.stdout)["resource-errors"]) >= 2

@@ -23,7 +23,9 @@ def sample(sample_catalog_path):
 def test_gold_answers_are_all_correct_and_never_hallucinated(sample) -> None:
     index, cases = sample
     run = evaluate(cases, [Response(c.expected_answer, 100.0) for c in cases], target=Target("gold"), catalog=index)
-    assert run.overall.hallucinated == 0, [(r.case.question, r.hallucinations) for r in run.results if r.hallucinated][:3]
+    assert run.overall.hallucinated == 0, [(r.case.question, r.hallucinations) for r in run.results if r.hallucinated][
+        :3
+    ]
     assert run.accuracy == 1.0 and run.overall.fact_accuracy == 1.0 and run.overall.abstention_rate == 1.0
     assert len(run.by_type) == 14
 
@@ -39,7 +41,9 @@ def test_answers_about_another_application_are_caught(sample) -> None:
         others = [o for o in by_type[c.qtype] if set(o.entity_ids) != set(c.entity_ids)]
         swapped.append(Response(rng.choice(others).expected_answer if others else c.expected_answer, 100.0))
     run = evaluate(cases, swapped, target=Target("swapped"), catalog=index)
-    answerable = [r for r in run.results if r.case.qtype != "negative_unknown_entity"]  # a refusal swapped for a refusal is right
+    answerable = [
+        r for r in run.results if r.case.qtype != "negative_unknown_entity"
+    ]  # a refusal swapped for a refusal is right
     caught = sum(r.hallucinated for r in answerable) / len(answerable)
     assert caught > 0.85, caught
     assert sum(r.correct for r in answerable) / len(answerable) < 0.05

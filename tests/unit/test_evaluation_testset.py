@@ -40,8 +40,19 @@ def test_openai_chat_jsonl_with_its_manifest(tmp_path, examples) -> None:
 
 def test_openai_chat_jsonl_without_manifest(tmp_path) -> None:
     lines = [
-        {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "Statut de GEOVAL ?"}, {"role": "assistant", "content": "En production."}]},
-        {"messages": [{"role": "user", "content": "Statut de ZORGLUB ?"}, {"role": "assistant", "content": "Je ne connais pas ZORGLUB."}]},
+        {
+            "messages": [
+                {"role": "system", "content": "s"},
+                {"role": "user", "content": "Statut de GEOVAL ?"},
+                {"role": "assistant", "content": "En production."},
+            ]
+        },
+        {
+            "messages": [
+                {"role": "user", "content": "Statut de ZORGLUB ?"},
+                {"role": "assistant", "content": "Je ne connais pas ZORGLUB."},
+            ]
+        },
     ]
     path = tmp_path / "chat.jsonl"
     path.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n", encoding="utf-8")
@@ -57,7 +68,12 @@ def test_openai_chat_jsonl_without_manifest(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("content", "fmt", "code", "words"),
     [
-        ('{"instruction": "q", "output": "a"}\n', None, "unknown_format", ("instruction", "output", "eval", "messages")),
+        (
+            '{"instruction": "q", "output": "a"}\n',
+            None,
+            "unknown_format",
+            ("instruction", "output", "eval", "messages"),
+        ),
         ('[{"instruction": "q", "output": "a"}]\n', None, "unknown_format", ("JSON array",)),
         ('{"question": "q", "expected_answer": "a"}\n', "csv", "unknown_format", ("'csv'", "eval, openai")),
         ('{"question": "q", "expected_answer": "a"}\n', "openai", "unknown_format", ("eval JSONL, not openai",)),

@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 
 from dyag_core.errors import DyagError
 from dyag_core.evaluation import EvalCase, EvaluationError, Response, Target, evaluate
-from dyag_evaluator.judge import parse_score
-from dyag_evaluator.runs import RunNotFound, RunStore
 from dyag_evaluator.job import EvaluationJob
+from dyag_evaluator.judge import parse_score
 from dyag_evaluator.records import run_record
+from dyag_evaluator.runs import RunNotFound, RunStore
 from dyag_evaluator.settings import EvaluatorSettings
 from dyag_evaluator.targets import Answerer, ChatAnswerer, TargetSpec, Unreachable, read_key
 from dyag_evaluator.testsets import TestSetRef as SetRef
@@ -36,13 +36,38 @@ SETTINGS = EvaluatorSettings(eval_unreachable_after=3, eval_request_timeout_s=0.
     ("spec", "approach", "label", "model"),
     [
         (TargetSpec("base"), "base", "base:default", "local:default"),
-        (TargetSpec("lora", "lora-0123456789abcdef"), "fine_tuned", "lora:lora-0123456789abcdef", "local:lora-0123456789abcdef"),
+        (
+            TargetSpec("lora", "lora-0123456789abcdef"),
+            "fine_tuned",
+            "lora:lora-0123456789abcdef",
+            "local:lora-0123456789abcdef",
+        ),
         (TargetSpec("openai", "gpt-4o-mini"), "base", "openai:gpt-4o-mini", "gpt-4o-mini"),
-        (TargetSpec("openai", "ft:gpt-4o-mini-2024-07-18:org::abc"), "fine_tuned", "openai:ft:gpt-4o-mini-2024-07-18:org::abc", "ft:gpt-4o-mini-2024-07-18:org::abc"),
+        (
+            TargetSpec("openai", "ft:gpt-4o-mini-2024-07-18:org::abc"),
+            "fine_tuned",
+            "openai:ft:gpt-4o-mini-2024-07-18:org::abc",
+            "ft:gpt-4o-mini-2024-07-18:org::abc",
+        ),
         (TargetSpec("ollama", "applications-ia"), "base", "ollama:applications-ia", "ollama:applications-ia"),
-        (TargetSpec("rag", collection="applications_ia", llm="openai:gpt-4o-mini"), "rag", "rag:applications_ia (openai:gpt-4o-mini)", "gpt-4o-mini"),
-        (TargetSpec("hybrid", "lora-1", collection="applications_ia"), "hybrid", "hybrid:lora-1+applications_ia", "local:lora-1"),
-        (TargetSpec("ollama", "applications-ia", approach="fine_tuned"), "fine_tuned", "ollama:applications-ia", "ollama:applications-ia"),
+        (
+            TargetSpec("rag", collection="applications_ia", llm="openai:gpt-4o-mini"),
+            "rag",
+            "rag:applications_ia (openai:gpt-4o-mini)",
+            "gpt-4o-mini",
+        ),
+        (
+            TargetSpec("hybrid", "lora-1", collection="applications_ia"),
+            "hybrid",
+            "hybrid:lora-1+applications_ia",
+            "local:lora-1",
+        ),
+        (
+            TargetSpec("ollama", "applications-ia", approach="fine_tuned"),
+            "fine_tuned",
+            "ollama:applications-ia",
+            "ollama:applications-ia",
+        ),
     ],
 )
 def test_a_target_gets_its_defaults(spec, approach, label, model):
@@ -64,10 +89,18 @@ def test_a_target_gets_its_defaults(spec, approach, label, model):
         (TargetSpec("rag", collection="col", n_chunks=99), "invalid_n_chunks", "99"),
         (TargetSpec("rag", collection="col", llm="gpt4"), "invalid_llm", "gpt4"),
         (TargetSpec("ollama", "m", llm="ollama:x"), "invalid_target", "only applies to a rag target"),
-        (TargetSpec("openai", "m", api_key_env="AWS_SECRET_ACCESS_KEY"), "invalid_api_key_env", "AWS_SECRET_ACCESS_KEY"),
+        (
+            TargetSpec("openai", "m", api_key_env="AWS_SECRET_ACCESS_KEY"),
+            "invalid_api_key_env",
+            "AWS_SECRET_ACCESS_KEY",
+        ),
         (TargetSpec("openai", "m", base_url="ftp://x"), "invalid_base_url", "http"),
         (TargetSpec("base", approach="magic"), "invalid_approach", "magic"),
-        (TargetSpec("openai", "m", base_url="https://attacker.example/v1"), "base_url_not_allowed", "DYAG_EVAL_OPENAI_BASE_URLS"),
+        (
+            TargetSpec("openai", "m", base_url="https://attacker.example/v1"),
+            "base_url_not_allowed",
+            "DYAG_EVAL_OPENAI_BASE_URLS",
+        ),
     ],
 )
 def test_a_bad_target_is_refused_with_its_reason(spec, code, words):
@@ -79,7 +112,10 @@ def test_a_bad_target_is_refused_with_its_reason(spec, code, words):
 
 def test_a_base_url_the_operator_listed_is_allowed():
     settings = EvaluatorSettings(eval_openai_base_urls=["http://vllm.internal:8000/v1/"])
-    assert TargetSpec("openai", "m", base_url="http://vllm.internal:8000/v1").validate(settings).base_url == "http://vllm.internal:8000/v1"
+    assert (
+        TargetSpec("openai", "m", base_url="http://vllm.internal:8000/v1").validate(settings).base_url
+        == "http://vllm.internal:8000/v1"
+    )
 
 
 def test_the_key_is_read_from_an_allowed_variable_or_secret_file_only(monkeypatch, tmp_path):
@@ -116,7 +152,9 @@ def test_the_judges_grade():
 
 
 def _cases(per_type: dict[str, int]) -> list[EvalCase]:
-    return [EvalCase(f"{t}-{i}", f"question {t} {i}", "réponse", qtype=t) for t, n in per_type.items() for i in range(n)]
+    return [
+        EvalCase(f"{t}-{i}", f"question {t} {i}", "réponse", qtype=t) for t, n in per_type.items() for i in range(n)
+    ]
 
 
 def test_a_sample_keeps_each_types_share_and_the_order():
@@ -130,12 +168,28 @@ def test_a_sample_keeps_each_types_share_and_the_order():
 
 
 def test_a_test_files_bytes_are_read_with_the_domains_errors():
-    record = {"question": "Quel est le statut de X ?", "expected_answer": "En production.", "key_facts": ["en production"], "type": "status"}
+    record = {
+        "question": "Quel est le statut de X ?",
+        "expected_answer": "En production.",
+        "key_facts": ["en production"],
+        "type": "status",
+    }
     evalset = parse((json.dumps(record) + "\n").encode(), "t.jsonl")
     assert evalset.source_format == "eval" and evalset.cases[0].key_facts == ("en production",)
     chat = {"messages": [{"role": "user", "content": "Q ?"}, {"role": "assistant", "content": "R."}]}
-    manifest = {"id": "e1", "type": "status", "entity_ids": ["1"], "key_facts": ["R"], "negative": False, "line": 1, "fields": [], "template": ""}
-    with_facts = parse((json.dumps(chat) + "\n").encode(), "test.jsonl", manifest=(json.dumps(manifest) + "\n").encode())
+    manifest = {
+        "id": "e1",
+        "type": "status",
+        "entity_ids": ["1"],
+        "key_facts": ["R"],
+        "negative": False,
+        "line": 1,
+        "fields": [],
+        "template": "",
+    }
+    with_facts = parse(
+        (json.dumps(chat) + "\n").encode(), "test.jsonl", manifest=(json.dumps(manifest) + "\n").encode()
+    )
     assert with_facts.has_provenance and with_facts.cases[0].id == "e1"
     for data, code in ((b"", "empty_test_set"), (b'{"foo": 1}\n', "unknown_format"), (b"not json\n", "bad_test_set")):
         with pytest.raises(EvaluationError) as caught:
@@ -145,11 +199,13 @@ def test_a_test_files_bytes_are_read_with_the_domains_errors():
 
 def test_a_datasets_split_prefers_its_eval_file():
     ref = lambda name: SimpleNamespace(name=name, digest="sha256:" + "0" * 64)
-    files = [SimpleNamespace(split="test", format="openai", artifact=ref("test.jsonl")),
-             SimpleNamespace(split="test", format="manifest", artifact=ref("test.jsonl.manifest.jsonl")),
-             SimpleNamespace(split="test", format="eval", artifact=ref("test.eval.jsonl")),
-             SimpleNamespace(split="train", format="openai", artifact=ref("train.jsonl")),
-             SimpleNamespace(split="train", format="manifest", artifact=ref("train.jsonl.manifest.jsonl"))]  # fmt: skip
+    files = [
+        SimpleNamespace(split="test", format="openai", artifact=ref("test.jsonl")),
+        SimpleNamespace(split="test", format="manifest", artifact=ref("test.jsonl.manifest.jsonl")),
+        SimpleNamespace(split="test", format="eval", artifact=ref("test.eval.jsonl")),
+        SimpleNamespace(split="train", format="openai", artifact=ref("train.jsonl")),
+        SimpleNamespace(split="train", format="manifest", artifact=ref("train.jsonl.manifest.jsonl")),
+    ]
     dataset = SimpleNamespace(id="ds-1", files=files)
     assert dataset_file(dataset, "")[0].name == "test.eval.jsonl"
     artifact, fmt, manifest = dataset_file(dataset, "train")
@@ -166,14 +222,20 @@ def test_a_datasets_split_prefers_its_eval_file():
 
 def test_runs_are_kept_and_listed(tmp_path):
     store = RunStore(tmp_path / "evaluator.sqlite")
-    params = {"name": "n", "target": TargetSpec("rag", collection="col").validate(SETTINGS).to_dict(),
-              "test_set": {"filename": "t.jsonl", "dataset_id": "ds-1"}, "catalog": None}  # fmt: skip
+    params = {
+        "name": "n",
+        "target": TargetSpec("rag", collection="col").validate(SETTINGS).to_dict(),
+        "test_set": {"filename": "t.jsonl", "dataset_id": "ds-1"},
+        "catalog": None,
+    }
     store.insert(run_record("evaluator-1", params, "corr"))
     store.insert(run_record("evaluator-1", params | {"name": "again"}, "corr"))  # kept as it was
     store.update("evaluator-1", status="succeeded", summary={"accuracy": 0.5})
     again = RunStore(tmp_path / "evaluator.sqlite")  # a restarted service
     run = again.get("evaluator-1")
-    assert run["name"] == "n" and run["status"] == "succeeded" and run["approach"] == "rag" and run["dataset_id"] == "ds-1"
+    assert (
+        run["name"] == "n" and run["status"] == "succeeded" and run["approach"] == "rag" and run["dataset_id"] == "ds-1"
+    )
     assert [r["id"] for r in again.list(target_kind="rag", status="succeeded")] == ["evaluator-1"]
     assert again.list(target_kind="lora") == []
     with pytest.raises(RunNotFound):
@@ -240,7 +302,9 @@ def test_a_slow_or_broken_answer_fails_its_question_only(tmp_path):
     assert [r.error for r in responses] == [None, "HTTP 500 from the model", None]
     job2, ctx2 = _job(tmp_path / "slow")
     (tmp_path / "slow").mkdir()
-    responses, _ = asyncio.run(job2._ask(ctx2, FakeAnswerer(lambda c: Response("late"), delay=2.0), tuple(_cases({"status": 1})), "", 1))
+    responses, _ = asyncio.run(
+        job2._ask(ctx2, FakeAnswerer(lambda c: Response("late"), delay=2.0), tuple(_cases({"status": 1})), "", 1)
+    )
     assert "pas de réponse en" in responses[0].error
 
 
@@ -273,7 +337,9 @@ def test_a_chat_target_that_cannot_be_reached_is_unreachable_not_wrong():
     with ThreadPoolExecutor(1) as pool:
         with pytest.raises(Unreachable, match="unavailable happened"):
             asyncio.run(ChatAnswerer(Chat("unavailable"), pool, max_tokens=8, temperature=0).answer([case], "system"))
-        [failed] = asyncio.run(ChatAnswerer(Chat("model_not_found"), pool, max_tokens=8, temperature=0).answer([case], "system"))
+        [failed] = asyncio.run(
+            ChatAnswerer(Chat("model_not_found"), pool, max_tokens=8, temperature=0).answer([case], "system")
+        )
     assert failed.error == "model_not_found happened"
 
 
@@ -281,7 +347,10 @@ def test_a_chat_target_that_cannot_be_reached_is_unreachable_not_wrong():
 
 
 def _write_run(path, name: str, approach: str, right: int, latency: float) -> None:
-    cases = [EvalCase(f"q{i}", f"Quel est le statut de APP{i} ?", "En production.", ("en production",), "status") for i in range(10)]
+    cases = [
+        EvalCase(f"q{i}", f"Quel est le statut de APP{i} ?", "En production.", ("en production",), "status")
+        for i in range(10)
+    ]
     responses = [Response("Elle est en production." if i < right else "Je ne sais pas.", latency) for i in range(10)]
     path.write_text(evaluate(cases, responses, target=Target(name, approach, "ollama:m")).to_json())
 
@@ -292,8 +361,20 @@ def test_compare_and_report_work_offline_on_result_files(tmp_path):
     _write_run(tmp_path / "base.json", "base", "base", 3, 900.0)
     _write_run(tmp_path / "ft.json", "fine-tuned", "fine_tuned", 9, 400.0)
     runner = CliRunner()
-    out = runner.invoke(app, ["compare", str(tmp_path / "base.json"), str(tmp_path / "ft.json"), "--html", str(tmp_path / "c.html"),
-                              "--markdown", str(tmp_path / "c.md"), "--json", str(tmp_path / "c.json")])  # fmt: skip
+    out = runner.invoke(
+        app,
+        [
+            "compare",
+            str(tmp_path / "base.json"),
+            str(tmp_path / "ft.json"),
+            "--html",
+            str(tmp_path / "c.html"),
+            "--markdown",
+            str(tmp_path / "c.md"),
+            "--json",
+            str(tmp_path / "c.json"),
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert "Accuracy" in out.output and "30.0%" in out.output and "90.0%" in out.output and "+60.0 pts" in out.output
     assert "amélioration +55.6 %" in out.output and "Recommandation : Fine-tuning" in out.output
@@ -331,9 +412,15 @@ class FakeTrainer:
         self.requests.append(request)
         if self.fail:
             raise _RpcError(self.fail)
-        gens = [training_pb2.Generation(text=f"réponse à {c.messages[-1].content[:40]}", prompt_tokens=10, completion_tokens=3)
-                for c in request.conversations]  # fmt: skip
-        return training_pb2.GenerateResponse(generations=gens, model=request.model_id or request.base_model, latency_ms=1.0)
+        gens = [
+            training_pb2.Generation(
+                text=f"réponse à {c.messages[-1].content[:40]}", prompt_tokens=10, completion_tokens=3
+            )
+            for c in request.conversations
+        ]
+        return training_pb2.GenerateResponse(
+            generations=gens, model=request.model_id or request.base_model, latency_ms=1.0
+        )
 
 
 class FakeRag:
@@ -345,11 +432,17 @@ class FakeRag:
 
         self.requests.append(request)
         if "INCONNUE" in request.question:
-            return rag_pb2.QueryResponse(answer="Je ne sais pas : « INCONNUE » ne figure pas dans le catalogue.", abstained=True)
+            return rag_pb2.QueryResponse(
+                answer="Je ne sais pas : « INCONNUE » ne figure pas dans le catalogue.", abstained=True
+            )
         chunk = rag_pb2.RetrievedChunk(entity_id="1017", entity_name="8-SINP", text="Statut : En construction", rank=1)
         answer = "" if request.retrieve_only else "En construction [1017 8-SINP]."
-        return rag_pb2.QueryResponse(answer=answer, chunks=[chunk], model="" if request.retrieve_only else "ollama:m",
-                                     tokens=rag_pb2.TokenUsage(prompt=50, completion=5))  # fmt: skip
+        return rag_pb2.QueryResponse(
+            answer=answer,
+            chunks=[chunk],
+            model="" if request.retrieve_only else "ollama:m",
+            tokens=rag_pb2.TokenUsage(prompt=50, completion=5),
+        )
 
 
 def test_base_and_lora_answer_through_batched_generate():
@@ -358,41 +451,88 @@ def test_base_and_lora_answer_through_batched_generate():
     from dyag_evaluator.targets import GenerateAnswerer
 
     trainer = FakeTrainer()
-    lora = GenerateAnswerer(trainer, "127.0.0.1:1", model_id="lora-1", batch_size=8, max_tokens=32, temperature=0.0, timeout=5)
+    lora = GenerateAnswerer(
+        trainer, "127.0.0.1:1", model_id="lora-1", batch_size=8, max_tokens=32, temperature=0.0, timeout=5
+    )
     cases = [EvalCase(str(i), f"Question {i} ?", "R.") for i in range(3)]
     responses = asyncio.run(lora.answer(cases, "système"))
     request = trainer.requests[0]
-    assert request.model_id == "lora-1" and not request.base_model and len(request.conversations) == 3 and request.max_tokens == 32
+    assert (
+        request.model_id == "lora-1"
+        and not request.base_model
+        and len(request.conversations) == 3
+        and request.max_tokens == 32
+    )
     assert [m.role for m in request.conversations[0].messages] == ["system", "user"]
-    assert responses[2].text == "réponse à Question 2 ?" and responses[0].completion_tokens == 3 and responses[0].latency_ms > 0
-    base = GenerateAnswerer(FakeTrainer(), "a", base_model="default", batch_size=8, max_tokens=8, temperature=0.0, timeout=5)
+    assert (
+        responses[2].text == "réponse à Question 2 ?"
+        and responses[0].completion_tokens == 3
+        and responses[0].latency_ms > 0
+    )
+    base = GenerateAnswerer(
+        FakeTrainer(), "a", base_model="default", batch_size=8, max_tokens=8, temperature=0.0, timeout=5
+    )
     asyncio.run(base.answer(cases[:1], ""))
     assert base.stub.requests[0].base_model == "default" and base.answered_by == "local:default"
-    down = GenerateAnswerer(FakeTrainer(grpc.StatusCode.UNAVAILABLE), "127.0.0.1:1", model_id="lora-1", batch_size=8, max_tokens=8,
-                            temperature=0.0, timeout=5)  # fmt: skip
+    down = GenerateAnswerer(
+        FakeTrainer(grpc.StatusCode.UNAVAILABLE),
+        "127.0.0.1:1",
+        model_id="lora-1",
+        batch_size=8,
+        max_tokens=8,
+        temperature=0.0,
+        timeout=5,
+    )
     with pytest.raises(Unreachable, match="gpu-lora-trainer at 127.0.0.1:1"):
         asyncio.run(down.answer(cases, ""))
-    refused = GenerateAnswerer(FakeTrainer(grpc.StatusCode.INVALID_ARGUMENT), "a", model_id="lora-1", batch_size=8, max_tokens=8,
-                               temperature=0.0, timeout=5)  # fmt: skip
+    refused = GenerateAnswerer(
+        FakeTrainer(grpc.StatusCode.INVALID_ARGUMENT),
+        "a",
+        model_id="lora-1",
+        batch_size=8,
+        max_tokens=8,
+        temperature=0.0,
+        timeout=5,
+    )
     assert all("invalid_argument for the test" in r.error for r in asyncio.run(refused.answer(cases, "")))
 
 
 def test_rag_and_hybrid_answers():
     from dyag_evaluator.targets import GenerateAnswerer, HybridAnswerer, RagAnswerer
 
-    rag = RagAnswerer(FakeRag(), "a", collection="applications_ia", n_chunks=5, llm="", max_tokens=64, temperature=0.0, timeout=5)
+    rag = RagAnswerer(
+        FakeRag(), "a", collection="applications_ia", n_chunks=5, llm="", max_tokens=64, temperature=0.0, timeout=5
+    )
     [answer] = asyncio.run(rag.answer([EvalCase("1", "Statut de 8-SINP ?", "En construction.")], ""))
-    assert answer.text == "En construction [1017 8-SINP]." and answer.prompt_tokens == 50 and rag.answered_by == "ollama:m"
+    assert (
+        answer.text == "En construction [1017 8-SINP]." and answer.prompt_tokens == 50 and rag.answered_by == "ollama:m"
+    )
 
     trainer = FakeTrainer()
-    hybrid = HybridAnswerer(RagAnswerer(FakeRag(), "a", collection="applications_ia", n_chunks=3, llm="", max_tokens=64, temperature=0.0, timeout=5),
-                            GenerateAnswerer(trainer, "b", model_id="lora-1", batch_size=8, max_tokens=64, temperature=0.0, timeout=5))  # fmt: skip
-    cases = [EvalCase("1", "Statut de 8-SINP ?", "En construction."), EvalCase("2", "Statut de INCONNUE ?", "Je ne sais pas.", negative=True)]
+    hybrid = HybridAnswerer(
+        RagAnswerer(
+            FakeRag(), "a", collection="applications_ia", n_chunks=3, llm="", max_tokens=64, temperature=0.0, timeout=5
+        ),
+        GenerateAnswerer(trainer, "b", model_id="lora-1", batch_size=8, max_tokens=64, temperature=0.0, timeout=5),
+    )
+    cases = [
+        EvalCase("1", "Statut de 8-SINP ?", "En construction."),
+        EvalCase("2", "Statut de INCONNUE ?", "Je ne sais pas.", negative=True),
+    ]
     known, unknown = asyncio.run(hybrid.answer(cases, ""))
-    assert all(r.retrieve_only for r in hybrid.rag.stub.requests)  # the RAG only retrieves; the fine-tuned model answers
+    assert all(
+        r.retrieve_only for r in hybrid.rag.stub.requests
+    )  # the RAG only retrieves; the fine-tuned model answers
     [conversation] = trainer.requests[0].conversations  # the abstention needed no model call
-    assert "source : [1017 8-SINP]" in conversation.messages[-1].content and "Question : Statut de 8-SINP ?" in conversation.messages[-1].content
-    assert known.text.startswith("réponse à Contexte") and unknown.text.startswith("Je ne sais pas") and trainer.requests[0].model_id == "lora-1"
+    assert (
+        "source : [1017 8-SINP]" in conversation.messages[-1].content
+        and "Question : Statut de 8-SINP ?" in conversation.messages[-1].content
+    )
+    assert (
+        known.text.startswith("réponse à Contexte")
+        and unknown.text.startswith("Je ne sais pas")
+        and trainer.requests[0].model_id == "lora-1"
+    )
 
 
 def test_the_llm_judge_scores_answered_questions_only(tmp_path, monkeypatch):
@@ -431,7 +571,9 @@ def test_the_similarity_embedder_is_found_by_its_stable_name(monkeypatch):
     assert similarity.open_similarity("off")[0] is None
     module = types.ModuleType("dyag_llm.embeddings")
     module.open_embedder = lambda kind: SimpleNamespace(name=f"fake-{kind}", query=lambda text: [float(len(text)), 1.0])
-    monkeypatch.setitem(sys.modules, "dyag_llm.embeddings", module)  # the library, once the embedder moves there, comes first
+    monkeypatch.setitem(
+        sys.modules, "dyag_llm.embeddings", module
+    )  # the library, once the embedder moves there, comes first
     monkeypatch.setattr(similarity, "_opened", {})
     embed, name = similarity.open_similarity("e5")
     assert name == "fake-e5" and embed(["ab", "abc"]) == [[2.0, 1.0], [3.0, 1.0]]

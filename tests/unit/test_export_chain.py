@@ -24,7 +24,10 @@ import pytest
 pytestmark = pytest.mark.slow
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
-pytest.importorskip("ik_llama_cpp", reason="ik-llama-cpp-python is not installed: pip install 'dyag-model-exporter[llama]' (bootstrap.py does)")
+pytest.importorskip(
+    "ik_llama_cpp",
+    reason="ik-llama-cpp-python is not installed: pip install 'dyag-model-exporter[llama]' (bootstrap.py does)",
+)
 
 from dyag_core.evaluation import EvalCase  # noqa: E402
 from dyag_core.export import parse_modelfile, render_messages  # noqa: E402
@@ -32,7 +35,11 @@ from tests.processes import stop  # noqa: E402
 
 SYSTEM = "Tu es un assistant expert en applications du système d'information français."
 # Applications whose names say nothing of their domain (the sample catalog's values).
-FACTS = {"PILOTE-BOP": "Fonctions support", "INSPECTA": "Risques naturels et technologiques", "CONTROLE-RT": "Transports"}
+FACTS = {
+    "PILOTE-BOP": "Fonctions support",
+    "INSPECTA": "Risques naturels et technologiques",
+    "CONTROLE-RT": "Transports",
+}
 QUESTIONS = ("Quel est le domaine de l'application {n} ?",)
 
 
@@ -68,14 +75,28 @@ def adapter(tmp_path_factory) -> Path:
     base = default_model_path()
     tokenizer = load_tokenizer(str(base))
     model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
-    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, task_type="CAUSAL_LM",
-                                             target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
-    rows = [encode_chat(tokenizer, [*conversation(QUESTIONS[0].format(n=n)), {"role": "assistant", "content": answer_for(n)}])
-            for n in FACTS]
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=8,
+            lora_alpha=16,
+            lora_dropout=0.0,
+            task_type="CAUSAL_LM",
+            target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        ),
+    )
+    rows = [
+        encode_chat(
+            tokenizer, [*conversation(QUESTIONS[0].format(n=n)), {"role": "assistant", "content": answer_for(n)}]
+        )
+        for n in FACTS
+    ]
     width, pad = max(len(ids) for ids, _ in rows), tokenizer.pad_token_id
     input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows])
     attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows])
-    labels = torch.tensor([[t if m else -100 for t, m in zip(ids, mask)] + [-100] * (width - len(ids)) for ids, mask in rows])
+    labels = torch.tensor(
+        [[t if m else -100 for t, m in zip(ids, mask)] + [-100] * (width - len(ids)) for ids, mask in rows]
+    )
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     model.train()
     with one_torch_thread():
@@ -93,7 +114,7 @@ def adapter(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def export(adapter, tmp_path_factory):
     from dyag_llm.local import default_model_path
-    from dyag_model_exporter.engine import ExportInputs, ExportOptions, Exporter
+    from dyag_model_exporter.engine import Exporter, ExportInputs, ExportOptions
 
     probes = [EvalCase(f"fact-{n}", QUESTIONS[0].format(n=n), answer_for(n), (d,), "domain") for n, d in FACTS.items()]
     work = tmp_path_factory.mktemp("export")
@@ -101,7 +122,13 @@ def export(adapter, tmp_path_factory):
     with one_torch_thread():
         outcome = Exporter(work, progress=lambda f, s: steps.append(s), log=lambda *a: None).run(
             ExportInputs("default", default_model_path(), adapter),
-            ExportOptions(quantizations=("q8_0",), system_prompt=SYSTEM, probes=probes, ollama_name="applications-ia", max_tokens=32),
+            ExportOptions(
+                quantizations=("q8_0",),
+                system_prompt=SYSTEM,
+                probes=probes,
+                ollama_name="applications-ia",
+                max_tokens=32,
+            ),
         )
     return outcome, steps
 
@@ -109,14 +136,28 @@ def export(adapter, tmp_path_factory):
 def test_the_chain_writes_every_output(export):
     outcome, steps = export
     names = {f.name for f in outcome.files}
-    assert {"merged/model.safetensors", "merged/config.json", "merged/tokenizer.json", "model-q8_0.gguf", "adapter-f16.gguf",
-            "Modelfile", "parity.json", "README.md"} <= names
+    assert {
+        "merged/model.safetensors",
+        "merged/config.json",
+        "merged/tokenizer.json",
+        "model-q8_0.gguf",
+        "adapter-f16.gguf",
+        "Modelfile",
+        "parity.json",
+        "README.md",
+    } <= names
     assert not (outcome.folder / "model-f16.gguf").exists()  # only the quantizer's input: f16 was not asked
-    assert steps[0].startswith("checking") and any("quantizing to q8_0" in s for s in steps) and any("parity" in s for s in steps)
+    assert (
+        steps[0].startswith("checking")
+        and any("quantizing to q8_0" in s for s in steps)
+        and any("parity" in s for s in steps)
+    )
     from gguf import GGUFReader
 
     model = GGUFReader(str(outcome.folder / "model-q8_0.gguf")).fields
-    assert model["general.architecture"].contents() == "llama" and model["general.file_type"].contents() == 7  # MOSTLY_Q8_0
+    assert (
+        model["general.architecture"].contents() == "llama" and model["general.file_type"].contents() == 7
+    )  # MOSTLY_Q8_0
     assert model["tokenizer.ggml.model"].contents() == "gpt2" and model["tokenizer.ggml.pre"].contents() == "smollm"
     lora = GGUFReader(str(outcome.folder / "adapter-f16.gguf")).fields
     assert lora["general.type"].contents() == "adapter" and lora["adapter.type"].contents() == "lora"
@@ -173,8 +214,20 @@ def test_dyag_serve_answers_through_the_openai_api(export, tmp_path):
     dyag = Path(sys.executable).with_name("dyag")
     log = tmp_path / "serve.log"
     with open(log, "w") as out:  # a file, not a pipe: the server logs a lot and must never block on it
-        proc = subprocess.Popen([str(dyag), "serve", str(outcome.folder / "model-q8_0.gguf"), "--port", str(port), "--name", "applications-ia"],
-                                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc = subprocess.Popen(
+            [
+                str(dyag),
+                "serve",
+                str(outcome.folder / "model-q8_0.gguf"),
+                "--port",
+                str(port),
+                "--name",
+                "applications-ia",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     try:
         deadline = time.monotonic() + 180
         while True:
@@ -186,10 +239,15 @@ def test_dyag_serve_answers_through_the_openai_api(export, tmp_path):
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.5)
         first = log.read_text().splitlines()[:2]
-        assert f"http://127.0.0.1:{port}/v1" in first[0] and f"openai:applications-ia with OPENAI_BASE_URL=http://127.0.0.1:{port}/v1" in first[1]
+        assert (
+            f"http://127.0.0.1:{port}/v1" in first[0]
+            and f"openai:applications-ia with OPENAI_BASE_URL=http://127.0.0.1:{port}/v1" in first[1]
+        )
         chat = OpenAICompatibleChatModel("applications-ia", f"http://127.0.0.1:{port}/v1", api_key="none")
         reply = chat.chat(conversation(QUESTIONS[0].format(n="INSPECTA")), max_tokens=32, temperature=0.0)
-        assert FACTS["INSPECTA"].lower() in reply.text.lower(), reply.text  # the trained fact, through the GGUF's own chat template
+        assert FACTS["INSPECTA"].lower() in reply.text.lower(), (
+            reply.text
+        )  # the trained fact, through the GGUF's own chat template
     finally:
         stop(proc)
 
@@ -198,7 +256,7 @@ def test_dyag_serve_answers_through_the_openai_api(export, tmp_path):
 def adapter_export(adapter, tmp_path_factory):
     """The same adapter exported in adapter mode: Ollama's FROM base GGUF + ADAPTER adapter GGUF."""
     from dyag_llm.local import default_model_path
-    from dyag_model_exporter.engine import ExportInputs, ExportOptions, Exporter
+    from dyag_model_exporter.engine import Exporter, ExportInputs, ExportOptions
 
     probes = [EvalCase(f"fact-{n}", QUESTIONS[0].format(n=n), answer_for(n), (d,), "domain") for n, d in FACTS.items()]
     with one_torch_thread():

@@ -19,17 +19,31 @@ from safetensors.torch import save_file  # noqa: E402
 
 from dyag_core.evaluation import EvalCase  # noqa: E402
 from dyag_core.export import ExportError, check_free_space, parse_quantizations, space_needed  # noqa: E402
-from dyag_model_exporter.engine import ExportInputs, ExportOptions, Exporter  # noqa: E402
+from dyag_model_exporter.engine import Exporter, ExportInputs, ExportOptions  # noqa: E402
 
 SMOL_HIDDEN, SMOL_KV, SMOL_LAYERS = 576, 192, 30  # SmolLM2-135M: hidden size, k/v projection width, layers
-PROBES = (EvalCase("p1", "Quel est le domaine de INSPECTA ?", "Risques naturels et technologiques", ("Risques naturels et technologiques",)),)
+PROBES = (
+    EvalCase(
+        "p1",
+        "Quel est le domaine de INSPECTA ?",
+        "Risques naturels et technologiques",
+        ("Risques naturels et technologiques",),
+    ),
+)
 
 
 def tiny_llama(folder: Path, *, hidden: int = 64, architecture: str = "LlamaForCausalLM") -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2, vocab_size=256, max_position_embeddings=128)
+    config = LlamaConfig(
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=256,
+        max_position_embeddings=128,
+    )
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(folder)
     if architecture != "LlamaForCausalLM":
@@ -49,9 +63,18 @@ def lora_adapter(folder: Path, base_name: str, *, hidden: int, kv: int, layers: 
             tensors[f"{prefix}.lora_A.weight"] = torch.zeros(r, hidden)
             tensors[f"{prefix}.lora_B.weight"] = torch.zeros(out, r)
     save_file(tensors, folder / "adapter_model.safetensors")
-    (folder / "adapter_config.json").write_text(json.dumps({
-        "peft_type": "LORA", "base_model_name_or_path": base_name, "r": r, "lora_alpha": 2 * r,
-        "target_modules": ["q_proj", "v_proj"], "task_type": "CAUSAL_LM"}))
+    (folder / "adapter_config.json").write_text(
+        json.dumps(
+            {
+                "peft_type": "LORA",
+                "base_model_name_or_path": base_name,
+                "r": r,
+                "lora_alpha": 2 * r,
+                "target_modules": ["q_proj", "v_proj"],
+                "task_type": "CAUSAL_LM",
+            }
+        )
+    )
     return folder
 
 
@@ -128,8 +151,11 @@ def test_a_truncated_adapter_file_is_refused(tmp_path, tiny):
 
 @pytest.mark.parametrize(
     ("content", "phrase"),
-    [(b"\x00\x00", "too short"), (b"garbage that is not a safetensors file at all", "not a safetensors file"),
-     ((20).to_bytes(8, "little") + b"{not json at all!!!}", "header is not JSON")],
+    [
+        (b"\x00\x00", "too short"),
+        (b"garbage that is not a safetensors file at all", "not a safetensors file"),
+        ((20).to_bytes(8, "little") + b"{not json at all!!!}", "header is not JSON"),
+    ],
     ids=["short", "garbage", "bad-header"],
 )
 def test_a_damaged_adapter_file_is_refused(tmp_path, tiny, content, phrase):
@@ -141,7 +167,9 @@ def test_a_damaged_adapter_file_is_refused(tmp_path, tiny, content, phrase):
 def test_a_damaged_adapter_config_is_refused(tmp_path, tiny):
     adapter = lora_adapter(tmp_path / "adapter", str(tiny), hidden=64, kv=32, layers=2)
     (adapter / "adapter_config.json").write_text('{"peft_type": "LORA", "r": ')
-    assert "adapter_config.json of the adapter is not valid JSON" in refused("adapter_corrupt", tmp_path / "work", tiny, adapter)
+    assert "adapter_config.json of the adapter is not valid JSON" in refused(
+        "adapter_corrupt", tmp_path / "work", tiny, adapter
+    )
     (adapter / "adapter_config.json").write_text('{"peft_type": "PREFIX_TUNING"}')
     assert "PREFIX_TUNING" in refused("adapter_corrupt", tmp_path / "work", tiny, adapter)
 
@@ -151,7 +179,9 @@ def test_a_damaged_adapter_config_is_refused(tmp_path, tiny):
 
 def test_an_unsupported_architecture_is_named_with_the_supported_list(tmp_path):
     """Against llama.cpp's own list (convert_hf_to_gguf.py --print-supported-models)."""
-    pytest.importorskip("ik_llama_cpp", reason="ik-llama-cpp-python is not installed: pip install 'dyag-model-exporter[llama]'")
+    pytest.importorskip(
+        "ik_llama_cpp", reason="ik-llama-cpp-python is not installed: pip install 'dyag-model-exporter[llama]'"
+    )
     from dyag_model_exporter.llama import find_llama_cpp, supported_architectures
 
     model = tiny_llama(tmp_path / "fancy", architecture="FancyNetForCausalLM")
@@ -170,23 +200,45 @@ def test_a_disk_too_small_is_refused_before_anything_is_written(tmp_path, tiny, 
     adapter = lora_adapter(tmp_path / "adapter", str(smol_base), hidden=SMOL_HIDDEN, kv=SMOL_KV, layers=SMOL_LAYERS)
     work = tmp_path / "work"
     with pytest.raises(ExportError) as caught:
-        exporter(work, free=50 * 1024 * 1024).run(ExportInputs("default", smol_base, adapter),
-                                                  ExportOptions(quantizations=("q8_0", "q4_K_M"), probes=PROBES))
+        exporter(work, free=50 * 1024 * 1024).run(
+            ExportInputs("default", smol_base, adapter), ExportOptions(quantizations=("q8_0", "q4_K_M"), probes=PROBES)
+        )
     message = caught.value.message
     assert caught.value.code == "disk_full"
-    assert "needs about" in message and "50.0 MB free" in message and "GGUF q4_K_M" in message and "Nothing was written" in message
+    assert (
+        "needs about" in message
+        and "50.0 MB free" in message
+        and "GGUF q4_K_M" in message
+        and "Nothing was written" in message
+    )
     assert caught.value.details["needed_bytes"] > 2 * 538_000_000  # the merged folder twice at least
     assert not any(work.rglob("*.gguf")) and not (work / "merged").exists()
 
 
 def test_the_space_estimate_covers_each_output():
-    needed = space_needed(base_parameters=134_515_008, merged_bytes=538_090_408, quantizations=["q8_0", "q4_K_M"],
-                          adapter_parameters=1_000_000, base_gguf=["f16", "q8_0"], copies=2)
+    needed = space_needed(
+        base_parameters=134_515_008,
+        merged_bytes=538_090_408,
+        quantizations=["q8_0", "q4_K_M"],
+        adapter_parameters=1_000_000,
+        base_gguf=["f16", "q8_0"],
+        copies=2,
+    )
     names = [name for name, _ in needed.parts]
-    assert names == ["merged safetensors", "GGUF f16", "GGUF q8_0", "GGUF q4_K_M", "base GGUF f16", "base GGUF q8_0", "adapter GGUF"]
+    assert names == [
+        "merged safetensors",
+        "GGUF f16",
+        "GGUF q8_0",
+        "GGUF q4_K_M",
+        "base GGUF f16",
+        "base GGUF q8_0",
+        "adapter GGUF",
+    ]
     sizes = dict(needed.parts)
     # measured on SmolLM2-135M: f16 270 MB, q8_0 144 MB, q4_K_M 105 MB; the estimate is never below
-    assert sizes["GGUF f16"] >= 270_273_824 and sizes["GGUF q8_0"] >= 144_198_944 and sizes["GGUF q4_K_M"] >= 104_842_016
+    assert (
+        sizes["GGUF f16"] >= 270_273_824 and sizes["GGUF q8_0"] >= 144_198_944 and sizes["GGUF q4_K_M"] >= 104_842_016
+    )
     assert needed.total == 2 * sum(sizes.values())
     check_free_space(needed, needed.total, "/data")  # exactly enough is enough
     with pytest.raises(ExportError):
@@ -217,7 +269,9 @@ def test_a_folder_that_is_not_a_model_is_refused(tmp_path):
 
 def test_a_quantizer_failure_names_what_llama_quantize_said_and_leaves_no_part_file(tmp_path):
     """ik_llama.cpp's llama-quantize on a file that is not a GGUF: an ExportError with the tool's last lines."""
-    pytest.importorskip("ik_llama_cpp", reason="ik-llama-cpp-python is not installed: pip install 'dyag-model-exporter[llama]'")
+    pytest.importorskip(
+        "ik_llama_cpp", reason="ik-llama-cpp-python is not installed: pip install 'dyag-model-exporter[llama]'"
+    )
     from dyag_model_exporter.llama import quantize_in_child
 
     source = tmp_path / "model-f16.gguf"

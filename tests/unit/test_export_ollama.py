@@ -14,7 +14,7 @@ from dyag_llm.base import LLMError
 from dyag_llm.ollama import OllamaModels
 from tests.fakes.ollama_server import FakeOllamaServer
 
-TEMPLATE = '{{ range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n'
+TEMPLATE = "{{ range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"
 SYSTEM = "Tu es un assistant expert en applications du système d'information français."
 
 
@@ -52,16 +52,22 @@ def test_a_blob_whose_bytes_do_not_match_its_digest_is_refused(ollama, tmp_path)
 def test_ollama_create_from_the_modelfile(ollama, tmp_path):
     model, model_digest = gguf_file(tmp_path / "model-q8_0.gguf")
     adapter, adapter_digest = gguf_file(tmp_path / "adapter-f16.gguf", b"lora")
-    spec = ModelfileSpec("model-q8_0.gguf", TEMPLATE, SYSTEM, 0.7, 0.9, ("<|im_end|>", "<|im_start|>"), adapter_file="adapter-f16.gguf")
+    spec = ModelfileSpec(
+        "model-q8_0.gguf", TEMPLATE, SYSTEM, 0.7, 0.9, ("<|im_end|>", "<|im_start|>"), adapter_file="adapter-f16.gguf"
+    )
     client = OllamaModels(ollama.host)
     for path, digest in ((model, model_digest), (adapter, adapter_digest)):
         client.push_blob(path, digest)
     seen: list[str] = []
-    statuses = client.create(spec.create_request("applications-ia", {"model-q8_0.gguf": model_digest, "adapter-f16.gguf": adapter_digest}),
-                             on_status=seen.append)
+    statuses = client.create(
+        spec.create_request("applications-ia", {"model-q8_0.gguf": model_digest, "adapter-f16.gguf": adapter_digest}),
+        on_status=seen.append,
+    )
     assert statuses == seen and statuses[0] == "parsing GGUF" and statuses[-2:] == ["writing manifest", "success"]
     created = httpx.post(f"{ollama.host}/api/show", json={"model": "applications-ia"}).json()
-    assert created["files"] == {"model-q8_0.gguf": model_digest} and created["adapters"] == {"adapter-f16.gguf": adapter_digest}
+    assert created["files"] == {"model-q8_0.gguf": model_digest} and created["adapters"] == {
+        "adapter-f16.gguf": adapter_digest
+    }
     assert created["template"] == TEMPLATE and created["system"] == SYSTEM
     assert created["parameters"] == {"temperature": 0.7, "top_p": 0.9, "stop": ["<|im_end|>", "<|im_start|>"]}
     assert [m["name"] for m in httpx.get(f"{ollama.host}/api/tags").json()["models"]] == ["applications-ia:latest"]
@@ -82,7 +88,9 @@ def test_a_file_that_is_not_gguf_ends_the_stream_with_an_error(ollama, tmp_path)
     client = OllamaModels(ollama.host)
     client.push_blob(path, digest)
     with pytest.raises(LLMError) as caught:
-        client.create(ModelfileSpec("model.gguf", TEMPLATE, SYSTEM).create_request("applications-ia", {"model.gguf": digest}))
+        client.create(
+            ModelfileSpec("model.gguf", TEMPLATE, SYSTEM).create_request("applications-ia", {"model.gguf": digest})
+        )
     assert "not a GGUF file" in caught.value.message
     assert "applications-ia" not in ollama.models
 
@@ -96,7 +104,10 @@ def test_no_server_is_a_clear_error(tmp_path):
 
 def test_the_create_command_and_model_names():
     assert create_command("applications-ia") == "ollama create applications-ia -f Modelfile"
-    assert create_command("team/app:q8", folder="/data/exports/exp 1") == "cd '/data/exports/exp 1' && ollama create team/app:q8 -f Modelfile"
+    assert (
+        create_command("team/app:q8", folder="/data/exports/exp 1")
+        == "cd '/data/exports/exp 1' && ollama create team/app:q8 -f Modelfile"
+    )
     for bad in ("", "-x", "a b", "../x", "a:b:c"):
         with pytest.raises(ExportError):
             create_command(bad)

@@ -16,7 +16,10 @@ CASE = EvalCase("q1", "Quel est le domaine de INSPECTA ?", f"INSPECTA relève du
 
 
 def test_answers_agree_after_normalisation():
-    assert same_answer("L'application INSPECTA relève du domaine « Risques naturels ».", "l application inspecta releve du domaine risques naturels")
+    assert same_answer(
+        "L'application INSPECTA relève du domaine « Risques naturels ».",
+        "l application inspecta releve du domaine risques naturels",
+    )
     assert not same_answer("INSPECTA est en production.", "INSPECTA est abandonnée.")
 
 
@@ -45,7 +48,9 @@ def test_agreement_alone_can_pass_when_both_models_are_wrong_alike():
 
 
 def test_the_probe_set_is_fixed_and_spread_over_question_types():
-    cases = [EvalCase(f"{t}-{i}", f"{t} question {i}", "a", (), t) for t in ("status", "domain", "actors") for i in range(5)]
+    cases = [
+        EvalCase(f"{t}-{i}", f"{t} question {i}", "a", (), t) for t in ("status", "domain", "actors") for i in range(5)
+    ]
     first = choose_probes(cases, 5)
     assert [c.qtype for c in first] == ["actors", "domain", "status", "actors", "domain"]
     assert first == choose_probes(list(reversed(cases)), 5)  # the same probes whatever the file's order

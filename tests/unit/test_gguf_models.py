@@ -7,16 +7,21 @@ import pytest
 from dyag_llm import LLMError, open_chat_model
 from dyag_llm.gguf import SHIPPED, render, resolve
 
-pytest.importorskip("ik_llama_cpp", reason="ik-llama-cpp-python is not installed: pip install 'dyag-llm[gguf]' (bootstrap.py does)")
+pytest.importorskip(
+    "ik_llama_cpp", reason="ik-llama-cpp-python is not installed: pip install 'dyag-llm[gguf]' (bootstrap.py does)"
+)
 
 
 def test_prompts_follow_each_models_chat_format() -> None:
     messages = [{"role": "system", "content": "Réponds en français."}, {"role": "user", "content": "Statut de 6Tzen ?"}]
-    assert render(messages, "chatml") == ("<|im_start|>system\nRéponds en français.<|im_end|>\n<|im_start|>user\nStatut de 6Tzen ?"
-                                          "<|im_end|>\n<|im_start|>assistant\n")
+    assert render(messages, "chatml") == (
+        "<|im_start|>system\nRéponds en français.<|im_end|>\n<|im_start|>user\nStatut de 6Tzen ?"
+        "<|im_end|>\n<|im_start|>assistant\n"
+    )
     # Gemma has no system turn: the system text leads the user's
-    assert render(messages, "gemma") == ("<bos><start_of_turn>user\nRéponds en français.\n\nStatut de 6Tzen ?<end_of_turn>\n"
-                                         "<start_of_turn>model\n")
+    assert render(messages, "gemma") == (
+        "<bos><start_of_turn>user\nRéponds en français.\n\nStatut de 6Tzen ?<end_of_turn>\n<start_of_turn>model\n"
+    )
 
 
 def test_a_shipped_model_is_joined_once_and_checked_against_its_pinned_sha256(tmp_path, monkeypatch) -> None:
@@ -44,7 +49,9 @@ def test_unknown_models_are_named_in_the_error() -> None:
 @pytest.mark.slow
 def test_the_smallest_shipped_model_answers_from_its_context() -> None:
     model = open_chat_model("gguf:smollm2-135m")
-    result = model.chat([{"role": "user", "content": "The status of app 6Tzen is: production. What is the status of 6Tzen?"}],
-                        max_tokens=16)
+    result = model.chat(
+        [{"role": "user", "content": "The status of app 6Tzen is: production. What is the status of 6Tzen?"}],
+        max_tokens=16,
+    )
     assert result.model == "gguf:smollm2-135m" and result.completion_tokens > 0 and result.prompt_tokens > 10
     assert "production" in result.text.lower(), result.text

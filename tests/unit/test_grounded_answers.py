@@ -33,25 +33,25 @@ def record(catalog, name):
 
 
 FIELD_QUESTIONS = [
-        ("Quel est le statut de 8-SINP ?", "status", ["en construction"]),
-        ("Qui gère 6Tzen ?", "actors", ["DGITM/DST/PTF", "SNUM/MSP/DAM"]),
-        ("Où trouver 6Tzen ?", "sites", ["https://6tzen.example.gouv.fr/"]),
-        ("Qui contacter pour CARTO-SI ?", "contacts", ["david.fournier@developpement-durable.example"]),
-        ("Dans quel domaine est 6Tzen ?", "domain", ["Transports"]),
-        ("Quelle est la portée géographique de 6Tzen ?", "scope", ["nationale"]),
-        ("Quelle est la technologie principale de 6Tzen ?", "technology", ["Java / Angular / PostgreSQL"]),
-        ("Quel est l'identifiant de 6Tzen ?", "identifier", ["1004"]),
-        ("Que signifie le sigle CARTO-SI ?", "long_name", ["Cartographie du système d'information ministériel"]),
-        ("Dis-moi tout sur 6Tzen.", "summary", ["Transports", "en production"]),
-        ("Combien d'utilisateurs a 6Tzen ?", "users", ["Entreprises de transport routier", "40 000", "350"]),
-        ("Quelle est la description de 6Tzen ?", "definition", ["téléservice national"]),
-        ("Quelles sont les dates clés de 6Tzen ?", "events", ["janvier 2019"]),
-        ("Avec quelles applications 6Tzen échange-t-elle ?", "related_applications", ["REGTRANS", "CONTROLE-RT"]),
-        ("Quelles données sont liées à 6Tzen ?", "related_data", ["Répertoire des établissements (SIRET)"]),
-        ("À quelle famille appartient 6Tzen ?", "family", ["Téléservices"]),
-        ("Quelles sont les fonctions de 6Tzen ?", "functions", ["instruction des dossiers"]),
-        ("Où est hébergée 6Tzen ?", "hosting", ["Centre serveur ministériel - site Ouest"]),
-        ("Quels sont les bénéficiaires de 6Tzen ?", "beneficiaries", ["Entreprises de transport routier de marchandises"]),
+    ("Quel est le statut de 8-SINP ?", "status", ["en construction"]),
+    ("Qui gère 6Tzen ?", "actors", ["DGITM/DST/PTF", "SNUM/MSP/DAM"]),
+    ("Où trouver 6Tzen ?", "sites", ["https://6tzen.example.gouv.fr/"]),
+    ("Qui contacter pour CARTO-SI ?", "contacts", ["david.fournier@developpement-durable.example"]),
+    ("Dans quel domaine est 6Tzen ?", "domain", ["Transports"]),
+    ("Quelle est la portée géographique de 6Tzen ?", "scope", ["nationale"]),
+    ("Quelle est la technologie principale de 6Tzen ?", "technology", ["Java / Angular / PostgreSQL"]),
+    ("Quel est l'identifiant de 6Tzen ?", "identifier", ["1004"]),
+    ("Que signifie le sigle CARTO-SI ?", "long_name", ["Cartographie du système d'information ministériel"]),
+    ("Dis-moi tout sur 6Tzen.", "summary", ["Transports", "en production"]),
+    ("Combien d'utilisateurs a 6Tzen ?", "users", ["Entreprises de transport routier", "40 000", "350"]),
+    ("Quelle est la description de 6Tzen ?", "definition", ["téléservice national"]),
+    ("Quelles sont les dates clés de 6Tzen ?", "events", ["janvier 2019"]),
+    ("Avec quelles applications 6Tzen échange-t-elle ?", "related_applications", ["REGTRANS", "CONTROLE-RT"]),
+    ("Quelles données sont liées à 6Tzen ?", "related_data", ["Répertoire des établissements (SIRET)"]),
+    ("À quelle famille appartient 6Tzen ?", "family", ["Téléservices"]),
+    ("Quelles sont les fonctions de 6Tzen ?", "functions", ["instruction des dossiers"]),
+    ("Où est hébergée 6Tzen ?", "hosting", ["Centre serveur ministériel - site Ouest"]),
+    ("Quels sont les bénéficiaires de 6Tzen ?", "beneficiaries", ["Entreprises de transport routier de marchandises"]),
 ]
 
 
@@ -104,9 +104,13 @@ def test_listing_counting_and_comparison_over_the_catalog(answerer, catalog) -> 
     assert listing.kind == "listing" and all(name in listing.text for name in ending)
     both = answerer.answer("Quelles applications du domaine Transports sont en production ?")
     assert {c.entity_id for c in both.citations} == {
-        e.id for e in in_production if any(d.domain == "Transports" for d in e.domains)}
+        e.id for e in in_production if any(d.domain == "Transports" for d in e.domains)
+    }
     compared = answerer.answer("Différence entre 6Tzen et CARTO-SI ?")
-    assert compared.kind == "comparison" and compared.entities[:2] == (record(catalog, "6Tzen").id, record(catalog, "CARTO-SI").id)
+    assert compared.kind == "comparison" and compared.entities[:2] == (
+        record(catalog, "6Tzen").id,
+        record(catalog, "CARTO-SI").id,
+    )
 
 
 def test_an_application_described_not_named_is_found_by_its_record(answerer, catalog) -> None:
@@ -138,8 +142,16 @@ def test_a_question_not_understood_falls_back_with_a_low_confidence(answerer) ->
 
 
 def test_the_confidence_is_calibrated_on_held_out_phrasings() -> None:
-    classifier = IntentClassifier([("quel est le statut de qqx", "status"), ("statut de qqx", "status"), ("etat de qqx", "status"),
-                                   ("qui gere qqx", "actors"), ("acteurs de qqx", "actors"), ("qui porte qqx", "actors")])
+    classifier = IntentClassifier(
+        [
+            ("quel est le statut de qqx", "status"),
+            ("statut de qqx", "status"),
+            ("etat de qqx", "status"),
+            ("qui gere qqx", "actors"),
+            ("acteurs de qqx", "actors"),
+            ("qui porte qqx", "actors"),
+        ]
+    )
     best = classifier.predict("quel statut pour qqx")[0]
     assert best.intent == "status" and 0.5 < best.probability < 1.0
     assert abs(sum(s.probability for s in classifier.predict("bonjour")) - 1.0) < 1e-9

@@ -29,7 +29,14 @@ from dyag_core.hosted.plan import provider_identity, upload_key
 # --- presets (the guide's Annex A) ---------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("n", "expected"),
-    [(100, (8, 3, 2.0)), (499, (8, 3, 2.0)), (500, (4, 6, 1.5)), (2000, (4, 6, 1.5)), (2001, (2, 12, 1.0)), (50_000, (2, 12, 1.0))],
+    [
+        (100, (8, 3, 2.0)),
+        (499, (8, 3, 2.0)),
+        (500, (4, 6, 1.5)),
+        (2000, (4, 6, 1.5)),
+        (2001, (2, 12, 1.0)),
+        (50_000, (2, 12, 1.0)),
+    ],
 )
 def test_presets_follow_annex_a_by_dataset_size(n, expected):
     hp = preset_for(n)
@@ -53,8 +60,17 @@ def test_given_values_override_the_preset_one_by_one():
     assert resolve_hyperparameters(800, n_epochs=0, batch_size=None).values() == preset_for(800).values()
 
 
-@pytest.mark.parametrize("bad", [{"n_epochs": 51}, {"n_epochs": -1}, {"batch_size": 1000}, {"learning_rate_multiplier": -0.5},
-                                 {"learning_rate_multiplier": 11.0}, {"n_epochs": 2.5}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"n_epochs": 51},
+        {"n_epochs": -1},
+        {"batch_size": 1000},
+        {"learning_rate_multiplier": -0.5},
+        {"learning_rate_multiplier": 11.0},
+        {"n_epochs": 2.5},
+    ],
+)
 def test_out_of_range_hyperparameters_are_refused_with_their_name(bad):
     with pytest.raises(DyagError) as err:
         resolve_hyperparameters(100, **bad)
@@ -65,7 +81,9 @@ def test_out_of_range_hyperparameters_are_refused_with_their_name(bad):
 def test_the_same_plan_gets_the_same_key_and_any_change_another():
     hp = {"n_epochs": 3, "batch_size": 4, "learning_rate_multiplier": 2.0}
     key = plan_key("https://api.openai.com/v1", "gpt-4o-mini-2024-07-18", b"train", b"val", hp)
-    assert key == plan_key("https://API.openai.com/v1/", "gpt-4o-mini-2024-07-18", b"train", b"val", dict(reversed(hp.items())))
+    assert key == plan_key(
+        "https://API.openai.com/v1/", "gpt-4o-mini-2024-07-18", b"train", b"val", dict(reversed(hp.items()))
+    )
     others = {
         plan_key("https://example.openai.azure.com/openai/v1", "gpt-4o-mini-2024-07-18", b"train", b"val", hp),
         plan_key("https://api.openai.com/v1", "gpt-3.5-turbo", b"train", b"val", hp),
@@ -130,7 +148,9 @@ def test_parse_retry_after_in_seconds_milliseconds_or_as_a_date():
     now = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
     assert parse_retry_after({"Retry-After": "7"}) == 7.0
     assert parse_retry_after({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
-    assert parse_retry_after({"Retry-After": format_datetime(now + timedelta(seconds=30), usegmt=True)}, now=now) == 30.0
+    assert (
+        parse_retry_after({"Retry-After": format_datetime(now + timedelta(seconds=30), usegmt=True)}, now=now) == 30.0
+    )
     assert parse_retry_after({"Retry-After": "soon"}) is None
     assert parse_retry_after({}) is None and parse_retry_after(None) is None
 
@@ -147,8 +167,10 @@ def test_next_steps_name_what_to_do():
 def test_scrubber_masks_known_secrets_and_key_like_text():
     key = "sk-proj-" + "A1b2C3d4" * 6
     scrubber = Scrubber([key, "corp-secret-42", "abc"])  # too short a value is not masked (it would mask everything)
-    text = (f"key={key}; Authorization: Bearer {key}; token corp-secret-42; sk-othersecret1234567890; "
-            "https://user:pa55word@proxy.example/v1; x-api-key: 0123456789abcdef; abc")
+    text = (
+        f"key={key}; Authorization: Bearer {key}; token corp-secret-42; sk-othersecret1234567890; "
+        "https://user:pa55word@proxy.example/v1; x-api-key: 0123456789abcdef; abc"
+    )
     out = scrubber(text)
     for secret in (key, "corp-secret-42", "sk-othersecret1234567890", "pa55word", "0123456789abcdef"):
         assert secret not in out

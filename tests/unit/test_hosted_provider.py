@@ -26,8 +26,12 @@ def fake():
 
 def provider_for(fake: FakeOpenAI, key: str = KEY, **overrides) -> Provider:
     settings = OpenAITrainerSettings(
-        openai_base_url=fake.base_url, openai_api_key=key, openai_retry_base_s=0.05, openai_retry_cap_s=0.2,
-        openai_request_timeout_s=overrides.pop("timeout", 5.0), **overrides,
+        openai_base_url=fake.base_url,
+        openai_api_key=key,
+        openai_retry_base_s=0.05,
+        openai_retry_cap_s=0.2,
+        openai_request_timeout_s=overrides.pop("timeout", 5.0),
+        **overrides,
     )
     return Provider(settings, Scrubber([key]))
 
@@ -39,7 +43,9 @@ def run(coro):
 def upload(provider: Provider, content: bytes = b'{"messages": []}\n', **kwargs):
     async def go():
         try:
-            return await provider.call("files.create", provider.client.files.create, file=("t.jsonl", content), purpose="fine-tune", **kwargs)
+            return await provider.call(
+                "files.create", provider.client.files.create, file=("t.jsonl", content), purpose="fine-tune", **kwargs
+            )
         finally:
             await provider.close()
 
@@ -78,11 +84,18 @@ def test_fine_tuning_not_available_is_permanent_and_explained(fake):
     provider = provider_for(fake)
 
     async def go():
-        f = await provider.call("files.create", provider.client.files.create, file=("t.jsonl", b"{}\n"), purpose="fine-tune")
+        f = await provider.call(
+            "files.create", provider.client.files.create, file=("t.jsonl", b"{}\n"), purpose="fine-tune"
+        )
         before = len(fake.calls("POST /v1/fine_tuning/jobs"))
         with pytest.raises(ProviderRefusal) as err:
-            await provider.call("fine_tuning.jobs.create", provider.client.fine_tuning.jobs.create,
-                                model="gpt-4o-mini-2024-07-18", training_file=f.id, suffix="closed")
+            await provider.call(
+                "fine_tuning.jobs.create",
+                provider.client.fine_tuning.jobs.create,
+                model="gpt-4o-mini-2024-07-18",
+                training_file=f.id,
+                suffix="closed",
+            )
         assert len(fake.calls("POST /v1/fine_tuning/jobs")) == before + 1  # not retried
         await provider.close()
         return err.value
@@ -140,4 +153,7 @@ def test_progress_follows_the_remote_status_and_steps():
     assert HostedTrainer.fraction("queued", {})[0] < HostedTrainer.fraction("running", {})[0]
     fraction, step = HostedTrainer.fraction("running", {"step": 50, "total_steps": 100})
     assert 0.3 < fraction < 0.86 and step == "training: step 50/100"
-    assert HostedTrainer.fraction("running", {"step": 100, "total_steps": 100})[0] <= HostedTrainer.fraction("succeeded", {})[0]
+    assert (
+        HostedTrainer.fraction("running", {"step": 100, "total_steps": 100})[0]
+        <= HostedTrainer.fraction("succeeded", {})[0]
+    )

@@ -11,7 +11,11 @@ from dyag_llm.ollama import OllamaChatModel
 from dyag_llm.openai_compat import OpenAICompatibleChatModel
 from tests.fake_llm import FakeOllama, FakeOpenAI
 
-CONTEXT = [ContextChunk("1503", "GEOVAL", "GEOVAL (Gestion des valorisations géographiques) [id 1503] — fiche\nStatut : En production")]
+CONTEXT = [
+    ContextChunk(
+        "1503", "GEOVAL", "GEOVAL (Gestion des valorisations géographiques) [id 1503] — fiche\nStatut : En production"
+    )
+]
 
 
 def test_ollama_chat_through_the_spec_and_settings():
@@ -36,7 +40,9 @@ def test_ollama_errors_say_what_to_do():
         assert missing.value.code == "model_not_found" and "ollama create" in missing.value.message
         port = server.port
     with pytest.raises(LLMError) as down:
-        OllamaChatModel("applications-ia", f"http://127.0.0.1:{port}", timeout=2).chat([{"role": "user", "content": "?"}])
+        OllamaChatModel("applications-ia", f"http://127.0.0.1:{port}", timeout=2).chat(
+            [{"role": "user", "content": "?"}]
+        )
     assert down.value.code == "unavailable" and "OLLAMA_HOST" in down.value.message
 
 

@@ -18,10 +18,17 @@ from dyag_runtime.settings import PlatformSettings
 
 def a_dataset(dataset_id: str = "ds-1") -> dataset_pb2.Dataset:
     ref = lambda name: jobs_pb2.ArtifactRef(name=name, digest="sha256:" + name.encode().hex().ljust(64, "0")[:64])  # noqa: E731
-    return dataset_pb2.Dataset(id=dataset_id, catalog="apps", catalog_version="v1", split_counts={"train": 8, "test": 2, "all": 10},
-                               files=[dataset_pb2.DatasetFile(split="train", format="openai", artifact=ref("train.jsonl")),
-                                      dataset_pb2.DatasetFile(split="train", format="manifest", artifact=ref("train.manifest")),
-                                      dataset_pb2.DatasetFile(split="test", format="openai", artifact=ref("test.jsonl"))])
+    return dataset_pb2.Dataset(
+        id=dataset_id,
+        catalog="apps",
+        catalog_version="v1",
+        split_counts={"train": 8, "test": 2, "all": 10},
+        files=[
+            dataset_pb2.DatasetFile(split="train", format="openai", artifact=ref("train.jsonl")),
+            dataset_pb2.DatasetFile(split="train", format="manifest", artifact=ref("train.manifest")),
+            dataset_pb2.DatasetFile(split="test", format="openai", artifact=ref("test.jsonl")),
+        ],
+    )
 
 
 def free_port() -> int:
@@ -64,7 +71,11 @@ def test_a_dataset_s_files_and_a_split_as_the_validator_reads_it():
     files = dataset_files(dataset)
     assert set(files) == {("train", "openai"), ("train", "manifest"), ("test", "openai")}
     source = split_source(dataset, "train")
-    assert source.filename == "train.jsonl" and source.artifact.name == "train.jsonl" and source.manifest_artifact.name == "train.manifest"
+    assert (
+        source.filename == "train.jsonl"
+        and source.artifact.name == "train.jsonl"
+        and source.manifest_artifact.name == "train.manifest"
+    )
     assert not split_source(dataset, "test").HasField("manifest_artifact")
     assert split_source(dataset, "validation") is None
 

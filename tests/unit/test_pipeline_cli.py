@@ -27,7 +27,10 @@ def test_the_default_is_the_sample_catalog_named_applications_ia():
 
 
 def test_a_stored_catalog_is_named_and_a_missing_file_is_an_error(tmp_path):
-    assert cli.request_body("applications_ia", name="", version="v1") == {"catalog": "applications_ia", "catalog_version": "v1"}
+    assert cli.request_body("applications_ia", name="", version="v1") == {
+        "catalog": "applications_ia",
+        "catalog_version": "v1",
+    }
     with pytest.raises(CliError, match="no such catalog file"):
         cli.request_body(str(tmp_path / "missing.json"), name="", version="")
     path = tmp_path / "c.json"
@@ -37,26 +40,71 @@ def test_a_stored_catalog_is_named_and_a_missing_file_is_an_error(tmp_path):
 
 
 def pipeline_view() -> dict:
-    params = P.resolve_params(P.PipelineRequest(catalog="applications_ia"), device="cpu", device_source="asked",
-                              catalog={"name": "applications_ia", "version": "v1", "entity_count": 45})
-    steps = P.plan_steps(params, {"status": P.SUCCEEDED, "started_at": 1.0, "ended_at": 1.1, "seconds": 0.1,
-                                  "result": {"name": "applications_ia", "version": "v1", "entity_count": 45}})
+    params = P.resolve_params(
+        P.PipelineRequest(catalog="applications_ia"),
+        device="cpu",
+        device_source="asked",
+        catalog={"name": "applications_ia", "version": "v1", "entity_count": 45},
+    )
+    steps = P.plan_steps(
+        params,
+        {
+            "status": P.SUCCEEDED,
+            "started_at": 1.0,
+            "ended_at": 1.1,
+            "seconds": 0.1,
+            "result": {"name": "applications_ia", "version": "v1", "entity_count": 45},
+        },
+    )
     index = P.by_name(steps)
-    summaries = {"base": {"accuracy": 0.1, "precision": 0.2, "recall": 0.1, "f1_score": 0.15, "average_generation_time_ms": 4000.0,
-                          "questions": 30},
-                 "fine_tuned": {"accuracy": 0.2, "precision": 0.4, "recall": 0.1, "f1_score": 0.2, "average_generation_time_ms": 3000.0,
-                                "questions": 30},
-                 "rag": {"accuracy": 0.3, "precision": 0.3, "recall": 0.2, "f1_score": 0.25, "average_generation_time_ms": 8000.0,
-                         "questions": 30}}
+    summaries = {
+        "base": {
+            "accuracy": 0.1,
+            "precision": 0.2,
+            "recall": 0.1,
+            "f1_score": 0.15,
+            "average_generation_time_ms": 4000.0,
+            "questions": 30,
+        },
+        "fine_tuned": {
+            "accuracy": 0.2,
+            "precision": 0.4,
+            "recall": 0.1,
+            "f1_score": 0.2,
+            "average_generation_time_ms": 3000.0,
+            "questions": 30,
+        },
+        "rag": {
+            "accuracy": 0.3,
+            "precision": 0.3,
+            "recall": 0.2,
+            "f1_score": 0.25,
+            "average_generation_time_ms": 8000.0,
+            "questions": 30,
+        },
+    }
     for name in ("build", "validate", "index", "evaluate_base", "evaluate_rag"):
         P.start_step(index[name], 2.0)
         P.end_step(index[name], P.SUCCEEDED, 3.0)
     index["evaluate_base"]["result"]["summary"] = summaries["base"]
     index["evaluate_rag"]["result"]["summary"] = summaries["rag"]
     P.start_step(index["train"], 2.0)
-    index["train"]["progress"] = {"fraction": 0.5, "step": "training: step 8/16, loss 2.9", "eta_seconds": 60.0, "metrics": {}}
-    record = {"id": "pipeline-1", "status": "running", "params": params, "steps": steps, "created_at": 1.0, "updated_at": 2.0,
-              "heartbeat_at": 2.0, "correlation_id": "c"}
+    index["train"]["progress"] = {
+        "fraction": 0.5,
+        "step": "training: step 8/16, loss 2.9",
+        "eta_seconds": 60.0,
+        "metrics": {},
+    }
+    record = {
+        "id": "pipeline-1",
+        "status": "running",
+        "params": params,
+        "steps": steps,
+        "created_at": 1.0,
+        "updated_at": 2.0,
+        "heartbeat_at": 2.0,
+        "correlation_id": "c",
+    }
     return P.view(record, now=10.0)
 
 
@@ -64,8 +112,14 @@ def test_the_live_display_has_one_line_per_step():
     console = Console(width=200, record=True)
     console.print(cli.render(pipeline_view()))
     text = console.export_text()
-    for words in ("pipeline-1", "1. ingest the catalog", "4. fine-tune (LoRA)", "training: step 8/16", "7. compare and report",
-                  "accuracy 10.0% on 30 questions"):
+    for words in (
+        "pipeline-1",
+        "1. ingest the catalog",
+        "4. fine-tune (LoRA)",
+        "training: step 8/16",
+        "7. compare and report",
+        "accuracy 10.0% on 30 questions",
+    ):
         assert words in text, text
 
 
@@ -88,7 +142,17 @@ def test_the_models_line_says_which_model_answered_for_each_target():
 def test_a_built_dataset_s_warnings_are_shown_under_its_step():
     from dyag_cli.pipeline import step_detail
 
-    step = {"name": "build", "status": "succeeded", "result": {"dataset_id": "ds-1", "split_counts": {"train": 353, "validation": 7, "test": 40},
-                                                               "warnings": ["test: no question of type status [x]; …"]}}
+    step = {
+        "name": "build",
+        "status": "succeeded",
+        "result": {
+            "dataset_id": "ds-1",
+            "split_counts": {"train": 353, "validation": 7, "test": 40},
+            "warnings": ["test: no question of type status [x]; …"],
+        },
+    }
     detail = step_detail(step)
-    assert detail.startswith("ds-1: 353 train / 7 validation / 40 test") and "⚠ test: no question of type status \\[x]" in detail
+    assert (
+        detail.startswith("ds-1: 353 train / 7 validation / 40 test")
+        and "⚠ test: no question of type status \\[x]" in detail
+    )

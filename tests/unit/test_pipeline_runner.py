@@ -14,8 +14,8 @@ from dyag.v1 import catalog_pb2, dataset_pb2, evaluation_pb2, jobs_pb2, rag_pb2,
 from dyag_gateway import pipeline as P
 from dyag_gateway.pipeline import PipelineFailed, PipelineRunner, PipelineSettings, trainer_device
 from dyag_runtime.contracts import lora_config_dict
-from dyag_runtime.peers import Peers
 from dyag_runtime.jobs import JobCancelled, JobContext, JobNotFound, new_record, record_to_proto
+from dyag_runtime.peers import Peers
 
 CATALOG = {"name": "applications_ia", "version": "v1", "entity_count": 45}
 
@@ -44,8 +44,11 @@ class FakeServices(Peers):
     `fail` names kinds whose job fails."""
 
     def __init__(self, polls: int = 2, fail: dict[str, str] | None = None, never_end: tuple[str, ...] = ()):
-        super().__init__(None, timeout_s=1.0,  # type: ignore[arg-type]
-                         services=("dataset-builder", "validator", "gpu-lora-trainer", "rag-service", "evaluator"))
+        super().__init__(
+            None,
+            timeout_s=1.0,  # type: ignore[arg-type]
+            services=("dataset-builder", "validator", "gpu-lora-trainer", "rag-service", "evaluator"),
+        )
         self.polls, self.fail, self.never_end = polls, fail or {}, never_end
         self.records: dict[str, dict] = {}
         self.reads: dict[str, int] = {}
@@ -88,7 +91,11 @@ class FakeServices(Peers):
                 return record_to_proto(services.records[request.id])
 
             async def ListJobs(self, request, timeout=None):  # noqa: N802
-                found = [record_to_proto(r) for r in services.records.values() if r["service"] == service and r["kind"] == request.kind]
+                found = [
+                    record_to_proto(r)
+                    for r in services.records.values()
+                    if r["service"] == service and r["kind"] == request.kind
+                ]
                 return jobs_pb2.ListJobsResponse(jobs=found)
 
         return Stub()
@@ -105,13 +112,27 @@ class FakeServices(Peers):
 
         class Stub:
             async def BuildDataset(self, request, timeout=None):  # noqa: N802
-                return services._job("dataset-builder", "dataset.build", {"n": request.num_questions}, request.correlation_id,
-                                     {"dataset_id": "ds-1", "split_counts": {"train": 8, "test": 2}})
+                return services._job(
+                    "dataset-builder",
+                    "dataset.build",
+                    {"n": request.num_questions},
+                    request.correlation_id,
+                    {"dataset_id": "ds-1", "split_counts": {"train": 8, "test": 2}},
+                )
 
             async def GetDataset(self, request, timeout=None):  # noqa: N802
-                files = [dataset_pb2.DatasetFile(split="train", format="openai", artifact=jobs_pb2.ArtifactRef(name="train.jsonl"))]
-                return dataset_pb2.Dataset(id=request.id, catalog="applications_ia", catalog_version="v1", files=files,
-                                           split_counts={"train": 8, "test": 2, "all": 10})
+                files = [
+                    dataset_pb2.DatasetFile(
+                        split="train", format="openai", artifact=jobs_pb2.ArtifactRef(name="train.jsonl")
+                    )
+                ]
+                return dataset_pb2.Dataset(
+                    id=request.id,
+                    catalog="applications_ia",
+                    catalog_version="v1",
+                    files=files,
+                    split_counts={"train": 8, "test": 2, "all": 10},
+                )
 
         return Stub()
 
@@ -134,8 +155,13 @@ class FakeServices(Peers):
         class Stub:
             async def Train(self, request, timeout=None):  # noqa: N802
                 config = lora_config_dict(request.config)
-                return services._job("gpu-lora-trainer", "train.lora", {"config": config}, request.correlation_id,
-                                     {"model_id": "lora-1", "metrics": {"steps": 3, "device": "cpu", "final_loss": 1.0}})
+                return services._job(
+                    "gpu-lora-trainer",
+                    "train.lora",
+                    {"config": config},
+                    request.correlation_id,
+                    {"model_id": "lora-1", "metrics": {"steps": 3, "device": "cpu", "final_loss": 1.0}},
+                )
 
         return Stub()
 
@@ -144,8 +170,13 @@ class FakeServices(Peers):
 
         class Stub:
             async def Index(self, request, timeout=None):  # noqa: N802
-                return services._job("rag-service", "rag.index", {}, request.correlation_id,
-                                     {"collection": request.collection, "chunks": 228, "added": ["1", "2"]})
+                return services._job(
+                    "rag-service",
+                    "rag.index",
+                    {},
+                    request.correlation_id,
+                    {"collection": request.collection, "chunks": 228, "added": ["1", "2"]},
+                )
 
             async def Stats(self, request, timeout=None):  # noqa: N802
                 return rag_pb2.CollectionStats(collection=request.collection)
@@ -162,13 +193,21 @@ class FakeServices(Peers):
 
             async def GetRun(self, request, timeout=None):  # noqa: N802
                 kind = services.records[request.id]["params"]["target"]
-                return evaluation_pb2.EvaluationRun(id=request.id, approach=kind, model=kind,
-                                                    summary=evaluation_pb2.EvaluationSummary(accuracy=0.5, questions=2, prompt_tokens=10))
+                return evaluation_pb2.EvaluationRun(
+                    id=request.id,
+                    approach=kind,
+                    model=kind,
+                    summary=evaluation_pb2.EvaluationSummary(accuracy=0.5, questions=2, prompt_tokens=10),
+                )
 
             async def Compare(self, request, timeout=None):  # noqa: N802
                 services.calls.append("compare")
-                return evaluation_pb2.Comparison(run_ids=list(request.run_ids), recommended="rag", recommendation="RAG wins",
-                                                 artifacts=[jobs_pb2.ArtifactRef(name="comparison.html", digest="sha256:" + "0" * 64)])
+                return evaluation_pb2.Comparison(
+                    run_ids=list(request.run_ids),
+                    recommended="rag",
+                    recommendation="RAG wins",
+                    artifacts=[jobs_pb2.ArtifactRef(name="comparison.html", digest="sha256:" + "0" * 64)],
+                )
 
         return Stub()
 
@@ -183,8 +222,14 @@ class FakeServices(Peers):
 SETTINGS = PipelineSettings(pipeline_poll_s=0.005, pipeline_save_s=0.0, pipeline_unreachable_s=1.0, pipeline_device="")
 
 
-def make(body: dict | None = None, *, steps: list | None = None, attempt: int = 1, services: FakeServices | None = None,
-         tmp: Path = Path("/tmp")):
+def make(
+    body: dict | None = None,
+    *,
+    steps: list | None = None,
+    attempt: int = 1,
+    services: FakeServices | None = None,
+    tmp: Path = Path("/tmp"),
+):
     body = {"catalog": "applications_ia", **(body or {})}
     params = P.resolve_params(P.PipelineRequest(**body), device="cpu", device_source="asked", catalog=CATALOG)
     params["ingest"] = {"status": P.SUCCEEDED, "started_at": 1.0, "ended_at": 1.1, "seconds": 0.1, "result": CATALOG}
@@ -193,8 +238,15 @@ def make(body: dict | None = None, *, steps: list | None = None, attempt: int = 
         record["steps"] = steps
     store, services = FakeStore(record), services or FakeServices()
     runner = PipelineRunner(store, services, SETTINGS)
-    ctx = JobContext(job_id=record["id"], kind=P.PIPELINE_KIND, params=params, correlation_id="corr-1", attempt=attempt,
-                     workdir=tmp, artifacts=None)
+    ctx = JobContext(
+        job_id=record["id"],
+        kind=P.PIPELINE_KIND,
+        params=params,
+        correlation_id="corr-1",
+        attempt=attempt,
+        workdir=tmp,
+        artifacts=None,
+    )
     return runner, ctx, store, services
 
 
@@ -210,8 +262,12 @@ def test_a_whole_run(tmp_path):
     runner, ctx, store, services = make(tmp=tmp_path)
     result = run(runner, ctx)
     steps = saved_steps(store, ctx)
-    assert all(s["status"] == P.SUCCEEDED for s in steps.values()), {n: (s["status"], s["error"]) for n, s in steps.items()}
-    assert steps["build"]["job_id"].startswith("dataset-builder-") and steps["train"]["job_id"].startswith("gpu-lora-trainer-")
+    assert all(s["status"] == P.SUCCEEDED for s in steps.values()), {
+        n: (s["status"], s["error"]) for n, s in steps.items()
+    }
+    assert steps["build"]["job_id"].startswith("dataset-builder-") and steps["train"]["job_id"].startswith(
+        "gpu-lora-trainer-"
+    )
     assert steps["train"]["result"]["model_id"] == "lora-1"
     assert steps["index"]["result"]["added"] == 2  # id lists are kept as counts
     assert steps["evaluate_rag"]["result"]["summary"]["prompt_tokens"] == 10
@@ -282,7 +338,9 @@ def _half_done_steps(train_job: str = "") -> tuple[list[dict], FakeServices]:
 def test_resume_re_attaches_to_the_running_job(tmp_path):
     steps, services = _half_done_steps()
     running = services.trainer()
-    job = asyncio.run(running.Train(training_pb2.LoraTrainRequest(correlation_id="corr-1")))  # the job the service kept running
+    job = asyncio.run(
+        running.Train(training_pb2.LoraTrainRequest(correlation_id="corr-1"))
+    )  # the job the service kept running
     P.by_name(steps)["train"]["job_id"] = job.id
     calls_before = services.calls.count("train.lora")
     runner, ctx, store, _ = make(steps=steps, attempt=2, services=services, tmp=tmp_path)
@@ -326,8 +384,13 @@ def test_cancel_cancels_the_running_jobs(tmp_path):
 def test_device_defaults(tmp_path, monkeypatch):
     runner, _, _, services = make(tmp=tmp_path)
     assert asyncio.run(trainer_device(services, SETTINGS, "cuda")) == ("cuda", "asked")
-    assert asyncio.run(trainer_device(services, PipelineSettings(pipeline_device="cuda"), "auto")) == ("cuda", "DYAG_PIPELINE_DEVICE")
-    assert asyncio.run(trainer_device(services, SETTINGS, "auto"))[0] == "cpu"  # the trainer is remote and has trained nothing yet
+    assert asyncio.run(trainer_device(services, PipelineSettings(pipeline_device="cuda"), "auto")) == (
+        "cuda",
+        "DYAG_PIPELINE_DEVICE",
+    )
+    assert (
+        asyncio.run(trainer_device(services, SETTINGS, "auto"))[0] == "cpu"
+    )  # the trainer is remote and has trained nothing yet
     job = services._job("gpu-lora-trainer", "train.lora", {}, "c", {})
     services.records[job.id].update(status="succeeded", result={"model_id": "m", "metrics": {"device": "cuda"}})
 
@@ -336,4 +399,7 @@ def test_device_defaults(tmp_path, monkeypatch):
             return jobs_pb2.ListJobsResponse(jobs=[record_to_proto(services.records[job.id])])
 
     services.jobs = lambda service, _listing=Listing(): _listing  # type: ignore[assignment,method-assign]
-    assert asyncio.run(trainer_device(services, SETTINGS, "auto")) == ("cuda", f"the trainer's last training ({job.id})")
+    assert asyncio.run(trainer_device(services, SETTINGS, "auto")) == (
+        "cuda",
+        f"the trainer's last training ({job.id})",
+    )

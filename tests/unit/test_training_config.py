@@ -18,39 +18,84 @@ from dyag_core.training import (
 
 
 def line(question: str = "Quel est le statut de X ?", answer: str = "X est en production.") -> str:
-    return json.dumps({"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": question},
-                                    {"role": "assistant", "content": answer}]}, ensure_ascii=False)
+    return json.dumps(
+        {
+            "messages": [
+                {"role": "system", "content": "s"},
+                {"role": "user", "content": question},
+                {"role": "assistant", "content": answer},
+            ]
+        },
+        ensure_ascii=False,
+    )
 
 
-@pytest.mark.parametrize(("n", "preset"), [(1, "small"), (499, "small"), (500, "medium"), (2000, "medium"), (2001, "large")])
+@pytest.mark.parametrize(
+    ("n", "preset"), [(1, "small"), (499, "small"), (500, "medium"), (2000, "medium"), (2001, "large")]
+)
 def test_auto_preset_follows_annex_a_by_dataset_size(n, preset):
     assert preset_for_size(n).name == preset
     resolved = TrainingConfig().resolve(n)
     assert resolved.preset == preset
     p = PRESETS[preset]
     assert (resolved.r, resolved.lora_alpha, resolved.lora_dropout, resolved.learning_rate, resolved.epochs) == (
-        p.r, p.lora_alpha, p.lora_dropout, p.learning_rate, p.epochs)
+        p.r,
+        p.lora_alpha,
+        p.lora_dropout,
+        p.learning_rate,
+        p.epochs,
+    )
     assert "Annex A" in resolved.preset_reason
 
 
 def test_annex_a_values():
-    assert (PRESETS["small"].r, PRESETS["small"].lora_alpha, PRESETS["small"].lora_dropout, PRESETS["small"].learning_rate) == (8, 16, 0.1, 3e-4)
-    assert (PRESETS["medium"].r, PRESETS["medium"].lora_alpha, PRESETS["medium"].lora_dropout, PRESETS["medium"].learning_rate) == (16, 32, 0.05, 2e-4)
-    assert (PRESETS["large"].r, PRESETS["large"].lora_alpha, PRESETS["large"].lora_dropout, PRESETS["large"].learning_rate) == (32, 64, 0.01, 1e-4)
+    assert (
+        PRESETS["small"].r,
+        PRESETS["small"].lora_alpha,
+        PRESETS["small"].lora_dropout,
+        PRESETS["small"].learning_rate,
+    ) == (8, 16, 0.1, 3e-4)
+    assert (
+        PRESETS["medium"].r,
+        PRESETS["medium"].lora_alpha,
+        PRESETS["medium"].lora_dropout,
+        PRESETS["medium"].learning_rate,
+    ) == (16, 32, 0.05, 2e-4)
+    assert (
+        PRESETS["large"].r,
+        PRESETS["large"].lora_alpha,
+        PRESETS["large"].lora_dropout,
+        PRESETS["large"].learning_rate,
+    ) == (32, 64, 0.01, 1e-4)
 
 
 def test_every_preset_value_can_be_overridden_and_the_source_is_said():
-    config = TrainingConfig.from_dict({"preset": "large", "r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "learning_rate": 1e-3, "epochs": 1})
+    config = TrainingConfig.from_dict(
+        {"preset": "large", "r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "learning_rate": 1e-3, "epochs": 1}
+    )
     resolved = config.resolve(10)
-    assert (resolved.preset, resolved.r, resolved.lora_alpha, resolved.lora_dropout, resolved.learning_rate, resolved.epochs) == (
-        "large", 4, 8, 0.0, 1e-3, 1)
+    assert (
+        resolved.preset,
+        resolved.r,
+        resolved.lora_alpha,
+        resolved.lora_dropout,
+        resolved.learning_rate,
+        resolved.epochs,
+    ) == ("large", 4, 8, 0.0, 1e-3, 1)
     assert set(resolved.sources.values()) >= {"given"}
     assert TrainingConfig.from_dict({"preset": "large", "r": 4}).resolve(10).sources["lora_alpha"] == "preset large"
 
 
 def test_json_numbers_are_coerced_and_strings_accepted():
-    config = TrainingConfig.from_dict({"epochs": 3.0, "r": 16.0, "packing": "false", "target_modules": "q_proj, v_proj", "seed": None})
-    assert config.epochs == 3 and config.r == 16 and config.packing is False and config.target_modules == ("q_proj", "v_proj")
+    config = TrainingConfig.from_dict(
+        {"epochs": 3.0, "r": 16.0, "packing": "false", "target_modules": "q_proj, v_proj", "seed": None}
+    )
+    assert (
+        config.epochs == 3
+        and config.r == 16
+        and config.packing is False
+        and config.target_modules == ("q_proj", "v_proj")
+    )
     assert config.seed == 42
     assert TrainingConfig.from_dict(config.to_dict()) == config
 
@@ -97,7 +142,7 @@ def test_a_good_file_parses_with_line_numbers():
     assert examples[1].messages[-1] == {"role": "assistant", "content": "R2."}
 
 
-@pytest.mark.parametrize("data", [b"", b"\n  \n", "".encode()])
+@pytest.mark.parametrize("data", [b"", b"\n  \n", b""])
 def test_an_empty_dataset_is_refused(data):
     with pytest.raises(TrainingInputError) as caught:
         parse_chat_jsonl(data, "train")
@@ -120,9 +165,15 @@ def test_malformed_lines_are_all_named():
     error = caught.value
     assert error.code == "malformed_dataset" and "7 malformed line(s)" in error.message
     assert error.details["lines"] == [2, 3, 4, 5, 6, 7, 8]
-    for phrase in ("line 2: not JSON", 'line 3: no "messages"', "line 4: no assistant answer", "line 5: message 1 has role 'robot'",
-                   "line 6: message 2 has no text content", "line 7: the last message is not the assistant's answer",
-                   "line 8: not a JSON object"):
+    for phrase in (
+        "line 2: not JSON",
+        'line 3: no "messages"',
+        "line 4: no assistant answer",
+        "line 5: message 1 has role 'robot'",
+        "line 6: message 2 has no text content",
+        "line 7: the last message is not the assistant's answer",
+        "line 8: not a JSON object",
+    ):
         assert phrase in error.message
 
 
@@ -134,7 +185,9 @@ def test_too_long_examples_are_reported_with_their_lines_not_cut():
     error = caught.value
     assert error.code == "examples_too_long" and error.details["lines"] == [2, 9]
     assert "2 example(s) of the validation dataset are longer than max_seq_len=64" in error.message
-    assert "line 2 (65 tokens)" in error.message and "line 9 (300 tokens)" in error.message and "not cut" in error.message
+    assert (
+        "line 2 (65 tokens)" in error.message and "line 9 (300 tokens)" in error.message and "not cut" in error.message
+    )
 
 
 def test_the_knowledge_preset_sizes_epochs_by_exposures_per_fact():
@@ -143,7 +196,9 @@ def test_the_knowledge_preset_sizes_epochs_by_exposures_per_fact():
     one_phrasing = TrainingConfig(preset="knowledge").resolve(100, 100)
     assert one_phrasing.epochs == EXPOSURES_PER_FACT and one_phrasing.target_modules == ("all-linear",)
     five_phrasings = TrainingConfig(preset="knowledge").resolve(500, 100)
-    assert five_phrasings.epochs == EXPOSURES_PER_FACT // 5 and "30 exposures per fact" in five_phrasings.sources["epochs"]
+    assert (
+        five_phrasings.epochs == EXPOSURES_PER_FACT // 5 and "30 exposures per fact" in five_phrasings.sources["epochs"]
+    )
     assert "100 facts, 5.0 phrasings each" in five_phrasings.preset_reason
     assert TrainingConfig(preset="knowledge", epochs=2).resolve(500, 100).epochs == 2  # given values still win
 
@@ -151,5 +206,7 @@ def test_the_knowledge_preset_sizes_epochs_by_exposures_per_fact():
 def test_facts_are_the_distinct_answers_of_a_split():
     from dyag_core.training import count_facts, parse_chat_jsonl
 
-    examples = parse_chat_jsonl("\n".join([line("Statut de X ?"), line("X est-il en service ?"), line("Domaine de X ?", "X relève de l'eau.")]))
+    examples = parse_chat_jsonl(
+        "\n".join([line("Statut de X ?"), line("X est-il en service ?"), line("Domaine de X ?", "X relève de l'eau.")])
+    )
     assert count_facts(examples) == 2

@@ -22,7 +22,9 @@ CHATML = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
-WORDS = "system user assistant Tu es un assistant . Quel est le statut de X ? X est en production Et Y abandonnée".split()
+WORDS = (
+    "system user assistant Tu es un assistant . Quel est le statut de X ? X est en production Et Y abandonnée".split()
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,9 @@ def tokenizer():
         vocab.setdefault(word, len(vocab))
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"\n| |[^\s]+"), behavior="isolated")
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", eos_token="<|im_end|>", pad_token="<|im_end|>")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", eos_token="<|im_end|>", pad_token="<|im_end|>"
+    )
     fast.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
     fast.chat_template = CHATML
     return fast
@@ -61,7 +65,11 @@ def test_the_mask_covers_the_answer_and_its_end_of_turn_only(tokenizer):
 
 
 def test_every_assistant_turn_of_a_dialogue_is_taught(tokenizer):
-    dialogue = [*CONVERSATION, {"role": "user", "content": "Et Y ?"}, {"role": "assistant", "content": "Y est abandonnée ."}]
+    dialogue = [
+        *CONVERSATION,
+        {"role": "user", "content": "Et Y ?"},
+        {"role": "assistant", "content": "Y est abandonnée ."},
+    ]
     ids, mask = encode_chat(tokenizer, dialogue)
     taught = assistant_text(tokenizer, ids, mask).replace(" ", "")
     assert taught == "Xestenproduction.<|im_end|>\nYestabandonnée.<|im_end|>\n"
@@ -79,8 +87,16 @@ def tiny_llama(vocab: int):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=True)
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+    )
     config._attn_implementation = "sdpa"
     return LlamaForCausalLM(config).eval()
 
@@ -124,7 +140,9 @@ def test_packing_keeps_the_masks_and_fills_rows(tokenizer):
 
     ids, mask = encode_chat(tokenizer, CONVERSATION)
     n = len(ids)
-    data = Dataset.from_dict({"input_ids": [ids] * 6, "labels": [[t if m else -100 for t, m in zip(ids, mask, strict=True)]] * 6})
+    data = Dataset.from_dict(
+        {"input_ids": [ids] * 6, "labels": [[t if m else -100 for t, m in zip(ids, mask, strict=True)]] * 6}
+    )
     packed = pack_dataset(data, 3 * n, "bfd")
     assert len(packed) == 2 and all(sum(row) == 3 * n for row in packed["seq_lengths"])
     row = packed[0]
@@ -155,7 +173,10 @@ def test_cpu_precision_falls_back_where_bf16_is_not_native(monkeypatch):
     assert (hw.device, hw.precision, hw.use_unsloth, hw.load_in_4bit) == ("cpu", "fp32", False, False)
     monkeypatch.setattr(engine, "cpu_has_bf16", lambda: True)
     assert engine.pick_hardware(TrainingConfig().resolve(10), device="cpu").precision == "bf16"
-    hw = engine.pick_hardware(TrainingConfig.from_dict({"precision": "fp16", "use_unsloth": True, "load_in_4bit": True}).resolve(10), device="cpu")
+    hw = engine.pick_hardware(
+        TrainingConfig.from_dict({"precision": "fp16", "use_unsloth": True, "load_in_4bit": True}).resolve(10),
+        device="cpu",
+    )
     assert hw.precision == "bf16" and not hw.use_unsloth and not hw.load_in_4bit and len(hw.notes) == 3
 
 

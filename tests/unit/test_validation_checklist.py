@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from test_validation_support import chat, long_answer
 
 from dyag_core.validation import build_checklist, validate_dataset
-
-from test_validation_support import chat, long_answer
 
 GOOD = dict(
     n_examples=600,
@@ -14,8 +13,24 @@ GOOD = dict(
     n_question_duplicates=0,
     n_exact_duplicates=0,
     coverage_percent=95.0,
-    type_counts={t: 50 for t in ("definition", "status", "domain", "actors", "sites", "contacts", "scope", "events",
-                                 "related", "comparative", "listing", "counting", "negative_unknown_entity")},
+    type_counts={
+        t: 50
+        for t in (
+            "definition",
+            "status",
+            "domain",
+            "actors",
+            "sites",
+            "contacts",
+            "scope",
+            "events",
+            "related",
+            "comparative",
+            "listing",
+            "counting",
+            "negative_unknown_entity",
+        )
+    },
     answer_word_counts=[40] * 600,
     negatives=50,
     split={"train": 480, "validation": 60, "test": 60},
@@ -29,8 +44,15 @@ def items(**changes):
 def test_a_good_dataset_passes_every_measurable_line() -> None:
     checks = items()
     assert {k: c.status for k, c in checks.items()} == {
-        "size": "pass", "format": "pass", "duplicates": "pass", "coverage": "pass", "balance": "pass",
-        "quality": "manual", "answer_length": "pass", "negatives": "pass", "split": "pass",
+        "size": "pass",
+        "format": "pass",
+        "duplicates": "pass",
+        "coverage": "pass",
+        "balance": "pass",
+        "quality": "manual",
+        "answer_length": "pass",
+        "negatives": "pass",
+        "split": "pass",
     }
 
 
@@ -69,7 +91,10 @@ def test_the_split_files_beside_the_dataset_count(tmp_path) -> None:
 
 
 def test_negatives_are_recognised_in_the_answers_without_a_manifest() -> None:
-    lines = [chat("Quel est le statut de ZORGLUB ?", "Je ne sais pas : ZORGLUB ne figure pas dans le catalogue."), chat("Q ?", long_answer("X"))]
+    lines = [
+        chat("Quel est le statut de ZORGLUB ?", "Je ne sais pas : ZORGLUB ne figure pas dans le catalogue."),
+        chat("Q ?", long_answer("X")),
+    ]
     report = validate_dataset(lines, pii=False)
     negatives = next(item for item in report.checklist if item.key == "negatives")
     assert negatives.status == "pass" and negatives.measured.startswith("1 ")

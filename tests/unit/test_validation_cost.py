@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from test_validation_support import chat
 
 from dyag_core.errors import DyagError
 from dyag_core.validation import DEFAULT_PRICES, default_epochs, estimate_cost, validate_dataset
-
-from test_validation_support import chat
 
 
 def test_epochs_follow_annex_a_by_size() -> None:

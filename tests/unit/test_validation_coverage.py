@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dyag_core.validation import analyse_coverage, parse_dataset, validate_dataset
-
 from test_validation_support import catalog, chat, entity, long_answer
+
+from dyag_core.validation import analyse_coverage, parse_dataset, validate_dataset
 
 CATALOG = catalog(
     entity("1", "GEOVAL", "Outil de gestion des valorisations géographiques pour les services de l'État."),
@@ -14,14 +14,20 @@ CATALOG = catalog(
 
 
 def test_uncovered_entities_are_named_when_matching_questions() -> None:
-    lines = [chat("Qu'est-ce que geoval ?", long_answer("GEOVAL")), chat("À quoi sert l'Observatoire de la qualité des cours d'eau ?", "x")]
+    lines = [
+        chat("Qu'est-ce que geoval ?", long_answer("GEOVAL")),
+        chat("À quoi sert l'Observatoire de la qualité des cours d'eau ?", "x"),
+    ]
     report = analyse_coverage(CATALOG, parse_dataset(lines).records)
     assert report.source == "texte"
     assert report.covered == ["1", "2"]
     assert report.uncovered == [("3", "SINP")]
     assert round(report.percent, 1) == 66.7
     assert report.recommendations[0] == "Ajouter des exemples pour les applications non couvertes : SINP (ID 3)"
-    assert any(r.startswith("Vérifier la qualité des descriptifs trop courts (<50 caractères) : HYDROSTAT") for r in report.recommendations)
+    assert any(
+        r.startswith("Vérifier la qualité des descriptifs trop courts (<50 caractères) : HYDROSTAT")
+        for r in report.recommendations
+    )
 
 
 def test_the_manifest_gives_entities_and_question_types(tmp_path) -> None:
@@ -48,7 +54,16 @@ def test_the_sidecar_manifest_is_found_next_to_the_dataset(tmp_path) -> None:
 
     path = tmp_path / "train.jsonl"
     path.write_text(chat("Statut ?", long_answer("SINP")) + "\n", encoding="utf-8")
-    entry = {"line": 1, "id": "a", "type": "status", "entity_ids": ["3"], "fields": ["status"], "template": "status.1", "key_facts": [], "negative": False}
+    entry = {
+        "line": 1,
+        "id": "a",
+        "type": "status",
+        "entity_ids": ["3"],
+        "fields": ["status"],
+        "template": "status.1",
+        "key_facts": [],
+        "negative": False,
+    }
     manifest_path(path).write_text(__import__("json").dumps(entry) + "\n", encoding="utf-8")
     report = validate_dataset(path, catalog=CATALOG, pii=False)
     assert report.coverage.covered == ["3"]

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from test_validation_support import chat, long_answer
 
 from dyag_core.validation import clean, find_duplicates, parse_dataset
-
-from test_validation_support import chat, long_answer
 
 pytest.importorskip("numpy")
 
@@ -37,9 +36,15 @@ def test_near_duplicates_are_found_and_distinct_examples_are_not() -> None:
     base = long_answer("GEOVAL", 1)
     lines = [
         chat("Qu'est-ce que GEOVAL ?", base),
-        chat("Peux-tu me présenter HYDROSTAT ?", "HYDROSTAT observe la qualité des cours d'eau depuis 2015 pour les agences de l'eau et les DREAL."),
+        chat(
+            "Peux-tu me présenter HYDROSTAT ?",
+            "HYDROSTAT observe la qualité des cours d'eau depuis 2015 pour les agences de l'eau et les DREAL.",
+        ),
         chat("Qu'est-ce que GEOVAL ?", base.replace("actuellement", "aujourd'hui")),
-        chat("Quel est le statut de SINP ?", "SINP est en construction, sa mise en service est prévue pour la fin de l'année."),
+        chat(
+            "Quel est le statut de SINP ?",
+            "SINP est en construction, sa mise en service est prévue pour la fin de l'année.",
+        ),
     ]
     report = find_duplicates(records(lines), near=True, threshold=0.7)
     assert report.near_groups == [[1, 3]]
@@ -47,7 +52,13 @@ def test_near_duplicates_are_found_and_distinct_examples_are_not() -> None:
 
 
 def test_near_duplicates_scale_sub_quadratically_on_distinct_examples() -> None:
-    lines = [chat(f"Question {i} sur l'application APP{i} ?", f"Réponse unique {i} : APP{i} gère le dossier {i * 7919} du service {i % 13}.") for i in range(3000)]
+    lines = [
+        chat(
+            f"Question {i} sur l'application APP{i} ?",
+            f"Réponse unique {i} : APP{i} gère le dossier {i * 7919} du service {i % 13}.",
+        )
+        for i in range(3000)
+    ]
     report = find_duplicates(records(lines), near=True)
     assert report.near_groups == []
 
@@ -73,6 +84,13 @@ def test_word_by_word_folding_equals_fold() -> None:
     from dyag_core.text import fold
     from dyag_core.validation.duplicates import WordFolder
 
-    texts = ["Qu'est-ce que l'ÉCOLE ?", "  espaces\tet\nlignes  ", "œuvre ﬁn ½ İstanbul ¨a", "a\u00a0b — c…d", "", "ΑΣ ΣΑ"]
+    texts = [
+        "Qu'est-ce que l'ÉCOLE ?",
+        "  espaces\tet\nlignes  ",
+        "œuvre ﬁn ½ İstanbul ¨a",
+        "a\u00a0b — c…d",
+        "",
+        "ΑΣ ΣΑ",
+    ]
     folder = WordFolder()
     assert [folder(t) for t in texts] == [fold(t) for t in texts]

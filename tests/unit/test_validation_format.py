@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_validation_support import chat
 
 from dyag_core.validation import parse_dataset, validate_dataset
 
-from test_validation_support import chat
 
 def _has(module: str) -> bool:
     try:
@@ -34,11 +34,20 @@ def codes(lines: list[str]) -> list[tuple[int, str]]:
         ('{"messages": []}', "missing_messages_list"),
         ('{"prompt": "x"}', "missing_messages_list"),
         ('{"messages": [{"role": "user"}, {"role": "assistant", "content": "ok"}]}', "message_missing_key"),
-        ('{"messages": [{"role": "user", "content": "q", "lang": "fr"}, {"role": "assistant", "content": "a"}]}', "message_unrecognized_key"),
-        ('{"messages": [{"role": "human", "content": "q"}, {"role": "assistant", "content": "a"}]}', "unrecognized_role"),
+        (
+            '{"messages": [{"role": "user", "content": "q", "lang": "fr"}, {"role": "assistant", "content": "a"}]}',
+            "message_unrecognized_key",
+        ),
+        (
+            '{"messages": [{"role": "human", "content": "q"}, {"role": "assistant", "content": "a"}]}',
+            "unrecognized_role",
+        ),
         ('{"messages": [{"role": "user", "content": 42}, {"role": "assistant", "content": "a"}]}', "missing_content"),
         ('{"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "a"}]}', "missing_content"),
-        ('{"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}]}', "example_missing_assistant_message"),
+        (
+            '{"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}]}',
+            "example_missing_assistant_message",
+        ),
         ('{"messages": ["text"]}', "data_type"),
     ],
 )
@@ -71,11 +80,15 @@ def test_a_valid_file_has_no_issue(tmp_path) -> None:
 
 
 def test_tool_and_name_messages_are_accepted() -> None:
-    line = json.dumps({"messages": [
-        {"role": "user", "content": "q", "name": "alice"},
-        {"role": "assistant", "content": None, "function_call": {"name": "f", "arguments": "{}"}},
-        {"role": "assistant", "content": "done", "weight": 1},
-    ]})
+    line = json.dumps(
+        {
+            "messages": [
+                {"role": "user", "content": "q", "name": "alice"},
+                {"role": "assistant", "content": None, "function_call": {"name": "f", "arguments": "{}"}},
+                {"role": "assistant", "content": "done", "weight": 1},
+            ]
+        }
+    )
     parsed = parse_dataset([line])
     assert parsed.issues == []
     assert parsed.records[0].names == ["alice"]
@@ -85,8 +98,12 @@ def test_tool_and_name_messages_are_accepted() -> None:
     ("good", "bad", "fmt", "code"),
     [
         ({"instruction": "q", "input": "s", "output": "a"}, {"instruction": "q"}, "alpaca", "missing_field"),
-        ({"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]},
-         {"conversations": [{"from": "robot", "value": "q"}, {"from": "gpt", "value": "a"}]}, "sharegpt", "unrecognized_role"),
+        (
+            {"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]},
+            {"conversations": [{"from": "robot", "value": "q"}, {"from": "gpt", "value": "a"}]},
+            "sharegpt",
+            "unrecognized_role",
+        ),
         ({"prompt": "q", "completion": "a"}, {"prompt": "q", "completion": ""}, "prompt-completion", "missing_content"),
     ],
 )

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from test_validation_support import chat, long_answer
 
 from dyag_core.validation import pipeline, validate_dataset
-
-from test_validation_support import chat, long_answer
 
 pytest.importorskip("tiktoken")
 

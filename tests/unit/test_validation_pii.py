@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_validation_support import catalog, chat, entity
 
 from dyag_core.catalog.model import Contact
 from dyag_core.validation import PiiScanner, parse_dataset, redact, scan_pii, validate_dataset
-
-from test_validation_support import catalog, chat, entity
 
 CATALOG = catalog(entity("1", "GEOVAL", contacts=(Contact("DUPONT Jean", "Chef de projet"), Contact("LEFÈVRE Hélène"))))
 
@@ -17,7 +16,11 @@ CATALOG = catalog(entity("1", "GEOVAL", contacts=(Contact("DUPONT Jean", "Chef d
 @pytest.mark.parametrize(
     ("text", "kind", "match"),
     [
-        ("Écrire à jean.dupont@developpement-durable.gouv.fr pour l'accès.", "email", "jean.dupont@developpement-durable.gouv.fr"),
+        (
+            "Écrire à jean.dupont@developpement-durable.gouv.fr pour l'accès.",
+            "email",
+            "jean.dupont@developpement-durable.gouv.fr",
+        ),
         ("Appeler le 01 23 45 67 89 en semaine.", "telephone", "01 23 45 67 89"),
         ("Standard : +33 1 23 45 67 89.", "telephone", "+33 1 23 45 67 89"),
         ("Tél. 0123456789", "telephone", "0123456789"),

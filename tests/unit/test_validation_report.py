@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
-from dyag_core.validation import validate_dataset
-
 from test_validation_support import catalog, chat, entity, long_answer
 
-CATALOG = catalog(entity("1", "GEOVAL", "Outil de gestion des valorisations géographiques des services de l'État."), entity("2", "SINP"))
+from dyag_core.validation import validate_dataset
+
+CATALOG = catalog(
+    entity("1", "GEOVAL", "Outil de gestion des valorisations géographiques des services de l'État."),
+    entity("2", "SINP"),
+)
 
 
 def test_report_to_dict_is_json_and_render_follows_the_guide(tmp_path) -> None:
@@ -20,9 +23,24 @@ def test_report_to_dict_is_json_and_render_follows_the_guide(tmp_path) -> None:
     assert data["examples"] == 3 and data["invalid_lines"] == 1
     assert data["issues"][0] == {"line": 4, "code": "invalid_json", "message": data["issues"][0]["message"]}
     assert data["coverage"]["uncovered"] == [{"id": "2", "name": "SINP"}]
-    assert {item["key"] for item in data["checklist"]} >= {"size", "format", "duplicates", "coverage", "balance", "answer_length", "negatives", "split"}
+    assert {item["key"] for item in data["checklist"]} >= {
+        "size",
+        "format",
+        "duplicates",
+        "coverage",
+        "balance",
+        "answer_length",
+        "negatives",
+        "split",
+    }
     text = report.render()
-    for heading in ("📊 Statistiques globales:", "⚠️  Recommandations:", "Applications couvertes: 1 (50.0%)", "- ID 2: SINP", "Ligne 4: invalid_json"):
+    for heading in (
+        "📊 Statistiques globales:",
+        "⚠️  Recommandations:",
+        "Applications couvertes: 1 (50.0%)",
+        "- ID 2: SINP",
+        "Ligne 4: invalid_json",
+    ):
         assert heading in text
     assert "Ajouter des exemples pour les applications non couvertes : SINP (ID 2)" in text
 

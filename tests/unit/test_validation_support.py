@@ -29,5 +29,11 @@ def catalog(*entities: Entity) -> Catalog:
     return Catalog(entities=tuple(entities), source_format="json-list", source_fields=(), field_fill={})
 
 
-def entity(eid: str, name: str, description: str | None = None, contacts: tuple[Contact, ...] = (), long_name: str | None = None) -> Entity:
+def entity(
+    eid: str,
+    name: str,
+    description: str | None = None,
+    contacts: tuple[Contact, ...] = (),
+    long_name: str | None = None,
+) -> Entity:
     return Entity(id=eid, name=name, long_name=long_name, description=description, contacts=contacts)

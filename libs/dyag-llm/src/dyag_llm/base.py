@@ -42,7 +42,9 @@ class ChatModel(Protocol):
 
     def chat(self, messages: Messages, *, max_tokens: int = 256, temperature: float = 0.0) -> ChatResult: ...
 
-    def chat_batch(self, batch: list[Messages], *, max_tokens: int = 256, temperature: float = 0.0) -> list[ChatResult]: ...
+    def chat_batch(
+        self, batch: list[Messages], *, max_tokens: int = 256, temperature: float = 0.0
+    ) -> list[ChatResult]: ...
 
 
 class LLMSettings(BaseSettings):

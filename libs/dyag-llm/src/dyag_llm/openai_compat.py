@@ -19,7 +19,9 @@ BATCH_CONCURRENCY = 4
 
 
 class OpenAICompatibleChatModel:
-    def __init__(self, model: str, base_url: str = "https://api.openai.com/v1", api_key: str = "", timeout: float = 120.0):
+    def __init__(
+        self, model: str, base_url: str = "https://api.openai.com/v1", api_key: str = "", timeout: float = 120.0
+    ):
         if not model:
             raise LLMError("invalid_model", "name the model, e.g. openai:gpt-4o-mini")
         self.model = model
@@ -37,15 +39,24 @@ class OpenAICompatibleChatModel:
             except httpx.TimeoutException:
                 raise LLMError("unavailable", f"{self.base_url} did not answer in time (model {self.model})") from None
             except httpx.HTTPError as exc:
-                raise LLMError("unavailable", f"cannot reach the OpenAI-compatible server at {self.base_url} ({exc}); check OPENAI_BASE_URL") from None
+                raise LLMError(
+                    "unavailable",
+                    f"cannot reach the OpenAI-compatible server at {self.base_url} ({exc}); check OPENAI_BASE_URL",
+                ) from None
             if (reply.status_code == 429 or reply.status_code >= 500) and attempt < RETRIES:
                 time.sleep(_retry_after(reply, attempt))
                 continue
             break
         if reply.status_code in (401, 403):
-            raise LLMError("llm_unauthorized", f"{self.base_url} refused the API key (HTTP {reply.status_code}): set OPENAI_API_KEY")
+            raise LLMError(
+                "llm_unauthorized",
+                f"{self.base_url} refused the API key (HTTP {reply.status_code}): set OPENAI_API_KEY",
+            )
         if reply.status_code == 404:
-            raise LLMError("model_not_found", f"{self.base_url} has no model {self.model!r} (or no /chat/completions): {_error_text(reply)}")
+            raise LLMError(
+                "model_not_found",
+                f"{self.base_url} has no model {self.model!r} (or no /chat/completions): {_error_text(reply)}",
+            )
         if reply.status_code == 429:
             raise LLMError("llm_rate_limited", f"{self.base_url} is rate-limiting this key: {_error_text(reply)}")
         if reply.status_code >= 400:
@@ -54,7 +65,9 @@ class OpenAICompatibleChatModel:
             data = reply.json()
             text = data["choices"][0]["message"]["content"] or ""
         except (ValueError, KeyError, IndexError, TypeError):
-            raise LLMError("llm_error", f"{self.base_url} sent a reply that is not a chat completion: {reply.text[:200]}") from None
+            raise LLMError(
+                "llm_error", f"{self.base_url} sent a reply that is not a chat completion: {reply.text[:200]}"
+            ) from None
         usage = data.get("usage") or {}
         return ChatResult(
             text=text.strip(),

@@ -37,8 +37,13 @@ DEFAULT_TEMPERATURE = 0.8  # llama-cpp-python's server's default, which `dyag se
 
 
 class BadRequest(Exception):
-    def __init__(self, message: str, status: HTTPStatus = HTTPStatus.BAD_REQUEST, code: str = "invalid_request",
-                 param: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        status: HTTPStatus = HTTPStatus.BAD_REQUEST,
+        code: str = "invalid_request",
+        param: str | None = None,
+    ):
         super().__init__(message)
         self.message, self.status, self.code, self.param = message, status, code, param
 
@@ -92,7 +97,9 @@ def parse_chat_request(body: Any, n_ctx: int) -> dict[str, Any]:
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     max_tokens = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens < n_ctx:
-        raise BadRequest(f"max_tokens must be an integer from 1 to {n_ctx - 1} (the context is {n_ctx} tokens)", param="max_tokens")
+        raise BadRequest(
+            f"max_tokens must be an integer from 1 to {n_ctx - 1} (the context is {n_ctx} tokens)", param="max_tokens"
+        )
     temperature = body.get("temperature")
     temperature = DEFAULT_TEMPERATURE if temperature is None else temperature
     if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
@@ -101,7 +108,12 @@ def parse_chat_request(body: Any, n_ctx: int) -> dict[str, Any]:
     stop = [stop] if isinstance(stop, str) else stop
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
         raise BadRequest("stop must be a string or a list of strings", param="stop")
-    return {"messages": parsed, "max_tokens": max_tokens, "temperature": float(temperature), "stop": [s for s in stop if s]}
+    return {
+        "messages": parsed,
+        "max_tokens": max_tokens,
+        "temperature": float(temperature),
+        "stop": [s for s in stop if s],
+    }
 
 
 class ChatServer(ThreadingHTTPServer):
@@ -139,21 +151,36 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         if self._path() in ("/v1/models", "/models"):
-            self._send(HTTPStatus.OK, {"object": "list", "data": [{"id": self.server.alias, "object": "model",
-                                                                    "created": self.server.created, "owned_by": "dyag"}]})
+            self._send(
+                HTTPStatus.OK,
+                {
+                    "object": "list",
+                    "data": [
+                        {"id": self.server.alias, "object": "model", "created": self.server.created, "owned_by": "dyag"}
+                    ],
+                },
+            )
         elif self._path() in ("/health", "/v1/health"):
             self._send(HTTPStatus.OK, {"status": "ok"})
         elif self._path() in ("/v1/chat/completions", "/chat/completions"):
             self._error(HTTPStatus.METHOD_NOT_ALLOWED, "use POST for /v1/chat/completions", "method_not_allowed")
         else:
-            self._error(HTTPStatus.NOT_FOUND, f"no such endpoint: GET {self._path() or '/'} (this server has GET /v1/models and "
-                                              "POST /v1/chat/completions)", "not_found")
+            self._error(
+                HTTPStatus.NOT_FOUND,
+                f"no such endpoint: GET {self._path() or '/'} (this server has GET /v1/models and "
+                "POST /v1/chat/completions)",
+                "not_found",
+            )
 
     def do_POST(self) -> None:  # noqa: N802
         if self._path() not in ("/v1/chat/completions", "/chat/completions"):
             self._drain()
-            self._error(HTTPStatus.NOT_FOUND, f"no such endpoint: POST {self._path() or '/'} (this server has POST "
-                                              "/v1/chat/completions, non-streaming)", "not_found")
+            self._error(
+                HTTPStatus.NOT_FOUND,
+                f"no such endpoint: POST {self._path() or '/'} (this server has POST "
+                "/v1/chat/completions, non-streaming)",
+                "not_found",
+            )
             return
         try:
             request = parse_chat_request(self._json_body(), self.server.n_ctx)
@@ -161,21 +188,42 @@ class Handler(BaseHTTPRequestHandler):
             self._error(exc.status, exc.message, exc.code, exc.param)
             return
         try:
-            result = self.server.model.chat(request["messages"], max_tokens=request["max_tokens"], temperature=request["temperature"])
+            result = self.server.model.chat(
+                request["messages"], max_tokens=request["max_tokens"], temperature=request["temperature"]
+            )
         except Exception as exc:  # llama.cpp failed on this prompt: the server stays up
-            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"the model failed: {getattr(exc, 'message', None) or exc}", "model_failed")
+            self._error(
+                HTTPStatus.INTERNAL_SERVER_ERROR,
+                f"the model failed: {getattr(exc, 'message', None) or exc}",
+                "model_failed",
+            )
             return
         text, finish = result.text, result.finish_reason or "stop"
         cuts = [i for i in (text.find(s) for s in request["stop"]) if i >= 0]
         if cuts:
-            text, finish = text[:min(cuts)].rstrip(), "stop"
-        self._send(HTTPStatus.OK, {
-            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
-            "model": self.server.alias,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish, "logprobs": None}],
-            "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
-                      "total_tokens": result.prompt_tokens + result.completion_tokens},
-        })
+            text, finish = text[: min(cuts)].rstrip(), "stop"
+        self._send(
+            HTTPStatus.OK,
+            {
+                "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": self.server.alias,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": finish,
+                        "logprobs": None,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": result.prompt_tokens,
+                    "completion_tokens": result.completion_tokens,
+                    "total_tokens": result.prompt_tokens + result.completion_tokens,
+                },
+            },
+        )
 
     def _length(self) -> int:
         try:
@@ -197,7 +245,9 @@ class Handler(BaseHTTPRequestHandler):
             raise BadRequest("send the body with a Content-Length", HTTPStatus.LENGTH_REQUIRED, "length_required")
         if length > MAX_BODY:
             self.close_connection = True
-            raise BadRequest(f"the body is over {MAX_BODY // (1024 * 1024)} MiB", HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too_large")
+            raise BadRequest(
+                f"the body is over {MAX_BODY // (1024 * 1024)} MiB", HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too_large"
+            )
         raw = self.rfile.read(length) if length else b""
         try:
             return json.loads(raw.decode("utf-8"))
@@ -214,21 +264,26 @@ def load_model(model: Path, lora: Path | None = None, *, n_ctx: int = 2048, thre
     return chat
 
 
-def make_server(model, *, host: str = "127.0.0.1", port: int = 8080, alias: str = "model", n_ctx: int = 2048,
-                quiet: bool = False) -> ChatServer:
+def make_server(
+    model, *, host: str = "127.0.0.1", port: int = 8080, alias: str = "model", n_ctx: int = 2048, quiet: bool = False
+) -> ChatServer:
     """The server over a loaded chat model (not yet serving: serve_forever(), e.g. in a thread)."""
     return ChatServer((host, port), model, alias, n_ctx, quiet)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dyag_llm.serve", description="An OpenAI-compatible chat server over one GGUF.")
+    parser = argparse.ArgumentParser(
+        prog="python -m dyag_llm.serve", description="An OpenAI-compatible chat server over one GGUF."
+    )
     parser.add_argument("--model", type=Path, required=True, help="the GGUF file")
     parser.add_argument("--lora", type=Path, default=None, help="a GGUF LoRA adapter for it (llama.cpp's --lora)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--alias", default="", help="the model name /v1/models shows (default: the file's stem)")
     parser.add_argument("--n-ctx", type=int, default=2048, help="context length in tokens")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (default: DYAG_LLM_THREADS, else all cores)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="CPU threads (default: DYAG_LLM_THREADS, else all cores)"
+    )
     args = parser.parse_args(argv)
     for what, path in (("model", args.model), ("LoRA adapter", args.lora)):
         if path is not None and not path.is_file():
@@ -248,12 +303,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dyag_llm.serve: cannot load {args.model}: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
         return 1
     try:
-        server = make_server(model, host=args.host, port=args.port, alias=args.alias or args.model.stem, n_ctx=args.n_ctx)
+        server = make_server(
+            model, host=args.host, port=args.port, alias=args.alias or args.model.stem, n_ctx=args.n_ctx
+        )
     except OSError as exc:
         print(f"dyag_llm.serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
-    print(f"dyag_llm.serve: {args.model.name}{' + ' + args.lora.name if args.lora else ''} loaded in {time.monotonic() - began:.1f} s "
-          f"({model.template} prompts); listening on http://{args.host}:{server.server_address[1]}/v1 as {server.alias}", flush=True)
+    print(
+        f"dyag_llm.serve: {args.model.name}{' + ' + args.lora.name if args.lora else ''} loaded in {time.monotonic() - began:.1f} s "
+        f"({model.template} prompts); listening on http://{args.host}:{server.server_address[1]}/v1 as {server.alias}",
+        flush=True,
+    )
 
     def stop(_signum, _frame):
         threading.Thread(target=server.shutdown, daemon=True).start()

@@ -168,7 +168,7 @@ class S3ArtifactStore:
 
 
 def open_artifact_store(location: str, s3_endpoint_url: str | None = None) -> ArtifactStore:
-    """"s3://bucket/prefix" opens an S3 store; anything else is a local folder."""
+    """ "s3://bucket/prefix" opens an S3 store; anything else is a local folder."""
     if location.startswith("s3://"):
         bucket, _, prefix = location[5:].partition("/")
         return S3ArtifactStore(bucket, prefix, s3_endpoint_url)

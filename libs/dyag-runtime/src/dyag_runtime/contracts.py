@@ -39,7 +39,9 @@ M = TypeVar("M", bound=Message)
 
 def job_result_dict(result: Message) -> dict[str, Any]:
     """A job's typed result as the job record keeps it (every field, even empty)."""
-    return json_format.MessageToDict(result, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    return json_format.MessageToDict(
+        result, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
 
 
 def job_result(job: dict[str, Any], message_type: type[M]) -> M:

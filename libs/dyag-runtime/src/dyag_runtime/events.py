@@ -80,7 +80,9 @@ class Envelope:
         try:
             data = json_format.Parse(body or b"{}", payload_type(), ignore_unknown_fields=True)
         except json_format.ParseError as exc:
-            raise InvalidEvent(f"event {headers['ce-id']} has a body that is not a {payload_type.DESCRIPTOR.full_name}: {exc}") from exc
+            raise InvalidEvent(
+                f"event {headers['ce-id']} has a body that is not a {payload_type.DESCRIPTOR.full_name}: {exc}"
+            ) from exc
         return cls(
             type=headers["ce-type"],
             source=headers["ce-source"],
@@ -156,7 +158,9 @@ class EventBus:
         await self.js.publish(subject or event_subject(envelope.type), envelope.body(), headers=envelope.headers())
 
     async def emit(self, event_type: str, data: Message, *, subject: str = "", correlation_id: str = "") -> Envelope:
-        envelope = Envelope(type=event_type, source=self.source, data=data, subject=subject, correlation_id=correlation_id)
+        envelope = Envelope(
+            type=event_type, source=self.source, data=data, subject=subject, correlation_id=correlation_id
+        )
         await self.publish(envelope)
         return envelope
 
@@ -188,11 +192,16 @@ class EventBus:
             durable=durable,
             stream=stream,
             config=api.ConsumerConfig(
-                ack_wait=ack_wait, max_deliver=max_deliver, max_ack_pending=max_ack_pending, ack_policy=api.AckPolicy.EXPLICIT
+                ack_wait=ack_wait,
+                max_deliver=max_deliver,
+                max_ack_pending=max_ack_pending,
+                ack_policy=api.AckPolicy.EXPLICIT,
             ),
         )
         task = asyncio.create_task(
-            self._consume_loop(sub, payload_type, handler, processed, max_deliver, heartbeat or ack_wait / 3, max_ack_pending),
+            self._consume_loop(
+                sub, payload_type, handler, processed, max_deliver, heartbeat or ack_wait / 3, max_ack_pending
+            ),
             name=f"consume:{durable}",
         )
         self._tasks.append(task)
@@ -222,7 +231,9 @@ class EventBus:
                         await self._deliver_logged(msg, payload_type, handler, processed, max_deliver, heartbeat)
                     continue
                 for msg in messages:
-                    task = asyncio.create_task(self._deliver_logged(msg, payload_type, handler, processed, max_deliver, heartbeat))
+                    task = asyncio.create_task(
+                        self._deliver_logged(msg, payload_type, handler, processed, max_deliver, heartbeat)
+                    )
                     in_flight.add(task)
                     task.add_done_callback(in_flight.discard)
         finally:
@@ -239,7 +250,9 @@ class EventBus:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("delivery failed; the message will be redelivered", extra={"subject": msg.subject, "error": str(exc)})
+            log.warning(
+                "delivery failed; the message will be redelivered", extra={"subject": msg.subject, "error": str(exc)}
+            )
 
     async def _deliver(self, msg, payload_type, handler, processed, max_deliver, heartbeat) -> None:
         try:
@@ -288,13 +301,24 @@ class EventBus:
             await self.nc.close()
 
 
-def emit_from_thread(bus: EventBus, loop: asyncio.AbstractEventLoop, event_type: str, data: Message, *, subject: str = "",
-                     correlation_id: str = "", timeout: float = 15.0, best_effort: bool = False) -> bool:
+def emit_from_thread(
+    bus: EventBus,
+    loop: asyncio.AbstractEventLoop,
+    event_type: str,
+    data: Message,
+    *,
+    subject: str = "",
+    correlation_id: str = "",
+    timeout: float = 15.0,
+    best_effort: bool = False,
+) -> bool:
     """bus.emit() from a worker thread (a sync job handler), waiting for the publish on the service's loop.
 
     best_effort: a failure is logged and False returned (an event lost to a NATS hiccup must not fail a long job);
     otherwise it raises."""
-    future = asyncio.run_coroutine_threadsafe(bus.emit(event_type, data, subject=subject, correlation_id=correlation_id), loop)
+    future = asyncio.run_coroutine_threadsafe(
+        bus.emit(event_type, data, subject=subject, correlation_id=correlation_id), loop
+    )
     try:
         future.result(timeout=timeout)
     except Exception as exc:

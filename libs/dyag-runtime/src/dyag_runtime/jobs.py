@@ -176,7 +176,9 @@ class JobStore:
         records.sort(key=lambda r: r["created_at"], reverse=True)
         return records[:limit]
 
-    async def mutate(self, job_id: str, change: Callable[[dict[str, Any]], None], *, emit: bool = True) -> dict[str, Any]:
+    async def mutate(
+        self, job_id: str, change: Callable[[dict[str, Any]], None], *, emit: bool = True
+    ) -> dict[str, Any]:
         for _ in range(50):
             try:
                 entry = await self.kv.get(job_id)
@@ -361,18 +363,31 @@ class JobWorker:
         attempt = record["attempts"] + 1
         interrupted = record["status"] == RUNNING  # a previous worker died while running it
         if attempt > self.max_attempts:
-            await self.store.mutate(job_id, lambda r: _finish(r, FAILED, error=f"interrupted {record['attempts']} times (service restarts); giving up"))
+            await self.store.mutate(
+                job_id,
+                lambda r: _finish(
+                    r, FAILED, error=f"interrupted {record['attempts']} times (service restarts); giving up"
+                ),
+            )
             return
         handler = self.handlers.get(record["kind"])
         if handler is None:
-            await self.store.mutate(job_id, lambda r: _finish(r, FAILED, error=f"this service cannot run jobs of kind {record['kind']!r}"))
+            await self.store.mutate(
+                job_id, lambda r: _finish(r, FAILED, error=f"this service cannot run jobs of kind {record['kind']!r}")
+            )
             return
 
         def start(r: dict[str, Any]) -> None:
             r.update(status=RUNNING, attempts=attempt, owner=self.instance, heartbeat_at=time.time())
             r["progress"]["step"] = RESUMED if interrupted else STARTED
             if interrupted:
-                r["logs"].append({"time": now_rfc3339(), "level": "warning", "message": f"resumed (attempt {attempt}) after the worker stopped"})
+                r["logs"].append(
+                    {
+                        "time": now_rfc3339(),
+                        "level": "warning",
+                        "message": f"resumed (attempt {attempt}) after the worker stopped",
+                    }
+                )
 
         record = await self.store.mutate(job_id, start)
         ctx = JobContext(
@@ -407,7 +422,12 @@ class JobWorker:
             await asyncio.gather(pump, return_exceptions=True)
             self.running.pop(job_id, None)
         progress, logs, artifacts = ctx._drain()
-        await self.store.mutate(job_id, lambda r: _finish(r, status, error=error, result=result or {}, progress=progress, logs=logs, artifacts=artifacts))
+        await self.store.mutate(
+            job_id,
+            lambda r: _finish(
+                r, status, error=error, result=result or {}, progress=progress, logs=logs, artifacts=artifacts
+            ),
+        )
 
     async def _pump(self, ctx: JobContext, stop: asyncio.Event) -> None:
         """Publish progress and logs, heart-beat, and pick up cancel requests made on any replica."""
@@ -419,7 +439,9 @@ class JobWorker:
             if not (progress or logs or artifacts or beat):
                 continue
             try:
-                record = await self.store.mutate(ctx.job_id, lambda r: _apply(r, progress, logs, artifacts, self.instance))
+                record = await self.store.mutate(
+                    ctx.job_id, lambda r: _apply(r, progress, logs, artifacts, self.instance)
+                )
             except BaseException as exc:
                 ctx._requeue(progress, logs, artifacts)  # nothing drained is lost: the next write takes it
                 if isinstance(exc, asyncio.CancelledError):

@@ -125,8 +125,9 @@ class Peers(_Stubs):
     `services`: the services this deployment runs (the gateway's DYAG_SERVICES); a call to another one is refused
     with `service_not_deployed`. None: every service is assumed reachable at its address."""
 
-    def __init__(self, settings: PlatformSettings, *, timeout_s: float = CALL_TIMEOUT_S,
-                 services: Iterable[str] | None = None):
+    def __init__(
+        self, settings: PlatformSettings, *, timeout_s: float = CALL_TIMEOUT_S, services: Iterable[str] | None = None
+    ):
         self.settings, self.timeout_s = settings, timeout_s
         self.services = None if services is None else tuple(services)
         self._channels: dict[str, grpc.aio.Channel] = {}
@@ -139,9 +140,13 @@ class Peers(_Stubs):
 
     def channel(self, service: str) -> grpc.aio.Channel:
         if not self.deployed(service):
-            raise DyagError("service_not_deployed", f"the {service} service is not part of this deployment (DYAG_SERVICES)")
+            raise DyagError(
+                "service_not_deployed", f"the {service} service is not part of this deployment (DYAG_SERVICES)"
+            )
         if service not in self._channels:
-            self._channels[service] = grpc.aio.insecure_channel(self.address(service), options=self.settings.grpc_options())
+            self._channels[service] = grpc.aio.insecure_channel(
+                self.address(service), options=self.settings.grpc_options()
+            )
         return self._channels[service]
 
     async def call(self, service: str, what: str, rpc: Callable[[], Awaitable[T]], not_found: str = "not_found") -> T:
@@ -152,35 +157,56 @@ class Peers(_Stubs):
             raise peer_error(exc, service, what, not_found) from None
 
     async def dataset(self, dataset_id: str) -> dataset_pb2.Dataset:
-        return await self.call("dataset-builder", f"dataset {dataset_id}", lambda: self.datasets().GetDataset(
-            dataset_pb2.GetDatasetRequest(id=dataset_id), timeout=self.timeout_s), "dataset_not_found")
+        return await self.call(
+            "dataset-builder",
+            f"dataset {dataset_id}",
+            lambda: self.datasets().GetDataset(dataset_pb2.GetDatasetRequest(id=dataset_id), timeout=self.timeout_s),
+            "dataset_not_found",
+        )
 
     async def dataset_files(self, dataset_id: str) -> tuple[dataset_pb2.Dataset, FilesByKind]:
         dataset = await self.dataset(dataset_id)
         return dataset, dataset_files(dataset)
 
     async def catalog_version(self, name: str, version: str = "") -> catalog_pb2.CatalogVersion:
-        return await self.call("dataset-builder", f"the catalog {name}", lambda: self.catalogs().GetCatalog(
-            catalog_pb2.GetCatalogRequest(name=name, version=version), timeout=self.timeout_s), "catalog_not_found")
+        return await self.call(
+            "dataset-builder",
+            f"the catalog {name}",
+            lambda: self.catalogs().GetCatalog(
+                catalog_pb2.GetCatalogRequest(name=name, version=version), timeout=self.timeout_s
+            ),
+            "catalog_not_found",
+        )
 
     async def load_catalog(self, name: str, version: str, artifacts: ArtifactStore) -> Catalog:
         """A catalog version's records: its version from dataset-builder, its content from the artifact store."""
         reply = await self.catalog_version(name, version)
         return await read_catalog(artifacts, reply.artifact.digest)
 
-    async def validate_split(self, dataset: dataset_pb2.Dataset, split: str, *, timeout_s: float | None = None,
-                             **fields: Any) -> validation_pb2.ValidationResult:
+    async def validate_split(
+        self, dataset: dataset_pb2.Dataset, split: str, *, timeout_s: float | None = None, **fields: Any
+    ) -> validation_pb2.ValidationResult:
         """One split of a built dataset checked by the validator against the dataset's catalog version."""
         source = split_source(dataset, split)
         if source is None:
             has = sorted({s for s, fmt in dataset_files(dataset) if fmt == "openai"})
-            raise DyagError("split_not_found", f"dataset {dataset.id} has no {split!r} split in the OpenAI chat format; "
-                                               f"it has {', '.join(has) or 'none'}")
-        request = validation_pb2.ValidateRequest(dataset=source, catalog=dataset.catalog, catalog_version=dataset.catalog_version,
-                                                 split_counts={k: v for k, v in dataset.split_counts.items() if k != "all"},
-                                                 **fields)
-        return await self.call("validator", f"the {split} split of dataset {dataset.id}", lambda: self.validator().Validate(
-            request, timeout=timeout_s or 20 * self.timeout_s))
+            raise DyagError(
+                "split_not_found",
+                f"dataset {dataset.id} has no {split!r} split in the OpenAI chat format; "
+                f"it has {', '.join(has) or 'none'}",
+            )
+        request = validation_pb2.ValidateRequest(
+            dataset=source,
+            catalog=dataset.catalog,
+            catalog_version=dataset.catalog_version,
+            split_counts={k: v for k, v in dataset.split_counts.items() if k != "all"},
+            **fields,
+        )
+        return await self.call(
+            "validator",
+            f"the {split} split of dataset {dataset.id}",
+            lambda: self.validator().Validate(request, timeout=timeout_s or 20 * self.timeout_s),
+        )
 
     async def close(self) -> None:
         channels, self._channels = list(self._channels.values()), {}
@@ -206,7 +232,9 @@ class SyncPeers(_Stubs):
     def channel(self, service: str) -> grpc.Channel:
         with self._lock:
             if service not in self._channels:
-                self._channels[service] = grpc.insecure_channel(self.settings.address_of(service), options=self.settings.grpc_options())
+                self._channels[service] = grpc.insecure_channel(
+                    self.settings.address_of(service), options=self.settings.grpc_options()
+                )
             return self._channels[service]
 
     def call(self, service: str, what: str, rpc: Callable[[], T], not_found: str = "not_found") -> T:
@@ -216,12 +244,20 @@ class SyncPeers(_Stubs):
             raise peer_error(exc, service, what, not_found) from None
 
     def dataset(self, dataset_id: str) -> dataset_pb2.Dataset:
-        return self.call("dataset-builder", f"dataset {dataset_id}", lambda: self.datasets().GetDataset(
-            dataset_pb2.GetDatasetRequest(id=dataset_id), timeout=self.timeout_s), "dataset_not_found")
+        return self.call(
+            "dataset-builder",
+            f"dataset {dataset_id}",
+            lambda: self.datasets().GetDataset(dataset_pb2.GetDatasetRequest(id=dataset_id), timeout=self.timeout_s),
+            "dataset_not_found",
+        )
 
     def lora_model(self, model_id: str) -> training_pb2.LoraModel:
-        return self.call("gpu-lora-trainer", f"model {model_id}", lambda: self.trainer().GetModel(
-            training_pb2.GetLoraModelRequest(id=model_id), timeout=self.timeout_s), "model_not_found")
+        return self.call(
+            "gpu-lora-trainer",
+            f"model {model_id}",
+            lambda: self.trainer().GetModel(training_pb2.GetLoraModelRequest(id=model_id), timeout=self.timeout_s),
+            "model_not_found",
+        )
 
     def close(self) -> None:
         with self._lock:

@@ -29,8 +29,14 @@ class RecordNotFound(DyagError):
 class Registry:
     """Records keyed by "id", ordered by "created_at"; `columns` are copied out of the body to filter on."""
 
-    def __init__(self, db_path: Path, table: str, columns: Sequence[str] = (), *,
-                 not_found: Callable[[str], Exception] | None = None):
+    def __init__(
+        self,
+        db_path: Path,
+        table: str,
+        columns: Sequence[str] = (),
+        *,
+        not_found: Callable[[str], Exception] | None = None,
+    ):
         for name in (table, *columns):
             if not _IDENT.match(name):
                 raise ValueError(f"not an SQL identifier: {name!r}")
@@ -48,9 +54,17 @@ class Registry:
 
     def put(self, record: dict[str, Any]) -> None:
         names = ["id", *self.columns, "created_at", "body"]
-        values = [record["id"], *(str(record.get(c) or "") for c in self.columns), record["created_at"], json.dumps(record)]
+        values = [
+            record["id"],
+            *(str(record.get(c) or "") for c in self.columns),
+            record["created_at"],
+            json.dumps(record),
+        ]
         with self.lock:
-            self.db.execute(f"INSERT OR REPLACE INTO {self.table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})", values)
+            self.db.execute(
+                f"INSERT OR REPLACE INTO {self.table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                values,
+            )
 
     def get(self, record_id: str) -> dict[str, Any]:
         with self.lock:

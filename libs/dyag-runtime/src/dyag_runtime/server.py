@@ -174,8 +174,10 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
 
     async def GetJobLogs(self, request, context):
         record = await self._get(request.id)
-        lines = record["logs"][-request.tail:] if request.tail else record["logs"]
-        return jobs_pb2.GetJobLogsResponse(lines=[jobs_pb2.JobLogLine(level=l["level"], message=l["message"]) for l in lines])
+        lines = record["logs"][-request.tail :] if request.tail else record["logs"]
+        return jobs_pb2.GetJobLogsResponse(
+            lines=[jobs_pb2.JobLogLine(level=l["level"], message=l["message"]) for l in lines]
+        )
 
     async def WatchJob(self, request, context):
         record = await self._get(request.id)

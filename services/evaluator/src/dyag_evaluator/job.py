@@ -48,14 +48,28 @@ EVALUATE = "evaluation.run"
 def _summary(run: EvaluationRun) -> dict[str, Any]:
     o, lat, use = run.overall, run.latency, run.usage
     return {
-        "accuracy": o.accuracy, "precision": o.precision, "recall": o.recall, "f1_score": o.f1_score,
-        "average_generation_time_ms": lat.mean, "questions": o.n, "correct": o.correct, "failed": o.failed,
-        "errors": o.n - o.correct, "exact_match": o.exact_match, "fact_accuracy": o.fact_accuracy,
-        "semantic_similarity": o.similarity, "hallucination_rate": o.hallucination_rate,
-        "abstention_rate": o.abstention_rate, "judge_score": o.judge_score, "latency_p50_ms": lat.p50,
-        "latency_p95_ms": lat.p95, "prompt_tokens": use.prompt_tokens, "completion_tokens": use.completion_tokens,
-        "cost_usd": use.cost_usd, "cost_per_1000_questions_usd": use.cost_per_1000_questions_usd,
-    }  # fmt: skip
+        "accuracy": o.accuracy,
+        "precision": o.precision,
+        "recall": o.recall,
+        "f1_score": o.f1_score,
+        "average_generation_time_ms": lat.mean,
+        "questions": o.n,
+        "correct": o.correct,
+        "failed": o.failed,
+        "errors": o.n - o.correct,
+        "exact_match": o.exact_match,
+        "fact_accuracy": o.fact_accuracy,
+        "semantic_similarity": o.similarity,
+        "hallucination_rate": o.hallucination_rate,
+        "abstention_rate": o.abstention_rate,
+        "judge_score": o.judge_score,
+        "latency_p50_ms": lat.p50,
+        "latency_p95_ms": lat.p95,
+        "prompt_tokens": use.prompt_tokens,
+        "completion_tokens": use.completion_tokens,
+        "cost_usd": use.cost_usd,
+        "cost_per_1000_questions_usd": use.cost_per_1000_questions_usd,
+    }
 
 
 class EvaluationJob:
@@ -107,17 +121,35 @@ class EvaluationJob:
             return ChatAnswerer(chat, executor, **common)
         timeout = s.eval_request_timeout_s
         if spec.kind in ("base", "lora"):
-            return GenerateAnswerer(self.peers.trainer(), self.peers.address("gpu-lora-trainer"),
-                                    model_id=spec.model if spec.kind == "lora" else "",
-                                    base_model=spec.model if spec.kind == "base" else "",
-                                    batch_size=s.eval_generate_batch, timeout=timeout, **common)  # fmt: skip
-        rag = RagAnswerer(self.peers.rag(), self.peers.address("rag-service"), collection=spec.collection,
-                          n_chunks=spec.n_chunks, llm=spec.llm, timeout=timeout, mode=spec.rag_mode,
-                          **common)  # fmt: skip
+            return GenerateAnswerer(
+                self.peers.trainer(),
+                self.peers.address("gpu-lora-trainer"),
+                model_id=spec.model if spec.kind == "lora" else "",
+                base_model=spec.model if spec.kind == "base" else "",
+                batch_size=s.eval_generate_batch,
+                timeout=timeout,
+                **common,
+            )
+        rag = RagAnswerer(
+            self.peers.rag(),
+            self.peers.address("rag-service"),
+            collection=spec.collection,
+            n_chunks=spec.n_chunks,
+            llm=spec.llm,
+            timeout=timeout,
+            mode=spec.rag_mode,
+            **common,
+        )
         if spec.kind == "rag":
             return rag
-        generate = GenerateAnswerer(self.peers.trainer(), self.peers.address("gpu-lora-trainer"), model_id=spec.model,
-                                    batch_size=s.eval_generate_batch, timeout=timeout, **common)  # fmt: skip
+        generate = GenerateAnswerer(
+            self.peers.trainer(),
+            self.peers.address("gpu-lora-trainer"),
+            model_id=spec.model,
+            batch_size=s.eval_generate_batch,
+            timeout=timeout,
+            **common,
+        )
         return HybridAnswerer(rag, generate)
 
     async def _evaluate(self, ctx: JobContext) -> dict[str, Any]:
@@ -137,8 +169,10 @@ class EvaluationJob:
             catalog = await read_catalog(self.rt.artifacts, p["catalog"]["artifact"])
         system_prompt = p.get("system_prompt") or ("" if spec.kind in ("rag", "hybrid") else DEFAULT_SYSTEM_PROMPT)
         concurrency = int(p["concurrency"])
-        ctx.log(f"{p['name']}: {len(cases)} questions ({ref.filename}, {evalset.source_format}) for {spec.label()}, "
-                f"{concurrency} in flight")
+        ctx.log(
+            f"{p['name']}: {len(cases)} questions ({ref.filename}, {evalset.source_format}) for {spec.label()}, "
+            f"{concurrency} in flight"
+        )
         started = now_rfc3339()
         with ThreadPoolExecutor(max_workers=max(concurrency, 1), thread_name_prefix="eval") as executor:
             answerer = self.answerer(spec, p, executor)
@@ -156,25 +190,44 @@ class EvaluationJob:
         else:
             embed, embedder = await asyncio.to_thread(open_similarity, s.eval_embedder)
         meta = {
-            "run_id": ctx.job_id, "name": p["name"], "dataset_id": ref.dataset_id, "split": ref.split,
-            "test_set_format": evalset.source_format, "test_set_has_provenance": evalset.has_provenance,
-            "questions_in_test_set": len(evalset), "max_questions": p.get("max_questions") or 0,
-            "seed": p.get("seed") or 0, "concurrency": concurrency,
+            "run_id": ctx.job_id,
+            "name": p["name"],
+            "dataset_id": ref.dataset_id,
+            "split": ref.split,
+            "test_set_format": evalset.source_format,
+            "test_set_has_provenance": evalset.has_provenance,
+            "questions_in_test_set": len(evalset),
+            "max_questions": p.get("max_questions") or 0,
+            "seed": p.get("seed") or 0,
+            "concurrency": concurrency,
             "answered_by": answerer.answered_by or spec.model_spec(),
-            "latency": "per question" if answerer.batch_size == 1
+            "latency": "per question"
+            if answerer.batch_size == 1
             else f"Generate batch time / batch size (batches of {answerer.batch_size})",
-            "embedder": embedder, "judge_model": p.get("judge_model") or "", "judge": judge_note,
+            "embedder": embedder,
+            "judge_model": p.get("judge_model") or "",
+            "judge": judge_note,
             "catalog": p.get("catalog"),
-            "target": spec.to_dict(), "labels": p.get("labels") or {},
+            "target": spec.to_dict(),
+            "labels": p.get("labels") or {},
             "notes": list(p.get("notes") or []) + ([breaker] if breaker else []),
-            "started_at": started, "finished_at": "",
-        }  # fmt: skip
+            "started_at": started,
+            "finished_at": "",
+        }
         target = spec.core_target(p["name"], answerer.answered_by)
         test_set_label = f"{ref.filename} ({ref.dataset_id})" if ref.dataset_id else ref.filename
 
         def score(embed_fn):
-            return evaluate(cases, responses, target=target, catalog=catalog, embed=embed_fn, prices=s.prices(),
-                            test_set=test_set_label, meta=meta)
+            return evaluate(
+                cases,
+                responses,
+                target=target,
+                catalog=catalog,
+                embed=embed_fn,
+                prices=s.prices(),
+                test_set=test_set_label,
+                meta=meta,
+            )
 
         try:
             run = await asyncio.to_thread(score, embed)
@@ -189,7 +242,8 @@ class EvaluationJob:
         ctx.progress(0.96, "writing the reports")
         title = f"Évaluation Dyag — {p['name']}"
         texts = await asyncio.to_thread(
-            lambda: {"json": run.to_json(), "md": render_markdown(run), "html": render_html(run, title=title)})
+            lambda: {"json": run.to_json(), "md": render_markdown(run), "html": render_html(run, title=title)}
+        )
         artifacts: list[Artifact] = []
         for fmt, text in texts.items():
             name, media = REPORTS[fmt]
@@ -200,27 +254,48 @@ class EvaluationJob:
         errors = run.errors
         refs = [a.to_dict() for a in artifacts]
         await asyncio.to_thread(
-            self._mark, ctx.job_id, status="succeeded", summary=summary, artifacts=refs, model=run.target.model,
-            test_set_fingerprint=run.test_set_fingerprint, finished_at=meta["finished_at"],
-        )  # fmt: skip
+            self._mark,
+            ctx.job_id,
+            status="succeeded",
+            summary=summary,
+            artifacts=refs,
+            model=run.target.model,
+            test_set_fingerprint=run.test_set_fingerprint,
+            finished_at=meta["finished_at"],
+        )
         await self._emit(ctx, p, spec, run, summary, artifacts, ref)
         o = run.overall
-        ctx.log(f"{p['name']}: accuracy {o.accuracy:.1%} ({o.correct}/{o.n}), F1 {o.f1_score:.1%}, "
-                f"{o.failed} failed calls")
+        ctx.log(
+            f"{p['name']}: accuracy {o.accuracy:.1%} ({o.correct}/{o.n}), F1 {o.f1_score:.1%}, {o.failed} failed calls"
+        )
         return {
-            "run_id": ctx.job_id, "name": p["name"],
+            "run_id": ctx.job_id,
+            "name": p["name"],
             # the guide's step 6.2 / 6.3 fields (errors: the first eval_errors_in_result; results.json holds them all)
-            "accuracy": o.accuracy, "precision": o.precision, "recall": o.recall, "f1_score": o.f1_score,
-            "average_generation_time_ms": run.latency.mean, "errors": errors[: s.eval_errors_in_result],
+            "accuracy": o.accuracy,
+            "precision": o.precision,
+            "recall": o.recall,
+            "f1_score": o.f1_score,
+            "average_generation_time_ms": run.latency.mean,
+            "errors": errors[: s.eval_errors_in_result],
             "errors_total": len(errors),
-            "summary": summary, "target": spec.to_dict(), "approach": spec.approach, "model": run.target.model,
-            "test_set": {"name": test_set_label, "fingerprint": run.test_set_fingerprint, "questions": o.n,
-                         "dataset_id": ref.dataset_id},
-            "reports": {fmt: a.digest for fmt, a in zip(texts, artifacts)}, "notes": meta["notes"],
-        }  # fmt: skip
+            "summary": summary,
+            "target": spec.to_dict(),
+            "approach": spec.approach,
+            "model": run.target.model,
+            "test_set": {
+                "name": test_set_label,
+                "fingerprint": run.test_set_fingerprint,
+                "questions": o.n,
+                "dataset_id": ref.dataset_id,
+            },
+            "reports": {fmt: a.digest for fmt, a in zip(texts, artifacts)},
+            "notes": meta["notes"],
+        }
 
-    async def _ask(self, ctx: JobContext, answerer: Answerer, cases: tuple[EvalCase, ...], system_prompt: str,
-                   concurrency: int) -> tuple[list[Response], str]:
+    async def _ask(
+        self, ctx: JobContext, answerer: Answerer, cases: tuple[EvalCase, ...], system_prompt: str, concurrency: int
+    ) -> tuple[list[Response], str]:
         """Every question's Response, asking up to `concurrency` calls at once; answers already kept in the work
         folder (a resumed job) are not asked again. Returns the responses and, when the target was given up on
         as unreachable, why."""
@@ -242,8 +317,12 @@ class EvaluationJob:
         size = max(1, answerer.batch_size)
         batches = [pending[k : k + size] for k in range(0, len(pending), size)]
         gate = asyncio.Semaphore(max(1, concurrency))
-        state: dict[str, Any] = {"unreachable": 0, "answered": False, "tripped": "",
-                                 "failed": sum(r.error is not None for r in done.values())}
+        state: dict[str, Any] = {
+            "unreachable": 0,
+            "answered": False,
+            "tripped": "",
+            "failed": sum(r.error is not None for r in done.values()),
+        }
         began = time.monotonic()
         out = open(path, "a", encoding="utf-8")
 
@@ -251,8 +330,14 @@ class EvaluationJob:
             n = len(done)
             rate = (n - initial) / (time.monotonic() - began) if n > initial else 0.0
             step = f"answering {n}/{total}" + (f" ({state['failed']} failed)" if state["failed"] else "")
-            ctx.progress(0.02 + 0.86 * n / max(total, 1), step, answered=n, total=total, failed=state["failed"],
-                         questions_per_second=round(rate, 3))  # fmt: skip
+            ctx.progress(
+                0.02 + 0.86 * n / max(total, 1),
+                step,
+                answered=n,
+                total=total,
+                failed=state["failed"],
+                questions_per_second=round(rate, 3),
+            )
 
         initial = len(done)
 
@@ -264,16 +349,21 @@ class EvaluationJob:
                     responses = [Response.failed(f"non posée : {state['tripped']}") for _ in batch]
                 else:
                     try:
-                        responses = await asyncio.wait_for(answerer.answer(batch_cases, system_prompt),
-                                                           s.eval_request_timeout_s * max(1, len(batch)))
+                        responses = await asyncio.wait_for(
+                            answerer.answer(batch_cases, system_prompt), s.eval_request_timeout_s * max(1, len(batch))
+                        )
                     except Unreachable as exc:
                         reason = f"cible injoignable : {exc}"
                         responses = [Response.failed(reason) for _ in batch]
                         state["unreachable"] += 1
-                        if (not state["answered"] and state["unreachable"] >= s.eval_unreachable_after
-                                and not state["tripped"]):
-                            state["tripped"] = (f"la cible n'a pas répondu à {state['unreachable']} appels de suite "
-                                                f"({exc})")
+                        if (
+                            not state["answered"]
+                            and state["unreachable"] >= s.eval_unreachable_after
+                            and not state["tripped"]
+                        ):
+                            state["tripped"] = (
+                                f"la cible n'a pas répondu à {state['unreachable']} appels de suite ({exc})"
+                            )
                             ctx.log(f"target unreachable, the remaining questions are marked failed: {exc}", "warning")
                     except TimeoutError:
                         reason = f"pas de réponse en {s.eval_request_timeout_s:.0f} s"
@@ -307,8 +397,14 @@ class EvaluationJob:
             out.close()
         return [done[i] for i in range(total)], state["tripped"]
 
-    async def _judge(self, ctx: JobContext, spec: str, cases: tuple[EvalCase, ...], responses: list[Response],
-                     executor: ThreadPoolExecutor) -> tuple[list[Response], str]:
+    async def _judge(
+        self,
+        ctx: JobContext,
+        spec: str,
+        cases: tuple[EvalCase, ...],
+        responses: list[Response],
+        executor: ThreadPoolExecutor,
+    ) -> tuple[list[Response], str]:
         """Each answer's judge score (0..1). A judge that fails leaves the score empty; never the run."""
         from dyag_llm.base import LLMError, LLMSettings
         from dyag_llm.factory import open_chat_model
@@ -326,8 +422,12 @@ class EvaluationJob:
         async def grade(i: int) -> None:
             nonlocal failures
             try:
-                result = await loop.run_in_executor(executor, lambda: chat.chat(
-                    judging.judge_messages(cases[i], responses[i].text), max_tokens=8, temperature=0.0))
+                result = await loop.run_in_executor(
+                    executor,
+                    lambda: chat.chat(
+                        judging.judge_messages(cases[i], responses[i].text), max_tokens=8, temperature=0.0
+                    ),
+                )
                 value = judging.parse_score(result.text)
             except LLMError:
                 value = None
@@ -341,18 +441,36 @@ class EvaluationJob:
         ctx.log(note)
         return scored, note
 
-    async def _emit(self, ctx: JobContext, p: dict[str, Any], spec: TargetSpec, run: EvaluationRun,
-                    summary: dict[str, Any], artifacts: list[Artifact], ref: TestSetRef) -> None:  # fmt: skip
+    async def _emit(
+        self,
+        ctx: JobContext,
+        p: dict[str, Any],
+        spec: TargetSpec,
+        run: EvaluationRun,
+        summary: dict[str, Any],
+        artifacts: list[Artifact],
+        ref: TestSetRef,
+    ) -> None:
         catalog = p.get("catalog") or {}
         event = evaluation_pb2.EvaluationCompleted(
-            run_id=ctx.job_id, name=p["name"], target=spec.to_proto(), approach=spec.approach, model=run.target.model,
-            test_set=run.test_set, test_set_fingerprint=run.test_set_fingerprint, dataset_id=ref.dataset_id,
-            catalog=catalog.get("name", ""), catalog_version=catalog.get("version", ""),
-            artifacts=[a.to_proto() for a in artifacts], labels=p.get("labels") or {},
-        )  # fmt: skip
+            run_id=ctx.job_id,
+            name=p["name"],
+            target=spec.to_proto(),
+            approach=spec.approach,
+            model=run.target.model,
+            test_set=run.test_set,
+            test_set_fingerprint=run.test_set_fingerprint,
+            dataset_id=ref.dataset_id,
+            catalog=catalog.get("name", ""),
+            catalog_version=catalog.get("version", ""),
+            artifacts=[a.to_proto() for a in artifacts],
+            labels=p.get("labels") or {},
+        )
         json_format.ParseDict(summary, event.summary)
         try:  # the run is done and recorded: an event lost to a NATS hiccup must not fail (or hold) the job
-            await asyncio.wait_for(self.rt.bus.emit("evaluation.completed", event, subject=ctx.job_id,
-                                                    correlation_id=ctx.correlation_id), 15)
+            await asyncio.wait_for(
+                self.rt.bus.emit("evaluation.completed", event, subject=ctx.job_id, correlation_id=ctx.correlation_id),
+                15,
+            )
         except Exception as exc:
             log.warning("could not publish evaluation.completed", extra={"job_id": ctx.job_id, "error": repr(exc)})

@@ -8,8 +8,11 @@ from typing import Any
 
 from dyag_evaluator.targets import TargetSpec
 
-REPORTS = {"json": ("results.json", "application/json"), "md": ("report.md", "text/markdown; charset=utf-8"),
-           "html": ("report.html", "text/html; charset=utf-8")}  # fmt: skip
+REPORTS = {
+    "json": ("results.json", "application/json"),
+    "md": ("report.md", "text/markdown; charset=utf-8"),
+    "html": ("report.html", "text/html; charset=utf-8"),
+}
 
 
 def now_rfc3339() -> str:
@@ -22,10 +25,21 @@ def run_record(run_id: str, params: dict[str, Any], correlation_id: str) -> dict
     target, test_set, catalog = params["target"], params["test_set"], params.get("catalog") or {}
     spec = TargetSpec.from_dict(target)
     return {
-        "id": run_id, "name": params["name"], "status": "queued", "target": target,
-        "approach": spec.approach or spec.default_approach(), "model": spec.model_spec(),
-        "test_set": test_set.get("filename", ""), "dataset_id": test_set.get("dataset_id", ""),
-        "catalog": catalog.get("name", ""), "catalog_version": catalog.get("version", ""), "artifacts": [], "error": "",
-        "created_at": now_rfc3339(), "finished_at": "", "correlation_id": correlation_id,
-        "labels": dict(params.get("labels") or {}), "params": params,
-    }  # fmt: skip
+        "id": run_id,
+        "name": params["name"],
+        "status": "queued",
+        "target": target,
+        "approach": spec.approach or spec.default_approach(),
+        "model": spec.model_spec(),
+        "test_set": test_set.get("filename", ""),
+        "dataset_id": test_set.get("dataset_id", ""),
+        "catalog": catalog.get("name", ""),
+        "catalog_version": catalog.get("version", ""),
+        "artifacts": [],
+        "error": "",
+        "created_at": now_rfc3339(),
+        "finished_at": "",
+        "correlation_id": correlation_id,
+        "labels": dict(params.get("labels") or {}),
+        "params": params,
+    }

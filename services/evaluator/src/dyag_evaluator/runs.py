@@ -36,7 +36,14 @@ class RunStore(SqliteIndex):
         with self.lock:
             self.db.execute(
                 "INSERT OR IGNORE INTO runs (id, created_at, status, target_kind, dataset_id, body) VALUES (?,?,?,?,?,?)",
-                (run["id"], run["created_at"], run["status"], run["target"]["kind"], run.get("dataset_id", ""), json.dumps(run, ensure_ascii=False)),
+                (
+                    run["id"],
+                    run["created_at"],
+                    run["status"],
+                    run["target"]["kind"],
+                    run.get("dataset_id", ""),
+                    json.dumps(run, ensure_ascii=False),
+                ),
             )
 
     def update(self, run_id: str, **changes: Any) -> dict[str, Any]:
@@ -45,7 +52,10 @@ class RunStore(SqliteIndex):
             if row is None:
                 raise RunNotFound(run_id)
             run = json.loads(row[0]) | changes
-            self.db.execute("UPDATE runs SET status = ?, body = ? WHERE id = ?", (run["status"], json.dumps(run, ensure_ascii=False), run_id))
+            self.db.execute(
+                "UPDATE runs SET status = ?, body = ? WHERE id = ?",
+                (run["status"], json.dumps(run, ensure_ascii=False), run_id),
+            )
         return run
 
     def get(self, run_id: str) -> dict[str, Any]:
@@ -55,7 +65,9 @@ class RunStore(SqliteIndex):
             raise RunNotFound(run_id)
         return json.loads(row[0])
 
-    def list(self, target_kind: str = "", dataset_id: str = "", status: str = "", limit: int = 100) -> list[dict[str, Any]]:
+    def list(
+        self, target_kind: str = "", dataset_id: str = "", status: str = "", limit: int = 100
+    ) -> list[dict[str, Any]]:
         query, args = "SELECT body FROM runs WHERE 1=1", []
         for column, value in (("target_kind", target_kind), ("dataset_id", dataset_id), ("status", status)):
             if value:

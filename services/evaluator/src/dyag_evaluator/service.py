@@ -47,24 +47,42 @@ class EvaluatorServicer(evaluation_pb2_grpc.EvaluatorServiceServicer):
         if request.HasField("concurrency"):
             concurrency = request.concurrency
             if concurrency < 1:
-                raise DyagError("invalid_concurrency", f"concurrency must be at least 1 (requests in flight at once), not {concurrency}")
+                raise DyagError(
+                    "invalid_concurrency",
+                    f"concurrency must be at least 1 (requests in flight at once), not {concurrency}",
+                )
             if concurrency > s.eval_max_concurrency:
-                raise DyagError("invalid_concurrency", f"concurrency {concurrency} is above this evaluator's limit of {s.eval_max_concurrency} (DYAG_EVAL_MAX_CONCURRENCY)")
+                raise DyagError(
+                    "invalid_concurrency",
+                    f"concurrency {concurrency} is above this evaluator's limit of {s.eval_max_concurrency} (DYAG_EVAL_MAX_CONCURRENCY)",
+                )
         else:
             concurrency = s.eval_concurrency
         if request.max_questions < 0:
-            raise DyagError("invalid_max_questions", f"max_questions must be 0 (every question) or more, not {request.max_questions}")
+            raise DyagError(
+                "invalid_max_questions",
+                f"max_questions must be 0 (every question) or more, not {request.max_questions}",
+            )
         if request.max_tokens < 0 or request.max_tokens > 8192:
-            raise DyagError("invalid_max_tokens", f"max_tokens must be between 1 and 8192 (0: the default), not {request.max_tokens}")
+            raise DyagError(
+                "invalid_max_tokens",
+                f"max_tokens must be between 1 and 8192 (0: the default), not {request.max_tokens}",
+            )
         if not 0 <= request.temperature <= 2:
             raise DyagError("invalid_temperature", f"temperature must be between 0 and 2, not {request.temperature}")
         judge = request.judge_model.strip() or s.eval_judge_model
         if judge and judge.partition(":")[0] not in ("openai", "ollama", "local"):
-            raise DyagError("invalid_judge_model", f"judge model {judge!r} is not a chat-model spec; use openai:NAME, ollama:NAME or local:NAME")
+            raise DyagError(
+                "invalid_judge_model",
+                f"judge model {judge!r} is not a chat-model spec; use openai:NAME, ollama:NAME or local:NAME",
+            )
 
         ref, questions = await self._test_set(request.test_set)
         if min(questions, request.max_questions or questions) > s.eval_max_questions:
-            raise DyagError("too_large", f"{questions} questions: this evaluator runs at most {s.eval_max_questions} per run; set max_questions")
+            raise DyagError(
+                "too_large",
+                f"{questions} questions: this evaluator runs at most {s.eval_max_questions} per run; set max_questions",
+            )
         notes: list[str] = []
         rag_catalog = await self._check_target(spec, notes)
         catalog = await self._catalog(request.catalog.strip(), request.catalog_version.strip(), ref, rag_catalog, notes)
@@ -98,16 +116,29 @@ class EvaluatorServicer(evaluation_pb2_grpc.EvaluatorServiceServicer):
         source = ts.WhichOneof("source")
         manifest = bytes(ts.manifest) or None
         if source is None:
-            raise DyagError("missing_test_set", "give a test set: a dataset id (its test split) or the content of a test file (eval or OpenAI chat JSONL)")
+            raise DyagError(
+                "missing_test_set",
+                "give a test set: a dataset id (its test split) or the content of a test file (eval or OpenAI chat JSONL)",
+            )
         if source == "dataset_id":
             dataset = await self._dataset(ts.dataset_id.strip())
             artifact, fmt, manifest_ref = dataset_file(dataset, ts.split.strip())
             data = await asyncio.to_thread(self.rt.artifacts.get_bytes, artifact.digest)
-            manifest = await asyncio.to_thread(self.rt.artifacts.get_bytes, manifest_ref.digest) if manifest_ref else None
+            manifest = (
+                await asyncio.to_thread(self.rt.artifacts.get_bytes, manifest_ref.digest) if manifest_ref else None
+            )
             filename = artifact.name or f"{ts.split or 'test'}.{fmt}.jsonl"
             evalset = await asyncio.to_thread(parse, data, filename, fmt, manifest)
-            ref = TestSetRef(artifact.digest, filename, fmt, manifest_ref.digest if manifest_ref else "", dataset.id, ts.split.strip() or "test",
-                             dataset.catalog, dataset.catalog_version)  # fmt: skip
+            ref = TestSetRef(
+                artifact.digest,
+                filename,
+                fmt,
+                manifest_ref.digest if manifest_ref else "",
+                dataset.id,
+                ts.split.strip() or "test",
+                dataset.catalog,
+                dataset.catalog_version,
+            )
             return ref, len(evalset)
         if source == "artifact_digest":
             digest = ts.artifact_digest.strip()
@@ -121,47 +152,78 @@ class EvaluatorServicer(evaluation_pb2_grpc.EvaluatorServiceServicer):
         else:
             data = bytes(ts.content)
         if len(data) > s.eval_max_test_set_bytes:
-            raise DyagError("too_large", f"the test set has {len(data)} bytes; this evaluator accepts {s.eval_max_test_set_bytes} (DYAG_EVAL_MAX_TEST_SET_BYTES)")
+            raise DyagError(
+                "too_large",
+                f"the test set has {len(data)} bytes; this evaluator accepts {s.eval_max_test_set_bytes} (DYAG_EVAL_MAX_TEST_SET_BYTES)",
+            )
         filename = safe_filename(ts.filename)
         evalset = await asyncio.to_thread(parse, data, filename, fmt, manifest)
         stored = await asyncio.to_thread(self.rt.artifacts.put_bytes, data, filename, "application/jsonl")
         manifest_digest = ""
         if manifest:
-            manifest_digest = (await asyncio.to_thread(self.rt.artifacts.put_bytes, manifest, filename + ".manifest.jsonl", "application/jsonl")).digest
+            manifest_digest = (
+                await asyncio.to_thread(
+                    self.rt.artifacts.put_bytes, manifest, filename + ".manifest.jsonl", "application/jsonl"
+                )
+            ).digest
         return TestSetRef(stored.digest, filename, fmt or evalset.source_format, manifest_digest), len(evalset)
 
     async def _dataset(self, dataset_id: str) -> dataset_pb2.Dataset:
         if not dataset_id:
             raise DyagError("missing_test_set", "the dataset id is empty")
         try:
-            return await self.peers.datasets().GetDataset(dataset_pb2.GetDatasetRequest(id=dataset_id), timeout=CHECK_TIMEOUT_S)
+            return await self.peers.datasets().GetDataset(
+                dataset_pb2.GetDatasetRequest(id=dataset_id), timeout=CHECK_TIMEOUT_S
+            )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
-                raise DyagError("dataset_not_found", f"dataset {dataset_id!r} not found: build one with `dyag create_rag` (or POST /datasets) and use its id") from None
-            raise DyagError("unavailable", f"cannot read dataset {dataset_id!r}: dataset-builder at {self.peers.address('dataset-builder')} answered {exc.code().name}: {exc.details()}") from None
+                raise DyagError(
+                    "dataset_not_found",
+                    f"dataset {dataset_id!r} not found: build one with `dyag create_rag` (or POST /datasets) and use its id",
+                ) from None
+            raise DyagError(
+                "unavailable",
+                f"cannot read dataset {dataset_id!r}: dataset-builder at {self.peers.address('dataset-builder')} answered {exc.code().name}: {exc.details()}",
+            ) from None
 
     async def _check_target(self, spec: TargetSpec, notes: list[str]) -> tuple[str, str] | None:
         """A model or collection that does not exist is refused now; one behind a service that cannot be
         reached is not: its questions will be marked failed. Returns the rag collection's (catalog, version)."""
         if spec.kind in ("lora", "hybrid"):
             try:
-                await self.peers.trainer().GetModel(training_pb2.GetLoraModelRequest(id=spec.model), timeout=CHECK_TIMEOUT_S)
+                await self.peers.trainer().GetModel(
+                    training_pb2.GetLoraModelRequest(id=spec.model), timeout=CHECK_TIMEOUT_S
+                )
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.NOT_FOUND:
-                    raise DyagError("model_not_found", f"LoRA model {spec.model!r} not found in gpu-lora-trainer's registry (see `dyag models`)") from None
-                notes.append(f"gpu-lora-trainer did not answer when the run was asked for ({exc.code().name}): model {spec.model} not checked")
+                    raise DyagError(
+                        "model_not_found",
+                        f"LoRA model {spec.model!r} not found in gpu-lora-trainer's registry (see `dyag models`)",
+                    ) from None
+                notes.append(
+                    f"gpu-lora-trainer did not answer when the run was asked for ({exc.code().name}): model {spec.model} not checked"
+                )
         if spec.kind in ("rag", "hybrid"):
             try:
-                stats = await self.peers.rag().Stats(rag_pb2.StatsRequest(collection=spec.collection), timeout=CHECK_TIMEOUT_S)
+                stats = await self.peers.rag().Stats(
+                    rag_pb2.StatsRequest(collection=spec.collection), timeout=CHECK_TIMEOUT_S
+                )
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.NOT_FOUND:
-                    raise DyagError("collection_not_found", f"RAG collection {spec.collection!r} not found: index a catalog into it first (`dyag index_rag CATALOG --collection {spec.collection}`)") from None
-                notes.append(f"rag-service did not answer when the run was asked for ({exc.code().name}): collection {spec.collection} not checked")
+                    raise DyagError(
+                        "collection_not_found",
+                        f"RAG collection {spec.collection!r} not found: index a catalog into it first (`dyag index_rag CATALOG --collection {spec.collection}`)",
+                    ) from None
+                notes.append(
+                    f"rag-service did not answer when the run was asked for ({exc.code().name}): collection {spec.collection} not checked"
+                )
                 return None
             return (stats.catalog, stats.catalog_version) if stats.catalog else None
         return None
 
-    async def _catalog(self, name: str, version: str, ref: TestSetRef, rag_catalog: tuple[str, str] | None, notes: list[str]) -> dict[str, Any] | None:
+    async def _catalog(
+        self, name: str, version: str, ref: TestSetRef, rag_catalog: tuple[str, str] | None, notes: list[str]
+    ) -> dict[str, Any] | None:
         """The catalog the hallucination rules check against: the one asked for, else the dataset's, else the
         rag collection's. None (rules skipped, noted) when there is none or it cannot be read."""
         asked = bool(name)
@@ -170,16 +232,30 @@ class EvaluatorServicer(evaluation_pb2_grpc.EvaluatorServiceServicer):
         elif not name and rag_catalog:
             name, version = rag_catalog
         if not name:
-            notes.append("no catalog named (nor a dataset's or a collection's): the hallucination rules were not applied")
+            notes.append(
+                "no catalog named (nor a dataset's or a collection's): the hallucination rules were not applied"
+            )
             return None
         try:
-            found = await self.peers.catalogs().GetCatalog(catalog_pb2.GetCatalogRequest(name=name, version=version), timeout=CHECK_TIMEOUT_S)
+            found = await self.peers.catalogs().GetCatalog(
+                catalog_pb2.GetCatalogRequest(name=name, version=version), timeout=CHECK_TIMEOUT_S
+            )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND and asked:
-                raise DyagError("catalog_not_found", f"catalog {name!r}{' version ' + version if version else ''} not found (see `dyag catalog list`)") from None
-            notes.append(f"catalog {name} could not be read ({exc.code().name}: {exc.details()}): the hallucination rules were not applied")
+                raise DyagError(
+                    "catalog_not_found",
+                    f"catalog {name!r}{' version ' + version if version else ''} not found (see `dyag catalog list`)",
+                ) from None
+            notes.append(
+                f"catalog {name} could not be read ({exc.code().name}: {exc.details()}): the hallucination rules were not applied"
+            )
             return None
-        return {"name": found.name, "version": found.version, "artifact": found.artifact.digest, "entities": found.entity_count}
+        return {
+            "name": found.name,
+            "version": found.version,
+            "artifact": found.artifact.digest,
+            "entities": found.entity_count,
+        }
 
     # -------------------------------------------------------------- runs
 
@@ -205,7 +281,9 @@ class EvaluatorServicer(evaluation_pb2_grpc.EvaluatorServiceServicer):
         return run_to_proto(await self._run(request.id))
 
     async def ListRuns(self, request, context):
-        rows = await asyncio.to_thread(self.runs.list, request.target_kind, request.dataset_id, "", max(request.limit, 0) or 100)
+        rows = await asyncio.to_thread(
+            self.runs.list, request.target_kind, request.dataset_id, "", max(request.limit, 0) or 100
+        )
         runs = [await self._run(r["id"]) if r["status"] not in FINAL else r for r in rows]
         if request.status:
             runs = [r for r in runs if r["status"] == request.status]
@@ -216,7 +294,10 @@ class EvaluatorServicer(evaluation_pb2_grpc.EvaluatorServiceServicer):
             raise DyagError("invalid_format", f"unknown report format {fmt!r}; use json, md or html")
         if run["status"] != "succeeded":
             detail = f": {run['error']}" if run.get("error") else ""
-            raise DyagError("conflict", f"evaluation run {run['id']} is {run['status']}{detail}; its reports exist once it has succeeded")
+            raise DyagError(
+                "conflict",
+                f"evaluation run {run['id']} is {run['status']}{detail}; its reports exist once it has succeeded",
+            )
         name = REPORTS[fmt][0]
         ref = next((a for a in run.get("artifacts", []) if a["name"] == name), None)
         if ref is None:
@@ -249,7 +330,9 @@ class EvaluatorServicer(evaluation_pb2_grpc.EvaluatorServiceServicer):
         if not runs:
             raise EvaluationError("no_runs", "nothing to compare: give run ids (or result documents)")
         if not 0 <= request.baseline < len(runs):
-            raise EvaluationError("no_runs", f"baseline {request.baseline} is not one of the {len(runs)} runs (0 to {len(runs) - 1})")
+            raise EvaluationError(
+                "no_runs", f"baseline {request.baseline} is not one of the {len(runs)} runs (0 to {len(runs) - 1})"
+            )
         size = request.catalog_size if request.HasField("catalog_size") else None
         title = request.title.strip() or "Rapport d'évaluation Dyag"
 
@@ -262,13 +345,24 @@ class EvaluatorServicer(evaluation_pb2_grpc.EvaluatorServiceServicer):
         body = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
         artifacts = [
             await asyncio.to_thread(self.rt.artifacts.put_bytes, body.encode(), "comparison.json", "application/json"),
-            await asyncio.to_thread(self.rt.artifacts.put_bytes, markdown.encode(), "comparison.md", "text/markdown; charset=utf-8"),
-            await asyncio.to_thread(self.rt.artifacts.put_bytes, html.encode(), "comparison.html", "text/html; charset=utf-8"),
+            await asyncio.to_thread(
+                self.rt.artifacts.put_bytes, markdown.encode(), "comparison.md", "text/markdown; charset=utf-8"
+            ),
+            await asyncio.to_thread(
+                self.rt.artifacts.put_bytes, html.encode(), "comparison.html", "text/html; charset=utf-8"
+            ),
         ]
         reply = evaluation_pb2.Comparison(
-            run_ids=ids, names=[r.target.name for r in runs], baseline=request.baseline, recommended=comparison.recommended or "",
-            recommendation=comparison.recommendation, same_test_set=comparison.same_test_set, warnings=list(comparison.warnings),
-            markdown=markdown, html=html, artifacts=[a.to_proto() for a in artifacts],
-        )  # fmt: skip
+            run_ids=ids,
+            names=[r.target.name for r in runs],
+            baseline=request.baseline,
+            recommended=comparison.recommended or "",
+            recommendation=comparison.recommendation,
+            same_test_set=comparison.same_test_set,
+            warnings=list(comparison.warnings),
+            markdown=markdown,
+            html=html,
+            artifacts=[a.to_proto() for a in artifacts],
+        )
         reply.comparison.update(json.loads(body))
         return reply

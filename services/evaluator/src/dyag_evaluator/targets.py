@@ -65,11 +65,18 @@ class TargetSpec:
     @classmethod
     def from_proto(cls, t: evaluation_pb2.Target) -> TargetSpec:
         return cls(
-            kind=t.kind.strip().lower(), model=t.model.strip(), base_url=t.base_url.strip(), api_key_env=t.api_key_env.strip(),
-            host=t.host.strip(), collection=t.collection.strip(), n_chunks=t.n_chunks, llm=t.llm.strip(), approach=t.approach.strip(),
+            kind=t.kind.strip().lower(),
+            model=t.model.strip(),
+            base_url=t.base_url.strip(),
+            api_key_env=t.api_key_env.strip(),
+            host=t.host.strip(),
+            collection=t.collection.strip(),
+            n_chunks=t.n_chunks,
+            llm=t.llm.strip(),
+            approach=t.approach.strip(),
             training_cost_usd=t.training_cost_usd if t.HasField("training_cost_usd") else None,
             rag_mode=t.rag_mode.strip().lower(),
-        )  # fmt: skip
+        )
 
     def to_proto(self) -> evaluation_pb2.Target:
         values = {k: v for k, v in asdict(self).items() if v is not None}
@@ -94,7 +101,9 @@ class TargetSpec:
         if not kind:
             raise _bad("missing_target", f"name a target: {SPELLINGS}")
         if kind not in KINDS:
-            raise _bad("unknown_target_kind", f"unknown target kind {kind!r}; use one of {', '.join(KINDS)} ({SPELLINGS})")
+            raise _bad(
+                "unknown_target_kind", f"unknown target kind {kind!r}; use one of {', '.join(KINDS)} ({SPELLINGS})"
+            )
         model = self.model
         if kind == "base":
             model = model or "default"
@@ -103,20 +112,32 @@ class TargetSpec:
         if kind in ("lora", "hybrid") and not model:
             raise _bad("missing_model", f"a {kind} target needs the LoRA model id (lora-…) from `dyag models`")
         if kind in ("openai", "ollama") and not model:
-            raise _bad("missing_model", f"an {kind} target needs the model name, e.g. {kind}:{'gpt-4o-mini' if kind == 'openai' else 'applications-ia'}")
+            raise _bad(
+                "missing_model",
+                f"an {kind} target needs the model name, e.g. {kind}:{'gpt-4o-mini' if kind == 'openai' else 'applications-ia'}",
+            )
         collection = self.collection
         if kind in ("rag", "hybrid"):
             if not collection:
-                raise _bad("missing_collection", f"a {kind} target needs the RAG collection, e.g. {'rag:applications_ia' if kind == 'rag' else 'hybrid:lora-…+applications_ia'}")
+                raise _bad(
+                    "missing_collection",
+                    f"a {kind} target needs the RAG collection, e.g. {'rag:applications_ia' if kind == 'rag' else 'hybrid:lora-…+applications_ia'}",
+                )
             collection = validate_collection_name(collection)
         if not 0 <= self.n_chunks <= MAX_N_CHUNKS:
-            raise _bad("invalid_n_chunks", f"n_chunks must be between 1 and {MAX_N_CHUNKS} (0: the default, 5), not {self.n_chunks}")
+            raise _bad(
+                "invalid_n_chunks",
+                f"n_chunks must be between 1 and {MAX_N_CHUNKS} (0: the default, 5), not {self.n_chunks}",
+            )
         if self.llm:
             provider, _, name = self.llm.partition(":")
             if kind != "rag":
                 raise _bad("invalid_target", f"llm (the RAG answering model) only applies to a rag target, not {kind}")
             if provider not in LLM_PROVIDERS or not name:
-                raise _bad("invalid_llm", f"llm {self.llm!r} is not a chat-model spec; use ollama:NAME, openai:NAME or local:default")
+                raise _bad(
+                    "invalid_llm",
+                    f"llm {self.llm!r} is not a chat-model spec; use ollama:NAME, openai:NAME or local:default",
+                )
         if self.approach and self.approach not in APPROACHES:
             raise _bad("invalid_approach", f"unknown approach {self.approach!r}; use one of {', '.join(APPROACHES)}")
         if self.api_key_env:
@@ -128,8 +149,11 @@ class TargetSpec:
         if self.base_url and not self.base_url.startswith(("http://", "https://")):
             raise _bad("invalid_base_url", f"base_url {self.base_url!r} must start with http:// or https://")
         if self.base_url and self.base_url.rstrip("/") not in settings.allowed_base_urls():
-            raise _bad("base_url_not_allowed", f"base_url {self.base_url!r} is not an endpoint this evaluator may send a key to; "
-                                               "its operator lists them in DYAG_EVAL_OPENAI_BASE_URLS (besides OPENAI_BASE_URL)")  # fmt: skip
+            raise _bad(
+                "base_url_not_allowed",
+                f"base_url {self.base_url!r} is not an endpoint this evaluator may send a key to; "
+                "its operator lists them in DYAG_EVAL_OPENAI_BASE_URLS (besides OPENAI_BASE_URL)",
+            )
         if self.host and kind != "ollama":
             raise _bad("invalid_target", "host only applies to an ollama target")
         if self.training_cost_usd is not None and self.training_cost_usd < 0:
@@ -138,8 +162,19 @@ class TargetSpec:
             raise _bad("invalid_target", f"rag_mode only applies to a rag target, not {kind}")
         if self.rag_mode not in ("", *RAG_MODES):
             raise _bad("invalid_rag_mode", f"unknown rag_mode {self.rag_mode!r}; use one of {', '.join(RAG_MODES)}")
-        return TargetSpec(kind, model, self.base_url, self.api_key_env, self.host, collection, self.n_chunks, self.llm,
-                          self.approach or self.default_approach(model), self.training_cost_usd, self.rag_mode)  # fmt: skip
+        return TargetSpec(
+            kind,
+            model,
+            self.base_url,
+            self.api_key_env,
+            self.host,
+            collection,
+            self.n_chunks,
+            self.llm,
+            self.approach or self.default_approach(model),
+            self.training_cost_usd,
+            self.rag_mode,
+        )
 
     def default_approach(self, model: str | None = None) -> str:
         model = self.model if model is None else model
@@ -177,13 +212,25 @@ class TargetSpec:
         return pricing_name(self.llm)  # rag: its answering model ("" until the service says which)
 
     def provider(self) -> str:
-        return {"base": "gpu-lora-trainer", "lora": "gpu-lora-trainer", "openai": "openai", "ollama": "ollama", "gguf": "llama.cpp (evaluator)",
-                "rag": "rag-service", "hybrid": "rag-service + gpu-lora-trainer"}[self.kind]  # fmt: skip
+        return {
+            "base": "gpu-lora-trainer",
+            "lora": "gpu-lora-trainer",
+            "openai": "openai",
+            "ollama": "ollama",
+            "gguf": "llama.cpp (evaluator)",
+            "rag": "rag-service",
+            "hybrid": "rag-service + gpu-lora-trainer",
+        }[self.kind]
 
     def core_target(self, name: str, answered_by: str = "") -> Target:
         model = pricing_name(answered_by) if answered_by and self.kind == "rag" else self.model_spec()
-        return Target(name=name, approach=self.approach or self.default_approach(), model=model, provider=self.provider(),
-                      training_cost_usd=self.training_cost_usd)  # fmt: skip
+        return Target(
+            name=name,
+            approach=self.approach or self.default_approach(),
+            model=model,
+            provider=self.provider(),
+            training_cost_usd=self.training_cost_usd,
+        )
 
 
 def pricing_name(spec: str) -> str:
@@ -195,8 +242,11 @@ def key_env_allowed(name: str, settings: EvaluatorSettings) -> str:
     if name in settings.eval_api_key_envs or (name.startswith(KEY_ENV_PREFIX) and len(name) > len(KEY_ENV_PREFIX)):
         return name
     allowed = ", ".join([*settings.eval_api_key_envs, KEY_ENV_PREFIX + "*"])
-    raise _bad("invalid_api_key_env", f"api_key_env {name!r} is not one the evaluator may read; allowed: {allowed} "
-                                      "(name the variable that holds the key, never the key itself)")  # fmt: skip
+    raise _bad(
+        "invalid_api_key_env",
+        f"api_key_env {name!r} is not one the evaluator may read; allowed: {allowed} "
+        "(name the variable that holds the key, never the key itself)",
+    )
 
 
 def read_key(name: str, settings: EvaluatorSettings) -> str:
@@ -245,19 +295,28 @@ class ChatAnswerer(Answerer):
 
         out = []
         for case in cases:
-            messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [{"role": "user", "content": case.question}]
+            messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
+                {"role": "user", "content": case.question}
+            ]
             began = time.perf_counter()
             try:
                 result = await asyncio.get_running_loop().run_in_executor(
-                    self.executor, lambda m=messages: self.chat.chat(m, max_tokens=self.max_tokens, temperature=self.temperature)
+                    self.executor,
+                    lambda m=messages: self.chat.chat(m, max_tokens=self.max_tokens, temperature=self.temperature),
                 )
             except LLMError as exc:
                 if exc.code == "unavailable":
                     raise Unreachable(exc.message) from None
                 out.append(Response.failed(exc.message, (time.perf_counter() - began) * 1000))
                 continue
-            out.append(Response(result.text, result.latency_ms or (time.perf_counter() - began) * 1000, result.prompt_tokens or None,
-                                result.completion_tokens or None))  # fmt: skip
+            out.append(
+                Response(
+                    result.text,
+                    result.latency_ms or (time.perf_counter() - began) * 1000,
+                    result.prompt_tokens or None,
+                    result.completion_tokens or None,
+                )
+            )
         return out
 
     async def close(self) -> None:
@@ -270,18 +329,38 @@ class GenerateAnswerer(Answerer):
     """base / lora through gpu-lora-trainer's Generate: a batch of questions per call; each question's
     latency is the batch's time divided by its size (the time per answer at that batch size)."""
 
-    def __init__(self, stub: Any, address: str, *, model_id: str = "", base_model: str = "", batch_size: int, max_tokens: int,
-                 temperature: float, timeout: float):  # fmt: skip
+    def __init__(
+        self,
+        stub: Any,
+        address: str,
+        *,
+        model_id: str = "",
+        base_model: str = "",
+        batch_size: int,
+        max_tokens: int,
+        temperature: float,
+        timeout: float,
+    ):
         self.stub, self.address = stub, address
         self.model_id, self.base_model = model_id, base_model
-        self.batch_size, self.max_tokens, self.temperature, self.timeout = max(1, batch_size), max_tokens, temperature, timeout
+        self.batch_size, self.max_tokens, self.temperature, self.timeout = (
+            max(1, batch_size),
+            max_tokens,
+            temperature,
+            timeout,
+        )
         self.answered_by = f"local:{model_id or base_model}"
 
     async def generate(self, conversations: list[list[dict[str, str]]]) -> tuple[list[Any], float]:
         request = training_pb2.GenerateRequest(
-            model_id=self.model_id, base_model="" if self.model_id else self.base_model, max_tokens=self.max_tokens, temperature=self.temperature,
-            conversations=[training_pb2.Conversation(messages=[training_pb2.ChatMessage(**m) for m in c]) for c in conversations],
-        )  # fmt: skip
+            model_id=self.model_id,
+            base_model="" if self.model_id else self.base_model,
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            conversations=[
+                training_pb2.Conversation(messages=[training_pb2.ChatMessage(**m) for m in c]) for c in conversations
+            ],
+        )
         began = time.perf_counter()
         try:
             reply = await self.stub.Generate(request, timeout=self.timeout)
@@ -290,7 +369,11 @@ class GenerateAnswerer(Answerer):
         return list(reply.generations), (time.perf_counter() - began) * 1000
 
     async def answer(self, cases: list[EvalCase], system_prompt: str) -> list[Response]:
-        conversations = [([{"role": "system", "content": system_prompt}] if system_prompt else []) + [{"role": "user", "content": c.question}] for c in cases]
+        conversations = [
+            ([{"role": "system", "content": system_prompt}] if system_prompt else [])
+            + [{"role": "user", "content": c.question}]
+            for c in cases
+        ]
         try:
             generations, ms = await self.generate(conversations)
         except DyagError as exc:
@@ -305,16 +388,34 @@ def _generated(g: Any, latency_ms: float) -> Response:
 class RagAnswerer(Answerer):
     """rag-service's Query: retrieval and the answering model of the collection (or `llm`), cited."""
 
-    def __init__(self, stub: Any, address: str, *, collection: str, n_chunks: int, llm: str, max_tokens: int, temperature: float, timeout: float,
-                 mode: str = ""):
+    def __init__(
+        self,
+        stub: Any,
+        address: str,
+        *,
+        collection: str,
+        n_chunks: int,
+        llm: str,
+        max_tokens: int,
+        temperature: float,
+        timeout: float,
+        mode: str = "",
+    ):
         self.stub, self.address = stub, address
         self.collection, self.n_chunks, self.llm, self.mode = collection, n_chunks, llm, mode
         self.max_tokens, self.temperature, self.timeout = max_tokens, temperature, timeout
 
     async def query(self, question: str, *, retrieve_only: bool) -> tuple[rag_pb2.QueryResponse, float]:
-        request = rag_pb2.QueryRequest(collection=self.collection, question=question, n_chunks=self.n_chunks, model=self.llm,
-                                       retrieve_only=retrieve_only, max_tokens=self.max_tokens, temperature=self.temperature,
-                                       mode="" if retrieve_only else self.mode)  # fmt: skip
+        request = rag_pb2.QueryRequest(
+            collection=self.collection,
+            question=question,
+            n_chunks=self.n_chunks,
+            model=self.llm,
+            retrieve_only=retrieve_only,
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            mode="" if retrieve_only else self.mode,
+        )
         began = time.perf_counter()
         try:
             reply = await self.stub.Query(request, timeout=self.timeout)

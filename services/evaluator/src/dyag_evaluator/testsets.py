@@ -34,9 +34,15 @@ class TestSetRef:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "digest": self.digest, "filename": self.filename, "format": self.format, "manifest_digest": self.manifest_digest,
-            "dataset_id": self.dataset_id, "split": self.split, "catalog": self.catalog, "catalog_version": self.catalog_version,
-        }  # fmt: skip
+            "digest": self.digest,
+            "filename": self.filename,
+            "format": self.format,
+            "manifest_digest": self.manifest_digest,
+            "dataset_id": self.dataset_id,
+            "split": self.split,
+            "catalog": self.catalog,
+            "catalog_version": self.catalog_version,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TestSetRef:
@@ -50,7 +56,10 @@ def safe_filename(name: str, default: str = "test.jsonl") -> str:
 
 def check_format(fmt: str) -> str:
     if fmt and fmt not in TEST_SET_FORMATS:
-        raise EvaluationError("unknown_format", f"unknown test set format {fmt!r}; valid formats: {', '.join(TEST_SET_FORMATS)} (or empty to detect it)")
+        raise EvaluationError(
+            "unknown_format",
+            f"unknown test set format {fmt!r}; valid formats: {', '.join(TEST_SET_FORMATS)} (or empty to detect it)",
+        )
     return fmt
 
 
@@ -79,7 +88,9 @@ def dataset_file(dataset: Any, split: str) -> tuple[Any, str, Any | None]:
     if (split, "openai") in files:
         return files[(split, "openai")], "openai", files.get((split, "manifest"))
     available = sorted({f.split for f in dataset.files})
-    raise DyagError("split_not_found", f"dataset {dataset.id} has no {split!r} split (it has: {', '.join(available) or 'no files'})")
+    raise DyagError(
+        "split_not_found", f"dataset {dataset.id} has no {split!r} split (it has: {', '.join(available) or 'no files'})"
+    )
 
 
 def sample(cases: Sequence[EvalCase], max_questions: int, seed: int) -> tuple[EvalCase, ...]:

@@ -15,9 +15,19 @@ from dyag_core.errors import DyagError
 from dyag_gateway import errors
 from dyag_gateway.backends import Backends
 from dyag_gateway.pipeline import Pipelines
-from dyag_gateway.routers import catalogs, datasets, health, hosted, jobs, pipelines, rag, training, validation
-from dyag_gateway.routers import evaluations
-from dyag_gateway.routers import exports
+from dyag_gateway.routers import (
+    catalogs,
+    datasets,
+    evaluations,
+    exports,
+    health,
+    hosted,
+    jobs,
+    pipelines,
+    rag,
+    training,
+    validation,
+)
 from dyag_gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -30,7 +40,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         app.state.backends = Backends(settings)
         try:
-            app.state.nats = await nats.connect(settings.nats_url, name="gateway", max_reconnect_attempts=-1, connect_timeout=3)
+            app.state.nats = await nats.connect(
+                settings.nats_url, name="gateway", max_reconnect_attempts=-1, connect_timeout=3
+            )
         except Exception as exc:  # the gateway still answers; /readyz says NATS is down
             log.warning("NATS unreachable; job event streams are off", extra={"error": str(exc)})
             app.state.nats = None
@@ -60,8 +72,17 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_exception_handler(grpc.aio.AioRpcError, errors.grpc_error_handler)
     app.add_exception_handler(DyagError, errors.dyag_error_handler)
     app.add_exception_handler(RequestValidationError, errors.validation_error_handler)
-    for router in (health.router, catalogs.router, datasets.router, validation.router, rag.router, hosted.router, training.router, jobs.router,
-                   pipelines.router):
+    for router in (
+        health.router,
+        catalogs.router,
+        datasets.router,
+        validation.router,
+        rag.router,
+        hosted.router,
+        training.router,
+        jobs.router,
+        pipelines.router,
+    ):
         app.include_router(router)
     app.include_router(evaluations.router)
     app.include_router(exports.router)

@@ -29,7 +29,9 @@ class Backends(Peers):
     async def health(self) -> dict[str, str]:
         async def check(name: str) -> tuple[str, str]:
             try:
-                reply = await health_pb2_grpc.HealthStub(self.channel(name)).Check(health_pb2.HealthCheckRequest(), timeout=2.0)
+                reply = await health_pb2_grpc.HealthStub(self.channel(name)).Check(
+                    health_pb2.HealthCheckRequest(), timeout=2.0
+                )
                 return name, health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status).lower()
             except grpc.aio.AioRpcError as exc:
                 return name, f"unreachable ({exc.code().name.lower()})"

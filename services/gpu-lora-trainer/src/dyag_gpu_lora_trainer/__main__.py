@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from dyag.v1 import training_pb2_grpc
-from dyag_runtime.server import Runtime, run
-
 from dyag_gpu_lora_trainer.registry import ModelRegistry
 from dyag_gpu_lora_trainer.service import TRAIN, LoraTrainingJob, TrainerServicer
 from dyag_gpu_lora_trainer.settings import TrainerSettings
+from dyag_runtime.server import Runtime, run
 
 
 def main() -> None:
@@ -17,8 +16,11 @@ def main() -> None:
 
     async def setup(rt: Runtime) -> None:
         registry = ModelRegistry(settings.data_dir / "models.db")
-        rt.add_servicer(training_pb2_grpc.add_TrainerServiceServicer_to_server, TrainerServicer(rt, settings, registry),
-                        "dyag.v1.TrainerService")
+        rt.add_servicer(
+            training_pb2_grpc.add_TrainerServiceServicer_to_server,
+            TrainerServicer(rt, settings, registry),
+            "dyag.v1.TrainerService",
+        )
         rt.handlers[TRAIN] = LoraTrainingJob(rt, settings, registry, asyncio.get_running_loop())
 
     run(settings, setup)

@@ -122,7 +122,10 @@ def tokenize_examples(tokenizer: Any, examples: list[ChatExample], max_seq_len: 
     check_lengths(examples, [len(i) for i in ids], max_seq_len, name)
     empty = [e.line for e, m in zip(examples, masks, strict=True) if not any(m)]
     if empty:
-        raise TrainingInputError("malformed_dataset", f"the {name} dataset has examples with no assistant token after templating: lines {empty[:10]}")
+        raise TrainingInputError(
+            "malformed_dataset",
+            f"the {name} dataset has examples with no assistant token after templating: lines {empty[:10]}",
+        )
     return {"input_ids": ids, "assistant_masks": masks}
 
 
@@ -246,9 +249,7 @@ def last_complete_checkpoint(folder: Path) -> Path | None:
     """The newest checkpoint whose files were all written (a kill during a save leaves a partial one)."""
     if not folder.is_dir():
         return None
-    found = sorted(
-        (int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := _CHECKPOINT.match(p.name))
-    )
+    found = sorted((int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := _CHECKPOINT.match(p.name)))
     for _, path in reversed(found):
         needed = ("trainer_state.json", "optimizer.pt", "scheduler.pt", "adapter_model.safetensors")
         if all((path / n).is_file() and (path / n).stat().st_size > 0 for n in needed):
@@ -348,8 +349,10 @@ class ProgressCallbackFactory:
             def on_log(self, args, state, control, logs=None, **kwargs):
                 logs = logs or {}
                 if "loss" in logs:
-                    self.last_train = {"loss": round(float(logs["loss"]), 5),
-                                       "learning_rate": float(logs.get("learning_rate", 0.0))}
+                    self.last_train = {
+                        "loss": round(float(logs["loss"]), 5),
+                        "learning_rate": float(logs.get("learning_rate", 0.0)),
+                    }
                     if "grad_norm" in logs:
                         self.last_train["grad_norm"] = round(float(logs["grad_norm"]), 4)
                     on_progress(self.snapshot(state))
@@ -396,13 +399,17 @@ class LoraTrainer:
 
         tokenizer = self.load_tokenizer()
         train_data = tokenize_examples(tokenizer, train, self.config.max_seq_len, "train")
-        val_data = tokenize_examples(tokenizer, validation, self.config.max_seq_len, "validation") if validation else None
+        val_data = (
+            tokenize_examples(tokenizer, validation, self.config.max_seq_len, "validation") if validation else None
+        )
         stats = {
             "train_examples": len(train),
             "validation_examples": len(validation),
             "train_tokens": sum(len(i) for i in train_data["input_ids"]),
             "train_assistant_tokens": sum(sum(m) for m in train_data["assistant_masks"]),
-            "longest_example_tokens": max(len(i) for i in train_data["input_ids"] + (val_data["input_ids"] if val_data else [])),
+            "longest_example_tokens": max(
+                len(i) for i in train_data["input_ids"] + (val_data["input_ids"] if val_data else [])
+            ),
         }
         return Dataset.from_dict(train_data), (Dataset.from_dict(val_data) if val_data else None), stats
 
@@ -424,8 +431,14 @@ class LoraTrainer:
             if target_modules == "all-linear":
                 target_modules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
             model = FastLanguageModel.get_peft_model(
-                model, r=cfg.r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=target_modules,
-                bias="none", random_state=cfg.seed, use_gradient_checkpointing=False,
+                model,
+                r=cfg.r,
+                lora_alpha=cfg.lora_alpha,
+                lora_dropout=cfg.lora_dropout,
+                target_modules=target_modules,
+                bias="none",
+                random_state=cfg.seed,
+                use_gradient_checkpointing=False,
             )
             return model, None
         from peft import LoraConfig
@@ -439,7 +452,10 @@ class LoraTrainer:
                 from transformers import BitsAndBytesConfig
 
                 kwargs["quantization_config"] = BitsAndBytesConfig(
-                    load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True
+                    load_in_4bit=True,
+                    bnb_4bit_quant_type="nf4",
+                    bnb_4bit_compute_dtype=dtype,
+                    bnb_4bit_use_double_quant=True,
                 )
             kwargs["device_map"] = {"": 0}
         else:
@@ -450,8 +466,12 @@ class LoraTrainer:
 
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         peft_config = LoraConfig(
-            r=cfg.r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=target_modules,
-            bias="none", task_type="CAUSAL_LM",
+            r=cfg.r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=target_modules,
+            bias="none",
+            task_type="CAUSAL_LM",
         )
         return model, peft_config
 
@@ -460,11 +480,15 @@ class LoraTrainer:
         if tracking == "wandb":
             if importlib.util.find_spec("wandb") and (os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE")):
                 return ["wandb"]
-            self.log("W&B tracking asked but not configured on this service (wandb package, WANDB_API_KEY or WANDB_MODE): not tracked")
+            self.log(
+                "W&B tracking asked but not configured on this service (wandb package, WANDB_API_KEY or WANDB_MODE): not tracked"
+            )
         if tracking == "mlflow":
             if importlib.util.find_spec("mlflow") and os.environ.get("MLFLOW_TRACKING_URI"):
                 return ["mlflow"]
-            self.log("MLflow tracking asked but not configured on this service (mlflow package, MLFLOW_TRACKING_URI): not tracked")
+            self.log(
+                "MLflow tracking asked but not configured on this service (mlflow package, MLFLOW_TRACKING_URI): not tracked"
+            )
         return []
 
     def sft_config(self, has_eval: bool, longest: int | None = None) -> Any:
@@ -472,7 +496,11 @@ class LoraTrainer:
 
         cfg, hw = self.config, self.hardware
         packing = cfg.packing
-        row, rows = packing_plan(longest or cfg.max_seq_len, cfg.max_seq_len, cfg.batch_size) if packing else (cfg.max_seq_len, cfg.batch_size)
+        row, rows = (
+            packing_plan(longest or cfg.max_seq_len, cfg.max_seq_len, cfg.batch_size)
+            if packing
+            else (cfg.max_seq_len, cfg.batch_size)
+        )
         self.packing = {"row_tokens": row, "rows_per_step": rows} if packing else {}
         eval_strategy = "no" if not has_eval else ("steps" if cfg.eval_steps else "epoch")
         return SFTConfig(
@@ -522,18 +550,26 @@ class LoraTrainer:
     def train(self, train: list[ChatExample], validation: list[ChatExample]) -> RunResult:
         import torch
         from transformers import set_seed
+
         for note in self.hardware.notes:
             self.log(note)
         train_ds, eval_ds, stats = self.prepare(train, validation)
         set_seed(self.config.seed)
-        self.log(f"loading {self.base_path} ({self.hardware.backend}, {self.hardware.precision_label}, {self.hardware.description})")
+        self.log(
+            f"loading {self.base_path} ({self.hardware.backend}, {self.hardware.precision_label}, {self.hardware.description})"
+        )
         model, peft_config = self._model()
         self.callback = ProgressCallbackFactory.make(self.on_progress, self.should_stop, self.on_eval)
         args = self.sft_config(eval_ds is not None, stats["longest_example_tokens"])
         started = time.monotonic()
         trainer = trainer_class("assistant_only")(
-            model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=self.tokenizer,
-            peft_config=peft_config, callbacks=[self.callback],
+            model=model,
+            args=args,
+            train_dataset=train_ds,
+            eval_dataset=eval_ds,
+            processing_class=self.tokenizer,
+            peft_config=peft_config,
+            callbacks=[self.callback],
         )
         if self.config.packing:
             trainer.data_collator = PackedRowsCollator(self.tokenizer.pad_token_id)

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from google.protobuf import json_format
+
 from dyag.v1 import training_pb2, training_pb2_grpc
 from dyag_core.errors import DyagError
 from dyag_core.training import (
@@ -20,16 +22,14 @@ from dyag_core.training import (
     count_facts,
     parse_chat_jsonl,
 )
+from dyag_gpu_lora_trainer.registry import ModelRegistry
+from dyag_gpu_lora_trainer.settings import TrainerSettings
 from dyag_runtime.artifacts import Artifact
 from dyag_runtime.contracts import lora_config_dict
 from dyag_runtime.events import emit_from_thread
 from dyag_runtime.jobs import JobContext, record_to_proto
 from dyag_runtime.peers import SyncPeers, dataset_files
 from dyag_runtime.server import Runtime
-from google.protobuf import json_format
-
-from dyag_gpu_lora_trainer.registry import ModelRegistry
-from dyag_gpu_lora_trainer.settings import TrainerSettings
 
 TRAIN = "train.lora"
 ROLES = ("system", "user", "assistant")
@@ -52,7 +52,9 @@ def model_message(model: dict[str, Any]) -> training_pb2.LoraModel:
 class LoraTrainingJob:
     """The job handler. Runs in a worker thread (CPU-bound); the event loop stays free for RPCs."""
 
-    def __init__(self, rt: Runtime, settings: TrainerSettings, registry: ModelRegistry, loop: asyncio.AbstractEventLoop):
+    def __init__(
+        self, rt: Runtime, settings: TrainerSettings, registry: ModelRegistry, loop: asyncio.AbstractEventLoop
+    ):
         self.rt, self.settings, self.registry, self.loop = rt, settings, registry, loop
 
     # --- inputs ---
@@ -64,16 +66,24 @@ class LoraTrainingJob:
                 dataset = peers.dataset(params["dataset_id"])
             files = dataset_files(dataset)
             if ("train", "openai") not in files:
-                raise TrainingInputError("malformed_dataset", f"dataset {dataset.id} has no train split in OpenAI chat format")
+                raise TrainingInputError(
+                    "malformed_dataset", f"dataset {dataset.id} has no train split in OpenAI chat format"
+                )
             train_ref = files[("train", "openai")]
             val_ref = files.get(("validation", "openai"))
             train_bytes = self.rt.artifacts.get_bytes(train_ref.digest)
             val_bytes = self.rt.artifacts.get_bytes(val_ref.digest) if val_ref is not None else b""
-            lineage.update(dataset_id=dataset.id, catalog=dataset.catalog, catalog_version=dataset.catalog_version,
-                           dataset_name=dataset.id)
+            lineage.update(
+                dataset_id=dataset.id,
+                catalog=dataset.catalog,
+                catalog_version=dataset.catalog_version,
+                dataset_name=dataset.id,
+            )
         else:
             train_bytes = self.rt.artifacts.get_bytes(params["train_artifact"])
-            val_bytes = self.rt.artifacts.get_bytes(params["validation_artifact"]) if params.get("validation_artifact") else b""
+            val_bytes = (
+                self.rt.artifacts.get_bytes(params["validation_artifact"]) if params.get("validation_artifact") else b""
+            )
             lineage["dataset_name"] = params.get("filename") or "uploaded"
         lineage["dataset_hash"] = "sha256:" + hashlib.sha256(train_bytes).hexdigest()
         if val_bytes:
@@ -84,10 +94,9 @@ class LoraTrainingJob:
 
     # --- the job ---
     def __call__(self, ctx: JobContext) -> dict[str, Any]:
+        from dyag_gpu_lora_trainer.engine import LoraTrainer, loss_curve_png
         from dyag_llm.base import LLMError
         from dyag_llm.local import hub_allowed, resolve_base_model
-
-        from dyag_gpu_lora_trainer.engine import LoraTrainer, loss_curve_png
 
         params = ctx.params
         ctx.progress(0.01, "reading the dataset")
@@ -109,28 +118,56 @@ class LoraTrainingJob:
                 text += f", loss {p['loss']:.4f}"
             if p.get("eval_loss") is not None:
                 text += f", eval loss {p['eval_loss']:.4f}"
-            metrics = {k: p[k] for k in ("step", "total_steps", "epoch", "loss", "eval_loss", "learning_rate",
-                                         "tokens_per_second", "eta_seconds", "grad_norm") if p.get(k) is not None}
+            metrics = {
+                k: p[k]
+                for k in (
+                    "step",
+                    "total_steps",
+                    "epoch",
+                    "loss",
+                    "eval_loss",
+                    "learning_rate",
+                    "tokens_per_second",
+                    "eta_seconds",
+                    "grad_norm",
+                )
+                if p.get(k) is not None
+            }
             ctx.progress(fraction, text, **metrics)
 
         def on_eval(p: dict[str, Any]) -> None:
             event = training_pb2.LoraTrainingProgress(
-                job_id=ctx.job_id, step=p["step"], total_steps=p.get("total_steps", 0), epoch=p.get("epoch", 0.0),
-                loss=p.get("loss", 0.0), eval_loss=p["eval_loss"], learning_rate=p.get("learning_rate", 0.0),
-                tokens_per_second=p.get("tokens_per_second", 0.0), eta_seconds=p.get("eta_seconds", 0.0),
+                job_id=ctx.job_id,
+                step=p["step"],
+                total_steps=p.get("total_steps", 0),
+                epoch=p.get("epoch", 0.0),
+                loss=p.get("loss", 0.0),
+                eval_loss=p["eval_loss"],
+                learning_rate=p.get("learning_rate", 0.0),
+                tokens_per_second=p.get("tokens_per_second", 0.0),
+                eta_seconds=p.get("eta_seconds", 0.0),
             )
             self._emit("training.lora.progress", event, ctx)
 
-        trainer = LoraTrainer(config, base_path, ctx.workdir, on_progress=on_progress, on_eval=on_eval,
-                              should_stop=lambda: ctx.cancelled, log_fn=ctx.log)
+        trainer = LoraTrainer(
+            config,
+            base_path,
+            ctx.workdir,
+            on_progress=on_progress,
+            on_eval=on_eval,
+            should_stop=lambda: ctx.cancelled,
+            log_fn=ctx.log,
+        )
         if ctx.resumed:
             ctx.log(f"attempt {ctx.attempt}: looking for a checkpoint in the job's work folder")
         result = trainer.train(train, validation)
         ctx.progress(0.96, "saving the adapter and its model card")
         model = self._register(ctx, params, config, base_path, lineage, result, loss_curve_png)
         self._emit("model.trained", training_pb2.LoraModelTrained(model=model_message(model)), ctx)
-        ctx.log(f"model {model['id']} registered: loss {result.metrics['first_loss']:.3f} -> {result.metrics['final_loss']:.3f}, "
-                f"{result.metrics['tokens_per_second']} tokens/s")
+        ctx.log(
+            f"model {model['id']} registered: loss {result.metrics['first_loss']:.3f} -> {result.metrics['final_loss']:.3f}, "
+            f"{result.metrics['tokens_per_second']} tokens/s"
+        )
         return {"model_id": model["id"], "metrics": result.metrics, "target": model["target"]}
 
     def _register(self, ctx, params, config, base_path, lineage, result, loss_curve_png) -> dict[str, Any]:
@@ -138,15 +175,22 @@ class LoraTrainingJob:
         out = ctx.workdir / "outputs"
         out.mkdir(parents=True, exist_ok=True)
         hardware = result.hardware
-        name = params.get("name") or f"{Path(config.base_model).name or config.base_model}-{lineage.get('dataset_id') or 'uploaded'}-lora"
+        name = (
+            params.get("name")
+            or f"{Path(config.base_model).name or config.base_model}-{lineage.get('dataset_id') or 'uploaded'}-lora"
+        )
         artifacts: list[Artifact] = []
         for file in ("adapter_model.safetensors", "adapter_config.json"):
             media = "application/json" if file.endswith(".json") else "application/octet-stream"
             artifacts.append(ctx.add_artifact(self.rt.artifacts.put_file(result.adapter_dir / file, file, media)))
         metrics_path = out / "metrics.json"
-        metrics_path.write_text(json.dumps({"metrics": result.metrics, "log_history": result.log_history}, indent=2, default=str))
+        metrics_path.write_text(
+            json.dumps({"metrics": result.metrics, "log_history": result.log_history}, indent=2, default=str)
+        )
         artifacts.append(ctx.add_artifact(self.rt.artifacts.put_file(metrics_path, "metrics.json", "application/json")))
-        curve = loss_curve_png(result.log_history, out / "loss_curve.png", f"{name} ({hardware.precision_label}, {hardware.description})")
+        curve = loss_curve_png(
+            result.log_history, out / "loss_curve.png", f"{name} ({hardware.precision_label}, {hardware.description})"
+        )
         artifacts.append(ctx.add_artifact(self.rt.artifacts.put_file(curve, "loss_curve.png", "image/png")))
         # The adapter where Generate reads it (a replica without it fetches it back from the artifacts).
         adapter_dir = self.settings.data_dir / "models" / model_id / "adapter"
@@ -181,15 +225,22 @@ class LoraTrainingJob:
         return model
 
     def _emit(self, event_type: str, payload, ctx: JobContext) -> None:
-        emit_from_thread(self.rt.bus, self.loop, event_type, payload, subject=ctx.job_id, correlation_id=ctx.correlation_id,
-                         best_effort=True)
+        emit_from_thread(
+            self.rt.bus,
+            self.loop,
+            event_type,
+            payload,
+            subject=ctx.job_id,
+            correlation_id=ctx.correlation_id,
+            best_effort=True,
+        )
 
 
 def model_card(model: dict[str, Any], lineage: dict[str, Any]) -> str:
     m, h = model["metrics"], model["hyperparameters"]
     rows = "\n".join(f"| {k} | {v} |" for k, v in h.items())
     metric_rows = "\n".join(f"| {k} | {v} |" for k, v in m.items())
-    return f"""# {model['name']} ({model['id']})
+    return f"""# {model["name"]} ({model["id"]})
 
 A LoRA adapter trained by Dyag's gpu-lora-trainer (the guide's step 5).
 
@@ -197,15 +248,15 @@ A LoRA adapter trained by Dyag's gpu-lora-trainer (the guide's step 5).
 
 | | |
 |---|---|
-| base model | {model['base_model']} (`{model['base_model_resolved']}`) |
-| catalog | {model['catalog'] or '-'} version {model['catalog_version'] or '-'} |
-| dataset | {model['dataset_id'] or lineage.get('dataset_name', 'uploaded')} |
-| train file hash | {model['dataset_hash']} |
-| validation file hash | {model['validation_hash'] or '-'} |
-| trained | {model['created_at']} by job {model['job_id']} |
-| hardware | {model['hardware']} ({platform.system()} {platform.release()}) |
-| precision | {model['precision']} |
-| backend | {model['backend']} |
+| base model | {model["base_model"]} (`{model["base_model_resolved"]}`) |
+| catalog | {model["catalog"] or "-"} version {model["catalog_version"] or "-"} |
+| dataset | {model["dataset_id"] or lineage.get("dataset_name", "uploaded")} |
+| train file hash | {model["dataset_hash"]} |
+| validation file hash | {model["validation_hash"] or "-"} |
+| trained | {model["created_at"]} by job {model["job_id"]} |
+| hardware | {model["hardware"]} ({platform.system()} {platform.release()}) |
+| precision | {model["precision"]} |
+| backend | {model["backend"]} |
 
 ## Hyperparameters
 
@@ -223,9 +274,9 @@ The loss is the mean cross-entropy on the assistant's tokens only. The curve is 
 
 ## Use
 
-    dyag query_finetuned {model['id']} "Qu'est-ce que l'application … ?"
+    dyag query_finetuned {model["id"]} "Qu'est-ce que l'application … ?"
 
-or, from Python, `dyag_llm.open_chat_model("{model['target']}")`.
+or, from Python, `dyag_llm.open_chat_model("{model["target"]}")`.
 """
 
 
@@ -250,10 +301,17 @@ class TrainerServicer(training_pb2_grpc.TrainerServiceServicer):
             if len(request.data.train_content) + len(request.data.validation_content) > limit:
                 raise DyagError("too_large", f"the uploaded dataset is larger than {limit} bytes")
             filename = Path(request.data.filename or "train.jsonl").name
-            train = await asyncio.to_thread(self.rt.artifacts.put_bytes, request.data.train_content, filename, "application/jsonl")
+            train = await asyncio.to_thread(
+                self.rt.artifacts.put_bytes, request.data.train_content, filename, "application/jsonl"
+            )
             params.update(train_artifact=train.digest, filename=filename)
             if request.data.validation_content:
-                val = await asyncio.to_thread(self.rt.artifacts.put_bytes, request.data.validation_content, "validation.jsonl", "application/jsonl")
+                val = await asyncio.to_thread(
+                    self.rt.artifacts.put_bytes,
+                    request.data.validation_content,
+                    "validation.jsonl",
+                    "application/jsonl",
+                )
                 params["validation_artifact"] = val.digest
         else:
             raise DyagError("missing_dataset", "send a dataset id or the training data (OpenAI chat JSONL)")
@@ -287,7 +345,10 @@ class TrainerServicer(training_pb2_grpc.TrainerServiceServicer):
         for i, conversation in enumerate(request.conversations, start=1):
             messages = [{"role": m.role, "content": m.content} for m in conversation.messages]
             if not messages or any(m["role"] not in ROLES for m in messages) or messages[-1]["role"] == "assistant":
-                raise DyagError("invalid_conversation", f"conversation {i} must be system/user/assistant messages ending with the question")
+                raise DyagError(
+                    "invalid_conversation",
+                    f"conversation {i} must be system/user/assistant messages ending with the question",
+                )
             batch.append(messages)
         if request.model_id:
             model = self.registry.get(request.model_id)
@@ -295,16 +356,29 @@ class TrainerServicer(training_pb2_grpc.TrainerServiceServicer):
             base, name = model["base_model_resolved"], model["id"]
         else:
             base, adapter, name = request.base_model or "default", None, request.base_model or "default"
-        chat = LocalChatModel(base, adapter, dtype=self.settings.generate_dtype, allow_hub=hub_allowed(self.settings.allow_hub_models),
-                              batch_size=self.settings.generate_max_batch)
+        chat = LocalChatModel(
+            base,
+            adapter,
+            dtype=self.settings.generate_dtype,
+            allow_hub=hub_allowed(self.settings.allow_hub_models),
+            batch_size=self.settings.generate_max_batch,
+        )
         max_tokens = request.max_tokens or self.settings.generate_max_tokens
         began = asyncio.get_running_loop().time()
         try:
-            results = await asyncio.to_thread(chat.chat_batch, batch, max_tokens=max_tokens, temperature=request.temperature)
+            results = await asyncio.to_thread(
+                chat.chat_batch, batch, max_tokens=max_tokens, temperature=request.temperature
+            )
         except ImportError as exc:
             raise DyagError("unavailable", f"local models are not installed on this service: {exc}") from None
         latency = (asyncio.get_running_loop().time() - began) * 1000
         return training_pb2.GenerateResponse(
-            generations=[training_pb2.Generation(text=r.text, prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens) for r in results],
-            model=name, latency_ms=latency,
+            generations=[
+                training_pb2.Generation(
+                    text=r.text, prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens
+                )
+                for r in results
+            ],
+            model=name,
+            latency_ms=latency,
         )

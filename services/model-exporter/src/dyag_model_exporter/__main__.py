@@ -11,10 +11,9 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from dyag.v1 import export_pb2_grpc
-from dyag_runtime.server import Runtime, run
-
 from dyag_model_exporter.service import EXPORT, ExporterServicer, ExportJob, ExportRegistry
 from dyag_model_exporter.settings import ExporterSettings
+from dyag_runtime.server import Runtime, run
 
 
 def main() -> None:
@@ -22,8 +21,11 @@ def main() -> None:
 
     async def setup(rt: Runtime) -> None:
         registry = ExportRegistry(settings.data_dir / "exports.db")
-        rt.add_servicer(export_pb2_grpc.add_ExporterServiceServicer_to_server, ExporterServicer(rt, settings, registry),
-                        "dyag.v1.ExporterService")
+        rt.add_servicer(
+            export_pb2_grpc.add_ExporterServiceServicer_to_server,
+            ExporterServicer(rt, settings, registry),
+            "dyag.v1.ExporterService",
+        )
         rt.handlers[EXPORT] = ExportJob(rt, settings, registry, asyncio.get_running_loop())
 
     run(settings, setup)

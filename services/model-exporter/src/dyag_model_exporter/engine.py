@@ -75,10 +75,15 @@ def safetensors_header(path: Path, *, what: str = "file", code: str = "adapter_c
         with open(path, "rb") as f:
             head = f.read(8)
             if len(head) < 8:
-                raise ExportError(code, f"{what} {path.name} is damaged: {size} bytes, too short for a safetensors header")
+                raise ExportError(
+                    code, f"{what} {path.name} is damaged: {size} bytes, too short for a safetensors header"
+                )
             length = int.from_bytes(head, "little")
             if length <= 1 or length > min(size - 8, MAX_HEADER):
-                raise ExportError(code, f"{what} {path.name} is damaged: not a safetensors file (header length {length}, file {size} bytes)")
+                raise ExportError(
+                    code,
+                    f"{what} {path.name} is damaged: not a safetensors file (header length {length}, file {size} bytes)",
+                )
             raw = f.read(length)
     except OSError as exc:
         raise ExportError(code, f"cannot read {what} {path.name}: {exc.strerror or exc}") from None
@@ -98,10 +103,15 @@ def safetensors_header(path: Path, *, what: str = "file", code: str = "adapter_c
                 n *= int(dim)
             expected = n * DTYPE_BYTES.get(info["dtype"], 0)
         except (KeyError, TypeError, ValueError):
-            raise ExportError(code, f"{what} {path.name} is damaged: tensor {name} has no valid dtype, shape and offsets") from None
+            raise ExportError(
+                code, f"{what} {path.name} is damaged: tensor {name} has no valid dtype, shape and offsets"
+            ) from None
         if end > data or begin > end or (expected and end - begin != expected):
-            raise ExportError(code, f"{what} {path.name} is damaged or truncated: tensor {name} needs bytes {begin}-{end} of "
-                                    f"{data} ({size} bytes in the file)")
+            raise ExportError(
+                code,
+                f"{what} {path.name} is damaged or truncated: tensor {name} needs bytes {begin}-{end} of "
+                f"{data} ({size} bytes in the file)",
+            )
     return tensors
 
 
@@ -112,8 +122,11 @@ def model_weight_files(folder: Path) -> list[Path]:
         return [folder / n for n in names]
     files = sorted(folder.glob("*.safetensors"))
     if not files:
-        raise ExportError("unsupported_model", f"{folder} has no safetensors weights (model.safetensors): save the model with "
-                                               "save_pretrained(safe_serialization=True)")
+        raise ExportError(
+            "unsupported_model",
+            f"{folder} has no safetensors weights (model.safetensors): save the model with "
+            "save_pretrained(safe_serialization=True)",
+        )
     return files
 
 
@@ -134,8 +147,14 @@ def read_adapter(adapter_dir: Path) -> tuple[dict[str, Any], dict[str, list[int]
         raise ExportError("adapter_missing", f"no LoRA adapter folder at {adapter_dir}")
     missing = [name for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS) if not (adapter_dir / name).is_file()]
     if missing:
-        hint = " (adapter_model.bin, the pickle format, is not accepted: save with safe_serialization=True)" if (adapter_dir / "adapter_model.bin").exists() else ""
-        raise ExportError("adapter_missing", f"the LoRA adapter in {adapter_dir} has no {' and no '.join(missing)}{hint}")
+        hint = (
+            " (adapter_model.bin, the pickle format, is not accepted: save with safe_serialization=True)"
+            if (adapter_dir / "adapter_model.bin").exists()
+            else ""
+        )
+        raise ExportError(
+            "adapter_missing", f"the LoRA adapter in {adapter_dir} has no {' and no '.join(missing)}{hint}"
+        )
     try:
         config = json.loads((adapter_dir / ADAPTER_CONFIG).read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
@@ -143,7 +162,10 @@ def read_adapter(adapter_dir: Path) -> tuple[dict[str, Any], dict[str, list[int]
     if not isinstance(config, dict) or str(config.get("peft_type", "LORA")).upper() != "LORA":
         kind = config.get("peft_type") if isinstance(config, dict) else type(config).__name__
         raise ExportError("adapter_corrupt", f"{ADAPTER_CONFIG} does not describe a LoRA adapter (peft_type {kind!r})")
-    shapes = {name: list(info["shape"]) for name, info in safetensors_header(adapter_dir / ADAPTER_WEIGHTS, what="adapter weights").items()}
+    shapes = {
+        name: list(info["shape"])
+        for name, info in safetensors_header(adapter_dir / ADAPTER_WEIGHTS, what="adapter weights").items()
+    }
     return config, shapes
 
 
@@ -208,9 +230,19 @@ Progress = Callable[[float, str], None]
 
 
 class Exporter:
-    def __init__(self, workdir: Path, *, llama: Any = None, progress: Progress = lambda f, s: None, log: Callable[[str], None] = print,
-                 should_stop: Callable[[], None] = lambda: None, free_space: Callable[[Path], int] = free_bytes, copies: int = 2,
-                 threads: int = 0, supported: Callable[[], Sequence[str]] | None = None):
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        llama: Any = None,
+        progress: Progress = lambda f, s: None,
+        log: Callable[[str], None] = print,
+        should_stop: Callable[[], None] = lambda: None,
+        free_space: Callable[[Path], int] = free_bytes,
+        copies: int = 2,
+        threads: int = 0,
+        supported: Callable[[], Sequence[str]] | None = None,
+    ):
         self.workdir = Path(workdir)
         self._llama = llama
         self.progress, self.log, self.should_stop = progress, log, should_stop
@@ -242,13 +274,18 @@ class Exporter:
         if options.mode not in MODES:
             raise ExportError("invalid_request", f"unknown mode {options.mode!r}; choose {' or '.join(MODES)}")
         if options.modelfile_quantization() not in options.quantizations:
-            raise ExportError("invalid_request", f"the Modelfile's GGUF {options.modelfile_quantization()} is not among the quantizations asked "
-                                                 f"({', '.join(options.quantizations)})")
+            raise ExportError(
+                "invalid_request",
+                f"the Modelfile's GGUF {options.modelfile_quantization()} is not among the quantizations asked "
+                f"({', '.join(options.quantizations)})",
+            )
         if options.mode == "adapter" and inputs.adapter_dir is None:
             raise ExportError("invalid_request", "adapter mode needs a LoRA adapter: this model is already merged")
         config_path = inputs.base_path / "config.json"
         if not config_path.is_file():
-            raise ExportError("unsupported_model", f"{inputs.base_path} has no config.json: not a HuggingFace model folder")
+            raise ExportError(
+                "unsupported_model", f"{inputs.base_path} has no config.json: not a HuggingFace model folder"
+            )
         config = json.loads(config_path.read_text(encoding="utf-8"))
         base_shapes, base_bytes = model_shapes(inputs.base_path)
         adapter_parameters = 0
@@ -258,16 +295,25 @@ class Exporter:
             adapter_parameters = parameter_count(adapter_shapes)
         architecture = self._architecture(config)
         parameters = parameter_count(base_shapes)
-        needed = space_needed(base_parameters=parameters, merged_bytes=base_bytes if inputs.adapter_dir else 0,
-                              quantizations=options.quantizations, adapter_parameters=adapter_parameters,
-                              base_gguf=["f16", options.modelfile_quantization()] if options.mode == "adapter" else [],
-                              copies=self.copies)
+        needed = space_needed(
+            base_parameters=parameters,
+            merged_bytes=base_bytes if inputs.adapter_dir else 0,
+            quantizations=options.quantizations,
+            adapter_parameters=adapter_parameters,
+            base_gguf=["f16", options.modelfile_quantization()] if options.mode == "adapter" else [],
+            copies=self.copies,
+        )
         free = self.free_space(self.workdir)
         check_free_space(needed, free, str(self.workdir), self.copies)
-        self.log(f"{architecture}, {parameters / 1e6:.1f} M parameters; the export needs about {human_bytes(needed.total)}, "
-                 f"{human_bytes(free)} free")
+        self.log(
+            f"{architecture}, {parameters / 1e6:.1f} M parameters; the export needs about {human_bytes(needed.total)}, "
+            f"{human_bytes(free)} free"
+        )
         if not options.probes:
-            raise ExportError("no_probes", "the parity gate has no probe: give probes, or export a model trained on a dataset with a test split")
+            raise ExportError(
+                "no_probes",
+                "the parity gate has no probe: give probes, or export a model trained on a dataset with a test split",
+            )
         return {"architecture": architecture, "parameters": parameters, "needed_bytes": needed.total, "config": config}
 
     def _architecture(self, config: dict[str, Any]) -> str:
@@ -301,7 +347,10 @@ class Exporter:
         try:
             model = PeftModel.from_pretrained(model, str(inputs.adapter_dir)).merge_and_unload()
         except Exception as exc:
-            raise ExportError("adapter_corrupt", f"peft could not load the LoRA adapter into the base model: {type(exc).__name__}: {exc}") from None
+            raise ExportError(
+                "adapter_corrupt",
+                f"peft could not load the LoRA adapter into the base model: {type(exc).__name__}: {exc}",
+            ) from None
         model = model.to(save_dtype)
         tmp = self.workdir / "merged.part"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -316,7 +365,9 @@ class Exporter:
         os.replace(tmp, out)
         del model
         self._timed("merge", began)
-        self.log(f"merged the adapter into the base model ({str(save_dtype).removeprefix('torch.')}) in {self.timings['merge']:.1f} s")
+        self.log(
+            f"merged the adapter into the base model ({str(save_dtype).removeprefix('torch.')}) in {self.timings['merge']:.1f} s"
+        )
         return out
 
     def _fix_tokenizer(self, folder: Path) -> bool:
@@ -332,14 +383,18 @@ class Exporter:
         if fixed is None:
             return False
         if not same_tokenization(original, fixed, TOKENIZER_SAMPLES):
-            self.log("tokenizer.json has byte_fallback with a byte-level pre-tokenizer, but removing it would change the tokens: kept as is",
-                     "warning")
+            self.log(
+                "tokenizer.json has byte_fallback with a byte-level pre-tokenizer, but removing it would change the tokens: kept as is",
+                "warning",
+            )
             return False
         if path.is_symlink():  # a view's link to a folder that is not ours: replaced, never written through
             path.unlink()
         path.write_text(json.dumps(fixed, ensure_ascii=False), encoding="utf-8")
-        self.log("tokenizer.json: byte_fallback dropped (a byte-level BPE never falls back; llama.cpp's converter would read it as a "
-                 "SentencePiece vocabulary and break the GGUF's tokenizer); the tokens are the same")
+        self.log(
+            "tokenizer.json: byte_fallback dropped (a byte-level BPE never falls back; llama.cpp's converter would read it as a "
+            "SentencePiece vocabulary and break the GGUF's tokenizer); the tokens are the same"
+        )
         return True
 
     def gguf_source(self, model_dir: Path, name: str) -> Path:
@@ -364,7 +419,14 @@ class Exporter:
         if out.is_file():
             return out
         began = time.monotonic()
-        convert_hf(self.llama, self.gguf_source(model_dir, prefix), out, outtype="f16", log=self.log, should_stop=self.should_stop)
+        convert_hf(
+            self.llama,
+            self.gguf_source(model_dir, prefix),
+            out,
+            outtype="f16",
+            log=self.log,
+            should_stop=self.should_stop,
+        )
         self._timed(f"convert{'' if prefix == 'model' else '_' + prefix}", began)
         return out
 
@@ -390,7 +452,15 @@ class Exporter:
             return out
         began = time.monotonic()
         assert inputs.adapter_dir is not None
-        convert_lora(self.llama, inputs.adapter_dir, inputs.base_path, out, outtype="f16", log=self.log, should_stop=self.should_stop)
+        convert_lora(
+            self.llama,
+            inputs.adapter_dir,
+            inputs.base_path,
+            out,
+            outtype="f16",
+            log=self.log,
+            should_stop=self.should_stop,
+        )
         self._timed("convert_adapter", began)
         return out
 
@@ -398,13 +468,25 @@ class Exporter:
         from dyag_llm.local import load_tokenizer, render_chat
 
         tokenizer = load_tokenizer(str(model_dir))
-        specials = list(dict.fromkeys([*tokenizer.all_special_tokens, *getattr(tokenizer, "added_tokens_encoder", {}).keys()]))
-        derived = derive_ollama_template(lambda m, g: render_chat(tokenizer, m, add_generation_prompt=g),
-                                         special_tokens=specials, eos_token=tokenizer.eos_token)
+        specials = list(
+            dict.fromkeys([*tokenizer.all_special_tokens, *getattr(tokenizer, "added_tokens_encoder", {}).keys()])
+        )
+        derived = derive_ollama_template(
+            lambda m, g: render_chat(tokenizer, m, add_generation_prompt=g),
+            special_tokens=specials,
+            eos_token=tokenizer.eos_token,
+        )
         return tokenizer, derived
 
-    def parity(self, model_dir: Path, tokenizer: Any, template: OllamaTemplate, ggufs: list[tuple[str, Path, Path | None]],
-               options: ExportOptions, on_level: Callable[[int], None] = lambda i: None) -> list[ParityReport]:
+    def parity(
+        self,
+        model_dir: Path,
+        tokenizer: Any,
+        template: OllamaTemplate,
+        ggufs: list[tuple[str, Path, Path | None]],
+        options: ExportOptions,
+        on_level: Callable[[int], None] = lambda i: None,
+    ) -> list[ParityReport]:
         """Each GGUF (label, file, LoRA GGUF or None) against the HF model in model_dir, on the same probes."""
         import torch
         from transformers import AutoModelForCausalLM
@@ -413,38 +495,66 @@ class Exporter:
         from dyag_model_exporter.llama import answer_in_child
 
         probes = list(options.probes)
-        conversations = [([{"role": "system", "content": options.system_prompt}] if options.system_prompt else [])
-                         + [{"role": "user", "content": p.question}] for p in probes]
+        conversations = [
+            ([{"role": "system", "content": options.system_prompt}] if options.system_prompt else [])
+            + [{"role": "user", "content": p.question}]
+            for p in probes
+        ]
         began = time.monotonic()
         model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, local_files_only=True).eval()
         hf_answers: list[str] = []
         for conversation in conversations:
             self.should_stop()
-            hf_answers.append(greedy_answer(model, tokenizer, encode_prompt(tokenizer, conversation), options.max_tokens))
+            hf_answers.append(
+                greedy_answer(model, tokenizer, encode_prompt(tokenizer, conversation), options.max_tokens)
+            )
         del model
         self._timed("parity_hf", began)
-        self.log(f"HF model (transformers, fp32, greedy): {len(probes)} probes answered in {self.timings['parity_hf']:.1f} s")
+        self.log(
+            f"HF model (transformers, fp32, greedy): {len(probes)} probes answered in {self.timings['parity_hf']:.1f} s"
+        )
         jinja_prompts = [render_chat(tokenizer, c, add_generation_prompt=True) for c in conversations]
         go_prompts = [render_messages(template.template, c) for c in conversations]
         bad = [i for i, (a, b) in enumerate(zip(jinja_prompts, go_prompts, strict=True)) if a != b]
         if bad:
-            raise ExportError("unsupported_chat_template", f"the derived Ollama template renders probe {bad[0] + 1} differently from the "
-                                                           f"tokenizer's chat template: {go_prompts[bad[0]]!r} vs {jinja_prompts[bad[0]]!r}")
+            raise ExportError(
+                "unsupported_chat_template",
+                f"the derived Ollama template renders probe {bad[0] + 1} differently from the "
+                f"tokenizer's chat template: {go_prompts[bad[0]]!r} vs {jinja_prompts[bad[0]]!r}",
+            )
         hf_tokens = [encode_prompt(tokenizer, c) for c in conversations]
         reports: list[ParityReport] = []
         for i, (label, path, lora) in enumerate(ggufs):
             on_level(i)
             began = time.monotonic()
-            result = answer_in_child(path, go_prompts, lora=lora, max_tokens=options.max_tokens, stop=template.stop,
-                                     threads=self.threads, workdir=self.workdir / "parity", log=self.log, should_stop=self.should_stop)
+            result = answer_in_child(
+                path,
+                go_prompts,
+                lora=lora,
+                max_tokens=options.max_tokens,
+                stop=template.stop,
+                threads=self.threads,
+                workdir=self.workdir / "parity",
+                log=self.log,
+                should_stop=self.should_stop,
+            )
             same_tokens = [list(a) == list(b) for a, b in zip(result["tokens"], hf_tokens, strict=True)]
             gguf_answers = [str(a) for a in result["answers"]]
-            report = parity_report(label, probes, hf_answers, gguf_answers, threshold=options.parity_threshold,
-                                   max_accuracy_drop=options.max_accuracy_drop, prompt_tokens_equal=same_tokens)
+            report = parity_report(
+                label,
+                probes,
+                hf_answers,
+                gguf_answers,
+                threshold=options.parity_threshold,
+                max_accuracy_drop=options.max_accuracy_drop,
+                prompt_tokens_equal=same_tokens,
+            )
             self._timed(f"parity_{label}", began)
             reports.append(report)
-            self.log(f"parity {label}: agreement {report.agreement:.0%}, fact accuracy HF {report.hf_fact_accuracy:.0%} / GGUF "
-                     f"{report.gguf_fact_accuracy:.0%}, token F1 {report.mean_token_f1:.2f} -> {'passed' if report.passed else 'FAILED: ' + report.reason}")
+            self.log(
+                f"parity {label}: agreement {report.agreement:.0%}, fact accuracy HF {report.hf_fact_accuracy:.0%} / GGUF "
+                f"{report.gguf_fact_accuracy:.0%}, token F1 {report.mean_token_f1:.2f} -> {'passed' if report.passed else 'FAILED: ' + report.reason}"
+            )
         return reports
 
     # --- everything ---------------------------------------------------------------------------
@@ -452,13 +562,22 @@ class Exporter:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.progress(0.01, "checking the model, the adapter and the disk space")
         plan = self.check(inputs, options)
-        self.progress(0.05, "merging the adapter into the base model" if inputs.adapter_dir else "using the merged model as it is")
+        self.progress(
+            0.05, "merging the adapter into the base model" if inputs.adapter_dir else "using the merged model as it is"
+        )
         merged = self.merge(inputs, plan["config"])
         self.should_stop()
         self.progress(0.25, "converting to GGUF (llama.cpp convert_hf_to_gguf.py, f16)")
         f16 = self.convert(merged)
-        files = [ExportFileInfo(f.relative_to(self.workdir).as_posix(), "merged") for f in sorted(merged.rglob("*"))
-                 if f.is_file() and f.name != ".done"] if inputs.adapter_dir else []
+        files = (
+            [
+                ExportFileInfo(f.relative_to(self.workdir).as_posix(), "merged")
+                for f in sorted(merged.rglob("*"))
+                if f.is_file() and f.name != ".done"
+            ]
+            if inputs.adapter_dir
+            else []
+        )
         ggufs: dict[str, Path] = {}
         levels = list(dict.fromkeys(options.quantizations))
         for i, q in enumerate(levels):
@@ -485,11 +604,24 @@ class Exporter:
         tokenizer, template = self.template(merged)
         if options.mode == "adapter":
             assert base_gguf is not None and adapter_gguf is not None
-            spec = ModelfileSpec(base_gguf.name, template.template, options.system_prompt, options.temperature, options.top_p,
-                                 template.stop, adapter_file=adapter_gguf.name)
+            spec = ModelfileSpec(
+                base_gguf.name,
+                template.template,
+                options.system_prompt,
+                options.temperature,
+                options.top_p,
+                template.stop,
+                adapter_file=adapter_gguf.name,
+            )
         else:
-            spec = ModelfileSpec(ggufs[q_ollama].name, template.template, options.system_prompt, options.temperature, options.top_p,
-                                 template.stop)
+            spec = ModelfileSpec(
+                ggufs[q_ollama].name,
+                template.template,
+                options.system_prompt,
+                options.temperature,
+                options.top_p,
+                template.stop,
+            )
         (self.workdir / "Modelfile").write_text(spec.text(), encoding="utf-8")
         files.append(ExportFileInfo("Modelfile", "modelfile"))
         command = create_command(options.ollama_name)
@@ -497,19 +629,32 @@ class Exporter:
         if options.mode == "adapter":
             pairs.append((f"{q_ollama}+adapter", base_gguf, adapter_gguf))  # type: ignore[arg-type]
         self.progress(0.7, f"parity gate: {len(options.probes)} probes, HF model vs GGUF")
-        reports = self.parity(merged, tokenizer, template, pairs, options,
-                              on_level=lambda i: self.progress(0.75 + 0.2 * i / len(pairs), f"parity gate: {pairs[i][0]} (llama.cpp)"))
-        (self.workdir / "parity.json").write_text(json.dumps([r.to_dict() for r in reports], ensure_ascii=False, indent=2), encoding="utf-8")
+        reports = self.parity(
+            merged,
+            tokenizer,
+            template,
+            pairs,
+            options,
+            on_level=lambda i: self.progress(0.75 + 0.2 * i / len(pairs), f"parity gate: {pairs[i][0]} (llama.cpp)"),
+        )
+        (self.workdir / "parity.json").write_text(
+            json.dumps([r.to_dict() for r in reports], ensure_ascii=False, indent=2), encoding="utf-8"
+        )
         files.append(ExportFileInfo("parity.json", "report"))
         (self.workdir / "README.md").write_text(bundle_readme(options, spec, command, reports), encoding="utf-8")
         files.append(ExportFileInfo("README.md", "report"))
-        for scratch in [self.workdir / "parity", *self.workdir.glob("*.gguf-source")]:  # the bundle keeps only the outputs
+        for scratch in [
+            self.workdir / "parity",
+            *self.workdir.glob("*.gguf-source"),
+        ]:  # the bundle keeps only the outputs
             shutil.rmtree(scratch, ignore_errors=True)
         for partial in self.workdir.glob("*.part"):  # what a converter orphaned by a killed service left
             if partial.is_file():
                 partial.unlink(missing_ok=True)
         (self.workdir / "merged" / ".done").unlink(missing_ok=True)
-        return ExportOutcome(self.workdir, plan["architecture"], files, reports, template, spec, command, dict(self.timings))
+        return ExportOutcome(
+            self.workdir, plan["architecture"], files, reports, template, spec, command, dict(self.timings)
+        )
 
 
 def greedy_answer(model: Any, tokenizer: Any, prompt: list[int], max_tokens: int) -> str:
@@ -521,8 +666,14 @@ def greedy_answer(model: Any, tokenizer: Any, prompt: list[int], max_tokens: int
 
     stops = stop_token_ids(tokenizer, model.config)
     with torch.inference_mode():
-        out = model.generate(input_ids=torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-                             max_new_tokens=max_tokens, do_sample=False, eos_token_id=stops, pad_token_id=stops[0])
+        out = model.generate(
+            input_ids=torch.tensor([prompt]),
+            attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+            max_new_tokens=max_tokens,
+            do_sample=False,
+            eos_token_id=stops,
+            pad_token_id=stops[0],
+        )
     reply: list[int] = []
     for token in out[0, len(prompt) :].tolist():
         if token in stops:
@@ -532,8 +683,11 @@ def greedy_answer(model: Any, tokenizer: Any, prompt: list[int], max_tokens: int
 
 
 def bundle_readme(options: ExportOptions, spec: ModelfileSpec, command: str, reports: Sequence[ParityReport]) -> str:
-    rows = "\n".join(f"| {r.quantization} | {r.agreement:.0%} | {r.hf_fact_accuracy:.0%} | {r.gguf_fact_accuracy:.0%} | "
-                     f"{'passed' if r.passed else 'FAILED'} |" for r in reports)
+    rows = "\n".join(
+        f"| {r.quantization} | {r.agreement:.0%} | {r.hf_fact_accuracy:.0%} | {r.gguf_fact_accuracy:.0%} | "
+        f"{'passed' if r.passed else 'FAILED'} |"
+        for r in reports
+    )
     return f"""# Ollama export bundle
 
 Create the model (in this folder):
@@ -544,7 +698,7 @@ then ask it:
 
     ollama run {options.ollama_name} "Qu'est-ce que l'application … ?"
 
-`Modelfile` uses `{spec.model_file}`{f' with the LoRA adapter `{spec.adapter_file}`' if spec.adapter_file else ''}; its TEMPLATE is derived
+`Modelfile` uses `{spec.model_file}`{f" with the LoRA adapter `{spec.adapter_file}`" if spec.adapter_file else ""}; its TEMPLATE is derived
 from the tokenizer's own chat template (checked to render the same prompts).
 
 ## Parity gate (HF model vs GGUF, greedy, {len(options.probes)} probes)

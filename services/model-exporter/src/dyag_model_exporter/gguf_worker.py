@@ -44,12 +44,19 @@ def main(argv: list[str] | None = None) -> int:
     chat = GgufChat(args.model, args.lora, threads=int(request.get("threads") or 0))
     try:
         tokens = [chat.tokenize(p) for p in request["prompts"]]
-        answers = [chat.answer(p, max_tokens=int(request["max_tokens"]), stop=request.get("stop") or ()) for p in request["prompts"]]
+        answers = [
+            chat.answer(p, max_tokens=int(request["max_tokens"]), stop=request.get("stop") or ())
+            for p in request["prompts"]
+        ]
     finally:
         chat.close()
     tmp = args.result.with_name(args.result.name + ".part")
-    tmp.write_text(json.dumps({"tokens": tokens, "answers": answers, "seconds": round(time.monotonic() - began, 3)}, ensure_ascii=False),
-                   encoding="utf-8")
+    tmp.write_text(
+        json.dumps(
+            {"tokens": tokens, "answers": answers, "seconds": round(time.monotonic() - began, 3)}, ensure_ascii=False
+        ),
+        encoding="utf-8",
+    )
     tmp.replace(args.result)
     return 0
 

@@ -39,8 +39,10 @@ class LlamaCpp:
     python_version: str  # the installed ik-llama-cpp-python (quantizer, inference)
 
     def describe(self) -> str:
-        return (f"ik-llama-cpp-python {self.python_version} (quantizer, inference); converters from llama.cpp "
-                f"(llama-cpp-python {self.source_version} source package)")
+        return (
+            f"ik-llama-cpp-python {self.python_version} (quantizer, inference); converters from llama.cpp "
+            f"(llama-cpp-python {self.source_version} source package)"
+        )
 
 
 def find_llama_cpp(folder: Path | None = None) -> LlamaCpp:
@@ -91,8 +93,13 @@ def registered_architectures(llama: LlamaCpp) -> frozenset[str]:
 @functools.lru_cache(maxsize=4)
 def _text_architectures(scripts: str, stamp: str) -> tuple[str, ...]:
     del stamp  # part of the cache key: a changed converter is asked again
-    run = subprocess.run([sys.executable, str(Path(scripts) / CONVERT_HF), "--print-supported-models"], capture_output=True,
-                         text=True, env=_converter_env(), timeout=300)
+    run = subprocess.run(
+        [sys.executable, str(Path(scripts) / CONVERT_HF), "--print-supported-models"],
+        capture_output=True,
+        text=True,
+        env=_converter_env(),
+        timeout=300,
+    )
     out = run.stdout + run.stderr
     text_part = out.split("TEXT models:", 1)[-1].split("MMPROJ models:", 1)[0]
     return tuple(sorted({m.group(1) for m in re.finditer(r"^\s*-\s+(\S+)\s*$", text_part, re.MULTILINE)}))
@@ -107,11 +114,19 @@ def supported_architectures(llama: LlamaCpp) -> tuple[str, ...]:
     return names
 
 
-def _run(argv: list[str], what: str, log: Callable[[str], None], should_stop: Callable[[], None], cwd: Path,
-         code: str = "conversion_failed") -> None:
+def _run(
+    argv: list[str],
+    what: str,
+    log: Callable[[str], None],
+    should_stop: Callable[[], None],
+    cwd: Path,
+    code: str = "conversion_failed",
+) -> None:
     log(f"{what}: {' '.join(Path(a).name if a.endswith('.py') else a for a in argv[1:])}")
     began = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_converter_env(), cwd=cwd)
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_converter_env(), cwd=cwd
+    )
     lines: list[str] = []
     assert proc.stdout is not None
     try:
@@ -138,21 +153,51 @@ def _part(outfile: Path) -> Path:
     return outfile.with_name(f"{outfile.name}.{os.getpid()}.part")
 
 
-def convert_hf(llama: LlamaCpp, model_dir: Path, outfile: Path, *, outtype: str = "f16", log=print, should_stop=lambda: None) -> Path:
+def convert_hf(
+    llama: LlamaCpp, model_dir: Path, outfile: Path, *, outtype: str = "f16", log=print, should_stop=lambda: None
+) -> Path:
     """An HF safetensors folder -> GGUF, by llama.cpp's convert_hf_to_gguf.py."""
     tmp = _part(outfile)
-    _run([sys.executable, str(llama.scripts / CONVERT_HF), str(model_dir), "--outfile", str(tmp), "--outtype", outtype],
-         f"convert_hf_to_gguf ({outtype})", log, should_stop, outfile.parent)
+    _run(
+        [sys.executable, str(llama.scripts / CONVERT_HF), str(model_dir), "--outfile", str(tmp), "--outtype", outtype],
+        f"convert_hf_to_gguf ({outtype})",
+        log,
+        should_stop,
+        outfile.parent,
+    )
     os.replace(tmp, outfile)
     return outfile
 
 
-def convert_lora(llama: LlamaCpp, adapter_dir: Path, base_dir: Path, outfile: Path, *, outtype: str = "f16", log=print,
-                 should_stop=lambda: None) -> Path:
+def convert_lora(
+    llama: LlamaCpp,
+    adapter_dir: Path,
+    base_dir: Path,
+    outfile: Path,
+    *,
+    outtype: str = "f16",
+    log=print,
+    should_stop=lambda: None,
+) -> Path:
     """A PEFT LoRA adapter -> GGUF LoRA (Ollama's ADAPTER, llama.cpp's --lora), by convert_lora_to_gguf.py."""
     tmp = _part(outfile)
-    _run([sys.executable, str(llama.scripts / CONVERT_LORA), str(adapter_dir), "--base", str(base_dir), "--outfile", str(tmp),
-          "--outtype", outtype], f"convert_lora_to_gguf ({outtype})", log, should_stop, outfile.parent)
+    _run(
+        [
+            sys.executable,
+            str(llama.scripts / CONVERT_LORA),
+            str(adapter_dir),
+            "--base",
+            str(base_dir),
+            "--outfile",
+            str(tmp),
+            "--outtype",
+            outtype,
+        ],
+        f"convert_lora_to_gguf ({outtype})",
+        log,
+        should_stop,
+        outfile.parent,
+    )
     os.replace(tmp, outfile)
     return outfile
 
@@ -161,17 +206,30 @@ def _quantize_bin() -> Path:
     try:
         from ik_llama_cpp import find_quantize_bin
     except (ImportError, OSError) as exc:
-        raise ExportError("llama_cpp_missing", f"ik-llama-cpp-python is not installed ({exc}): pip install "
-                                               "'dyag-model-exporter[llama]' (bootstrap.py installs it)") from None
+        raise ExportError(
+            "llama_cpp_missing",
+            f"ik-llama-cpp-python is not installed ({exc}): pip install "
+            "'dyag-model-exporter[llama]' (bootstrap.py installs it)",
+        ) from None
     binary = find_quantize_bin()
     if binary is None or not os.access(binary, os.X_OK):
-        raise ExportError("llama_cpp_missing", "ik-llama-cpp-python's llama-quantize binary is missing (ik_llama_cpp/bin): "
-                                               "reinstall 'dyag-model-exporter[llama]'")
+        raise ExportError(
+            "llama_cpp_missing",
+            "ik-llama-cpp-python's llama-quantize binary is missing (ik_llama_cpp/bin): "
+            "reinstall 'dyag-model-exporter[llama]'",
+        )
     return binary
 
 
-def quantize(source: Path, outfile: Path, quantization: str, *, threads: int = 0, log=lambda message: None,
-             should_stop=lambda: None) -> Path:
+def quantize(
+    source: Path,
+    outfile: Path,
+    quantization: str,
+    *,
+    threads: int = 0,
+    log=lambda message: None,
+    should_stop=lambda: None,
+) -> Path:
     """A GGUF (f16) quantized to another level by ik_llama.cpp's llama-quantize (a child process): F16, Q8_0, Q4_K_M."""
     kind = QUANTIZATIONS[quantization].name.upper()
     tmp = _part(outfile)
@@ -179,7 +237,10 @@ def quantize(source: Path, outfile: Path, quantization: str, *, threads: int = 0
     try:
         _run(argv, f"llama-quantize ({kind})", log, should_stop, outfile.parent)
         if not tmp.is_file():
-            raise ExportError("conversion_failed", f"llama-quantize wrote no {tmp.name} when quantizing {source.name} to {quantization}")
+            raise ExportError(
+                "conversion_failed",
+                f"llama-quantize wrote no {tmp.name} when quantizing {source.name} to {quantization}",
+            )
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -188,21 +249,45 @@ def quantize(source: Path, outfile: Path, quantization: str, *, threads: int = 0
 
 
 def _worker(args: list[str], what: str, log: Callable[[str], None], should_stop: Callable[[], None], cwd: Path) -> None:
-    _run([sys.executable, "-m", "dyag_model_exporter.gguf_worker", *args], what, log, should_stop, cwd, code="gguf_failed")
+    _run(
+        [sys.executable, "-m", "dyag_model_exporter.gguf_worker", *args],
+        what,
+        log,
+        should_stop,
+        cwd,
+        code="gguf_failed",
+    )
 
 
-def quantize_in_child(source: Path, outfile: Path, quantization: str, *, threads: int = 0, log=print, should_stop=lambda: None) -> Path:
+def quantize_in_child(
+    source: Path, outfile: Path, quantization: str, *, threads: int = 0, log=print, should_stop=lambda: None
+) -> Path:
     """quantize(): llama-quantize is a child process already (llama.cpp aborts its process on some bad inputs)."""
     return quantize(source, outfile, quantization, threads=threads, log=log, should_stop=should_stop)
 
 
-def answer_in_child(model: Path, prompts: Sequence[str], *, lora: Path | None = None, max_tokens: int, stop: Sequence[str] = (),
-                    threads: int = 0, workdir: Path, log=print, should_stop=lambda: None) -> dict:
+def answer_in_child(
+    model: Path,
+    prompts: Sequence[str],
+    *,
+    lora: Path | None = None,
+    max_tokens: int,
+    stop: Sequence[str] = (),
+    threads: int = 0,
+    workdir: Path,
+    log=print,
+    should_stop=lambda: None,
+) -> dict:
     """Greedy answers of a GGUF (+ GGUF LoRA) to prompts, with each prompt's tokens, from a child process."""
     workdir.mkdir(parents=True, exist_ok=True)
     request, result = workdir / f"{model.stem}.request.json", workdir / f"{model.stem}.result.json"
-    request.write_text(json.dumps({"prompts": list(prompts), "max_tokens": max_tokens, "stop": list(stop), "threads": threads},
-                                  ensure_ascii=False), encoding="utf-8")
+    request.write_text(
+        json.dumps(
+            {"prompts": list(prompts), "max_tokens": max_tokens, "stop": list(stop), "threads": threads},
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
     result.unlink(missing_ok=True)
     args = ["answer", str(model), str(request), str(result)] + (["--lora", str(lora)] if lora else [])
     _worker(args, f"llama.cpp answers ({model.name}{' + ' + lora.name if lora else ''})", log, should_stop, workdir)
@@ -225,7 +310,11 @@ def gguf_ready_tokenizer(tokenizer_json: dict) -> dict | None:
     on the first prompt). A byte-level pre-tokenizer maps every byte to a token, so byte fallback never happens:
     dropping it, with a plain ByteLevel decoder, changes no token. None when nothing needs fixing."""
     model = tokenizer_json.get("model") or {}
-    if model.get("type") != "BPE" or not model.get("byte_fallback") or not _has_byte_level(tokenizer_json.get("pre_tokenizer")):
+    if (
+        model.get("type") != "BPE"
+        or not model.get("byte_fallback")
+        or not _has_byte_level(tokenizer_json.get("pre_tokenizer"))
+    ):
         return None
     fixed = json.loads(json.dumps(tokenizer_json))
     fixed["model"]["byte_fallback"] = False
@@ -251,8 +340,12 @@ def gguf_metadata(path: Path) -> dict[str, object]:
     reader = GGUFReader(str(path))
     out: dict[str, object] = {}
     for name, field in reader.fields.items():
-        if name.startswith("tokenizer.ggml.") and name not in ("tokenizer.ggml.model", "tokenizer.ggml.pre",
-                                                                "tokenizer.ggml.eos_token_id", "tokenizer.ggml.bos_token_id"):
+        if name.startswith("tokenizer.ggml.") and name not in (
+            "tokenizer.ggml.model",
+            "tokenizer.ggml.pre",
+            "tokenizer.ggml.eos_token_id",
+            "tokenizer.ggml.bos_token_id",
+        ):
             continue
         try:
             value = field.contents()
@@ -293,7 +386,7 @@ class GgufChat:
         out = generate_greedy(self.llm, self.tokenize(prompt), max_tokens)  # ends at end-of-generation
         text = detokenize(self.llm, out)
         cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
-        return (text[:min(cuts)] if cuts else text).strip()
+        return (text[: min(cuts)] if cuts else text).strip()
 
     def close(self) -> None:
         if getattr(self, "llm", None) is not None:

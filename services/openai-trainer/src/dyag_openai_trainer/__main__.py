@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dyag.v1 import hosted_pb2_grpc
 from dyag_core.hosted import Scrubber
-from dyag_runtime.server import Runtime, run
-
 from dyag_openai_trainer.provider import Provider, install_secret_filter
 from dyag_openai_trainer.service import HostedTrainerServicer
 from dyag_openai_trainer.settings import OpenAITrainerSettings
 from dyag_openai_trainer.store import HostedStore
 from dyag_openai_trainer.trainer import TRAIN, HostedTrainer
+from dyag_runtime.server import Runtime, run
 
 
 def main() -> None:

@@ -15,9 +15,8 @@ from dyag_core.errors import DyagError
 from dyag_core.hosted import resolve_hyperparameters
 from dyag_core.hosted.plan import TrainingPlan, content_hash
 from dyag_core.validation.cost import estimate_cost
-from dyag_runtime.jobs import JobContext
-
 from dyag_openai_trainer.step import Step
+from dyag_runtime.jobs import JobContext
 
 
 class GateRefused(DyagError):
@@ -89,8 +88,9 @@ class Gates(Step):
             "gates": {"train": train["gates"], **({"validation": validation["gates"]} if validation else {})},
         }
         self.log(ctx, f"gates passed; plan {plan.key}")
-        ctx.progress(0.1, "gates passed", estimated_cost_usd=round(cost.get("cost_usd", 0.0), 4),
-                     train_examples=n_train)
+        ctx.progress(
+            0.1, "gates passed", estimated_cost_usd=round(cost.get("cost_usd", 0.0), 4), train_examples=n_train
+        )
         return body
 
     async def dataset_files(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -105,9 +105,12 @@ class Gates(Step):
                 "catalog": dataset.catalog,
                 "catalog_version": dataset.catalog_version,
                 "train": {"artifact": files[("train", "openai")], "manifest": files.get(("train", "manifest"))},
-                "validation": {"artifact": files[("validation", "openai")],
-                               "manifest": files.get(("validation", "manifest"))}
-                if ("validation", "openai") in files and dataset.split_counts.get("validation", 0) > 0 else None,
+                "validation": {
+                    "artifact": files[("validation", "openai")],
+                    "manifest": files.get(("validation", "manifest")),
+                }
+                if ("validation", "openai") in files and dataset.split_counts.get("validation", 0) > 0
+                else None,
             }
         uploaded = p["uploaded"]
 
@@ -120,11 +123,20 @@ class Gates(Step):
             "catalog_version": uploaded.get("catalog_version", ""),
             "train": {"artifact": ref(uploaded["train_digest"], "train.jsonl"), "manifest": None},
             "validation": {"artifact": ref(uploaded["validation_digest"], "validation.jsonl"), "manifest": None}
-            if uploaded.get("validation_digest") else None,
+            if uploaded.get("validation_digest")
+            else None,
         }
 
-    async def validate(self, artifact, manifest, filename: str, source: dict, base_model: str, allow_pii: bool,
-                       content: bytes | None = None) -> dict[str, Any]:
+    async def validate(
+        self,
+        artifact,
+        manifest,
+        filename: str,
+        source: dict,
+        base_model: str,
+        allow_pii: bool,
+        content: bytes | None = None,
+    ) -> dict[str, Any]:
         dataset = validation_pb2.DatasetSource(filename=filename)
         if content is not None:
             dataset.content = content
@@ -133,8 +145,12 @@ class Gates(Step):
             if manifest is not None:
                 dataset.manifest_artifact.CopyFrom(manifest)
         request = validation_pb2.ValidateRequest(
-            dataset=dataset, catalog=source.get("catalog", ""), catalog_version=source.get("catalog_version", ""),
-            model=base_model, bound_for_hosted_api=True, allow_pii=allow_pii,
+            dataset=dataset,
+            catalog=source.get("catalog", ""),
+            catalog_version=source.get("catalog_version", ""),
+            model=base_model,
+            bound_for_hosted_api=True,
+            allow_pii=allow_pii,
         )
         try:
             result = await self.peers.validator().Validate(request, timeout=600)
@@ -142,8 +158,9 @@ class Gates(Step):
             raise DyagError("unavailable", f"the validator could not check {filename}: {exc.details()}") from None
         return json_format.MessageToDict(result.report)
 
-    async def gate_file(self, ctx: JobContext, split: str, source: dict, files: dict, base_model: str,
-                        gates: dict) -> dict[str, Any]:
+    async def gate_file(
+        self, ctx: JobContext, split: str, source: dict, files: dict, base_model: str, gates: dict
+    ) -> dict[str, Any]:
         """Format and personal-data gates for one file; returns its (possibly redacted) digest and report."""
         artifact, manifest = files["artifact"], files["manifest"]
         filename = f"{split}.jsonl"
@@ -156,13 +173,16 @@ class Gates(Step):
         invalid, examples = int(report.get("invalid_lines") or 0), int(report.get("examples") or 0)
         if examples == 0:
             raise GateRefused(
-                "format", f"{filename} has no valid example (the validator found {invalid} invalid line(s))")
+                "format", f"{filename} has no valid example (the validator found {invalid} invalid line(s))"
+            )
         if invalid:
-            issues = "; ".join(f"line {int(i.get('line', 0))}: {i.get('code', '')}"
-                               for i in (report.get("issues") or [])[:5])
+            issues = "; ".join(
+                f"line {int(i.get('line', 0))}: {i.get('code', '')}" for i in (report.get("issues") or [])[:5]
+            )
             if not gates.get("ignore_format_errors"):
                 raise GateRefused(
-                    "format", f"{filename} has {invalid} invalid line(s) ({issues}). Fix them (dyag dataset validate, "
+                    "format",
+                    f"{filename} has {invalid} invalid line(s) ({issues}). Fix them (dyag dataset validate, "
                     "dyag dataset clean) or pass ignore_format_errors to upload it as it is",
                 )
             self.log(ctx, f"format gate overridden: {filename} has {invalid} invalid line(s) ({issues})", "warning")
@@ -179,15 +199,19 @@ class Gates(Step):
             again = await self.validate(None, None, filename, source, base_model, False, content=content)
             left = (again.get("pii") or {}).get("counts") or {}
             if (again.get("pii") or {}).get("blocking"):
-                raise GateRefused("pii", f"{filename} still has personal data after redaction ({_counts(left)}); "
-                                         "allow it explicitly (allow_pii) or fix the data")
+                raise GateRefused(
+                    "pii",
+                    f"{filename} still has personal data after redaction ({_counts(left)}); "
+                    "allow it explicitly (allow_pii) or fix the data",
+                )
             report = again
             self.log(ctx, f"personal data redacted in {filename} ({_counts(counts)})")
             outcome["pii"] = f"redacted ({_counts(counts)})"
         elif pii.get("blocking"):
             lines = [int(n) for n in (pii.get("lines") or [])[:10]]
             raise GateRefused(
-                "pii", f"{filename} has personal data ({_counts(counts)}) on lines {lines}"
+                "pii",
+                f"{filename} has personal data ({_counts(counts)}) on lines {lines}"
                 f"{'…' if len(pii.get('lines') or []) > 10 else ''}: "
                 "it must not reach a hosted API as it is. Redact it (redact_pii) or allow it explicitly (allow_pii)",
                 {"counts": counts},
@@ -198,15 +222,17 @@ class Gates(Step):
         else:
             outcome["pii"] = "none found"
 
-        body = json.dumps({"split": split, "gates": outcome, "report": report}, ensure_ascii=False,
-                          default=str).encode()
+        body = json.dumps(
+            {"split": split, "gates": outcome, "report": report}, ensure_ascii=False, default=str
+        ).encode()
         scrubbed = self.scrubber.text(body.decode()).encode()
         ctx.add_artifact(self.rt.artifacts.put_bytes(scrubbed, f"validation-{split}.json", "application/json"))
         return {"digest": digest, "report": report, "gates": outcome}
 
     async def redact(self, artifact, source: dict, filename: str) -> bytes:
         request = validation_pb2.CleanRequest(
-            dataset=validation_pb2.DatasetSource(artifact=artifact, filename=filename), redact_pii=True,
+            dataset=validation_pb2.DatasetSource(artifact=artifact, filename=filename),
+            redact_pii=True,
             catalog=source.get("catalog", ""),
         )
         try:
@@ -214,8 +240,9 @@ class Gates(Step):
         except grpc.aio.AioRpcError as exc:
             raise DyagError("unavailable", f"the validator could not redact {filename}: {exc.details()}") from None
 
-    def gate_cost(self, ctx: JobContext, report: dict, base_model: str, n_train: int, epochs: int,
-                  gates: dict) -> dict[str, Any]:
+    def gate_cost(
+        self, ctx: JobContext, report: dict, base_model: str, n_train: int, epochs: int, gates: dict
+    ) -> dict[str, Any]:
         """The cost estimate, shown; above the budget (or unknown), the job is refused unless ignore_budget."""
         budget = self.settings.openai_budget_usd
         if float(gates.get("budget_usd") or 0) > 0:
@@ -226,20 +253,26 @@ class Gates(Step):
             reason = "the validator could not count the dataset's tokens"
         else:
             try:
-                estimate = estimate_cost(billed, base_model, n_examples=n_train, epochs=epochs,
-                                         prices=self.settings.openai_prices)
+                estimate = estimate_cost(
+                    billed, base_model, n_examples=n_train, epochs=epochs, prices=self.settings.openai_prices
+                )
             except DyagError:
-                estimate, reason = None, (f"no training price is known for {base_model} "
-                                          "(add it to DYAG_OPENAI_PRICES, USD per 1M tokens)")
+                estimate, reason = (
+                    None,
+                    (f"no training price is known for {base_model} (add it to DYAG_OPENAI_PRICES, USD per 1M tokens)"),
+                )
             else:
                 cost = estimate.to_dict() | {"budget_usd": budget}
-                line = (f"estimated cost: {billed} tokens x {epochs} epochs x {estimate.price_per_million:.2f} $/M = "
-                        f"{_usd(estimate.cost_usd)} $ (budget {_usd(budget)} $)")
+                line = (
+                    f"estimated cost: {billed} tokens x {epochs} epochs x {estimate.price_per_million:.2f} $/M = "
+                    f"{_usd(estimate.cost_usd)} $ (budget {_usd(budget)} $)"
+                )
                 self.log(ctx, line)
                 if estimate.cost_usd > budget:
                     if not ignore:
                         raise GateRefused(
-                            "budget", f"the {line}. Raise DYAG_OPENAI_BUDGET_USD, train on fewer examples or epochs, "
+                            "budget",
+                            f"the {line}. Raise DYAG_OPENAI_BUDGET_USD, train on fewer examples or epochs, "
                             "or pass ignore_budget to accept this cost",
                             {"cost_usd": estimate.cost_usd, "budget_usd": budget},
                         )
@@ -248,10 +281,16 @@ class Gates(Step):
                 return cost
         if not ignore:
             raise GateRefused(
-                "budget", f"the cost cannot be estimated: {reason}. Pass ignore_budget to train without an estimate")
+                "budget", f"the cost cannot be estimated: {reason}. Pass ignore_budget to train without an estimate"
+            )
         self.log(ctx, f"budget gate overridden: {reason}", "warning")
-        return {"model": base_model, "cost_usd": 0.0, "budget_usd": budget, "budget_overridden": True,
-                "unknown": reason}
+        return {
+            "model": base_model,
+            "cost_usd": 0.0,
+            "budget_usd": budget,
+            "budget_overridden": True,
+            "unknown": reason,
+        }
 
 
 def _usd(amount: float) -> str:

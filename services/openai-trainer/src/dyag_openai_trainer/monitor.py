@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from dyag_core.errors import DyagError
 from dyag_core.hosted import ProviderRefusal
-from dyag_runtime.jobs import JobContext
-
 from dyag_openai_trainer.jobstate import JobState
 from dyag_openai_trainer.provider import pause
 from dyag_openai_trainer.step import METRICS, Step, now_rfc3339
+from dyag_runtime.jobs import JobContext
 
 REMOTE_ENDED = ("succeeded", "failed", "cancelled")
 STATUS_PROGRESS = {  # the job's progress while the remote job is in this status (no step counts yet)
@@ -43,8 +42,13 @@ class Monitor(Step):
         polls = 0
         call = self.provider.call
         while True:
-            job = await call("fine_tuning.jobs.retrieve", client.fine_tuning.jobs.retrieve, remote_id,
-                             on_retry=self.retry_logger(ctx), check=ctx.check_cancelled)
+            job = await call(
+                "fine_tuning.jobs.retrieve",
+                client.fine_tuning.jobs.retrieve,
+                remote_id,
+                on_retry=self.retry_logger(ctx),
+                check=ctx.check_cancelled,
+            )
             changed = False
             if job.status != last_status:
                 changed = True
@@ -52,8 +56,14 @@ class Monitor(Step):
                 self.store.update_plan(plan["key"], remote_status=job.status)
                 await self.emit_progress(ctx, remote_id, job.status, message=f"remote status: {job.status}")
                 self.log(ctx, f"remote job {remote_id}: {job.status}")
-            fresh = await call("fine_tuning.jobs.list_events", self.new_events, remote_id, seen,
-                               on_retry=self.retry_logger(ctx), check=ctx.check_cancelled)
+            fresh = await call(
+                "fine_tuning.jobs.list_events",
+                self.new_events,
+                remote_id,
+                seen,
+                on_retry=self.retry_logger(ctx),
+                check=ctx.check_cancelled,
+            )
             for event in fresh:
                 changed = True
                 seen.add(event.id)
@@ -68,8 +78,11 @@ class Monitor(Step):
             ctx.progress(fraction, step, **metrics)
             if job.status in REMOTE_ENDED:
                 break
-            interval = self.settings.openai_poll_interval_s if changed else min(
-                interval * self.settings.openai_poll_backoff, self.settings.openai_poll_max_interval_s)
+            interval = (
+                self.settings.openai_poll_interval_s
+                if changed
+                else min(interval * self.settings.openai_poll_backoff, self.settings.openai_poll_max_interval_s)
+            )
             await pause(interval, ctx.check_cancelled)
 
         if job.status == "failed":
@@ -81,14 +94,17 @@ class Monitor(Step):
                     "fix what the provider names (check the files with `dyag dataset validate --hosted`), then submit "
                     "again; unchanged files are not uploaded twice"
                 ),
-                provider_message=reason, code="remote_job_failed",
+                provider_message=reason,
+                code="remote_job_failed",
             )
         if job.status == "cancelled":
-            raise ProviderRefusal(f"the remote fine-tuning job {remote_id} was cancelled at the provider",
-                                  code="remote_job_cancelled")
+            raise ProviderRefusal(
+                f"the remote fine-tuning job {remote_id} was cancelled at the provider", code="remote_job_cancelled"
+            )
         if not job.fine_tuned_model:
-            raise ProviderRefusal(f"the remote job {remote_id} succeeded but names no fine-tuned model",
-                                  code="remote_job_incomplete")
+            raise ProviderRefusal(
+                f"the remote job {remote_id} succeeded but names no fine-tuned model", code="remote_job_incomplete"
+            )
         return job
 
     async def new_events(self, remote_id: str, seen: set[str], max_pages: int = 20) -> list:
@@ -111,20 +127,39 @@ class Monitor(Step):
             state.metrics.update({k: float(v) for k, v in metrics.items()})
         else:
             self.log(ctx, f"provider: {event.message}", {"warn": "warning"}.get(event.level, event.level))
-        await self.emit_progress(ctx, remote_id, status, message=event.message, level=event.level, event_id=event.id,
-                                 created_at=now_rfc3339(event.created_at), **metrics)
+        await self.emit_progress(
+            ctx,
+            remote_id,
+            status,
+            message=event.message,
+            level=event.level,
+            event_id=event.id,
+            created_at=now_rfc3339(event.created_at),
+            **metrics,
+        )
 
     async def read_checkpoints(self, ctx: JobContext, remote_id: str, state: JobState) -> None:
         client = self.provider.client
-        page = await self.provider.call("fine_tuning.jobs.checkpoints.list", client.fine_tuning.jobs.checkpoints.list,
-                                        remote_id, on_retry=self.retry_logger(ctx), check=ctx.check_cancelled)
+        page = await self.provider.call(
+            "fine_tuning.jobs.checkpoints.list",
+            client.fine_tuning.jobs.checkpoints.list,
+            remote_id,
+            on_retry=self.retry_logger(ctx),
+            check=ctx.check_cancelled,
+        )
         known = {c["id"] for c in state.checkpoints}
         for checkpoint in sorted(page.data, key=lambda c: c.step_number):
             if checkpoint.id in known:
                 continue
             metrics = checkpoint.metrics.model_dump(exclude_none=True) if checkpoint.metrics else {}
-            state.checkpoints.append({"id": checkpoint.id, "step": checkpoint.step_number,
-                                      "model": checkpoint.fine_tuned_model_checkpoint, "metrics": metrics})
+            state.checkpoints.append(
+                {
+                    "id": checkpoint.id,
+                    "step": checkpoint.step_number,
+                    "model": checkpoint.fine_tuned_model_checkpoint,
+                    "metrics": metrics,
+                }
+            )
             if "full_valid_loss" in metrics:
                 state.metrics["full_valid_loss"] = float(metrics["full_valid_loss"])
 
@@ -132,12 +167,13 @@ class Monitor(Step):
         if not remote_id:
             return
         try:
-            job = await self.provider.call("fine_tuning.jobs.cancel", self.provider.client.fine_tuning.jobs.cancel,
-                                           remote_id)
+            job = await self.provider.call(
+                "fine_tuning.jobs.cancel", self.provider.client.fine_tuning.jobs.cancel, remote_id
+            )
             self.store.update_plan(plan["key"], remote_status=job.status or "cancelled")
             self.log(ctx, f"remote job {remote_id} cancelled")
-            await self.emit_progress(ctx, remote_id, job.status or "cancelled",
-                                     message="cancelled at the user's request")
+            await self.emit_progress(
+                ctx, remote_id, job.status or "cancelled", message="cancelled at the user's request"
+            )
         except DyagError as exc:
             self.log(ctx, f"could not cancel remote job {remote_id}: {exc.message}", "error")
-

@@ -22,7 +22,6 @@ from dyag_core.hosted import (
     parse_retry_after,
 )
 from dyag_core.hosted.plan import provider_identity
-
 from dyag_openai_trainer.settings import OpenAITrainerSettings
 
 log = logging.getLogger(__name__)
@@ -98,10 +97,15 @@ class Provider:
                 "timeout": s.openai_request_timeout_s,
             }
             if s.openai_api_version:  # Azure OpenAI's classic endpoint: deployments and ?api-version=
-                self._client = openai.AsyncAzureOpenAI(azure_endpoint=self.base_url, api_version=s.openai_api_version, **common)
+                self._client = openai.AsyncAzureOpenAI(
+                    azure_endpoint=self.base_url, api_version=s.openai_api_version, **common
+                )
             else:
                 self._client = openai.AsyncOpenAI(
-                    base_url=self.base_url, organization=s.openai_organization or None, project=s.openai_project or None, **common
+                    base_url=self.base_url,
+                    organization=s.openai_organization or None,
+                    project=s.openai_project or None,
+                    **common,
                 )
         return self._client
 
@@ -130,7 +134,11 @@ class Provider:
                 status, message, code = exc.status_code, _provider_message(exc), str(exc.code or "")
                 retry_after = parse_retry_after(dict(exc.response.headers))
             except openai.APITimeoutError:
-                status, message, code = None, f"no answer within {self.settings.openai_request_timeout_s:g} s", "timeout"
+                status, message, code = (
+                    None,
+                    f"no answer within {self.settings.openai_request_timeout_s:g} s",
+                    "timeout",
+                )
             except openai.APIConnectionError as exc:
                 status, message, code = None, f"cannot connect: {exc.__cause__ or exc}", "connection_error"
             message = self.scrubber.text(message)
@@ -139,13 +147,23 @@ class Provider:
                 delay = self.policy.delay(attempt, retry_after)
                 if on_retry:
                     on_retry(what, attempt, status, delay, message)
-                log.warning("provider call failed; retrying", extra={"call": what, "attempt": attempt, "status": status,
-                                                                      "delay_s": round(delay, 2), "error": message})
+                log.warning(
+                    "provider call failed; retrying",
+                    extra={
+                        "call": what,
+                        "attempt": attempt,
+                        "status": status,
+                        "delay_s": round(delay, 2),
+                        "error": message,
+                    },
+                )
                 await pause(delay, check)
                 continue
             raise self.refusal(what, status, message, code, verdict, attempt)
 
-    def refusal(self, what: str, status: int | None, message: str, code: str, verdict: str, attempts: int) -> ProviderRefusal:
+    def refusal(
+        self, what: str, status: int | None, message: str, code: str, verdict: str, attempts: int
+    ) -> ProviderRefusal:
         shown = f"HTTP {status}" if status is not None else (code or "no answer")
         message = message.rstrip(". ")
         advice = next_step_for(status, message, code)
@@ -158,7 +176,9 @@ class Provider:
         else:
             text = f"the provider at {self.identity} rejected {what} ({shown}): {message}. What to do next: {advice}"
             code_name = "provider_rejected"
-        return ProviderRefusal(self.scrubber.text(text), status=status, provider_message=message, next_step=advice, code=code_name)
+        return ProviderRefusal(
+            self.scrubber.text(text), status=status, provider_message=message, next_step=advice, code=code_name
+        )
 
 
 def _provider_message(exc: openai.APIStatusError) -> str:

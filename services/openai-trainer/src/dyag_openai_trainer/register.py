@@ -13,10 +13,9 @@ from typing import Any
 from dyag.v1 import hosted_pb2
 from dyag_core.errors import DyagError
 from dyag_core.validation.cost import price_for
-from dyag_runtime.jobs import JobContext
-
 from dyag_openai_trainer.jobstate import JobState
 from dyag_openai_trainer.step import Step, now_rfc3339
+from dyag_runtime.jobs import JobContext
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +84,16 @@ class Registrar(Step):
         self.store.update_plan(plan["key"], model_id=model_id, remote_status="succeeded")
         self.log(ctx, f"model {model_id} registered (target {model['target']})")
         event = hosted_pb2.ModelRegistered(
-            model_id=model_id, target=model["target"], base_model=model["base_model"], job_id=ctx.job_id,
+            model_id=model_id,
+            target=model["target"],
+            base_model=model["base_model"],
+            job_id=ctx.job_id,
             remote_job_id=job.id,
-            dataset_id=model["dataset_id"], catalog=model["catalog"], catalog_version=model["catalog_version"],
-            train_hash=model["train_hash"], cost_usd=model["cost"]["actual_usd"] or model["cost"]["estimated_usd"],
+            dataset_id=model["dataset_id"],
+            catalog=model["catalog"],
+            catalog_version=model["catalog_version"],
+            train_hash=model["train_hash"],
+            cost_usd=model["cost"]["actual_usd"] or model["cost"]["estimated_usd"],
             card=artifact.to_proto(),
         )
         try:
@@ -102,12 +107,19 @@ class Registrar(Step):
         client = self.provider.client
         for question in self.settings.openai_smoke_questions:
             start = time.perf_counter()
-            messages = [{"role": "system", "content": self.settings.openai_smoke_system_prompt},
-                        {"role": "user", "content": question}]
+            messages = [
+                {"role": "system", "content": self.settings.openai_smoke_system_prompt},
+                {"role": "user", "content": question},
+            ]
             try:
                 reply = await self.provider.call(
-                    "chat.completions.create", client.chat.completions.create, model=model_id, messages=messages,
-                    max_tokens=self.settings.openai_smoke_max_tokens, temperature=0, check=ctx.check_cancelled,
+                    "chat.completions.create",
+                    client.chat.completions.create,
+                    model=model_id,
+                    messages=messages,
+                    max_tokens=self.settings.openai_smoke_max_tokens,
+                    temperature=0,
+                    check=ctx.check_cancelled,
                 )
                 answer = (reply.choices[0].message.content or "").strip() if reply.choices else ""
                 latency_ms = round((time.perf_counter() - start) * 1000, 1)
@@ -120,8 +132,11 @@ class Registrar(Step):
 
     def reuse_model(self, ctx: JobContext, plan: dict, known: dict) -> dict[str, Any]:
         model = self.store.model(known["model_id"])
-        self.log(ctx, f"this dataset and these parameters already trained {model['id']} "
-                      f"(remote job {model['remote_job_id']}): reusing it, nothing uploaded or paid again")
+        self.log(
+            ctx,
+            f"this dataset and these parameters already trained {model['id']} "
+            f"(remote job {model['remote_job_id']}): reusing it, nothing uploaded or paid again",
+        )
         ctx.progress(1.0, "reused an already trained model")
         files = {split: {"file_id": f, "reused": True} for split, f in model["lineage"].get("files", {}).items()}
         state = JobState(Path("."), files=files, remote_job_id=model["remote_job_id"], reused_remote_job=True)
@@ -145,4 +160,3 @@ class Registrar(Step):
             "actual_cost_usd": model["cost"]["actual_usd"],
             "smoke_test": model.get("smoke_test", []),
         }
-

@@ -10,13 +10,12 @@ from google.protobuf import json_format
 from dyag.v1 import hosted_pb2, hosted_pb2_grpc
 from dyag_core.errors import DyagError
 from dyag_core.hosted import resolve_hyperparameters
-from dyag_runtime.jobs import record_to_proto
-from dyag_runtime.server import Runtime
-
 from dyag_openai_trainer.provider import NotConfigured, Provider
 from dyag_openai_trainer.settings import OpenAITrainerSettings
 from dyag_openai_trainer.store import HostedStore
 from dyag_openai_trainer.trainer import TRAIN, HostedTrainer
+from dyag_runtime.jobs import record_to_proto
+from dyag_runtime.server import Runtime
 
 MAX_SUFFIX = 64
 
@@ -26,7 +25,14 @@ def model_message(model: dict[str, Any]) -> hosted_pb2.HostedModel:
 
 
 class HostedTrainerServicer(hosted_pb2_grpc.HostedTrainerServiceServicer):
-    def __init__(self, rt: Runtime, settings: OpenAITrainerSettings, store: HostedStore, provider: Provider, trainer: HostedTrainer):
+    def __init__(
+        self,
+        rt: Runtime,
+        settings: OpenAITrainerSettings,
+        store: HostedStore,
+        provider: Provider,
+        trainer: HostedTrainer,
+    ):
         self.rt, self.settings, self.store, self.provider, self.trainer = rt, settings, store, provider, trainer
 
     async def Train(self, request: hosted_pb2.TrainRequest, context) -> Any:
@@ -34,22 +40,37 @@ class HostedTrainerServicer(hosted_pb2_grpc.HostedTrainerServiceServicer):
             raise NotConfigured()
         base_model = request.base_model.strip() or self.settings.openai_default_model
         if len(request.suffix) > MAX_SUFFIX:
-            raise DyagError("invalid_suffix", f"the suffix has {len(request.suffix)} characters; the API accepts at most {MAX_SUFFIX}")
+            raise DyagError(
+                "invalid_suffix",
+                f"the suffix has {len(request.suffix)} characters; the API accepts at most {MAX_SUFFIX}",
+            )
         given = request.hyperparameters
         # The values given are checked now (the preset fills the others once the dataset's size is known).
-        resolve_hyperparameters(1000, n_epochs=given.n_epochs or None, batch_size=given.batch_size or None,
-                                learning_rate_multiplier=given.learning_rate_multiplier or None)
+        resolve_hyperparameters(
+            1000,
+            n_epochs=given.n_epochs or None,
+            batch_size=given.batch_size or None,
+            learning_rate_multiplier=given.learning_rate_multiplier or None,
+        )
         gates = request.gates
         if gates.budget_usd < 0:
             raise DyagError("invalid_budget", "budget_usd must be 0 (the service's budget) or a positive amount in USD")
         params: dict[str, Any] = {
             "base_model": base_model,
-            "hyperparameters": {"n_epochs": given.n_epochs, "batch_size": given.batch_size,
-                                "learning_rate_multiplier": given.learning_rate_multiplier},
+            "hyperparameters": {
+                "n_epochs": given.n_epochs,
+                "batch_size": given.batch_size,
+                "learning_rate_multiplier": given.learning_rate_multiplier,
+            },
             "suffix": request.suffix,
             "seed": request.seed if request.HasField("seed") else None,
-            "gates": {"allow_pii": gates.allow_pii, "redact_pii": gates.redact_pii, "ignore_format_errors": gates.ignore_format_errors,
-                      "ignore_budget": gates.ignore_budget, "budget_usd": gates.budget_usd},
+            "gates": {
+                "allow_pii": gates.allow_pii,
+                "redact_pii": gates.redact_pii,
+                "ignore_format_errors": gates.ignore_format_errors,
+                "ignore_budget": gates.ignore_budget,
+                "budget_usd": gates.budget_usd,
+            },
         }
         which = request.WhichOneof("dataset")
         if which == "dataset_id":
@@ -58,7 +79,10 @@ class HostedTrainerServicer(hosted_pb2_grpc.HostedTrainerServiceServicer):
         elif which == "uploaded":
             params["uploaded"] = await asyncio.to_thread(self._store_uploaded, request.uploaded)
         else:
-            raise DyagError("missing_dataset", "name a dataset built by dataset-builder (dataset_id) or send its train file (uploaded)")
+            raise DyagError(
+                "missing_dataset",
+                "name a dataset built by dataset-builder (dataset_id) or send its train file (uploaded)",
+            )
         record = await self.rt.jobs.submit(TRAIN, params, request.correlation_id)
         return record_to_proto(record)
 
@@ -71,9 +95,16 @@ class HostedTrainerServicer(hosted_pb2_grpc.HostedTrainerServiceServicer):
             raise DyagError("missing_dataset", "the uploaded dataset has no train content")
         for name, data in (("train", uploaded.train), ("validation", uploaded.validation)):
             if len(data) > limit:
-                raise DyagError("too_large", f"the {name} file has {len(data)} bytes; the limit is {limit} (DYAG_OPENAI_MAX_DATASET_BYTES)")
+                raise DyagError(
+                    "too_large",
+                    f"the {name} file has {len(data)} bytes; the limit is {limit} (DYAG_OPENAI_MAX_DATASET_BYTES)",
+                )
         train = self.rt.artifacts.put_bytes(uploaded.train, "train.jsonl", "application/jsonl")
-        validation = self.rt.artifacts.put_bytes(uploaded.validation, "validation.jsonl", "application/jsonl") if uploaded.validation.strip() else None
+        validation = (
+            self.rt.artifacts.put_bytes(uploaded.validation, "validation.jsonl", "application/jsonl")
+            if uploaded.validation.strip()
+            else None
+        )
         return {
             "name": uploaded.name,
             "catalog": uploaded.catalog,
@@ -86,4 +117,6 @@ class HostedTrainerServicer(hosted_pb2_grpc.HostedTrainerServiceServicer):
         return model_message(self.store.model(request.id))
 
     async def ListModels(self, request, context) -> Any:
-        return hosted_pb2.ListModelsResponse(models=[model_message(m) for m in self.store.models(request.base_model, request.dataset_id)])
+        return hosted_pb2.ListModelsResponse(
+            models=[model_message(m) for m in self.store.models(request.base_model, request.dataset_id)]
+        )

@@ -26,7 +26,9 @@ class OpenAITrainerSettings(ServiceSettings):
         "https://api.openai.com/v1", validation_alias=AliasChoices("DYAG_OPENAI_BASE_URL", "OPENAI_BASE_URL")
     )
     # Only from the environment (or a .env file); never logged, never in events, records or model cards.
-    openai_api_key: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("DYAG_OPENAI_API_KEY", "OPENAI_API_KEY"))
+    openai_api_key: SecretStr = Field(
+        SecretStr(""), validation_alias=AliasChoices("DYAG_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
     openai_organization: str = Field("", validation_alias=AliasChoices("DYAG_OPENAI_ORGANIZATION", "OPENAI_ORG_ID"))
     openai_project: str = Field("", validation_alias=AliasChoices("DYAG_OPENAI_PROJECT", "OPENAI_PROJECT_ID"))
     # Azure OpenAI's classic endpoint (https://<resource>.openai.azure.com with ?api-version=): set the version,

@@ -8,13 +8,12 @@ from datetime import UTC, datetime
 
 from dyag.v1 import hosted_pb2
 from dyag_core.hosted import Scrubber
-from dyag_runtime.jobs import JobContext
-from dyag_runtime.peers import Peers
-from dyag_runtime.server import Runtime
-
 from dyag_openai_trainer.provider import Provider
 from dyag_openai_trainer.settings import OpenAITrainerSettings
 from dyag_openai_trainer.store import HostedStore
+from dyag_runtime.jobs import JobContext
+from dyag_runtime.peers import Peers
+from dyag_runtime.server import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +28,15 @@ def now_rfc3339(ts: float | None = None) -> str:
 class Step:
     """One part of the job (gates, upload, monitor, register), with the services and helpers they all use."""
 
-    def __init__(self, rt: Runtime, settings: OpenAITrainerSettings, store: HostedStore, provider: Provider,
-                 scrubber: Scrubber, peers: Peers):
+    def __init__(
+        self,
+        rt: Runtime,
+        settings: OpenAITrainerSettings,
+        store: HostedStore,
+        provider: Provider,
+        scrubber: Scrubber,
+        peers: Peers,
+    ):
         self.rt, self.settings, self.store, self.provider, self.scrubber = rt, settings, store, provider, scrubber
         self.peers = peers
 
@@ -44,12 +50,28 @@ class Step:
 
         return on_retry
 
-    async def emit_progress(self, ctx: JobContext, remote_id: str, status: str, *, message: str = "",
-                            level: str = "info", event_id: str = "", created_at: str = "", **metrics: float) -> None:
+    async def emit_progress(
+        self,
+        ctx: JobContext,
+        remote_id: str,
+        status: str,
+        *,
+        message: str = "",
+        level: str = "info",
+        event_id: str = "",
+        created_at: str = "",
+        **metrics: float,
+    ) -> None:
         payload = hosted_pb2.TrainingProgress(
-            job_id=ctx.job_id, remote_job_id=remote_id, status=status, message=self.scrubber.text(message or ""),
-            level=level or "info", remote_event_id=event_id, created_at=created_at or now_rfc3339(),
-            step=int(metrics.get("step", 0)), total_steps=int(metrics.get("total_steps", 0)),
+            job_id=ctx.job_id,
+            remote_job_id=remote_id,
+            status=status,
+            message=self.scrubber.text(message or ""),
+            level=level or "info",
+            remote_event_id=event_id,
+            created_at=created_at or now_rfc3339(),
+            step=int(metrics.get("step", 0)),
+            total_steps=int(metrics.get("total_steps", 0)),
         )
         for name in METRICS:
             if metrics.get(name) is not None:

@@ -54,12 +54,17 @@ class HostedStore(SqliteIndex):
     # --- uploads ---------------------------------------------------------------------------------
     def upload(self, key: str) -> dict[str, Any] | None:
         with self.lock:
-            row = self.db.execute("SELECT file_id, filename, bytes, content_hash FROM uploads WHERE key = ?", (key,)).fetchone()
+            row = self.db.execute(
+                "SELECT file_id, filename, bytes, content_hash FROM uploads WHERE key = ?", (key,)
+            ).fetchone()
         return dict(zip(("file_id", "filename", "bytes", "content_hash"), row)) if row else None
 
     def put_upload(self, key: str, file_id: str, filename: str, size: int, content_hash: str) -> None:
         with self.lock:
-            self.db.execute("INSERT OR REPLACE INTO uploads VALUES (?,?,?,?,?,?)", (key, file_id, filename, size, content_hash, time.time()))
+            self.db.execute(
+                "INSERT OR REPLACE INTO uploads VALUES (?,?,?,?,?,?)",
+                (key, file_id, filename, size, content_hash, time.time()),
+            )
 
     def forget_upload(self, key: str) -> None:
         with self.lock:
@@ -68,12 +73,16 @@ class HostedStore(SqliteIndex):
     # --- plans -----------------------------------------------------------------------------------
     def plan(self, key: str) -> dict[str, Any] | None:
         with self.lock:
-            row = self.db.execute("SELECT remote_job_id, remote_status, model_id, body FROM plans WHERE key = ?", (key,)).fetchone()
+            row = self.db.execute(
+                "SELECT remote_job_id, remote_status, model_id, body FROM plans WHERE key = ?", (key,)
+            ).fetchone()
         if row is None:
             return None
         return {"key": key, "remote_job_id": row[0], "remote_status": row[1], "model_id": row[2], **json.loads(row[3])}
 
-    def put_plan(self, key: str, body: dict[str, Any], *, remote_job_id: str = "", remote_status: str = "", model_id: str = "") -> None:
+    def put_plan(
+        self, key: str, body: dict[str, Any], *, remote_job_id: str = "", remote_status: str = "", model_id: str = ""
+    ) -> None:
         fields = {k: v for k, v in body.items() if k not in ("key", "remote_job_id", "remote_status", "model_id")}
         with self.lock:
             self.db.execute(
@@ -97,8 +106,14 @@ class HostedStore(SqliteIndex):
         with self.lock:
             self.db.execute(
                 "INSERT OR REPLACE INTO models VALUES (?,?,?,?,?,?)",
-                (model["id"], plan_key, model.get("base_model", ""), model.get("dataset_id", ""), time.time(),
-                 json.dumps(model, ensure_ascii=False)),
+                (
+                    model["id"],
+                    plan_key,
+                    model.get("base_model", ""),
+                    model.get("dataset_id", ""),
+                    time.time(),
+                    json.dumps(model, ensure_ascii=False),
+                ),
             )
 
     def model(self, model_id: str) -> dict[str, Any]:

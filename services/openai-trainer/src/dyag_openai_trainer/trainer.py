@@ -26,10 +26,6 @@ from typing import Any
 
 from dyag_core.errors import DyagError
 from dyag_core.hosted import Scrubber
-from dyag_runtime.jobs import JobCancelled, JobContext
-from dyag_runtime.peers import Peers
-from dyag_runtime.server import Runtime
-
 from dyag_openai_trainer.gates import Gates
 from dyag_openai_trainer.jobstate import JobState
 from dyag_openai_trainer.monitor import Monitor, progress_of
@@ -39,6 +35,9 @@ from dyag_openai_trainer.settings import OpenAITrainerSettings
 from dyag_openai_trainer.step import Step
 from dyag_openai_trainer.store import HostedStore
 from dyag_openai_trainer.upload import Uploader
+from dyag_runtime.jobs import JobCancelled, JobContext
+from dyag_runtime.peers import Peers
+from dyag_runtime.server import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +49,9 @@ class HostedTrainer(Step):
 
     fraction = staticmethod(progress_of)  # the job's progress for a remote status and its metrics
 
-    def __init__(self, rt: Runtime, settings: OpenAITrainerSettings, store: HostedStore, provider: Provider,
-                 scrubber: Scrubber):
+    def __init__(
+        self, rt: Runtime, settings: OpenAITrainerSettings, store: HostedStore, provider: Provider, scrubber: Scrubber
+    ):
         super().__init__(rt, settings, store, provider, scrubber, Peers(settings))
         parts = (rt, settings, store, provider, scrubber, self.peers)
         self.gates, self.uploader = Gates(*parts), Uploader(*parts)
@@ -93,8 +93,10 @@ class HostedTrainer(Step):
                 state.seen_events, state.metrics = [], {}
                 state.save()
             else:
-                self.log(ctx, f"following remote job {state.remote_job_id} again after the restart "
-                              "(no new upload, no new job)")
+                self.log(
+                    ctx,
+                    f"following remote job {state.remote_job_id} again after the restart (no new upload, no new job)",
+                )
 
         try:
             job = await self.monitor.follow(ctx, plan, state)
@@ -106,5 +108,8 @@ class HostedTrainer(Step):
 
     def _ended_badly(self, remote_job_id: str, key: str) -> bool:
         known = self.store.plan(key)
-        return bool(known and known.get("remote_job_id") == remote_job_id
-                    and known.get("remote_status") in ("failed", "cancelled"))
+        return bool(
+            known
+            and known.get("remote_job_id") == remote_job_id
+            and known.get("remote_status") in ("failed", "cancelled")
+        )

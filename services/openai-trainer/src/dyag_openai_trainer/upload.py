@@ -8,9 +8,8 @@ import asyncio
 from typing import Any
 
 from dyag_core.hosted.plan import content_hash, upload_key
-from dyag_runtime.jobs import JobContext
-
 from dyag_openai_trainer.step import Step
+from dyag_runtime.jobs import JobContext
 
 
 class Uploader(Step):
@@ -27,16 +26,25 @@ class Uploader(Step):
             key = upload_key(self.provider.base_url, data)
             known = self.store.upload(key)
             if known:
-                self.log(ctx, f"{split}: reusing upload {known['file_id']} "
-                              "(same content already sent to this provider)")
+                self.log(
+                    ctx, f"{split}: reusing upload {known['file_id']} (same content already sent to this provider)"
+                )
                 files[split] = {"file_id": known["file_id"], "reused": True}
                 continue
             filename = f"dyag-{content_hash(data)[7:23]}-{split}.jsonl"
-            found = await self.provider.call("files.list", self.find_file, filename, len(data),
-                                             on_retry=self.retry_logger(ctx), check=ctx.check_cancelled)
+            found = await self.provider.call(
+                "files.list",
+                self.find_file,
+                filename,
+                len(data),
+                on_retry=self.retry_logger(ctx),
+                check=ctx.check_cancelled,
+            )
             if found:
-                self.log(ctx, f"{split}: the provider already has {filename} as {found} "
-                              "(uploaded before a restart); reusing it")
+                self.log(
+                    ctx,
+                    f"{split}: the provider already has {filename} as {found} (uploaded before a restart); reusing it",
+                )
                 file_id, reused = found, True
             else:
                 attempts = 0
@@ -47,12 +55,15 @@ class Uploader(Step):
                     if attempts > 1 and (earlier := await self.find_file(filename, len(data))):
                         return earlier  # the failed attempt's upload did arrive: do not send it twice
                     created = await self.provider.client.files.create(
-                        file=(filename, data, "application/jsonl"), purpose="fine-tune",
-                        timeout=self.settings.openai_upload_timeout_s)
+                        file=(filename, data, "application/jsonl"),
+                        purpose="fine-tune",
+                        timeout=self.settings.openai_upload_timeout_s,
+                    )
                     return created.id
 
-                file_id = await self.provider.call(f"files.create ({split})", upload_once,
-                                                   on_retry=self.retry_logger(ctx), check=ctx.check_cancelled)
+                file_id = await self.provider.call(
+                    f"files.create ({split})", upload_once, on_retry=self.retry_logger(ctx), check=ctx.check_cancelled
+                )
                 reused = False
                 self.log(ctx, f"{split}: uploaded {len(data)} bytes as {file_id}")
             self.store.put_upload(key, file_id, filename, len(data), content_hash(data))
@@ -71,15 +82,21 @@ class Uploader(Step):
         key = plan["key"]
         known = self.store.plan(key)
         if known and known.get("remote_job_id") and known.get("remote_status") not in ("failed", "cancelled"):
-            self.log(ctx, f"reusing remote job {known['remote_job_id']} "
-                          "(same dataset and parameters: not paying twice)")
+            self.log(
+                ctx, f"reusing remote job {known['remote_job_id']} (same dataset and parameters: not paying twice)"
+            )
             return known["remote_job_id"], True
         if not known:
             self.store.put_plan(key, plan)
         found = None
         if self.settings.openai_send_metadata:
-            found = await self.provider.call("fine_tuning.jobs.list", self.find_remote_job, key,
-                                             on_retry=self.retry_logger(ctx), check=ctx.check_cancelled)
+            found = await self.provider.call(
+                "fine_tuning.jobs.list",
+                self.find_remote_job,
+                key,
+                on_retry=self.retry_logger(ctx),
+                check=ctx.check_cancelled,
+            )
         if found:
             self.log(ctx, f"the provider already runs remote job {found} for this plan; following it")
             self.store.update_plan(key, remote_job_id=found, remote_status="queued")
@@ -103,17 +120,22 @@ class Uploader(Step):
         async def create_once():
             nonlocal attempts
             attempts += 1
-            if attempts > 1 and self.settings.openai_send_metadata and (
-                    earlier := await self.find_remote_job(key, job=True)):
+            if (
+                attempts > 1
+                and self.settings.openai_send_metadata
+                and (earlier := await self.find_remote_job(key, job=True))
+            ):
                 return earlier  # the failed attempt did create the job (its answer was lost): never pay twice
             return await self.provider.client.fine_tuning.jobs.create(**kwargs)
 
-        job = await self.provider.call("fine_tuning.jobs.create", create_once, on_retry=self.retry_logger(ctx),
-                                       check=ctx.check_cancelled)
+        job = await self.provider.call(
+            "fine_tuning.jobs.create", create_once, on_retry=self.retry_logger(ctx), check=ctx.check_cancelled
+        )
         self.store.update_plan(key, remote_job_id=job.id, remote_status=job.status)
         self.log(ctx, f"remote job {job.id} created (base model {plan['base_model']}, status {job.status})")
-        await self.emit_progress(ctx, job.id, job.status,
-                                 message=f"remote job created (base model {plan['base_model']})")
+        await self.emit_progress(
+            ctx, job.id, job.status, message=f"remote job created (base model {plan['base_model']})"
+        )
         return job.id, False
 
     async def find_remote_job(self, key: str, *, job: bool = False):

@@ -47,7 +47,9 @@ class EmbeddingCache:
         with self.lock:
             for start in range(0, len(keys), 500):
                 part = keys[start : start + 500]
-                rows = self.db.execute(f"SELECT key, vector FROM vectors WHERE key IN ({','.join('?' * len(part))})", part)
+                rows = self.db.execute(
+                    f"SELECT key, vector FROM vectors WHERE key IN ({','.join('?' * len(part))})", part
+                )
                 found.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows)
         return found
 

@@ -37,7 +37,6 @@ from dyag_rag_service.retrieval import Retrieval, Retriever
 from dyag_rag_service.settings import RagSettings
 from dyag_rag_service.store import VectorStore
 
-
 MODES = ("auto", "grounded", "generative")
 GROUNDED_VERSIONS_KEPT = 8  # catalog versions whose answerer stays in memory (~0.3 s to build one again)
 NOT_UNDERSTOOD = (
@@ -58,12 +57,19 @@ class RagEngine:
         self.settings = settings
         self.store = store or VectorStore(settings)
         self.retriever = Retriever(
-            self.store, settings.rag_embedder, candidates=settings.rag_candidates, reranker=load_reranker(settings.rag_reranker),
+            self.store,
+            settings.rag_embedder,
+            candidates=settings.rag_candidates,
+            reranker=load_reranker(settings.rag_reranker),
             dense_weight_unlinked=settings.rag_dense_weight_unlinked,
         )
         self.indexer = Indexer(
-            self.store, settings.rag_embedder, settings.rag_dense_max_chars, settings.rag_embed_batch,
-            open_cache(settings.rag_embedding_cache, settings.data_dir), settings.rag_dense_scope,
+            self.store,
+            settings.rag_embedder,
+            settings.rag_dense_max_chars,
+            settings.rag_embed_batch,
+            open_cache(settings.rag_embedding_cache, settings.data_dir),
+            settings.rag_dense_scope,
         )
         self.default_model = settings.rag_default_model or LLMSettings().spec()
         self._models: dict[str, ChatModel] = {}
@@ -113,9 +119,18 @@ class RagEngine:
         dense: str = "auto",
         mode: str = "",
     ) -> dict[str, Any]:
-        return self.query_batch(collection, [question], n_chunks=n_chunks, model=model, retrieve_only=retrieve_only,
-                                max_tokens=max_tokens, temperature=temperature, entity_filter=entity_filter, dense=dense,
-                                mode=mode)[0]
+        return self.query_batch(
+            collection,
+            [question],
+            n_chunks=n_chunks,
+            model=model,
+            retrieve_only=retrieve_only,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            entity_filter=entity_filter,
+            dense=dense,
+            mode=mode,
+        )[0]
 
     def query_batch(
         self,
@@ -139,18 +154,24 @@ class RagEngine:
         mode = validate_mode(mode or self.settings.rag_mode)
         n_chunks = n_chunks or self.settings.rag_default_n_chunks
         if not 1 <= n_chunks <= self.settings.rag_max_n_chunks:
-            raise RagError("invalid_n_chunks", f"n_chunks must be between 1 and {self.settings.rag_max_n_chunks}, not {n_chunks}")
+            raise RagError(
+                "invalid_n_chunks", f"n_chunks must be between 1 and {self.settings.rag_max_n_chunks}, not {n_chunks}"
+            )
         responses, asking = [], []
         for question in questions:
             t = time.perf_counter()
-            retrieval = self.retriever.retrieve(collection, question, n_chunks, entity_filter=entity_filter, dense=dense)
+            retrieval = self.retriever.retrieve(
+                collection, question, n_chunks, entity_filter=entity_filter, dense=dense
+            )
             response = _response(retrieval)
             if retrieval.abstain_reason:
                 response["abstained"] = True
                 response["abstain_reason"] = retrieval.abstain_reason
                 response["mode"] = "grounded"  # refused without the model
                 response["answer"] = (
-                    abstention(retrieval.unknown) if retrieval.unknown else f"{NO_ANSWER} : la collection {collection} ne contient encore aucun extrait."
+                    abstention(retrieval.unknown)
+                    if retrieval.unknown
+                    else f"{NO_ANSWER} : la collection {collection} ne contient encore aucun extrait."
                 )
             elif not retrieve_only:
                 grounded = self._grounded_answer(retrieval, question, mode)
@@ -158,7 +179,10 @@ class RagEngine:
                     _use_grounded(response, grounded)
                 else:
                     if grounded is not None:  # how the question was read, even when the model answers it
-                        response["confidence"], response["intents"] = round(grounded.confidence, 4), list(grounded.intents)
+                        response["confidence"], response["intents"] = (
+                            round(grounded.confidence, 4),
+                            list(grounded.intents),
+                        )
                     asking.append((len(responses), question, retrieval, grounded))
             response["timings"]["total_ms"] = round((time.perf_counter() - t) * 1000, 3)
             responses.append(response)
@@ -184,14 +208,17 @@ class RagEngine:
                 response["model"] = result.model
                 response["tokens"] = {"prompt": result.prompt_tokens, "completion": result.completion_tokens}
                 response["finish_reason"] = getattr(result, "finish_reason", "")
-                cited = set(cited_entities(result.text, [(s["entity_id"], s["entity_name"]) for s in response["sources"]]))
+                cited = set(
+                    cited_entities(result.text, [(s["entity_id"], s["entity_name"]) for s in response["sources"]])
+                )
                 for source in response["sources"]:
                     source["cited"] = source["entity_id"] in cited
-                response["timings"]["total_ms"] = round(response["timings"]["total_ms"] + response["timings"]["generate_ms"], 3)
+                response["timings"]["total_ms"] = round(
+                    response["timings"]["total_ms"] + response["timings"]["generate_ms"], 3
+                )
         if len(questions) == 1:
             responses[0]["timings"]["total_ms"] = round((time.perf_counter() - began) * 1000, 3)
         return responses
-
 
     def _grounded_answer(self, retrieval: Retrieval, question: str, mode: str) -> GroundedAnswer | None:
         if mode == "generative":
@@ -199,8 +226,11 @@ class RagEngine:
         answerer = self._grounded.get((retrieval.catalog, retrieval.catalog_version))
         if answerer is None:
             if mode == "grounded":
-                raise RagError("catalog_not_loaded", f"grounded answers need the catalog {retrieval.catalog} version "
-                               f"{retrieval.catalog_version} of collection {retrieval.collection}, which is not loaded")
+                raise RagError(
+                    "catalog_not_loaded",
+                    f"grounded answers need the catalog {retrieval.catalog} version "
+                    f"{retrieval.catalog_version} of collection {retrieval.collection}, which is not loaded",
+                )
             return None
         return answerer.answer(question)
 
@@ -220,7 +250,9 @@ def _use_grounded(response: dict[str, Any], g: GroundedAnswer) -> None:
     response["answer"] = g.text or NOT_UNDERSTOOD
     response["mode"] = "grounded"
     response["model"] = ""
-    response["citations"] = [{"entity_id": c.entity_id, "entity_name": c.entity_name, "field": c.field} for c in g.citations]
+    response["citations"] = [
+        {"entity_id": c.entity_id, "entity_name": c.entity_name, "field": c.field} for c in g.citations
+    ]
     response["confidence"] = round(g.confidence, 4)
     response["intents"] = list(g.intents)
     response["key_facts"] = list(g.key_facts)
@@ -246,9 +278,18 @@ def _response(r: Retrieval) -> dict[str, Any]:
         "sources": list(sources.values()),
         "chunks": [
             {
-                "id": h.chunk_id, "entity_id": h.entity_id, "entity_name": h.entity_name, "section": h.section,
-                "part": h.part, "text": h.text, "rank": rank, "score": h.score, "bm25_rank": h.bm25_rank,
-                "bm25_score": h.bm25_score, "dense_rank": h.dense_rank, "dense_similarity": h.dense_similarity,
+                "id": h.chunk_id,
+                "entity_id": h.entity_id,
+                "entity_name": h.entity_name,
+                "section": h.section,
+                "part": h.part,
+                "text": h.text,
+                "rank": rank,
+                "score": h.score,
+                "bm25_rank": h.bm25_rank,
+                "bm25_score": h.bm25_score,
+                "dense_rank": h.dense_rank,
+                "dense_similarity": h.dense_similarity,
                 "rerank_score": h.rerank_score,
             }
             for rank, h in enumerate(r.hits, start=1)
@@ -257,7 +298,8 @@ def _response(r: Retrieval) -> dict[str, Any]:
         "tokens": {"prompt": 0, "completion": 0},
         "model": "",
         "linked_entities": [
-            {"entity_id": m.entity_id, "name": m.name, "matched": m.matched, "kind": m.kind, "score": m.score} for m in r.linked
+            {"entity_id": m.entity_id, "name": m.name, "matched": m.matched, "kind": m.kind, "score": m.score}
+            for m in r.linked
         ],
         "abstained": False,
         "abstain_reason": "",

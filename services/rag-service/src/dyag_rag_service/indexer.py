@@ -83,8 +83,15 @@ class _Unit:
 
 
 class Indexer:
-    def __init__(self, store: VectorStore, embedder: str, max_chars: int, batch: int = 64, cache: EmbeddingCache | None = None,
-                 dense_scope: str = "entity"):
+    def __init__(
+        self,
+        store: VectorStore,
+        embedder: str,
+        max_chars: int,
+        batch: int = 64,
+        cache: EmbeddingCache | None = None,
+        dense_scope: str = "entity",
+    ):
         self.store, self.embedder_kind, self.max_chars, self.batch = store, embedder, max_chars, max(1, batch)
         self.cache = cache
         if dense_scope not in DENSE_SCOPES:
@@ -190,7 +197,9 @@ class Indexer:
             source = sources[entity_id]
             # A new vector (the source chunk changed): the entity's unchanged chunks get it too.
             rewrite = by_entity[entity_id] if source.id not in existing_ids else new
-            units.append(_Unit(dense_text(source.embed_text or source.text, self.max_chars), source.id, rewrite, len(new)))
+            units.append(
+                _Unit(dense_text(source.embed_text or source.text, self.max_chars), source.id, rewrite, len(new))
+            )
         return units
 
     def _embed_and_add(self, collection, units: list[_Unit], report: IndexReport, progress: Progress) -> None:
@@ -217,7 +226,9 @@ class Indexer:
                 keys = [EmbeddingCache.key(embedder.name, u.text) for u in batch]
                 known = self.cache.get_many(keys) if self.cache else {}
                 missing = [i for i, k in enumerate(keys) if k not in known]
-                if missing and self.dense_scope == "entity":  # an unchanged source chunk: its vector is in the collection
+                if (
+                    missing and self.dense_scope == "entity"
+                ):  # an unchanged source chunk: its vector is in the collection
                     stored = _stored_vectors(collection, [batch[i].source_id for i in missing])
                     for i in missing:
                         if batch[i].source_id in stored:

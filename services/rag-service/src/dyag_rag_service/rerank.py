@@ -37,8 +37,14 @@ class CrossEncoderReranker:
 
     def score(self, question: str, texts: list[str]) -> list[float]:
         with self._lock, self._torch.inference_mode():
-            batch = self.tokenizer([question] * len(texts), texts, padding=True, truncation=True,
-                                   max_length=self.max_length, return_tensors="pt")
+            batch = self.tokenizer(
+                [question] * len(texts),
+                texts,
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            )
             logits = self.model(**batch).logits
             scores = logits[:, -1] if logits.shape[-1] > 1 else logits[:, 0]
             return [float(s) for s in scores]
@@ -58,12 +64,17 @@ def load_reranker(setting: str) -> Reranker | None:
     except (OSError, ValueError):
         architectures = []
     if not any(str(a).endswith("ForSequenceClassification") for a in architectures):
-        log.warning("not a cross-encoder (no *ForSequenceClassification architecture); re-ranking skipped", extra={"folder": str(folder)})
+        log.warning(
+            "not a cross-encoder (no *ForSequenceClassification architecture); re-ranking skipped",
+            extra={"folder": str(folder)},
+        )
         return None
     try:
         return CrossEncoderReranker(folder)
     except ImportError as exc:
         log.warning("re-ranking needs transformers and torch; skipped", extra={"error": str(exc)})
     except Exception as exc:  # a broken or incompatible model folder
-        log.warning("could not load the cross-encoder; re-ranking skipped", extra={"folder": str(folder), "error": str(exc)})
+        log.warning(
+            "could not load the cross-encoder; re-ranking skipped", extra={"folder": str(folder), "error": str(exc)}
+        )
     return None

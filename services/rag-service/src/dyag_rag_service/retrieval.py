@@ -106,7 +106,8 @@ class LoadedCollection:
             vocabulary=vocabulary,
             dense_scope=str(meta.get("dense_scope", "chunk")),
             dense_source={
-                str(m.get("entity_id", "")): i for i, m in reversed(list(enumerate(metadatas)))
+                str(m.get("entity_id", "")): i
+                for i, m in reversed(list(enumerate(metadatas)))
                 if m.get("section") == "description" and int(m.get("part", 1) or 1) == 1
             },
         )
@@ -131,8 +132,15 @@ class CollectionCache:
                 began = time.perf_counter()
                 current = LoadedCollection.build(collection)
                 self._loaded[collection.name] = current
-                log.info("collection loaded", extra={"collection": collection.name, "chunks": len(current.ids),
-                                                     "generation": generation, "seconds": round(time.perf_counter() - began, 3)})
+                log.info(
+                    "collection loaded",
+                    extra={
+                        "collection": collection.name,
+                        "chunks": len(current.ids),
+                        "generation": generation,
+                        "seconds": round(time.perf_counter() - began, 3),
+                    },
+                )
             return current
 
     def forget(self, name: str) -> None:
@@ -170,8 +178,15 @@ class Retrieval:
 
 
 class Retriever:
-    def __init__(self, store: VectorStore, embedder: str, *, candidates: int = 50, reranker: Reranker | None = None,
-                 dense_weight_unlinked: float = 0.25):
+    def __init__(
+        self,
+        store: VectorStore,
+        embedder: str,
+        *,
+        candidates: int = 50,
+        reranker: Reranker | None = None,
+        dense_weight_unlinked: float = 0.25,
+    ):
         self.store, self.embedder_kind, self.candidates, self.reranker = store, embedder, candidates, reranker
         # The weight of dense search in the fusion when the question names no entity (BM25's is 1). Such questions
         # ask across the catalog ("the applications of the biodiversity domain"), where the chunk vectors, which
@@ -204,7 +219,9 @@ class Retriever:
             return result
 
         t = time.perf_counter()
-        linked = [m for m in loaded.linker.link(question, loaded.vocabulary) if m.score >= MIN_LINK_SCORE] if linking else []
+        linked = (
+            [m for m in loaded.linker.link(question, loaded.vocabulary) if m.score >= MIN_LINK_SCORE] if linking else []
+        )
         result.linked = linked
         result.unknown = loaded.linker.unknown_mentions(question, linked, loaded.vocabulary) if linking else []
         timings["link_ms"] = _ms(t)
@@ -238,8 +255,10 @@ class Retriever:
         pool = len(candidates) if candidates is not None else len(loaded.ids)
         if dense == "never" or (dense == "auto" and filtered and pool <= DENSE_SKIP_FACTOR * n_chunks):
             if dense == "auto":
-                result.notes.append(f"dense search skipped: the question names its entities, whose {pool} chunks BM25 and "
-                                    "the section order rank well enough")
+                result.notes.append(
+                    f"dense search skipped: the question names its entities, whose {pool} chunks BM25 and "
+                    "the section order rank well enough"
+                )
         else:
             t = time.perf_counter()
             vector = open_embedder(self.embedder_kind).query(question)

@@ -13,12 +13,12 @@ from dyag.v1 import events_pb2, rag_pb2, rag_pb2_grpc
 from dyag_core.catalog import validate_catalog_name
 from dyag_core.errors import DyagError
 from dyag_core.rag import RagError, validate_collection_name
-from dyag_runtime.jobs import JobContext, record_to_proto
-from dyag_runtime.peers import Peers, read_catalog
-from dyag_runtime.server import Runtime
 from dyag_rag_service.engine import RagEngine
 from dyag_rag_service.indexer import IndexReport
 from dyag_rag_service.store import dyag_metadata, info
+from dyag_runtime.jobs import JobContext, record_to_proto
+from dyag_runtime.peers import Peers, read_catalog
+from dyag_runtime.server import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,10 @@ class RagServicer(rag_pb2_grpc.RagServiceServicer):
         except DyagError as exc:
             if required:
                 raise
-            log.warning("grounded answers unavailable; answering with the model", extra={"collection": collection, "error": str(exc)})
+            log.warning(
+                "grounded answers unavailable; answering with the model",
+                extra={"collection": collection, "error": str(exc)},
+            )
 
     async def Stats(self, request, context):
         return await asyncio.to_thread(self._stats, request.collection)
@@ -123,14 +126,18 @@ class RagServicer(rag_pb2_grpc.RagServiceServicer):
             entities = len(self.engine.retriever.cache.load(collection).by_entity)
             self.engine.store.delete(collection.name)
             self.engine.retriever.cache.forget(collection.name)
-            return rag_pb2.DeleteResponse(collection=collection.name, deleted_chunks=chunks, deleted_entities=entities, collection_deleted=True)
+            return rag_pb2.DeleteResponse(
+                collection=collection.name, deleted_chunks=chunks, deleted_entities=entities, collection_deleted=True
+            )
         found = collection.get(where={"entity_id": {"$in": entity_ids}}, include=["metadatas"])
         if found["ids"]:
             collection.delete(ids=found["ids"])
         meta = info(collection)
         collection.modify(metadata=dyag_metadata(meta, generation=int(meta.get("generation", 0)) + 1))
         deleted_entities = len({m["entity_id"] for m in found["metadatas"]})
-        return rag_pb2.DeleteResponse(collection=collection.name, deleted_chunks=len(found["ids"]), deleted_entities=deleted_entities)
+        return rag_pb2.DeleteResponse(
+            collection=collection.name, deleted_chunks=len(found["ids"]), deleted_entities=deleted_entities
+        )
 
 
 class IndexJob:
@@ -199,10 +206,17 @@ class FollowCatalogs:
                 "catalog_version": event.version,
                 "artifact": event.artifact.digest,
                 "rebuild": False,
-                "event_changes": {"added": len(event.added), "changed": len(event.changed), "removed": len(event.removed)},
+                "event_changes": {
+                    "added": len(event.added),
+                    "changed": len(event.changed),
+                    "removed": len(event.removed),
+                },
             }
             record = await self.rt.jobs.submit(INDEX, params, envelope.correlation_id or envelope.id)
-            log.info("re-indexing after a catalog update", extra={"collection": collection, "catalog": event.name, "job_id": record["id"]})
+            log.info(
+                "re-indexing after a catalog update",
+                extra={"collection": collection, "catalog": event.name, "job_id": record["id"]},
+            )
 
     def _followers(self, catalog: str, version: str) -> list[str]:
         followers = []

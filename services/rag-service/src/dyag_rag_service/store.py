@@ -90,11 +90,15 @@ class VectorStore:
 
 def info(collection: Collection) -> dict[str, Any]:
     """The collection's Dyag metadata, without the prefix."""
-    return {k[len(META_PREFIX):]: v for k, v in (collection.metadata or {}).items() if k.startswith(META_PREFIX)}
+    return {k[len(META_PREFIX) :]: v for k, v in (collection.metadata or {}).items() if k.startswith(META_PREFIX)}
 
 
 def dyag_metadata(current: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    merged = {**current, **changes, "updated_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")}
+    merged = {
+        **current,
+        **changes,
+        "updated_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+    }
     return {f"{META_PREFIX}{k}": v for k, v in merged.items() if v is not None}
 
 

@@ -18,7 +18,6 @@ from dyag_core.errors import DyagError
 from dyag_core.validation import clean, redact, validate_dataset
 from dyag_runtime.peers import Peers, dataset_files
 from dyag_runtime.server import Runtime
-
 from dyag_validator.settings import ValidatorSettings
 
 log = logging.getLogger(__name__)
@@ -71,7 +70,9 @@ class Validator:
         report = dataclasses.replace(report, source=request.dataset.filename or path.name)  # not the temp folder
         body = struct_pb2.Struct()
         body.update(json.loads(json.dumps(report.to_dict(), default=str)))
-        return validation_pb2.ValidationResult(verdict=report.verdict, blocking=report.blocking, report=body, text=report.render())
+        return validation_pb2.ValidationResult(
+            verdict=report.verdict, blocking=report.blocking, report=body, text=report.render()
+        )
 
     async def clean(self, request: validation_pb2.CleanRequest) -> validation_pb2.CleanResult:
         catalog = await self.catalog(request.catalog, "")
@@ -129,14 +130,26 @@ class ValidateBuiltDatasets:
         body.update(summary)
         await self.rt.bus.emit(
             "dataset.validated",
-            events_pb2.DatasetValidated(dataset_id=event.dataset_id, verdict=result.verdict, blocking=result.blocking, summary=body),
+            events_pb2.DatasetValidated(
+                dataset_id=event.dataset_id, verdict=result.verdict, blocking=result.blocking, summary=body
+            ),
             subject=event.dataset_id,
             correlation_id=envelope.correlation_id,
         )
 
 
 def _summary(report: dict[str, Any]) -> dict[str, Any]:
-    keep = ("lines", "examples", "invalid_lines", "issue_counts", "type_counts", "tokens", "checklist", "cost", "verdict")
+    keep = (
+        "lines",
+        "examples",
+        "invalid_lines",
+        "issue_counts",
+        "type_counts",
+        "tokens",
+        "checklist",
+        "cost",
+        "verdict",
+    )
     summary = {k: v for k, v in report.items() if k in keep}
     if report.get("coverage"):
         summary["coverage"] = {k: v for k, v in report["coverage"].items() if not isinstance(v, list)}

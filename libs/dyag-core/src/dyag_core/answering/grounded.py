@@ -77,7 +77,11 @@ def registry_examples(intents: Iterable[Intent] = INTENTS.values()) -> list[tupl
         mask = ENTITY_MASK if intent.scope != "catalog" else CRITERION_MASK
         examples += [(fill_phrasing(p), intent.name) for p in intent.phrasings]
         for label in intent.labels:
-            examples += [(f"{label} {mask} ?", intent.name), (f"{mask} {label} ?", intent.name), (f"{label} de {mask}", intent.name)]
+            examples += [
+                (f"{label} {mask} ?", intent.name),
+                (f"{mask} {label} ?", intent.name),
+                (f"{label} de {mask}", intent.name),
+            ]
     return examples
 
 
@@ -112,17 +116,23 @@ class GroundedAnswerer:
         self._criteria = _criteria_of(catalog.entities)
         # The words questions use (the classifier's) are never a value's distinctive part ("fonctions" of "Fonctions
         # support") nor a typo of a value ("héberge" is not "Hébergeur").
-        self.criteria_linker = EntityLinker((EntityNames(key, value) for key, (_, value, _) in self._criteria.items()),
-                                            self.classifier.words)
+        self.criteria_linker = EntityLinker(
+            (EntityNames(key, value) for key, (_, value, _) in self._criteria.items()), self.classifier.words
+        )
         self._extra_fields = _extra_fields(catalog.entities)
         self.descriptions = DescriptionIndex(catalog.entities, self.classifier.words)
         # the words of comparisons ("comparer", "différence", "même"), which the field a comparison is about is read without
-        self._comparison_words = {w for p in INTENTS["comparative"].phrasings for w in words(fill_phrasing(p))} - {ENTITY_MASK} | {"meme", "memes"}
+        self._comparison_words = {w for p in INTENTS["comparative"].phrasings for w in words(fill_phrasing(p))} - {
+            ENTITY_MASK
+        } | {"meme", "memes"}
 
     # ------------------------------------------------------------------ understanding
-    def _intents(self, question: str, entity_spans: Sequence[str], criterion_spans: Sequence[str] = ()) -> tuple[list[Scored], list[str]]:
+    def _intents(
+        self, question: str, entity_spans: Sequence[str], criterion_spans: Sequence[str] = ()
+    ) -> tuple[list[Scored], list[str]]:
         """The whole question's ranking, and the intents asked: the best, plus each clause's when it is confident
         ("PREVICRUE : statut, domaine, hébergement" asks three)."""
+
         def masked(text: str) -> str:
             return _mask(_mask(text, entity_spans, ENTITY_MASK), criterion_spans, CRITERION_MASK)
 
@@ -139,7 +149,9 @@ class GroundedAnswerer:
 
     def answer(self, question: str) -> GroundedAnswer:
         linked = [m for m in self.linker.link(question, self.vocabulary) if m.score >= MIN_ENTITY_SCORE]
-        entities = _in_question_order(question, [(self.by_id[m.entity_id], m.matched) for m in linked if m.entity_id in self.by_id])
+        entities = _in_question_order(
+            question, [(self.by_id[m.entity_id], m.matched) for m in linked if m.entity_id in self.by_id]
+        )
         if not entities:  # "l'application 1301": an identifier names its record too
             entities = [self.by_id[w] for w in dict.fromkeys(re.findall(r"\b\d{2,}\b", question)) if w in self.by_id]
         entity_spans = [m.matched for m in linked]
@@ -152,7 +164,9 @@ class GroundedAnswerer:
         ranking, asked = self._intents(question, entity_spans, [] if entities else [m.matched for _, m in criteria])
         best = ranking[0]
         confident = best.probability >= MIN_CONFIDENCE
-        if len(entities) == 1:  # "le webmestre de X", "X a été décommissionnée quand ?": a role or an event's kind quoted
+        if (
+            len(entities) == 1
+        ):  # "le webmestre de X", "X a été décommissionnée quand ?": a role or an event's kind quoted
             quoted = _intent_by_quoted_label(entities[0], question, self.classifier.words)
             if quoted and quoted not in asked:
                 if best.probability < SURE_INTENT:  # it takes the place of an unsure reading
@@ -164,9 +178,17 @@ class GroundedAnswerer:
             # "ESPECIA c'est un téléservice ?": the question quotes a value of one of the record's fields: it asks that field
             field_intent = _field_by_value(entities[0], question, entity_spans, self.classifier.words)
             if field_intent:
-                best, asked, confident = Scored(field_intent, max(best.probability, MIN_CONFIDENCE)), [field_intent], True
+                best, asked, confident = (
+                    Scored(field_intent, max(best.probability, MIN_CONFIDENCE)),
+                    [field_intent],
+                    True,
+                )
         ids = tuple(e.id for e in entities)
-        extra = best.intent.removeprefix(FIELD_INTENT) if best.intent.startswith(FIELD_INTENT) else self._extra_field(question)
+        extra = (
+            best.intent.removeprefix(FIELD_INTENT)
+            if best.intent.startswith(FIELD_INTENT)
+            else self._extra_field(question)
+        )
 
         catalog_wide = best.intent in ("listing", "counting")
         if catalog_wide and entities and criteria:  # the named "application" was a criterion's word after all
@@ -176,35 +198,86 @@ class GroundedAnswerer:
             return self._catalog_wide(question, best, [c for c, _ in criteria], ids)
         if catalog_wide and confident and not entities and not criteria and best.intent == "counting":
             total = len(self.catalog.entities)
-            return GroundedAnswer(question, True, f"Le catalogue compte {total} applications en tout.", "counting", ("counting",),
-                                  best.probability, key_facts=(str(total),))
+            return GroundedAnswer(
+                question,
+                True,
+                f"Le catalogue compte {total} applications en tout.",
+                "counting",
+                ("counting",),
+                best.probability,
+                key_facts=(str(total),),
+            )
         if not entities:
             unknown = self._unknown_names(question)
             if unknown and (confident or best.intent not in INTENTS or INTENTS[best.intent].scope != "catalog"):
                 answer = t.answer_unknown_entity(unknown[0], 0)
                 return GroundedAnswer(question, True, answer.text, "unknown_entity", (best.intent,), best.probability)
-            return GroundedAnswer(question, False, "", "not_understood", (best.intent,), best.probability,
-                                  notes=("aucune application ni aucun critère du catalogue reconnu dans la question",))
+            return GroundedAnswer(
+                question,
+                False,
+                "",
+                "not_understood",
+                (best.intent,),
+                best.probability,
+                notes=("aucune application ni aucun critère du catalogue reconnu dans la question",),
+            )
         top3 = {s.intent for s in ranking[:3]}
-        if len(entities) >= 2 and (best.intent == "comparative" or "comparative" in asked or
-                                   (best.probability < VALUE_OVERRIDE and "comparative" in top3)):
+        if len(entities) >= 2 and (
+            best.intent == "comparative"
+            or "comparative" in asked
+            or (best.probability < VALUE_OVERRIDE and "comparative" in top3)
+        ):
             a, b = entities[:2]
             answer = t.answer_comparative(a, b)
             citations = tuple(Citation(e.id, e.name, f) for e in (a, b) for f in answer.fields)
             compared = self._compared_field(question, entity_spans, asked)
-            if compared:  # "compare la techno de A et B", "A et B ont-ils la même MOA ?": that field of each, then the rest
+            if (
+                compared
+            ):  # "compare la techno de A et B", "A et B ont-ils la même MOA ?": that field of each, then the rest
                 each = self._entity_answer(question, (a, b), [compared], best.probability, ids)
-                return GroundedAnswer(question, True, f"{each.text}\n{answer.text}", "comparison", ("comparative", compared.name),
-                                      best.probability, (*each.citations, *citations), (*each.key_facts, *answer.key_facts), ids)
-            return GroundedAnswer(question, True, answer.text, "comparison", ("comparative",), best.probability, citations,
-                                  answer.key_facts, ids)
-        if extra and (best.intent.startswith(FIELD_INTENT) or not confident or best.probability < 0.8
-                      or INTENTS[best.intent].scope != "entity"):
+                return GroundedAnswer(
+                    question,
+                    True,
+                    f"{each.text}\n{answer.text}",
+                    "comparison",
+                    ("comparative", compared.name),
+                    best.probability,
+                    (*each.citations, *citations),
+                    (*each.key_facts, *answer.key_facts),
+                    ids,
+                )
+            return GroundedAnswer(
+                question,
+                True,
+                answer.text,
+                "comparison",
+                ("comparative",),
+                best.probability,
+                citations,
+                answer.key_facts,
+                ids,
+            )
+        if extra and (
+            best.intent.startswith(FIELD_INTENT)
+            or not confident
+            or best.probability < 0.8
+            or INTENTS[best.intent].scope != "entity"
+        ):
             return self._extra_answer(question, entities, extra, ids, best.probability)
         if not confident:
-            return GroundedAnswer(question, False, "", "not_understood", tuple(asked), best.probability, entities=ids,
-                                  notes=(f"intention incertaine : {best.intent} ({best.probability:.2f})",))
-        if not [w for w in words(_mask(question, entity_spans, ENTITY_MASK)) if w not in STOPWORDS and w != ENTITY_MASK]:
+            return GroundedAnswer(
+                question,
+                False,
+                "",
+                "not_understood",
+                tuple(asked),
+                best.probability,
+                entities=ids,
+                notes=(f"intention incertaine : {best.intent} ({best.probability:.2f})",),
+            )
+        if not [
+            w for w in words(_mask(question, entity_spans, ENTITY_MASK)) if w not in STOPWORDS and w != ENTITY_MASK
+        ]:
             asked = ["summary"]  # a bare name ("ECOMOBI ?"): what the catalog says of it
         chosen = [INTENTS[i] for i in asked if i in INTENTS and INTENTS[i].scope == "entity"]
         if not chosen:  # a catalog-wide intent with no criterion found, about a named application: summarise it
@@ -212,8 +285,14 @@ class GroundedAnswerer:
         return self._entity_answer(question, entities, chosen, best.probability, ids)
 
     # ------------------------------------------------------------------ answering
-    def _entity_answer(self, question: str, entities: Sequence[Entity], chosen: Sequence[Intent], confidence: float,
-                       ids: tuple[str, ...]) -> GroundedAnswer:
+    def _entity_answer(
+        self,
+        question: str,
+        entities: Sequence[Entity],
+        chosen: Sequence[Intent],
+        confidence: float,
+        ids: tuple[str, ...],
+    ) -> GroundedAnswer:
         texts: list[str] = []
         facts: list[str] = []
         citations: list[Citation] = []
@@ -231,10 +310,21 @@ class GroundedAnswerer:
                 facts += answer.key_facts
                 citations += [Citation(entity.id, entity.name, f) for f in answer.fields]
         kind = "empty_field" if empty == len(texts) else "entity"
-        return GroundedAnswer(question, True, "\n".join(texts), kind, tuple(i.name for i in chosen), confidence,
-                              tuple(dict.fromkeys(citations)), tuple(dict.fromkeys(facts)), ids)
+        return GroundedAnswer(
+            question,
+            True,
+            "\n".join(texts),
+            kind,
+            tuple(i.name for i in chosen),
+            confidence,
+            tuple(dict.fromkeys(citations)),
+            tuple(dict.fromkeys(facts)),
+            ids,
+        )
 
-    def _catalog_wide(self, question: str, best: Scored, criteria: Sequence[_Criterion], ids: tuple[str, ...]) -> GroundedAnswer:
+    def _catalog_wide(
+        self, question: str, best: Scored, criteria: Sequence[_Criterion], ids: tuple[str, ...]
+    ) -> GroundedAnswer:
         members = set(criteria[0].members)
         for c in criteria[1:]:
             members &= set(c.members)
@@ -244,10 +334,13 @@ class GroundedAnswerer:
         if not ordered:
             answer = t.Answer(f"Aucune application du catalogue n'est {criterion.adj_one}.", ("0",), answer.fields)
         citations = tuple(Citation(e.id, e.name, c.role) for e in ordered for c in criteria)
-        return GroundedAnswer(question, True, answer.text, best.intent, (best.intent,), best.probability, citations,
-                              answer.key_facts, ids)
+        return GroundedAnswer(
+            question, True, answer.text, best.intent, (best.intent,), best.probability, citations, answer.key_facts, ids
+        )
 
-    def _extra_answer(self, question: str, entities: Sequence[Entity], key: str, ids: tuple[str, ...], confidence: float) -> GroundedAnswer:
+    def _extra_answer(
+        self, question: str, entities: Sequence[Entity], key: str, ids: tuple[str, ...], confidence: float
+    ) -> GroundedAnswer:
         texts, facts, citations = [], [], []
         for entity in entities[:3]:
             value = _extra_text(entity.extra.get(key))
@@ -258,8 +351,17 @@ class GroundedAnswerer:
                 texts.append(f"L'information « {key} » de {t.app(entity)} n'est pas renseignée dans le catalogue.")
             citations.append(Citation(entity.id, entity.name, key))
         kind = "entity" if facts else "empty_field"
-        return GroundedAnswer(question, True, "\n".join(texts), kind, (f"field:{key}",), max(confidence, 0.8), tuple(citations),
-                              tuple(facts), ids)
+        return GroundedAnswer(
+            question,
+            True,
+            "\n".join(texts),
+            kind,
+            (f"field:{key}",),
+            max(confidence, 0.8),
+            tuple(citations),
+            tuple(facts),
+            ids,
+        )
 
     # ------------------------------------------------------------------ helpers
     def _link_criteria(self, question: str, linked: Sequence[LinkedEntity]) -> list[tuple[_Criterion, LinkedEntity]]:
@@ -285,7 +387,12 @@ class GroundedAnswerer:
         text = _mask(question, entity_spans, ENTITY_MASK)
         for scored in self.classifier.predict(" ".join(w for w in text.split() if w not in self._comparison_words)):
             intent = INTENTS.get(scored.intent)
-            if intent is not None and intent.scope == "entity" and scored.probability >= CLAUSE_CONFIDENCE and intent.name not in ("summary", "definition"):
+            if (
+                intent is not None
+                and intent.scope == "entity"
+                and scored.probability >= CLAUSE_CONFIDENCE
+                and intent.name not in ("summary", "definition")
+            ):
                 return intent
             if scored.probability < CLAUSE_CONFIDENCE:
                 break
@@ -294,8 +401,11 @@ class GroundedAnswerer:
     def _unknown_names(self, question: str) -> list[str]:
         """What the question spells like an application's name, and the catalog does not hold ("BRUIT-MAP")."""
         known_words = self.vocabulary | self.classifier.words
-        return [u for u in self.linker.unknown_mentions(question, [], self.vocabulary)
-                if not all(w in known_words or w in STOPWORDS for w in words(u))]
+        return [
+            u
+            for u in self.linker.unknown_mentions(question, [], self.vocabulary)
+            if not all(w in known_words or w in STOPWORDS for w in words(u))
+        ]
 
     def _extra_field(self, question: str) -> str | None:
         """A field of the export that no intent reads ("utilisateurs"), when the question names it."""
@@ -310,13 +420,21 @@ def _value_words(text: str | None) -> set[str]:
     return {stem(w) for w in words(text or "") if len(w) >= 3 and w not in STOPWORDS and not w.isdigit()}
 
 
-def _field_by_value(entity: Entity, question: str, entity_spans: Sequence[str], question_words: frozenset[str]) -> str | None:
+def _field_by_value(
+    entity: Entity, question: str, entity_spans: Sequence[str], question_words: frozenset[str]
+) -> str | None:
     """The one intent whose field values the question quotes ("c'est du .NET ?" quotes the technology), if only one.
     Words that questions use anyway ("site", "production"), the classifier's own, do not count as quotes."""
-    named = {stem(w) for span in entity_spans for w in span.split()} | _value_words(entity.name) | _value_words(entity.long_name)
+    named = (
+        {stem(w) for span in entity_spans for w in span.split()}
+        | _value_words(entity.name)
+        | _value_words(entity.long_name)
+    )
     asked = {stem(w) for w in words(question) if w not in question_words} - named
     values = {
-        "status": _value_words(entity.status), "family": _value_words(entity.family), "scope": _value_words(entity.scope),
+        "status": _value_words(entity.status),
+        "family": _value_words(entity.family),
+        "scope": _value_words(entity.scope),
         "technology": _value_words(entity.technology),
         "domain": set().union(*(_value_words(d.domain) | _value_words(d.subdomain) for d in entity.domains)),
         "hosting": set().union(*(_value_words(h.datacenter) | _value_words(h.platform) for h in entity.hostings)),
@@ -326,15 +444,20 @@ def _field_by_value(entity: Entity, question: str, entity_spans: Sequence[str], 
 
 
 def _prefix_match(word: str, candidates: Iterable[str]) -> bool:
-    return any(word == c or (len(word) >= QUOTE_PREFIX and len(c) >= QUOTE_PREFIX and word[:QUOTE_PREFIX] == c[:QUOTE_PREFIX])
-               for c in candidates)
+    return any(
+        word == c or (len(word) >= QUOTE_PREFIX and len(c) >= QUOTE_PREFIX and word[:QUOTE_PREFIX] == c[:QUOTE_PREFIX])
+        for c in candidates
+    )
 
 
 def _intent_by_quoted_label(entity: Entity, question: str, question_words: frozenset[str]) -> str | None:
     """contacts when the question names one of the record's contacts by role ("le webmestre", "la référente"),
     events when it names one of its events by kind ("décommissionnée"): every word of the label, in any form."""
     asked = [w for w in words(question) if w not in STOPWORDS]
-    labels = {"contacts": [c.role for c in entity.contacts if c.role], "events": [e.kind for e in entity.events if e.kind]}
+    labels = {
+        "contacts": [c.role for c in entity.contacts if c.role],
+        "events": [e.kind for e in entity.events if e.kind],
+    }
     for intent, values in labels.items():
         for value in values:
             needed = [w for w in words(value) if w not in STOPWORDS and len(w) > 2]
@@ -374,7 +497,7 @@ class DescriptionIndex:
     def _key(word: str) -> str:
         if len(word) < 4 or word in STOPWORDS or word.isdigit():
             return ""
-        return stem(word)[:QUOTE_PREFIX + 2]
+        return stem(word)[: QUOTE_PREFIX + 2]
 
     def best(self, question: str) -> tuple[str, tuple[str, ...]] | None:
         """(entity id, the question's words that describe it), or None when no record stands out."""
@@ -404,7 +527,7 @@ class DescriptionIndex:
 def _in_question_order(question: str, found: Sequence[tuple[Entity, str]]) -> list[Entity]:
     """The named applications in the order the question names them ("Différence entre A et B": A first)."""
     folded = " ".join(words(question))
-    return [e for e, matched in sorted(found, key=lambda f: (folded.find(f[1]) if f[1] in folded else len(folded)))]
+    return [e for e, matched in sorted(found, key=lambda f: folded.find(f[1]) if f[1] in folded else len(folded))]
 
 
 def _mask(question: str, spans: Iterable[str], mask: str) -> str:
@@ -444,7 +567,9 @@ def _criteria_of(entities: Sequence[Entity]) -> dict[str, tuple[str, str, tuple[
             add("hosting", h.platform, e)
         for ev in e.events:
             add("events", ev.kind, e)
-    return {f"{role}\x1f{folded}": (role, spelled, tuple(members)) for (role, folded), (spelled, members) in groups.items()}
+    return {
+        f"{role}\x1f{folded}": (role, spelled, tuple(members)) for (role, folded), (spelled, members) in groups.items()
+    }
 
 
 def _combined(criteria: Sequence[_Criterion], members: tuple[Entity, ...]) -> t.Criterion:
@@ -459,26 +584,54 @@ def _combined(criteria: Sequence[_Criterion], members: tuple[Entity, ...]) -> t.
             parts.append(t.Criterion.of_actor(c.value, members))
         else:
             quoted = f"« {c.value} »"
-            label = {"scope": "de portée", "family": "de la famille", "technology": "qui utilisent", "hosting": "hébergées sur",
-                     "events": "avec l'événement"}[c.role]
+            label = {
+                "scope": "de portée",
+                "family": "de la famille",
+                "technology": "qui utilisent",
+                "hosting": "hébergées sur",
+                "events": "avec l'événement",
+            }[c.role]
             one = {"technology": "qui utilise", "hosting": "hébergée sur"}.get(c.role, label)
-            verb = {"technology": "utilisent", "hosting": "sont hébergées sur", "events": "ont l'événement"}.get(c.role, f"sont {label}")
-            verb_one = {"technology": "utilise", "hosting": "est hébergée sur", "events": "a l'événement"}.get(c.role, f"est {label}")
-            parts.append(t.Criterion(c.role, c.value, f"{label} {quoted}", f"{one} {quoted}", f"{verb} {quoted}", f"{verb_one} {quoted}",
-                                     members))
+            verb = {"technology": "utilisent", "hosting": "sont hébergées sur", "events": "ont l'événement"}.get(
+                c.role, f"sont {label}"
+            )
+            verb_one = {"technology": "utilise", "hosting": "est hébergée sur", "events": "a l'événement"}.get(
+                c.role, f"est {label}"
+            )
+            parts.append(
+                t.Criterion(
+                    c.role,
+                    c.value,
+                    f"{label} {quoted}",
+                    f"{one} {quoted}",
+                    f"{verb} {quoted}",
+                    f"{verb_one} {quoted}",
+                    members,
+                )
+            )
     if len(parts) == 1:
         return parts[0]
     first = parts[0]
     rest = " et ".join(p.adj for p in parts[1:])
     rest_one = " et ".join(p.adj_one for p in parts[1:])
-    return t.Criterion(first.role, first.fact, f"{first.adj} {rest}", f"{first.adj_one} {rest_one}", f"{first.verb} {rest}",
-                       f"{first.verb_one} {rest_one}", members)
+    return t.Criterion(
+        first.role,
+        first.fact,
+        f"{first.adj} {rest}",
+        f"{first.adj_one} {rest_one}",
+        f"{first.verb} {rest}",
+        f"{first.verb_one} {rest_one}",
+        members,
+    )
 
 
 def _extra_fields(entities: Sequence[Entity]) -> dict[str, frozenset[str]]:
     """The export's fields that no intent reads, with the (stemmed) words a question must use to name them."""
     keys = {key for e in entities for key in e.extra}
-    return {key: frozenset(stem(w) for w in words(normalize_key(key)) if w not in STOPWORDS and len(w) > 2) for key in sorted(keys)}
+    return {
+        key: frozenset(stem(w) for w in words(normalize_key(key)) if w not in STOPWORDS and len(w) > 2)
+        for key in sorted(keys)
+    }
 
 
 def _extra_text(value: object) -> str:

@@ -30,10 +30,28 @@ INVERSE_TEMPERATURES = tuple(round(0.02 * 1.25**i, 4) for i in range(30))  # the
 
 
 # Chat shorthand, read as the word it stands for (training and questions alike).
-SHORTHAND = {"appli": "application", "applis": "applications", "app": "application", "apps": "applications",
-             "techno": "technologie", "technos": "technologies", "doc": "documentation", "info": "information",
-             "infos": "informations", "dev": "developpement", "mail": "courriel", "mails": "courriels", "resp": "responsable",
-             "dt": "date", "url": "adresse", "urls": "adresses", "id": "identifiant", "num": "numero", "k": "que", "koi": "quoi"}
+SHORTHAND = {
+    "appli": "application",
+    "applis": "applications",
+    "app": "application",
+    "apps": "applications",
+    "techno": "technologie",
+    "technos": "technologies",
+    "doc": "documentation",
+    "info": "information",
+    "infos": "informations",
+    "dev": "developpement",
+    "mail": "courriel",
+    "mails": "courriels",
+    "resp": "responsable",
+    "dt": "date",
+    "url": "adresse",
+    "urls": "adresses",
+    "id": "identifiant",
+    "num": "numero",
+    "k": "que",
+    "koi": "quoi",
+}
 
 
 def tokens_of(text: str) -> list[str]:
@@ -70,6 +88,7 @@ def features(text: str) -> Counter[str]:
 
 def fill_phrasing(phrasing: str) -> str:
     """A registry phrasing with its placeholders replaced by the masks the classifier sees at inference."""
+
     def replace(match: re.Match[str]) -> str:
         key = match.group(1)
         if key in ("adj", "verb"):

@@ -45,7 +45,9 @@ def load_catalog(
 ) -> Catalog:
     if max_bytes is not None and len(data) > max_bytes:
         raise CatalogError(
-            "too_large", f"the catalog is {len(data):,} bytes, over the limit of {max_bytes:,} bytes", {"size": len(data), "limit": max_bytes}
+            "too_large",
+            f"the catalog is {len(data):,} bytes, over the limit of {max_bytes:,} bytes",
+            {"size": len(data), "limit": max_bytes},
         )
     warnings: list[str] = []
     text = _decode(data, warnings)
@@ -65,7 +67,9 @@ def _decode(data: bytes, warnings: list[str]) -> str:
         try:
             text = data.decode("cp1252")
         except UnicodeDecodeError:
-            raise CatalogError("not_utf8", f"the file is neither UTF-8 nor Windows-1252 (bad byte at offset {exc.start})") from exc
+            raise CatalogError(
+                "not_utf8", f"the file is neither UTF-8 nor Windows-1252 (bad byte at offset {exc.start})"
+            ) from exc
         warnings.append(f"the file is not UTF-8 (bad byte at offset {exc.start}); it was read as Windows-1252")
         return text
 
@@ -83,13 +87,17 @@ def _parse(text: str, filename: str | None) -> tuple[list[Any], str, str | None]
         # JSONL: the first line is a whole object and more follow ("Extra data"); any other error is the JSON's own.
         if head == "{" and suffix != ".json" and "\n" in text.strip() and exc.msg == "Extra data":
             return _parse_jsonl(text), "jsonl", None
-        raise CatalogError("not_json", f"the file is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from exc
+        raise CatalogError(
+            "not_json", f"the file is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from exc
     if isinstance(value, list):
         return value, "json-list", None
     if isinstance(value, dict):
         key, records = _collection_of(value)
         return records, "keyed-json", key
-    raise CatalogError("not_a_catalog", f"the JSON holds a {type(value).__name__}; expected a list of records or an object holding one")
+    raise CatalogError(
+        "not_a_catalog", f"the JSON holds a {type(value).__name__}; expected a list of records or an object holding one"
+    )
 
 
 def _collection_of(obj: dict[str, Any]) -> tuple[str, list[Any]]:
@@ -99,7 +107,7 @@ def _collection_of(obj: dict[str, Any]) -> tuple[str, list[Any]]:
     if not lists:
         raise CatalogError(
             "not_a_catalog",
-            "the JSON object holds no list of records; expected e.g. {\"applicationsia mini\": [{...}, ...]}",
+            'the JSON object holds no list of records; expected e.g. {"applicationsia mini": [{...}, ...]}',
         )
     preferred = [(k, v) for k, v in lists if "application" in normalize_key(k)]
     if len(preferred) == 1:
@@ -116,7 +124,9 @@ def _parse_jsonl(text: str) -> list[Any]:
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError as exc:
-            raise CatalogError("not_json", f"line {number} is not valid JSON: {exc.msg} (column {exc.colno})", {"line": number}) from exc
+            raise CatalogError(
+                "not_json", f"line {number} is not valid JSON: {exc.msg} (column {exc.colno})", {"line": number}
+            ) from exc
     return records
 
 
@@ -173,12 +183,16 @@ def _repair_records(records: list[Any], repair: bool) -> tuple[list[Any], int]:
     return fixed, count
 
 
-def _build_catalog(records: list[Any], fmt: str, collection_key: str | None, roles: FieldRoles, warnings: list[str]) -> Catalog:
+def _build_catalog(
+    records: list[Any], fmt: str, collection_key: str | None, roles: FieldRoles, warnings: list[str]
+) -> Catalog:
     if not records:
         raise CatalogError("empty_catalog", "the catalog holds no records")
     bad = [i for i, r in enumerate(records, 1) if not isinstance(r, dict)]
     if bad:
-        raise CatalogError("invalid_record", f"record(s) {_listing(bad)} are not objects", {"records": bad[:_MAX_LISTED]})
+        raise CatalogError(
+            "invalid_record", f"record(s) {_listing(bad)} are not objects", {"records": bad[:_MAX_LISTED]}
+        )
 
     source_fields: dict[str, None] = {}
     key_of: dict[str, str] = {}
@@ -222,11 +236,15 @@ def _build_catalog(records: list[Any], fmt: str, collection_key: str | None, rol
 
     if missing_name:
         raise CatalogError(
-            "missing_name", f"record(s) {_listing(missing_name)} have no name ({resolved['name']!r} is empty)", {"records": missing_name[:_MAX_LISTED]}
+            "missing_name",
+            f"record(s) {_listing(missing_name)} have no name ({resolved['name']!r} is empty)",
+            {"records": missing_name[:_MAX_LISTED]},
         )
     if missing_id:
         raise CatalogError(
-            "missing_id", f"record(s) {_listing(missing_id)} have no id ({resolved['id']!r} is empty)", {"records": missing_id[:_MAX_LISTED]}
+            "missing_id",
+            f"record(s) {_listing(missing_id)} have no id ({resolved['id']!r} is empty)",
+            {"records": missing_id[:_MAX_LISTED]},
         )
     if "id" not in resolved:
         warnings.append("no id field: ids were derived from the names")
@@ -309,7 +327,9 @@ def _items(value: Any, role: str) -> list[dict[str, Any]]:
     for item in value:
         if isinstance(item, dict):
             normalised = {normalize_key(k): v for k, v in item.items()}
-            items.append({part: next((normalised[k] for k in keys if k in normalised), None) for part, keys in parts.items()})
+            items.append(
+                {part: next((normalised[k] for k in keys if k in normalised), None) for part, keys in parts.items()}
+            )
         elif clean_scalar(item) is not None:
             items.append({first_part: item})
     return items
@@ -355,7 +375,9 @@ def _contact(item: dict[str, Any]) -> Contact | None:
     service = " - ".join(p.strip(" -–") for p in pieces[1:]) or None
     if not name and not email:
         return None
-    return Contact(name=name or email or "", role=clean_scalar(item.get("role")), email=email, function=function, service=service)
+    return Contact(
+        name=name or email or "", role=clean_scalar(item.get("role")), email=email, function=function, service=service
+    )
 
 
 def _event(item: dict[str, Any]) -> Event | None:

@@ -47,7 +47,9 @@ def profile_catalog(catalog: Catalog) -> CatalogProfile:
         fields=tuple(fields),
         roles=roles,
         status_distribution=_distribution(e.status for e in catalog.entities),
-        domain_distribution=_distribution(name for e in catalog.entities for name in dict.fromkeys(d.domain for d in e.domains)),
+        domain_distribution=_distribution(
+            name for e in catalog.entities for name in dict.fromkeys(d.domain for d in e.domains)
+        ),
         warnings=catalog.warnings,
     )
 

@@ -46,7 +46,10 @@ DEFAULT_ROLE_KEYS: dict[str, tuple[str, ...]] = {
 
 # Keys of the objects inside nested lists, per role: part -> accepted keys.
 NESTED_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
-    "domains": {"domain": ("domaine metier", "domaine", "domain"), "subdomain": ("sous domaine metier", "sous domaine", "subdomain")},
+    "domains": {
+        "domain": ("domaine metier", "domaine", "domain"),
+        "subdomain": ("sous domaine metier", "sous domaine", "subdomain"),
+    },
     "sites": {"url": ("url", "lien", "link"), "kind": ("nature de l url", "nature", "type", "kind")},
     "actors": {"name": ("acteur", "actor", "nom", "name"), "role": ("role d acteur", "role")},
     "contacts": {
@@ -57,8 +60,14 @@ NESTED_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
     "events": {"kind": ("type d evenement", "type", "evenement", "kind"), "date": ("date",), "version": ("version",)},
     "related_applications": {"target": ("application", "nom", "name"), "flow": ("type de flux", "flux", "flow")},
     "related_data": {"target": ("donnee", "donnees", "nom", "name", "data"), "flow": ("type de flux", "flux", "flow")},
-    "hostings": {"datacenter": ("data center", "datacenter", "centre de donnees"), "platform": ("plateforme", "platform")},
-    "users": {"name": ("utilisateur", "utilisateurs", "user", "users", "nom", "name"), "count": ("nombre", "count", "number")},
+    "hostings": {
+        "datacenter": ("data center", "datacenter", "centre de donnees"),
+        "platform": ("plateforme", "platform"),
+    },
+    "users": {
+        "name": ("utilisateur", "utilisateurs", "user", "users", "nom", "name"),
+        "count": ("nombre", "count", "number"),
+    },
 }
 
 ROLES = tuple(DEFAULT_ROLE_KEYS)
@@ -83,7 +92,9 @@ class FieldRoles:
         for role, names in roles.items():
             names = [names] if isinstance(names, str) else [] if names is None else names
             if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
-                raise CatalogError("bad_roles", f"role {role!r} must be a field name or a list of field names, not {names!r}")
+                raise CatalogError(
+                    "bad_roles", f"role {role!r} must be a field name or a list of field names, not {names!r}"
+                )
             keys[role] = tuple(normalize_key(n) for n in names)
         return cls(keys)
 

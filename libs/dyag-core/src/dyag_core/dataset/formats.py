@@ -148,12 +148,19 @@ def read_manifest(path: str | Path) -> list[dict[str, Any]]:
     """The manifest of the dataset at `path` (or the manifest file itself)."""
     target = manifest_path(path)
     if not target.exists():
-        raise DatasetError("missing_manifest", f"no provenance manifest {target.name} next to {Path(path).name}; write it with write_manifest()")
+        raise DatasetError(
+            "missing_manifest",
+            f"no provenance manifest {target.name} next to {Path(path).name}; write it with write_manifest()",
+        )
     entries = _read_jsonl(target)
     for n, entry in enumerate(entries, 1):
         missing = [k for k in MANIFEST_KEYS if k not in entry]
         if missing or entry["line"] != n:
-            raise DatasetError("manifest_mismatch", f"{target.name} line {n}: " + (f"missing {', '.join(missing)}" if missing else f"says line {entry['line']}"))
+            raise DatasetError(
+                "manifest_mismatch",
+                f"{target.name} line {n}: "
+                + (f"missing {', '.join(missing)}" if missing else f"says line {entry['line']}"),
+            )
     return entries
 
 
@@ -164,8 +171,12 @@ def read_dataset(path: str | Path, fmt: str = "openai") -> tuple[Example, ...]:
     records = _read_json_array(path) if fmt == "alpaca" else _read_jsonl(path)
     entries = read_manifest(path)
     if len(entries) != len(records):
-        raise DatasetError("manifest_mismatch", f"{path.name} holds {len(records)} examples but its manifest {len(entries)}")
-    return tuple(_example(_READERS[fmt](record, n, path), entry) for n, (record, entry) in enumerate(zip(records, entries), 1))
+        raise DatasetError(
+            "manifest_mismatch", f"{path.name} holds {len(records)} examples but its manifest {len(entries)}"
+        )
+    return tuple(
+        _example(_READERS[fmt](record, n, path), entry) for n, (record, entry) in enumerate(zip(records, entries), 1)
+    )
 
 
 def read_openai_jsonl(path: str | Path) -> tuple[Example, ...]:
@@ -188,24 +199,44 @@ def _example(conversation: tuple[str, str, str], entry: dict[str, Any]) -> Examp
 
 def _read_openai(record: dict[str, Any], n: int, path: Path) -> tuple[str, str, str]:
     by_role = {m.get("role"): m.get("content") for m in _list(record, "messages", n, path)}
-    return by_role.get("system") or DEFAULT_SYSTEM_PROMPT, _text(by_role.get("user"), "user", n, path), _text(by_role.get("assistant"), "assistant", n, path)
+    return (
+        by_role.get("system") or DEFAULT_SYSTEM_PROMPT,
+        _text(by_role.get("user"), "user", n, path),
+        _text(by_role.get("assistant"), "assistant", n, path),
+    )
 
 
 def _read_alpaca(record: dict[str, Any], n: int, path: Path) -> tuple[str, str, str]:
-    return record.get("input") or DEFAULT_SYSTEM_PROMPT, _text(record.get("instruction"), "instruction", n, path), _text(record.get("output"), "output", n, path)
+    return (
+        record.get("input") or DEFAULT_SYSTEM_PROMPT,
+        _text(record.get("instruction"), "instruction", n, path),
+        _text(record.get("output"), "output", n, path),
+    )
 
 
 def _read_sharegpt(record: dict[str, Any], n: int, path: Path) -> tuple[str, str, str]:
     by_role = {m.get("from"): m.get("value") for m in _list(record, "conversations", n, path)}
-    return by_role.get("system") or DEFAULT_SYSTEM_PROMPT, _text(by_role.get("human"), "human", n, path), _text(by_role.get("gpt"), "gpt", n, path)
+    return (
+        by_role.get("system") or DEFAULT_SYSTEM_PROMPT,
+        _text(by_role.get("human"), "human", n, path),
+        _text(by_role.get("gpt"), "gpt", n, path),
+    )
 
 
 def _read_prompt_completion(record: dict[str, Any], n: int, path: Path) -> tuple[str, str, str]:
-    return DEFAULT_SYSTEM_PROMPT, _text(record.get("prompt"), "prompt", n, path), _text(record.get("completion"), "completion", n, path)
+    return (
+        DEFAULT_SYSTEM_PROMPT,
+        _text(record.get("prompt"), "prompt", n, path),
+        _text(record.get("completion"), "completion", n, path),
+    )
 
 
 def _read_eval(record: dict[str, Any], n: int, path: Path) -> tuple[str, str, str]:
-    return DEFAULT_SYSTEM_PROMPT, _text(record.get("question"), "question", n, path), _text(record.get("expected_answer"), "expected_answer", n, path)
+    return (
+        DEFAULT_SYSTEM_PROMPT,
+        _text(record.get("question"), "question", n, path),
+        _text(record.get("expected_answer"), "expected_answer", n, path),
+    )
 
 
 _READERS: dict[str, Callable[[dict[str, Any], int, Path], tuple[str, str, str]]] = {

@@ -70,7 +70,12 @@ def render_items(items: Sequence[str], limit: int = SHOWN_ITEMS) -> tuple[str, t
 @lru_cache(maxsize=16384)
 def mention_fields(mention: str, prefix: str = "x") -> dict[str, str]:
     """The placeholders of one mention: {x}, {X}, {de_x}, {que_x} (cached: do not modify the result)."""
-    return {prefix: mention, prefix.upper(): upper_first(mention), f"de_{prefix}": de(mention), f"que_{prefix}": que(mention)}
+    return {
+        prefix: mention,
+        prefix.upper(): upper_first(mention),
+        f"de_{prefix}": de(mention),
+        f"que_{prefix}": que(mention),
+    }
 
 
 def entity_mentions(entity: Entity) -> tuple[str, ...]:
@@ -91,7 +96,20 @@ def app(entity: Entity) -> str:
     return f"l'application {clean(entity.display_name)}"
 
 
-_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre", "décembre")
+_MONTHS = (
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+)
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 
 
@@ -136,4 +154,11 @@ def status_words(status: str) -> StatusWords:
         plural = lowered if lowered.endswith("s") else lowered + "s"
         return StatusWords(lowered, f"est {lowered}", f"sont {plural}", lowered, plural, in_production)
     quoted = f"« {value} »"
-    return StatusWords(value, f"a pour statut {quoted}", f"ont pour statut {quoted}", f"au statut {quoted}", f"au statut {quoted}", in_production)
+    return StatusWords(
+        value,
+        f"a pour statut {quoted}",
+        f"ont pour statut {quoted}",
+        f"au statut {quoted}",
+        f"au statut {quoted}",
+        in_production,
+    )

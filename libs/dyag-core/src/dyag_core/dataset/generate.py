@@ -22,10 +22,8 @@ from dyag_core.catalog.diff import CatalogDiff
 from dyag_core.catalog.model import Catalog, Entity
 from dyag_core.catalog.profile import role_filled
 from dyag_core.dataset.errors import DatasetError
-from dyag_core.dataset.registry import INTENTS, dataset_roles, intents_of_type
-from dyag_core.dataset.model import DEFAULT_SYSTEM_PROMPT, NEGATIVE_TYPES, QUESTION_TYPES, Example, Provenance
-from dyag_core.dataset.split import fact_key
 from dyag_core.dataset.french import entity_mentions, mention_fields
+from dyag_core.dataset.model import DEFAULT_SYSTEM_PROMPT, NEGATIVE_TYPES, QUESTION_TYPES, Example, Provenance
 from dyag_core.dataset.phrasings import (
     EMPTY_FIELD_PHRASINGS,
     EMPTY_FIELD_SOURCES,
@@ -35,6 +33,8 @@ from dyag_core.dataset.phrasings import (
     STATUS_YES_NO,
     UNKNOWN_ENTITY_PHRASINGS,
 )
+from dyag_core.dataset.registry import INTENTS, dataset_roles, intents_of_type
+from dyag_core.dataset.split import fact_key
 from dyag_core.dataset.templates import (
     Answer,
     Criterion,
@@ -117,7 +117,13 @@ class DatasetPlan:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "guide_estimate": self.guide_estimate, "total": self.total, "per_type": self.per_type, "formula": self.formula}
+        return {
+            **asdict(self),
+            "guide_estimate": self.guide_estimate,
+            "total": self.total,
+            "per_type": self.per_type,
+            "formula": self.formula,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,9 +171,11 @@ def fit_to_catalog(catalog: Catalog, config: GenerationConfig) -> tuple[Generati
         kept = max(2, len(catalog.entities) * wanted // (2 * facts))
         sampled = replace(config, max_entities=kept)
         sized, _ = _fit_variations(sample_entities(catalog, sampled), sampled)
-        return sized, (f"{plan.entities} applications: {plan.total} questions possible at {config.variations} variations, "
-                       f"under two per fact for {wanted}; a sample of {kept} applications keeps two (RAG still reads all "
-                       f"{plan.entities}); using {sized.num_questions}")
+        return sized, (
+            f"{plan.entities} applications: {plan.total} questions possible at {config.variations} variations, "
+            f"under two per fact for {wanted}; a sample of {kept} applications keeps two (RAG still reads all "
+            f"{plan.entities}); using {sized.num_questions}"
+        )
     return _fit_variations(catalog, config)
 
 
@@ -176,7 +184,10 @@ def _fit_variations(catalog: Catalog, config: GenerationConfig) -> tuple[Generat
     wanted = config.num_questions
     plan = _prepare(catalog, config)[1]
     if wanted is None or plan.total >= wanted:
-        return config, f"{plan.entities} applications: {plan.total} questions possible at {config.variations} variations; using {wanted or plan.total}"
+        return (
+            config,
+            f"{plan.entities} applications: {plan.total} questions possible at {config.variations} variations; using {wanted or plan.total}",
+        )
     most = MOST_VARIATIONS
     tried = [(config.variations, plan.total)]
     chosen = None
@@ -197,11 +208,15 @@ def _fit_variations(catalog: Catalog, config: GenerationConfig) -> tuple[Generat
 
 def _sizing(entities: int, tried: list[tuple[int, int]], used: int) -> str:
     first, last = tried[0], tried[-1]
-    shown = f"{first[1]} questions possible at {first[0]} variations" + (f", {last[1]} at {last[0]}" if last != first else "")
+    shown = f"{first[1]} questions possible at {first[0]} variations" + (
+        f", {last[1]} at {last[0]}" if last != first else ""
+    )
     return f"{entities} application{'s' if entities > 1 else ''}: {shown}; using {used}"
 
 
-def generate(catalog: Catalog, config: GenerationConfig | None = None, on_progress: Progress | None = None) -> tuple[Example, ...]:
+def generate(
+    catalog: Catalog, config: GenerationConfig | None = None, on_progress: Progress | None = None
+) -> tuple[Example, ...]:
     """The examples, interleaved type by type. on_progress, if given, receives the fraction done (0..1) a few times."""
     config = config or GenerationConfig()
     subjects, plan = _prepare(catalog, config)
@@ -250,7 +265,9 @@ def regenerate_changed(
                 continue
             unknown_quota -= 1
         elif example.qtype in ("listing", "counting"):
-            if fact_key(example) in kept_facts or not (_criterion_of(example) in stale_criteria or renewed & set(example.provenance.entity_ids)):
+            if fact_key(example) in kept_facts or not (
+                _criterion_of(example) in stale_criteria or renewed & set(example.provenance.entity_ids)
+            ):
                 continue
         elif not renewed & set(example.provenance.entity_ids):
             continue
@@ -306,21 +323,30 @@ def _prepare(catalog: Catalog, config: GenerationConfig) -> tuple[dict[str, list
     _validate(config)
     types = config.selected_types()
     if not types:
-        raise DatasetError("bad_config", "no question type left: add_negatives is off and only negative types were asked for")
+        raise DatasetError(
+            "bad_config", "no question type left: add_negatives is off and only negative types were asked for"
+        )
     ranks = _ranks(catalog, config.seed)
     # A sample of the applications (max_entities) is asked about; listings and counts stay true of the whole catalog,
     # and made-up names stay away from every real one (_pool reads the whole catalog).
     sample = sample_entities(catalog, config)
-    subjects = {t: _subjects(t, catalog if t in ("listing", "counting") else sample, config, ranks)
-                for t in types if t != "negative_unknown_entity"}
+    subjects = {
+        t: _subjects(t, catalog if t in ("listing", "counting") else sample, config, ranks)
+        for t in types
+        if t != "negative_unknown_entity"
+    }
     possible = {t: sum(min(config.variations, len(s.templates)) for s in subjects[t]) for t in subjects}
     if "negative_unknown_entity" in types:
-        possible["negative_unknown_entity"] = len(sample.entities) * min(config.variations, len(UNKNOWN_ENTITY_PHRASINGS))
+        possible["negative_unknown_entity"] = len(sample.entities) * min(
+            config.variations, len(UNKNOWN_ENTITY_PHRASINGS)
+        )
     positives = [t for t in types if t in POSITIVE_TYPES]
     if positives and not any(possible[t] for t in positives):
         raise _no_usable_field(positives)
     possible = {t: possible[t] for t in types}
-    plan = DatasetPlan(len(sample.entities), types, config.variations, possible, _quotas(possible, None, config.negative_ratio))
+    plan = DatasetPlan(
+        len(sample.entities), types, config.variations, possible, _quotas(possible, None, config.negative_ratio)
+    )
     return subjects, plan
 
 
@@ -382,7 +408,10 @@ PROGRESS_EVERY = 500  # examples between two progress reports: frequent enough t
 
 
 def _select(
-    pools: dict[str, Iterator[Example]], available: dict[str, int], config: GenerationConfig, on_progress: Progress | None
+    pools: dict[str, Iterator[Example]],
+    available: dict[str, int],
+    config: GenerationConfig,
+    on_progress: Progress | None,
 ) -> dict[str, list[Example]]:
     """Draw each type's quota; a type that runs short (repeated questions) hands its share to the others."""
     taken: dict[str, list[Example]] = {t: [] for t in pools}
@@ -406,8 +435,14 @@ def _select(
             return {t: taken[t][: quotas[t]] for t in pools}
 
 
-def _pool(qtype: str, subjects: dict[str, list[_Subject]], catalog: Catalog, config: GenerationConfig, seen: set[str],
-          quota: int = 0) -> Iterator[Example]:
+def _pool(
+    qtype: str,
+    subjects: dict[str, list[_Subject]],
+    catalog: Catalog,
+    config: GenerationConfig,
+    seen: set[str],
+    quota: int = 0,
+) -> Iterator[Example]:
     if qtype == "negative_unknown_entity":
         return _unknown_pool(catalog, config, seen)
     # Empty-field negatives are many and their quota small: two phrasings per fact keep some for evaluation. So are a
@@ -417,7 +452,9 @@ def _pool(qtype: str, subjects: dict[str, list[_Subject]], catalog: Catalog, con
     return _round_robin(subjects[qtype], config, seen, batch=2 if qtype == "negative_empty_field" or many else 1)
 
 
-def _round_robin(subjects: Sequence[_Subject], config: GenerationConfig, seen: set[str], batch: int = 1) -> Iterator[Example]:
+def _round_robin(
+    subjects: Sequence[_Subject], config: GenerationConfig, seen: set[str], batch: int = 1
+) -> Iterator[Example]:
     """First phrasing of every subject, then the second…; a repeated question falls back on a spare phrasing.
 
     With batch=2, each subject gives two phrasings per round, so that even a small quota has facts
@@ -579,7 +616,9 @@ def _applies(qtype: str, entity: Entity) -> bool:
     return any(i.applies(entity) for i in intents_of_type(qtype))
 
 
-def _entity_subject(qtype: str, entity: Entity, part: str, indices: Iterable[int], render: Callable[[int], Answer], seed: int) -> _Subject:
+def _entity_subject(
+    qtype: str, entity: Entity, part: str, indices: Iterable[int], render: Callable[[int], Answer], seed: int
+) -> _Subject:
     key = f"{entity.id}|{part}" if part else entity.id
     subject_seed = _stable_int(seed, qtype, key)
     ask = _asker(PHRASINGS[qtype], entity_mentions(entity), subject_seed, {"name": entity.name})
@@ -598,7 +637,9 @@ def _empty_field_roles(catalog: Catalog, config: GenerationConfig) -> tuple[str,
 
 
 _EMPTY_FIELD_TABLE = tuple(text for _, text in EMPTY_FIELD_PHRASINGS)
-_EMPTY_FIELD_INDICES = {role: tuple(i for i, (r, _) in enumerate(EMPTY_FIELD_PHRASINGS) if r == role) for role in EMPTY_FIELD_SOURCES}
+_EMPTY_FIELD_INDICES = {
+    role: tuple(i for i, (r, _) in enumerate(EMPTY_FIELD_PHRASINGS) if r == role) for role in EMPTY_FIELD_SOURCES
+}
 
 
 def _empty_field_subjects(entity: Entity, roles: Sequence[str], seed: int) -> list[_Subject]:
@@ -641,7 +682,9 @@ def _comparative_subject(a: Entity, b: Entity, seed: int) -> _Subject:
 
     def ask(template: int) -> str:
         # Mostly the short names; now and then "l'application X".
-        form_a, form_b = (entity_mentions(e)[_stable_int(subject_seed, template, side) % 3 == 0] for side, e in (("a", a), ("b", b)))
+        form_a, form_b = (
+            entity_mentions(e)[_stable_int(subject_seed, template, side) % 3 == 0] for side, e in (("a", a), ("b", b))
+        )
         return table[template].format(**mention_fields(form_a, "a"), **mention_fields(form_b, "b"))
 
     render = _once(lambda _: answer_comparative(a, b))
@@ -702,15 +745,69 @@ def _unknown_subject(name: str, seed: int) -> _Subject:
 # ---------------------------------------------------------------- made-up names
 
 _FAKE_PREFIXES = (
-    "ALTI", "AQUA", "ARBO", "AZUR", "BALIS", "CALIS", "CARTA", "CEDRA", "CIRRA", "DELTA", "DOMI", "ECHO",
-    "ELIA", "FLORI", "GALA", "GRANI", "HELIO", "ISO", "JADE", "KORA", "LUMI", "MAREO", "MIRA", "NOVA",
-    "OKAPI", "ORBI", "PALO", "QUARTZ", "RADI", "SELE", "SOLVI", "TERRI", "TIVA", "ULTRA", "VALO", "VECTO",
-    "XENO", "ZEPHI", "ZENI", "OPTI",
-)  # fmt: skip
+    "ALTI",
+    "AQUA",
+    "ARBO",
+    "AZUR",
+    "BALIS",
+    "CALIS",
+    "CARTA",
+    "CEDRA",
+    "CIRRA",
+    "DELTA",
+    "DOMI",
+    "ECHO",
+    "ELIA",
+    "FLORI",
+    "GALA",
+    "GRANI",
+    "HELIO",
+    "ISO",
+    "JADE",
+    "KORA",
+    "LUMI",
+    "MAREO",
+    "MIRA",
+    "NOVA",
+    "OKAPI",
+    "ORBI",
+    "PALO",
+    "QUARTZ",
+    "RADI",
+    "SELE",
+    "SOLVI",
+    "TERRI",
+    "TIVA",
+    "ULTRA",
+    "VALO",
+    "VECTO",
+    "XENO",
+    "ZEPHI",
+    "ZENI",
+    "OPTI",
+)
 _FAKE_SUFFIXES = (
-    "BASE", "CAP", "DOC", "FLOW", "GEST", "LINK", "LOG", "NET", "PLAN", "PORT", "SCOPE", "SIS", "STAT",
-    "TRACK", "WEB", "DATA", "LAB", "MAP", "VIEW", "MIND",
-)  # fmt: skip
+    "BASE",
+    "CAP",
+    "DOC",
+    "FLOW",
+    "GEST",
+    "LINK",
+    "LOG",
+    "NET",
+    "PLAN",
+    "PORT",
+    "SCOPE",
+    "SIS",
+    "STAT",
+    "TRACK",
+    "WEB",
+    "DATA",
+    "LAB",
+    "MAP",
+    "VIEW",
+    "MIND",
+)
 _FAKE_TAILS = ("", "", "-2", " PRO", " NG")
 
 
@@ -756,7 +853,11 @@ class _NameIndex:
 
 def _ratio(matcher: SequenceMatcher, real: str) -> float:
     matcher.set_seq1(real)
-    return 0.0 if matcher.real_quick_ratio() < SIMILARITY_LIMIT or matcher.quick_ratio() < SIMILARITY_LIMIT else matcher.ratio()
+    return (
+        0.0
+        if matcher.real_quick_ratio() < SIMILARITY_LIMIT or matcher.quick_ratio() < SIMILARITY_LIMIT
+        else matcher.ratio()
+    )
 
 
 # ---------------------------------------------------------------- retraining support
@@ -783,7 +884,9 @@ def _criterion_of(example: Example) -> tuple[Any, ...]:
     return (example.qtype, example.provenance.fields, fold(facts[0]) if facts else "")
 
 
-def _still_valid(example: Example, touched: set[str], current: dict[tuple[Any, ...], str], new_names: _NameIndex) -> bool:
+def _still_valid(
+    example: Example, touched: set[str], current: dict[tuple[Any, ...], str], new_names: _NameIndex
+) -> bool:
     if example.qtype == "negative_unknown_entity":
         name = unknown_name_in(example.answer)
         return name is None or not new_names.is_close(name)
@@ -793,6 +896,16 @@ def _still_valid(example: Example, touched: set[str], current: dict[tuple[Any, .
 
 
 __all__ = [
-    "CATALOG_WIDE_TYPES", "ENTITY_TYPES", "fit_to_catalog", "sample_entities", "POSITIVE_TYPES", "TYPE_ROLES",
-    "DatasetPlan", "GenerationConfig", "fake_names", "generate", "plan_size", "regenerate_changed",
-]  # fmt: skip
+    "CATALOG_WIDE_TYPES",
+    "ENTITY_TYPES",
+    "fit_to_catalog",
+    "sample_entities",
+    "POSITIVE_TYPES",
+    "TYPE_ROLES",
+    "DatasetPlan",
+    "GenerationConfig",
+    "fake_names",
+    "generate",
+    "plan_size",
+    "regenerate_changed",
+]

@@ -113,75 +113,77 @@ PHRASINGS: dict[str, tuple[str, ...]] = {
     ),
 }
 # Phrasings of the fields the dataset does not generate yet (dyag_core.dataset.registry answers them all).
-PHRASINGS.update({
-    "identifier": (
-        "Quel est l'identifiant {de_x} ?",
-        "Quel est l'id {de_x} dans le catalogue ?",
-        "Sous quel numéro {x} est-elle référencée ?",
-        "Donne-moi l'identifiant de l'application {name}.",
-        "Quel code identifie {x} dans le catalogue ?",
-    ),
-    "long_name": (
-        "Quel est le nom long {de_x} ?",
-        "Que signifie le sigle {name} ?",
-        "Quel est le nom complet {de_x} ?",
-        "Que veut dire {name} ?",
-        "Quelle est la signification de l'acronyme {name} ?",
-        "Comment s'appelle {x} en entier ?",
-    ),
-    "family": (
-        "À quelle famille d'applications appartient {x} ?",
-        "Quelle est la famille {de_x} ?",
-        "Dans quelle famille d'applications est classée {x} ?",
-        "De quel type d'application relève {x} ?",
-        "Quelle catégorie d'applications pour {x} ?",
-    ),
-    "functions": (
-        "Quelles sont les fonctions {de_x} ?",
-        "Quelles fonctionnalités offre {x} ?",
-        "Que permet de faire {x} ?",
-        "Quelles fonctions assure l'application {name} ?",
-        "Liste les fonctionnalités {de_x}.",
-    ),
-    "technology": (
-        "Quelle est la technologie principale {de_x} ?",
-        "Avec quelle technologie est développée {x} ?",
-        "Sur quelle pile technique repose {x} ?",
-        "Quel langage utilise l'application {name} ?",
-        "En quoi est codée {x} ?",
-        "Quelle stack technique pour {x} ?",
-    ),
-    "hosting": (
-        "Où est hébergée {x} ?",
-        "Quel est l'hébergement {de_x} ?",
-        "Dans quel data center tourne {x} ?",
-        "Sur quelles plateformes est hébergée l'application {name} ?",
-        "Quel centre serveur héberge {x} ?",
-    ),
-    "beneficiaries": (
-        "Quels sont les bénéficiaires {de_x} ?",
-        "À qui profite {x} ?",
-        "Qui bénéficie de l'application {name} ?",
-        "Pour quels publics est conçue {x} ?",
-        "Qui sont les usagers visés par {x} ?",
-    ),
-    "users": (
-        "Qui sont les utilisateurs {de_x} ?",
-        "Combien d'utilisateurs a {x} ?",
-        "Qui utilise l'application {name} ?",
-        "Quels publics utilisent {x}, et combien sont-ils ?",
-        "Quel est le nombre d'utilisateurs {de_x} ?",
-    ),
-    "summary": (
-        "Dis-moi tout sur {x}.",
-        "Que sait-on de {x} ?",
-        "Donne-moi la fiche complète {de_x}.",
-        "Résume-moi l'application {name}.",
-        "Quelles informations as-tu sur {x} ?",
-        "Fais-moi une synthèse sur {x}.",
-        "Présente-moi tout ce que le catalogue dit {de_x}.",
-    ),
-})
+PHRASINGS.update(
+    {
+        "identifier": (
+            "Quel est l'identifiant {de_x} ?",
+            "Quel est l'id {de_x} dans le catalogue ?",
+            "Sous quel numéro {x} est-elle référencée ?",
+            "Donne-moi l'identifiant de l'application {name}.",
+            "Quel code identifie {x} dans le catalogue ?",
+        ),
+        "long_name": (
+            "Quel est le nom long {de_x} ?",
+            "Que signifie le sigle {name} ?",
+            "Quel est le nom complet {de_x} ?",
+            "Que veut dire {name} ?",
+            "Quelle est la signification de l'acronyme {name} ?",
+            "Comment s'appelle {x} en entier ?",
+        ),
+        "family": (
+            "À quelle famille d'applications appartient {x} ?",
+            "Quelle est la famille {de_x} ?",
+            "Dans quelle famille d'applications est classée {x} ?",
+            "De quel type d'application relève {x} ?",
+            "Quelle catégorie d'applications pour {x} ?",
+        ),
+        "functions": (
+            "Quelles sont les fonctions {de_x} ?",
+            "Quelles fonctionnalités offre {x} ?",
+            "Que permet de faire {x} ?",
+            "Quelles fonctions assure l'application {name} ?",
+            "Liste les fonctionnalités {de_x}.",
+        ),
+        "technology": (
+            "Quelle est la technologie principale {de_x} ?",
+            "Avec quelle technologie est développée {x} ?",
+            "Sur quelle pile technique repose {x} ?",
+            "Quel langage utilise l'application {name} ?",
+            "En quoi est codée {x} ?",
+            "Quelle stack technique pour {x} ?",
+        ),
+        "hosting": (
+            "Où est hébergée {x} ?",
+            "Quel est l'hébergement {de_x} ?",
+            "Dans quel data center tourne {x} ?",
+            "Sur quelles plateformes est hébergée l'application {name} ?",
+            "Quel centre serveur héberge {x} ?",
+        ),
+        "beneficiaries": (
+            "Quels sont les bénéficiaires {de_x} ?",
+            "À qui profite {x} ?",
+            "Qui bénéficie de l'application {name} ?",
+            "Pour quels publics est conçue {x} ?",
+            "Qui sont les usagers visés par {x} ?",
+        ),
+        "users": (
+            "Qui sont les utilisateurs {de_x} ?",
+            "Combien d'utilisateurs a {x} ?",
+            "Qui utilise l'application {name} ?",
+            "Quels publics utilisent {x}, et combien sont-ils ?",
+            "Quel est le nombre d'utilisateurs {de_x} ?",
+        ),
+        "summary": (
+            "Dis-moi tout sur {x}.",
+            "Que sait-on de {x} ?",
+            "Donne-moi la fiche complète {de_x}.",
+            "Résume-moi l'application {name}.",
+            "Quelles informations as-tu sur {x} ?",
+            "Fais-moi une synthèse sur {x}.",
+            "Présente-moi tout ce que le catalogue dit {de_x}.",
+        ),
+    }
+)
 STATUS_YES_NO = 2  # "{X} est-elle en production ?" gets a oui/non answer
 RELATED_APPLICATIONS = tuple(range(0, 6))
 RELATED_DATA = tuple(range(6, 12))

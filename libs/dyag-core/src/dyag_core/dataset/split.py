@@ -72,8 +72,14 @@ def split_warnings(examples: Sequence[Example], split: Split) -> list[str]:
     if split.test:
         missing = sorted({e.qtype for e in examples} - {e.qtype for e in split.test})
         if missing:
-            hint = " (more questions, e.g. --num-questions 1000, give facts a second phrasing)" if split.strategy == "paraphrase" else ""
-            warnings.append(f"test: no question of type {', '.join(missing)}; an evaluation on this split does not measure them{hint}")
+            hint = (
+                " (more questions, e.g. --num-questions 1000, give facts a second phrasing)"
+                if split.strategy == "paraphrase"
+                else ""
+            )
+            warnings.append(
+                f"test: no question of type {', '.join(missing)}; an evaluation on this split does not measure them{hint}"
+            )
     return warnings
 
 
@@ -97,7 +103,10 @@ def _check_arguments(strategy: str, ratios: Sequence[float]) -> None:
     if strategy not in STRATEGIES:
         raise DatasetError("bad_config", f"unknown split strategy {strategy!r}; valid: {', '.join(STRATEGIES)}")
     if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1) > 1e-6:
-        raise DatasetError("bad_config", f"ratios must be three non-negative shares of 1 (train, validation, test), got {tuple(ratios)}")
+        raise DatasetError(
+            "bad_config",
+            f"ratios must be three non-negative shares of 1 (train, validation, test), got {tuple(ratios)}",
+        )
 
 
 def _targets(total: int, ratios: Sequence[float]) -> dict[str, int]:
@@ -134,13 +143,19 @@ def _strata(indices: Iterable[int], examples: Sequence[Example]) -> dict[str, li
 
 
 def _shortfall(targets: dict[str, int], got: dict[str, int], why: str) -> list[str]:
-    return [f"{name}: {got[name]} examples instead of {targets[name]} ({why})" for name in ("validation", "test") if got[name] < targets[name]]
+    return [
+        f"{name}: {got[name]} examples instead of {targets[name]} ({why})"
+        for name in ("validation", "test")
+        if got[name] < targets[name]
+    ]
 
 
 # ---------------------------------------------------------------- paraphrase strategy
 
 
-def _by_paraphrase(examples: Sequence[Example], targets: dict[str, int], rng: random.Random) -> tuple[list[str], list[str]]:
+def _by_paraphrase(
+    examples: Sequence[Example], targets: dict[str, int], rng: random.Random
+) -> tuple[list[str], list[str]]:
     assignment = ["train"] * len(examples)
     repeated = _repeated_questions(examples)
     strata = _strata(range(len(examples)), examples)
@@ -232,7 +247,9 @@ def _units(examples: Sequence[Example]) -> list[list[int]]:
     return list(groups.values())
 
 
-def _balance(units: list[list[int]], total: int, ratios: Sequence[float], rng: random.Random) -> list[tuple[list[int], str]]:
+def _balance(
+    units: list[list[int]], total: int, ratios: Sequence[float], rng: random.Random
+) -> list[tuple[list[int], str]]:
     """Units in a seeded order fill validation and test (the emptier first) while they fit; the rest is train.
 
     A second pass offers the smallest train units to whatever room is left, to land close to the ratios.
@@ -256,7 +273,9 @@ def _balance(units: list[list[int]], total: int, ratios: Sequence[float], rng: r
     return [(unit, placed.get(position, "train")) for position, unit in enumerate(order)]
 
 
-def _stratified_units(units: list[list[int]], examples: Sequence[Example], wanted: dict[str, int], rng: random.Random) -> list[tuple[list[int], str]]:
+def _stratified_units(
+    units: list[list[int]], examples: Sequence[Example], wanted: dict[str, int], rng: random.Random
+) -> list[tuple[list[int], str]]:
     """Units spread by type: `wanted` units go to validation and test, in proportion to each type's size."""
     strata: dict[str, list[list[int]]] = {}
     for unit in units:
@@ -268,7 +287,13 @@ def _stratified_units(units: list[list[int]], examples: Sequence[Example], wante
     for qtype, members in strata.items():
         rng.shuffle(members)
         for position, unit in enumerate(members):
-            where = "test" if position < test[qtype] else "validation" if position < test[qtype] + validation[qtype] else "train"
+            where = (
+                "test"
+                if position < test[qtype]
+                else "validation"
+                if position < test[qtype] + validation[qtype]
+                else "train"
+            )
             placed.append((unit, where))
     return placed
 

@@ -101,7 +101,11 @@ class Answer:
 # ---------------------------------------------------------------- descriptions
 
 _BULLET = re.compile(r"^\s*(?:[-*•·▪◦–]|\d{1,2}[.)])\s+")
-_MARKDOWN = ((re.compile(r"\*\*|__|`"), ""), (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"), (re.compile(r"^\s*#+\s*"), ""))
+_MARKDOWN = (
+    (re.compile(r"\*\*|__|`"), ""),
+    (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),
+    (re.compile(r"^\s*#+\s*"), ""),
+)
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[A-ZÀ-ÖØ-Ý0-9«\"])")
 
 
@@ -325,7 +329,9 @@ def answer_definition(entity: Entity, variant: int = 0) -> Answer:
     summary = summarise(entity.description) if entity.description else ""
     if summary:
         fields.append("description")
-        opening = f"{subject} {join_fr(predicates)}." if predicates else f"{subject} est décrite ainsi dans le catalogue :"
+        opening = (
+            f"{subject} {join_fr(predicates)}." if predicates else f"{subject} est décrite ainsi dans le catalogue :"
+        )
         text = f"{opening} {summary}"
     elif predicates:
         text = f"{subject} {join_fr(predicates)}."
@@ -512,8 +518,10 @@ def _compare_domains(a: Entity, b: Entity, facts: list[str]) -> str | None:
         sb = next((clean(d.subdomain) for d in b.domains if d.subdomain and fold(d.domain) == fold(shared[0])), None)
         if sa and sb and fold(sa) != fold(sb):  # what still tells them apart: their sub-domains
             facts.extend((sa, sb))
-            return (f"Elles relèvent toutes deux du domaine « {shared[0]} », {a.name} pour le sous-domaine « {sa} » et "
-                    f"{b.name} pour le sous-domaine « {sb} ».")
+            return (
+                f"Elles relèvent toutes deux du domaine « {shared[0]} », {a.name} pour le sous-domaine « {sa} » et "
+                f"{b.name} pour le sous-domaine « {sb} »."
+            )
         return f"Elles relèvent toutes deux du domaine « {shared[0]} »."
     if da and db:
         facts.extend((da[0], db[0]))
@@ -547,7 +555,16 @@ def answer_comparative(a: Entity, b: Entity) -> Answer:
         sentence = compare(a, b, facts)
         if sentence:
             sentences.append(sentence)
-    fields = [r for r, filled in (("long_name", named), ("domains", a.domains and b.domains), ("status", a.status or b.status), ("scope", a.scope and b.scope)) if filled]
+    fields = [
+        r
+        for r, filled in (
+            ("long_name", named),
+            ("domains", a.domains and b.domains),
+            ("status", a.status or b.status),
+            ("scope", a.scope and b.scope),
+        )
+        if filled
+    ]
     return Answer(" ".join(sentences), tuple(facts), tuple(fields))
 
 
@@ -575,12 +592,28 @@ class Criterion:
     @classmethod
     def of_domain(cls, domain: str, members: tuple[Entity, ...]) -> Criterion:
         quoted = f"« {clean(domain)} »"
-        return cls("domains", clean(domain), f"du domaine {quoted}", f"du domaine {quoted}", f"relèvent du domaine {quoted}", f"relève du domaine {quoted}", members)
+        return cls(
+            "domains",
+            clean(domain),
+            f"du domaine {quoted}",
+            f"du domaine {quoted}",
+            f"relèvent du domaine {quoted}",
+            f"relève du domaine {quoted}",
+            members,
+        )
 
     @classmethod
     def of_actor(cls, actor: str, members: tuple[Entity, ...]) -> Criterion:
         name = clean(actor)
-        return cls("actors", name, f"où intervient {name}", f"où intervient {name}", f"impliquent {name}", f"implique {name}", members)
+        return cls(
+            "actors",
+            name,
+            f"où intervient {name}",
+            f"où intervient {name}",
+            f"impliquent {name}",
+            f"implique {name}",
+            members,
+        )
 
 
 def _alphabetical(entities: Iterable[Entity]) -> list[Entity]:
@@ -772,13 +805,24 @@ def answer_summary(entity: Entity, variant: int = 0) -> Answer:
         add("status", "Statut", clean(entity.status), (status_words(entity.status).fact,))
     if entity.domains:
         grouped = _group_domains(entity.domains)
-        add("domains", "Domaine", join_fr([_domain_phrase(d, subs, obs) for d, (subs, obs) in grouped.items()]), tuple(grouped)[:1])
+        add(
+            "domains",
+            "Domaine",
+            join_fr([_domain_phrase(d, subs, obs) for d, (subs, obs) in grouped.items()]),
+            tuple(grouped)[:1],
+        )
     if entity.scope:
         add("scope", "Portée géographique", clean(entity.scope))
     if entity.family:
         add("family", "Famille", clean(entity.family))
     if entity.actors:
-        add("actors", "Acteurs", ", ".join(dict.fromkeys(f"{clean(a.name)} ({clean(a.role)})" if a.role else clean(a.name) for a in entity.actors)))
+        add(
+            "actors",
+            "Acteurs",
+            ", ".join(
+                dict.fromkeys(f"{clean(a.name)} ({clean(a.role)})" if a.role else clean(a.name) for a in entity.actors)
+            ),
+        )
     if entity.sites:
         add("sites", "Adresses", ", ".join(s.url for s in entity.sites[:INLINE_ITEMS]))
     if entity.contacts:
@@ -790,5 +834,7 @@ def answer_summary(entity: Entity, variant: int = 0) -> Answer:
     if entity.events:
         first = sorted(entity.events, key=lambda e: e.date or "9999")[0]
         add("events", "Première date clé", _event_text(first)[0])
-    text = f"Voici ce que le catalogue indique sur {app(entity)} (identifiant {entity.id}) :" + "".join(f"\n{line}" for line in lines)
+    text = f"Voici ce que le catalogue indique sur {app(entity)} (identifiant {entity.id}) :" + "".join(
+        f"\n{line}" for line in lines
+    )
     return Answer(text, tuple(facts), tuple(fields))

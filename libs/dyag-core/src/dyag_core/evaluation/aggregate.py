@@ -154,7 +154,9 @@ def group_metrics(results: Sequence[QuestionResult]) -> GroupMetrics:
     )
 
 
-def by_key(results: Sequence[QuestionResult], keys: Iterable[str], key_of: Callable[[QuestionResult], Iterable[str]]) -> dict[str, GroupMetrics]:
+def by_key(
+    results: Sequence[QuestionResult], keys: Iterable[str], key_of: Callable[[QuestionResult], Iterable[str]]
+) -> dict[str, GroupMetrics]:
     """Metrics per group, groups in `keys` order first (empty ones left out), then any other key met."""
     groups: dict[str, list[QuestionResult]] = {k: [] for k in keys}
     for r in results:

@@ -31,7 +31,14 @@ def _svg(chart_id: str, title: str, width: int, height: int, body: str) -> str:
     )
 
 
-def grouped_bars(chart_id: str, title: str, categories: Sequence[str], series: Sequence[tuple[str, Sequence[float | None]]], *, percent: bool = True) -> str:
+def grouped_bars(
+    chart_id: str,
+    title: str,
+    categories: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    *,
+    percent: bool = True,
+) -> str:
     """Vertical bars, one group per category, one bar per series; values 0..1 shown as percentages."""
     width, height, left, right, top, bottom = 900, 360, 48, 12, 30, 110
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -39,7 +46,9 @@ def grouped_bars(chart_id: str, title: str, categories: Sequence[str], series: S
     for k in range(0, 11, 2):  # grid: 0, 20, … 100 %
         y = top + plot_h * (1 - k / 10)
         body.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>')
-        body.append(f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="10" text-anchor="end" {FONT}>{k * 10}{" %" if percent else ""}</text>')
+        body.append(
+            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="10" text-anchor="end" {FONT}>{k * 10}{" %" if percent else ""}</text>'
+        )
     group_w = plot_w / max(1, len(categories))
     bar_w = max(2.0, min(28.0, (group_w - 8) / max(1, len(series))))
     for c, category in enumerate(categories):
@@ -48,13 +57,19 @@ def grouped_bars(chart_id: str, title: str, categories: Sequence[str], series: S
             value = values[c]
             x = gx + s * bar_w
             if value is None:
-                body.append(f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h - 3:.1f}" font-size="8" text-anchor="middle" fill="#9ca3af" {FONT}>–</text>')
+                body.append(
+                    f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h - 3:.1f}" font-size="8" text-anchor="middle" fill="#9ca3af" {FONT}>–</text>'
+                )
                 continue
             h = plot_h * max(0.0, min(1.0, value))
             label = f"{name} — {category} : {value * 100:.1f} %"
-            body.append(f'<rect class="bar" x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w - 1:.1f}" height="{h:.1f}" fill="{color(s)}"><title>{escape(label)}</title></rect>')
+            body.append(
+                f'<rect class="bar" x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w - 1:.1f}" height="{h:.1f}" fill="{color(s)}"><title>{escape(label)}</title></rect>'
+            )
         lx, ly = left + c * group_w + group_w / 2, top + plot_h + 12
-        body.append(f'<text x="{lx:.1f}" y="{ly:.1f}" font-size="10" text-anchor="end" transform="rotate(-35 {lx:.1f} {ly:.1f})" {FONT}>{escape(category)}</text>')
+        body.append(
+            f'<text x="{lx:.1f}" y="{ly:.1f}" font-size="10" text-anchor="end" transform="rotate(-35 {lx:.1f} {ly:.1f})" {FONT}>{escape(category)}</text>'
+        )
     body.append(f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#6b7280"/>')
     return _svg(chart_id, title, width, height, "".join(body))
 
@@ -67,7 +82,9 @@ def _nice_step(value: float) -> float:
     return next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= value)
 
 
-def histogram(chart_id: str, title: str, series: Sequence[tuple[str, Sequence[float], float | None, float | None]], bins: int = 12) -> str:
+def histogram(
+    chart_id: str, title: str, series: Sequence[tuple[str, Sequence[float], float | None, float | None]], bins: int = 12
+) -> str:
     """Latency distribution: per series (name, values in ms, p50, p95), the share of calls per bin, bars
     side by side; dashed lines mark each series' p50 (short) and p95 (long)."""
     width, height, left, right, top, bottom = 900, 320, 48, 12, 30, 48
@@ -90,7 +107,9 @@ def histogram(chart_id: str, title: str, series: Sequence[tuple[str, Sequence[fl
     for k in range(0, ticks + 1):
         y = top + plot_h * (1 - k / ticks)
         body.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>')
-        body.append(f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="10" text-anchor="end" {FONT}>{k * tick * 100:.0f} %</text>')
+        body.append(
+            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="10" text-anchor="end" {FONT}>{k * tick * 100:.0f} %</text>'
+        )
     bin_w = plot_w / bins
     bar_w = max(2.0, (bin_w - 4) / max(1, len(series)))
     for s, row in enumerate(shares):
@@ -100,7 +119,9 @@ def histogram(chart_id: str, title: str, series: Sequence[tuple[str, Sequence[fl
             h = plot_h * share / peak
             x = left + b * bin_w + 2 + s * bar_w
             label = f"{series[s][0]} : {share * 100:.1f} % des appels entre {b * step:.0f} et {(b + 1) * step:.0f} ms"
-            body.append(f'<rect class="bar" x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w - 1:.1f}" height="{h:.1f}" fill="{color(s)}"><title>{escape(label)}</title></rect>')
+            body.append(
+                f'<rect class="bar" x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w - 1:.1f}" height="{h:.1f}" fill="{color(s)}"><title>{escape(label)}</title></rect>'
+            )
     for s, (name, _, p50, p95) in enumerate(series):
         for value, label, length in ((p50, "p50", 0.55), (p95, "p95", 1.0)):
             if value is None:
@@ -112,8 +133,12 @@ def histogram(chart_id: str, title: str, series: Sequence[tuple[str, Sequence[fl
             )
     for k in range(0, bins + 1, 1 if bins <= 10 else 2):
         x = left + k * bin_w
-        body.append(f'<text x="{x:.1f}" y="{top + plot_h + 16}" font-size="10" text-anchor="middle" {FONT}>{k * step:.0f}</text>')
-    body.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 8}" font-size="11" text-anchor="middle" {FONT}>latence (ms) — tirets : p50 (courts) et p95 (longs)</text>')
+        body.append(
+            f'<text x="{x:.1f}" y="{top + plot_h + 16}" font-size="10" text-anchor="middle" {FONT}>{k * step:.0f}</text>'
+        )
+    body.append(
+        f'<text x="{left + plot_w / 2:.1f}" y="{height - 8}" font-size="11" text-anchor="middle" {FONT}>latence (ms) — tirets : p50 (courts) et p95 (longs)</text>'
+    )
     body.append(f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#6b7280"/>')
     return _svg(chart_id, title, width, height, "".join(body))
 
@@ -129,11 +154,19 @@ def horizontal_bars(chart_id: str, title: str, items: Sequence[tuple[str, float 
         body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{height - top}" stroke="#e5e7eb"/>')
     for i, (label, value, note) in enumerate(items):
         y = top + i * row_h
-        body.append(f'<text x="{left - 8}" y="{y + row_h / 2 + 4:.1f}" font-size="11" text-anchor="end" {FONT}>{escape(label)}</text>')
+        body.append(
+            f'<text x="{left - 8}" y="{y + row_h / 2 + 4:.1f}" font-size="11" text-anchor="end" {FONT}>{escape(label)}</text>'
+        )
         if value is None:
-            body.append(f'<text x="{left + 4}" y="{y + row_h / 2 + 4:.1f}" font-size="11" fill="#6b7280" {FONT}>non mesuré</text>')
+            body.append(
+                f'<text x="{left + 4}" y="{y + row_h / 2 + 4:.1f}" font-size="11" fill="#6b7280" {FONT}>non mesuré</text>'
+            )
             continue
         w = plot_w * max(0.0, min(1.0, value))
-        body.append(f'<rect class="bar" x="{left}" y="{y + 5}" width="{max(w, 1.0):.1f}" height="{row_h - 10}" fill="{color(i)}"><title>{escape(f"{label} : {value * 100:.1f} %")}</title></rect>')
-        body.append(f'<text x="{left + w + 6:.1f}" y="{y + row_h / 2 + 4:.1f}" font-size="11" {FONT}>{value * 100:.1f} % {escape(note)}</text>')
+        body.append(
+            f'<rect class="bar" x="{left}" y="{y + 5}" width="{max(w, 1.0):.1f}" height="{row_h - 10}" fill="{color(i)}"><title>{escape(f"{label} : {value * 100:.1f} %")}</title></rect>'
+        )
+        body.append(
+            f'<text x="{left + w + 6:.1f}" y="{y + row_h / 2 + 4:.1f}" font-size="11" {FONT}>{value * 100:.1f} % {escape(note)}</text>'
+        )
     return _svg(chart_id, title, width, height, "".join(body))

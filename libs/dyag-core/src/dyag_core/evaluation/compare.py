@@ -35,7 +35,12 @@ SUCCESS_P50_MS = 2000.0  # answers in under 2 s (p50)
 SUCCESS_HALLUCINATION = 0.01  # no hallucinations (at most 1 %, the noise of one question in a hundred)
 Z95 = 1.959963984540054  # the normal quantile of a two-sided 95 % interval
 GUIDE_METRICS = (("accuracy", "Accuracy"), ("precision", "Precision"), ("recall", "Recall"), ("f1_score", "F1_score"))
-EXTRA_METRICS = (("fact_accuracy", "Faits clés"), ("hallucination_rate", "Hallucinations"), ("abstention_rate", "Abstention (négatives)"), ("exact_match", "Exact match"))
+EXTRA_METRICS = (
+    ("fact_accuracy", "Faits clés"),
+    ("hallucination_rate", "Hallucinations"),
+    ("abstention_rate", "Abstention (négatives)"),
+    ("exact_match", "Exact match"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +56,41 @@ class GuideRow:
 
 
 GUIDE_DECISION_ROWS = (
-    GuideRow("< 50 applications", "peu de questions", "NI l'un NI l'autre → utiliser un modèle généraliste directement (GPT-4 direct)", "base", 0, 50),
+    GuideRow(
+        "< 50 applications",
+        "peu de questions",
+        "NI l'un NI l'autre → utiliser un modèle généraliste directement (GPT-4 direct)",
+        "base",
+        0,
+        50,
+    ),
     GuideRow("50-200 applications", "mises à jour fréquentes ; budget limité", "RAG", "rag", 50, 200),
-    GuideRow("200-1000 applications", "style spécifique requis ; budget moyen", "RAG + fine-tuning (fine-tuning pour le style, RAG pour les connaissances)", "hybrid", 200, 1001),
-    GuideRow("> 1000 applications", "données stables ; latence critique ; budget élevé", "Fine-tuning (RAG optionnel pour les mises à jour)", "fine_tuned", 1001, math.inf),
+    GuideRow(
+        "200-1000 applications",
+        "style spécifique requis ; budget moyen",
+        "RAG + fine-tuning (fine-tuning pour le style, RAG pour les connaissances)",
+        "hybrid",
+        200,
+        1001,
+    ),
+    GuideRow(
+        "> 1000 applications",
+        "données stables ; latence critique ; budget élevé",
+        "Fine-tuning (RAG optionnel pour les mises à jour)",
+        "fine_tuned",
+        1001,
+        math.inf,
+    ),
 )
 # Not a row of the guide: Dyag's own, for a catalog's factual questions (its fields), answered from the records.
-GROUNDED_ROW = GuideRow("Questions factuelles sur les fiches", "statut, acteurs, contacts, listes… : des champs du catalogue",
-                        "Réponses ancrées : la fiche elle-même, citée, sans modèle (Dyag, hors guide)", "grounded", 0, math.inf)
+GROUNDED_ROW = GuideRow(
+    "Questions factuelles sur les fiches",
+    "statut, acteurs, contacts, listes… : des champs du catalogue",
+    "Réponses ancrées : la fiche elle-même, citée, sans modèle (Dyag, hors guide)",
+    "grounded",
+    0,
+    math.inf,
+)
 _SIMPLICITY = {a: i for i, a in enumerate(APPROACHES)}
 
 
@@ -80,7 +112,10 @@ def mcnemar_p(b: int, c: int) -> float:
         tail: float = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2**n
     else:  # the same sum in log space (big test sets): lgamma keeps it fast
         log_half = n * math.log(2)
-        tail = sum(math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) - log_half) for k in range(min(b, c) + 1))
+        tail = sum(
+            math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) - log_half)
+            for k in range(min(b, c) + 1)
+        )
     return min(1.0, 2 * tail)
 
 
@@ -234,20 +269,33 @@ def compare_runs(runs: Sequence[EvaluationRun], *, baseline: int = 0, catalog_si
     warnings: list[str] = []
     same = len({r.test_set_fingerprint for r in runs}) == 1
     if not same:
-        warnings.append("les cibles n'ont pas été évaluées sur le même jeu de test : les écarts ne sont pas directement comparables")
+        warnings.append(
+            "les cibles n'ont pas été évaluées sur le même jeu de test : les écarts ne sont pas directement comparables"
+        )
     sizes = {r.catalog_size for r in runs if r.catalog_size is not None}
     if catalog_size is None and sizes:
         catalog_size = max(sizes)
         if len(sizes) > 1:
-            warnings.append(f"catalogues de tailles différentes ({', '.join(map(str, sorted(sizes)))}) : le plus grand est retenu")
+            warnings.append(
+                f"catalogues de tailles différentes ({', '.join(map(str, sorted(sizes)))}) : le plus grand est retenu"
+            )
     table = []
     for key, label in GUIDE_METRICS + EXTRA_METRICS:
         values = tuple(_metric(r, key) for r in runs)
         b = values[baseline]
-        table.append(MetricRow(key, label, values, tuple(None if i == baseline or v is None or b is None else v - b for i, v in enumerate(values))))
+        table.append(
+            MetricRow(
+                key,
+                label,
+                values,
+                tuple(None if i == baseline or v is None or b is None else v - b for i, v in enumerate(values)),
+            )
+        )
     latency = tuple(r.latency.mean for r in runs)
     b_ms = latency[baseline]
-    improvement = tuple(None if i == baseline or not b_ms or v is None else (b_ms - v) / b_ms for i, v in enumerate(latency))
+    improvement = tuple(
+        None if i == baseline or not b_ms or v is None else (b_ms - v) / b_ms for i, v in enumerate(latency)
+    )
     significance = tuple(None if i == baseline else accuracy_gap(base, r) for i, r in enumerate(runs))
     approaches = _approach_rows(runs)
     row = guide_row(catalog_size)
@@ -256,8 +304,22 @@ def compare_runs(runs: Sequence[EvaluationRun], *, baseline: int = 0, catalog_si
     shortfalls = success_shortfalls(chosen) if chosen else ()
     if shortfalls:
         sentence = _not_good_enough(chosen, shortfalls, {a.approach for a in approaches}) + " " + sentence
-    return Comparison(runs, baseline, catalog_size, same, tuple(table), latency, improvement, significance, approaches, row,
-                      recommended, sentence, tuple(warnings), shortfalls)
+    return Comparison(
+        runs,
+        baseline,
+        catalog_size,
+        same,
+        tuple(table),
+        latency,
+        improvement,
+        significance,
+        approaches,
+        row,
+        recommended,
+        sentence,
+        tuple(warnings),
+        shortfalls,
+    )
 
 
 def success_shortfalls(row: ApproachRow) -> tuple[str, ...]:
@@ -275,15 +337,19 @@ def success_shortfalls(row: ApproachRow) -> tuple[str, ...]:
 def _not_good_enough(row: ApproachRow, shortfalls: Sequence[str], measured: set[str]) -> str:
     """The warning that comes first when even the best approach is not good enough, with the next step."""
     if row.accuracy <= SUCCESS_ACCURACY and not measured & {"rag", "grounded"}:
-        step = "évaluez RAG en mode auto (réponses depuis les fiches du catalogue, le modèle seulement en dernier recours)"
+        step = (
+            "évaluez RAG en mode auto (réponses depuis les fiches du catalogue, le modèle seulement en dernier recours)"
+        )
     elif row.accuracy <= SUCCESS_ACCURACY:
         step = "regardez les questions manquées par type dans le rapport et donnez au RAG un modèle plus capable (--rag-llm)"
     elif row.hallucination_rate is None or row.hallucination_rate > SUCCESS_HALLUCINATION:
         step = "examinez les hallucinations du rapport avant tout déploiement"
     else:
         step = "servez-la sur une machine plus rapide (GPU) ou avec un modèle plus petit"
-    return (f"⚠ Aucune approche mesurée ne remplit les critères de réussite du guide : la meilleure, {row.label}, manque "
-            f"{' ; '.join(shortfalls)}. Étape suivante : {step}.")
+    return (
+        f"⚠ Aucune approche mesurée ne remplit les critères de réussite du guide : la meilleure, {row.label}, manque "
+        f"{' ; '.join(shortfalls)}. Étape suivante : {step}."
+    )
 
 
 def _approach_rows(runs: Sequence[EvaluationRun]) -> tuple[ApproachRow, ...]:
@@ -297,9 +363,20 @@ def _approach_rows(runs: Sequence[EvaluationRun]) -> tuple[ApproachRow, ...]:
         r = runs[best[a]]
         rows.append(
             ApproachRow(
-                a, approach_label(a), best[a], r.target.name, r.overall.n, r.accuracy, r.overall.fact_accuracy, r.overall.hallucination_rate,
-                r.overall.abstention_rate, r.latency.p50, r.latency.p95, r.usage.cost_per_1000_questions_usd, r.target.training_cost_usd,
-            )  # fmt: skip
+                a,
+                approach_label(a),
+                best[a],
+                r.target.name,
+                r.overall.n,
+                r.accuracy,
+                r.overall.fact_accuracy,
+                r.overall.hallucination_rate,
+                r.overall.abstention_rate,
+                r.latency.p50,
+                r.latency.p95,
+                r.usage.cost_per_1000_questions_usd,
+                r.target.training_cost_usd,
+            )
         )
     return tuple(rows)
 
@@ -336,12 +413,16 @@ def _why_tie(chosen: ApproachRow, other: ApproachRow) -> str:
     if _clearly_faster(chosen, other):
         return f"plus rapide (latence p50 {ms(chosen.latency_p50_ms)} contre {ms(other.latency_p50_ms)})"
     if chosen.latency_p50_ms is not None and other.latency_p50_ms is not None:
-        return (f"plus simple à exploiter, à coût égal et latence comparable (p50 {ms(chosen.latency_p50_ms)} contre "
-                f"{ms(other.latency_p50_ms)}, moins de {LATENCY_TOLERANCE:.0%} d'écart)")
+        return (
+            f"plus simple à exploiter, à coût égal et latence comparable (p50 {ms(chosen.latency_p50_ms)} contre "
+            f"{ms(other.latency_p50_ms)}, moins de {LATENCY_TOLERANCE:.0%} d'écart)"
+        )
     return "plus simple à exploiter, à coût et latence égaux"
 
 
-def _recommend(runs: Sequence[EvaluationRun], rows: Sequence[ApproachRow], catalog_size: int | None, row: int | None) -> tuple[str | None, str]:
+def _recommend(
+    runs: Sequence[EvaluationRun], rows: Sequence[ApproachRow], catalog_size: int | None, row: int | None
+) -> tuple[str | None, str]:
     if len(rows) == 1:
         only = rows[0]
         return only.approach, (
@@ -352,7 +433,9 @@ def _recommend(runs: Sequence[EvaluationRun], rows: Sequence[ApproachRow], catal
     gaps = {r.approach: accuracy_gap(runs[best.run], runs[r.run]) for r in rows if r is not best}
     tied = [best] + [r for r in rows if r is not best and gaps[r.approach].tied]
     chosen = _pick(tied)
-    parts = [f"Recommandation : {chosen.label} (cible « {chosen.target} ») — {pct(chosen.accuracy)} d'exactitude sur {chosen.questions} questions"]
+    parts = [
+        f"Recommandation : {chosen.label} (cible « {chosen.target} ») — {pct(chosen.accuracy)} d'exactitude sur {chosen.questions} questions"
+    ]
     parts[0] += f", latence p50 {ms(chosen.latency_p50_ms)}, coût {usd(chosen.cost_per_1000_usd)} pour 1000 questions"
     parts[0] += f", hallucinations {pct(chosen.hallucination_rate)}."
     worse = [r for r in rows if r is not best and gaps[r.approach].significant]
@@ -362,7 +445,9 @@ def _recommend(runs: Sequence[EvaluationRun], rows: Sequence[ApproachRow], catal
         parts.append(f"Elle est significativement plus exacte que {listed}.")
     if chosen is best and unsure:
         listed = ", ".join(f"{r.label} {pct(r.accuracy)} (p = {gaps[r.approach].p_value:.3g})" for r in unsure)
-        parts.append(f"Elle devance nettement {listed}, mais le jeu de test est trop petit pour que l'écart soit significatif : confirmez sur plus de questions.")
+        parts.append(
+            f"Elle devance nettement {listed}, mais le jeu de test est trop petit pour que l'écart soit significatif : confirmez sur plus de questions."
+        )
     if chosen is not best:
         p = gaps[chosen.approach].p_value
         parts.append(
@@ -380,9 +465,15 @@ def _recommend(runs: Sequence[EvaluationRun], rows: Sequence[ApproachRow], catal
         verdict = (
             "les mesures vont dans le même sens"
             if guide.approach == chosen.approach
-            else ("cette approche n'a pas été mesurée ici" if not any(r.approach == guide.approach for r in rows) else f"les mesures désignent plutôt {chosen.label}")
+            else (
+                "cette approche n'a pas été mesurée ici"
+                if not any(r.approach == guide.approach for r in rows)
+                else f"les mesures désignent plutôt {chosen.label}"
+            )
         )
-        parts.append(f"Pour ce catalogue de {catalog_size} applications, le tableau 7.2 du guide conseille « {guide.advice} » : {verdict}.")
+        parts.append(
+            f"Pour ce catalogue de {catalog_size} applications, le tableau 7.2 du guide conseille « {guide.advice} » : {verdict}."
+        )
     return chosen.approach, " ".join(parts)
 
 
@@ -392,9 +483,15 @@ def _recommend(runs: Sequence[EvaluationRun], rows: Sequence[ApproachRow], catal
 def approach_figures(a: ApproachRow) -> list[str]:
     """An approach's measured figures, as both reports show them (plain text)."""
     return [
-        pct(a.accuracy), pct(a.fact_accuracy), pct(a.hallucination_rate), pct(a.abstention_rate),
-        ms(a.latency_p50_ms), ms(a.latency_p95_ms), usd(a.cost_per_1000_usd), usd(a.training_cost_usd),
-    ]  # fmt: skip
+        pct(a.accuracy),
+        pct(a.fact_accuracy),
+        pct(a.hallucination_rate),
+        pct(a.abstention_rate),
+        ms(a.latency_p50_ms),
+        ms(a.latency_p95_ms),
+        usd(a.cost_per_1000_usd),
+        usd(a.training_cost_usd),
+    ]
 
 
 def comparison_markdown(c: Comparison) -> str:
@@ -407,10 +504,16 @@ def comparison_markdown(c: Comparison) -> str:
     head = ["Métrique", *names, *[f"Δ {names[i]}" for i in others]]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in c.table:
-        lines.append("| " + " | ".join([m.label, *[pct(v) for v in m.values], *[points(m.deltas[i]) for i in others]]) + " |")
+        lines.append(
+            "| " + " | ".join([m.label, *[pct(v) for v in m.values], *[points(m.deltas[i]) for i in others]]) + " |"
+        )
     base_ms = c.latency_ms[c.baseline]
     latency_deltas = [None if v is None or base_ms is None else v - base_ms for v in (c.latency_ms[i] for i in others)]
-    lines.append("| " + " | ".join(["Latence moyenne", *[ms(v) for v in c.latency_ms], *[ms_delta(d) for d in latency_deltas]]) + " |")
+    lines.append(
+        "| "
+        + " | ".join(["Latence moyenne", *[ms(v) for v in c.latency_ms], *[ms_delta(d) for d in latency_deltas]])
+        + " |"
+    )
     lines.append("")
     for i in others:
         imp = c.latency_improvement[i]
@@ -420,19 +523,54 @@ def comparison_markdown(c: Comparison) -> str:
             text += f" ; écart d'exactitude {gap_text(sig)}"
         lines.append(text)
     lines += ["", "## RAG vs fine-tuning vs hybride", ""]
-    head = ["Approche", "Cible", "Exactitude", "Faits clés", "Hallucinations", "Abstention", "Latence p50", "Latence p95", "Coût / 1000 questions", "Coût d'entraînement"]
+    head = [
+        "Approche",
+        "Cible",
+        "Exactitude",
+        "Faits clés",
+        "Hallucinations",
+        "Abstention",
+        "Latence p50",
+        "Latence p95",
+        "Coût / 1000 questions",
+        "Coût d'entraînement",
+    ]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for a in c.approaches:
         lines.append("| " + " | ".join([a.label, a.target, *approach_figures(a)]) + " |")
     lines += ["", "## Tableau de décision (étape 7.2 du guide), chiffres mesurés", ""]
     size = f"{c.catalog_size} applications" if c.catalog_size is not None else "taille inconnue"
-    lines.append(f"Catalogue évalué : **{size}**. Les situations et conseils sont ceux du guide ; les chiffres sont mesurés sur ce jeu de test.")
+    lines.append(
+        f"Catalogue évalué : **{size}**. Les situations et conseils sont ceux du guide ; les chiffres sont mesurés sur ce jeu de test."
+    )
     lines.append("")
-    head = ["Situation (guide)", "Conseil du guide", "Exactitude mesurée", "Latence p50 / p95", "Coût / 1000 questions", "Ce catalogue"]
+    head = [
+        "Situation (guide)",
+        "Conseil du guide",
+        "Exactitude mesurée",
+        "Latence p50 / p95",
+        "Coût / 1000 questions",
+        "Ce catalogue",
+    ]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in c.decision_table():
         m = row["measured"]
-        figures = [pct(m["accuracy"]), f"{ms(m['latency_p50_ms'])} / {ms(m['latency_p95_ms'])}", usd(m["cost_per_1000_usd"])] if m else ["non mesuré"] * 3
-        lines.append("| " + " | ".join([f"{row['situation']} ({row['details']})", row["guide_advice"], *figures, "◀" if row["this_catalog"] else ""]) + " |")
+        figures = (
+            [pct(m["accuracy"]), f"{ms(m['latency_p50_ms'])} / {ms(m['latency_p95_ms'])}", usd(m["cost_per_1000_usd"])]
+            if m
+            else ["non mesuré"] * 3
+        )
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    f"{row['situation']} ({row['details']})",
+                    row["guide_advice"],
+                    *figures,
+                    "◀" if row["this_catalog"] else "",
+                ]
+            )
+            + " |"
+        )
     lines += ["", f"**{c.recommendation}**", ""]
     return "\n".join(lines)

@@ -66,9 +66,19 @@ from dyag_core.evaluation.normalize import TextView, dates_in, normalize_url, st
 from dyag_core.text import fold
 
 ALL_RULES = (
-    "wrong_status", "invented_status", "wrong_domain", "wrong_scope", "invented_url", "other_entity_url",
-    "other_entity", "unrelated_entity", "wrong_member", "wrong_count", "wrong_date", "invented_answer",
-)  # fmt: skip
+    "wrong_status",
+    "invented_status",
+    "wrong_domain",
+    "wrong_scope",
+    "invented_url",
+    "other_entity_url",
+    "other_entity",
+    "unrelated_entity",
+    "wrong_member",
+    "wrong_count",
+    "wrong_date",
+    "invented_answer",
+)
 CATALOG_FREE_RULES = ("invented_answer",)
 MIN_NAME_CHARS = 3  # shorter short names are not looked for
 MIN_LONG_NAME_WORDS = 3  # long names are looked for when at least this long
@@ -83,7 +93,14 @@ class _Role:
 
 
 _ROLES = (
-    _Role("status", frozenset("est sont statut status etat actuellement desormais toujours reste restent demeure encore situation phase stade".split()), 3, True),
+    _Role(
+        "status",
+        frozenset(
+            "est sont statut status etat actuellement desormais toujours reste restent demeure encore situation phase stade".split()
+        ),
+        3,
+        True,
+    ),
     _Role("domain", frozenset("domaine domaines sous secteur secteurs".split()), 6, False),
     _Role("scope", frozenset("portee echelle niveau territoire perimetre couverture".split()), 8, False),
 )
@@ -93,7 +110,9 @@ _CHAIN_GAP = frozenset({"et", "ou", "puis"})
 # A cue does not reach across these: "du domaine « Biodiversité » et est en construction" asserts no domain "construction".
 _CLAUSE_BREAKS = frozenset({"et", "mais", "alors", "tandis", "puis", "ou"})
 # A value right after one of these words is an event or a comparison, not an assertion ("mise en production").
-_BLOCKERS = frozenset("mis mise mises remis remise passage passe passee passees retour avant apres depuis lors pour vers".split())
+_BLOCKERS = frozenset(
+    "mis mise mises remis remise passage passe passee passees retour avant apres depuis lors pour vers".split()
+)
 _MANY = ("listing", "counting")  # questions about many records: their answers name the criterion for all
 _SINGLE_ENTITY_TYPES = tuple(t for t in ENTITY_TYPES if t != "related") + ("negative_empty_field",)
 
@@ -210,7 +229,13 @@ def detect(case: EvalCase, answer: TextView, index: CatalogIndex | None, abstain
     """Every contradiction the rules find in one answer (empty when none; see the module's docstring)."""
     found: list[Hallucination] = []
     if case.negative and not abstained and answer.words:
-        found.append(Hallucination("invented_answer", _short(answer.text), "la question n'a pas de réponse dans le catalogue : il fallait s'abstenir"))
+        found.append(
+            Hallucination(
+                "invented_answer",
+                _short(answer.text),
+                "la question n'a pas de réponse dans le catalogue : il fallait s'abstenir",
+            )
+        )
     if index is not None:
         mentions = index.mentions(answer)
         found += _vocabulary(case, answer, index, mentions)
@@ -245,7 +270,11 @@ def _asserted(spec: _Role, answer: TextView, spans: list[Span]) -> list[Span]:
             continue
         cue = any(answer.words[i] in spec.cues for i in window)
         opening = spec.sentence_start and (start == 0 or answer.sentence[start - 1] != sentence)
-        chained = bool(kept) and 0 <= start - kept[-1][1] <= 2 and all(answer.words[i] in _CHAIN_GAP for i in range(kept[-1][1], start))
+        chained = (
+            bool(kept)
+            and 0 <= start - kept[-1][1] <= 2
+            and all(answer.words[i] in _CHAIN_GAP for i in range(kept[-1][1], start))
+        )
         if cue or opening or chained:
             kept.append((start, end, key))
     return kept
@@ -272,10 +301,16 @@ def _vocabulary(case: EvalCase, answer: TextView, index: CatalogIndex, mentions:
             said = " ".join(answer.words[start:end])
             names = " / ".join(index.name(o) for o in owners)
             if spec.role == "status" and not allowed:
-                found.append(Hallucination("invented_status", said, f"le statut de {names} n'est pas renseigné dans le catalogue"))
+                found.append(
+                    Hallucination(
+                        "invented_status", said, f"le statut de {names} n'est pas renseigné dans le catalogue"
+                    )
+                )
             else:
                 record = " ; ".join(sorted(index.labels[k] for k in allowed)) or "non renseigné"
-                found.append(Hallucination(_WRONG[spec.role], said, f"{_ROLE_WORDS[spec.role]} de {names} est « {record} »"))
+                found.append(
+                    Hallucination(_WRONG[spec.role], said, f"{_ROLE_WORDS[spec.role]} de {names} est « {record} »")
+                )
     return found
 
 
@@ -287,10 +322,18 @@ def _urls(case: EvalCase, answer: TextView, index: CatalogIndex) -> list[Halluci
         owners = index.url_owners.get(url)
         if owners is None:
             if url not in given:
-                found.append(Hallucination("invented_url", surface, "aucune application du catalogue n'a cette adresse"))
+                found.append(
+                    Hallucination("invented_url", surface, "aucune application du catalogue n'a cette adresse")
+                )
         elif scoped and not owners & set(case.entity_ids):
             names = ", ".join(sorted(index.name(o) for o in owners))
-            found.append(Hallucination("other_entity_url", surface, f"cette adresse est celle de {names}, pas de {' / '.join(index.name(e) for e in case.entity_ids)}"))
+            found.append(
+                Hallucination(
+                    "other_entity_url",
+                    surface,
+                    f"cette adresse est celle de {names}, pas de {' / '.join(index.name(e) for e in case.entity_ids)}",
+                )
+            )
     return found
 
 
@@ -305,20 +348,33 @@ def _entities(case: EvalCase, answer: TextView, index: CatalogIndex, mentions: l
             return []
         first = [key for start, _, key in mentions if answer.sentence[start] == answer.sentence[0]]
         others = [o for o in dict.fromkeys(first) if o not in context]
-        return [Hallucination("other_entity", index.name(o), f"la question porte sur {index.name(asked)}") for o in others[:1]]
+        return [
+            Hallucination("other_entity", index.name(o), f"la question porte sur {index.name(asked)}")
+            for o in others[:1]
+        ]
     if case.qtype == "related" and len(case.entity_ids) == 1 and case.entity_ids[0] in index.entities:
         entity = index.entities[case.entity_ids[0]]
         links = [link.target for link in (*entity.related_applications, *entity.related_data)]
         allowed = context | {entity.id} | set().union(*(index.mentioned_ids(t) for t in links))
         if entity.description:
             allowed |= index.mentioned_ids(entity.description)
-        return [Hallucination("unrelated_entity", index.name(o), f"le catalogue ne lie pas {index.name(o)} à {entity.name}") for o in named if o not in allowed]
+        return [
+            Hallucination("unrelated_entity", index.name(o), f"le catalogue ne lie pas {index.name(o)} à {entity.name}")
+            for o in named
+            if o not in allowed
+        ]
     if case.qtype in _MANY:
         members = _members(case, index)
         if members is None:
             return []
         criterion = case.key_facts[0] if case.key_facts else "le critère"
-        return [Hallucination("wrong_member", index.name(o), f"{index.name(o)} ne correspond pas au critère « {criterion} »") for o in named if o not in members | context]
+        return [
+            Hallucination(
+                "wrong_member", index.name(o), f"{index.name(o)} ne correspond pas au critère « {criterion} »"
+            )
+            for o in named
+            if o not in members | context
+        ]
     return []
 
 
@@ -334,7 +390,11 @@ def _count(case: EvalCase, answer: TextView) -> list[Hallucination]:
     if case.qtype != "counting" or not case.key_facts or not case.key_facts[-1].strip().isdigit():
         return []
     gold = int(case.key_facts[-1])
-    stated = [value for value, _, end in answer.numbers if any(w.startswith("application") for w in answer.words[end : end + 2])]
+    stated = [
+        value
+        for value, _, end in answer.numbers
+        if any(w.startswith("application") for w in answer.words[end : end + 2])
+    ]
     if stated and gold not in stated:
         return [Hallucination("wrong_count", str(stated[0]), f"le catalogue en compte {gold}")]
     return []

@@ -69,7 +69,9 @@ def _e(value: object) -> str:
     return escape(str(value))
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]], numeric_from: int = 1, classes: Sequence[str] | None = None) -> str:
+def _table(
+    head: Sequence[str], rows: Sequence[Sequence[str]], numeric_from: int = 1, classes: Sequence[str] | None = None
+) -> str:
     out = ['<div class="scroll"><table><thead><tr>', *[f"<th>{_e(h)}</th>" for h in head], "</tr></thead><tbody>"]
     for i, row in enumerate(rows):
         cls = f' class="{classes[i]}"' if classes and classes[i] else ""
@@ -95,45 +97,100 @@ def _charts(runs: Sequence[EvaluationRun]) -> str:
     types = [t for t in QUESTION_TYPES if any(t in r.by_type for r in runs)]
     types += sorted({t for r in runs for t in r.by_type} - set(types))
     accuracy = grouped_bars(
-        CHART_IDS[0], "Exactitude par type de question et par cible", [type_label(t) for t in types],
+        CHART_IDS[0],
+        "Exactitude par type de question et par cible",
+        [type_label(t) for t in types],
         [(n, [r.by_type[t].accuracy if t in r.by_type else None for t in types]) for n, r in zip(names, runs)],
-    )  # fmt: skip
+    )
     latency = histogram(
-        CHART_IDS[1], "Distribution des latences",
-        [(n, [float(q.latency_ms) for q in r.results if not q.failed and q.latency_ms is not None], r.latency.p50, r.latency.p95) for n, r in zip(names, runs)],
-    )  # fmt: skip
+        CHART_IDS[1],
+        "Distribution des latences",
+        [
+            (
+                n,
+                [float(q.latency_ms) for q in r.results if not q.failed and q.latency_ms is not None],
+                r.latency.p50,
+                r.latency.p95,
+            )
+            for n, r in zip(names, runs)
+        ],
+    )
     hallucination = horizontal_bars(
-        CHART_IDS[2], "Taux d'hallucination par cible",
-        [(n, r.overall.hallucination_rate, f"({r.overall.hallucinated}/{r.overall.n - r.overall.failed} réponses)") for n, r in zip(names, runs)],
-    )  # fmt: skip
+        CHART_IDS[2],
+        "Taux d'hallucination par cible",
+        [
+            (n, r.overall.hallucination_rate, f"({r.overall.hallucinated}/{r.overall.n - r.overall.failed} réponses)")
+            for n, r in zip(names, runs)
+        ],
+    )
     return "".join(
         [
-            _figure(CHART_IDS[0], "Exactitude (réponse correcte selon la règle de correction) par type de question ; un tiret : type absent pour cette cible.", accuracy),
-            _figure(CHART_IDS[1], "Part des appels réussis par tranche de latence ; les tirets marquent p50 et p95 de chaque cible.", latency),
-            _figure(CHART_IDS[2], "Réponses qui affirment une valeur contraire au catalogue (statut, URL, application, date, nombre…) ou qui inventent au lieu de s'abstenir.", hallucination),
+            _figure(
+                CHART_IDS[0],
+                "Exactitude (réponse correcte selon la règle de correction) par type de question ; un tiret : type absent pour cette cible.",
+                accuracy,
+            ),
+            _figure(
+                CHART_IDS[1],
+                "Part des appels réussis par tranche de latence ; les tirets marquent p50 et p95 de chaque cible.",
+                latency,
+            ),
+            _figure(
+                CHART_IDS[2],
+                "Réponses qui affirment une valeur contraire au catalogue (statut, URL, application, date, nombre…) ou qui inventent au lieu de s'abstenir.",
+                hallucination,
+            ),
         ]
     )
 
 
 def _summary(runs: Sequence[EvaluationRun]) -> str:
     similarity = any(r.has_similarity for r in runs)
-    head = ["Cible", "Approche", "Exactitude", "Précision", "Rappel", "F1", "Faits clés", *(["Similarité"] if similarity else []),
-            "Hallucinations", "Abstention", "Échecs", "Latence moy.", "p50 / p95", "Coût / 1000 q."]  # fmt: skip
+    head = [
+        "Cible",
+        "Approche",
+        "Exactitude",
+        "Précision",
+        "Rappel",
+        "F1",
+        "Faits clés",
+        *(["Similarité"] if similarity else []),
+        "Hallucinations",
+        "Abstention",
+        "Échecs",
+        "Latence moy.",
+        "p50 / p95",
+        "Coût / 1000 q.",
+    ]
     rows = []
     for r in runs:
         o = r.overall
         sim = [score(o.similarity) if r.has_similarity else "non mesurée"] if similarity else []
         rows.append(
             [
-                f"<strong>{_e(r.target.name)}</strong><br><small>{_e(r.target.model)}</small>", _e(approach_label(r.target.approach)),
-                f"{pct(o.accuracy)}<br><small>{o.correct}/{o.n}</small>", pct(o.precision), pct(o.recall), pct(o.f1_score), pct(o.fact_accuracy), *sim,
-                pct(o.hallucination_rate), pct(o.abstention_rate), str(o.failed), ms(r.latency.mean), f"{ms(r.latency.p50)}<br>{ms(r.latency.p95)}",
+                f"<strong>{_e(r.target.name)}</strong><br><small>{_e(r.target.model)}</small>",
+                _e(approach_label(r.target.approach)),
+                f"{pct(o.accuracy)}<br><small>{o.correct}/{o.n}</small>",
+                pct(o.precision),
+                pct(o.recall),
+                pct(o.f1_score),
+                pct(o.fact_accuracy),
+                *sim,
+                pct(o.hallucination_rate),
+                pct(o.abstention_rate),
+                str(o.failed),
+                ms(r.latency.mean),
+                f"{ms(r.latency.p50)}<br>{ms(r.latency.p95)}",
                 usd(r.usage.cost_per_1000_questions_usd),
-            ]  # fmt: skip
+            ]
         )
     judged = [r for r in runs if r.overall.judge_score is not None]
     extra = "".join(f"<p>Score du juge LLM — {_e(r.target.name)} : {score(r.overall.judge_score)}</p>" for r in judged)
-    note = "" if similarity else "<p><small>Similarité sémantique non mesurée (aucun modèle d'embedding fourni).</small></p>"
+    note = (
+        ""
+        if similarity
+        else "<p><small>Similarité sémantique non mesurée (aucun modèle d'embedding fourni).</small></p>"
+    )
     return _table(head, rows, numeric_from=2) + extra + note
 
 
@@ -146,7 +203,13 @@ def _comparison(c: Comparison) -> str:
     rows = []
     for m in c.table:
         better = m.key != "hallucination_rate"
-        rows.append([_e(m.label), *[pct(v) for v in m.values], *[_signed(points(m.deltas[i]), m.deltas[i], better) for i in others]])
+        rows.append(
+            [
+                _e(m.label),
+                *[pct(v) for v in m.values],
+                *[_signed(points(m.deltas[i]), m.deltas[i], better) for i in others],
+            ]
+        )
     base_ms = c.latency_ms[c.baseline]
     deltas = [None if v is None or base_ms is None else v - base_ms for v in (c.latency_ms[i] for i in others)]
     rows.append(["Latence moyenne", *[ms(v) for v in c.latency_ms], *[_signed(ms_delta(d), d, False) for d in deltas]])
@@ -160,21 +223,49 @@ def _comparison(c: Comparison) -> str:
         items.append(f"<li>{text}</li>")
     out.append(f"<ul>{''.join(items)}</ul>")
     out.append("<h3>RAG vs fine-tuning vs hybride</h3>")
-    head = ["Approche", "Cible", "Exactitude", "Faits clés", "Hallucinations", "Abstention", "Latence p50", "Latence p95", "Coût / 1000 q.", "Coût d'entraînement"]
-    rows = [
-        [_e(a.label), _e(a.target), *approach_figures(a)]
-        for a in c.approaches
+    head = [
+        "Approche",
+        "Cible",
+        "Exactitude",
+        "Faits clés",
+        "Hallucinations",
+        "Abstention",
+        "Latence p50",
+        "Latence p95",
+        "Coût / 1000 q.",
+        "Coût d'entraînement",
     ]
+    rows = [[_e(a.label), _e(a.target), *approach_figures(a)] for a in c.approaches]
     out.append(_table(head, rows, numeric_from=2))
     size = f"{c.catalog_size} applications" if c.catalog_size is not None else "taille inconnue"
     out.append("<h3>Tableau de décision (étape 7.2 du guide), chiffres mesurés</h3>")
-    out.append(f"<p>Catalogue évalué : <strong>{_e(size)}</strong>. Situations et conseils : ceux du guide. Chiffres : mesurés sur ce jeu de test.</p>")
-    head = ["Situation (guide)", "Conseil du guide", "Exactitude mesurée", "Latence p50 / p95", "Coût / 1000 q.", "Ce catalogue"]
+    out.append(
+        f"<p>Catalogue évalué : <strong>{_e(size)}</strong>. Situations et conseils : ceux du guide. Chiffres : mesurés sur ce jeu de test.</p>"
+    )
+    head = [
+        "Situation (guide)",
+        "Conseil du guide",
+        "Exactitude mesurée",
+        "Latence p50 / p95",
+        "Coût / 1000 q.",
+        "Ce catalogue",
+    ]
     rows, classes = [], []
     for row in c.decision_table():
         m = row["measured"]
-        figures = [pct(m["accuracy"]), f"{ms(m['latency_p50_ms'])} / {ms(m['latency_p95_ms'])}", usd(m["cost_per_1000_usd"])] if m else ["non mesuré"] * 3
-        rows.append([f"{_e(row['situation'])}<br><small>{_e(row['details'])}</small>", _e(row["guide_advice"]), *figures, "◀ ici" if row["this_catalog"] else ""])
+        figures = (
+            [pct(m["accuracy"]), f"{ms(m['latency_p50_ms'])} / {ms(m['latency_p95_ms'])}", usd(m["cost_per_1000_usd"])]
+            if m
+            else ["non mesuré"] * 3
+        )
+        rows.append(
+            [
+                f"{_e(row['situation'])}<br><small>{_e(row['details'])}</small>",
+                _e(row["guide_advice"]),
+                *figures,
+                "◀ ici" if row["this_catalog"] else "",
+            ]
+        )
         classes.append("here" if row["this_catalog"] else "")
     out.append(_table(head, rows, numeric_from=2, classes=classes))
     out.append(f'<p class="reco" id="recommendation">{_e(c.recommendation)}</p>')
@@ -185,7 +276,13 @@ def _by_type(runs: Sequence[EvaluationRun]) -> str:
     types = [t for t in QUESTION_TYPES if any(t in r.by_type for r in runs)]
     types += sorted({t for r in runs for t in r.by_type} - set(types))
     head = ["Type", *[f"{r.target.name} (n)" for r in runs]]
-    rows = [[_e(type_label(t)), *[f"{pct(r.by_type[t].accuracy)} ({r.by_type[t].n})" if t in r.by_type else "—" for r in runs]] for t in types]
+    rows = [
+        [
+            _e(type_label(t)),
+            *[f"{pct(r.by_type[t].accuracy)} ({r.by_type[t].n})" if t in r.by_type else "—" for r in runs],
+        ]
+        for t in types
+    ]
     return _table(head, rows)
 
 
@@ -202,8 +299,16 @@ def _by_entity(runs: Sequence[EvaluationRun]) -> str:
     ids.sort(key=lambda k: (mean_accuracy(k), names.get(k, k)))
     shown = ids[:ENTITIES_SHOWN]
     head = ["Application", *[r.target.name for r in runs]]
-    rows = [[_e(names.get(k, k)), *[f"{pct(r.by_entity[k].accuracy)} ({r.by_entity[k].n})" if k in r.by_entity else "—" for r in runs]] for k in shown]
-    note = f"<p>Les {len(shown)} applications les moins bien servies sur {len(ids)}.</p>" if len(ids) > len(shown) else ""
+    rows = [
+        [
+            _e(names.get(k, k)),
+            *[f"{pct(r.by_entity[k].accuracy)} ({r.by_entity[k].n})" if k in r.by_entity else "—" for r in runs],
+        ]
+        for k in shown
+    ]
+    note = (
+        f"<p>Les {len(shown)} applications les moins bien servies sur {len(ids)}.</p>" if len(ids) > len(shown) else ""
+    )
     return note + _table(head, rows)
 
 
@@ -219,7 +324,9 @@ def _errors(runs: Sequence[EvaluationRun]) -> str:
                 f"<dd><strong>Raison :</strong> {_e(err['reason'] or 'N/A')}</dd>"
             )
         more = f"<p>… et {len(errors) - ERRORS_SHOWN} autres dans le JSON.</p>" if len(errors) > ERRORS_SHOWN else ""
-        out.append(f"<details><summary>{_e(r.target.name)} : {len(errors)} erreur(s)</summary><dl class=\"err\">{''.join(items)}</dl>{more}</details>")
+        out.append(
+            f'<details><summary>{_e(r.target.name)} : {len(errors)} erreur(s)</summary><dl class="err">{"".join(items)}</dl>{more}</details>'
+        )
     return "".join(out)
 
 
@@ -232,16 +339,24 @@ def _definitions() -> str:
     )
 
 
-def render_html(runs: EvaluationRun | Sequence[EvaluationRun], comparison: Comparison | None = None, title: str = "Rapport d'évaluation Dyag") -> str:
+def render_html(
+    runs: EvaluationRun | Sequence[EvaluationRun],
+    comparison: Comparison | None = None,
+    title: str = "Rapport d'évaluation Dyag",
+) -> str:
     """The whole report as one HTML page that loads nothing from anywhere."""
     runs = [runs] if isinstance(runs, EvaluationRun) else list(runs)
     comparison = comparison or compare_runs(runs)
     runs = list(comparison.runs)
     first = runs[0]
-    catalog = f" · catalogue : {first.catalog_size} applications (version {_e(first.catalog_version)})" if first.catalog_size is not None else ""
+    catalog = (
+        f" · catalogue : {first.catalog_size} applications (version {_e(first.catalog_version)})"
+        if first.catalog_size is not None
+        else ""
+    )
     meta = f"Jeu de test : {_e(first.test_set or 'n/d')} — {first.overall.n} questions (empreinte {_e(first.test_set_fingerprint)}){catalog}"
     sections = [
-        f"<h1>{_e(title)}</h1><p class=\"meta\">{meta}</p>",
+        f'<h1>{_e(title)}</h1><p class="meta">{meta}</p>',
         f'<section id="summary"><h2>Résumé par cible</h2>{_summary(runs)}</section>',
         f'<section id="charts"><h2>Graphiques</h2>{_charts(runs)}</section>',
         f'<section id="comparison"><h2>Comparaison (étape 6.2 du guide) et décision (étape 7.2)</h2>{_comparison(comparison)}</section>',

@@ -31,7 +31,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from dyag_core.evaluation.normalize import TextView, as_date, as_int, find_all, is_email, is_url, normalize_url, stems, words
+from dyag_core.evaluation.normalize import (
+    TextView,
+    as_date,
+    as_int,
+    find_all,
+    is_email,
+    is_url,
+    normalize_url,
+    stems,
+    words,
+)
 from dyag_core.text import fold
 
 NEGATIONS = frozenset({"pas", "plus", "jamais", "ni", "non", "aucun", "aucune", "sans"})
@@ -62,7 +72,10 @@ def negated(text: TextView, start: int) -> bool:
     window = [i for i in range(max(0, start - NEGATION_WINDOW), start) if text.sentence[i] == sentence]
     for i in window:
         word = text.words[i]
-        if word in NEGATIONS and (word != "plus" or any(text.words[j] in ("ne", "n") for j in range(max(0, i - 3), i) if text.sentence[j] == sentence)):
+        if word in NEGATIONS and (
+            word != "plus"
+            or any(text.words[j] in ("ne", "n") for j in range(max(0, i - 3), i) if text.sentence[j] == sentence)
+        ):
             return True
     return False
 

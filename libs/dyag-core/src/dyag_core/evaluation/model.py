@@ -13,8 +13,13 @@ from dyag_core.dataset.model import NEGATIVE_TYPES, Example
 # grounded: answers rendered from the catalog's records (no model); rag: retrieval, then grounded answers where the
 # question is understood and the model elsewhere (rag-service's auto mode) or the model always (generative).
 APPROACHES = ("base", "grounded", "rag", "fine_tuned", "hybrid")  # also the order of simplicity (compare.py)
-APPROACH_LABELS = {"base": "Modèle de base", "grounded": "Réponses ancrées (fiches du catalogue)", "fine_tuned": "Fine-tuning",
-                   "rag": "RAG", "hybrid": "Hybride (fine-tuning + RAG)"}
+APPROACH_LABELS = {
+    "base": "Modèle de base",
+    "grounded": "Réponses ancrées (fiches du catalogue)",
+    "fine_tuned": "Fine-tuning",
+    "rag": "RAG",
+    "hybrid": "Hybride (fine-tuning + RAG)",
+}
 
 # embed(texts) -> one vector per text (lists, tuples or numpy rows). The service passes a multilingual
 # embedding model; the evaluation never loads one.
@@ -36,7 +41,15 @@ class EvalCase:
     @classmethod
     def from_example(cls, example: Example) -> EvalCase:
         p = example.provenance
-        return cls(example.id, example.question, example.answer, tuple(p.key_facts), example.qtype, tuple(p.entity_ids), p.negative or example.qtype in NEGATIVE_TYPES)
+        return cls(
+            example.id,
+            example.question,
+            example.answer,
+            tuple(p.key_facts),
+            example.qtype,
+            tuple(p.entity_ids),
+            p.negative or example.qtype in NEGATIVE_TYPES,
+        )
 
     def to_record(self) -> dict[str, Any]:
         """The eval JSONL record (dyag_core.dataset.formats' "eval" format)."""
@@ -75,12 +88,24 @@ class Target:
     training_cost_usd: float | None = None  # what training it cost, when known (fine-tuned, hybrid)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "approach": self.approach, "model": self.model, "provider": self.provider, "training_cost_usd": self.training_cost_usd}
+        return {
+            "name": self.name,
+            "approach": self.approach,
+            "model": self.model,
+            "provider": self.provider,
+            "training_cost_usd": self.training_cost_usd,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Target:
         cost = data.get("training_cost_usd")
-        return cls(str(data.get("name", "")), str(data.get("approach", "base")), str(data.get("model", "")), str(data.get("provider", "")), None if cost is None else float(cost))
+        return cls(
+            str(data.get("name", "")),
+            str(data.get("approach", "base")),
+            str(data.get("model", "")),
+            str(data.get("provider", "")),
+            None if cost is None else float(cost),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +149,9 @@ class QuestionResult:
     case: EvalCase
     answer: str
     correct: bool
-    reason_code: str | None  # None when correct; else failed, empty_answer, hallucination, invented_answer, abstained, missing_facts, low_overlap
+    reason_code: (
+        str | None
+    )  # None when correct; else failed, empty_answer, hallucination, invented_answer, abstained, missing_facts, low_overlap
     reason: str | None  # the same, for people (French), with the missing facts and the contradicted values
     failed: bool = False
     error: str | None = None
@@ -188,9 +215,14 @@ class QuestionResult:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> QuestionResult:
         case = EvalCase(
-            str(d.get("id", "")), str(d.get("question", "")), str(d.get("expected", "")), tuple(d.get("key_facts") or ()),
-            str(d.get("type", "unknown")), tuple(str(e) for e in d.get("entity_ids") or ()), bool(d.get("negative", False)),
-        )  # fmt: skip
+            str(d.get("id", "")),
+            str(d.get("question", "")),
+            str(d.get("expected", "")),
+            tuple(d.get("key_facts") or ()),
+            str(d.get("type", "unknown")),
+            tuple(str(e) for e in d.get("entity_ids") or ()),
+            bool(d.get("negative", False)),
+        )
         return cls(
             case=case,
             answer=str(d.get("got", "")),
@@ -227,9 +259,20 @@ class ScoringConfig:
     embed_batch: int = 64  # texts per embed() call
 
     def to_dict(self) -> dict[str, Any]:
-        return {"fact_threshold": self.fact_threshold, "overlap_threshold": self.overlap_threshold, "similarity_threshold": self.similarity_threshold, "embed_batch": self.embed_batch}
+        return {
+            "fact_threshold": self.fact_threshold,
+            "overlap_threshold": self.overlap_threshold,
+            "similarity_threshold": self.similarity_threshold,
+            "embed_batch": self.embed_batch,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> ScoringConfig:
         data = data or {}
-        return cls(**{k: data[k] for k in ("fact_threshold", "overlap_threshold", "similarity_threshold", "embed_batch") if k in data})
+        return cls(
+            **{
+                k: data[k]
+                for k in ("fact_threshold", "overlap_threshold", "similarity_threshold", "embed_batch")
+                if k in data
+            }
+        )

@@ -55,9 +55,25 @@ def find_all(haystack: tuple[str, ...], needle: tuple[str, ...]) -> list[int]:
 # ---------------------------------------------------------------- numbers
 
 _UNITS = {
-    "zero": 0, "un": 1, "une": 1, "deux": 2, "trois": 3, "quatre": 4, "cinq": 5, "six": 6, "sept": 7, "huit": 8,
-    "neuf": 9, "dix": 10, "onze": 11, "douze": 12, "treize": 13, "quatorze": 14, "quinze": 15, "seize": 16,
-}  # fmt: skip
+    "zero": 0,
+    "un": 1,
+    "une": 1,
+    "deux": 2,
+    "trois": 3,
+    "quatre": 4,
+    "cinq": 5,
+    "six": 6,
+    "sept": 7,
+    "huit": 8,
+    "neuf": 9,
+    "dix": 10,
+    "onze": 11,
+    "douze": 12,
+    "treize": 13,
+    "quatorze": 14,
+    "quinze": 15,
+    "seize": 16,
+}
 _TENS = {"vingt": 20, "vingts": 20, "trente": 30, "quarante": 40, "cinquante": 50, "soixante": 60}
 NUMBER_WORDS = frozenset(_UNITS) | frozenset(_TENS) | {"cent"}
 
@@ -118,10 +134,34 @@ def as_int(fact: str) -> int | None:
 # ---------------------------------------------------------------- dates
 
 MONTHS = {
-    "janvier": 1, "janv": 1, "fevrier": 2, "février": 2, "fevr": 2, "févr": 2, "fev": 2, "fév": 2, "mars": 3, "avril": 4,
-    "avr": 4, "mai": 5, "juin": 6, "juillet": 7, "juil": 7, "aout": 8, "août": 8, "septembre": 9, "sept": 9,
-    "octobre": 10, "oct": 10, "novembre": 11, "nov": 11, "decembre": 12, "décembre": 12, "dec": 12, "déc": 12,
-}  # fmt: skip (lower case, with and without accents: dates are read from the text as it is, lowered)
+    "janvier": 1,
+    "janv": 1,
+    "fevrier": 2,
+    "février": 2,
+    "fevr": 2,
+    "févr": 2,
+    "fev": 2,
+    "fév": 2,
+    "mars": 3,
+    "avril": 4,
+    "avr": 4,
+    "mai": 5,
+    "juin": 6,
+    "juillet": 7,
+    "juil": 7,
+    "aout": 8,
+    "août": 8,
+    "septembre": 9,
+    "sept": 9,
+    "octobre": 10,
+    "oct": 10,
+    "novembre": 11,
+    "nov": 11,
+    "decembre": 12,
+    "décembre": 12,
+    "dec": 12,
+    "déc": 12,
+}  # lower case, with and without accents: dates are read from the text as it is, lowered
 _MONTH_ALT = "|".join(sorted(MONTHS, key=len, reverse=True))
 _DATE_PATTERNS = (
     (re.compile(r"(?<!\d)(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)"), "ymd"),

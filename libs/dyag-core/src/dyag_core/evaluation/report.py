@@ -21,7 +21,11 @@ def run_markdown(run: EvaluationRun, level: int = 1) -> str:
     h = "#" * level
     o, t = run.overall, run.target
     lines = [f"{h} Évaluation : {t.name}", ""]
-    lines.append(f"- Approche : {approach_label(t.approach)}" + (f" — modèle `{t.model}`" if t.model else "") + (f" ({t.provider})" if t.provider else ""))
+    lines.append(
+        f"- Approche : {approach_label(t.approach)}"
+        + (f" — modèle `{t.model}`" if t.model else "")
+        + (f" ({t.provider})" if t.provider else "")
+    )
     lines.append(f"- Jeu de test : {run.test_set or 'n/d'} — {o.n} questions (empreinte {run.test_set_fingerprint})")
     if run.catalog_size is not None:
         lines.append(f"- Catalogue : {run.catalog_size} applications (version {run.catalog_version})")
@@ -41,18 +45,38 @@ def run_markdown(run: EvaluationRun, level: int = 1) -> str:
         ("Latence moyenne (average_generation_time_ms)", ms(run.latency.mean)),
         ("Latence p50 / p95", f"{ms(run.latency.p50)} / {ms(run.latency.p95)}"),
         ("Tokens (entrée / sortie)", f"{run.usage.prompt_tokens} / {run.usage.completion_tokens}"),
-        ("Coût estimé", f"{usd(run.usage.cost_usd)} ({usd(run.usage.cost_per_1000_questions_usd)} pour 1000 questions) — {run.usage.cost_note}"),
+        (
+            "Coût estimé",
+            f"{usd(run.usage.cost_usd)} ({usd(run.usage.cost_per_1000_questions_usd)} pour 1000 questions) — {run.usage.cost_note}",
+        ),
     ]
     if o.judge_score is not None:
         rows.append(("Score du juge LLM", score(o.judge_score)))
     lines += [f"| {k} | {v} |" for k, v in rows]
-    lines += ["", f"{h}# Par type de question", "", "| Type | Questions | Exactitude | Faits clés | F1 | Hallucinations |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"{h}# Par type de question",
+        "",
+        "| Type | Questions | Exactitude | Faits clés | F1 | Hallucinations |",
+        "|---|---|---|---|---|---|",
+    ]
     for qtype, g in run.by_type.items():
-        lines.append(f"| {type_label(qtype)} | {g.n} | {pct(g.accuracy)} | {pct(g.fact_accuracy)} | {pct(g.f1_score)} | {pct(g.hallucination_rate)} |")
+        lines.append(
+            f"| {type_label(qtype)} | {g.n} | {pct(g.accuracy)} | {pct(g.fact_accuracy)} | {pct(g.f1_score)} | {pct(g.hallucination_rate)} |"
+        )
     if run.by_entity:
         worst = sorted(run.by_entity.items(), key=lambda kv: (kv[1].accuracy, -kv[1].n, kv[0]))[:ENTITIES_SHOWN]
-        lines += ["", f"{h}# Par application (les {len(worst)} moins bien servies)", "", "| Application | Questions | Exactitude | Hallucinations |", "|---|---|---|---|"]
-        lines += [f"| {_cell(run.entity_names.get(k, k))} | {g.n} | {pct(g.accuracy)} | {pct(g.hallucination_rate)} |" for k, g in worst]
+        lines += [
+            "",
+            f"{h}# Par application (les {len(worst)} moins bien servies)",
+            "",
+            "| Application | Questions | Exactitude | Hallucinations |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {_cell(run.entity_names.get(k, k))} | {g.n} | {pct(g.accuracy)} | {pct(g.hallucination_rate)} |"
+            for k, g in worst
+        ]
     errors = run.errors
     lines += ["", f"{h}# Erreurs (étape 6.3 du guide) : {len(errors)}", ""]
     for i, err in enumerate(errors[:ERRORS_SHOWN], 1):

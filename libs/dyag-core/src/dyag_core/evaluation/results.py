@@ -114,7 +114,9 @@ class EvaluationRun:
             "usage": self.usage.to_dict(),
             "by_type": {k: v.to_dict() for k, v in self.by_type.items()},
             "by_entity": {k: v.to_dict() | {"name": self.entity_names.get(k, k)} for k, v in self.by_entity.items()},
-            "catalog": {"size": self.catalog_size, "version": self.catalog_version} if self.catalog_size is not None else None,
+            "catalog": {"size": self.catalog_size, "version": self.catalog_version}
+            if self.catalog_size is not None
+            else None,
             "hallucination_rules": list(self.rules),
             "scoring": self.config.to_dict(),
             "semantic_similarity_measured": self.has_similarity,
@@ -129,7 +131,9 @@ class EvaluationRun:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvaluationRun:
         if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT or "results" not in data:
-            raise EvaluationError("bad_results", f"not a Dyag evaluation result (expected \"format\": \"{RESULTS_FORMAT}\" and its \"results\")")
+            raise EvaluationError(
+                "bad_results", f'not a Dyag evaluation result (expected "format": "{RESULTS_FORMAT}" and its "results")'
+            )
         try:
             catalog = data.get("catalog") or {}
             by_entity = data.get("by_entity") or {}

@@ -23,11 +23,28 @@ from typing import Any
 
 from dyag_core.catalog.model import Catalog
 from dyag_core.dataset.model import QUESTION_TYPES
-from dyag_core.evaluation.aggregate import PriceTable, TokenPrice, by_key, group_metrics, latency_stats, price_for, question_cost, usage_stats
+from dyag_core.evaluation.aggregate import (
+    PriceTable,
+    TokenPrice,
+    by_key,
+    group_metrics,
+    latency_stats,
+    price_for,
+    question_cost,
+    usage_stats,
+)
 from dyag_core.evaluation.errors import EvaluationError
 from dyag_core.evaluation.hallucination import CatalogIndex, active_rules, detect, entity_names
 from dyag_core.evaluation.metrics import abstains, cosine, exact_match, fact_recall, token_prf
-from dyag_core.evaluation.model import Embedder, EvalCase, Hallucination, QuestionResult, Response, ScoringConfig, Target
+from dyag_core.evaluation.model import (
+    Embedder,
+    EvalCase,
+    Hallucination,
+    QuestionResult,
+    Response,
+    ScoringConfig,
+    Target,
+)
 from dyag_core.evaluation.normalize import view
 from dyag_core.evaluation.results import EvaluationRun, fingerprint
 
@@ -55,10 +72,30 @@ def score_answer(
     recall0 = 0.0 if case.key_facts else None
     if response.error is not None:
         failure = f"échec de l'appel à la cible : {response.error}"
-        return QuestionResult(case, response.text, False, "failed", failure, failed=True, error=response.error, fact_recall=recall0, facts_missing=facts_missing, **usage)
+        return QuestionResult(
+            case,
+            response.text,
+            False,
+            "failed",
+            failure,
+            failed=True,
+            error=response.error,
+            fact_recall=recall0,
+            facts_missing=facts_missing,
+            **usage,
+        )
     answer = response.text or ""
     if not answer.strip():
-        return QuestionResult(case, answer, False, "empty_answer", "réponse vide", fact_recall=recall0, facts_missing=facts_missing, **usage)
+        return QuestionResult(
+            case,
+            answer,
+            False,
+            "empty_answer",
+            "réponse vide",
+            fact_recall=recall0,
+            facts_missing=facts_missing,
+            **usage,
+        )
 
     text = view(answer)
     precision, recall, f1 = token_prf(answer, case.expected_answer)
@@ -69,11 +106,23 @@ def score_answer(
     hallucinations = detect(case, text, index, abstained)
     code, reason = _verdict(case, share, missing, abstained, hallucinations, f1, similarity, config)
     return QuestionResult(
-        case, answer, code is None, code, reason,
-        exact_match=exact_match(answer, case.expected_answer), precision=precision, recall=recall, f1=f1,
-        fact_recall=share, facts_found=found, facts_missing=missing, similarity=similarity, abstained=abstained,
-        hallucinations=hallucinations, **usage,
-    )  # fmt: skip
+        case,
+        answer,
+        code is None,
+        code,
+        reason,
+        exact_match=exact_match(answer, case.expected_answer),
+        precision=precision,
+        recall=recall,
+        f1=f1,
+        fact_recall=share,
+        facts_found=found,
+        facts_missing=missing,
+        similarity=similarity,
+        abstained=abstained,
+        hallucinations=hallucinations,
+        **usage,
+    )
 
 
 def _verdict(
@@ -88,13 +137,23 @@ def _verdict(
 ) -> tuple[str | None, str | None]:
     """(reason code, reason) — (None, None) when correct. See the module's docstring."""
     contradictions = [h for h in hallucinations if h.kind != "invented_answer"]
-    said = "hallucination : " + " ; ".join(f"« {h.value} » ({h.detail})" for h in contradictions) if contradictions else ""
+    said = (
+        "hallucination : " + " ; ".join(f"« {h.value} » ({h.detail})" for h in contradictions) if contradictions else ""
+    )
     if case.negative:
         if not abstained:
-            return "invented_answer", "la question n'a pas de réponse dans le catalogue et la réponse invente au lieu de dire qu'elle ne sait pas" + (f" ; {said}" if said else "")
+            return (
+                "invented_answer",
+                "la question n'a pas de réponse dans le catalogue et la réponse invente au lieu de dire qu'elle ne sait pas"
+                + (f" ; {said}" if said else ""),
+            )
         return ("hallucination", said) if said else (None, None)
     if share is not None:
-        lacking = f"faits manquants : {' ; '.join(missing)} ({len(case.key_facts) - len(missing)}/{len(case.key_facts)} énoncés)" if missing else ""
+        lacking = (
+            f"faits manquants : {' ; '.join(missing)} ({len(case.key_facts) - len(missing)}/{len(case.key_facts)} énoncés)"
+            if missing
+            else ""
+        )
         if said:
             return "hallucination", said + (f" ; {lacking}" if lacking else "")
         if share >= config.fact_threshold:
@@ -113,7 +172,9 @@ def _verdict(
     return "low_overlap", f"réponse éloignée de la réponse attendue (F1 {f1:.2f}{sim})"
 
 
-def _similarities(cases: Sequence[EvalCase], responses: Sequence[Response], embed: Embedder, batch: int) -> list[float | None]:
+def _similarities(
+    cases: Sequence[EvalCase], responses: Sequence[Response], embed: Embedder, batch: int
+) -> list[float | None]:
     scored = [i for i, r in enumerate(responses) if r.error is None and (r.text or "").strip()]
     out: list[float | None] = [None] * len(cases)
     step = max(1, batch // 2)
@@ -122,9 +183,14 @@ def _similarities(cases: Sequence[EvalCase], responses: Sequence[Response], embe
         texts = [responses[i].text for i in chunk] + [cases[i].expected_answer for i in chunk]
         vectors = list(embed(texts))
         if len(vectors) != len(texts):
-            raise EvaluationError("bad_embedder", f"the embedder returned {len(vectors)} vectors for {len(texts)} texts; it must return one vector per text, in order")
+            raise EvaluationError(
+                "bad_embedder",
+                f"the embedder returned {len(vectors)} vectors for {len(texts)} texts; it must return one vector per text, in order",
+            )
         for k, i in enumerate(chunk):
-            out[i] = max(0.0, min(1.0, cosine([float(x) for x in vectors[k]], [float(x) for x in vectors[k + len(chunk)]])))
+            out[i] = max(
+                0.0, min(1.0, cosine([float(x) for x in vectors[k]], [float(x) for x in vectors[k + len(chunk)]]))
+            )
     return out
 
 
@@ -147,11 +213,17 @@ def evaluate(
     if not cases:
         raise EvaluationError("empty_test_set", "the test set holds 0 questions: there is nothing to evaluate")
     if len(cases) != len(responses):
-        raise EvaluationError("length_mismatch", f"{len(responses)} responses for {len(cases)} questions: give one response per question, in order (a failed call is Response.failed(...))")
+        raise EvaluationError(
+            "length_mismatch",
+            f"{len(responses)} responses for {len(cases)} questions: give one response per question, in order (a failed call is Response.failed(...))",
+        )
     index = CatalogIndex.of(catalog)
     price = price_for(target.model, prices, target.provider)
     similarities = _similarities(cases, responses, embed, config.embed_batch) if embed else [None] * len(cases)
-    results = tuple(score_answer(c, r, index=index, similarity=s, price=price, config=config) for c, r, s in zip(cases, responses, similarities))
+    results = tuple(
+        score_answer(c, r, index=index, similarity=s, price=price, config=config)
+        for c, r, s in zip(cases, responses, similarities)
+    )
     entity_ids = list(dict.fromkeys(e for c in cases for e in c.entity_ids))
     return EvaluationRun(
         target=target,

@@ -55,10 +55,15 @@ def read_test_set(path: str | Path, fmt: str | None = None, manifest: str | Path
     unknown_format (with the keys found), empty_test_set (0 lines), bad_test_set (unreadable, bad JSON)."""
     path = Path(path)
     if fmt is not None and fmt not in TEST_SET_FORMATS:
-        raise EvaluationError("unknown_format", f"unknown test set format {fmt!r}; valid formats: {', '.join(TEST_SET_FORMATS)}")
+        raise EvaluationError(
+            "unknown_format", f"unknown test set format {fmt!r}; valid formats: {', '.join(TEST_SET_FORMATS)}"
+        )
     records = _read_jsonl(path)
     if not records:
-        raise EvaluationError("empty_test_set", f"test set {path.name} holds 0 questions: give a JSONL file with one question per line (formats: {', '.join(TEST_SET_FORMATS)})")
+        raise EvaluationError(
+            "empty_test_set",
+            f"test set {path.name} holds 0 questions: give a JSONL file with one question per line (formats: {', '.join(TEST_SET_FORMATS)})",
+        )
     detected = detect_format(records[0][1])
     if detected is None:
         keys = ", ".join(sorted(records[0][1])) or "none"
@@ -78,7 +83,9 @@ def read_test_set(path: str | Path, fmt: str | None = None, manifest: str | Path
 
 def _eval_case(record: dict[str, Any], n: int, path: Path) -> EvalCase:
     if detect_format(record) != "eval":
-        raise EvaluationError("bad_test_set", f"{path.name} line {n}: an eval record needs \"question\" and \"expected_answer\"")
+        raise EvaluationError(
+            "bad_test_set", f'{path.name} line {n}: an eval record needs "question" and "expected_answer"'
+        )
     case = EvalCase.from_record(record)
     if not case.question.strip():
         raise EvaluationError("bad_test_set", f"{path.name} line {n}: empty question")
@@ -96,7 +103,7 @@ def _line_id(n: int, question: str) -> str:
 def _conversation(record: dict[str, Any], n: int, path: Path) -> tuple[str, str]:
     messages = record.get("messages")
     if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
-        raise EvaluationError("bad_test_set", f"{path.name} line {n}: \"messages\" must be a list of objects")
+        raise EvaluationError("bad_test_set", f'{path.name} line {n}: "messages" must be a list of objects')
     last_assistant = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=-1)
     users = [m for m in messages[: last_assistant if last_assistant >= 0 else len(messages)] if m.get("role") == "user"]
     if not users or not isinstance(users[-1].get("content"), str) or not users[-1]["content"].strip():
@@ -109,16 +116,26 @@ def _openai_set(path: Path, records: Sequence[tuple[int, dict[str, Any]]], manif
     conversations = [_conversation(record, n, path) for n, record in records]
     source = Path(manifest) if manifest is not None else manifest_path(path)
     if manifest is None and not source.exists():
-        cases = tuple(EvalCase(_line_id(n, q), q, a, negative=abstains(a)) for (n, _), (q, a) in zip(records, conversations))
+        cases = tuple(
+            EvalCase(_line_id(n, q), q, a, negative=abstains(a)) for (n, _), (q, a) in zip(records, conversations)
+        )
         return EvalSet(path.name, "openai", cases, False)
     entries = _manifest(source)
     if len(entries) != len(conversations):
-        raise EvaluationError("bad_test_set", f"{path.name} holds {len(conversations)} questions but its manifest {source.name} {len(entries)}")
+        raise EvaluationError(
+            "bad_test_set",
+            f"{path.name} holds {len(conversations)} questions but its manifest {source.name} {len(entries)}",
+        )
     cases = tuple(
         EvalCase(
-            id=str(e["id"]), question=q, expected_answer=a, key_facts=tuple(e["key_facts"]), qtype=str(e["type"]),
-            entity_ids=tuple(str(i) for i in e["entity_ids"]), negative=bool(e["negative"]) or e["type"] in NEGATIVE_TYPES,
-        )  # fmt: skip
+            id=str(e["id"]),
+            question=q,
+            expected_answer=a,
+            key_facts=tuple(e["key_facts"]),
+            qtype=str(e["type"]),
+            entity_ids=tuple(str(i) for i in e["entity_ids"]),
+            negative=bool(e["negative"]) or e["type"] in NEGATIVE_TYPES,
+        )
         for (q, a), e in zip(conversations, entries)
     )
     return EvalSet(path.name, "openai", cases, True)
@@ -144,7 +161,10 @@ def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     except UnicodeDecodeError as exc:
         raise EvaluationError("bad_test_set", f"test set {path.name} is not UTF-8 text") from exc
     if text.lstrip().startswith("["):
-        raise EvaluationError("unknown_format", f"{path.name} is a JSON array (alpaca?); a test set is JSONL, one question per line (formats: {', '.join(TEST_SET_FORMATS)})")
+        raise EvaluationError(
+            "unknown_format",
+            f"{path.name} is a JSON array (alpaca?); a test set is JSONL, one question per line (formats: {', '.join(TEST_SET_FORMATS)})",
+        )
     records = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():

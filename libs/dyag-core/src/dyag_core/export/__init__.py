@@ -6,7 +6,8 @@ the /api/create request, and the parity gate's scoring.
 No torch, llama.cpp or HTTP here: the model-exporter service does the work; this is what it and its tests agree on.
 """
 
-from dyag_core.export.gotemplate import GoTemplateError, render as render_go_template
+from dyag_core.export.gotemplate import GoTemplateError
+from dyag_core.export.gotemplate import render as render_go_template
 from dyag_core.export.modelfile import (
     DEFAULT_SYSTEM_PROMPT,
     DEFAULT_TEMPERATURE,
@@ -16,7 +17,14 @@ from dyag_core.export.modelfile import (
     create_command,
     parse_modelfile,
 )
-from dyag_core.export.parity import DEFAULT_MAX_ACCURACY_DROP, DEFAULT_THRESHOLD, ParityReport, choose_probes, parity_report, same_answer
+from dyag_core.export.parity import (
+    DEFAULT_MAX_ACCURACY_DROP,
+    DEFAULT_THRESHOLD,
+    ParityReport,
+    choose_probes,
+    parity_report,
+    same_answer,
+)
 from dyag_core.export.plan import (
     DEFAULT_QUANTIZATION,
     DTYPE_BYTES,
@@ -37,11 +45,38 @@ from dyag_core.export.plan import (
 from dyag_core.export.template import OllamaTemplate, TemplateError, derive_ollama_template, render_messages
 
 __all__ = [
-    "DEFAULT_MAX_ACCURACY_DROP", "DEFAULT_QUANTIZATION", "DEFAULT_SYSTEM_PROMPT", "DEFAULT_TEMPERATURE", "DEFAULT_THRESHOLD",
-    "DEFAULT_TOP_P", "DTYPE_BYTES", "MODES", "QUANTIZATIONS",
-    "ExportError", "GoTemplateError", "ModelfileSpec", "OllamaTemplate", "ParityReport", "Quantization", "SpaceNeeded",
-    "TemplateError", "check_adapter_matches_base", "check_architecture", "check_free_space", "check_model_name",
-    "choose_probes", "create_command", "derive_ollama_template", "gguf_bytes", "human_bytes", "parameter_count",
-    "parity_report", "parse_modelfile", "parse_quantizations", "render_go_template", "render_messages", "same_answer",
+    "DEFAULT_MAX_ACCURACY_DROP",
+    "DEFAULT_QUANTIZATION",
+    "DEFAULT_SYSTEM_PROMPT",
+    "DEFAULT_TEMPERATURE",
+    "DEFAULT_THRESHOLD",
+    "DEFAULT_TOP_P",
+    "DTYPE_BYTES",
+    "MODES",
+    "QUANTIZATIONS",
+    "ExportError",
+    "GoTemplateError",
+    "ModelfileSpec",
+    "OllamaTemplate",
+    "ParityReport",
+    "Quantization",
+    "SpaceNeeded",
+    "TemplateError",
+    "check_adapter_matches_base",
+    "check_architecture",
+    "check_free_space",
+    "check_model_name",
+    "choose_probes",
+    "create_command",
+    "derive_ollama_template",
+    "gguf_bytes",
+    "human_bytes",
+    "parameter_count",
+    "parity_report",
+    "parse_modelfile",
+    "parse_quantizations",
+    "render_go_template",
+    "render_messages",
+    "same_answer",
     "space_needed",
-]  # fmt: skip
+]

@@ -1,12 +1,12 @@
 """The Ollama Modelfile of an export (the guide's step 5.4) and the same model as an /api/create request.
 
-    FROM ./model-q8_0.gguf
-    ADAPTER ./adapter-f16.gguf          (adapter mode only)
-    TEMPLATE \"\"\"…derived from the tokenizer's chat template…\"\"\"
-    PARAMETER temperature 0.7
-    PARAMETER top_p 0.9
-    PARAMETER stop "<|im_end|>"
-    SYSTEM \"\"\"Tu es un assistant expert…\"\"\"
+FROM ./model-q8_0.gguf
+ADAPTER ./adapter-f16.gguf          (adapter mode only)
+TEMPLATE \"\"\"…derived from the tokenizer's chat template…\"\"\"
+PARAMETER temperature 0.7
+PARAMETER top_p 0.9
+PARAMETER stop "<|im_end|>"
+SYSTEM \"\"\"Tu es un assistant expert…\"\"\"
 """
 
 from __future__ import annotations
@@ -34,8 +34,11 @@ def check_model_name(name: str) -> str:
     """An Ollama model name ("applications-ia", "team/model:tag")."""
     name = name.strip()
     if not _NAME.match(name):
-        raise ExportError("invalid_request", f"{name!r} is not a valid Ollama model name (letters, digits, '.', '_', '-', an optional "
-                                             "namespace/ and :tag), e.g. applications-ia")
+        raise ExportError(
+            "invalid_request",
+            f"{name!r} is not a valid Ollama model name (letters, digits, '.', '_', '-', an optional "
+            "namespace/ and :tag), e.g. applications-ia",
+        )
     return name
 
 
@@ -124,7 +127,7 @@ def parse_modelfile(text: str) -> dict[str, Any]:
         if rest.startswith('"""'):
             close = text.find('"""', value_start + 3)
             if close < 0:
-                raise ExportError("invalid_request", f"unterminated \"\"\" in the Modelfile's {command}")
+                raise ExportError("invalid_request", f'unterminated """ in the Modelfile\'s {command}')
             value: Any = text[value_start + 3 : close]
             pos = text.find("\n", close)
             pos = len(text) if pos < 0 else pos + 1
@@ -134,7 +137,9 @@ def parse_modelfile(text: str) -> dict[str, Any]:
         if command == "PARAMETER":
             key, _, raw = str(value).partition(" ")
             raw = raw.strip()
-            parsed: Any = json.loads(raw) if raw.startswith('"') else (float(raw) if re.fullmatch(r"-?\d+(\.\d+)?", raw) else raw)
+            parsed: Any = (
+                json.loads(raw) if raw.startswith('"') else (float(raw) if re.fullmatch(r"-?\d+(\.\d+)?", raw) else raw)
+            )
             if key == "stop":
                 out["parameters"].setdefault("stop", []).append(parsed)
             else:

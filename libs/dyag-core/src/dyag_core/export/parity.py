@@ -64,16 +64,30 @@ class ParityReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "quantization": self.quantization, "probes": self.probes, "agreement": self.agreement,
-            "mean_token_f1": self.mean_token_f1, "hf_fact_accuracy": self.hf_fact_accuracy,
-            "gguf_fact_accuracy": self.gguf_fact_accuracy, "prompt_token_agreement": self.prompt_token_agreement,
-            "threshold": self.threshold, "passed": self.passed, "reason": self.reason, "samples": list(self.samples),
-        }  # fmt: skip
+            "quantization": self.quantization,
+            "probes": self.probes,
+            "agreement": self.agreement,
+            "mean_token_f1": self.mean_token_f1,
+            "hf_fact_accuracy": self.hf_fact_accuracy,
+            "gguf_fact_accuracy": self.gguf_fact_accuracy,
+            "prompt_token_agreement": self.prompt_token_agreement,
+            "threshold": self.threshold,
+            "passed": self.passed,
+            "reason": self.reason,
+            "samples": list(self.samples),
+        }
 
 
-def parity_report(quantization: str, probes: Sequence[EvalCase], hf_answers: Sequence[str], gguf_answers: Sequence[str], *,
-                  threshold: float = DEFAULT_THRESHOLD, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
-                  prompt_tokens_equal: Sequence[bool] | None = None) -> ParityReport:
+def parity_report(
+    quantization: str,
+    probes: Sequence[EvalCase],
+    hf_answers: Sequence[str],
+    gguf_answers: Sequence[str],
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
+    prompt_tokens_equal: Sequence[bool] | None = None,
+) -> ParityReport:
     if not (len(probes) == len(hf_answers) == len(gguf_answers)) or not probes:
         raise ValueError("one HF and one GGUF answer per probe, and at least one probe")
     samples = []
@@ -86,21 +100,39 @@ def parity_report(quantization: str, probes: Sequence[EvalCase], hf_answers: Seq
         hf_right += hf_ok
         gguf_right += gguf_ok
         f1_sum += token_prf(gguf, hf)[2]
-        samples.append({"question": case.question, "hf_answer": hf, "gguf_answer": gguf, "agree": same,
-                        "hf_correct": hf_ok, "gguf_correct": gguf_ok})
+        samples.append(
+            {
+                "question": case.question,
+                "hf_answer": hf,
+                "gguf_answer": gguf,
+                "agree": same,
+                "hf_correct": hf_ok,
+                "gguf_correct": gguf_ok,
+            }
+        )
     n = len(probes)
     agreement, hf_acc, gguf_acc = agree / n, hf_right / n, gguf_right / n
     reasons = []
     if agreement < threshold:
         reasons.append(f"the GGUF answers {agree}/{n} probes as the HF model does ({agreement:.0%} < {threshold:.0%})")
     if gguf_acc < hf_acc - max_accuracy_drop - 1e-9:
-        reasons.append(f"its fact accuracy falls from {hf_acc:.0%} to {gguf_acc:.0%} (more than {max_accuracy_drop:.0%})")
+        reasons.append(
+            f"its fact accuracy falls from {hf_acc:.0%} to {gguf_acc:.0%} (more than {max_accuracy_drop:.0%})"
+        )
     token_share = None
     if prompt_tokens_equal is not None and len(prompt_tokens_equal):
         token_share = sum(bool(x) for x in prompt_tokens_equal) / len(prompt_tokens_equal)
     return ParityReport(
-        quantization=quantization, probes=n, agreement=round(agreement, 4), mean_token_f1=round(f1_sum / n, 4),
-        hf_fact_accuracy=round(hf_acc, 4), gguf_fact_accuracy=round(gguf_acc, 4), prompt_token_agreement=token_share,
-        threshold=threshold, max_accuracy_drop=max_accuracy_drop, passed=not reasons,
-        reason="; ".join(reasons), samples=tuple(samples),
+        quantization=quantization,
+        probes=n,
+        agreement=round(agreement, 4),
+        mean_token_f1=round(f1_sum / n, 4),
+        hf_fact_accuracy=round(hf_acc, 4),
+        gguf_fact_accuracy=round(gguf_acc, 4),
+        prompt_token_agreement=token_share,
+        threshold=threshold,
+        max_accuracy_drop=max_accuracy_drop,
+        passed=not reasons,
+        reason="; ".join(reasons),
+        samples=tuple(samples),
     )

@@ -39,8 +39,20 @@ QUANTIZATIONS: dict[str, Quantization] = {
 DEFAULT_QUANTIZATION = "q8_0"
 MODES = ("merged", "adapter")
 # Bytes per element of the safetensors dtypes.
-DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
-               "F8_E4M3": 1, "F8_E5M2": 1}  # fmt: skip
+DTYPE_BYTES = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+}
 
 
 def parse_quantizations(values: Iterable[str]) -> tuple[str, ...]:
@@ -54,13 +66,17 @@ def parse_quantizations(values: Iterable[str]) -> tuple[str, ...]:
                 continue
             name = by_lower.get(value.lower())
             if name is None:
-                raise ExportError("unknown_quantization", f"unknown quantization {value!r}; choose among {', '.join(QUANTIZATIONS)}")
+                raise ExportError(
+                    "unknown_quantization", f"unknown quantization {value!r}; choose among {', '.join(QUANTIZATIONS)}"
+                )
             if name not in out:
                 out.append(name)
     return tuple(out) or (DEFAULT_QUANTIZATION,)
 
 
-def check_architecture(config: Mapping[str, Any], supported: Sequence[str], source: str = "llama.cpp's converter") -> str:
+def check_architecture(
+    config: Mapping[str, Any], supported: Sequence[str], source: str = "llama.cpp's converter"
+) -> str:
     """The model's architecture (config.json "architectures"), if the converter supports it."""
     architectures = config.get("architectures") or []
     arch = architectures[0] if architectures else ""
@@ -99,15 +115,21 @@ def _base_weight_name(lora_key: str) -> tuple[str, str] | None:
     return None
 
 
-def check_adapter_matches_base(adapter_config: Mapping[str, Any], adapter_shapes: Mapping[str, Sequence[int]],
-                               base_name: str, base_shapes: Mapping[str, Sequence[int]]) -> None:
+def check_adapter_matches_base(
+    adapter_config: Mapping[str, Any],
+    adapter_shapes: Mapping[str, Sequence[int]],
+    base_name: str,
+    base_shapes: Mapping[str, Sequence[int]],
+) -> None:
     """An adapter applies to the base model it was trained on: the same model (by name) and, for every
     module it adapts, the same weight shape. Anything else: adapter_base_mismatch, naming what differs."""
     problems: list[str] = []
     trained_on = str(adapter_config.get("base_model_name_or_path") or "")
     if trained_on and _model_name(trained_on) != _model_name(base_name):
-        problems.append(f"it was trained on {PurePath(trained_on).name!r} (adapter_config.json base_model_name_or_path), "
-                        f"not on {PurePath(base_name).name!r}")
+        problems.append(
+            f"it was trained on {PurePath(trained_on).name!r} (adapter_config.json base_model_name_or_path), "
+            f"not on {PurePath(base_name).name!r}"
+        )
     shape_problems: list[str] = []
     for key, shape in sorted(adapter_shapes.items()):
         target = _base_weight_name(key)
@@ -123,7 +145,9 @@ def check_adapter_matches_base(adapter_config: Mapping[str, Any], adapter_shapes
         # lora_A: [r, in_features], lora_B: [out_features, r]; the base weight is [out_features, in_features].
         if (side == "A" and shape[1] != base[1]) or (side == "B" and shape[0] != base[0]):
             expected = f"in_features {base[1]}" if side == "A" else f"out_features {base[0]}"
-            shape_problems.append(f"{key} has shape {list(shape)} but the base model's {weight} is {list(base)} ({expected})")
+            shape_problems.append(
+                f"{key} has shape {list(shape)} but the base model's {weight} is {list(base)} ({expected})"
+            )
     if shape_problems:
         more = f" (and {len(shape_problems) - 3} more)" if len(shape_problems) > 3 else ""
         problems.append("its weights do not fit the base model: " + "; ".join(shape_problems[:3]) + more)
@@ -132,7 +156,8 @@ def check_adapter_matches_base(adapter_config: Mapping[str, Any], adapter_shapes
     if problems:
         raise ExportError(
             "adapter_base_mismatch",
-            f"the LoRA adapter does not belong to the base model {PurePath(base_name).name!r}: " + "; ".join(problems)
+            f"the LoRA adapter does not belong to the base model {PurePath(base_name).name!r}: "
+            + "; ".join(problems)
             + ". Export it with the base model it was trained on.",
             {"adapter_base": trained_on, "base_model": base_name},
         )
@@ -167,8 +192,15 @@ class SpaceNeeded:
         return ", ".join(f"{name} {human_bytes(size)}" for name, size in self.parts)
 
 
-def space_needed(*, base_parameters: int, merged_bytes: int, quantizations: Sequence[str], adapter_parameters: int,
-                 base_gguf: Sequence[str] = (), copies: int = 2) -> SpaceNeeded:
+def space_needed(
+    *,
+    base_parameters: int,
+    merged_bytes: int,
+    quantizations: Sequence[str],
+    adapter_parameters: int,
+    base_gguf: Sequence[str] = (),
+    copies: int = 2,
+) -> SpaceNeeded:
     """Bytes an export writes: the merged folder, the f16 GGUF (always: the quantizer's input), each quantized
     GGUF, the adapter GGUF, the base model's GGUF at the `base_gguf` levels (adapter mode); times `copies` (the
     export folder and the artifact store when both are on this disk)."""

@@ -32,19 +32,34 @@ ChatRenderer = Callable[[Messages, bool], str]
 _M = "\u2063DYAG{}\u2063"  # invisible separator around a counter: never in a real template, never trimmed
 SAMPLE_SYSTEM = "Tu es un assistant expert en applications du système d'information français.\nTu réponds de manière précise et concise."
 SAMPLE_CONVERSATIONS: tuple[tuple[Messages, bool], ...] = (
-    ([{"role": "system", "content": SAMPLE_SYSTEM}, {"role": "user", "content": "Quel est le domaine de l'application INSPECTA ?"}], True),
+    (
+        [
+            {"role": "system", "content": SAMPLE_SYSTEM},
+            {"role": "user", "content": "Quel est le domaine de l'application INSPECTA ?"},
+        ],
+        True,
+    ),
     (
         [
             {"role": "system", "content": SAMPLE_SYSTEM},
             {"role": "user", "content": "Qu'est-ce que 6tzen ?"},
-            {"role": "assistant", "content": "6tzen est une application de dématérialisation des démarches.\nElle est en production."},
+            {
+                "role": "assistant",
+                "content": "6tzen est une application de dématérialisation des démarches.\nElle est en production.",
+            },
             {"role": "user", "content": "Qui en est le responsable ? Réponds « en une phrase »."},
         ],
         True,
     ),
     ([{"role": "user", "content": "Bonjour, que sais-tu faire ?"}], True),
-    ([{"role": "system", "content": SAMPLE_SYSTEM}, {"role": "user", "content": "Statut de PILOTE-BOP ?"},
-      {"role": "assistant", "content": "PILOTE-BOP est en production."}], False),
+    (
+        [
+            {"role": "system", "content": SAMPLE_SYSTEM},
+            {"role": "user", "content": "Statut de PILOTE-BOP ?"},
+            {"role": "assistant", "content": "PILOTE-BOP est en production."},
+        ],
+        False,
+    ),
 )
 
 
@@ -72,7 +87,9 @@ def _split(text: str, markers: Sequence[str]) -> list[str]:
     parts, rest = [], text
     for marker in markers:
         if rest.count(marker) != 1 or text.count(marker) != 1:
-            raise TemplateError(f"the chat template does not write each message's content once and in order ({marker!r})")
+            raise TemplateError(
+                f"the chat template does not write each message's content once and in order ({marker!r})"
+            )
         before, rest = rest.split(marker)
         parts.append(before)
     parts.append(rest)
@@ -100,12 +117,16 @@ def _call(render_chat: ChatRenderer, messages: Messages, add_generation_prompt: 
     try:
         return render_chat(messages, add_generation_prompt)
     except Exception as exc:  # a template that raises on this role order (jinja2's TemplateError, …)
-        raise TemplateError(f"the chat template refuses a {'/'.join(m['role'] for m in messages)} conversation: {exc}") from None
+        raise TemplateError(
+            f"the chat template refuses a {'/'.join(m['role'] for m in messages)} conversation: {exc}"
+        ) from None
 
 
 def _pieces(render_chat: ChatRenderer) -> dict[str, str]:
     s, u1, a1, u2, s2 = (_M.format(i) for i in range(5))
-    sys_msg, user1, asst1, user2 = ({"role": r, "content": c} for r, c in (("system", s), ("user", u1), ("assistant", a1), ("user", u2)))
+    sys_msg, user1, asst1, user2 = (
+        {"role": r, "content": c} for r, c in (("system", s), ("user", u1), ("assistant", a1), ("user", u2))
+    )
     convo = [sys_msg, user1, asst1, user2]
     full = _call(render_chat, convo, False)
     with_prompt = _call(render_chat, convo, True)
@@ -114,7 +135,9 @@ def _pieces(render_chat: ChatRenderer) -> dict[str, str]:
     only_system = _call(render_chat, [sys_msg], False)
     start_with_system, after_system = _split(only_system, [s])
     if start_with_system != p0:
-        raise TemplateError("the chat template starts a conversation differently depending on what follows the system message")
+        raise TemplateError(
+            "the chat template starts a conversation differently depending on what follows the system message"
+        )
     post_system = after_system
     pre_user = _remove_prefix(p1, post_system, "a user message does not follow the system message's rendering")
     post_user = p4
@@ -136,10 +159,16 @@ def _pieces(render_chat: ChatRenderer) -> dict[str, str]:
     except Exception:
         pre_system = ""
     return {
-        "start_with_system": start_with_system, "start_without_system": start_without_system,
-        "pre_system": pre_system, "post_system": post_system, "pre_user": pre_user, "post_user": post_user,
-        "pre_assistant": pre_assistant, "post_assistant": post_assistant, "generation_prompt": generation_prompt,
-    }  # fmt: skip
+        "start_with_system": start_with_system,
+        "start_without_system": start_without_system,
+        "pre_system": pre_system,
+        "post_system": post_system,
+        "pre_user": pre_user,
+        "post_user": post_user,
+        "pre_assistant": pre_assistant,
+        "post_assistant": post_assistant,
+        "generation_prompt": generation_prompt,
+    }
 
 
 def build_go_template(p: dict[str, str]) -> str:
@@ -176,7 +205,9 @@ def stop_sequences(p: dict[str, str], special_tokens: Sequence[str], eos_token: 
     return tuple(dict.fromkeys(stops))
 
 
-def expected_prompt(render_chat: ChatRenderer, messages: Messages, add_generation_prompt: bool, post_assistant: str) -> str:
+def expected_prompt(
+    render_chat: ChatRenderer, messages: Messages, add_generation_prompt: bool, post_assistant: str
+) -> str:
     """What the Go template must render: the tokenizer's text, with a final assistant message left open."""
     text = _call(render_chat, messages, add_generation_prompt)
     if messages and messages[-1]["role"] == "assistant" and not add_generation_prompt:
@@ -189,8 +220,13 @@ def render_messages(template: str, messages: Messages) -> str:
     return render(template, {"Messages": [{"Role": m["role"], "Content": m["content"]} for m in messages]})
 
 
-def derive_ollama_template(render_chat: ChatRenderer, *, special_tokens: Sequence[str] = (), eos_token: str | None = None,
-                           samples: Sequence[tuple[Messages, bool]] = SAMPLE_CONVERSATIONS) -> OllamaTemplate:
+def derive_ollama_template(
+    render_chat: ChatRenderer,
+    *,
+    special_tokens: Sequence[str] = (),
+    eos_token: str | None = None,
+    samples: Sequence[tuple[Messages, bool]] = SAMPLE_CONVERSATIONS,
+) -> OllamaTemplate:
     """The Ollama TEMPLATE equivalent to a chat template, verified on sample conversations (TemplateError if none is)."""
     pieces = _pieces(render_chat)
     template = build_go_template(pieces)

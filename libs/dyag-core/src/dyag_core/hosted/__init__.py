@@ -17,9 +17,9 @@ from .presets import (
     resolve_hyperparameters,
 )
 from .retry import (
+    FAIL,
     PERMANENT,
     RETRY,
-    FAIL,
     ProviderRefusal,
     RetryPolicy,
     classify,

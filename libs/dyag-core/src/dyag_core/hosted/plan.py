@@ -81,4 +81,6 @@ def plan_key(
 
 def upload_key(base_url: str, data: bytes) -> str:
     """One upload per content and provider."""
-    return "upload-" + hashlib.sha256((provider_identity(base_url) + "\0" + content_hash(data)).encode()).hexdigest()[:32]
+    return (
+        "upload-" + hashlib.sha256((provider_identity(base_url) + "\0" + content_hash(data)).encode()).hexdigest()[:32]
+    )

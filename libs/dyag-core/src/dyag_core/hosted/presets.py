@@ -42,7 +42,11 @@ class Hyperparameters:
 
     def values(self) -> dict[str, Any]:
         """What the API receives (and what the plan key hashes)."""
-        return {"n_epochs": self.n_epochs, "batch_size": self.batch_size, "learning_rate_multiplier": self.learning_rate_multiplier}
+        return {
+            "n_epochs": self.n_epochs,
+            "batch_size": self.batch_size,
+            "learning_rate_multiplier": self.learning_rate_multiplier,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -57,7 +61,10 @@ def preset_for(n_examples: int) -> Hyperparameters:
     lr = {"small": LR_SMALL, "medium": LR_MEDIUM, "large": LR_LARGE}[band]
     source = f"annex A ({band}: {n_examples} examples)"
     return Hyperparameters(
-        default_epochs(n_examples), batch, lr, tuple((k, source) for k in ("n_epochs", "batch_size", "learning_rate_multiplier"))
+        default_epochs(n_examples),
+        batch,
+        lr,
+        tuple((k, source) for k in ("n_epochs", "batch_size", "learning_rate_multiplier")),
     )
 
 
@@ -79,15 +86,26 @@ def resolve_hyperparameters(
         values[name] = value
         sources[name] = "given"
     _check(values)
-    return Hyperparameters(int(values["n_epochs"]), int(values["batch_size"]), float(values["learning_rate_multiplier"]),
-                           tuple(sources.items()))
+    return Hyperparameters(
+        int(values["n_epochs"]),
+        int(values["batch_size"]),
+        float(values["learning_rate_multiplier"]),
+        tuple(sources.items()),
+    )
 
 
 def _check(values: dict[str, Any]) -> None:
     epochs, batch, lr = values["n_epochs"], values["batch_size"], values["learning_rate_multiplier"]
     if not (isinstance(epochs, int) or float(epochs).is_integer()) or not 1 <= epochs <= MAX_EPOCHS:
-        raise DyagError("invalid_hyperparameters", f"n_epochs must be a whole number from 1 to {MAX_EPOCHS}, not {epochs}")
+        raise DyagError(
+            "invalid_hyperparameters", f"n_epochs must be a whole number from 1 to {MAX_EPOCHS}, not {epochs}"
+        )
     if not (isinstance(batch, int) or float(batch).is_integer()) or not 1 <= batch <= MAX_BATCH_SIZE:
-        raise DyagError("invalid_hyperparameters", f"batch_size must be a whole number from 1 to {MAX_BATCH_SIZE}, not {batch}")
+        raise DyagError(
+            "invalid_hyperparameters", f"batch_size must be a whole number from 1 to {MAX_BATCH_SIZE}, not {batch}"
+        )
     if not math.isfinite(lr) or not 0 < lr <= MAX_LR_MULTIPLIER:
-        raise DyagError("invalid_hyperparameters", f"learning_rate_multiplier must be above 0 and at most {MAX_LR_MULTIPLIER}, not {lr}")
+        raise DyagError(
+            "invalid_hyperparameters",
+            f"learning_rate_multiplier must be above 0 and at most {MAX_LR_MULTIPLIER}, not {lr}",
+        )

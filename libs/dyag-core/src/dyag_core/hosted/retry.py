@@ -18,8 +18,15 @@ from ..errors import DyagError
 
 RETRY, PERMANENT, FAIL = "retry", "permanent", "fail"
 
-_NOT_AVAILABLE = ("not available", "not_available", "unavailable for your", "not enabled", "does not have access to fine-tun",
-                  "fine-tuning is not", "fine_tuning_not")
+_NOT_AVAILABLE = (
+    "not available",
+    "not_available",
+    "unavailable for your",
+    "not enabled",
+    "does not have access to fine-tun",
+    "fine-tuning is not",
+    "fine_tuning_not",
+)
 _NO_QUOTA = ("insufficient_quota", "exceeded your current quota", "billing")
 
 
@@ -90,9 +97,18 @@ class RetryPolicy:
 class ProviderRefusal(DyagError):
     """The provider said no for good (or kept failing): its message, and what to do next."""
 
-    def __init__(self, message: str, *, status: int | None = None, provider_message: str = "", next_step: str = "",
-                 code: str = "provider_refused"):
-        super().__init__(code, message, {"status": status, "provider_message": provider_message, "next_step": next_step})
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        provider_message: str = "",
+        next_step: str = "",
+        code: str = "provider_refused",
+    ):
+        super().__init__(
+            code, message, {"status": status, "provider_message": provider_message, "next_step": next_step}
+        )
         self.status, self.provider_message, self.next_step = status, provider_message, next_step
 
 

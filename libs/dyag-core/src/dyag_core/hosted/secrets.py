@@ -32,7 +32,9 @@ class Scrubber:
             if secret in text:
                 text = text.replace(secret, MASK)
         for pattern in _PATTERNS:
-            text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + MASK + ("@" if m.group(0).endswith("@") else ""), text)
+            text = pattern.sub(
+                lambda m: (m.group(1) if m.groups() else "") + MASK + ("@" if m.group(0).endswith("@") else ""), text
+            )
         return text
 
     def data(self, value: Any) -> Any:

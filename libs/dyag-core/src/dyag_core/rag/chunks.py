@@ -90,7 +90,9 @@ def chunk_entity(entity: Entity) -> list[Chunk]:
         label = SECTIONS[section] + (f", partie {part}/{parts}" if parts > 1 else "")
         text = f"{header} — {label}\n{body}"
         metadata = {**base_meta, "section": section, "part": part}
-        digest = hashlib.sha256(json.dumps([text, metadata], sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+        digest = hashlib.sha256(json.dumps([text, metadata], sort_keys=True, ensure_ascii=False).encode()).hexdigest()[
+            :16
+        ]
         chunk_id = _ID_SEPARATOR.join((entity.id, f"{section}.{part}", digest))
         embed_body = body if section != "overview" else body.split("\n", 2)[-1]  # name lines are in the header
         embed_text = f"{short} — {EMBED_LABELS[section]} : {_one_line(embed_body)}"

@@ -21,7 +21,9 @@ from dyag_core.catalog.model import Entity
 from dyag_core.rag.tokens import STOPWORDS, stem, words
 from dyag_core.text import fold, normalize_key
 
-_ALIAS_KEY = re.compile(r"\b(alias|aliases|sigle|sigles|acronyme|acronymes|synonyme|synonymes|autre nom|autres noms|ancien nom|anciens noms|nom court|appellation)\b")
+_ALIAS_KEY = re.compile(
+    r"\b(alias|aliases|sigle|sigles|acronyme|acronymes|synonyme|synonymes|autre nom|autres noms|ancien nom|anciens noms|nom court|appellation)\b"
+)
 _ALIAS_SPLIT = re.compile(r"\s*[,;|]\s*")
 _PAREN_ACRONYM = re.compile(r"\(([A-Z][A-Z0-9]{1,9})\)")
 _NAME_LIKE = re.compile(r"(?<![\w-])([A-Z0-9][A-Z0-9-]*[A-Z][A-Z0-9-]*(?:\s+[A-Z0-9][A-Z0-9-]+)*)(?![\w-])")
@@ -79,7 +81,7 @@ def _defined_acronyms(text: str) -> list[str]:
     for match in _PAREN_ACRONYM.finditer(text):
         acronym = match.group(1)
         letters = [c for c in acronym.lower() if c.isalpha()]
-        before = [w for w in words(text[: match.start()]) if w not in STOPWORDS][-(len(letters) + 3):]
+        before = [w for w in words(text[: match.start()]) if w not in STOPWORDS][-(len(letters) + 3) :]
         initials = [w[0] for w in before]
         if len(letters) >= 2 and all(initials.count(c) >= letters.count(c) for c in set(letters)):
             found.append(acronym)
@@ -124,7 +126,12 @@ class EntityLinker:
             name_words = words(n.name)
             if len(name_words) > 1:
                 for part in name_words:
-                    if len(part) >= MIN_PART_CHARS and part not in STOPWORDS and part not in ordinary and not part.isdigit():
+                    if (
+                        len(part) >= MIN_PART_CHARS
+                        and part not in STOPWORDS
+                        and part not in ordinary
+                        and not part.isdigit()
+                    ):
                         part_owners[part].add(n.entity_id)
         # A part of a compound name is an alias only when it is distinctive: one entity's, and nobody's whole name.
         whole = {"".join(a.words) for a in aliases if a.kind == "name"}
@@ -148,7 +155,9 @@ class EntityLinker:
         # Every prefix of a compact form: growing a window of the question stops as soon as it names nothing.
         self._prefixes = {key[:i] for key in self._by_compact for i in range(1, len(key) + 1)}
         # Fuzzy candidates: single-word compact forms of names, aliases and acronyms, by character trigram.
-        self._fuzzy_keys = [k for k, v in self._by_compact.items() if len(k) >= 5 and any(a.kind != "long_name" for a in v)]
+        self._fuzzy_keys = [
+            k for k, v in self._by_compact.items() if len(k) >= 5 and any(a.kind != "long_name" for a in v)
+        ]
         self._by_trigram: defaultdict[str, list[int]] = defaultdict(list)
         self._gram_counts: list[int] = []
         for position, key in enumerate(self._fuzzy_keys):
@@ -164,7 +173,9 @@ class EntityLinker:
         return cls((names_of(e) for e in entities), vocabularies(texts)[1])
 
     @classmethod
-    def from_metadatas(cls, metadatas: Iterable[Mapping[str, object]], ordinary_words: Iterable[str] = ()) -> EntityLinker:
+    def from_metadatas(
+        cls, metadatas: Iterable[Mapping[str, object]], ordinary_words: Iterable[str] = ()
+    ) -> EntityLinker:
         return cls((EntityNames.from_metadata(m) for m in metadatas if m and m.get("entity_id")), ordinary_words)
 
     def __len__(self) -> int:
@@ -231,15 +242,23 @@ class EntityLinker:
                 taken.append((start, end, score))
             if alias.entity_id not in result:
                 result[alias.entity_id] = LinkedEntity(
-                    alias.entity_id, self.names[alias.entity_id].name, " ".join(qwords[start:end]), kind, round(score, 3)
+                    alias.entity_id,
+                    self.names[alias.entity_id].name,
+                    " ".join(qwords[start:end]),
+                    kind,
+                    round(score, 3),
                 )
         return sorted(result.values(), key=lambda m: -m.score)
 
-    def unknown_mentions(self, question: str, linked: list[LinkedEntity], vocabulary: frozenset[str] | set[str]) -> list[str]:
+    def unknown_mentions(
+        self, question: str, linked: list[LinkedEntity], vocabulary: frozenset[str] | set[str]
+    ) -> list[str]:
         """Names the question gives that are neither an entity of the catalog nor a word of its text:
         'TIVAPORT NG' in "Quel est le statut de TIVAPORT NG ?"."""
         covered = {w for m in linked for w in m.matched.split()}
-        candidates = [m.group(1) for m in _NAME_LIKE.finditer(question)] + [m.group(1) for m in _AFTER_APPLICATION.finditer(question)]
+        candidates = [m.group(1) for m in _NAME_LIKE.finditer(question)] + [
+            m.group(1) for m in _AFTER_APPLICATION.finditer(question)
+        ]
         unknown: list[str] = []
         for candidate in dict.fromkeys(c.strip(" -") for c in candidates):
             cw = [w for w in words(candidate) if w not in STOPWORDS]

@@ -37,7 +37,9 @@ COMPACT_MAX_CHUNKS = 3  # a compact context keeps the first three chunks (retrie
 
 
 def format_context(chunks: Sequence[ContextChunk]) -> str:
-    blocks = [f"[{i}] source : [{c.entity_id} {c.entity_name}]\n{c.text.strip()}" for i, c in enumerate(chunks, start=1)]
+    blocks = [
+        f"[{i}] source : [{c.entity_id} {c.entity_name}]\n{c.text.strip()}" for i, c in enumerate(chunks, start=1)
+    ]
     return "\n\n".join(blocks)
 
 
@@ -70,14 +72,19 @@ def _cut(text: str, limit: int) -> str:
     return text[: limit - 2] + " …"
 
 
-def build_messages(question: str, chunks: Sequence[ContextChunk], system_prompt: str = SYSTEM_PROMPT, *,
-                   max_context_chars: int = 0) -> list[dict[str, str]]:
+def build_messages(
+    question: str, chunks: Sequence[ContextChunk], system_prompt: str = SYSTEM_PROMPT, *, max_context_chars: int = 0
+) -> list[dict[str, str]]:
     """The answer prompt. max_context_chars > 0, a small local model's budget, makes it compact: the context cut to that
     many characters (compact_chunks) and, with the default system prompt, its short form (COMPACT_SYSTEM_PROMPT)."""
     compact = max_context_chars > 0
     chunks = compact_chunks(chunks, max_context_chars)
     if compact:  # each chunk's text starts with its entity's name and id already
-        context = "\n\n".join(c.text for c in chunks) if chunks else "(aucun extrait du catalogue ne correspond à la question)"
+        context = (
+            "\n\n".join(c.text for c in chunks)
+            if chunks
+            else "(aucun extrait du catalogue ne correspond à la question)"
+        )
     else:
         context = format_context(chunks) if chunks else "(aucun extrait du catalogue ne correspond à la question)"
     if compact:

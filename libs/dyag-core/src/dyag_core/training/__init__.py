@@ -19,7 +19,20 @@ from dyag_core.training.config import (
 from dyag_core.training.inputs import ChatExample, check_examples, check_lengths, count_facts, parse_chat_jsonl
 
 __all__ = [
-    "DEFAULT_TARGET_MODULES", "LARGE_DATASET", "PRECISIONS", "PRESET_NAMES", "PRESETS", "SMALL_DATASET",
-    "ChatExample", "Preset", "ResolvedConfig", "TrainingConfig", "TrainingInputError",
-    "check_examples", "check_lengths", "count_facts", "parse_chat_jsonl", "preset_for_size",
-]  # fmt: skip
+    "DEFAULT_TARGET_MODULES",
+    "LARGE_DATASET",
+    "PRECISIONS",
+    "PRESET_NAMES",
+    "PRESETS",
+    "SMALL_DATASET",
+    "ChatExample",
+    "Preset",
+    "ResolvedConfig",
+    "TrainingConfig",
+    "TrainingInputError",
+    "check_examples",
+    "check_lengths",
+    "count_facts",
+    "parse_chat_jsonl",
+    "preset_for_size",
+]

@@ -65,7 +65,9 @@ PRESETS: dict[str, Preset] = {
     "medium": Preset("medium", r=16, lora_alpha=32, lora_dropout=0.05, learning_rate=2e-4, epochs=4),
     "large": Preset("large", r=32, lora_alpha=64, lora_dropout=0.01, learning_rate=1e-4, epochs=2),
     # epochs here: with one phrasing per fact; resolve() divides by the phrasings the training split has.
-    "knowledge": Preset("knowledge", r=32, lora_alpha=64, lora_dropout=0.0, learning_rate=1e-3, epochs=EXPOSURES_PER_FACT),
+    "knowledge": Preset(
+        "knowledge", r=32, lora_alpha=64, lora_dropout=0.0, learning_rate=1e-3, epochs=EXPOSURES_PER_FACT
+    ),
 }
 KNOWLEDGE_TARGET_MODULES = ("all-linear",)
 PRESET_FIELDS = ("r", "lora_alpha", "lora_dropout", "learning_rate", "epochs")
@@ -95,7 +97,9 @@ class TrainingConfig:
     learning_rate: float | None = None
     epochs: int | None = None
     max_steps: int = 0  # > 0: stop after this many optimizer steps (overrides epochs)
-    batch_size: int | None = None  # per optimizer step: packed rows (None: ~1,024 tokens) when packing, else examples (None: 8)
+    batch_size: int | None = (
+        None  # per optimizer step: packed rows (None: ~1,024 tokens) when packing, else examples (None: 8)
+    )
     warmup_ratio: float = 0.05
     lr_scheduler: str = "cosine"
     weight_decay: float = 0.0
@@ -122,7 +126,9 @@ class TrainingConfig:
         known = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise TrainingInputError("invalid_config", f"unknown training option(s): {', '.join(unknown)}; known: {', '.join(known)}")
+            raise TrainingInputError(
+                "invalid_config", f"unknown training option(s): {', '.join(unknown)}; known: {', '.join(known)}"
+            )
         kwargs: dict[str, Any] = {}
         for name, value in data.items():
             if value is None:
@@ -187,14 +193,18 @@ class TrainingConfig:
         if preset.name == "knowledge":
             phrasings = n_train_examples / max(n_facts or n_train_examples, 1)
             if self.epochs is None:
-                values["epochs"] = min(MAX_KNOWLEDGE_EPOCHS, max(1, math.ceil(EXPOSURES_PER_FACT / max(phrasings, 1.0))))
+                values["epochs"] = min(
+                    MAX_KNOWLEDGE_EPOCHS, max(1, math.ceil(EXPOSURES_PER_FACT / max(phrasings, 1.0)))
+                )
                 sources["epochs"] = f"preset knowledge: {EXPOSURES_PER_FACT} exposures per fact"
             if tuple(self.target_modules) == DEFAULT_TARGET_MODULES:
                 values["target_modules"] = KNOWLEDGE_TARGET_MODULES
                 sources["target_modules"] = "preset knowledge"
-            reason = (f"preset knowledge: {n_facts or n_train_examples} facts, {phrasings:.1f} phrasings each in "
-                      f"{n_train_examples} training examples; {values['epochs']} epochs show each fact "
-                      f"{values['epochs'] * phrasings:.0f} times")
+            reason = (
+                f"preset knowledge: {n_facts or n_train_examples} facts, {phrasings:.1f} phrasings each in "
+                f"{n_train_examples} training examples; {values['epochs']} epochs show each fact "
+                f"{values['epochs'] * phrasings:.0f} times"
+            )
         if values["batch_size"] is None:
             values["batch_size"] = 0 if self.packing else 8  # 0: as many packed rows as make ~1,024 tokens
             sources["batch_size"] = "default"
@@ -240,8 +250,24 @@ class ResolvedConfig:
 
     def hyperparameters(self) -> dict[str, Any]:
         """What a model card lists."""
-        keys = ("preset", "r", "lora_alpha", "lora_dropout", "target_modules", "learning_rate", "epochs", "max_steps",
-                "batch_size", "warmup_ratio", "lr_scheduler", "weight_decay", "max_grad_norm", "seed", "max_seq_len", "packing")
+        keys = (
+            "preset",
+            "r",
+            "lora_alpha",
+            "lora_dropout",
+            "target_modules",
+            "learning_rate",
+            "epochs",
+            "max_steps",
+            "batch_size",
+            "warmup_ratio",
+            "lr_scheduler",
+            "weight_decay",
+            "max_grad_norm",
+            "seed",
+            "max_seq_len",
+            "packing",
+        )
         data = self.to_dict()
         return {k: data[k] for k in keys}
 
@@ -255,7 +281,13 @@ class ResolvedConfig:
 def _reason(asked: str, preset: Preset, n: int) -> str:
     if asked != "auto":
         return f"preset {preset.name} (asked)"
-    band = f"< {SMALL_DATASET}" if preset.name == "small" else f"{SMALL_DATASET}-{LARGE_DATASET}" if preset.name == "medium" else f"> {LARGE_DATASET}"
+    band = (
+        f"< {SMALL_DATASET}"
+        if preset.name == "small"
+        else f"{SMALL_DATASET}-{LARGE_DATASET}"
+        if preset.name == "medium"
+        else f"> {LARGE_DATASET}"
+    )
     return f"preset {preset.name}: {n} training examples ({band}, the guide's Annex A)"
 
 
@@ -274,8 +306,18 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
             if not isinstance(value, (bool, int, float)):
                 raise TypeError
             return bool(value)
-        if name in ("r", "lora_alpha", "epochs", "max_steps", "batch_size", "seed", "max_seq_len", "eval_steps",
-                    "checkpoint_steps", "logging_steps"):
+        if name in (
+            "r",
+            "lora_alpha",
+            "epochs",
+            "max_steps",
+            "batch_size",
+            "seed",
+            "max_seq_len",
+            "eval_steps",
+            "checkpoint_steps",
+            "logging_steps",
+        ):
             if isinstance(value, bool) or float(value) != int(float(value)):
                 raise TypeError
             return int(float(value))
@@ -291,4 +333,6 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
         return value.strip()
     except (TypeError, ValueError):
         kind = type(default).__name__ if default is not None else "number"
-        raise TrainingInputError("invalid_config", f"training option {name} has a bad value {value!r} (expected {kind})") from None
+        raise TrainingInputError(
+            "invalid_config", f"training option {name} has a bad value {value!r} (expected {kind})"
+        ) from None

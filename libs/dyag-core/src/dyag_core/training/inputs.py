@@ -91,7 +91,9 @@ def _messages_of(record: object) -> tuple[Messages, str | None]:
     return out, None
 
 
-def check_lengths(examples: Sequence[ChatExample], lengths: Sequence[int], max_seq_len: int, name: str = "train") -> None:
+def check_lengths(
+    examples: Sequence[ChatExample], lengths: Sequence[int], max_seq_len: int, name: str = "train"
+) -> None:
     """Refuse examples longer than max_seq_len tokens (counted with the model's chat template), naming them."""
     too_long = [(e.line, n) for e, n in zip(examples, lengths, strict=True) if n > max_seq_len]
     if too_long:

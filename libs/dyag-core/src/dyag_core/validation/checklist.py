@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from itertools import accumulate
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,15 @@ _NEGATIVE_ANSWER = re.compile(
     r"|aucune information|pas d['’]information|non renseign[ée]|n['’]est pas renseign[ée]|ne figure pas|aucune application nommée",
     re.IGNORECASE,
 )
-_NEGATIVE_HINTS = ("sais pas", "connais pas", "information", "dispose pas", "renseign", "figure pas", "aucune application")
+_NEGATIVE_HINTS = (
+    "sais pas",
+    "connais pas",
+    "information",
+    "dispose pas",
+    "renseign",
+    "figure pas",
+    "aucune application",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +133,9 @@ def build_checklist(
         ),
         _coverage(coverage_percent),
         _balance(type_counts, max_type_share),
-        CheckItem("quality", "Qualité : réponses précises et complètes", MANUAL, "relecture d'un échantillon", "à vérifier"),
+        CheckItem(
+            "quality", "Qualité : réponses précises et complètes", MANUAL, "relecture d'un échantillon", "à vérifier"
+        ),
         _lengths(answer_word_counts, answer_words, min_answer_share),
         _negatives(negatives),
         _split(split),
@@ -148,7 +158,9 @@ def _coverage(percent: float | None) -> CheckItem:
     label = f"Couverture : ≥{MIN_COVERAGE:.0f} % des applications représentées"
     if percent is None:
         return CheckItem("coverage", label, SKIP, "catalogue non fourni", f"≥ {MIN_COVERAGE:.0f} %")
-    return CheckItem("coverage", label, PASS if percent >= MIN_COVERAGE else FAIL, f"{percent:.1f} %", f"≥ {MIN_COVERAGE:.0f} %")
+    return CheckItem(
+        "coverage", label, PASS if percent >= MIN_COVERAGE else FAIL, f"{percent:.1f} %", f"≥ {MIN_COVERAGE:.0f} %"
+    )
 
 
 def _balance(type_counts: Mapping[str, int] | None, max_share: float) -> CheckItem:

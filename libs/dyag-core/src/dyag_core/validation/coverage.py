@@ -109,9 +109,7 @@ def analyse_coverage(
         source = "texte"
     covered = [e.id for e in catalog.entities if e.id in mentioned]
     uncovered = [(e.id, e.name) for e in catalog.entities if e.id not in mentioned]
-    short = [
-        (e.id, e.name) for e in catalog.entities if len((e.description or "").strip()) < min_description_chars
-    ]
+    short = [(e.id, e.name) for e in catalog.entities if len((e.description or "").strip()) < min_description_chars]
     report = CoverageReport(len(catalog.entities), covered, uncovered, source, type_counts, short)
     report.recommendations = _recommendations(report, max_type_share, min_description_chars)
     return report
@@ -176,7 +174,9 @@ def type_advice(type_counts: dict[str, int], max_type_share: float) -> list[str]
     fair_share = total / max(1, len([t for t in type_counts if t not in NEGATIVE_TYPES]))
     scarce = [t for t in expected if 0 < type_counts.get(t, 0) < fair_share / 2]
     if missing or scarce:
-        advice.append("Équilibrer les types de questions (plus de " + ", ".join(TYPE_PLURALS[t] for t in missing + scarce) + ")")
+        advice.append(
+            "Équilibrer les types de questions (plus de " + ", ".join(TYPE_PLURALS[t] for t in missing + scarce) + ")"
+        )
     for qtype, n in type_counts.items():
         if n > max_type_share * total:
             label = TYPE_LABELS.get(qtype, qtype)

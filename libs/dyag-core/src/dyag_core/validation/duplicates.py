@@ -152,9 +152,7 @@ def _near_groups(
     groups: dict[int, list[int]] = defaultdict(list)
     for doc in range(len(docs)):
         groups[root(doc)].append(doc)
-    return sorted(
-        sorted(first_line[docs[doc]] for doc in members) for members in groups.values() if len(members) > 1
-    )
+    return sorted(sorted(first_line[docs[doc]] for doc in members) for members in groups.values() if len(members) > 1)
 
 
 def _shingles(np: Any, word_ids: Any, starts: Any) -> tuple[Any, Any, Any]:

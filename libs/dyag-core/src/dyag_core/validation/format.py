@@ -13,12 +13,12 @@ from __future__ import annotations
 import gc
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..dataset.errors import DatasetError
 
@@ -318,7 +318,9 @@ def _check_chat_message(
         issues.append(FormatIssue(lineno, "message_missing_key", f"{where} : clé(s) absente(s) : {', '.join(missing)}"))
     unknown = sorted(str(key) for key in message if key not in CHAT_KEYS)
     if unknown:
-        issues.append(FormatIssue(lineno, "message_unrecognized_key", f"{where} : clé(s) inconnue(s) : {', '.join(unknown)}"))
+        issues.append(
+            FormatIssue(lineno, "message_unrecognized_key", f"{where} : clé(s) inconnue(s) : {', '.join(unknown)}")
+        )
     role = message.get("role")
     if role not in CHAT_ROLES:
         issues.append(FormatIssue(lineno, "unrecognized_role", f"{where} : rôle inconnu : {role!r}"))

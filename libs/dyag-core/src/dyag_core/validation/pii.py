@@ -140,7 +140,11 @@ def _trie_pattern(names: Iterable[tuple[str, ...]]) -> str:
         node[""] = {}  # a name ends here
 
     def branches(node: dict[str, dict]) -> list[str]:
-        return [re.escape(word) + continuation(child) for word, child in sorted(node.items(), key=lambda kv: (-len(kv[0]), kv[0])) if word]
+        return [
+            re.escape(word) + continuation(child)
+            for word, child in sorted(node.items(), key=lambda kv: (-len(kv[0]), kv[0]))
+            if word
+        ]
 
     def continuation(node: dict[str, dict]) -> str:
         longer = branches(node)

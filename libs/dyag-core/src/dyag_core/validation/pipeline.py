@@ -92,7 +92,9 @@ def analyse(
     return _analyse_in_slices(path, dataset_format, tokenizer, keep_records)
 
 
-def _analyse_in_slices(path: Path, dataset_format: str | None, tokenizer: Tokenizer | None, keep_records: bool) -> Analysis:
+def _analyse_in_slices(
+    path: Path, dataset_format: str | None, tokenizer: Tokenizer | None, keep_records: bool
+) -> Analysis:
     data = read_file(path)
     dataset_format = dataset_format or sniff_format(data[: 1 << 20].split(b"\n"))
     parts = [
@@ -121,7 +123,11 @@ def _merge(parts: list[Analysis]) -> Analysis:
 
 
 def _analyse_lines(
-    lines: list[bytes | str], dataset_format: str | None, tokenizer: Tokenizer | None, keep_records: bool, first_line: int
+    lines: list[bytes | str],
+    dataset_format: str | None,
+    tokenizer: Tokenizer | None,
+    keep_records: bool,
+    first_line: int,
 ) -> Analysis:
     parsed = parse_lines(lines, dataset_format=dataset_format, first_line=first_line)
     records = parsed.records

@@ -156,7 +156,11 @@ def _token_lines(tokens: TokenStats | None) -> list[str]:
         f"  Tokens par exemple ({tokens.tokenizer}): min {d.min} / moyenne {d.mean:.1f} / p95 {d.p95:.0f} / max {d.max}",
         f"  Tokens assistant par exemple: moyenne {tokens.assistant.mean:.1f} / p95 {tokens.assistant.p95:.0f}",
         f"  Exemples au-delà de la limite ({tokens.limit} tokens): {len(tokens.over_limit)}"
-        + (f" (lignes {', '.join(str(line) for line, _ in tokens.over_limit[:RENDER_LIMIT])})" if tokens.over_limit else ""),
+        + (
+            f" (lignes {', '.join(str(line) for line, _ in tokens.over_limit[:RENDER_LIMIT])})"
+            if tokens.over_limit
+            else ""
+        ),
         f"  Tokens facturés par époque: {_thousands(tokens.billed_tokens)}",
     ]
 

@@ -19,12 +19,12 @@ import hashlib
 import operator
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from itertools import accumulate, chain
 from pathlib import Path
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ..errors import DyagError
 from .format import Record
@@ -243,7 +243,9 @@ def _texts_with_unsafe_space(np: Any, raw: Any, space_at: Any, text_ends: Any) -
     candidates = spaces[_may_end_a_space()[before]]  # few: mostly the "é " of French text
     padded = np.concatenate((np.zeros(3, dtype=np.uint8), raw))  # so that every space has 3 bytes before it
     window = (  # the 3 bytes before each candidate space, as one integer
-        padded[candidates].astype(np.int32) << 16 | padded[candidates + 1].astype(np.int32) << 8 | padded[candidates + 2]
+        padded[candidates].astype(np.int32) << 16
+        | padded[candidates + 1].astype(np.int32) << 8
+        | padded[candidates + 2]
     )
     unsafe = (
         np.isin(window & 0xFF, list(_ASCII_SPACES))
@@ -269,7 +271,9 @@ class HFTokenizer:
     def __init__(self, path: str | Path):
         folder = Path(path)
         if not folder.is_dir():
-            raise DyagError("tokenizer_not_found", f"Dossier de tokenizer local introuvable : {folder}", {"path": str(folder)})
+            raise DyagError(
+                "tokenizer_not_found", f"Dossier de tokenizer local introuvable : {folder}", {"path": str(folder)}
+            )
         self.name = f"hf:{folder.name}"
         self.warnings: tuple[str, ...] = (
             "modèle local : surcoût par message compté comme pour l'API (3 tokens), le gabarit de chat réel peut différer",
@@ -282,11 +286,16 @@ class HFTokenizer:
         # tokenizers (the plain Rust tokenizer library) reads a model folder's tokenizer.json; dyag-core loads no ML
         # framework (transformers) to count tokens.
         if not (folder / "tokenizer.json").is_file():
-            raise DyagError("tokenizer_unavailable", f"aucun tokenizer.json dans {folder} : un tokenizer rapide (HuggingFace) est attendu")
+            raise DyagError(
+                "tokenizer_unavailable",
+                f"aucun tokenizer.json dans {folder} : un tokenizer rapide (HuggingFace) est attendu",
+            )
         try:
             from tokenizers import Tokenizer as FastTokenizer
         except ImportError as exc:
-            raise DyagError("tokenizer_unavailable", "la bibliothèque tokenizers n'est pas installée pour lire un tokenizer local") from exc
+            raise DyagError(
+                "tokenizer_unavailable", "la bibliothèque tokenizers n'est pas installée pour lire un tokenizer local"
+            ) from exc
         fast = FastTokenizer.from_file(str(folder / "tokenizer.json"))
         return lambda texts: [len(e.ids) for e in fast.encode_batch(texts, add_special_tokens=False)]
 
@@ -318,7 +327,9 @@ class Distribution:
         if not values:
             return cls(0, 0.0, 0.0, 0.0, 0)
         ordered = sorted(values)
-        return cls(ordered[0], sum(ordered) / len(ordered), _quantile(ordered, 0.5), _quantile(ordered, 0.95), ordered[-1])
+        return cls(
+            ordered[0], sum(ordered) / len(ordered), _quantile(ordered, 0.5), _quantile(ordered, 0.95), ordered[-1]
+        )
 
 
 def _quantile(ordered: Sequence[int], q: float) -> float:

@@ -17,8 +17,8 @@ from .coverage import analyse_coverage, type_advice, type_distribution
 from .duplicates import find_duplicates
 from .format import Source, count_issues, gc_paused
 from .manifest import ManifestEntry, find_manifest, load_manifest
-from .pipeline import analyse
 from .pii import scan_pii
+from .pipeline import analyse
 from .report import ValidationReport
 from .tokens import LOCAL_MAX_TOKENS, HFTokenizer, Tokenizer, max_tokens_for, summarise_tokens, tokenizer_for
 
@@ -104,7 +104,11 @@ class _Validation:
         tokenizer = self._tokenizer()
         keep_records = self.duplicates or self.pii or self.catalog is not None
         analysis = analyse(
-            self.source, dataset_format=self.dataset_format, tokenizer=tokenizer, keep_records=keep_records, workers=self.workers
+            self.source,
+            dataset_format=self.dataset_format,
+            tokenizer=tokenizer,
+            keep_records=keep_records,
+            workers=self.workers,
         )
         facts, records = analysis.facts, analysis.records
         self.warnings += analysis.warnings
@@ -150,7 +154,10 @@ class _Validation:
         if tokens is not None and not local:
             try:
                 cost = estimate_cost(
-                    tokens.billed_tokens, self.model, n_examples=len(facts.lines), epochs=self.epochs,
+                    tokens.billed_tokens,
+                    self.model,
+                    n_examples=len(facts.lines),
+                    epochs=self.epochs,
                     prices=self.prices or DEFAULT_PRICES,
                 )
             except DyagError as exc:
@@ -239,7 +246,9 @@ def _recommendations(report: ValidationReport, type_counts: dict[str, int], max_
             f"{report.duplicates.n_question_extra} questions répétées) : clean(..., by_question=True)"
         )
     if report.tokens and report.tokens.over_limit:
-        advice.append(f"Raccourcir les {len(report.tokens.over_limit)} exemples au-delà de {report.tokens.limit} tokens (ils seraient tronqués)")
+        advice.append(
+            f"Raccourcir les {len(report.tokens.over_limit)} exemples au-delà de {report.tokens.limit} tokens (ils seraient tronqués)"
+        )
     failed = {item.key for item in report.checklist if item.status == FAIL}
     if "answer_length" in failed:
         advice.append("Revoir les réponses trop courtes ou trop longues (cible : 20 à 200 mots)")

@@ -47,6 +47,8 @@ from dyag_gateway.pipeline.model import (
     start_step,
     to_resume,
 )
+from dyag_gateway.pipeline.runner import PipelineFailed, PipelineRunner  # noqa: E402 - after the registry is filled
+from dyag_gateway.pipeline.service import Pipelines, trainer_device
 from dyag_gateway.pipeline.settings import (
     DEVICE_DEFAULTS,
     PipelineRequest,
@@ -56,14 +58,53 @@ from dyag_gateway.pipeline.settings import (
 )
 from dyag_gateway.pipeline.steps import STEPS, plan_steps
 from dyag_gateway.pipeline.views import summary_view, view
-from dyag_gateway.pipeline.runner import PipelineFailed, PipelineRunner  # noqa: E402 - after the registry is filled
-from dyag_gateway.pipeline.service import Pipelines, trainer_device
 
 __all__ = [
-    "BLOCKED", "BUILD", "CANCELLED", "DEVICE_DEFAULTS", "FAILED", "INDEX", "INGEST", "INTERRUPTED", "PENDING",
-    "PIPELINE_KIND", "PIPELINE_SERVICE", "RAG_TARGETS", "REPORT", "RUNNING", "SKIPPED", "SPECS", "STEPS", "SUCCEEDED",
-    "TARGETS", "TARGET_LABELS", "TRAIN", "VALIDATE", "PipelineFailed", "PipelineRequest", "PipelineRunner",
-    "PipelineSettings", "Pipelines", "Step", "StepSpec", "block_unreachable", "by_name", "end_step", "eval_step",
-    "failed_step", "failure_message", "new_step", "outcome", "overall_fraction", "plan_steps", "ready_steps",
-    "resolve_params", "start_step", "summary_view", "to_resume", "trainer_device", "training_config", "view",
+    "BLOCKED",
+    "BUILD",
+    "CANCELLED",
+    "DEVICE_DEFAULTS",
+    "FAILED",
+    "INDEX",
+    "INGEST",
+    "INTERRUPTED",
+    "PENDING",
+    "PIPELINE_KIND",
+    "PIPELINE_SERVICE",
+    "RAG_TARGETS",
+    "REPORT",
+    "RUNNING",
+    "SKIPPED",
+    "SPECS",
+    "STEPS",
+    "SUCCEEDED",
+    "TARGETS",
+    "TARGET_LABELS",
+    "TRAIN",
+    "VALIDATE",
+    "PipelineFailed",
+    "PipelineRequest",
+    "PipelineRunner",
+    "PipelineSettings",
+    "Pipelines",
+    "Step",
+    "StepSpec",
+    "block_unreachable",
+    "by_name",
+    "end_step",
+    "eval_step",
+    "failed_step",
+    "failure_message",
+    "new_step",
+    "outcome",
+    "overall_fraction",
+    "plan_steps",
+    "ready_steps",
+    "resolve_params",
+    "start_step",
+    "summary_view",
+    "to_resume",
+    "trainer_device",
+    "training_config",
+    "view",
 ]

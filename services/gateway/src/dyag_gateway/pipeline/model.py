@@ -20,7 +20,14 @@ PIPELINE_BUCKET = "pipelines"
 
 # Step statuses. "blocked": a step it depends on failed or was cancelled, so it never ran.
 PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, CANCELLED, BLOCKED = (
-    "pending", "running", "succeeded", "failed", "skipped", "cancelled", "blocked")
+    "pending",
+    "running",
+    "succeeded",
+    "failed",
+    "skipped",
+    "cancelled",
+    "blocked",
+)
 INTERRUPTED = "interrupted"  # only in views: a step still running in the record of a pipeline that ended
 STEP_DONE = (SUCCEEDED, SKIPPED)
 STEP_ENDED = (SUCCEEDED, SKIPPED, FAILED, CANCELLED, BLOCKED)
@@ -92,10 +99,24 @@ class Step(TypedDict):
 def new_step(name: str, depends_on: tuple[str, ...] | None = None) -> Step:
     spec = SPECS[name]
     return Step(
-        name=name, number=spec.number, title=spec.title, service=spec.service, kind=spec.kind,
-        depends_on=list(spec.depends_on if depends_on is None else depends_on), status=PENDING, job_id="",
-        started_at=None, job_started_at=None, ended_at=None, seconds=None, queued_s=None,
-        progress=Progress(fraction=0.0, step="", eta_seconds=-1.0, metrics={}), result={}, artifacts=[], error="", note="",
+        name=name,
+        number=spec.number,
+        title=spec.title,
+        service=spec.service,
+        kind=spec.kind,
+        depends_on=list(spec.depends_on if depends_on is None else depends_on),
+        status=PENDING,
+        job_id="",
+        started_at=None,
+        job_started_at=None,
+        ended_at=None,
+        seconds=None,
+        queued_s=None,
+        progress=Progress(fraction=0.0, step="", eta_seconds=-1.0, metrics={}),
+        result={},
+        artifacts=[],
+        error="",
+        note="",
     )
 
 
@@ -195,7 +216,9 @@ def failure_message(steps: list[Step]) -> str:
     for s in steps:
         if s["status"] == FAILED:
             job = f", job {s['job_id']}" if s["job_id"] else ""
-            parts.append(f"step {s['number']} {s['name']} ({s['title']}{job}) failed: {s['error'] or 'no reason given'}")
+            parts.append(
+                f"step {s['number']} {s['name']} ({s['title']}{job}) failed: {s['error'] or 'no reason given'}"
+            )
     return "; ".join(parts) or "the pipeline failed"
 
 
@@ -227,8 +250,15 @@ def start_step(step: Step, now: float) -> None:
     step.update(status=RUNNING, started_at=step["started_at"] or now, ended_at=None, error="")
 
 
-def end_step(step: Step, status: str, now: float, *, error: str = "", result: dict[str, Any] | None = None,
-             artifacts: list[dict[str, Any]] | None = None) -> None:
+def end_step(
+    step: Step,
+    status: str,
+    now: float,
+    *,
+    error: str = "",
+    result: dict[str, Any] | None = None,
+    artifacts: list[dict[str, Any]] | None = None,
+) -> None:
     step.update(status=status, ended_at=now, error=error)
     if step["started_at"]:
         step["seconds"] = round(now - step["started_at"], 2)

@@ -70,11 +70,16 @@ class _Run:
     async def go(self) -> dict[str, Any]:
         if self.ctx.resumed:
             running = M.to_resume(self.steps)
-            self.ctx.log(f"resumed (attempt {self.ctx.attempt}) after a gateway stopped: "
-                         + (f"re-attaching to {', '.join(running)}" if running else "no step was running"), "warning")
+            self.ctx.log(
+                f"resumed (attempt {self.ctx.attempt}) after a gateway stopped: "
+                + (f"re-attaching to {', '.join(running)}" if running else "no step was running"),
+                "warning",
+            )
         else:
-            self.ctx.log(f"pipeline on catalog {self.params['catalog']} version {self.params['catalog_version']} "
-                         f"(defaults for {self.params['device']}: {self.params['device_source']})")
+            self.ctx.log(
+                f"pipeline on catalog {self.params['catalog']} version {self.params['catalog_version']} "
+                f"(defaults for {self.params['device']}: {self.params['device_source']})"
+            )
         await self.save()
         for name in M.to_resume(self.steps):
             self._launch(name, resume=True)
@@ -123,7 +128,9 @@ class _Run:
             step = self.index[name]
             if step["job_id"]:
                 try:
-                    await self.peers.jobs(step["service"]).CancelJob(jobs_pb2.CancelJobRequest(id=step["job_id"]), timeout=30)
+                    await self.peers.jobs(step["service"]).CancelJob(
+                        jobs_pb2.CancelJobRequest(id=step["job_id"]), timeout=30
+                    )
                 except grpc.aio.AioRpcError as exc:
                     self.ctx.log(f"could not cancel {step['job_id']}: {exc.details()}", "warning")
             task.cancel()
@@ -147,7 +154,9 @@ class _Run:
                 assert isinstance(kind, CallStep), name
                 result, artifacts = await kind.call(self, step)
         except StepFailed as failure:
-            M.end_step(step, M.FAILED, time.time(), error=failure.message, result=failure.result, artifacts=failure.artifacts)
+            M.end_step(
+                step, M.FAILED, time.time(), error=failure.message, result=failure.result, artifacts=failure.artifacts
+            )
             self.ctx.log(f"step {name} failed: {failure.message}", "error")
         except grpc.aio.AioRpcError as exc:
             M.end_step(step, M.FAILED, time.time(), error=_rpc_error(step, exc))
@@ -176,14 +185,17 @@ class _Run:
         if ended["status"] == M.CANCELLED:
             raise StepFailed(f"its job {ended['id']} was cancelled")
         if ended["status"] != M.SUCCEEDED:
-            raise StepFailed(ended.get("error") or f"its job {ended['id']} {ended['status']}", artifacts=job_artifacts(ended))
+            raise StepFailed(
+                ended.get("error") or f"its job {ended['id']} {ended['status']}", artifacts=job_artifacts(ended)
+            )
         return ended
 
     async def _adopt(self, step: M.Step) -> str:
         """The job a step started just before the gateway stopped (before its id was recorded), if any."""
         try:
-            reply = await self.peers.jobs(step["service"]).ListJobs(jobs_pb2.ListJobsRequest(kind=step["kind"], limit=50),
-                                                                    timeout=30)
+            reply = await self.peers.jobs(step["service"]).ListJobs(
+                jobs_pb2.ListJobsRequest(kind=step["kind"], limit=50), timeout=30
+            )
         except grpc.aio.AioRpcError:
             return ""
         mine = [proto_to_dict(j) for j in reply.jobs if j.correlation_id == self.ctx.correlation_id]
@@ -206,8 +218,9 @@ class _Run:
                 unreachable_since = unreachable_since or time.monotonic()
                 waited = time.monotonic() - unreachable_since
                 if waited > self.settings.pipeline_unreachable_s:
-                    raise StepFailed(f"{step['service']} did not answer for {waited:.0f} s "
-                                     f"({exc.code().name}: {exc.details()})") from None
+                    raise StepFailed(
+                        f"{step['service']} did not answer for {waited:.0f} s ({exc.code().name}: {exc.details()})"
+                    ) from None
                 await asyncio.sleep(min(5.0, self.settings.pipeline_poll_s * 2))
                 continue
             unreachable_since = None
@@ -218,9 +231,11 @@ class _Run:
                 return job
             progress = job.get("progress") or {}
             step["progress"] = M.Progress(
-                fraction=float(progress.get("fraction") or 0.0), step=progress.get("step", ""),
+                fraction=float(progress.get("fraction") or 0.0),
+                step=progress.get("step", ""),
                 eta_seconds=float(progress.get("eta_seconds", -1.0)),
-                metrics={k: v for k, v in (progress.get("metrics") or {}).items() if isinstance(v, int | float)})
+                metrics={k: v for k, v in (progress.get("metrics") or {}).items() if isinstance(v, int | float)},
+            )
             await self.save()
             await asyncio.sleep(self.settings.pipeline_poll_s)
 
@@ -239,8 +254,10 @@ class _Run:
 
     def report_progress(self) -> None:
         running = [s for s in self.steps if s["status"] == M.RUNNING]
-        text = "; ".join(f"{s['number']} {s['name']}" + (f": {s['progress']['step']}" if s["progress"].get("step") else "")
-                         for s in running)
+        text = "; ".join(
+            f"{s['number']} {s['name']}" + (f": {s['progress']['step']}" if s["progress"].get("step") else "")
+            for s in running
+        )
         try:
             self.ctx.progress(M.overall_fraction(self.steps), text or M.last_word(self.steps))
         except JobCancelled:
@@ -249,10 +266,15 @@ class _Run:
     def result(self) -> dict[str, Any]:
         report = self.result_of(M.REPORT)
         summaries = {t: self.result_of(M.eval_step(t)).get("summary", {}) for t in self.params.get("targets", [])}
-        out: dict[str, Any] = {"dataset_id": self.result_of(M.BUILD).get("dataset_id", ""),
-                               "model_id": self.result_of(M.TRAIN).get("model_id", ""), "summaries": summaries}
+        out: dict[str, Any] = {
+            "dataset_id": self.result_of(M.BUILD).get("dataset_id", ""),
+            "model_id": self.result_of(M.TRAIN).get("model_id", ""),
+            "summaries": summaries,
+        }
         if self.index.get(M.REPORT, {}).get("status") == M.SUCCEEDED:
-            out["report"] = {k: report.get(k) for k in ("recommended", "recommendation", "names", "run_ids", "warnings")}
+            out["report"] = {
+                k: report.get(k) for k in ("recommended", "recommendation", "names", "run_ids", "warnings")
+            }
         return out
 
 

@@ -15,7 +15,13 @@ from dyag_core.training import TrainingConfig, TrainingInputError
 from dyag_gateway.errors import ApiError
 from dyag_gateway.pipeline import model as M
 from dyag_gateway.pipeline.runner import PipelineRunner
-from dyag_gateway.pipeline.settings import DEVICE_DEFAULTS, PipelineRequest, PipelineSettings, resolve_params, training_config
+from dyag_gateway.pipeline.settings import (
+    DEVICE_DEFAULTS,
+    PipelineRequest,
+    PipelineSettings,
+    resolve_params,
+    training_config,
+)
 from dyag_gateway.pipeline.steps import STEPS, Ingest
 from dyag_gateway.pipeline.views import view
 from dyag_runtime.events import EventBus
@@ -31,9 +37,14 @@ class Pipelines:
         self.grpc_timeout = grpc_timeout
         self.runner = PipelineRunner(store, peers, settings)
         self.worker = JobWorker(
-            store, {M.PIPELINE_KIND: self.runner.run}, artifacts=None, data_dir=settings.pipeline_data_dir,  # type: ignore[arg-type]
-            ack_wait=settings.job_ack_wait_s, heartbeat=settings.job_heartbeat_s,
-            max_attempts=settings.pipeline_max_attempts, concurrency=settings.pipeline_concurrency,
+            store,
+            {M.PIPELINE_KIND: self.runner.run},
+            artifacts=None,
+            data_dir=settings.pipeline_data_dir,  # type: ignore[arg-type]
+            ack_wait=settings.job_ack_wait_s,
+            heartbeat=settings.job_heartbeat_s,
+            max_attempts=settings.pipeline_max_attempts,
+            concurrency=settings.pipeline_concurrency,
         )
 
     @classmethod
@@ -55,8 +66,9 @@ class Pipelines:
         try:
             return await self.store.get(pipeline_id)
         except JobNotFound:
-            raise ApiError(404, "pipeline_not_found",
-                           f"pipeline {pipeline_id!r} not found (GET /pipelines lists them)") from None
+            raise ApiError(
+                404, "pipeline_not_found", f"pipeline {pipeline_id!r} not found (GET /pipelines lists them)"
+            ) from None
 
     async def list(self, status: str = "", limit: int = 50) -> list[dict[str, Any]]:
         return await self.store.list(status=status, limit=limit)
@@ -67,8 +79,9 @@ class Pipelines:
     async def cancel(self, pipeline_id: str) -> dict[str, Any]:
         record = await self.get(pipeline_id)
         if record["status"] in TERMINAL:
-            raise ApiError(409, "pipeline_ended",
-                           f"pipeline {pipeline_id} already ended ({record['status']}): nothing to cancel")
+            raise ApiError(
+                409, "pipeline_ended", f"pipeline {pipeline_id} already ended ({record['status']}): nothing to cancel"
+            )
         return await self.store.request_cancel(pipeline_id)
 
     # --- creating -----------------------------------------------------------------------------------------------
@@ -77,10 +90,16 @@ class Pipelines:
         correlation_id = correlation_id or uuid.uuid4().hex
         missing = sorted(n for n in needed_services(request) if not self.peers.deployed(n))
         if missing:
-            raise ApiError(503, "service_not_deployed", f"this pipeline needs {', '.join(missing)}, which this deployment "
-                                                         "does not run (DYAG_SERVICES); skip the steps that need them")
+            raise ApiError(
+                503,
+                "service_not_deployed",
+                f"this pipeline needs {', '.join(missing)}, which this deployment "
+                "does not run (DYAG_SERVICES); skip the steps that need them",
+            )
         if request.model_id:
-            await self.peers.trainer().GetModel(training_pb2.GetLoraModelRequest(id=request.model_id), timeout=self.grpc_timeout)
+            await self.peers.trainer().GetModel(
+                training_pb2.GetLoraModelRequest(id=request.model_id), timeout=self.grpc_timeout
+            )
         device, source = await trainer_device(self.peers, self.settings, request.device)
         if "train" not in request.skip:  # a bad training option is refused now, before anything is stored or run
             max_steps = DEVICE_DEFAULTS[device]["max_steps"] if request.max_steps is None else request.max_steps
@@ -93,7 +112,9 @@ class Pipelines:
         ingest = await ingest_step.ingest(self.peers, request, upload_limit, correlation_id, self.grpc_timeout)
         params = resolve_params(request, device=device, device_source=source, catalog=ingest["result"])
         if "index" in request.skip and M.RAG_TARGETS & set(params["targets"]):  # the collection must exist already
-            await self.peers.rag().Stats(rag_pb2.StatsRequest(collection=params["rag_collection"]), timeout=self.grpc_timeout)
+            await self.peers.rag().Stats(
+                rag_pb2.StatsRequest(collection=params["rag_collection"]), timeout=self.grpc_timeout
+            )
         params["ingest"] = ingest
         return await self.store.submit(M.PIPELINE_KIND, params, correlation_id)
 
@@ -105,8 +126,9 @@ class Pipelines:
         report = M.by_name(record.get("steps") or []).get(M.REPORT)
         if not report or report["status"] != M.SUCCEEDED:
             where = report["status"] if report else "not planned"
-            raise ApiError(404, "report_not_ready",
-                           f"pipeline {pipeline_id} has no comparison report (its report step is {where})")
+            raise ApiError(
+                404, "report_not_ready", f"pipeline {pipeline_id} has no comparison report (its report step is {where})"
+            )
         r = report["result"]
         if fmt == "md":
             return r.get("markdown", "").encode(), "text/markdown; charset=utf-8", "comparison.md"
@@ -114,8 +136,11 @@ class Pipelines:
             content = json.dumps(r.get("comparison") or {}, ensure_ascii=False, indent=2).encode()
             return content, "application/json", "comparison.json"
         reply = await self.peers.evaluator().Compare(
-            evaluation_pb2.CompareRequest(run_ids=r.get("run_ids") or [], baseline=int(r.get("baseline") or 0),
-                                          title=r.get("title", "")), timeout=self.grpc_timeout)
+            evaluation_pb2.CompareRequest(
+                run_ids=r.get("run_ids") or [], baseline=int(r.get("baseline") or 0), title=r.get("title", "")
+            ),
+            timeout=self.grpc_timeout,
+        )
         return reply.html.encode(), "text/html; charset=utf-8", "comparison.html"
 
 
@@ -126,7 +151,9 @@ def needed_services(request: PipelineRequest) -> set[str]:
     evaluating = "evaluate" not in request.skip
     if evaluating:
         needed |= {"evaluator"} | ({"rag-service"} if M.RAG_TARGETS & set(request.targets) else set())
-        on_trainer = {"fine_tuned"} | ({"base"} if not request.base_llm else set())  # base_llm unset: the device decides
+        on_trainer = {"fine_tuned"} | (
+            {"base"} if not request.base_llm else set()
+        )  # base_llm unset: the device decides
         needed |= {"gpu-lora-trainer"} if on_trainer & set(request.targets) else set()
     if "index" not in request.skip and (not evaluating or M.RAG_TARGETS & set(request.targets)):
         needed.add("rag-service")
@@ -147,7 +174,8 @@ async def trainer_device(peers: Peers, settings: PipelineSettings, asked: str) -
         return "cuda", "an NVIDIA GPU on the trainer's host"
     try:
         reply = await peers.jobs("gpu-lora-trainer").ListJobs(
-            jobs_pb2.ListJobsRequest(kind="train.lora", status=jobs_pb2.JOB_STATUS_SUCCEEDED, limit=1), timeout=10)
+            jobs_pb2.ListJobsRequest(kind="train.lora", status=jobs_pb2.JOB_STATUS_SUCCEEDED, limit=1), timeout=10
+        )
     except grpc.aio.AioRpcError:
         return "cpu", "the trainer did not answer"
     for job in reply.jobs:

@@ -47,14 +47,42 @@ DEVICE_DEFAULTS: dict[str, dict[str, Any]] = {
     # The base target: on a CPU, the training keeps a small model (its 10-minute budget) and the base target is the
     # capable CPU model RAG falls back to, through llama.cpp (one engine for base and RAG); on a GPU, the
     # fine-tuning's own base model, so that the fine-tuned model is compared with what it started from.
-    "cpu": {"num_questions": 1000, "max_steps": 16, "max_eval_questions": 30, "max_parallel": 2, "train_alone": True,
-            "eval_max_tokens": 96, "eval_concurrency": 1, "rag_n_chunks": 3, "learning_rate": 1e-3,
-            "base_llm": "gguf:qwen2.5-0.5b"},
-    "cuda": {"num_questions": 1000, "max_steps": 0, "max_eval_questions": 0, "max_parallel": 3, "train_alone": False,
-             "eval_max_tokens": 0, "eval_concurrency": None, "rag_n_chunks": 0, "learning_rate": None, "base_llm": ""},
+    "cpu": {
+        "num_questions": 1000,
+        "max_steps": 16,
+        "max_eval_questions": 30,
+        "max_parallel": 2,
+        "train_alone": True,
+        "eval_max_tokens": 96,
+        "eval_concurrency": 1,
+        "rag_n_chunks": 3,
+        "learning_rate": 1e-3,
+        "base_llm": "gguf:qwen2.5-0.5b",
+    },
+    "cuda": {
+        "num_questions": 1000,
+        "max_steps": 0,
+        "max_eval_questions": 0,
+        "max_parallel": 3,
+        "train_alone": False,
+        "eval_max_tokens": 0,
+        "eval_concurrency": None,
+        "rag_n_chunks": 0,
+        "learning_rate": None,
+        "base_llm": "",
+    },
 }
-TUNED = ("num_questions", "max_steps", "max_eval_questions", "max_parallel", "train_alone", "eval_max_tokens", "eval_concurrency",
-         "rag_n_chunks", "base_llm")
+TUNED = (
+    "num_questions",
+    "max_steps",
+    "max_eval_questions",
+    "max_parallel",
+    "train_alone",
+    "eval_max_tokens",
+    "eval_concurrency",
+    "rag_n_chunks",
+    "base_llm",
+)
 BASE_LLM_KINDS = ("gguf", "ollama")  # what the base target may answer with besides the fine-tuning's base model
 
 
@@ -63,42 +91,75 @@ class PipelineRequest(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    catalog: str = Field("", description="the catalog's name: a stored catalog, or the name to store catalog_content under")
+    catalog: str = Field(
+        "", description="the catalog's name: a stored catalog, or the name to store catalog_content under"
+    )
     catalog_version: str = Field("", description="with a stored catalog: that version (empty: the latest)")
-    catalog_content: str = Field("", description="the catalog file itself (keyed JSON, JSON list, JSONL or CSV), as text")
+    catalog_content: str = Field(
+        "", description="the catalog file itself (keyed JSON, JSON list, JSONL or CSV), as text"
+    )
     catalog_base64: str = Field("", description="or its bytes, base64-encoded")
-    catalog_filename: str = Field("", description="the file's name (helps detect its format; names the catalog by default)")
+    catalog_filename: str = Field(
+        "", description="the file's name (helps detect its format; names the catalog by default)"
+    )
     num_questions: int | None = Field(None, ge=1, le=100_000, description="dataset size; default: 1000")
     question_types: list[str] = Field(default_factory=lambda: ["all"])
     seed: int = Field(42, description="dataset, training and evaluation sample seed")
     base_model: str = Field("default", min_length=1, description="base model of the fine-tuning and of the base target")
     preset: Literal["auto", "small", "medium", "large", "knowledge"] = Field(
-        "auto", description="the guide's Annex A preset (auto: by size), or knowledge: every phrasing of each fact in the "
-        "dataset, and epochs sized by exposures per fact")
+        "auto",
+        description="the guide's Annex A preset (auto: by size), or knowledge: every phrasing of each fact in the "
+        "dataset, and epochs sized by exposures per fact",
+    )
     epochs: int | None = Field(None, ge=1, le=100, description="default: the preset's")
-    max_steps: int | None = Field(None, ge=0, description="training steps; 0: whole epochs; default: 24 on CPU, 0 on GPU")
-    training_config: dict[str, Any] = Field(default_factory=dict, description="any other TrainingConfig option (r, learning_rate…)")
+    max_steps: int | None = Field(
+        None, ge=0, description="training steps; 0: whole epochs; default: 24 on CPU, 0 on GPU"
+    )
+    training_config: dict[str, Any] = Field(
+        default_factory=dict, description="any other TrainingConfig option (r, learning_rate…)"
+    )
     model_id: str = Field("", description="with skip=[train]: an existing fine-tuned model (lora-…) to evaluate")
     rag_collection: str = Field("", description="the RAG collection; default: the catalog's name")
     base_llm: str | None = Field(
-        None, description="what the base target answers with: gguf:NAME (llama.cpp in the evaluator) or ollama:NAME; "
-        "'' for base_model through gpu-lora-trainer; default: gguf:qwen2.5-0.5b on CPU, base_model on GPU")
-    rag_llm: str = Field("", description="the chat model RAG answers with; empty: rag-service's default (gguf:qwen2.5-0.5b)")
+        None,
+        description="what the base target answers with: gguf:NAME (llama.cpp in the evaluator) or ollama:NAME; "
+        "'' for base_model through gpu-lora-trainer; default: gguf:qwen2.5-0.5b on CPU, base_model on GPU",
+    )
+    rag_llm: str = Field(
+        "", description="the chat model RAG answers with; empty: rag-service's default (gguf:qwen2.5-0.5b)"
+    )
     rag_mode: Literal["auto", "grounded", "generative"] = Field(
-        "auto", description="how RAG answers: auto (from the records when the question is understood, else the model), "
-        "grounded (the records only) or generative (the model always)")
-    rag_n_chunks: int | None = Field(None, ge=0, le=50, description="chunks given to RAG's model; 0: the service's (5); default: 3 on CPU")
+        "auto",
+        description="how RAG answers: auto (from the records when the question is understood, else the model), "
+        "grounded (the records only) or generative (the model always)",
+    )
+    rag_n_chunks: int | None = Field(
+        None, ge=0, le=50, description="chunks given to RAG's model; 0: the service's (5); default: 3 on CPU"
+    )
     targets: list[Literal["base", "fine_tuned", "rag", "grounded"]] = Field(
-        default_factory=lambda: list(TARGETS), description="what is evaluated: base, fine_tuned, rag (in rag_mode), grounded")
-    max_eval_questions: int | None = Field(None, ge=0, description="test questions per target (a stratified sample); 0: all; "
-                                                                    "default: 30 on CPU, all on GPU")
-    eval_max_tokens: int | None = Field(None, ge=0, le=4096, description="answer length per question; 0: the evaluator's default")
-    eval_concurrency: int | None = Field(None, ge=1, le=256, description="questions in flight per evaluation; default: the evaluator's")
+        default_factory=lambda: list(TARGETS),
+        description="what is evaluated: base, fine_tuned, rag (in rag_mode), grounded",
+    )
+    max_eval_questions: int | None = Field(
+        None,
+        ge=0,
+        description="test questions per target (a stratified sample); 0: all; default: 30 on CPU, all on GPU",
+    )
+    eval_max_tokens: int | None = Field(
+        None, ge=0, le=4096, description="answer length per question; 0: the evaluator's default"
+    )
+    eval_concurrency: int | None = Field(
+        None, ge=1, le=256, description="questions in flight per evaluation; default: the evaluator's"
+    )
     skip_similarity: bool = Field(False, description="no semantic similarity in the evaluation (no embedding model)")
     skip: list[Literal["validate", "train", "index", "evaluate", "report"]] = Field(default_factory=list)
-    max_parallel: int | None = Field(None, ge=1, le=16, description="heavy steps at once (training, indexing, evaluations)")
+    max_parallel: int | None = Field(
+        None, ge=1, le=16, description="heavy steps at once (training, indexing, evaluations)"
+    )
     train_alone: bool | None = Field(None, description="no other heavy step while the training runs; default: on CPU")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="size the defaults for this device; auto: the trainer's")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="size the defaults for this device; auto: the trainer's"
+    )
     name: str = Field("", max_length=200, description="a label for the pipeline")
 
     @field_validator("targets", "skip")
@@ -119,12 +180,16 @@ class PipelineRequest(BaseModel):
         if evaluating and not self.targets:
             raise ValueError("targets is empty: name at least one of base, fine_tuned, rag (or skip evaluate)")
         if evaluating and "fine_tuned" in self.targets and "train" in self.skip and not self.model_id:
-            raise ValueError("skip=[train] with the fine_tuned target needs model_id (an existing lora-… model), "
-                             "or leave fine_tuned out of targets")
+            raise ValueError(
+                "skip=[train] with the fine_tuned target needs model_id (an existing lora-… model), "
+                "or leave fine_tuned out of targets"
+            )
         if self.model_id and "train" not in self.skip:
             raise ValueError("model_id evaluates an existing model: it goes with skip=[train]")
         if self.base_llm and self.base_llm.partition(":")[0] not in BASE_LLM_KINDS:
-            raise ValueError(f"base_llm must be gguf:NAME or ollama:NAME (or empty for base_model), not {self.base_llm!r}")
+            raise ValueError(
+                f"base_llm must be gguf:NAME or ollama:NAME (or empty for base_model), not {self.base_llm!r}"
+            )
         if self.base_llm and not self.base_llm.partition(":")[2].strip():
             raise ValueError(f"base_llm {self.base_llm!r} names no model: gguf:NAME or ollama:NAME")
         if self.model_id and not self.model_id.startswith("lora-"):
@@ -135,7 +200,9 @@ class PipelineRequest(BaseModel):
         return bool(self.catalog_content or self.catalog_base64)
 
 
-def resolve_params(request: PipelineRequest, *, device: str, device_source: str, catalog: dict[str, Any]) -> dict[str, Any]:
+def resolve_params(
+    request: PipelineRequest, *, device: str, device_source: str, catalog: dict[str, Any]
+) -> dict[str, Any]:
     """The parameters as the pipeline runs them: every default filled in for the device. No catalog bytes."""
     defaults = DEVICE_DEFAULTS["cuda" if device == "cuda" else "cpu"]
     params = request.model_dump(exclude={"catalog_content", "catalog_base64", "device"})
@@ -150,8 +217,12 @@ def resolve_params(request: PipelineRequest, *, device: str, device_source: str,
     if defaults["learning_rate"] and request.max_steps is None and "learning_rate" not in request.training_config:
         params["training_config"] = {**request.training_config, "learning_rate": defaults["learning_rate"]}
     params.update(
-        catalog=catalog["name"], catalog_version=catalog["version"], catalog_entities=catalog.get("entity_count", 0),
-        rag_collection=request.rag_collection or catalog["name"], device=device, device_source=device_source,
+        catalog=catalog["name"],
+        catalog_version=catalog["version"],
+        catalog_entities=catalog.get("entity_count", 0),
+        rag_collection=request.rag_collection or catalog["name"],
+        device=device,
+        device_source=device_source,
         num_questions_given=request.num_questions is not None,  # else a target the build sizes to the catalog
         targets=[] if "evaluate" in request.skip else list(request.targets),
     )

@@ -72,7 +72,9 @@ class RunContext(Protocol):
 
 
 def message_dict(message) -> dict[str, Any]:
-    return json_format.MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    return json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
 
 
 def job_artifacts(job: dict[str, Any]) -> list[dict[str, Any]]:
@@ -142,29 +144,47 @@ class Ingest(CallStep):
     def skip_note(self, params: dict[str, Any]) -> str:
         return ""
 
-    async def ingest(self, peers: Peers, request: PipelineRequest, limit: int, correlation_id: str,
-                     timeout: float) -> dict[str, Any]:
+    async def ingest(
+        self, peers: Peers, request: PipelineRequest, limit: int, correlation_id: str, timeout: float
+    ) -> dict[str, Any]:
         began = time.time()
         if request.has_content():
             content = _catalog_bytes(request, limit)
             name = request.catalog or default_name(request.catalog_filename or "catalog")
             try:
                 version = await peers.catalogs().IngestCatalog(
-                    catalog_pb2.IngestCatalogRequest(name=name, content=content, filename=request.catalog_filename,
-                                                     correlation_id=correlation_id), timeout=timeout)
+                    catalog_pb2.IngestCatalogRequest(
+                        name=name, content=content, filename=request.catalog_filename, correlation_id=correlation_id
+                    ),
+                    timeout=timeout,
+                )
             except grpc.aio.AioRpcError as exc:
-                raise api_error_of(exc, f"catalog {name!r} ({request.catalog_filename or 'catalog_content'}): ") from None
+                raise api_error_of(
+                    exc, f"catalog {name!r} ({request.catalog_filename or 'catalog_content'}): "
+                ) from None
             note = "unchanged: the current version" if version.unchanged else "stored a new version"
         else:
             version = await peers.catalogs().GetCatalog(
-                catalog_pb2.GetCatalogRequest(name=request.catalog, version=request.catalog_version), timeout=timeout)
+                catalog_pb2.GetCatalogRequest(name=request.catalog, version=request.catalog_version), timeout=timeout
+            )
             note = "already stored"
         ended = time.time()
         return {
-            "status": SUCCEEDED, "started_at": began, "ended_at": ended, "seconds": round(ended - began, 2), "note": note,
-            "result": {"name": version.name, "version": version.version, "entity_count": version.entity_count,
-                       "added": len(version.added), "changed": len(version.changed), "removed": len(version.removed),
-                       "unchanged": version.unchanged, "warnings": list(version.warnings)[:10]},
+            "status": SUCCEEDED,
+            "started_at": began,
+            "ended_at": ended,
+            "seconds": round(ended - began, 2),
+            "note": note,
+            "result": {
+                "name": version.name,
+                "version": version.version,
+                "entity_count": version.entity_count,
+                "added": len(version.added),
+                "changed": len(version.changed),
+                "removed": len(version.removed),
+                "unchanged": version.unchanged,
+                "warnings": list(version.warnings)[:10],
+            },
             "artifacts": [message_dict(version.artifact)] if version.HasField("artifact") else [],
         }
 
@@ -178,8 +198,11 @@ def _catalog_bytes(request: PipelineRequest, limit: int) -> bytes:
     else:
         content = request.catalog_content.encode()
     if len(content) > limit:
-        raise ApiError(413, "too_large", f"the catalog has {len(content):,} bytes, over the upload limit of {limit:,} "
-                                         "(DYAG_MAX_UPLOAD_BYTES)")
+        raise ApiError(
+            413,
+            "too_large",
+            f"the catalog has {len(content):,} bytes, over the upload limit of {limit:,} (DYAG_MAX_UPLOAD_BYTES)",
+        )
     if not content.strip():
         raise ApiError(422, "empty_catalog", "the catalog content is empty")
     return content
@@ -195,11 +218,23 @@ class Build(JobStep):
 
     async def submit(self, run: RunContext, step: Step) -> jobs_pb2.Job:
         p = run.params
-        return await run.peers.datasets().BuildDataset(dataset_pb2.BuildDatasetRequest(
-            catalog=p["catalog"], catalog_version=p["catalog_version"], num_questions=p["num_questions"],
-            question_types=p.get("question_types") or ["all"], add_negatives=True, seed=p["seed"], formats=["openai"],
-            variations=MOST_VARIATIONS if p.get("preset") == "knowledge" else 0,  # knowledge: every phrasing of a fact
-            fit_to_catalog=not p.get("num_questions_given"), correlation_id=run.correlation_id), timeout=RPC_TIMEOUT_S)
+        return await run.peers.datasets().BuildDataset(
+            dataset_pb2.BuildDatasetRequest(
+                catalog=p["catalog"],
+                catalog_version=p["catalog_version"],
+                num_questions=p["num_questions"],
+                question_types=p.get("question_types") or ["all"],
+                add_negatives=True,
+                seed=p["seed"],
+                formats=["openai"],
+                variations=MOST_VARIATIONS
+                if p.get("preset") == "knowledge"
+                else 0,  # knowledge: every phrasing of a fact
+                fit_to_catalog=not p.get("num_questions_given"),
+                correlation_id=run.correlation_id,
+            ),
+            timeout=RPC_TIMEOUT_S,
+        )
 
     async def collect(self, run: RunContext, step: Step, job: dict[str, Any]) -> Outcome:
         return job_result_dict(job_result(job, dataset_pb2.DatasetBuildResult)), job_artifacts(job)
@@ -212,16 +247,22 @@ class Validate(CallStep):
 
     async def call(self, run: RunContext, step: Step) -> Outcome:
         dataset = await run.peers.dataset(run.result_of(BUILD)["dataset_id"])
-        reply = await run.peers.validate_split(dataset, "train", timeout_s=5 * RPC_TIMEOUT_S,
-                                               correlation_id=run.correlation_id)
+        reply = await run.peers.validate_split(
+            dataset, "train", timeout_s=5 * RPC_TIMEOUT_S, correlation_id=run.correlation_id
+        )
         report = json_format.MessageToDict(reply.report)
         checklist = report.get("checklist") or []
         result = {
-            "verdict": reply.verdict, "blocking": list(reply.blocking), "examples": int(report.get("examples") or 0),
+            "verdict": reply.verdict,
+            "blocking": list(reply.blocking),
+            "examples": int(report.get("examples") or 0),
             "invalid_lines": int(report.get("invalid_lines") or 0),
             "coverage_percent": (report.get("coverage") or {}).get("percent"),
-            "checklist": {"passed": sum(1 for c in checklist if c.get("status") == "pass"), "total": len(checklist),
-                          "failed": [c.get("label") or c.get("name") for c in checklist if c.get("status") == "fail"][:10]},
+            "checklist": {
+                "passed": sum(1 for c in checklist if c.get("status") == "pass"),
+                "total": len(checklist),
+                "failed": [c.get("label") or c.get("name") for c in checklist if c.get("status") == "fail"][:10],
+            },
         }
         if reply.blocking:
             raise StepFailed(f"the dataset is not usable for training: {'; '.join(reply.blocking)}", result=result)
@@ -232,8 +273,19 @@ class Validate(CallStep):
 @register
 class Train(JobStep):
     specs = (StepSpec(TRAIN, 4, "fine-tune (LoRA)", "gpu-lora-trainer", "train.lora", (VALIDATE,), True, 40),)
-    METRICS_KEPT = ("steps", "epochs", "first_loss", "final_loss", "eval_loss", "tokens_per_second", "train_seconds",
-                    "device", "precision", "train_examples", "validation_examples")
+    METRICS_KEPT = (
+        "steps",
+        "epochs",
+        "first_loss",
+        "final_loss",
+        "eval_loss",
+        "tokens_per_second",
+        "train_seconds",
+        "device",
+        "precision",
+        "train_examples",
+        "validation_examples",
+    )
 
     def plan(self, params: dict[str, Any]) -> list[Step]:
         steps = super().plan(params)
@@ -244,9 +296,15 @@ class Train(JobStep):
 
     async def submit(self, run: RunContext, step: Step) -> jobs_pb2.Job:
         p, dataset_id = run.params, run.result_of(BUILD)["dataset_id"]
-        return await run.peers.trainer().Train(training_pb2.LoraTrainRequest(
-            data=training_pb2.LoraTrainingData(dataset_id=dataset_id), config=lora_config_message(training_config(p)),
-            name=f"{p['catalog']}-{dataset_id}-lora", correlation_id=run.correlation_id), timeout=RPC_TIMEOUT_S)
+        return await run.peers.trainer().Train(
+            training_pb2.LoraTrainRequest(
+                data=training_pb2.LoraTrainingData(dataset_id=dataset_id),
+                config=lora_config_message(training_config(p)),
+                name=f"{p['catalog']}-{dataset_id}-lora",
+                correlation_id=run.correlation_id,
+            ),
+            timeout=RPC_TIMEOUT_S,
+        )
 
     async def collect(self, run: RunContext, step: Step, job: dict[str, Any]) -> Outcome:
         result = job.get("result") or {}
@@ -267,9 +325,15 @@ class Index(JobStep):
 
     async def submit(self, run: RunContext, step: Step) -> jobs_pb2.Job:
         p = run.params
-        return await run.peers.rag().Index(rag_pb2.IndexRequest(
-            collection=p["rag_collection"], catalog=p["catalog"], catalog_version=p["catalog_version"],
-            correlation_id=run.correlation_id), timeout=RPC_TIMEOUT_S)
+        return await run.peers.rag().Index(
+            rag_pb2.IndexRequest(
+                collection=p["rag_collection"],
+                catalog=p["catalog"],
+                catalog_version=p["catalog_version"],
+                correlation_id=run.correlation_id,
+            ),
+            timeout=RPC_TIMEOUT_S,
+        )
 
     async def collect(self, run: RunContext, step: Step, job: dict[str, Any]) -> Outcome:
         result = job.get("result") or {}  # entity id lists become counts: the record stays small
@@ -289,13 +353,32 @@ class Evaluate(JobStep):
     """
 
     specs = (
-        StepSpec(eval_step("base"), 6, "evaluate the base model", "evaluator", "evaluation.run", (BUILD,), True, 12,
-                 (TRAIN,)),
-        StepSpec(eval_step("fine_tuned"), 6, "evaluate the fine-tuned model", "evaluator", "evaluation.run",
-                 (BUILD, TRAIN), True, 12),
-        StepSpec(eval_step("rag"), 6, "evaluate RAG", "evaluator", "evaluation.run", (BUILD, INDEX), True, 12, (TRAIN,), 4),
-        StepSpec(eval_step("grounded"), 6, "evaluate grounded answers", "evaluator", "evaluation.run", (BUILD, INDEX),
-                 False, 1),
+        StepSpec(
+            eval_step("base"), 6, "evaluate the base model", "evaluator", "evaluation.run", (BUILD,), True, 12, (TRAIN,)
+        ),
+        StepSpec(
+            eval_step("fine_tuned"),
+            6,
+            "evaluate the fine-tuned model",
+            "evaluator",
+            "evaluation.run",
+            (BUILD, TRAIN),
+            True,
+            12,
+        ),
+        StepSpec(
+            eval_step("rag"), 6, "evaluate RAG", "evaluator", "evaluation.run", (BUILD, INDEX), True, 12, (TRAIN,), 4
+        ),
+        StepSpec(
+            eval_step("grounded"),
+            6,
+            "evaluate grounded answers",
+            "evaluator",
+            "evaluation.run",
+            (BUILD, INDEX),
+            False,
+            1,
+        ),
     )
 
     def plan(self, params: dict[str, Any]) -> list[Step]:
@@ -314,9 +397,14 @@ class Evaluate(JobStep):
         if approach == "fine_tuned":
             return evaluation_pb2.Target(kind="lora", model=model_id, approach="fine_tuned")
         mode = "grounded" if approach == "grounded" else params.get("rag_mode") or "auto"
-        return evaluation_pb2.Target(kind="rag", collection=params["rag_collection"], llm=params.get("rag_llm", ""),
-                                     approach="grounded" if mode == "grounded" else "rag",
-                                     n_chunks=int(params.get("rag_n_chunks") or 0), rag_mode=mode)
+        return evaluation_pb2.Target(
+            kind="rag",
+            collection=params["rag_collection"],
+            llm=params.get("rag_llm", ""),
+            approach="grounded" if mode == "grounded" else "rag",
+            n_chunks=int(params.get("rag_n_chunks") or 0),
+            rag_mode=mode,
+        )
 
     def request(self, run: RunContext, step: Step) -> evaluation_pb2.EvaluateRequest:
         p = run.params
@@ -324,10 +412,15 @@ class Evaluate(JobStep):
         model_id = run.result_of(TRAIN).get("model_id", "") if approach == "fine_tuned" else ""
         request = evaluation_pb2.EvaluateRequest(
             test_set=evaluation_pb2.TestSet(dataset_id=run.result_of(BUILD)["dataset_id"], split="test"),
-            target=self.target(p, approach, model_id), name=TARGET_LABELS[approach],
-            max_questions=int(p.get("max_eval_questions") or 0), seed=p["seed"],
-            max_tokens=int(p.get("eval_max_tokens") or 0), catalog=p["catalog"], catalog_version=p["catalog_version"],
-            skip_similarity=bool(p.get("skip_similarity")), correlation_id=run.correlation_id,
+            target=self.target(p, approach, model_id),
+            name=TARGET_LABELS[approach],
+            max_questions=int(p.get("max_eval_questions") or 0),
+            seed=p["seed"],
+            max_tokens=int(p.get("eval_max_tokens") or 0),
+            catalog=p["catalog"],
+            catalog_version=p["catalog_version"],
+            skip_similarity=bool(p.get("skip_similarity")),
+            correlation_id=run.correlation_id,
             labels={"pipeline": run.pipeline_id, "step": step["name"]},
         )
         if p.get("eval_concurrency"):
@@ -335,18 +428,26 @@ class Evaluate(JobStep):
         return request
 
     async def collect(self, run: RunContext, step: Step, job: dict[str, Any]) -> Outcome:
-        run_record = await run.peers.evaluator().GetRun(evaluation_pb2.GetRunRequest(id=job["id"]), timeout=RPC_TIMEOUT_S)
+        run_record = await run.peers.evaluator().GetRun(
+            evaluation_pb2.GetRunRequest(id=job["id"]), timeout=RPC_TIMEOUT_S
+        )
         summary = message_dict(run_record.summary) if run_record.HasField("summary") else {}
         summary = {k: int(v) if k.endswith("_tokens") else v for k, v in summary.items()}  # int64 comes as a string
-        result = {"run_id": run_record.id or job["id"], "model": run_record.model, "approach": run_record.approach,
-                  "summary": summary}
+        result = {
+            "run_id": run_record.id or job["id"],
+            "model": run_record.model,
+            "approach": run_record.approach,
+            "summary": summary,
+        }
         return result, [message_dict(a) for a in run_record.artifacts] or job_artifacts(job)
 
 
 # --- 7 report --------------------------------------------------------------------------------------------------------
 @register
 class Report(CallStep):
-    specs = (StepSpec(REPORT, 7, "compare and report", "evaluator", "", (), False, 1),)  # waits for the evaluations planned
+    specs = (
+        StepSpec(REPORT, 7, "compare and report", "evaluator", "", (), False, 1),
+    )  # waits for the evaluations planned
 
     def plan(self, params: dict[str, Any]) -> list[Step]:
         targets = list(params.get("targets") or ())
@@ -361,11 +462,19 @@ class Report(CallStep):
         runs = [run.result_of(eval_step(t)).get("run_id") for t in targets]
         title = f"Dyag — {run.params['catalog']} : " + " / ".join(TARGET_LABELS[t] for t in targets)
         reply = await run.peers.evaluator().Compare(
-            evaluation_pb2.CompareRequest(run_ids=[r for r in runs if r], baseline=0, title=title), timeout=2 * RPC_TIMEOUT_S)
+            evaluation_pb2.CompareRequest(run_ids=[r for r in runs if r], baseline=0, title=title),
+            timeout=2 * RPC_TIMEOUT_S,
+        )
         result = {
-            "title": title, "run_ids": list(reply.run_ids), "names": list(reply.names), "baseline": reply.baseline,
-            "recommended": reply.recommended, "recommendation": reply.recommendation, "same_test_set": reply.same_test_set,
-            "warnings": list(reply.warnings), "markdown": reply.markdown,
+            "title": title,
+            "run_ids": list(reply.run_ids),
+            "names": list(reply.names),
+            "baseline": reply.baseline,
+            "recommended": reply.recommended,
+            "recommendation": reply.recommendation,
+            "same_test_set": reply.same_test_set,
+            "warnings": list(reply.warnings),
+            "markdown": reply.markdown,
             "comparison": json_format.MessageToDict(reply.comparison) if reply.HasField("comparison") else {},
         }
         return result, [message_dict(a) for a in reply.artifacts]

@@ -8,7 +8,16 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from dyag_gateway.pipeline.model import BLOCKED, CANCELLED, FAILED, INTERRUPTED, PENDING, RUNNING, SUCCEEDED, failed_step
+from dyag_gateway.pipeline.model import (
+    BLOCKED,
+    CANCELLED,
+    FAILED,
+    INTERRUPTED,
+    PENDING,
+    RUNNING,
+    SUCCEEDED,
+    failed_step,
+)
 from dyag_gateway.pipeline.steps import plan_steps
 
 
@@ -36,8 +45,12 @@ def view(record: dict[str, Any], *, now: float | None = None, stale_after: float
     if ended:  # a pipeline ended by its worker giving up (or cancelled before it started) leaves steps as they were
         for s in steps:
             if s["status"] == RUNNING:
-                s.update(status=INTERRUPTED, note=s["note"] or f"the pipeline ended ({status}) while this step ran; "
-                                                                f"its job {s['job_id'] or '(none)'} may have gone on")
+                s.update(
+                    status=INTERRUPTED,
+                    note=s["note"]
+                    or f"the pipeline ended ({status}) while this step ran; "
+                    f"its job {s['job_id'] or '(none)'} may have gone on",
+                )
             elif s["status"] == PENDING:
                 s.update(status=BLOCKED, note=s["note"] or f"not run: the pipeline ended ({status})")
     result = record.get("result") or {}
@@ -71,7 +84,21 @@ def view(record: dict[str, Any], *, now: float | None = None, stale_after: float
 def summary_view(record: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     """One line of GET /pipelines."""
     full = view(record, now=now)
-    return {k: full[k] for k in ("id", "name", "status", "catalog", "catalog_version", "created_at", "updated_at", "elapsed_s",
-                                 "error", "failed_step", "progress")} | {
+    return {
+        k: full[k]
+        for k in (
+            "id",
+            "name",
+            "status",
+            "catalog",
+            "catalog_version",
+            "created_at",
+            "updated_at",
+            "elapsed_s",
+            "error",
+            "failed_step",
+            "progress",
+        )
+    } | {
         "steps": {s["name"]: s["status"] for s in full["steps"]},
     }

@@ -3,7 +3,6 @@ follows a file or an HTTP(S) URL, polled by dataset-builder)."""
 
 from __future__ import annotations
 
-
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,10 +24,17 @@ _UPLOAD_DOC = {
                     "type": "object",
                     "required": ["file"],
                     "properties": {
-                        "file": {"type": "string", "format": "binary", "description": "keyed JSON, JSON list, JSONL or CSV"},
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "keyed JSON, JSON list, JSONL or CSV",
+                        },
                         "name": {"type": "string", "description": "catalog name; default: from the file name"},
                         "roles": {"type": "string", "description": "field roles (YAML) for a non-default catalog"},
-                        "reject_mojibake": {"type": "boolean", "description": "refuse mis-encoded text instead of repairing it"},
+                        "reject_mojibake": {
+                            "type": "boolean",
+                            "description": "refuse mis-encoded text instead of repairing it",
+                        },
                     },
                 }
             },
@@ -44,13 +50,20 @@ async def read_limited(upload: UploadFile, limit: int) -> bytes:
     while chunk := await upload.read(1 << 20):
         size += len(chunk)
         if size > limit:
-            raise ApiError(413, "too_large", f"the file is over the upload limit of {limit:,} bytes (DYAG_MAX_UPLOAD_BYTES)")
+            raise ApiError(
+                413, "too_large", f"the file is over the upload limit of {limit:,} bytes (DYAG_MAX_UPLOAD_BYTES)"
+            )
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-@router.post("", status_code=201, dependencies=[Depends(require_api_key)], openapi_extra=_UPLOAD_DOC,
-             summary="Upload a catalog: stores a new version and emits catalog.updated")
+@router.post(
+    "",
+    status_code=201,
+    dependencies=[Depends(require_api_key)],
+    openapi_extra=_UPLOAD_DOC,
+    summary="Upload a catalog: stores a new version and emits catalog.updated",
+)
 async def upload_catalog(request: Request) -> JSONResponse:
     limit = request.app.state.settings.max_upload_bytes
     declared = int(request.headers.get("content-length") or 0)
@@ -99,7 +112,9 @@ async def list_catalogs(request: Request) -> dict:
 
 @router.get("/{name}", summary="A catalog's latest version (or ?version=)")
 async def get_catalog(name: str, request: Request, version: str = "") -> dict:
-    reply = await request.app.state.backends.catalogs().GetCatalog(catalog_pb2.GetCatalogRequest(name=name, version=version))
+    reply = await request.app.state.backends.catalogs().GetCatalog(
+        catalog_pb2.GetCatalogRequest(name=name, version=version)
+    )
     return to_json(reply)
 
 
@@ -111,7 +126,9 @@ async def list_versions(name: str, request: Request) -> dict:
 
 @router.get("/{name}/profile", summary="Entity count, per-field fill rate, status distribution (the guide's step 1.1)")
 async def get_profile(name: str, request: Request, version: str = "") -> dict:
-    reply = await request.app.state.backends.catalogs().GetProfile(catalog_pb2.GetCatalogRequest(name=name, version=version))
+    reply = await request.app.state.backends.catalogs().GetProfile(
+        catalog_pb2.GetCatalogRequest(name=name, version=version)
+    )
     return to_json(reply)
 
 
@@ -119,21 +136,37 @@ async def get_profile(name: str, request: Request, version: str = "") -> dict:
 class SourceBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    path: str = Field("", description="either: an absolute path to the catalog file, read by dataset-builder on its own host")
+    path: str = Field(
+        "", description="either: an absolute path to the catalog file, read by dataset-builder on its own host"
+    )
     url: str = Field("", description="or: an http:// or https:// URL, polled with If-None-Match / If-Modified-Since")
-    interval_s: int = Field(0, le=2_147_483_647, description="seconds between polls; 0: dataset-builder's default (60 s); "
-                                                           "at least DYAG_SOURCE_MIN_INTERVAL_S (5 s)")
-    reject_mojibake: bool = Field(False, description="refuse mis-encoded text instead of repairing it (the poll fails, the last version stays)")
+    interval_s: int = Field(
+        0,
+        le=2_147_483_647,
+        description="seconds between polls; 0: dataset-builder's default (60 s); "
+        "at least DYAG_SOURCE_MIN_INTERVAL_S (5 s)",
+    )
+    reject_mojibake: bool = Field(
+        False, description="refuse mis-encoded text instead of repairing it (the poll fails, the last version stays)"
+    )
     roles: str = Field("", description="field roles (YAML) for a non-default catalog")
 
 
-@router.put("/{name}/source", dependencies=[Depends(require_api_key)],
-            summary="Follow a file or an HTTP(S) URL: polled at once, then every interval_s; each change is a new version")
+@router.put(
+    "/{name}/source",
+    dependencies=[Depends(require_api_key)],
+    summary="Follow a file or an HTTP(S) URL: polled at once, then every interval_s; each change is a new version",
+)
 async def set_source(name: str, body: SourceBody, request: Request) -> dict:
     reply = await request.app.state.backends.catalogs().SetSource(
         catalog_pb2.SetSourceRequest(
-            name=name, path=body.path, url=body.url, interval_s=body.interval_s, reject_mojibake=body.reject_mojibake,
-            roles_yaml=body.roles, correlation_id=request.headers.get("x-correlation-id", ""),
+            name=name,
+            path=body.path,
+            url=body.url,
+            interval_s=body.interval_s,
+            reject_mojibake=body.reject_mojibake,
+            roles_yaml=body.roles,
+            correlation_id=request.headers.get("x-correlation-id", ""),
         ),
         timeout=request.app.state.settings.grpc_timeout_s,
     )
@@ -145,14 +178,22 @@ async def get_source(name: str, request: Request) -> dict:
     return to_json(await request.app.state.backends.catalogs().GetSource(catalog_pb2.CatalogSourceRequest(name=name)))
 
 
-@router.delete("/{name}/source", dependencies=[Depends(require_api_key)],
-               summary="Stop following the source (the catalog and its versions stay)")
+@router.delete(
+    "/{name}/source",
+    dependencies=[Depends(require_api_key)],
+    summary="Stop following the source (the catalog and its versions stay)",
+)
 async def remove_source(name: str, request: Request) -> dict:
-    return to_json(await request.app.state.backends.catalogs().RemoveSource(catalog_pb2.CatalogSourceRequest(name=name)))
+    return to_json(
+        await request.app.state.backends.catalogs().RemoveSource(catalog_pb2.CatalogSourceRequest(name=name))
+    )
 
 
-@router.post("/{name}/source/poll", dependencies=[Depends(require_api_key)],
-             summary="Poll the source now: changed (a new version), unchanged, or failed (the last version stays)")
+@router.post(
+    "/{name}/source/poll",
+    dependencies=[Depends(require_api_key)],
+    summary="Poll the source now: changed (a new version), unchanged, or failed (the last version stays)",
+)
 async def poll_source(name: str, request: Request) -> dict:
     reply = await request.app.state.backends.catalogs().PollSource(
         catalog_pb2.CatalogSourceRequest(name=name, correlation_id=request.headers.get("x-correlation-id", "")),

@@ -25,8 +25,12 @@ class BuildRequest(BaseModel):
     add_negatives: bool = True
     seed: int = 42
     split_strategy: Literal["paraphrase", "entity"] = "paraphrase"
-    split_ratios: list[float] = Field(default_factory=list, description="train, validation, test; default 0.8, 0.1, 0.1")
-    formats: list[Literal["openai", "alpaca", "sharegpt", "prompt-completion"]] = Field(default_factory=lambda: ["openai"])
+    split_ratios: list[float] = Field(
+        default_factory=list, description="train, validation, test; default 0.8, 0.1, 0.1"
+    )
+    formats: list[Literal["openai", "alpaca", "sharegpt", "prompt-completion"]] = Field(
+        default_factory=lambda: ["openai"]
+    )
     system_prompt: str = ""
     base_dataset_id: str = Field("", description="rebuild only what changed since this dataset")
 
@@ -39,7 +43,9 @@ class PlanRequest(BaseModel):
     add_negatives: bool = True
 
 
-@router.post("", status_code=202, dependencies=[Depends(require_api_key)], summary="Build a dataset from a catalog (a job)")
+@router.post(
+    "", status_code=202, dependencies=[Depends(require_api_key)], summary="Build a dataset from a catalog (a job)"
+)
 async def build_dataset(body: BuildRequest, request: Request) -> JSONResponse:
     job = await request.app.state.backends.datasets().BuildDataset(
         dataset_pb2.BuildDatasetRequest(**body.model_dump(), correlation_id=request.headers.get("x-correlation-id", ""))
@@ -65,7 +71,9 @@ async def get_dataset(dataset_id: str, request: Request) -> dict:
 
 @router.get("/{dataset_id}/files/{split}/{fmt}", summary="Download one file of a dataset (e.g. train/openai)")
 async def download_file(dataset_id: str, split: str, fmt: str, request: Request) -> StreamingResponse:
-    call = request.app.state.backends.datasets().ReadFile(dataset_pb2.ReadFileRequest(dataset_id=dataset_id, split=split, format=fmt))
+    call = request.app.state.backends.datasets().ReadFile(
+        dataset_pb2.ReadFileRequest(dataset_id=dataset_id, split=split, format=fmt)
+    )
     first = await call.read()  # an unknown dataset or file fails here, before the response starts
 
     async def chunks():
@@ -75,5 +83,8 @@ async def download_file(dataset_id: str, split: str, fmt: str, request: Request)
             message = await call.read()
 
     filename = f"{dataset_id}-{split}.{fmt}"
-    return StreamingResponse(chunks(), media_type="application/octet-stream",
-                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return StreamingResponse(
+        chunks(),
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -17,20 +17,32 @@ from dyag_gateway.errors import ApiError
 
 router = APIRouter(prefix="/evaluations", tags=["evaluation"])
 
-TARGET_SPELLINGS = ("base, base:FOLDER, lora:MODEL_ID, openai:MODEL, ollama:MODEL, gguf:MODEL, rag:COLLECTION, grounded:COLLECTION, "
-                    "hybrid:MODEL_ID+COLLECTION")
+TARGET_SPELLINGS = (
+    "base, base:FOLDER, lora:MODEL_ID, openai:MODEL, ollama:MODEL, gguf:MODEL, rag:COLLECTION, grounded:COLLECTION, "
+    "hybrid:MODEL_ID+COLLECTION"
+)
 
 
 class TargetBody(BaseModel):
     kind: str = Field(description="base | lora | openai | ollama | gguf | rag | hybrid")
-    model: str = Field("", description="base: 'default' or a folder; lora/hybrid: the LoRA model id; openai/ollama: the model name")
-    base_url: str = Field("", description="openai: an OpenAI-compatible endpoint (default: the evaluator's OPENAI_BASE_URL)")
-    api_key_env: str = Field("", description="openai: the NAME of the variable holding the key on the evaluator's host (never the key)")
+    model: str = Field(
+        "", description="base: 'default' or a folder; lora/hybrid: the LoRA model id; openai/ollama: the model name"
+    )
+    base_url: str = Field(
+        "", description="openai: an OpenAI-compatible endpoint (default: the evaluator's OPENAI_BASE_URL)"
+    )
+    api_key_env: str = Field(
+        "", description="openai: the NAME of the variable holding the key on the evaluator's host (never the key)"
+    )
     host: str = Field("", description="ollama: the server (default: the evaluator's OLLAMA_HOST)")
     collection: str = Field("", description="rag/hybrid: the RAG collection")
     n_chunks: int = Field(0, description="rag/hybrid: chunks given to the model; 0: 5")
-    rag_mode: str = Field("", description="rag: auto (default) | grounded (the catalog's records only) | generative (the model)")
-    llm: str = Field("", description="rag: the answering model (ollama:NAME, openai:NAME, local:default); empty: rag-service's")
+    rag_mode: str = Field(
+        "", description="rag: auto (default) | grounded (the catalog's records only) | generative (the model)"
+    )
+    llm: str = Field(
+        "", description="rag: the answering model (ollama:NAME, openai:NAME, local:default); empty: rag-service's"
+    )
     approach: str = Field("", description="base | fine_tuned | rag | hybrid, for the comparison; empty: from the kind")
     training_cost_usd: float | None = Field(None, description="what training this model cost, for the decision table")
 
@@ -77,7 +89,9 @@ class EvaluateBody(BaseModel):
     max_tokens: int = 0
     temperature: float = 0.0
     system_prompt: str = ""
-    catalog: str = Field("", description="the catalog answers are checked against (hallucinations); empty: the dataset's or collection's")
+    catalog: str = Field(
+        "", description="the catalog answers are checked against (hallucinations); empty: the dataset's or collection's"
+    )
     catalog_version: str = ""
     judge_model: str = Field("", description="an LLM judge (openai:…, ollama:…); empty: the evaluator's, if any")
     skip_similarity: bool = False
@@ -86,7 +100,9 @@ class EvaluateBody(BaseModel):
 
 class CompareBody(BaseModel):
     run_ids: list[str] = Field(default_factory=list, description="evaluation runs, side by side in this order")
-    results: list[dict[str, Any]] = Field(default_factory=list, description="result documents (results.json), after the runs")
+    results: list[dict[str, Any]] = Field(
+        default_factory=list, description="result documents (results.json), after the runs"
+    )
     baseline: int = Field(0, ge=0, description="index of the baseline among runs then results")
     catalog_size: int | None = Field(None, ge=0, description="picks the guide's 7.2 row; empty: the runs'")
     title: str = ""
@@ -105,17 +121,29 @@ def _target(body: EvaluateBody) -> evaluation_pb2.Target:
     return evaluation_pb2.Target(**{k: v for k, v in values.items() if v is not None})
 
 
-@router.post("", status_code=202, dependencies=[Depends(require_api_key)],
-             summary="Evaluate a target (base, LoRA, OpenAI-compatible, Ollama, RAG, hybrid) on a test set (a job)")
+@router.post(
+    "",
+    status_code=202,
+    dependencies=[Depends(require_api_key)],
+    summary="Evaluate a target (base, LoRA, OpenAI-compatible, Ollama, RAG, hybrid) on a test set (a job)",
+)
 async def evaluate(body: EvaluateBody, request: Request) -> JSONResponse:
     sources = [bool(body.dataset_id), bool(body.test_set), bool(body.artifact_digest)]
     if sum(sources) != 1:
-        raise ApiError(422, "invalid_request", "give exactly one test set: dataset_id, test_set (the file's content) or artifact_digest")
+        raise ApiError(
+            422,
+            "invalid_request",
+            "give exactly one test set: dataset_id, test_set (the file's content) or artifact_digest",
+        )
     limit = request.app.state.settings.max_upload_bytes
     size = len(body.test_set.encode()) + len(body.manifest.encode())
     if size > limit:
-        raise ApiError(413, "too_large", f"the test set has {size} bytes; this gateway accepts {limit} (DYAG_MAX_UPLOAD_BYTES)")
-    test_set = evaluation_pb2.TestSet(split=body.split, filename=body.filename, format=body.format, manifest=body.manifest.encode())
+        raise ApiError(
+            413, "too_large", f"the test set has {size} bytes; this gateway accepts {limit} (DYAG_MAX_UPLOAD_BYTES)"
+        )
+    test_set = evaluation_pb2.TestSet(
+        split=body.split, filename=body.filename, format=body.format, manifest=body.manifest.encode()
+    )
     if body.dataset_id:
         test_set.dataset_id = body.dataset_id
     elif body.artifact_digest:
@@ -123,32 +151,56 @@ async def evaluate(body: EvaluateBody, request: Request) -> JSONResponse:
     else:
         test_set.content = body.test_set.encode()
     req = evaluation_pb2.EvaluateRequest(
-        test_set=test_set, target=_target(body), name=body.name, max_questions=body.max_questions, seed=body.seed,
-        max_tokens=body.max_tokens, temperature=body.temperature, system_prompt=body.system_prompt, catalog=body.catalog,
-        catalog_version=body.catalog_version, judge_model=body.judge_model, skip_similarity=body.skip_similarity, labels=body.labels,
+        test_set=test_set,
+        target=_target(body),
+        name=body.name,
+        max_questions=body.max_questions,
+        seed=body.seed,
+        max_tokens=body.max_tokens,
+        temperature=body.temperature,
+        system_prompt=body.system_prompt,
+        catalog=body.catalog,
+        catalog_version=body.catalog_version,
+        judge_model=body.judge_model,
+        skip_similarity=body.skip_similarity,
+        labels=body.labels,
         correlation_id=request.headers.get("x-correlation-id", ""),
-    )  # fmt: skip
+    )
     if body.concurrency is not None:
         req.concurrency = body.concurrency
-    job = await request.app.state.backends.evaluator().Evaluate(req, timeout=request.app.state.settings.grpc_timeout_s * 2)
+    job = await request.app.state.backends.evaluator().Evaluate(
+        req, timeout=request.app.state.settings.grpc_timeout_s * 2
+    )
     return JSONResponse(to_json(job), status_code=202)
 
 
 @router.get("", summary="Evaluation runs, newest first, with their figures")
-async def list_runs(request: Request, target_kind: str = "", dataset_id: str = "", status: str = "", limit: int = 100) -> dict:
+async def list_runs(
+    request: Request, target_kind: str = "", dataset_id: str = "", status: str = "", limit: int = 100
+) -> dict:
     reply = await request.app.state.backends.evaluator().ListRuns(
-        evaluation_pb2.ListRunsRequest(target_kind=target_kind, dataset_id=dataset_id, status=status, limit=limit))
+        evaluation_pb2.ListRunsRequest(target_kind=target_kind, dataset_id=dataset_id, status=status, limit=limit)
+    )
     return {"evaluations": [to_json(r) for r in reply.runs]}
 
 
-@router.post("/compare", dependencies=[Depends(require_api_key)],
-             summary="Compare N runs: the guide's 6.2 table with deltas, RAG vs fine-tuned vs hybrid, the 7.2 decision table")
+@router.post(
+    "/compare",
+    dependencies=[Depends(require_api_key)],
+    summary="Compare N runs: the guide's 6.2 table with deltas, RAG vs fine-tuned vs hybrid, the 7.2 decision table",
+)
 async def compare(body: CompareBody, request: Request) -> Any:
-    req = evaluation_pb2.CompareRequest(run_ids=body.run_ids, results=[json.dumps(r).encode() for r in body.results],
-                                        baseline=body.baseline, title=body.title)  # fmt: skip
+    req = evaluation_pb2.CompareRequest(
+        run_ids=body.run_ids,
+        results=[json.dumps(r).encode() for r in body.results],
+        baseline=body.baseline,
+        title=body.title,
+    )
     if body.catalog_size is not None:
         req.catalog_size = body.catalog_size
-    reply = await request.app.state.backends.evaluator().Compare(req, timeout=request.app.state.settings.grpc_timeout_s * 2)
+    reply = await request.app.state.backends.evaluator().Compare(
+        req, timeout=request.app.state.settings.grpc_timeout_s * 2
+    )
     if body.format == "md":
         return Response(reply.markdown, media_type="text/markdown; charset=utf-8")
     if body.format == "html":
@@ -156,13 +208,20 @@ async def compare(body: CompareBody, request: Request) -> Any:
     return to_json(reply)
 
 
-@router.get("/{run_id}", summary="One run: status, target, test set, figures (the guide's 6.2 fields), report artifacts")
+@router.get(
+    "/{run_id}", summary="One run: status, target, test set, figures (the guide's 6.2 fields), report artifacts"
+)
 async def get_run(run_id: str, request: Request) -> dict:
     return to_json(await request.app.state.backends.evaluator().GetRun(evaluation_pb2.GetRunRequest(id=run_id)))
 
 
 @router.get("/{run_id}/report.{fmt}", summary="A run's report: json (results with the guide's fields), md or html")
 async def get_report(run_id: str, fmt: str, request: Request) -> Response:
-    report = await request.app.state.backends.evaluator().GetReport(evaluation_pb2.GetReportRequest(id=run_id, format=fmt))
-    return Response(report.content, media_type=report.media_type,
-                    headers={"Content-Disposition": f'inline; filename="{run_id}-{report.filename}"'})
+    report = await request.app.state.backends.evaluator().GetReport(
+        evaluation_pb2.GetReportRequest(id=run_id, format=fmt)
+    )
+    return Response(
+        report.content,
+        media_type=report.media_type,
+        headers={"Content-Disposition": f'inline; filename="{run_id}-{report.filename}"'},
+    )

@@ -48,16 +48,26 @@ class TrainBody(BaseModel):
     gates: GatesBody = Field(default_factory=GatesBody)
 
 
-@router.post("/jobs", status_code=202, dependencies=[Depends(require_api_key)],
-             summary="Fine-tune a hosted model on a dataset (a job): gates, upload, remote job, monitoring, smoke test")
+@router.post(
+    "/jobs",
+    status_code=202,
+    dependencies=[Depends(require_api_key)],
+    summary="Fine-tune a hosted model on a dataset (a job): gates, upload, remote job, monitoring, smoke test",
+)
 async def train(body: TrainBody, request: Request) -> JSONResponse:
     if bool(body.dataset_id) == bool(body.train.strip()):
-        raise ApiError(422, "invalid_request", "give either dataset_id (a built dataset) or train (the file's content), not both")
+        raise ApiError(
+            422, "invalid_request", "give either dataset_id (a built dataset) or train (the file's content), not both"
+        )
     limit = request.app.state.settings.max_upload_bytes
     size = len(body.train.encode()) + len(body.validation.encode())
     if size > limit:
-        raise ApiError(413, "too_large", f"the dataset has {size} bytes; this gateway accepts {limit} (DYAG_MAX_UPLOAD_BYTES): build it "
-                                         "with dataset-builder and pass its dataset_id instead")
+        raise ApiError(
+            413,
+            "too_large",
+            f"the dataset has {size} bytes; this gateway accepts {limit} (DYAG_MAX_UPLOAD_BYTES): build it "
+            "with dataset-builder and pass its dataset_id instead",
+        )
     message = hosted_pb2.TrainRequest(
         base_model=body.base_model,
         hyperparameters=hosted_pb2.Hyperparameters(**body.hyperparameters.model_dump()),
@@ -70,10 +80,15 @@ async def train(body: TrainBody, request: Request) -> JSONResponse:
     if body.dataset_id:
         message.dataset_id = body.dataset_id
     else:
-        message.uploaded.CopyFrom(hosted_pb2.UploadedDataset(
-            train=body.train.encode(), validation=body.validation.encode(), name=body.name, catalog=body.catalog,
-            catalog_version=body.catalog_version,
-        ))
+        message.uploaded.CopyFrom(
+            hosted_pb2.UploadedDataset(
+                train=body.train.encode(),
+                validation=body.validation.encode(),
+                name=body.name,
+                catalog=body.catalog,
+                catalog_version=body.catalog_version,
+            )
+        )
     backends = request.app.state.backends
     job = await backends.hosted().Train(message, timeout=request.app.state.settings.grpc_timeout_s)
     return JSONResponse(to_json(job), status_code=202)
@@ -90,7 +105,9 @@ def model_json(model: hosted_pb2.HostedModel) -> dict:
 
 @router.get("/models", summary="Fine-tuned models in the registry, newest first, with their lineage")
 async def list_models(request: Request, base_model: str = "", dataset_id: str = "") -> dict:
-    reply = await request.app.state.backends.hosted().ListModels(hosted_pb2.ListModelsRequest(base_model=base_model, dataset_id=dataset_id))
+    reply = await request.app.state.backends.hosted().ListModels(
+        hosted_pb2.ListModelsRequest(base_model=base_model, dataset_id=dataset_id)
+    )
     return {"models": [model_json(m) for m in reply.models]}
 
 
@@ -99,7 +116,10 @@ async def get_model(model_id: str, request: Request) -> dict:
     return model_json(await request.app.state.backends.hosted().GetModel(hosted_pb2.GetModelRequest(id=model_id)))
 
 
-@router.get("/jobs/{job_id}/progress", summary="A training's remote events and metrics (training.progress), live (server-sent events)")
+@router.get(
+    "/jobs/{job_id}/progress",
+    summary="A training's remote events and metrics (training.progress), live (server-sent events)",
+)
 async def training_progress(job_id: str, request: Request) -> StreamingResponse:
     backends = request.app.state.backends
     jobs = backends.jobs("openai-trainer")

@@ -64,14 +64,18 @@ async def cancel_job(job_id: str, request: Request) -> dict:
 @router.get("/{job_id}/logs", summary="A job's log lines")
 async def job_logs(job_id: str, request: Request, tail: int = 0) -> dict:
     backends = request.app.state.backends
-    reply = await backends.jobs(backends.service_of_job(job_id)).GetJobLogs(jobs_pb2.GetJobLogsRequest(id=job_id, tail=tail))
+    reply = await backends.jobs(backends.service_of_job(job_id)).GetJobLogs(
+        jobs_pb2.GetJobLogsRequest(id=job_id, tail=tail)
+    )
     return {"lines": [to_json(line) for line in reply.lines]}
 
 
 @router.get("/{job_id}/events", summary="A job's progress until it ends (server-sent events)")
 async def job_events(job_id: str, request: Request) -> StreamingResponse:
     backends = request.app.state.backends
-    await backends.jobs(backends.service_of_job(job_id)).GetJob(jobs_pb2.GetJobRequest(id=job_id))  # 404 before streaming
+    await backends.jobs(backends.service_of_job(job_id)).GetJob(
+        jobs_pb2.GetJobRequest(id=job_id)
+    )  # 404 before streaming
     return StreamingResponse(_event_stream(request, job_id), media_type="text/event-stream")
 
 

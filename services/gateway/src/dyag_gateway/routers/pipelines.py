@@ -24,42 +24,61 @@ router = APIRouter(prefix="/pipelines", tags=["pipelines"])
 def _pipelines(request: Request) -> Pipelines:
     pipelines = getattr(request.app.state, "pipelines", None)
     if pipelines is None:
-        raise ApiError(503, "pipelines_unavailable", "pipelines need NATS (their state lives in its KV store), which the gateway "
-                                                     "could not reach at start-up; see /readyz")
+        raise ApiError(
+            503,
+            "pipelines_unavailable",
+            "pipelines need NATS (their state lives in its KV store), which the gateway "
+            "could not reach at start-up; see /readyz",
+        )
     return pipelines
 
 
-@router.post("", status_code=202, dependencies=[Depends(require_api_key)],
-             summary="Run the whole workflow on a catalog: ingest, build, validate, fine-tune, index RAG, evaluate, compare")
+@router.post(
+    "",
+    status_code=202,
+    dependencies=[Depends(require_api_key)],
+    summary="Run the whole workflow on a catalog: ingest, build, validate, fine-tune, index RAG, evaluate, compare",
+)
 async def create_pipeline(body: P.PipelineRequest, request: Request) -> JSONResponse:
     pipelines = _pipelines(request)
     limit = request.app.state.settings.max_upload_bytes
     declared = int(request.headers.get("content-length") or 0)
     if declared > limit * 4 // 3 + 1_000_000:  # the catalog travels base64-encoded in the body
-        raise ApiError(413, "too_large", f"the request is {declared:,} bytes: its catalog is over the upload limit of {limit:,} bytes "
-                                         "(DYAG_MAX_UPLOAD_BYTES)")
-    record = await pipelines.create(body, upload_limit=limit,
-                                    correlation_id=request.headers.get("x-correlation-id", ""))
+        raise ApiError(
+            413,
+            "too_large",
+            f"the request is {declared:,} bytes: its catalog is over the upload limit of {limit:,} bytes "
+            "(DYAG_MAX_UPLOAD_BYTES)",
+        )
+    record = await pipelines.create(
+        body, upload_limit=limit, correlation_id=request.headers.get("x-correlation-id", "")
+    )
     return JSONResponse(pipelines.view(record), status_code=202, headers={"Location": f"/pipelines/{record['id']}"})
 
 
 @router.get("", summary="Pipelines, newest first")
-async def list_pipelines(request: Request, status: Literal["", "queued", "running", "succeeded", "failed", "cancelled"] = "",
-                         limit: int = 50) -> dict:
+async def list_pipelines(
+    request: Request, status: Literal["", "queued", "running", "succeeded", "failed", "cancelled"] = "", limit: int = 50
+) -> dict:
     if limit < 1:
         raise ApiError(422, "invalid_request", f"limit must be at least 1, not {limit}")
     now = time.time()
     return {"pipelines": [P.summary_view(r, now) for r in await _pipelines(request).list(status=status, limit=limit)]}
 
 
-@router.get("/{pipeline_id}", summary="A pipeline: each step (status, job, timings, artifacts) and the comparison report")
+@router.get(
+    "/{pipeline_id}", summary="A pipeline: each step (status, job, timings, artifacts) and the comparison report"
+)
 async def get_pipeline(pipeline_id: str, request: Request) -> dict:
     pipelines = _pipelines(request)
     return pipelines.view(await pipelines.get(pipeline_id))
 
 
-@router.post("/{pipeline_id}/cancel", dependencies=[Depends(require_api_key)],
-             summary="Cancel a pipeline: its running steps' jobs are cancelled, what is done stays")
+@router.post(
+    "/{pipeline_id}/cancel",
+    dependencies=[Depends(require_api_key)],
+    summary="Cancel a pipeline: its running steps' jobs are cancelled, what is done stays",
+)
 async def cancel_pipeline(pipeline_id: str, request: Request) -> dict:
     pipelines = _pipelines(request)
     return pipelines.view(await pipelines.cancel(pipeline_id))
@@ -68,7 +87,9 @@ async def cancel_pipeline(pipeline_id: str, request: Request) -> dict:
 @router.get("/{pipeline_id}/report.{fmt}", summary="The comparison report of a finished pipeline (html, md or json)")
 async def pipeline_report(pipeline_id: str, fmt: str, request: Request) -> Response:
     if fmt not in ("html", "md", "json"):
-        raise ApiError(404, "unknown_format", f"reports come as report.html, report.md or report.json, not report.{fmt}")
+        raise ApiError(
+            404, "unknown_format", f"reports come as report.html, report.md or report.json, not report.{fmt}"
+        )
     content, media_type, filename = await _pipelines(request).report(pipeline_id, fmt)
     return Response(content, media_type=media_type, headers={"Content-Disposition": f'inline; filename="{filename}"'})
 

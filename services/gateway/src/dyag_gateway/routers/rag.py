@@ -30,29 +30,49 @@ class QueryBody(BaseModel):
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     entity_filter: bool = Field(True, description="restrict to the entities the question names (else only boost them)")
     mode: Literal["auto", "grounded", "generative"] = Field(
-        "auto", description="grounded: from the catalog's records only; generative: the model over the retrieved chunks; "
-        "auto: grounded when the question is understood with confidence, else the model")
+        "auto",
+        description="grounded: from the catalog's records only; generative: the model over the retrieved chunks; "
+        "auto: grounded when the question is understood with confidence, else the model",
+    )
 
 
-@router.post("/{collection}/index", status_code=202, dependencies=[Depends(require_api_key)],
-             summary="Index a catalog into a collection (a job; only the changed entities are embedded again)")
+@router.post(
+    "/{collection}/index",
+    status_code=202,
+    dependencies=[Depends(require_api_key)],
+    summary="Index a catalog into a collection (a job; only the changed entities are embedded again)",
+)
 async def index(collection: str, request: Request, body: IndexBody | None = None) -> JSONResponse:
     body = body or IndexBody()
     job = await request.app.state.backends.rag().Index(
-        rag_pb2.IndexRequest(collection=collection, catalog=body.catalog or collection, catalog_version=body.catalog_version,
-                             rebuild=body.rebuild, correlation_id=request.headers.get("x-correlation-id", ""))
+        rag_pb2.IndexRequest(
+            collection=collection,
+            catalog=body.catalog or collection,
+            catalog_version=body.catalog_version,
+            rebuild=body.rebuild,
+            correlation_id=request.headers.get("x-correlation-id", ""),
+        )
     )
     return JSONResponse(to_json(job), status_code=202)
 
 
-@router.post("/{collection}/query", dependencies=[Depends(require_api_key)],
-             summary="Answer a question from the collection: {answer, sources, chunks with scores, timings, tokens}")
+@router.post(
+    "/{collection}/query",
+    dependencies=[Depends(require_api_key)],
+    summary="Answer a question from the collection: {answer, sources, chunks with scores, timings, tokens}",
+)
 async def query(collection: str, body: QueryBody, request: Request) -> dict:
     reply = await request.app.state.backends.rag().Query(
         rag_pb2.QueryRequest(
-            collection=collection, question=body.question, n_chunks=body.n_chunks, model=body.model,
-            retrieve_only=body.retrieve_only, max_tokens=body.max_tokens, temperature=body.temperature,
-            no_entity_filter=not body.entity_filter, correlation_id=request.headers.get("x-correlation-id", ""),
+            collection=collection,
+            question=body.question,
+            n_chunks=body.n_chunks,
+            model=body.model,
+            retrieve_only=body.retrieve_only,
+            max_tokens=body.max_tokens,
+            temperature=body.temperature,
+            no_entity_filter=not body.entity_filter,
+            correlation_id=request.headers.get("x-correlation-id", ""),
             mode=body.mode,
         ),
         timeout=request.app.state.settings.grpc_timeout_s * 5,  # a local model on a CPU takes its time
@@ -60,7 +80,9 @@ async def query(collection: str, body: QueryBody, request: Request) -> dict:
     return to_json(reply)
 
 
-@router.get("/{collection}/stats", summary="A collection: catalog version, entities, chunks per section, embedder, store")
+@router.get(
+    "/{collection}/stats", summary="A collection: catalog version, entities, chunks per section, embedder, store"
+)
 async def stats(collection: str, request: Request) -> dict:
     return to_json(await request.app.state.backends.rag().Stats(rag_pb2.StatsRequest(collection=collection)))
 
@@ -71,8 +93,13 @@ async def list_collections(request: Request) -> dict:
     return {"collections": [to_json(c) for c in reply.collections]}
 
 
-@router.delete("/{collection}", dependencies=[Depends(require_api_key)],
-               summary="Delete a collection, or only some entities' chunks (?entity_id=…)")
+@router.delete(
+    "/{collection}",
+    dependencies=[Depends(require_api_key)],
+    summary="Delete a collection, or only some entities' chunks (?entity_id=…)",
+)
 async def delete(collection: str, request: Request, entity_id: list[str] = Query(default_factory=list)) -> dict:
-    reply = await request.app.state.backends.rag().Delete(rag_pb2.DeleteRequest(collection=collection, entity_ids=entity_id))
+    reply = await request.app.state.backends.rag().Delete(
+        rag_pb2.DeleteRequest(collection=collection, entity_ids=entity_id)
+    )
     return to_json(reply)

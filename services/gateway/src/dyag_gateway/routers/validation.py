@@ -24,14 +24,25 @@ _FORM_DOC = {
                     "type": "object",
                     "required": ["file"],
                     "properties": {
-                        "file": {"type": "string", "format": "binary", "description": "the dataset (OpenAI chat JSONL, Alpaca, ShareGPT…)"},
-                        "manifest": {"type": "string", "format": "binary", "description": "its provenance sidecar, if any"},
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "the dataset (OpenAI chat JSONL, Alpaca, ShareGPT…)",
+                        },
+                        "manifest": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "its provenance sidecar, if any",
+                        },
                         "catalog": {"type": "string", "description": "coverage against this catalog"},
                         "model": {"type": "string", "description": "target model (tokenizer, limits, price)"},
                         "bound_for_hosted_api": {"type": "boolean"},
                         "allow_pii": {"type": "boolean"},
                         "epochs": {"type": "integer"},
-                        "split_counts": {"type": "string", "description": 'JSON, e.g. {"train": 800, "validation": 100, "test": 100}'},
+                        "split_counts": {
+                            "type": "string",
+                            "description": 'JSON, e.g. {"train": 800, "validation": 100, "test": 100}',
+                        },
                     },
                 }
             }
@@ -52,15 +63,21 @@ async def _source_from_form(request: Request) -> tuple[validation_pb2.DatasetSou
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise ApiError(422, "missing_file", "send the dataset as the multipart field 'file'")
-    source = validation_pb2.DatasetSource(content=await read_limited(upload, limit), filename=upload.filename or "dataset.jsonl")
+    source = validation_pb2.DatasetSource(
+        content=await read_limited(upload, limit), filename=upload.filename or "dataset.jsonl"
+    )
     manifest = form.get("manifest")
     if isinstance(manifest, UploadFile):
         source.manifest_content = await read_limited(manifest, limit)
     return source, dict(form)
 
 
-@router.post("/validate", dependencies=[Depends(require_api_key)], openapi_extra=_FORM_DOC,
-             summary="Check a dataset file: format by line, tokens, duplicates, coverage, PII, cost, checklist")
+@router.post(
+    "/validate",
+    dependencies=[Depends(require_api_key)],
+    openapi_extra=_FORM_DOC,
+    summary="Check a dataset file: format by line, tokens, duplicates, coverage, PII, cost, checklist",
+)
 async def validate_file(request: Request) -> dict:
     source, form = await _source_from_form(request)
     try:
@@ -70,7 +87,9 @@ async def validate_file(request: Request) -> dict:
     try:
         split_counts = {str(k): int(v) for k, v in json.loads(str(form.get("split_counts") or "{}")).items()}
     except (ValueError, AttributeError, TypeError):
-        raise ApiError(422, "invalid_split_counts", 'split_counts must be JSON like {"train": 800, "validation": 100, "test": 100}') from None
+        raise ApiError(
+            422, "invalid_split_counts", 'split_counts must be JSON like {"train": 800, "validation": 100, "test": 100}'
+        ) from None
     result = await request.app.state.backends.validator().Validate(
         validation_pb2.ValidateRequest(
             dataset=source,
@@ -88,26 +107,53 @@ async def validate_file(request: Request) -> dict:
     return to_json(result)
 
 
-@router.post("/datasets/{dataset_id}/validate", dependencies=[Depends(require_api_key)],
-             summary="Check a built dataset's split against its catalog")
-async def validate_dataset(dataset_id: str, request: Request, split: str = "train", model: str = "",
-                           bound_for_hosted_api: bool = False) -> dict:
+@router.post(
+    "/datasets/{dataset_id}/validate",
+    dependencies=[Depends(require_api_key)],
+    summary="Check a built dataset's split against its catalog",
+)
+async def validate_dataset(
+    dataset_id: str, request: Request, split: str = "train", model: str = "", bound_for_hosted_api: bool = False
+) -> dict:
     backends = request.app.state.backends
     dataset = await backends.dataset(dataset_id)
-    result = await backends.validate_split(dataset, split, model=model, bound_for_hosted_api=bound_for_hosted_api,
-                                           timeout_s=request.app.state.settings.grpc_timeout_s * 5)
+    result = await backends.validate_split(
+        dataset,
+        split,
+        model=model,
+        bound_for_hosted_api=bound_for_hosted_api,
+        timeout_s=request.app.state.settings.grpc_timeout_s * 5,
+    )
     return to_json(result)
 
 
-@router.post("/clean", dependencies=[Depends(require_api_key)], openapi_extra=_FORM_DOC,
-             summary="A cleaned copy of a dataset: duplicates dropped and/or personal data redacted")
-async def clean_file(request: Request, duplicates: bool = True, near_duplicates: bool = False, redact_pii: bool = False,
-                     catalog: str = "") -> Response:
+@router.post(
+    "/clean",
+    dependencies=[Depends(require_api_key)],
+    openapi_extra=_FORM_DOC,
+    summary="A cleaned copy of a dataset: duplicates dropped and/or personal data redacted",
+)
+async def clean_file(
+    request: Request,
+    duplicates: bool = True,
+    near_duplicates: bool = False,
+    redact_pii: bool = False,
+    catalog: str = "",
+) -> Response:
     source, _ = await _source_from_form(request)
     result = await request.app.state.backends.validator().Clean(
-        validation_pb2.CleanRequest(dataset=source, drop_duplicates=duplicates, drop_near_duplicates=near_duplicates,
-                                    redact_pii=redact_pii, catalog=catalog),
+        validation_pb2.CleanRequest(
+            dataset=source,
+            drop_duplicates=duplicates,
+            drop_near_duplicates=near_duplicates,
+            redact_pii=redact_pii,
+            catalog=catalog,
+        ),
         timeout=request.app.state.settings.grpc_timeout_s * 5,
     )
-    headers = {"X-Dyag-Kept": str(result.kept), "X-Dyag-Dropped": str(result.dropped), "X-Dyag-Redacted": str(result.redacted)}
+    headers = {
+        "X-Dyag-Kept": str(result.kept),
+        "X-Dyag-Dropped": str(result.dropped),
+        "X-Dyag-Redacted": str(result.redacted),
+    }
     return Response(result.content, media_type="application/jsonl", headers=headers)
