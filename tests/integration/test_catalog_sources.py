@@ -355,6 +355,7 @@ def test_the_cli_follows_shows_and_unfollows(running_stack, records, tmp_path):
 
     refused = dyag("follow", "followed-cli", "ftp://example.org/apps.json")
     assert refused.returncode == 1 and "only http:// and https://" in refused.stderr
+    assert "[invalid_url, HTTP 422]" in refused.stderr
 
     unfollow = dyag("unfollow", "followed-cli")
     assert unfollow.returncode == 0 and "no longer follows" in unfollow.stdout

@@ -137,6 +137,10 @@ def print_source(state: dict) -> None:
     else:
         rows += [("mtime", state["mtime"] or "-")]
     rows += [("size", f"{int(state['size']):,} bytes" if state["size"] else "-"), ("sha256", state["sha256"] or "-")]
+    if error:  # the validators above are those of the last good content
+        rows = [
+            (k + " (last good)" if k in ("etag", "last modified", "mtime", "size", "sha256") else k, v) for k, v in rows
+        ]
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)

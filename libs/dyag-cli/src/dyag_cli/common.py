@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from dyag_cli.client import CliError, GatewayClient
@@ -28,7 +29,7 @@ def sample_catalog() -> Path:
 
 
 def fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}")  # "[code, HTTP 422]" is text, not markup
     raise typer.Exit(code)
 
 
