@@ -49,7 +49,9 @@ class VersionRow:
 class CatalogNotFound(DyagError):
     def __init__(self, name: str, version: str = ""):
         what = f"catalog {name!r}" + (f" version {version!r}" if version else "")
-        super().__init__("catalog_not_found", f"{what} not found; upload it first (POST /catalogs or dyag catalog upload)")
+        super().__init__(
+            "catalog_not_found", f"{what} not found; upload it first (POST /catalogs or dyag catalog upload)"
+        )
 
 
 class CatalogStore(SqliteIndex):
@@ -65,7 +67,11 @@ class CatalogStore(SqliteIndex):
         return rows[0] if rows else None
 
     def get(self, name: str, version: str = "") -> VersionRow:
-        row = self.latest(name) if not version else next(iter(self._select("WHERE name = ? AND version = ?", name, version)), None)
+        row = (
+            self.latest(name)
+            if not version
+            else next(iter(self._select("WHERE name = ? AND version = ?", name, version)), None)
+        )
         if row is None:
             raise CatalogNotFound(name, version)
         return row
@@ -82,12 +88,21 @@ class CatalogStore(SqliteIndex):
     def add(self, row: VersionRow) -> None:
         with self.lock:
             self.db.execute(
-                "INSERT INTO catalog_versions (name, version, created_at, entity_count, source_format, artifact, upload,"
-                " previous_version, added, changed, removed, warnings) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO catalog_versions (name, version, created_at, entity_count, source_format, artifact,"
+                " upload, previous_version, added, changed, removed, warnings) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    row.name, row.version, row.created_at, row.entity_count, row.source_format,
-                    json.dumps(row.artifact.to_dict()), json.dumps(row.upload.to_dict()), row.previous_version,
-                    json.dumps(row.added), json.dumps(row.changed), json.dumps(row.removed), json.dumps(row.warnings),
+                    row.name,
+                    row.version,
+                    row.created_at,
+                    row.entity_count,
+                    row.source_format,
+                    json.dumps(row.artifact.to_dict()),
+                    json.dumps(row.upload.to_dict()),
+                    row.previous_version,
+                    json.dumps(row.added),
+                    json.dumps(row.changed),
+                    json.dumps(row.removed),
+                    json.dumps(row.warnings),
                 ),
             )
 
@@ -107,9 +122,18 @@ class CatalogStore(SqliteIndex):
             rows = cursor.fetchall()
         return [
             VersionRow(
-                name=r[0], version=r[1], created_at=r[2], entity_count=r[3], source_format=r[4],
-                artifact=Artifact(**json.loads(r[5])), upload=Artifact(**json.loads(r[6])), previous_version=r[7],
-                added=json.loads(r[8]), changed=json.loads(r[9]), removed=json.loads(r[10]), warnings=json.loads(r[11]),
+                name=r[0],
+                version=r[1],
+                created_at=r[2],
+                entity_count=r[3],
+                source_format=r[4],
+                artifact=Artifact(**json.loads(r[5])),
+                upload=Artifact(**json.loads(r[6])),
+                previous_version=r[7],
+                added=json.loads(r[8]),
+                changed=json.loads(r[9]),
+                removed=json.loads(r[10]),
+                warnings=json.loads(r[11]),
             )
             for r in rows
         ]

@@ -25,13 +25,12 @@ from dyag_core.dataset import (
     write_manifest,
 )
 from dyag_core.errors import DyagError
+from dyag_dataset_builder.catalog_store import CatalogStore
 from dyag_runtime.contracts import job_result_dict
 from dyag_runtime.events import emit_from_thread
 from dyag_runtime.jobs import JobContext, record_to_proto
 from dyag_runtime.server import Runtime
 from dyag_runtime.sqlite import SqliteIndex
-
-from dyag_dataset_builder.catalog_store import CatalogStore
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +64,13 @@ class DatasetStore(SqliteIndex):
         with self.lock:
             self.db.execute(
                 "INSERT OR REPLACE INTO datasets (id, catalog, catalog_version, created_at, body) VALUES (?,?,?,?,?)",
-                (dataset["id"], dataset["catalog"], dataset["catalog_version"], datetime.now(UTC).timestamp(), json.dumps(dataset)),
+                (
+                    dataset["id"],
+                    dataset["catalog"],
+                    dataset["catalog_version"],
+                    datetime.now(UTC).timestamp(),
+                    json.dumps(dataset),
+                ),
             )
 
     def get(self, dataset_id: str) -> dict[str, Any]:
@@ -109,8 +114,19 @@ def config_from(params: dict[str, Any]) -> GenerationConfig:
 
 def dataset_id_for(catalog_version: str, params: dict[str, Any]) -> str:
     """The same catalog version and parameters always name the same dataset."""
-    keys = ("num_questions", "question_types", "variations", "add_negatives", "seed", "split_strategy", "split_ratios",
-            "formats", "system_prompt", "base_dataset_id", "max_entities")
+    keys = (
+        "num_questions",
+        "question_types",
+        "variations",
+        "add_negatives",
+        "seed",
+        "split_strategy",
+        "split_ratios",
+        "formats",
+        "system_prompt",
+        "base_dataset_id",
+        "max_entities",
+    )
     canonical = json.dumps([catalog_version, {k: params.get(k) for k in keys}], sort_keys=True)
     return "ds-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -137,13 +153,17 @@ class DatasetBuilder:
             examples, regenerated = self._regenerate(ctx, base_id, catalog, config)
         else:
             ctx.progress(0.05, "generating questions")
-            examples = generate(catalog, config, on_progress=lambda f: ctx.progress(0.05 + 0.6 * f, "generating questions"))
+            examples = generate(
+                catalog, config, on_progress=lambda f: ctx.progress(0.05 + 0.6 * f, "generating questions")
+            )
             regenerated = len(examples)
         ctx.log(f"{len(examples)} examples ({regenerated} generated anew)")
 
         ctx.progress(0.7, "splitting")
         ratios = tuple(params.get("split_ratios") or (0.8, 0.1, 0.1))
-        split = split_examples(examples, strategy=params.get("split_strategy") or "paraphrase", ratios=ratios, seed=config.seed)
+        split = split_examples(
+            examples, strategy=params.get("split_strategy") or "paraphrase", ratios=ratios, seed=config.seed
+        )
         warnings = split_warnings(examples, split)
         for warning in warnings:
             ctx.log(warning, "warning")
@@ -168,14 +188,31 @@ class DatasetBuilder:
         self.datasets.put(dataset)
         message = dataset_message(dataset)
         event = events_pb2.DatasetBuilt(
-            dataset_id=dataset_id, catalog=row.name, catalog_version=row.version,
-            split_counts=message.split_counts, files=message.files, base_dataset_id=base_id,
+            dataset_id=dataset_id,
+            catalog=row.name,
+            catalog_version=row.version,
+            split_counts=message.split_counts,
+            files=message.files,
+            base_dataset_id=base_id,
         )
-        emit_from_thread(self.rt.bus, self.loop, "dataset.built", event, subject=dataset_id, correlation_id=ctx.correlation_id,
-                         timeout=30)
-        return job_result_dict(dataset_pb2.DatasetBuildResult(
-            dataset_id=dataset_id, split_counts=dataset["split_counts"], type_counts=dataset["type_counts"],
-            warnings=warnings, sizing=params.get("sizing", "")))
+        emit_from_thread(
+            self.rt.bus,
+            self.loop,
+            "dataset.built",
+            event,
+            subject=dataset_id,
+            correlation_id=ctx.correlation_id,
+            timeout=30,
+        )
+        return job_result_dict(
+            dataset_pb2.DatasetBuildResult(
+                dataset_id=dataset_id,
+                split_counts=dataset["split_counts"],
+                type_counts=dataset["type_counts"],
+                warnings=warnings,
+                sizing=params.get("sizing", ""),
+            )
+        )
 
     def _regenerate(self, ctx: JobContext, base_id: str, catalog, config) -> tuple[tuple[Example, ...], int]:
         base = self.datasets.get(base_id)
@@ -183,7 +220,10 @@ class DatasetBuilder:
         old_catalog = self.catalogs.catalog(self.catalogs.get(base["catalog"], base["catalog_version"]))
         diff = diff_catalogs(old_catalog, catalog)
         examples_file = next(f for f in base["files"] if f["format"] == "examples")
-        old_examples = [Example.from_dict(json.loads(line)) for line in self.rt.artifacts.get_bytes(examples_file["artifact"]["digest"]).splitlines()]
+        old_examples = [
+            Example.from_dict(json.loads(line))
+            for line in self.rt.artifacts.get_bytes(examples_file["artifact"]["digest"]).splitlines()
+        ]
         ctx.log(f"catalog changes since {base_id}: +{len(diff.added)} ~{len(diff.changed)} -{len(diff.removed)}")
         ctx.progress(0.1, "regenerating the changed entities")
         examples = regenerate_changed(old_examples, catalog, diff, config)
@@ -214,7 +254,9 @@ class DatasetBuilder:
         write_dataset(split.test, out / "test.eval.jsonl", "eval")
         store(out / "test.eval.jsonl", "test", "eval")
         # Every example with its provenance: what incremental rebuilds start from.
-        (out / "examples.jsonl").write_text("".join(json.dumps(e.to_dict(), ensure_ascii=False) + "\n" for e in examples), encoding="utf-8")
+        (out / "examples.jsonl").write_text(
+            "".join(json.dumps(e.to_dict(), ensure_ascii=False) + "\n" for e in examples), encoding="utf-8"
+        )
         store(out / "examples.jsonl", "all", "examples")
         return files
 
@@ -268,19 +310,31 @@ class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
             self.datasets.get(request.base_dataset_id)
         # Validate the parameters against the catalog before queueing: bad input is refused at once.
         catalog = await asyncio.to_thread(self.catalogs.catalog, row)
-        if request.fit_to_catalog:  # sized to what this catalog allows, before the dataset's id is derived from the params
+        # Sized to what this catalog allows, before the dataset's id is derived from the params.
+        if request.fit_to_catalog:
             fitted, params["sizing"] = await asyncio.to_thread(fit_to_catalog, catalog, config_from(params))
-            params.update(num_questions=fitted.num_questions or 0, variations=fitted.variations, max_entities=fitted.max_entities or 0)
+            params.update(
+                num_questions=fitted.num_questions or 0,
+                variations=fitted.variations,
+                max_entities=fitted.max_entities or 0,
+            )
         await asyncio.to_thread(lambda: plan_size(catalog, config_from(params), check=True))
         if params["split_strategy"] not in ("paraphrase", "entity"):
-            raise DyagError("invalid_split_strategy", f"unknown split strategy {params['split_strategy']!r}: use 'paraphrase' or 'entity'")
+            raise DyagError(
+                "invalid_split_strategy",
+                f"unknown split strategy {params['split_strategy']!r}: use 'paraphrase' or 'entity'",
+            )
         record = await self.rt.jobs.submit(BUILD, params, request.correlation_id)
         return record_to_proto(record)
 
     async def Plan(self, request, context):
         row = self.catalogs.get(validate_catalog_name(request.catalog), request.catalog_version)
         catalog = await asyncio.to_thread(self.catalogs.catalog, row)
-        params = {"question_types": list(request.question_types), "variations": request.variations, "add_negatives": request.add_negatives}
+        params = {
+            "question_types": list(request.question_types),
+            "variations": request.variations,
+            "add_negatives": request.add_negatives,
+        }
         plan = await asyncio.to_thread(plan_size, catalog, config_from(params))
         return dataset_pb2.DatasetPlan(**_plan_dict(plan))
 
@@ -288,18 +342,24 @@ class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
         return dataset_message(self.datasets.get(request.id))
 
     async def ListDatasets(self, request, context):
-        return dataset_pb2.ListDatasetsResponse(datasets=[dataset_message(d) for d in self.datasets.list(request.catalog)])
+        return dataset_pb2.ListDatasetsResponse(
+            datasets=[dataset_message(d) for d in self.datasets.list(request.catalog)]
+        )
 
     async def ReadFile(self, request, context):
         dataset = self.datasets.get(request.dataset_id)
-        match = next((f for f in dataset["files"] if f["split"] == request.split and f["format"] == request.format), None)
+        match = next(
+            (f for f in dataset["files"] if f["split"] == request.split and f["format"] == request.format), None
+        )
         if match is None:
             available = ", ".join(f"{f['split']}/{f['format']}" for f in dataset["files"])
-            raise DyagError("file_not_found", f"dataset {request.dataset_id} has no {request.split}/{request.format} file; it has {available}")
+            raise DyagError(
+                "file_not_found",
+                f"dataset {request.dataset_id} has no {request.split}/{request.format} file; it has {available}",
+            )
         data = await asyncio.to_thread(self.rt.artifacts.get_bytes, match["artifact"]["digest"])
         for start in range(0, len(data), 1 << 20):
             yield dataset_pb2.FileChunk(data=data[start : start + (1 << 20)])
-
 
 
 class RebuildOnCatalogUpdate:
@@ -320,4 +380,7 @@ class RebuildOnCatalogUpdate:
             return
         params = dict(base["params"], catalog_version=event.version, base_dataset_id=base["id"])
         record = await self.rt.jobs.submit(BUILD, params, envelope.correlation_id or envelope.id)
-        log.info("rebuilding after a catalog update", extra={"catalog": event.name, "base": base["id"], "job_id": record["id"]})
+        log.info(
+            "rebuilding after a catalog update",
+            extra={"catalog": event.name, "base": base["id"], "job_id": record["id"]},
+        )
