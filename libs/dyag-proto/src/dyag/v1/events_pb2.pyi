@@ -75,3 +75,98 @@ class DatasetValidated(_message.Message):
     blocking: _containers.RepeatedScalarFieldContainer[str]
     summary: _struct_pb2.Struct
     def __init__(self, dataset_id: _Optional[str] = ..., verdict: _Optional[str] = ..., blocking: _Optional[_Iterable[str]] = ..., summary: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class ModelRef(_message.Message):
+    __slots__ = ("kind", "id", "catalog_version", "details")
+    class DetailsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CATALOG_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    id: str
+    catalog_version: str
+    details: _containers.ScalarMap[str, str]
+    def __init__(self, kind: _Optional[str] = ..., id: _Optional[str] = ..., catalog_version: _Optional[str] = ..., details: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class RetrainingStarted(_message.Message):
+    __slots__ = ("catalog", "from_version", "version", "changed_entities", "removed_entities", "pipeline_id", "reason", "approaches")
+    CATALOG_FIELD_NUMBER: _ClassVar[int]
+    FROM_VERSION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_ENTITIES_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_ENTITIES_FIELD_NUMBER: _ClassVar[int]
+    PIPELINE_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    APPROACHES_FIELD_NUMBER: _ClassVar[int]
+    catalog: str
+    from_version: str
+    version: str
+    changed_entities: _containers.RepeatedScalarFieldContainer[str]
+    removed_entities: _containers.RepeatedScalarFieldContainer[str]
+    pipeline_id: str
+    reason: str
+    approaches: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, catalog: _Optional[str] = ..., from_version: _Optional[str] = ..., version: _Optional[str] = ..., changed_entities: _Optional[_Iterable[str]] = ..., removed_entities: _Optional[_Iterable[str]] = ..., pipeline_id: _Optional[str] = ..., reason: _Optional[str] = ..., approaches: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ModelStale(_message.Message):
+    __slots__ = ("catalog", "version", "champion", "questions", "wrong", "evaluation_run_id")
+    CATALOG_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_FIELD_NUMBER: _ClassVar[int]
+    QUESTIONS_FIELD_NUMBER: _ClassVar[int]
+    WRONG_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    catalog: str
+    version: str
+    champion: ModelRef
+    questions: int
+    wrong: int
+    evaluation_run_id: str
+    def __init__(self, catalog: _Optional[str] = ..., version: _Optional[str] = ..., champion: _Optional[_Union[ModelRef, _Mapping]] = ..., questions: _Optional[int] = ..., wrong: _Optional[int] = ..., evaluation_run_id: _Optional[str] = ...) -> None: ...
+
+class GateSubset(_message.Message):
+    __slots__ = ("questions", "champion_accuracy", "challenger_accuracy", "delta", "ci_low", "ci_high")
+    QUESTIONS_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    CI_LOW_FIELD_NUMBER: _ClassVar[int]
+    CI_HIGH_FIELD_NUMBER: _ClassVar[int]
+    questions: int
+    champion_accuracy: float
+    challenger_accuracy: float
+    delta: float
+    ci_low: float
+    ci_high: float
+    def __init__(self, questions: _Optional[int] = ..., champion_accuracy: _Optional[float] = ..., challenger_accuracy: _Optional[float] = ..., delta: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ...) -> None: ...
+
+class ModelDecision(_message.Message):
+    __slots__ = ("catalog", "target", "replaced", "reason", "by", "log_seq", "pipeline_id", "evaluation_run_ids", "changed", "unchanged")
+    CATALOG_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    REPLACED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
+    LOG_SEQ_FIELD_NUMBER: _ClassVar[int]
+    PIPELINE_ID_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_RUN_IDS_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_FIELD_NUMBER: _ClassVar[int]
+    catalog: str
+    target: ModelRef
+    replaced: ModelRef
+    reason: str
+    by: str
+    log_seq: int
+    pipeline_id: str
+    evaluation_run_ids: _containers.RepeatedScalarFieldContainer[str]
+    changed: GateSubset
+    unchanged: GateSubset
+    def __init__(self, catalog: _Optional[str] = ..., target: _Optional[_Union[ModelRef, _Mapping]] = ..., replaced: _Optional[_Union[ModelRef, _Mapping]] = ..., reason: _Optional[str] = ..., by: _Optional[str] = ..., log_seq: _Optional[int] = ..., pipeline_id: _Optional[str] = ..., evaluation_run_ids: _Optional[_Iterable[str]] = ..., changed: _Optional[_Union[GateSubset, _Mapping]] = ..., unchanged: _Optional[_Union[GateSubset, _Mapping]] = ...) -> None: ...
