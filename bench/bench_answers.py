@@ -85,7 +85,8 @@ def report(
     }
     print(f"\n== {name}: {len(cases)} questions ==")
     print(
-        f"accuracy {row['accuracy']:.1%} · hallucinations {row['hallucination_rate'] or 0:.1%} · abstention on negatives "
+        f"accuracy {row['accuracy']:.1%} · hallucinations {row['hallucination_rate'] or 0:.1%} · "
+        "abstention on negatives "
         f"{row['abstention_on_negatives'] if row['abstention_on_negatives'] is not None else float('nan'):.1%} · "
         f"latency p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms · answered {dict(modes)}"
     )
@@ -94,7 +95,8 @@ def report(
     misses = [r for r in run.results if not r.correct][:show_misses]
     for r in misses:
         print(
-            f"  ✗ [{r.case.qtype}] {r.case.question}\n    -> {r.answer[:160]!r}\n    {r.reason_code}: {(r.reason or '')[:160]}"
+            f"  ✗ [{r.case.qtype}] {r.case.question}\n    -> "
+            f"{r.answer[:160]!r}\n    {r.reason_code}: {(r.reason or '')[:160]}"
         )
     return row
 
@@ -118,7 +120,8 @@ def main() -> None:
 
         chat = open_chat_model(args.auto)
     print(
-        f"machine: {platform.processor() or platform.machine()}, {platform.python_version()}; answerer built in {build_ms:.0f} ms"
+        f"machine: {platform.processor() or platform.machine()}, "
+        f"{platform.python_version()}; answerer built in {build_ms:.0f} ms"
     )
     rows = []
     sets = {

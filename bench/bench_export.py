@@ -96,7 +96,10 @@ def train_adapter(examples, steps: int, folder: Path) -> dict:
             input_ids=torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in batch]),
             attention_mask=torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch]),
             labels=torch.tensor(
-                [[t if m else -100 for t, m in zip(ids, mask)] + [-100] * (width - len(ids)) for ids, mask in batch]
+                [
+                    [t if m else -100 for t, m in zip(ids, mask, strict=True)] + [-100] * (width - len(ids))
+                    for ids, mask in batch
+                ]
             ),
         )
         out.loss.backward()
@@ -206,20 +209,24 @@ def main() -> None:
     }
     print(json.dumps(result, indent=2))
     print(
-        f"\nMachine: {result['machine']}; load average {load_before[0]:.2f} before, {result['load_average_after'][0]:.2f} after"
+        f"\nMachine: {result['machine']}; load average {load_before[0]:.2f} "
+        f"before, {result['load_average_after'][0]:.2f} after"
     )
     print(
-        f"Export of the three levels: {total:.0f} s (merge {t['merge']:.1f} s, HF answers {t['parity_hf']:.1f} s for {len(probes)} probes)\n"
+        f"Export of the three levels: {total:.0f} s (merge {t['merge']:.1f} "
+        f"s, HF answers {t['parity_hf']:.1f} s for {len(probes)} probes)\n"
     )
     print(
-        "| GGUF | made in | size | held-out probes: agreement / token F1 / fact acc. HF → GGUF | trained probes: agreement / token F1 / fact acc. HF → GGUF |"
+        "| GGUF | made in | size | held-out probes: agreement / token F1 / fact acc. "
+        "HF → GGUF | trained probes: agreement / token F1 / fact acc. HF → GGUF |"
     )
     print("|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['quantization']} | {r['make_seconds']:.1f} s | {human_bytes(r['bytes'])} | {r['agreement']:.0%} / {r['mean_token_f1']:.2f} / "
-            f"{r['hf_fact_accuracy']:.0%} → {r['gguf_fact_accuracy']:.0%} | {r['trained_agreement']:.0%} / {r['trained_mean_token_f1']:.2f} / "
-            f"{r['trained_hf_fact_accuracy']:.0%} → {r['trained_gguf_fact_accuracy']:.0%} |"
+            f"| {r['quantization']} | {r['make_seconds']:.1f} s | {human_bytes(r['bytes'])} | "
+            f"{r['agreement']:.0%} / {r['mean_token_f1']:.2f} / {r['hf_fact_accuracy']:.0%} → "
+            f"{r['gguf_fact_accuracy']:.0%} | {r['trained_agreement']:.0%} / {r['trained_mean_token_f1']:.2f} "
+            f"/ {r['trained_hf_fact_accuracy']:.0%} → {r['trained_gguf_fact_accuracy']:.0%} |"
         )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

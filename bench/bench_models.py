@@ -74,7 +74,8 @@ def main() -> None:
             right += (share or 0) >= 0.8
         latencies.sort()
         print(
-            f"| {model.label} | {right / len(cases):.0%} ({right}/{len(cases)}) | {statistics.median(latencies) / 1000:.1f} s | "
+            f"| {model.label} | {right / len(cases):.0%} ({right}/{len(cases)}) | "
+            f"{statistics.median(latencies) / 1000:.1f} s | "
             f"{latencies[int(0.95 * (len(latencies) - 1))] / 1000:.1f} s | {load_s:.1f} s |",
             flush=True,
         )

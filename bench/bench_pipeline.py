@@ -185,8 +185,10 @@ def markdown(result: dict) -> str:
         lines.append(f"| {s['step']} | {s['status']} | {seconds} | {span} |")
     verdict = "met" if result["exit_code"] == 0 and result["dyag_run_s"] <= TARGET_S else "**not met**"
     lines += [
-        f"| **pipeline** (POST to its end, on the gateway) | {result['pipeline_status']} | **{result['pipeline_s']} s** | |",
-        f"| **`dyag run`** (the command, exit code {result['exit_code']}) | | **{result['dyag_run_s']} s** | target ≤ {TARGET_S:.0f} s: {verdict} |",
+        "| **pipeline** (POST to its end, on the gateway) | "
+        f"{result['pipeline_status']} | **{result['pipeline_s']} s** | |",
+        f"| **`dyag run`** (the command, exit code {result['exit_code']}) | | "
+        f"**{result['dyag_run_s']} s** | target ≤ {TARGET_S:.0f} s: {verdict} |",
         f"| stack start (`dyag up`'s work, before the command) | | {result['stack_start_s']} s | |",
     ]
     return "\n".join(lines)

@@ -56,7 +56,8 @@ ENTITY_TYPES = (
     "comparative",
 )
 WIDE_TYPES = ("listing", "counting")
-# Hand-written for this benchmark (not generated) - (question, entity id): what an application does, asked without its name, mostly in other words than its record's.
+# Hand-written for this benchmark (not generated) - (question, entity id): what an application does, asked without
+# its name, mostly in other words than its record's.
 DESCRIPTIVE = [
     ("Où une entreprise de transport routier fait-elle ses démarches administratives en ligne ?", "1004"),
     ("Quelles plateformes régionales diffusent les observations naturalistes ?", "1017"),
@@ -130,10 +131,12 @@ def quality(engine: RagEngine, catalog: Catalog, questions: int, seed: int) -> N
         e for t in by_type for e in rng.sample(by_type[t], min(len(by_type[t]), max(1, questions // len(by_type))))
     ]
     print(
-        f"\n## 1. Retrieval quality: {len(picked)} generated questions on the sample catalog ({len(catalog.entities)} applications)"
+        f"\n## 1. Retrieval quality: {len(picked)} generated questions "
+        f"on the sample catalog ({len(catalog.entities)} applications)"
     )
     print(
-        "recall@k: share of the question's entities among the entities of the top-k chunks; MRR: 1/rank of the first chunk of one of them"
+        "recall@k: share of the question's entities among the entities of "
+        "the top-k chunks; MRR: 1/rank of the first chunk of one of them"
     )
     print(f"descriptive: {len(DESCRIPTIVE)} hand-written questions that ask what an application does without naming it")
     for variant, options in VARIANTS.items():
@@ -158,7 +161,8 @@ def quality(engine: RagEngine, catalog: Catalog, questions: int, seed: int) -> N
         ):
             if group:
                 print(
-                    f"| {label} | {len(group)} | {_mean(group, 0):.3f} | {_mean(group, 1):.3f} | {_mean(group, 2):.3f} |"
+                    f"| {label} | {len(group)} | {_mean(group, 0):.3f} "
+                    f"| {_mean(group, 1):.3f} | {_mean(group, 2):.3f} |"
                 )
         if variant.startswith("full"):
             print("\nper type (full):")
@@ -166,13 +170,15 @@ def quality(engine: RagEngine, catalog: Catalog, questions: int, seed: int) -> N
             for t in (*ENTITY_TYPES, *WIDE_TYPES):
                 if rows.get(t):
                     print(
-                        f"| {t} | {len(rows[t])} | {_mean(rows[t], 0):.3f} | {_mean(rows[t], 1):.3f} | {_mean(rows[t], 2):.3f} |"
+                        f"| {t} | {len(rows[t])} | {_mean(rows[t], 0):.3f} | "
+                        f"{_mean(rows[t], 1):.3f} | {_mean(rows[t], 2):.3f} |"
                     )
     perturbed(engine, catalog, [e for e in picked if e.qtype in ENTITY_TYPES], seed)
     unknown = [e for e in generate(catalog, GenerationConfig(seed=seed)) if e.qtype == "negative_unknown_entity"]
     abstained = sum(engine.query("bench", e.question, retrieve_only=True)["abstained"] for e in unknown)
     print(
-        f"\nunknown applications (negative_unknown_entity): {abstained}/{len(unknown)} refused by the retrieval layer's rule, without a model"
+        f"\nunknown applications (negative_unknown_entity): {abstained}/{len(unknown)} "
+        "refused by the retrieval layer's rule, without a model"
     )
 
 
@@ -240,7 +246,8 @@ def throughput(catalog: Catalog, cold_apps: int, folder: Path, baseline_apps: in
         "load beside it inflates less than the wall clock"
     )
     print(
-        "| indexer | entities | chunks | vectors | wall s | entities/s | embedding s | CPU s | entities per CPU-s | load |"
+        "| indexer | entities | chunks | vectors | wall s | entities/s "
+        "| embedding s | CPU s | entities per CPU-s | load |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for i, (label, settings) in enumerate(INDEXERS):
@@ -254,8 +261,8 @@ def throughput(catalog: Catalog, cold_apps: int, folder: Path, baseline_apps: in
         cpu = time.process_time() - cpu
         n = len(part.entities)
         print(
-            f"| {label} | {n} | {report.chunks} | {report.vectors_computed} | {report.seconds:.2f} | {n / report.seconds:.1f} | "
-            f"{report.embed_seconds:.2f} | {cpu:.2f} | {n / cpu:.1f} | {load_avg()} |",
+            f"| {label} | {n} | {report.chunks} | {report.vectors_computed} | {report.seconds:.2f} | "
+            f"{n / report.seconds:.1f} | {report.embed_seconds:.2f} | {cpu:.2f} | {n / cpu:.1f} | {load_avg()} |",
             flush=True,
         )
     cache = str(folder / "warm.sqlite")
@@ -263,7 +270,8 @@ def throughput(catalog: Catalog, cold_apps: int, folder: Path, baseline_apps: in
     warm = engine_in(folder / "warm", cache).indexer.sync("bench", subset, "bench", subset.version)
     print(
         f"warm, same {len(subset.entities)} applications into a new collection, vectors from the cache (chunking, "
-        f"Chroma writes): {warm.seconds:.2f} s = {len(subset.entities) / warm.seconds:.0f} entities/s (load {load_avg()})"
+        f"Chroma writes): {warm.seconds:.2f} s = "
+        f"{len(subset.entities) / warm.seconds:.0f} entities/s (load {load_avg()})"
     )
 
 
@@ -277,8 +285,9 @@ def incremental(engine: RagEngine, catalog: Catalog) -> None:
     report = engine.indexer.sync("bench1000", new, "bench1000", new.version)
     engine.indexer.cache = cache
     print(
-        f"incremental re-index of the {len(catalog.entities):,}-application collection after {len(report.changed)} changed "
-        f"entities: {report.seconds:.2f} s ({report.vectors_computed} vectors computed, {report.chunks_embedded} chunks "
+        f"incremental re-index of the {len(catalog.entities):,}-application collection "
+        f"after {len(report.changed)} changed entities: {report.seconds:.2f} s "
+        f"({report.vectors_computed} vectors computed, {report.chunks_embedded} chunks "
         f"written, {report.chunks_deleted} deleted, {report.unchanged} entities untouched)"
     )
     engine.indexer.sync("bench1000", catalog, "bench1000", catalog.version)  # back to the cached state
@@ -296,10 +305,12 @@ def latency(apps: int, questions: int, seed: int, folder: Path) -> RagEngine:
     began = time.perf_counter()
     report = engine.indexer.sync("bench1000", catalog, "bench1000", catalog.version)
     print(
-        f"\n## 3. Retrieval latency on a generated catalog of {len(catalog.entities):,} applications ({report.chunks:,} chunks)"
+        "\n## 3. Retrieval latency on a generated catalog of "
+        f"{len(catalog.entities):,} applications ({report.chunks:,} chunks)"
     )
     print(
-        f"indexed in {time.perf_counter() - began:.1f} s ({report.vectors_computed} vectors computed, the others from bench/.cache)"
+        f"indexed in {time.perf_counter() - began:.1f} s ({report.vectors_computed} "
+        "vectors computed, the others from bench/.cache)"
     )
     examples = [
         e
@@ -323,7 +334,8 @@ def latency(apps: int, questions: int, seed: int, folder: Path) -> RagEngine:
         timings.sort()
         p50, p95 = timings[len(timings) // 2], timings[int(len(timings) * 0.95) - 1]
         share = (
-            f"; question embedding + Chroma search p50 {statistics.median(dense):.1f} ms in the {len(dense)} queries that ran it"
+            f"; question embedding + Chroma search p50 {statistics.median(dense):.1f} "
+            f"ms in the {len(dense)} queries that ran it"
             if dense
             else ""
         )
@@ -345,7 +357,8 @@ def latency(apps: int, questions: int, seed: int, folder: Path) -> RagEngine:
             spent.append((time.perf_counter() - start) * 1000)
         spent.sort()
         print(
-            f"  {model.name}: p50 {spent[len(spent) // 2]:.1f} ms, p95 {spent[int(len(spent) * 0.95) - 1]:.1f} ms (load {load_avg()})"
+            f"  {model.name}: p50 {spent[len(spent) // 2]:.1f} ms, p95 "
+            f"{spent[int(len(spent) * 0.95) - 1]:.1f} ms (load {load_avg()})"
         )
     return engine
 
@@ -355,7 +368,8 @@ def answers(engine: RagEngine, catalog: Catalog, count: int, batch: int, before:
     """The default CPU model (local:default): one question at a time as the service answers it, the former settings
     beside it, then batches (LocalChatModel.chat_batch) without and with RAG context, fp32 (default) and int8."""
     print(
-        "\n## 4. End-to-end answers with the default CPU model (local:default, SmolLM2-135M-Instruct, transformers, CPU)"
+        "\n## 4. End-to-end answers with the default CPU model "
+        "(local:default, SmolLM2-135M-Instruct, transformers, CPU)"
     )
     if importlib.util.find_spec("dyag_llm.local") is None:
         print("skipped: dyag_llm.local (the platform's CPU model) is not installed")
@@ -378,14 +392,16 @@ def answers(engine: RagEngine, catalog: Catalog, count: int, batch: int, before:
     def report(label: str, rows: list[tuple[float, int, int, str]]) -> None:
         reasons = {r: sum(1 for x in rows if x[3] == r) for r in ("stop", "loop", "length")}
         print(
-            f"| {label} | {len(rows)} | {statistics.median(x[0] for x in rows):.1f} s | {statistics.median(x[1] for x in rows):.0f} | "
-            f"{statistics.median(x[2] for x in rows):.0f} | {reasons['stop']} / {reasons['loop']} / {reasons['length']} | {load_avg()} |",
+            f"| {label} | {len(rows)} | {statistics.median(x[0] for x in rows):.1f} s | "
+            f"{statistics.median(x[1] for x in rows):.0f} | {statistics.median(x[2] for x in rows):.0f} "
+            f"| {reasons['stop']} / {reasons['loop']} / {reasons['length']} | {load_avg()} |",
             flush=True,
         )
 
     print("\none question at a time, through RagEngine.query (retrieval + generation):")
     print(
-        "| settings | questions | p50 end to end | prompt tokens | answer tokens | ended: end of turn / loop cut / max_tokens | load |"
+        "| settings | questions | p50 end to end | prompt tokens | answer "
+        "tokens | ended: end of turn / loop cut / max_tokens | load |"
     )
     print("|---|---|---|---|---|---|---|")
     if before:  # what the service did before: the full prompt, up to 256 tokens, no loop stop (fp32, 1 thread)
@@ -405,21 +421,24 @@ def answers(engine: RagEngine, catalog: Catalog, count: int, batch: int, before:
         r = engine.query("bench", q, model="local:default")
         rows.append((r["timings"]["total_ms"] / 1000, r["tokens"]["prompt"], r["tokens"]["completion"], _reason(r)))
         print(
-            f"  {r['timings']['total_ms'] / 1000:.1f} s, {r['tokens']['prompt']}+{r['tokens']['completion']} tokens: {q} -> {r['answer'][:100]!r}"
+            f"  {r['timings']['total_ms'] / 1000:.1f} s, "
+            f"{r['tokens']['prompt']}+{r['tokens']['completion']} tokens: {q} -> {r['answer'][:100]!r}"
         )
     report(
-        "now: compact context (3 chunks, 900 characters, short system prompt), max 128 tokens, stop at end of turn or loop",
+        "now: compact context (3 chunks, 900 characters, short "
+        "system prompt), max 128 tokens, stop at end of turn or loop",
         rows,
     )
 
     asked = questions[:batch]
     plain = [[{"role": "system", "content": DEFAULT_SYSTEM_PROMPT}, {"role": "user", "content": q}] for q in asked]
     print(
-        f"\nbatches of {len(asked)} questions (LocalChatModel.chat_batch: sorted by prompt length, groups of 16, left padding, "
-        "one generate call per group; RagEngine.query_batch for RAG):"
+        f"\nbatches of {len(asked)} questions (LocalChatModel.chat_batch: sorted by prompt length, "
+        "groups of 16, left padding, one generate call per group; RagEngine.query_batch for RAG):"
     )
     print(
-        "| what | dtype | questions/s | wall s | prompt tokens p50 | answer tokens p50 | ended: end of turn / loop / max | load |"
+        "| what | dtype | questions/s | wall s | prompt tokens p50 | "
+        "answer tokens p50 | ended: end of turn / loop / max | load |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for dtype in ("fp32", "int8"):
@@ -456,7 +475,8 @@ def answers(engine: RagEngine, catalog: Catalog, count: int, batch: int, before:
             together = [r.text for r in chat.chat_batch(plain[:8])]
             alone = [chat.chat(m).text for m in plain[:8]]
             print(
-                f"{label}: {sum(a == b for a, b in zip(together, alone, strict=True))} of 8 answers the same batched and alone"
+                f"{label}: {sum(a == b for a, b in zip(together, alone, strict=True))} "
+                "of 8 answers the same batched and alone"
             )
 
 
@@ -467,9 +487,10 @@ def _reason(response: dict) -> str:
 def _batch_row(label: str, dtype: str, results, wall: float) -> None:
     reasons = [getattr(r, "finish_reason", "") for r in results]
     print(
-        f"| {label} | {dtype} | {len(results) / wall:.2f} | {wall:.1f} | {statistics.median(r.prompt_tokens for r in results):.0f} | "
-        f"{statistics.median(r.completion_tokens for r in results):.0f} | {reasons.count('stop')} / {reasons.count('loop')} / "
-        f"{reasons.count('length')} | {load_avg()} |",
+        f"| {label} | {dtype} | {len(results) / wall:.2f} | {wall:.1f} | "
+        f"{statistics.median(r.prompt_tokens for r in results):.0f} | "
+        f"{statistics.median(r.completion_tokens for r in results):.0f} | {reasons.count('stop')} "
+        f"/ {reasons.count('loop')} / {reasons.count('length')} | {load_avg()} |",
         flush=True,
     )
 
@@ -494,8 +515,8 @@ def main() -> None:
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     print(
-        f"# rag-service benchmark — {os.cpu_count()} CPUs, load average {load_avg()}, embedder {RagSettings().rag_embedder}, dense scope "
-        f"{RagSettings().rag_dense_scope}, "
+        f"# rag-service benchmark — {os.cpu_count()} CPUs, load average {load_avg()}, "
+        f"embedder {RagSettings().rag_embedder}, dense scope {RagSettings().rag_dense_scope}, "
         f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"
     )
     sample = load_catalog_file(SAMPLE)

@@ -279,7 +279,8 @@ def main() -> None:
     print(f"baseline (SFTTrainer, padded batches of 8, loss on all tokens): {baseline:.1f} tokens/s")
     print(f"ours (packed rows, assistant-only loss and LM head):             {ours:.1f} tokens/s")
     print(
-        f"ratio: {ours / baseline:.2f}x; ours at {ours / limit:.0%} of the physical limit, the baseline at {baseline / limit:.0%}"
+        f"ratio: {ours / baseline:.2f}x; ours at {ours / limit:.0%} of "
+        f"the physical limit, the baseline at {baseline / limit:.0%}"
     )
 
     if args.device == "cuda" and unsloth_installed():
@@ -314,8 +315,9 @@ def main() -> None:
             figures["bf16_tokens_per_s"] = round(median_rate(bf16["rates"], args.warmup), 1)
             figures["fp32_tokens_per_s_512"] = round(median_rate(fp32["rates"], args.warmup), 1)
         print(
-            f"loss curve, {len(a)} steps, fp32 vs {bf16['precision']}: mean relative difference {statistics.mean(diffs):.2%}, "
-            f"max {max(diffs):.2%}; last-5 mean {figures['loss_final_fp32']} vs {figures['loss_final_bf16']}"
+            f"loss curve, {len(a)} steps, fp32 vs {bf16['precision']}: mean relative "
+            f"difference {statistics.mean(diffs):.2%}, max {max(diffs):.2%}; last-5 "
+            f"mean {figures['loss_final_fp32']} vs {figures['loss_final_bf16']}"
         )
         print("fp32:", " ".join(f"{x:.3f}" for x in a))
         print("bf16:", " ".join(f"{x:.3f}" for x in b))

@@ -143,7 +143,8 @@ def _entity(rng: random.Random, index: int) -> Entity:
     obj = rng.choice(_OBJECTS)
     description = (
         f"{rng.choice(_ROLES).capitalize()} {rng.choice(_ACTIONS)} {obj}. "
-        f"Elle permet aux {rng.choice(_BENEFICIARIES)} d'effectuer leurs démarches administratives en ligne et de suivre leurs dossiers. "
+        f"Elle permet aux {rng.choice(_BENEFICIARIES)} d'effectuer leurs "
+        "démarches administratives en ligne et de suivre leurs dossiers. "
         + rng.choice(
             [
                 "",
@@ -190,18 +191,22 @@ def _answers(e: Entity, other: Entity, rng: random.Random) -> dict[str, list[str
         ],
         "domain": [
             f"{n} relève du domaine « {domain.domain} », sous-domaine « {domain.subdomain} ».",
-            f"L'application {n} appartient au domaine {domain.domain} ({domain.subdomain}). Elle est rattachée à ce domaine dans le catalogue.",
+            f"L'application {n} appartient au domaine {domain.domain} "
+            f"({domain.subdomain}). Elle est rattachée à ce domaine dans le catalogue.",
         ],
         "actors": [
             f"{n} est pilotée par {moa} (maîtrise d'ouvrage) ; la maîtrise d'œuvre est assurée par {moe}.",
-            f"Les acteurs de {n} sont {moa} en tant que MOA et {moe} en tant que MOE. L'exploitation est assurée par le centre serveur du ministère.",
+            f"Les acteurs de {n} sont {moa} en tant que MOA et {moe} en tant que "
+            "MOE. L'exploitation est assurée par le centre serveur du ministère.",
         ],
         "sites": [
             f"Le site principal de {n} est {e.sites[0].url}.",
-            f"{n} est accessible à l'adresse {e.sites[0].url}. La documentation utilisateur est disponible depuis la page d'accueil.",
+            f"{n} est accessible à l'adresse {e.sites[0].url}. La documentation "
+            "utilisateur est disponible depuis la page d'accueil.",
         ],
         "contacts": [
-            f"Le contact de {n} est {contact.name} ({contact.role}) : {contact.email}, tél. 01 {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)}.",
+            f"Le contact de {n} est {contact.name} ({contact.role}) : {contact.email}, tél. 01 "
+            f"{rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)}.",
             f"Pour {n}, s'adresser à {contact.name}, {contact.role.lower()} : {contact.email}.",
         ],
         "scope": [
@@ -209,11 +214,14 @@ def _answers(e: Entity, other: Entity, rng: random.Random) -> dict[str, list[str
             f"Le périmètre de {n} couvre les {e.beneficiaries} sur l'ensemble du territoire national.",
         ],
         "comparative": [
-            f"{n} : {e.description} {other.name} : {other.description} Les deux applications sont respectivement {status} et {other.status}.",
-            f"{n} ({long_name}) est {status}, alors que {other.name} ({other.long_name}) est {other.status}. {e.description}",
+            f"{n} : {e.description} {other.name} : {other.description} Les deux "
+            f"applications sont respectivement {status} et {other.status}.",
+            f"{n} ({long_name}) est {status}, alors que {other.name} "
+            f"({other.long_name}) est {other.status}. {e.description}",
         ],
         "negative_empty_field": [
-            f"La technologie de {n} n'est pas renseignée dans le catalogue. Je ne sais pas sur quelle technologie elle repose.",
+            f"La technologie de {n} n'est pas renseignée dans le catalogue. "
+            "Je ne sais pas sur quelle technologie elle repose.",
             f"Je n'ai pas d'information sur la technologie de {n} : ce champ n'est pas renseigné.",
         ],
     }
@@ -329,7 +337,7 @@ def cookbook(data_path: str, encoding) -> int:
     print_distribution(n_messages, "num_messages_per_example")
     print_distribution(convo_lens, "num_total_tokens_per_example")
     print_distribution(assistant_message_lens, "num_assistant_tokens_per_example")
-    n_too_long = sum(l > 16385 for l in convo_lens)
+    n_too_long = sum(length > 16385 for length in convo_lens)
     print(f"\n{n_too_long} examples may be over the 16,385 token limit, they will be truncated during fine-tuning")
 
     MAX_TOKENS_PER_EXAMPLE = 16385
@@ -388,10 +396,12 @@ def main(argv: list[str] | None = None) -> int:
     n_lines, catalog = generate(path, args.size_mb)
     size_mb = path.stat().st_size / 1e6
     print(
-        f"generated {path}: {size_mb:.1f} MB, {n_lines} lines, {len(catalog.entities)} entities ({time.perf_counter() - start:.1f} s)"
+        f"generated {path}: {size_mb:.1f} MB, {n_lines} lines, "
+        f"{len(catalog.entities)} entities ({time.perf_counter() - start:.1f} s)"
     )
     print(
-        f"machine: {os.cpu_count()} CPU, python {sys.version.split()[0]}; load average {os.getloadavg()[0]:.2f} before the runs"
+        f"machine: {os.cpu_count()} CPU, python {sys.version.split()[0]}; "
+        f"load average {os.getloadavg()[0]:.2f} before the runs"
     )
 
     encoding, _, _ = load_encoding(
