@@ -141,3 +141,20 @@ def test_small_changes_wait_for_the_minimum_and_manual_policies_wait_for_a_reque
     assert not is_due(state, manual, 1e9)
     request(state, version="v1", from_version="v0", now=5.0)
     assert is_due(state, manual, 5.0)
+
+
+def test_cron_schedules():
+    from datetime import datetime
+
+    from dyag_core.retraining.schedule import CronError, cron_matches
+
+    monday_3am = datetime(2026, 12, 7, 3, 0)  # a Monday
+    assert cron_matches("0 3 * * *", monday_3am) and not cron_matches("0 3 * * *", monday_3am.replace(minute=1))
+    assert cron_matches("*/15 * * * 1", monday_3am) and not cron_matches("0 3 * * 0", monday_3am)
+    assert cron_matches("0 3 1 * 1", monday_3am)  # both day fields restricted: either is enough
+    assert cron_matches("0 3 * * 7", datetime(2026, 12, 6, 3, 0))  # 7 is Sunday too
+    for bad, message in (("0 3 * *", "five fields"), ("61 * * * *", "within 0-59"), ("a * * * *", "not a number")):
+        with pytest.raises(CronError, match=message):
+            cron_matches(bad, monday_3am)
+    with pytest.raises(PolicyError, match="minute field"):
+        RetrainingPolicy.from_dict({"trigger": "schedule", "schedule": "99 * * * *"})

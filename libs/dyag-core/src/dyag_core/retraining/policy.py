@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dyag_core.errors import DyagError
+from dyag_core.retraining.schedule import CronError, parse_cron
 
 TRIGGERS = ("on_change", "schedule", "manual")
 # What may compete. rag: the RAG collection with its model; grounded: its records alone; lora: a LoRA model trained
@@ -86,6 +87,11 @@ class RetrainingPolicy:
             problems.append(f"trigger must be one of {', '.join(TRIGGERS)}, not {self.trigger!r}")
         if self.trigger == "schedule" and not self.schedule.strip():
             problems.append("trigger=schedule needs a schedule (a cron expression, e.g. '0 3 * * *')")
+        elif self.schedule.strip():
+            try:
+                parse_cron(self.schedule)
+            except CronError as exc:
+                problems.append(exc.message)
         if not self.approaches:
             problems.append(f"approaches is empty: name at least one of {', '.join(APPROACHES)}")
         unknown = [a for a in self.approaches if a not in APPROACHES]
