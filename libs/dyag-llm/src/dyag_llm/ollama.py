@@ -44,8 +44,8 @@ class OllamaChatModel:
         if reply.status_code == 404:
             raise LLMError(
                 "model_not_found",
-                f"Ollama at {self.host} has no model {self.model!r}: create it (`ollama create {self.model} -f Modelfile`) "
-                f"or pull it (`ollama pull {self.model}`)",
+                f"Ollama at {self.host} has no model {self.model!r}: create it (`ollama "
+                f"create {self.model} -f Modelfile`) or pull it (`ollama pull {self.model}`)",
             )
         if reply.status_code >= 400:
             raise LLMError("llm_error", f"Ollama answered HTTP {reply.status_code}: {_error_text(reply)}")
@@ -142,7 +142,8 @@ class OllamaModels:
                     reply.read()
                     raise LLMError(
                         "llm_error",
-                        f"Ollama refused to create {body.get('model')!r}: HTTP {reply.status_code} {_error_text(reply)}",
+                        f"Ollama refused to create {body.get('model')!r}: "
+                        f"HTTP {reply.status_code} {_error_text(reply)}",
                     )
                 for line in reply.iter_lines():
                     if not line.strip():

@@ -310,8 +310,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dyag_llm.serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
     print(
-        f"dyag_llm.serve: {args.model.name}{' + ' + args.lora.name if args.lora else ''} loaded in {time.monotonic() - began:.1f} s "
-        f"({model.template} prompts); listening on http://{args.host}:{server.server_address[1]}/v1 as {server.alias}",
+        f"dyag_llm.serve: {args.model.name}{' + ' + args.lora.name if args.lora else ''} "
+        f"loaded in {time.monotonic() - began:.1f} s ({model.template} prompts); "
+        f"listening on http://{args.host}:{server.server_address[1]}/v1 as {server.alias}",
         flush=True,
     )
 

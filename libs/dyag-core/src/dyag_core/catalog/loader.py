@@ -146,8 +146,8 @@ def _parse_csv(text: str) -> list[Any]:
         if None in row:  # DictReader files the cells beyond the header under None
             raise CatalogError(
                 "invalid_record",
-                f"CSV line {reader.line_num} has {len(row[None])} more cell(s) than the header's {len(reader.fieldnames)} columns; "
-                "quote values that hold the delimiter",
+                f"CSV line {reader.line_num} has {len(row[None])} more cell(s) than the header's "
+                f"{len(reader.fieldnames)} columns; quote values that hold the delimiter",
                 {"line": reader.line_num},
             )
         rows.append(row)
@@ -177,7 +177,8 @@ def _repair_records(records: list[Any], repair: bool) -> tuple[list[Any], int]:
     if count and not repair:
         raise CatalogError(
             "mojibake",
-            f"{count} value(s) look like UTF-8 read as cp1252 (e.g. {samples[0]!r}); re-export as UTF-8, or allow repair",
+            f"{count} value(s) look like UTF-8 read as cp1252 (e.g. "
+            f"{samples[0]!r}); re-export as UTF-8, or allow repair",
             {"count": count, "samples": samples},
         )
     return fixed, count

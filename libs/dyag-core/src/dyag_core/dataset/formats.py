@@ -175,7 +175,8 @@ def read_dataset(path: str | Path, fmt: str = "openai") -> tuple[Example, ...]:
             "manifest_mismatch", f"{path.name} holds {len(records)} examples but its manifest {len(entries)}"
         )
     return tuple(
-        _example(_READERS[fmt](record, n, path), entry) for n, (record, entry) in enumerate(zip(records, entries), 1)
+        _example(_READERS[fmt](record, n, path), entry)
+        for n, (record, entry) in enumerate(zip(records, entries, strict=True), 1)
     )
 
 

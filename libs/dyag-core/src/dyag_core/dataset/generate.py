@@ -109,7 +109,10 @@ class DatasetPlan:
 
     @property
     def formula(self) -> str:
-        return f"{self.entities} apps x {len(self.question_types)} types x {self.variations} variations = {self.guide_estimate}"
+        return (
+            f"{self.entities} apps x {len(self.question_types)} types "
+            f"x {self.variations} variations = {self.guide_estimate}"
+        )
 
     def describe(self) -> str:
         lines = [f"{self.formula} examples at most; this catalog allows {self.total}:"]
@@ -186,7 +189,8 @@ def _fit_variations(catalog: Catalog, config: GenerationConfig) -> tuple[Generat
     if wanted is None or plan.total >= wanted:
         return (
             config,
-            f"{plan.entities} applications: {plan.total} questions possible at {config.variations} variations; using {wanted or plan.total}",
+            f"{plan.entities} applications: {plan.total} questions possible "
+            f"at {config.variations} variations; using {wanted or plan.total}",
         )
     most = MOST_VARIATIONS
     tried = [(config.variations, plan.total)]
@@ -667,11 +671,11 @@ def _pairs(catalog: Catalog, ranks: dict[str, int]) -> list[tuple[Entity, Entity
     pairs: list[tuple[Entity, Entity]] = []
     leftovers = groups.pop("", [])
     for members in groups.values():
-        pairs += zip(members[0::2], members[1::2])
+        pairs += zip(members[0::2], members[1::2], strict=False)
         if len(members) % 2:
             leftovers.append(members[-1])
     leftovers.sort(key=lambda e: ranks[e.id])
-    pairs += zip(leftovers[0::2], leftovers[1::2])
+    pairs += zip(leftovers[0::2], leftovers[1::2], strict=False)
     return pairs
 
 

@@ -61,7 +61,9 @@ def split_examples(
         assignment, notes = _by_paraphrase(examples, targets, rng)
     else:
         assignment, notes = _by_entity(examples, targets, ratios, rng)
-    parts = {name: tuple(ex for ex, where in zip(examples, assignment) if where == name) for name in SPLIT_NAMES}
+    parts = {
+        name: tuple(ex for ex, where in zip(examples, assignment, strict=True) if where == name) for name in SPLIT_NAMES
+    }
     return Split(parts["train"], parts["validation"], parts["test"], strategy, tuple(notes))
 
 
@@ -78,7 +80,8 @@ def split_warnings(examples: Sequence[Example], split: Split) -> list[str]:
                 else ""
             )
             warnings.append(
-                f"test: no question of type {', '.join(missing)}; an evaluation on this split does not measure them{hint}"
+                f"test: no question of type {', '.join(missing)}; an "
+                f"evaluation on this split does not measure them{hint}"
             )
     return warnings
 
@@ -319,7 +322,8 @@ def _shared_questions(split: Split) -> list[str]:
 def _untaught_facts(split: Split) -> list[str]:
     taught = {fact_key(ex) for ex in split.train}
     return [
-        f"{name}: the fact of example {ex.id} ({ex.qtype}, entities {', '.join(ex.provenance.entity_ids) or '-'}) is not taught in train"
+        f"{name}: the fact of example {ex.id} ({ex.qtype}, entities "
+        f"{', '.join(ex.provenance.entity_ids) or '-'}) is not taught in train"
         for name in ("validation", "test")
         for ex in split.parts()[name]
         if fact_key(ex) not in taught

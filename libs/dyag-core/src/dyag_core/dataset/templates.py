@@ -461,7 +461,7 @@ def _event_text(event: Event) -> tuple[str, str]:
 
 def answer_events(entity: Entity, variant: int = 0) -> Answer:
     events = sorted(entity.events, key=lambda e: e.date or "9999")[:SHOWN_ITEMS]
-    texts, facts = zip(*(_event_text(e) for e in events))
+    texts, facts = zip(*(_event_text(e) for e in events), strict=True)
     if len(texts) == 1:
         text = f"Une date clé est enregistrée pour {app(entity)} : {texts[0]}."
     else:
@@ -673,7 +673,10 @@ def answer_listing(criterion: Criterion, variant: int = 0) -> Answer:
         if total == 1:
             return f"Une seule application {criterion.verb_one} : {names[0]}."
         if total > len(names):
-            return f"Le catalogue compte {total} applications {criterion.adj}. En voici {len(names)}, par ordre alphabétique :{bullets(names)}"
+            return (
+                f"Le catalogue compte {total} applications {criterion.adj}. En "
+                f"voici {len(names)}, par ordre alphabétique :{bullets(names)}"
+            )
         listed = f" {join_fr(names)}." if total <= INLINE_ITEMS else f" :{bullets(names)}"
         return f"Les {total} applications {criterion.adj} sont{listed}"
 

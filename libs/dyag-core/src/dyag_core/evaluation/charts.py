@@ -26,8 +26,9 @@ def _legend(names: Sequence[str], x: float, y: float) -> str:
 
 def _svg(chart_id: str, title: str, width: int, height: int, body: str) -> str:
     return (
-        f'<svg id="{chart_id}-svg" viewBox="0 0 {width} {height}" width="100%" role="img" aria-labelledby="{chart_id}-title" '
-        f'preserveAspectRatio="xMidYMid meet"><title id="{chart_id}-title">{escape(title)}</title>{body}</svg>'
+        f'<svg id="{chart_id}-svg" viewBox="0 0 {width} {height}" width="100%" '
+        f'role="img" aria-labelledby="{chart_id}-title" preserveAspectRatio="xMidYMid '
+        f'meet"><title id="{chart_id}-title">{escape(title)}</title>{body}</svg>'
     )
 
 
@@ -47,7 +48,8 @@ def grouped_bars(
         y = top + plot_h * (1 - k / 10)
         body.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>')
         body.append(
-            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="10" text-anchor="end" {FONT}>{k * 10}{" %" if percent else ""}</text>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="10" '
+            f'text-anchor="end" {FONT}>{k * 10}{" %" if percent else ""}</text>'
         )
     group_w = plot_w / max(1, len(categories))
     bar_w = max(2.0, min(28.0, (group_w - 8) / max(1, len(series))))
@@ -58,17 +60,20 @@ def grouped_bars(
             x = gx + s * bar_w
             if value is None:
                 body.append(
-                    f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h - 3:.1f}" font-size="8" text-anchor="middle" fill="#9ca3af" {FONT}>–</text>'
+                    f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h - 3:.1f}" '
+                    f'font-size="8" text-anchor="middle" fill="#9ca3af" {FONT}>–</text>'
                 )
                 continue
             h = plot_h * max(0.0, min(1.0, value))
             label = f"{name} — {category} : {value * 100:.1f} %"
             body.append(
-                f'<rect class="bar" x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w - 1:.1f}" height="{h:.1f}" fill="{color(s)}"><title>{escape(label)}</title></rect>'
+                f'<rect class="bar" x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w - 1:.1f}" '
+                f'height="{h:.1f}" fill="{color(s)}"><title>{escape(label)}</title></rect>'
             )
         lx, ly = left + c * group_w + group_w / 2, top + plot_h + 12
         body.append(
-            f'<text x="{lx:.1f}" y="{ly:.1f}" font-size="10" text-anchor="end" transform="rotate(-35 {lx:.1f} {ly:.1f})" {FONT}>{escape(category)}</text>'
+            f'<text x="{lx:.1f}" y="{ly:.1f}" font-size="10" text-anchor="end" '
+            f'transform="rotate(-35 {lx:.1f} {ly:.1f})" {FONT}>{escape(category)}</text>'
         )
     body.append(f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#6b7280"/>')
     return _svg(chart_id, title, width, height, "".join(body))
@@ -108,7 +113,8 @@ def histogram(
         y = top + plot_h * (1 - k / ticks)
         body.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>')
         body.append(
-            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="10" text-anchor="end" {FONT}>{k * tick * 100:.0f} %</text>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="10" '
+            f'text-anchor="end" {FONT}>{k * tick * 100:.0f} %</text>'
         )
     bin_w = plot_w / bins
     bar_w = max(2.0, (bin_w - 4) / max(1, len(series)))
@@ -120,7 +126,8 @@ def histogram(
             x = left + b * bin_w + 2 + s * bar_w
             label = f"{series[s][0]} : {share * 100:.1f} % des appels entre {b * step:.0f} et {(b + 1) * step:.0f} ms"
             body.append(
-                f'<rect class="bar" x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w - 1:.1f}" height="{h:.1f}" fill="{color(s)}"><title>{escape(label)}</title></rect>'
+                f'<rect class="bar" x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w - 1:.1f}" '
+                f'height="{h:.1f}" fill="{color(s)}"><title>{escape(label)}</title></rect>'
             )
     for s, (name, _, p50, p95) in enumerate(series):
         for value, label, length in ((p50, "p50", 0.55), (p95, "p95", 1.0)):
@@ -128,16 +135,19 @@ def histogram(
                 continue
             x = left + plot_w * min(1.0, value / top_value)
             body.append(
-                f'<line class="marker" x1="{x:.1f}" x2="{x:.1f}" y1="{top + plot_h:.1f}" y2="{top + plot_h * (1 - length):.1f}" stroke="{color(s)}" '
-                f'stroke-dasharray="4 3" stroke-width="1.5"><title>{escape(f"{name} {label} : {value:.0f} ms")}</title></line>'
+                f'<line class="marker" x1="{x:.1f}" x2="{x:.1f}" y1="{top + plot_h:.1f}" '
+                f'y2="{top + plot_h * (1 - length):.1f}" stroke="{color(s)}" stroke-dasharray="4 3" '
+                f'stroke-width="1.5"><title>{escape(f"{name} {label} : {value:.0f} ms")}</title></line>'
             )
     for k in range(0, bins + 1, 1 if bins <= 10 else 2):
         x = left + k * bin_w
         body.append(
-            f'<text x="{x:.1f}" y="{top + plot_h + 16}" font-size="10" text-anchor="middle" {FONT}>{k * step:.0f}</text>'
+            f'<text x="{x:.1f}" y="{top + plot_h + 16}" font-size="10" '
+            f'text-anchor="middle" {FONT}>{k * step:.0f}</text>'
         )
     body.append(
-        f'<text x="{left + plot_w / 2:.1f}" y="{height - 8}" font-size="11" text-anchor="middle" {FONT}>latence (ms) — tirets : p50 (courts) et p95 (longs)</text>'
+        f'<text x="{left + plot_w / 2:.1f}" y="{height - 8}" font-size="11" '
+        f'text-anchor="middle" {FONT}>latence (ms) — tirets : p50 (courts) et p95 (longs)</text>'
     )
     body.append(f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#6b7280"/>')
     return _svg(chart_id, title, width, height, "".join(body))
@@ -155,18 +165,22 @@ def horizontal_bars(chart_id: str, title: str, items: Sequence[tuple[str, float 
     for i, (label, value, note) in enumerate(items):
         y = top + i * row_h
         body.append(
-            f'<text x="{left - 8}" y="{y + row_h / 2 + 4:.1f}" font-size="11" text-anchor="end" {FONT}>{escape(label)}</text>'
+            f'<text x="{left - 8}" y="{y + row_h / 2 + 4:.1f}" '
+            f'font-size="11" text-anchor="end" {FONT}>{escape(label)}</text>'
         )
         if value is None:
             body.append(
-                f'<text x="{left + 4}" y="{y + row_h / 2 + 4:.1f}" font-size="11" fill="#6b7280" {FONT}>non mesuré</text>'
+                f'<text x="{left + 4}" y="{y + row_h / 2 + 4:.1f}" '
+                f'font-size="11" fill="#6b7280" {FONT}>non mesuré</text>'
             )
             continue
         w = plot_w * max(0.0, min(1.0, value))
         body.append(
-            f'<rect class="bar" x="{left}" y="{y + 5}" width="{max(w, 1.0):.1f}" height="{row_h - 10}" fill="{color(i)}"><title>{escape(f"{label} : {value * 100:.1f} %")}</title></rect>'
+            f'<rect class="bar" x="{left}" y="{y + 5}" width="{max(w, 1.0):.1f}" height="{row_h - 10}" '
+            f'fill="{color(i)}"><title>{escape(f"{label} : {value * 100:.1f} %")}</title></rect>'
         )
         body.append(
-            f'<text x="{left + w + 6:.1f}" y="{y + row_h / 2 + 4:.1f}" font-size="11" {FONT}>{value * 100:.1f} % {escape(note)}</text>'
+            f'<text x="{left + w + 6:.1f}" y="{y + row_h / 2 + 4:.1f}" '
+            f'font-size="11" {FONT}>{value * 100:.1f} % {escape(note)}</text>'
         )
     return _svg(chart_id, title, width, height, "".join(body))

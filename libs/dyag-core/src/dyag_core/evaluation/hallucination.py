@@ -96,7 +96,8 @@ _ROLES = (
     _Role(
         "status",
         frozenset(
-            "est sont statut status etat actuellement desormais toujours reste restent demeure encore situation phase stade".split()
+            "est sont statut status etat actuellement desormais toujours "
+            "reste restent demeure encore situation phase stade".split()
         ),
         3,
         True,

@@ -100,7 +100,10 @@ def _charts(runs: Sequence[EvaluationRun]) -> str:
         CHART_IDS[0],
         "Exactitude par type de question et par cible",
         [type_label(t) for t in types],
-        [(n, [r.by_type[t].accuracy if t in r.by_type else None for t in types]) for n, r in zip(names, runs)],
+        [
+            (n, [r.by_type[t].accuracy if t in r.by_type else None for t in types])
+            for n, r in zip(names, runs, strict=True)
+        ],
     )
     latency = histogram(
         CHART_IDS[1],
@@ -112,7 +115,7 @@ def _charts(runs: Sequence[EvaluationRun]) -> str:
                 r.latency.p50,
                 r.latency.p95,
             )
-            for n, r in zip(names, runs)
+            for n, r in zip(names, runs, strict=True)
         ],
     )
     hallucination = horizontal_bars(
@@ -120,14 +123,15 @@ def _charts(runs: Sequence[EvaluationRun]) -> str:
         "Taux d'hallucination par cible",
         [
             (n, r.overall.hallucination_rate, f"({r.overall.hallucinated}/{r.overall.n - r.overall.failed} réponses)")
-            for n, r in zip(names, runs)
+            for n, r in zip(names, runs, strict=True)
         ],
     )
     return "".join(
         [
             _figure(
                 CHART_IDS[0],
-                "Exactitude (réponse correcte selon la règle de correction) par type de question ; un tiret : type absent pour cette cible.",
+                "Exactitude (réponse correcte selon la règle de correction) par "
+                "type de question ; un tiret : type absent pour cette cible.",
                 accuracy,
             ),
             _figure(
@@ -137,7 +141,8 @@ def _charts(runs: Sequence[EvaluationRun]) -> str:
             ),
             _figure(
                 CHART_IDS[2],
-                "Réponses qui affirment une valeur contraire au catalogue (statut, URL, application, date, nombre…) ou qui inventent au lieu de s'abstenir.",
+                "Réponses qui affirment une valeur contraire au catalogue (statut, URL, "
+                "application, date, nombre…) ou qui inventent au lieu de s'abstenir.",
                 hallucination,
             ),
         ]
@@ -240,7 +245,8 @@ def _comparison(c: Comparison) -> str:
     size = f"{c.catalog_size} applications" if c.catalog_size is not None else "taille inconnue"
     out.append("<h3>Tableau de décision (étape 7.2 du guide), chiffres mesurés</h3>")
     out.append(
-        f"<p>Catalogue évalué : <strong>{_e(size)}</strong>. Situations et conseils : ceux du guide. Chiffres : mesurés sur ce jeu de test.</p>"
+        f"<p>Catalogue évalué : <strong>{_e(size)}</strong>. Situations et "
+        "conseils : ceux du guide. Chiffres : mesurés sur ce jeu de test.</p>"
     )
     head = [
         "Situation (guide)",
@@ -320,12 +326,14 @@ def _errors(runs: Sequence[EvaluationRun]) -> str:
         for err in errors[:ERRORS_SHOWN]:
             items.append(
                 f"<dt>{_e(err['question'])} <small>({_e(type_label(err['type']))})</small></dt>"
-                f"<dd><strong>Attendu :</strong> {_e(err['expected'])}</dd><dd><strong>Obtenu :</strong> {_e(err['got']) or '<em>(vide)</em>'}</dd>"
+                f"<dd><strong>Attendu :</strong> {_e(err['expected'])}</dd><dd>"
+                f"<strong>Obtenu :</strong> {_e(err['got']) or '<em>(vide)</em>'}</dd>"
                 f"<dd><strong>Raison :</strong> {_e(err['reason'] or 'N/A')}</dd>"
             )
         more = f"<p>… et {len(errors) - ERRORS_SHOWN} autres dans le JSON.</p>" if len(errors) > ERRORS_SHOWN else ""
         out.append(
-            f'<details><summary>{_e(r.target.name)} : {len(errors)} erreur(s)</summary><dl class="err">{"".join(items)}</dl>{more}</details>'
+            f"<details><summary>{_e(r.target.name)} : {len(errors)} "
+            f'erreur(s)</summary><dl class="err">{"".join(items)}</dl>{more}</details>'
         )
     return "".join(out)
 
@@ -335,7 +343,8 @@ def _definitions() -> str:
     return (
         f'<dl class="err">{items}</dl>'
         f"<details><summary>Règle de correction</summary><pre>{_e((CORRECTNESS_RULE or '').strip())}</pre></details>"
-        f"<details><summary>Règles de détection des hallucinations et leurs limites</summary><pre>{_e((HALLUCINATION_RULES or '').strip())}</pre></details>"
+        "<details><summary>Règles de détection des hallucinations et leurs "
+        f"limites</summary><pre>{_e((HALLUCINATION_RULES or '').strip())}</pre></details>"
     )
 
 
@@ -354,12 +363,16 @@ def render_html(
         if first.catalog_size is not None
         else ""
     )
-    meta = f"Jeu de test : {_e(first.test_set or 'n/d')} — {first.overall.n} questions (empreinte {_e(first.test_set_fingerprint)}){catalog}"
+    meta = (
+        f"Jeu de test : {_e(first.test_set or 'n/d')} — {first.overall.n} "
+        f"questions (empreinte {_e(first.test_set_fingerprint)}){catalog}"
+    )
     sections = [
         f'<h1>{_e(title)}</h1><p class="meta">{meta}</p>',
         f'<section id="summary"><h2>Résumé par cible</h2>{_summary(runs)}</section>',
         f'<section id="charts"><h2>Graphiques</h2>{_charts(runs)}</section>',
-        f'<section id="comparison"><h2>Comparaison (étape 6.2 du guide) et décision (étape 7.2)</h2>{_comparison(comparison)}</section>',
+        '<section id="comparison"><h2>Comparaison (étape 6.2 du guide) '
+        f"et décision (étape 7.2)</h2>{_comparison(comparison)}</section>",
         f'<section id="by-type"><h2>Exactitude par type de question</h2>{_by_type(runs)}</section>',
         f'<section id="by-entity"><h2>Exactitude par application</h2>{_by_entity(runs)}</section>',
         f'<section id="errors"><h2>Erreurs (étape 6.3 du guide)</h2>{_errors(runs)}</section>',

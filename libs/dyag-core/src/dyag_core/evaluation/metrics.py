@@ -97,7 +97,7 @@ def match_fact(fact: str, answer: TextView) -> FactMatch:
         return FactMatch(fact, False, "missing")
     if any(not negated(answer, start) for start in find_all(answer.stems, needle)):
         return FactMatch(fact, True, "text")
-    content = [s for s, w in zip(needle, words(fact)) if w not in STOP_WORDS]
+    content = [s for s, w in zip(needle, words(fact), strict=True) if w not in STOP_WORDS]
     if len(content) >= APPROX_MIN_WORDS:
         present = set(answer.stems)
         if sum(s in present for s in content) >= APPROX_SHARE * len(content):
@@ -151,7 +151,8 @@ ABSTENTION_PATTERNS = tuple(
         r"\bje ne (peux|saurais|suis)( donc)? (pas|en mesure)\b",
         r"\bje ne peux (donc )?(vous )?(repondre|donner|dire|indiquer)\b",
         r"\b(aucune?|pas d) (information|donnee|element|renseignement)s?\b",
-        r"\b(n est|ne sont|n etant|n a pas ete|pas) (pas )?(renseigne|indique|precise|documente|reference|repertorie|connu)",
+        r"\b(n est|ne sont|n etant|n a pas ete|pas) (pas )?(renseigne|"
+        r"indique|precise|documente|reference|repertorie|connu)",
         r"\bnon (renseigne|communique|documente|connu)",
         r"\bne (renseigne|precise|mentionne|documente|indique) pas\b",
         r"\b(ne|n y) figure(nt)? pas\b",
@@ -174,6 +175,6 @@ def abstains(text: str) -> bool:
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b))
+    dot = sum(x * y for x, y in zip(a, b, strict=False))
     na, nb = math.sqrt(sum(x * x for x in a)), math.sqrt(sum(y * y for y in b))
     return 0.0 if not na or not nb else dot / (na * nb)

@@ -213,7 +213,8 @@ _URL = re.compile(
 )
 # A bare domain (no scheme, no www.) is a URL only with one of these last labels.
 BARE_TLDS = frozenset(
-    "fr com org net eu io gov gouv info be ch de uk es it nl lu ca us int edu app dev re gp mq gf yt nc pf pm wf".split()
+    "fr com org net eu io gov gouv info be ch de uk es it nl lu "
+    "ca us int edu app dev re gp mq gf yt nc pf pm wf".split()
 )
 _TRAILING = ".,;:!?)»]}'\"…"
 

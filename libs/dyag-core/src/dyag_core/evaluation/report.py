@@ -47,7 +47,8 @@ def run_markdown(run: EvaluationRun, level: int = 1) -> str:
         ("Tokens (entrée / sortie)", f"{run.usage.prompt_tokens} / {run.usage.completion_tokens}"),
         (
             "Coût estimé",
-            f"{usd(run.usage.cost_usd)} ({usd(run.usage.cost_per_1000_questions_usd)} pour 1000 questions) — {run.usage.cost_note}",
+            f"{usd(run.usage.cost_usd)} ({usd(run.usage.cost_per_1000_questions_usd)} "
+            f"pour 1000 questions) — {run.usage.cost_note}",
         ),
     ]
     if o.judge_score is not None:
@@ -62,7 +63,8 @@ def run_markdown(run: EvaluationRun, level: int = 1) -> str:
     ]
     for qtype, g in run.by_type.items():
         lines.append(
-            f"| {type_label(qtype)} | {g.n} | {pct(g.accuracy)} | {pct(g.fact_accuracy)} | {pct(g.f1_score)} | {pct(g.hallucination_rate)} |"
+            f"| {type_label(qtype)} | {g.n} | {pct(g.accuracy)} | "
+            f"{pct(g.fact_accuracy)} | {pct(g.f1_score)} | {pct(g.hallucination_rate)} |"
         )
     if run.by_entity:
         worst = sorted(run.by_entity.items(), key=lambda kv: (kv[1].accuracy, -kv[1].n, kv[0]))[:ENTITIES_SHOWN]

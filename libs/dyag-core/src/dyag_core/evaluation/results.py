@@ -16,16 +16,18 @@ from dyag_core.evaluation.model import EvalCase, QuestionResult, ScoringConfig, 
 RESULTS_FORMAT = "dyag.evaluation/1"
 GUIDE_FIELDS = ("accuracy", "precision", "recall", "f1_score", "average_generation_time_ms", "errors")
 DEFINITIONS = {
-    "accuracy": "questions correctes / questions ; correcte = appel réussi, réponse non vide, aucune hallucination, et : "
-    "au moins 80 % des faits clés énoncés (questions avec faits), abstention (questions négatives), "
+    "accuracy": "questions correctes / questions ; correcte = appel réussi, réponse non vide, aucune hallucination, "
+    "et : au moins 80 % des faits clés énoncés (questions avec faits), abstention (questions négatives), "
     "ou F1 ≥ 0,5 / similarité ≥ 0,85 (questions sans faits clés). Un appel en échec compte comme incorrect.",
-    "precision": "précision au niveau des mots (style SQuAD, mots fold()és sans articles ni mots outils), moyenne sur les questions",
+    "precision": "précision au niveau des mots (style SQuAD, mots fold()és "
+    "sans articles ni mots outils), moyenne sur les questions",
     "recall": "rappel au niveau des mots, même normalisation, moyenne sur les questions",
     "f1_score": "F1 au niveau des mots, même normalisation, moyenne sur les questions",
     "average_generation_time_ms": "latence moyenne des appels réussis (ms)",
     "fact_accuracy": "part moyenne des faits clés (provenance du jeu de données) énoncés par la réponse",
     "exact_match": "réponse identique à la réponse attendue après normalisation",
-    "semantic_similarity": "cosinus des plongements de la réponse et de la réponse attendue (si un modèle d'embedding est fourni)",
+    "semantic_similarity": "cosinus des plongements de la réponse et de la "
+    "réponse attendue (si un modèle d'embedding est fourni)",
     "hallucination_rate": "réponses affirmant une valeur contraire au catalogue / réponses obtenues",
     "abstention_rate": "questions négatives où la réponse s'abstient / questions négatives",
     "latency": "p50 et p95 par interpolation linéaire, sur les appels réussis",

@@ -144,13 +144,14 @@ def _verdict(
         if not abstained:
             return (
                 "invented_answer",
-                "la question n'a pas de réponse dans le catalogue et la réponse invente au lieu de dire qu'elle ne sait pas"
-                + (f" ; {said}" if said else ""),
+                "la question n'a pas de réponse dans le catalogue et "
+                "la réponse invente au lieu de dire qu'elle ne sait pas" + (f" ; {said}" if said else ""),
             )
         return ("hallucination", said) if said else (None, None)
     if share is not None:
         lacking = (
-            f"faits manquants : {' ; '.join(missing)} ({len(case.key_facts) - len(missing)}/{len(case.key_facts)} énoncés)"
+            f"faits manquants : {' ; '.join(missing)} "
+            f"({len(case.key_facts) - len(missing)}/{len(case.key_facts)} énoncés)"
             if missing
             else ""
         )
@@ -185,7 +186,8 @@ def _similarities(
         if len(vectors) != len(texts):
             raise EvaluationError(
                 "bad_embedder",
-                f"the embedder returned {len(vectors)} vectors for {len(texts)} texts; it must return one vector per text, in order",
+                f"the embedder returned {len(vectors)} vectors for {len(texts)} "
+                "texts; it must return one vector per text, in order",
             )
         for k, i in enumerate(chunk):
             out[i] = max(
@@ -215,14 +217,15 @@ def evaluate(
     if len(cases) != len(responses):
         raise EvaluationError(
             "length_mismatch",
-            f"{len(responses)} responses for {len(cases)} questions: give one response per question, in order (a failed call is Response.failed(...))",
+            f"{len(responses)} responses for {len(cases)} questions: give one "
+            "response per question, in order (a failed call is Response.failed(...))",
         )
     index = CatalogIndex.of(catalog)
     price = price_for(target.model, prices, target.provider)
     similarities = _similarities(cases, responses, embed, config.embed_batch) if embed else [None] * len(cases)
     results = tuple(
         score_answer(c, r, index=index, similarity=s, price=price, config=config)
-        for c, r, s in zip(cases, responses, similarities)
+        for c, r, s in zip(cases, responses, similarities, strict=True)
     )
     entity_ids = list(dict.fromkeys(e for c in cases for e in c.entity_ids))
     return EvaluationRun(

@@ -62,7 +62,8 @@ def read_test_set(path: str | Path, fmt: str | None = None, manifest: str | Path
     if not records:
         raise EvaluationError(
             "empty_test_set",
-            f"test set {path.name} holds 0 questions: give a JSONL file with one question per line (formats: {', '.join(TEST_SET_FORMATS)})",
+            f"test set {path.name} holds 0 questions: give a JSONL file with "
+            f"one question per line (formats: {', '.join(TEST_SET_FORMATS)})",
         )
     detected = detect_format(records[0][1])
     if detected is None:
@@ -117,7 +118,8 @@ def _openai_set(path: Path, records: Sequence[tuple[int, dict[str, Any]]], manif
     source = Path(manifest) if manifest is not None else manifest_path(path)
     if manifest is None and not source.exists():
         cases = tuple(
-            EvalCase(_line_id(n, q), q, a, negative=abstains(a)) for (n, _), (q, a) in zip(records, conversations)
+            EvalCase(_line_id(n, q), q, a, negative=abstains(a))
+            for (n, _), (q, a) in zip(records, conversations, strict=True)
         )
         return EvalSet(path.name, "openai", cases, False)
     entries = _manifest(source)
@@ -136,7 +138,7 @@ def _openai_set(path: Path, records: Sequence[tuple[int, dict[str, Any]]], manif
             entity_ids=tuple(str(i) for i in e["entity_ids"]),
             negative=bool(e["negative"]) or e["type"] in NEGATIVE_TYPES,
         )
-        for (q, a), e in zip(conversations, entries)
+        for (q, a), e in zip(conversations, entries, strict=True)
     )
     return EvalSet(path.name, "openai", cases, True)
 
@@ -163,7 +165,8 @@ def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     if text.lstrip().startswith("["):
         raise EvaluationError(
             "unknown_format",
-            f"{path.name} is a JSON array (alpaca?); a test set is JSONL, one question per line (formats: {', '.join(TEST_SET_FORMATS)})",
+            f"{path.name} is a JSON array (alpaca?); a test set is JSONL, "
+            f"one question per line (formats: {', '.join(TEST_SET_FORMATS)})",
         )
     records = []
     for n, line in enumerate(text.splitlines(), 1):

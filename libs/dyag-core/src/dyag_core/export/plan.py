@@ -84,7 +84,8 @@ def check_architecture(
         model_type = config.get("model_type") or "unknown"
         raise ExportError(
             "unsupported_architecture",
-            f"the model's config.json names no architecture (model_type {model_type!r}); {source} supports: {', '.join(sorted(supported))}",
+            "the model's config.json names no architecture (model_type "
+            f"{model_type!r}); {source} supports: {', '.join(sorted(supported))}",
         )
     if arch not in supported:
         raise ExportError(
@@ -223,7 +224,8 @@ def check_free_space(needed: SpaceNeeded, free: int, folder: str, copies: int = 
             "disk_full",
             f"not enough disk space for the export: it needs about {human_bytes(needed.total)} "
             f"({needed.describe()}{', written twice: export folder and artifact store' if copies > 1 else ''}) "
-            f"but {folder} has {human_bytes(free)} free; free some space or point DYAG_DATA_DIR elsewhere. Nothing was written.",
+            f"but {folder} has {human_bytes(free)} free; free some space "
+            "or point DYAG_DATA_DIR elsewhere. Nothing was written.",
             {"needed_bytes": needed.total, "free_bytes": free},
         )
 

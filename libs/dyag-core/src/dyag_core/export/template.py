@@ -30,7 +30,10 @@ Messages = list[dict[str, str]]
 ChatRenderer = Callable[[Messages, bool], str]
 
 _M = "\u2063DYAG{}\u2063"  # invisible separator around a counter: never in a real template, never trimmed
-SAMPLE_SYSTEM = "Tu es un assistant expert en applications du système d'information français.\nTu réponds de manière précise et concise."
+SAMPLE_SYSTEM = (
+    "Tu es un assistant expert en applications du système d'information français.\n"
+    "Tu réponds de manière précise et concise."
+)
 SAMPLE_CONVERSATIONS: tuple[tuple[Messages, bool], ...] = (
     (
         [
@@ -239,7 +242,8 @@ def derive_ollama_template(
         if got != want:
             raise TemplateError(
                 "the chat template cannot be expressed as an Ollama template over .Messages "
-                f"(for a {'/'.join(m['role'] for m in messages)} conversation it renders {want!r}, the derived template {got!r})"
+                f"(for a {'/'.join(m['role'] for m in messages)} conversation "
+                f"it renders {want!r}, the derived template {got!r})"
             )
     return OllamaTemplate(
         template=template,

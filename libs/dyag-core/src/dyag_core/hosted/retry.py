@@ -123,18 +123,30 @@ def next_step_for(
     """What the user can do about a refusal, in words."""
     text = f"{message} {code}".lower()
     if status == 401:
-        return f"the provider refused the API key: set {key_setting} (or OPENAI_API_KEY) to a valid key for this provider, then submit again"
+        return (
+            f"the provider refused the API key: set {key_setting} (or "
+            "OPENAI_API_KEY) to a valid key for this provider, then submit again"
+        )
     if status == 403 or any(p in text for p in _NOT_AVAILABLE):
         return (
-            "this account cannot fine-tune with this provider. OpenAI closed self-serve fine-tuning to new organisations "
-            "in May 2026 and ends new training jobs on 2027-01-06: point "
-            f"{url_setting} at Azure OpenAI or another OpenAI-compatible provider that offers fine-tuning (with its key in "
-            f"{key_setting}), or train locally with the LoRA trainer (gpu-lora-trainer)"
+            "this account cannot fine-tune with this provider. OpenAI closed self-serve fine-tuning to "
+            f"new organisations in May 2026 and ends new training jobs on 2027-01-06: point {url_setting} "
+            "at Azure OpenAI or another OpenAI-compatible provider that offers fine-tuning (with its key "
+            f"in {key_setting}), or train locally with the LoRA trainer (gpu-lora-trainer)"
         )
     if status == 429 and any(p in text for p in _NO_QUOTA):
-        return "the account has no quota left: add credit or raise its limits, then submit the same job again (the upload is reused)"
+        return (
+            "the account has no quota left: add credit or raise its "
+            "limits, then submit the same job again (the upload is reused)"
+        )
     if status is None or status in (408, 409, 429) or (status and status >= 500):
-        return "the provider kept failing: submit the same job again later; the upload and the remote job are reused, not paid twice"
+        return (
+            "the provider kept failing: submit the same job again later; "
+            "the upload and the remote job are reused, not paid twice"
+        )
     if status == 404:
-        return "the provider does not know this model or object: check the base model name (fine-tunable models only) and the base URL"
+        return (
+            "the provider does not know this model or object: check the "
+            "base model name (fine-tunable models only) and the base URL"
+        )
     return "fix what the provider's message names, then submit again"

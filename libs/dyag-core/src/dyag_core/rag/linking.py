@@ -22,7 +22,8 @@ from dyag_core.rag.tokens import STOPWORDS, stem, words
 from dyag_core.text import fold, normalize_key
 
 _ALIAS_KEY = re.compile(
-    r"\b(alias|aliases|sigle|sigles|acronyme|acronymes|synonyme|synonymes|autre nom|autres noms|ancien nom|anciens noms|nom court|appellation)\b"
+    r"\b(alias|aliases|sigle|sigles|acronyme|acronymes|synonyme|synonymes|"
+    r"autre nom|autres noms|ancien nom|anciens noms|nom court|appellation)\b"
 )
 _ALIAS_SPLIT = re.compile(r"\s*[,;|]\s*")
 _PAREN_ACRONYM = re.compile(r"\(([A-Z][A-Z0-9]{1,9})\)")

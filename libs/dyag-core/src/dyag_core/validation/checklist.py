@@ -25,7 +25,8 @@ SPLIT_NAMES = {"train": ("train",), "validation": ("validation", "val", "valid")
 # (plain substring search) so that the regex runs on few answers.
 _NEGATIVE_ANSWER = re.compile(
     r"je ne sais pas|je ne connais pas|je n['’]ai pas (?:d['’]|l['’]|cette )?information|je ne dispose pas"
-    r"|aucune information|pas d['’]information|non renseign[ée]|n['’]est pas renseign[ée]|ne figure pas|aucune application nommée",
+    r"|aucune information|pas d['’]information|non renseign[ée]|"
+    r"n['’]est pas renseign[ée]|ne figure pas|aucune application nommée",
     re.IGNORECASE,
 )
 _NEGATIVE_HINTS = (

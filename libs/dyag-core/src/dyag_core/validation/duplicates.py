@@ -111,7 +111,7 @@ def _near_groups(
 
     # One document per distinct folded example: exact duplicates are reported already.
     first_line: dict[str, int] = {}
-    for record, text in zip(records, folded):
+    for record, text in zip(records, folded, strict=True):
         first_line.setdefault(text, record.line)
     docs = list(first_line)
     if len(docs) < 2:
@@ -202,7 +202,7 @@ def _lsh_candidates(np: Any, signatures: Any) -> list[tuple[int, int]]:
             key = (key ^ block[:, column]) * np.uint64(0x100000001B3)
         order = np.argsort(key, kind="stable")
         same = np.flatnonzero(key[order][1:] == key[order][:-1])
-        pairs.update(zip(order[same].tolist(), order[same + 1].tolist()))
+        pairs.update(zip(order[same].tolist(), order[same + 1].tolist(), strict=True))
     return sorted(pairs)
 
 

@@ -72,7 +72,7 @@ class Record:
     def text_of(self, role: str) -> str:
         if self.roles.count(role) == 1:  # the usual case, without a join
             return self.contents[self.roles.index(role)]
-        return "\n".join(c for r, c in zip(self.roles, self.contents) if r == role)
+        return "\n".join(c for r, c in zip(self.roles, self.contents, strict=True) if r == role)
 
     @property
     def question(self) -> str:

@@ -185,7 +185,7 @@ def _slices(data: bytes, n: int) -> list[tuple[int, int, int]]:
         bounds.append(cut + 1)
     bounds.append(len(data))
     slices, line = [], 1
-    for start, end in zip(bounds, bounds[1:]):
+    for start, end in zip(bounds, bounds[1:], strict=False):
         if end > start:
             slices.append((start, end, line))
             line += data.count(b"\n", start, end)

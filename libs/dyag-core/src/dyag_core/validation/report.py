@@ -153,7 +153,8 @@ def _token_lines(tokens: TokenStats | None) -> list[str]:
         return []
     d = tokens.per_example
     return [
-        f"  Tokens par exemple ({tokens.tokenizer}): min {d.min} / moyenne {d.mean:.1f} / p95 {d.p95:.0f} / max {d.max}",
+        f"  Tokens par exemple ({tokens.tokenizer}): min {d.min} "
+        f"/ moyenne {d.mean:.1f} / p95 {d.p95:.0f} / max {d.max}",
         f"  Tokens assistant par exemple: moyenne {tokens.assistant.mean:.1f} / p95 {tokens.assistant.p95:.0f}",
         f"  Exemples au-delà de la limite ({tokens.limit} tokens): {len(tokens.over_limit)}"
         + (

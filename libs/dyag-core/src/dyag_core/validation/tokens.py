@@ -151,7 +151,7 @@ class TiktokenTokenizer:
         new = [text for text in dict.fromkeys(texts) if text not in cache]
         if new:
             counts = self._count_by_words(new) if sum(map(len, new)) >= self._WORD_SPLIT_MIN_CHARS else None
-            cache.update(zip(new, counts if counts is not None else self.encode_counts(new)))
+            cache.update(zip(new, counts if counts is not None else self.encode_counts(new), strict=True))
         return list(lookup(cache, texts))
 
     def encode_counts(self, texts: list[str]) -> list[int]:
@@ -208,14 +208,14 @@ class TiktokenTokenizer:
         heads = operator.itemgetter(*first_part.tolist())(parts) if len(texts) > 1 else (parts[0],)
         spaced, alone = self._spaced, self._alone
         words = [word for word in set(parts) if word not in spaced]
-        spaced.update(zip(words, self.encode_counts([" " + w.decode("utf-8") for w in words])))
+        spaced.update(zip(words, self.encode_counts([" " + w.decode("utf-8") for w in words]), strict=True))
         head_words = [word for word in set(heads) if word not in alone]
-        alone.update(zip(head_words, self.encode_counts([w.decode("utf-8") for w in head_words])))
+        alone.update(zip(head_words, self.encode_counts([w.decode("utf-8") for w in head_words]), strict=True))
         counts = np.array(lookup(spaced, parts), dtype=np.int64)
         counts[first_part] = lookup(alone, heads)
         totals = np.add.reduceat(counts, first_part).tolist()
         if whole:
-            for index, n in zip(whole, self.encode_counts([texts[i] for i in whole])):
+            for index, n in zip(whole, self.encode_counts([texts[i] for i in whole]), strict=True):
                 totals[index] = n
         return totals
 
@@ -276,7 +276,8 @@ class HFTokenizer:
             )
         self.name = f"hf:{folder.name}"
         self.warnings: tuple[str, ...] = (
-            "modèle local : surcoût par message compté comme pour l'API (3 tokens), le gabarit de chat réel peut différer",
+            "modèle local : surcoût par message compté comme pour "
+            "l'API (3 tokens), le gabarit de chat réel peut différer",
         )
         self._count_batch = self._load(folder)
         self._cache: dict[str, int] = {}
@@ -303,7 +304,7 @@ class HFTokenizer:
         cache = self._cache
         new = [text for text in dict.fromkeys(texts) if text not in cache]
         if new:
-            cache.update(zip(new, self._count_batch(new)))
+            cache.update(zip(new, self._count_batch(new), strict=True))
         return list(map(cache.__getitem__, texts))
 
 
@@ -384,13 +385,13 @@ def record_tokens(records: Sequence[Record], tokenizer: Tokenizer) -> tuple[list
     roles = list(chain.from_iterable(record.roles for record in records))
     content_tokens = tokenizer.count(list(chain.from_iterable(record.contents for record in records)))
     distinct_roles = list(dict.fromkeys(roles))
-    role_tokens = dict(zip(distinct_roles, tokenizer.count(distinct_roles)))
+    role_tokens = dict(zip(distinct_roles, tokenizer.count(distinct_roles), strict=True))
     is_assistant = {role: int(role == "assistant") for role in distinct_roles}
     message_tokens = _add(content_tokens, lookup(role_tokens, roles))
     assistant_tokens = _multiply(content_tokens, lookup(is_assistant, roles))
     billed = [
         TOKENS_PER_MESSAGE * n + TOKENS_REPLY_PRIMING + total
-        for n, total in zip(sizes, _sum_by_record(message_tokens, sizes))
+        for n, total in zip(sizes, _sum_by_record(message_tokens, sizes), strict=True)
     ]
     for index, record in enumerate(records):
         if record.names:  # rare
@@ -435,7 +436,7 @@ def summarise_tokens(
         messages=Distribution.of(n_messages),
         total_tokens=sum(billed),
         billed_tokens=sum(min(limit, n) for n in billed),
-        over_limit=[(line, n) for line, n in zip(lines, billed) if n > limit],
+        over_limit=[(line, n) for line, n in zip(lines, billed, strict=False) if n > limit],
         n_missing_system=n_missing_system,
         n_missing_user=n_missing_user,
         warnings=warnings,
@@ -450,6 +451,6 @@ def _sum_by_record(values: Sequence[int], sizes: list[int]) -> list[int]:
         import numpy as np
     except ImportError:
         ends = list(accumulate(sizes))
-        return [sum(values[end - size : end]) for end, size in zip(ends, sizes)]
+        return [sum(values[end - size : end]) for end, size in zip(ends, sizes, strict=True)]
     starts = np.concatenate((np.zeros(1, dtype=np.int64), np.cumsum(sizes[:-1], dtype=np.int64)))
     return np.add.reduceat(np.asarray(values, dtype=np.int64), starts).tolist()

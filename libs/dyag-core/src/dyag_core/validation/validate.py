@@ -247,7 +247,8 @@ def _recommendations(report: ValidationReport, type_counts: dict[str, int], max_
         )
     if report.tokens and report.tokens.over_limit:
         advice.append(
-            f"Raccourcir les {len(report.tokens.over_limit)} exemples au-delà de {report.tokens.limit} tokens (ils seraient tronqués)"
+            f"Raccourcir les {len(report.tokens.over_limit)} exemples "
+            f"au-delà de {report.tokens.limit} tokens (ils seraient tronqués)"
         )
     failed = {item.key for item in report.checklist if item.status == FAIL}
     if "answer_length" in failed:
