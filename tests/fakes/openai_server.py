@@ -383,7 +383,8 @@ class FakeOpenAI:
                     "id": "ftckpt-" + uuid.uuid4().hex[:20],
                     "object": "fine_tuning.job.checkpoint",
                     "created_at": int(time.time()),
-                    "fine_tuned_model_checkpoint": f"ft:{job['model']}:fake-org:{job['_suffix']}:ckpt{step}:step-{step}",
+                    "fine_tuned_model_checkpoint": f"ft:{job['model']}:fake-org:"
+                    f"{job['_suffix']}:ckpt{step}:step-{step}",
                     "fine_tuning_job_id": job["id"],
                     "step_number": step,
                     "metrics": {

@@ -90,7 +90,11 @@ def test_csv_reads_with_either_delimiter(delimiter):
 
 
 def test_semicolon_csv_keeps_commas_inside_values():
-    data = "nom;descriptif;statut si\nGEOVAL;Eau, milieux aquatiques, zonages;En production\nHYDRO;Qualité, des eaux;En projet\n"
+    data = (
+        "nom;descriptif;statut si\n"
+        "GEOVAL;Eau, milieux aquatiques, zonages;En production\n"
+        "HYDRO;Qualité, des eaux;En projet\n"
+    )
 
     catalog = load_catalog(data.encode())
 

@@ -62,7 +62,8 @@ APPS = [
         "id": 1503,
         "nom": "GEOVAL",
         "nom long": "Gestion des valorisations géographiques",
-        "descriptif": "Outil de gestion des valorisations géographiques.\n\n- saisie des valorisations ;\n- consultation cartographique.",
+        "descriptif": "Outil de gestion des valorisations géographiques.\n\n"
+        "- saisie des valorisations ;\n- consultation cartographique.",
         "statut si": "En production",
         "portee geographique": "Nationale",
         "domaines et sous domaines": [
@@ -231,7 +232,8 @@ def test_status_answer_reads_naturally(examples):
     answers = {e.answer for e in of_type(examples, "status", "1017") if e.provenance.template != "status.2"}
     assert answers == {
         "L'application 8-SINP (Plateformes régionales SINP habilitées) est actuellement en construction. Pour mémoire, "
-        "cette application relève du domaine « Biodiversité » (sous-domaine « SINP ») et a une portée géographique régionale."
+        "cette application relève du domaine « Biodiversité » "
+        "(sous-domaine « SINP ») et a une portée géographique régionale."
     }  # the direct answer first, then context from the same record
     assert of_type(examples, "status", "1017")[0].provenance.key_facts == ("en construction",)
 
@@ -241,7 +243,8 @@ def test_status_yes_no_question_gets_a_yes_no_answer(catalog):
     by_entity = {e.provenance.entity_ids[0]: e.answer for e in examples if e.provenance.template == "status.2"}
     assert by_entity["1503"].startswith("Oui, l'application GEOVAL")
     assert by_entity["1017"].startswith(
-        "Non, l'application 8-SINP (Plateformes régionales SINP habilitées) n'est pas en production : elle est actuellement en construction. "
+        "Non, l'application 8-SINP (Plateformes régionales SINP habilitées) "
+        "n'est pas en production : elle est actuellement en construction. "
     )
 
 
@@ -317,14 +320,16 @@ def test_listing_and_counting_by_status_domain_and_actor(examples):
     counting = {e.provenance.key_facts: e for e in of_type(examples, "counting")}
     in_production = counting[("en production", "3")]
     assert in_production.answer == (  # short: the applications are named with their long names
-        "Le catalogue compte 3 applications en production : ASSAINIWEB (Suivi de la conformité des stations d'épuration), "
-        "GEOVAL (Gestion des valorisations géographiques) et HYDROSTAT (Observatoire de la qualité des cours d'eau)."
+        "Le catalogue compte 3 applications en production : ASSAINIWEB (Suivi de la "
+        "conformité des stations d'épuration), GEOVAL (Gestion des valorisations "
+        "géographiques) et HYDROSTAT (Observatoire de la qualité des cours d'eau)."
     )
     assert set(in_production.provenance.entity_ids) == {"1503", "1118", "1131"}
     assert ("Eau et milieux aquatiques", "2") in counting and ("DGALN/DEB", "3") in counting
     listing = {e.provenance.key_facts[0]: e for e in of_type(examples, "listing")}
     assert listing["Biodiversité"].answer == (
-        "Les 2 applications du domaine « Biodiversité » sont 8-SINP (Plateformes régionales SINP habilitées) et MARIPROT (Gestion des aires marines protégées)."
+        "Les 2 applications du domaine « Biodiversité » sont 8-SINP (Plateformes "
+        "régionales SINP habilitées) et MARIPROT (Gestion des aires marines protégées)."
     )
     assert listing["en construction"].answer.endswith(" Elles relèvent toutes deux du domaine « Biodiversité ».")
     assert listing["abandonnée"].answer.startswith(
@@ -412,7 +417,8 @@ def test_context_uses_the_records_other_fields_and_never_repeats_the_question_fi
     status = answer_status(entity, variant=0)
     assert status.text == (
         "L'application ALPHA (Suivi des alpages) est actuellement en production. "
-        "ALPHA relève du domaine « Agriculture » (sous-domaine « Pastoralisme ») et a une portée géographique régionale."
+        "ALPHA relève du domaine « Agriculture » (sous-domaine « "
+        "Pastoralisme ») et a une portée géographique régionale."
     )
     assert status.key_facts == ("en production",) and status.fields == ("status",)
     scope = answer_scope(entity, variant=1)

@@ -109,7 +109,8 @@ def test_the_guide_scripts_run_on_the_json(runs, capsys) -> None:
     )
     for i, err in enumerate(baseline.get("errors", [])[:5], 1):
         print(
-            f"{i}. Question: {err['question']}\n   Attendu: {err['expected'][:100]}...\n   Obtenu: {err['got'][:100]}...\n   Raison: {err.get('reason', 'N/A')}"
+            f"{i}. Question: {err['question']}\n   Attendu: {err['expected'][:100]}...\n"
+            f"   Obtenu: {err['got'][:100]}...\n   Raison: {err.get('reason', 'N/A')}"
         )
     out = capsys.readouterr().out
     assert "Accuracy                        16.7%      100.0%  +83.3%" in out
@@ -184,7 +185,8 @@ def _self_check(dom: str) -> dict[str, str]:
 
 @pytest.mark.skipif(
     CHROMIUM is None,
-    reason="no chromium binary (Debian: apt-get install -y chromium): the HTML report is not rendered in a real browser here",
+    reason="no chromium binary (Debian: apt-get install -y chromium): "
+    "the HTML report is not rendered in a real browser here",
 )
 def test_html_renders_in_headless_chromium(runs, tmp_path) -> None:
     page = tmp_path / "report.html"

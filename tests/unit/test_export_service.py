@@ -120,7 +120,8 @@ def test_an_export_record_round_trips_through_the_registry_and_the_proto(tmp_pat
         "job_id": "model-exporter-1",
         "created_at": "2026-01-01T00:00:00Z",
         "timings": {"merge": 3.9, "probes_from": "the test split of dataset ds-1"},
-        "llama_cpp": "ik-llama-cpp-python 0.1.5 (quantizer, inference); converters from llama.cpp (llama-cpp-python 0.3.36 source package)",
+        "llama_cpp": "ik-llama-cpp-python 0.1.5 (quantizer, inference); converters "
+        "from llama.cpp (llama-cpp-python 0.3.36 source package)",
     }
     registry.put(record)
     assert registry.get(record["id"]) == record

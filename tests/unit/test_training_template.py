@@ -19,8 +19,8 @@ from dyag_llm.local import count_chat_tokens, encode_chat, encode_prompt, render
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "services" / "gpu-lora-trainer" / "src"))
 
 CHATML = (
-    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
+    "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 WORDS = (
     "system user assistant Tu es un assistant . Quel est le statut de X ? X est en production Et Y abandonnée".split()

@@ -19,7 +19,10 @@ _NUMBER = re.compile(r"(?<![\d.])(10|\d)(?:[.,]\d+)?(?:\s*/\s*10)?")
 
 
 def judge_messages(case: EvalCase, answer: str) -> list[dict[str, str]]:
-    user = f"Question : {case.question}\n\nRéponse de référence : {case.expected_answer}\n\nRéponse à évaluer : {answer}\n\nNote (0 à 10) :"
+    user = (
+        f"Question : {case.question}\n\nRéponse de référence : "
+        f"{case.expected_answer}\n\nRéponse à évaluer : {answer}\n\nNote (0 à 10) :"
+    )
     return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}]
 
 

@@ -35,7 +35,8 @@ class RunStore(SqliteIndex):
         """Store a new run; a run of that id already there is kept as it is."""
         with self.lock:
             self.db.execute(
-                "INSERT OR IGNORE INTO runs (id, created_at, status, target_kind, dataset_id, body) VALUES (?,?,?,?,?,?)",
+                "INSERT OR IGNORE INTO runs (id, created_at, status, "
+                "target_kind, dataset_id, body) VALUES (?,?,?,?,?,?)",
                 (
                     run["id"],
                     run["created_at"],

@@ -32,7 +32,10 @@ from dyag_evaluator.settings import EvaluatorSettings
 
 RAG_MODES = ("auto", "grounded", "generative")
 KINDS = ("base", "lora", "openai", "ollama", "gguf", "rag", "hybrid")
-SPELLINGS = "base, base:FOLDER, lora:MODEL_ID, openai:MODEL, ollama:MODEL, gguf:MODEL, rag:COLLECTION, hybrid:MODEL_ID+COLLECTION"
+SPELLINGS = (
+    "base, base:FOLDER, lora:MODEL_ID, openai:MODEL, ollama:MODEL, "
+    "gguf:MODEL, rag:COLLECTION, hybrid:MODEL_ID+COLLECTION"
+)
 LLM_PROVIDERS = ("ollama", "openai", "local")
 KEY_ENV_PREFIX = "DYAG_EVAL_KEY_"
 MAX_N_CHUNKS = 50
@@ -114,14 +117,16 @@ class TargetSpec:
         if kind in ("openai", "ollama") and not model:
             raise _bad(
                 "missing_model",
-                f"an {kind} target needs the model name, e.g. {kind}:{'gpt-4o-mini' if kind == 'openai' else 'applications-ia'}",
+                f"an {kind} target needs the model name, e.g. "
+                f"{kind}:{'gpt-4o-mini' if kind == 'openai' else 'applications-ia'}",
             )
         collection = self.collection
         if kind in ("rag", "hybrid"):
             if not collection:
                 raise _bad(
                     "missing_collection",
-                    f"a {kind} target needs the RAG collection, e.g. {'rag:applications_ia' if kind == 'rag' else 'hybrid:lora-…+applications_ia'}",
+                    f"a {kind} target needs the RAG collection, e.g. "
+                    f"{'rag:applications_ia' if kind == 'rag' else 'hybrid:lora-…+applications_ia'}",
                 )
             collection = validate_collection_name(collection)
         if not 0 <= self.n_chunks <= MAX_N_CHUNKS:

@@ -481,13 +481,15 @@ class LoraTrainer:
             if importlib.util.find_spec("wandb") and (os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE")):
                 return ["wandb"]
             self.log(
-                "W&B tracking asked but not configured on this service (wandb package, WANDB_API_KEY or WANDB_MODE): not tracked"
+                "W&B tracking asked but not configured on this service "
+                "(wandb package, WANDB_API_KEY or WANDB_MODE): not tracked"
             )
         if tracking == "mlflow":
             if importlib.util.find_spec("mlflow") and os.environ.get("MLFLOW_TRACKING_URI"):
                 return ["mlflow"]
             self.log(
-                "MLflow tracking asked but not configured on this service (mlflow package, MLFLOW_TRACKING_URI): not tracked"
+                "MLflow tracking asked but not configured on this service "
+                "(mlflow package, MLFLOW_TRACKING_URI): not tracked"
             )
         return []
 
@@ -556,7 +558,8 @@ class LoraTrainer:
         train_ds, eval_ds, stats = self.prepare(train, validation)
         set_seed(self.config.seed)
         self.log(
-            f"loading {self.base_path} ({self.hardware.backend}, {self.hardware.precision_label}, {self.hardware.description})"
+            f"loading {self.base_path} ({self.hardware.backend}, "
+            f"{self.hardware.precision_label}, {self.hardware.description})"
         )
         model, peft_config = self._model()
         self.callback = ProgressCallbackFactory.make(self.on_progress, self.should_stop, self.on_eval)

@@ -165,8 +165,8 @@ class LoraTrainingJob:
         model = self._register(ctx, params, config, base_path, lineage, result, loss_curve_png)
         self._emit("model.trained", training_pb2.LoraModelTrained(model=model_message(model)), ctx)
         ctx.log(
-            f"model {model['id']} registered: loss {result.metrics['first_loss']:.3f} -> {result.metrics['final_loss']:.3f}, "
-            f"{result.metrics['tokens_per_second']} tokens/s"
+            f"model {model['id']} registered: loss {result.metrics['first_loss']:.3f} -> "
+            f"{result.metrics['final_loss']:.3f}, {result.metrics['tokens_per_second']} tokens/s"
         )
         return {"model_id": model["id"], "metrics": result.metrics, "target": model["target"]}
 

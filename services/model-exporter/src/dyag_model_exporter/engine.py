@@ -48,7 +48,8 @@ from dyag_core.export.parity import DEFAULT_MAX_ACCURACY_DROP, DEFAULT_THRESHOLD
 TOKENIZER_SAMPLES = (
     "Quel est le domaine de l'application INSPECTA ? Réponds « en une phrase ».",
     "  deux espaces, une\ttabulation\net des lignes\n\n😀 ñ 中文 Ω ß €",
-    "<|im_start|>system\nTu es un assistant expert.<|im_end|>\n<|im_start|>user\nBonjour<|im_end|>\n<|im_start|>assistant\n",
+    "<|im_start|>system\nTu es un assistant expert.<|im_end|>\n"
+    "<|im_start|>user\nBonjour<|im_end|>\n<|im_start|>assistant\n",
     "https://example.org/app?id=42&x=y — 3,14 % — 1er avril 2019",
 )
 ADAPTER_CONFIG = "adapter_config.json"
@@ -82,7 +83,8 @@ def safetensors_header(path: Path, *, what: str = "file", code: str = "adapter_c
             if length <= 1 or length > min(size - 8, MAX_HEADER):
                 raise ExportError(
                     code,
-                    f"{what} {path.name} is damaged: not a safetensors file (header length {length}, file {size} bytes)",
+                    f"{what} {path.name} is damaged: not a safetensors "
+                    f"file (header length {length}, file {size} bytes)",
                 )
             raw = f.read(length)
     except OSError as exc:
@@ -366,7 +368,8 @@ class Exporter:
         del model
         self._timed("merge", began)
         self.log(
-            f"merged the adapter into the base model ({str(save_dtype).removeprefix('torch.')}) in {self.timings['merge']:.1f} s"
+            "merged the adapter into the base model "
+            f"({str(save_dtype).removeprefix('torch.')}) in {self.timings['merge']:.1f} s"
         )
         return out
 
@@ -384,7 +387,8 @@ class Exporter:
             return False
         if not same_tokenization(original, fixed, TOKENIZER_SAMPLES):
             self.log(
-                "tokenizer.json has byte_fallback with a byte-level pre-tokenizer, but removing it would change the tokens: kept as is",
+                "tokenizer.json has byte_fallback with a byte-level pre-tokenizer, "
+                "but removing it would change the tokens: kept as is",
                 "warning",
             )
             return False
@@ -392,8 +396,8 @@ class Exporter:
             path.unlink()
         path.write_text(json.dumps(fixed, ensure_ascii=False), encoding="utf-8")
         self.log(
-            "tokenizer.json: byte_fallback dropped (a byte-level BPE never falls back; llama.cpp's converter would read it as a "
-            "SentencePiece vocabulary and break the GGUF's tokenizer); the tokens are the same"
+            "tokenizer.json: byte_fallback dropped (a byte-level BPE never falls back; llama.cpp's converter "
+            "would read it as a SentencePiece vocabulary and break the GGUF's tokenizer); the tokens are the same"
         )
         return True
 
@@ -552,8 +556,9 @@ class Exporter:
             self._timed(f"parity_{label}", began)
             reports.append(report)
             self.log(
-                f"parity {label}: agreement {report.agreement:.0%}, fact accuracy HF {report.hf_fact_accuracy:.0%} / GGUF "
-                f"{report.gguf_fact_accuracy:.0%}, token F1 {report.mean_token_f1:.2f} -> {'passed' if report.passed else 'FAILED: ' + report.reason}"
+                f"parity {label}: agreement {report.agreement:.0%}, fact accuracy HF "
+                f"{report.hf_fact_accuracy:.0%} / GGUF {report.gguf_fact_accuracy:.0%}, token F1 "
+                f"{report.mean_token_f1:.2f} -> {'passed' if report.passed else 'FAILED: ' + report.reason}"
             )
         return reports
 

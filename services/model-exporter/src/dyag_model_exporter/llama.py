@@ -55,8 +55,9 @@ def find_llama_cpp(folder: Path | None = None) -> LlamaCpp:
     if scripts is None:
         raise ExportError(
             "llama_cpp_missing",
-            f"llama.cpp's conversion scripts ({CONVERT_HF}, {CONVERT_LORA}) are not in {', '.join(map(str, candidates))}: "
-            "run `python3 bootstrap.py` (it extracts them from the pinned llama-cpp-python source package: a download, "
+            f"llama.cpp's conversion scripts ({CONVERT_HF}, {CONVERT_LORA}) are not in "
+            f"{', '.join(map(str, candidates))}: run `python3 bootstrap.py` (it extracts "
+            "them from the pinned llama-cpp-python source package: a download, "
             "nothing is compiled), or set DYAG_LLAMA_CPP_DIR to a llama.cpp checkout of the pinned version",
         )
     try:
@@ -64,8 +65,8 @@ def find_llama_cpp(folder: Path | None = None) -> LlamaCpp:
     except (ImportError, OSError) as exc:  # OSError: the wheel's shared library cannot be loaded
         raise ExportError(
             "llama_cpp_missing",
-            f"ik-llama-cpp-python is not installed ({exc}): pip install 'dyag-model-exporter[llama]' (a prebuilt wheel, "
-            "nothing to compile; bootstrap.py installs it)",
+            f"ik-llama-cpp-python is not installed ({exc}): pip install 'dyag-model-exporter[llama]' "
+            "(a prebuilt wheel, nothing to compile; bootstrap.py installs it)",
         ) from None
     version_file = scripts / "VERSION"
     source = version_file.read_text().strip() if version_file.is_file() else "unknown"

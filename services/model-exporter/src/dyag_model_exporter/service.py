@@ -292,7 +292,8 @@ class ExportJob:
                 "with a lower parity_threshold (dyag export --threshold)",
             )
         ctx.log(
-            f"export {export_id}: {', '.join(f.name for f in outcome.files if f.kind.endswith('gguf'))}; {outcome.command}"
+            f"export {export_id}: "
+            f"{', '.join(f.name for f in outcome.files if f.kind.endswith('gguf'))}; {outcome.command}"
         )
         return {
             "export_id": export_id,

@@ -171,7 +171,10 @@ class Provider:
             text = f"the provider at {self.identity} refused {what} ({shown}): {message}. What to do next: {advice}"
             code_name = "provider_refused"
         elif verdict == RETRY:
-            text = f"the provider at {self.identity} kept failing {what} ({shown} after {attempts} attempts): {message}. What to do next: {advice}"
+            text = (
+                f"the provider at {self.identity} kept failing {what} ({shown} "
+                f"after {attempts} attempts): {message}. What to do next: {advice}"
+            )
             code_name = "provider_unavailable"
         else:
             text = f"the provider at {self.identity} rejected {what} ({shown}): {message}. What to do next: {advice}"

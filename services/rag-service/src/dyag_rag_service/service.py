@@ -163,9 +163,10 @@ class IndexJob:
         )
         await asyncio.to_thread(self.engine.register_catalog, p["catalog"], p["catalog_version"], catalog)
         ctx.log(
-            f"{report.collection}: catalog {report.catalog} version {report.catalog_version}; entities +{len(report.added)} "
-            f"~{len(report.changed)} -{len(report.removed)} ({report.unchanged} unchanged); {report.chunks_embedded} chunks "
-            f"embedded, {report.chunks_deleted} deleted, {report.chunks} in all ({report.seconds} s)"
+            f"{report.collection}: catalog {report.catalog} version {report.catalog_version}; "
+            f"entities +{len(report.added)} ~{len(report.changed)} -{len(report.removed)} "
+            f"({report.unchanged} unchanged); {report.chunks_embedded} chunks embedded, "
+            f"{report.chunks_deleted} deleted, {report.chunks} in all ({report.seconds} s)"
         )
         event = rag_pb2.RagIndexed(
             collection=report.collection,

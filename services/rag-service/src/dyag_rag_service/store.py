@@ -30,7 +30,8 @@ class CollectionNotFound(RagError):
     def __init__(self, name: str):
         super().__init__(
             "collection_not_found",
-            f"collection {name!r} not found: index a catalog into it first (dyag index_rag CATALOG --collection {name})",
+            f"collection {name!r} not found: index a catalog into "
+            f"it first (dyag index_rag CATALOG --collection {name})",
         )
 
 

@@ -54,7 +54,8 @@ class ExportBody(BaseModel):
     "",
     status_code=202,
     dependencies=[Depends(require_api_key)],
-    summary="Export a model (a job): merge, GGUF with llama.cpp, quantize, Ollama Modelfile, parity gate, ollama create",
+    summary="Export a model (a job): merge, GGUF with llama.cpp, "
+    "quantize, Ollama Modelfile, parity gate, ollama create",
 )
 async def export(body: ExportBody, request: Request) -> JSONResponse:
     message = export_pb2.ExportRequest(
