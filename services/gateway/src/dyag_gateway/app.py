@@ -15,6 +15,7 @@ from dyag_core.errors import DyagError
 from dyag_gateway import errors
 from dyag_gateway.backends import Backends
 from dyag_gateway.pipeline import Pipelines
+from dyag_gateway.retraining import Retraining
 from dyag_gateway.routers import (
     catalogs,
     datasets,
@@ -25,6 +26,7 @@ from dyag_gateway.routers import (
     jobs,
     pipelines,
     rag,
+    retraining,
     training,
     validation,
 )
@@ -53,7 +55,20 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 app.state.pipelines = await Pipelines.start(app.state.nats, app.state.backends, settings.grpc_timeout_s)
             except Exception as exc:
                 log.warning("pipelines are off: their KV store or work queue is unavailable", extra={"error": str(exc)})
+        # Retraining: catalog changes start challenger pipelines; each catalog's champion answers.
+        app.state.retraining = None
+        if app.state.pipelines is not None:
+            try:
+                app.state.retraining = await Retraining.start(
+                    app.state.pipelines, app.state.backends, settings.grpc_timeout_s, settings.max_upload_bytes
+                )
+            except Exception as exc:
+                log.warning(
+                    "retraining is off: its KV store or event consumer is unavailable", extra={"error": str(exc)}
+                )
         yield
+        if app.state.retraining is not None:
+            await app.state.retraining.close()
         if app.state.pipelines is not None:
             await app.state.pipelines.close()  # running pipelines stay running: the next gateway resumes them
         if app.state.nats is not None:
@@ -86,5 +101,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(evaluations.router)
     app.include_router(exports.router)
+    app.include_router(retraining.router)
     app.mount("/metrics", make_asgi_app())
     return app

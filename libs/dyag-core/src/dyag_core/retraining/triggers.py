@@ -25,6 +25,7 @@ class PendingChange:
     removed: set[str] = field(default_factory=set)
     first_seen: float = 0.0
     due_at: float | None = None  # None: waits for a manual or scheduled start
+    reason: str = "catalog changed"  # or "requested by …", "schedule …"
 
     @property
     def entities(self) -> int:
@@ -43,6 +44,7 @@ class PendingChange:
             "removed": sorted(self.removed),
             "first_seen": self.first_seen,
             "due_at": self.due_at,
+            "reason": self.reason,
         }
 
     @classmethod
@@ -55,6 +57,7 @@ class PendingChange:
             set(data.get("removed") or ()),
             float(data.get("first_seen") or 0),
             data.get("due_at"),
+            str(data.get("reason") or "catalog changed"),
         )
 
 
@@ -64,6 +67,7 @@ class TriggerState:
     running: dict[str, Any] | None = None  # {"pipeline_id", "version", "started_at", "change": PendingChange dict}
     last_version: str = ""  # the catalog version the last retraining started from (its work key)
     started: int = 0  # retrainings started
+    last_error: str = ""  # why the last start failed, if it did
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +75,7 @@ class TriggerState:
             "running": self.running,
             "last_version": self.last_version,
             "started": self.started,
+            "last_error": self.last_error,
         }
 
     @classmethod
@@ -82,6 +87,7 @@ class TriggerState:
             data.get("running"),
             data.get("last_version", ""),
             int(data.get("started") or 0),
+            str(data.get("last_error") or ""),
         )
 
 
@@ -145,6 +151,7 @@ def start(state: TriggerState, pipeline_id: str, now: float) -> PendingChange:
     }
     state.last_version = change.version
     state.started += 1
+    state.last_error = ""
     return change
 
 
@@ -153,4 +160,22 @@ def finish(state: TriggerState, pipeline_id: str) -> bool:
     if not state.running or state.running.get("pipeline_id") != pipeline_id:
         return False
     state.running = None
+    return True
+
+
+def abandon(state: TriggerState, pipeline_id: str, *, error: str, retry_at: float) -> bool:
+    """A retraining that could not start (or whose start was lost): its change is pending again, merged with any
+    newer one, and tried again at `retry_at`."""
+    if not state.running or state.running.get("pipeline_id") != pipeline_id:
+        return False
+    change = PendingChange.from_dict(state.running["change"])
+    state.running, state.last_version, state.last_error = None, "", error
+    newer = state.pending
+    if newer is not None:
+        change.version = newer.version
+        change.added |= newer.added
+        change.changed |= newer.changed
+        change.removed |= newer.removed
+    change.due_at = retry_at
+    state.pending = change
     return True

@@ -44,6 +44,7 @@ class PipelineRunner:
 
     def __init__(self, store: JobStore, peers: Peers, settings: PipelineSettings):
         self.store, self.peers, self.settings = store, peers, settings
+        self.decisions: Any = None  # the retraining facade, where retraining runs: the gate step records through it
 
     async def run(self, ctx: JobContext) -> dict[str, Any]:
         record = await self.store.get(ctx.job_id)
@@ -58,6 +59,7 @@ class _Run:
     def __init__(self, runner: PipelineRunner, ctx: JobContext, params: dict[str, Any], steps: list[M.Step]):
         self.ctx, self.params, self.steps = ctx, params, steps
         self.store, self.peers, self.settings = runner.store, runner.peers, runner.settings
+        self.decisions = runner.decisions
         self.pipeline_id, self.correlation_id = ctx.job_id, ctx.correlation_id
         self.index = M.by_name(steps)
         self.tasks: dict[asyncio.Task, str] = {}

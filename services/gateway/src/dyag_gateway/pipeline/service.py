@@ -85,8 +85,17 @@ class Pipelines:
         return await self.store.request_cancel(pipeline_id)
 
     # --- creating -----------------------------------------------------------------------------------------------
-    async def create(self, request: PipelineRequest, *, upload_limit: int, correlation_id: str = "") -> dict[str, Any]:
-        """Check everything that can be checked now, ingest the catalog (step 1), and queue the pipeline."""
+    async def create(
+        self,
+        request: PipelineRequest,
+        *,
+        upload_limit: int,
+        correlation_id: str = "",
+        retraining: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Check everything that can be checked now, ingest the catalog (step 1), and queue the pipeline.
+        `retraining`: a challenger pipeline's context (the champion, the changed applications, the gate's thresholds),
+        which adds the champion's evaluation and the gate to its steps."""
         correlation_id = correlation_id or uuid.uuid4().hex
         missing = sorted(n for n in needed_services(request) if not self.peers.deployed(n))
         if missing:
@@ -116,6 +125,8 @@ class Pipelines:
                 rag_pb2.StatsRequest(collection=params["rag_collection"]), timeout=self.grpc_timeout
             )
         params["ingest"] = ingest
+        if retraining is not None:
+            params["retraining"] = retraining
         return await self.store.submit(M.PIPELINE_KIND, params, correlation_id)
 
     # --- reports ------------------------------------------------------------------------------------------------

@@ -67,6 +67,7 @@ class RunContext(Protocol):
     peers: Peers
     pipeline_id: str
     correlation_id: str
+    decisions: Any  # the retraining facade (records the gate's decisions), where retraining runs
 
     def result_of(self, name: str) -> dict[str, Any]: ...
 

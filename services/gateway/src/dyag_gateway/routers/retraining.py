@@ -1,0 +1,133 @@
+"""Retraining: a catalog's policy, its champion (aliases, promotion log, rollback), its lineage, and questions
+answered by whatever is its champion now."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from dyag_gateway.auth import caller, require_api_key
+from dyag_gateway.errors import ApiError
+
+if TYPE_CHECKING:
+    from dyag_gateway.retraining import Retraining
+
+router = APIRouter(prefix="/catalogs", tags=["retraining"])
+
+
+def _retraining(request: Request) -> Retraining:
+    retraining = getattr(request.app.state, "retraining", None)
+    if retraining is None:
+        raise ApiError(
+            503,
+            "retraining_unavailable",
+            "retraining needs NATS (its records live in its KV store), which "
+            "the gateway could not reach at start-up; see /readyz",
+        )
+    return retraining
+
+
+class TargetBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: str = Field(description="lora | export | hosted | rag | grounded | hybrid | gguf")
+    id: str = Field(description="the model (lora-…), export or hosted model id, or the RAG collection")
+    catalog_version: str = ""
+    details: dict[str, Any] = Field(default_factory=dict, description="rag_mode, llm, model_id of a hybrid…")
+
+
+class ChampionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    target: TargetBody
+    reason: str = Field("", max_length=1000)
+
+
+class RollbackBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: str = Field(
+        "",
+        description="a promotion log entry's number, or an earlier champion's label or id; "
+        "empty: the previous champion",
+    )
+    reason: str = Field("", max_length=1000)
+
+
+class AskBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(min_length=1, max_length=2000)
+
+
+@router.get("/{name}/retraining", summary="A catalog's retraining policy, its trigger state and its champion")
+async def get_policy(name: str, request: Request) -> dict:
+    return await _retraining(request).view(name)
+
+
+@router.put(
+    "/{name}/retraining",
+    dependencies=[Depends(require_api_key)],
+    summary="Set a catalog's retraining policy: trigger (on_change | schedule | manual), debounce, approaches, "
+    "training settings and budget, thresholds",
+)
+async def set_policy(name: str, body: dict[str, Any], request: Request) -> dict:
+    return await _retraining(request).set_policy(name, body)
+
+
+@router.delete(
+    "/{name}/retraining",
+    dependencies=[Depends(require_api_key)],
+    summary="Stop retraining a catalog (its champion keeps answering)",
+)
+async def remove_policy(name: str, request: Request) -> dict:
+    return await _retraining(request).remove_policy(name)
+
+
+@router.post(
+    "/{name}/retrain",
+    status_code=202,
+    dependencies=[Depends(require_api_key)],
+    summary="Start a retraining now (what changed since the champion, or the current version)",
+)
+async def retrain(name: str, request: Request) -> dict:
+    return await _retraining(request).retrain(name, by=caller(request))
+
+
+@router.get(
+    "/{name}/champion",
+    summary="A catalog's aliases (champion, challenger, previous), rejected candidates "
+    "and its promotion log, newest first",
+)
+async def get_champion(name: str, request: Request) -> dict:
+    return await _retraining(request).champion(name)
+
+
+@router.post(
+    "/{name}/champion",
+    dependencies=[Depends(require_api_key)],
+    summary="Make a target the champion by hand (logged, with who asked)",
+)
+async def set_champion(name: str, body: ChampionBody, request: Request) -> dict:
+    return await _retraining(request).set_champion(name, body.target.model_dump(), body.reason, by=caller(request))
+
+
+@router.post(
+    "/{name}/champion/rollback",
+    dependencies=[Depends(require_api_key)],
+    summary="Restore an earlier champion in one call (the previous one by default)",
+)
+async def rollback(name: str, body: RollbackBody, request: Request) -> dict:
+    return await _retraining(request).rollback(name, body.to, body.reason, by=caller(request))
+
+
+@router.get("/{name}/lineage", summary="catalog version → dataset → job → model → evaluation → promotion, as a graph")
+async def get_lineage(name: str, request: Request) -> dict:
+    return await _retraining(request).lineage(name)
+
+
+@router.post(
+    "/{name}/ask",
+    dependencies=[Depends(require_api_key)],
+    summary="Answer a question with the catalog's champion, citing its sources",
+)
+async def ask(name: str, body: AskBody, request: Request) -> dict:
+    return await _retraining(request).ask(name, body.question)
