@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from dyag_cli import catalog_sources, datasets, hosted, pipeline, rag, training, validation
+from dyag_cli import catalog_sources, datasets, hosted, pipeline, rag, retraining, training, validation
 from dyag_cli import evaluation
 from dyag_cli import export as exporting
 from dyag_cli.client import GatewayClient
@@ -42,6 +42,13 @@ app.command("serve", help="Serve an exported GGUF as an OpenAI-compatible API (l
 app.add_typer(hosted.hosted_app, name="hosted")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(pipeline.pipeline_app, name="pipeline")
+app.add_typer(retraining.retraining_app, name="retraining")
+app.add_typer(retraining.champion_app, name="champion")
+app.command("retrain", help="Start a catalog's retraining now (against its champion).")(retraining.retrain)
+app.command("ask", help="Answer a question with the catalog's champion, citing its sources.")(retraining.ask)
+app.command("lineage", help="A catalog's lineage: version → dataset → job → model → evaluation → promotion.")(
+    retraining.lineage
+)
 
 # --- the stack -------------------------------------------------------------------------------
 @app.command()
