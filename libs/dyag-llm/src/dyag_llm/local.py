@@ -428,7 +428,8 @@ def generate_detailed(
     threads: int | None = None,
     stop_loops: bool = False,
 ) -> list[tuple[str, int, int, str]]:
-    """generate(), with why each reply ended: "stop" (end of turn), "loop" (a repeat cut off) or "length" (max_tokens)."""
+    """generate(), with why each reply ended: "stop" (end of turn), "loop" (a repeat cut off) or "length"
+    (max_tokens)."""
     import torch
     from transformers import StoppingCriteriaList
 
@@ -494,7 +495,8 @@ class LocalChatModel:
         allow_hub: bool = False,
         batch_size: int = 16,
     ):
-        """dtype: auto (bf16/fp16 on a GPU, cpu_dtype() on a CPU: fp32 unless DYAG_LLM_DTYPE=int8), fp32, bf16, fp16, int8."""
+        """dtype: auto (bf16/fp16 on a GPU, cpu_dtype() on a CPU: fp32 unless DYAG_LLM_DTYPE=int8), fp32, bf16, fp16,
+        int8."""
         self.base, self.adapter = base, adapter
         self.name = f"local:{base}" + (f"+{adapter}" if adapter else "")
         self.device, self.dtype, self.allow_hub, self.batch_size = device, dtype, allow_hub, batch_size
@@ -530,7 +532,8 @@ class LocalChatModel:
     def chat_batch(
         self, batch: list[Messages], *, max_tokens: int = DEFAULT_MAX_TOKENS, temperature: float = 0.0
     ) -> list[ChatResult]:
-        """Answers in the order asked. Conversations are grouped by prompt length (less padding), batch_size at a time."""
+        """Answers in the order asked. Conversations are grouped by prompt length (less padding), batch_size at a
+        time."""
         model, tokenizer = self._load()
         lengths = [len(render_chat(tokenizer, m, add_generation_prompt=True)) for m in batch]
         order = sorted(range(len(batch)), key=lambda i: lengths[i])

@@ -440,7 +440,11 @@ class JobWorker:
                 continue
             try:
                 record = await self.store.mutate(
-                    ctx.job_id, lambda r: _apply(r, progress, logs, artifacts, self.instance)
+                    ctx.job_id,
+                    # this iteration's drained values, bound as defaults (mutate calls it before the loop goes on)
+                    lambda r, progress=progress, logs=logs, artifacts=artifacts: _apply(
+                        r, progress, logs, artifacts, self.instance
+                    ),
                 )
             except BaseException as exc:
                 ctx._requeue(progress, logs, artifacts)  # nothing drained is lost: the next write takes it

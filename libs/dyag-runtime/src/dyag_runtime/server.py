@@ -3,7 +3,9 @@
 A service module only declares its servicers and job handlers:
 
     async def setup(rt: Runtime) -> None:
-        rt.add_servicer(catalog_pb2_grpc.add_CatalogServiceServicer_to_server, CatalogServicer(rt), "dyag.v1.CatalogService")
+        rt.add_servicer(
+            catalog_pb2_grpc.add_CatalogServiceServicer_to_server, CatalogServicer(rt), "dyag.v1.CatalogService"
+        )
         rt.handlers["dataset.build"] = build_dataset
 
     run(ServiceSettings(service_name="dataset-builder"), setup)
@@ -176,7 +178,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         record = await self._get(request.id)
         lines = record["logs"][-request.tail :] if request.tail else record["logs"]
         return jobs_pb2.GetJobLogsResponse(
-            lines=[jobs_pb2.JobLogLine(level=l["level"], message=l["message"]) for l in lines]
+            lines=[jobs_pb2.JobLogLine(level=line["level"], message=line["message"]) for line in lines]
         )
 
     async def WatchJob(self, request, context):

@@ -121,7 +121,8 @@ class GroundedAnswerer:
         )
         self._extra_fields = _extra_fields(catalog.entities)
         self.descriptions = DescriptionIndex(catalog.entities, self.classifier.words)
-        # the words of comparisons ("comparer", "différence", "même"), which the field a comparison is about is read without
+        # the words of comparisons ("comparer", "différence", "même"), which the field a comparison is about is
+        # read without
         self._comparison_words = {w for p in INTENTS["comparative"].phrasings for w in words(fill_phrasing(p))} - {
             ENTITY_MASK
         } | {"meme", "memes"}
@@ -175,7 +176,8 @@ class GroundedAnswerer:
                     asked = [*asked, quoted]
                 confident = True
         if len(entities) == 1 and best.probability < VALUE_OVERRIDE:
-            # "ESPECIA c'est un téléservice ?": the question quotes a value of one of the record's fields: it asks that field
+            # "ESPECIA c'est un téléservice ?": the question quotes a value of one of the record's fields: it
+            # asks that field
             field_intent = _field_by_value(entities[0], question, entity_spans, self.classifier.words)
             if field_intent:
                 best, asked, confident = (

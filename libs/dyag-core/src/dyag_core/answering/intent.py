@@ -55,7 +55,8 @@ SHORTHAND = {
 
 
 def tokens_of(text: str) -> list[str]:
-    """Folded words, shorthand expanded; "l'application X" read as X (the words that name it say nothing of the field)."""
+    """Folded words, shorthand expanded; "l'application X" read as X (the words that name it say nothing of the
+    field)."""
     tokens = [SHORTHAND.get(token, token) for token in _WORD.findall(fold(text))]
     out: list[str] = []
     for i, token in enumerate(tokens):

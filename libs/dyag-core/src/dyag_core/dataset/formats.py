@@ -106,7 +106,8 @@ def write_dataset(examples: Sequence[Example], path: str | Path, fmt: str = "ope
 
 
 def manifest_path(path: str | Path) -> Path:
-    """The manifest next to a dataset ('train.jsonl' -> 'train.jsonl.manifest.jsonl'); a manifest path is returned as is."""
+    """The manifest next to a dataset ('train.jsonl' -> 'train.jsonl.manifest.jsonl'); a manifest path is returned as
+    is."""
     path = Path(path)
     return path if path.name.endswith(MANIFEST_SUFFIX) else path.with_name(path.name + MANIFEST_SUFFIX)
 

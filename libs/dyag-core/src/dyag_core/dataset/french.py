@@ -1,4 +1,5 @@
-"""French grammar for answers and questions: elision, lists, mentions of an application, dates, statuses in sentences."""
+"""French grammar for answers and questions: elision, lists, mentions of an application, dates, statuses in
+sentences."""
 
 from __future__ import annotations
 

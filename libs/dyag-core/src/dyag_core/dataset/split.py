@@ -69,7 +69,8 @@ def split_examples(
 
 def split_warnings(examples: Sequence[Example], split: Split) -> list[str]:
     """What an evaluation on this split will not measure: the split's shortfalls, and the question types of the dataset
-    that none of its test questions has (with the paraphrase strategy, a fact needs two phrasings to send one to test)."""
+    that none of its test questions has (with the paraphrase strategy, a fact needs two phrasings to send one to
+    test)."""
     warnings = list(split.notes)
     if split.test:
         missing = sorted({e.qtype for e in examples} - {e.qtype for e in split.test})

@@ -746,7 +746,8 @@ def answer_family(entity: Entity, variant: int = 0) -> Answer:
 
 
 def _quoted_field(entity: Entity, role: str, lead: str) -> Answer:
-    """A free-text field quoted whole after its lead ("Les fonctions de … sont, selon le catalogue :"), as one sentence."""
+    """A free-text field quoted whole after its lead ("Les fonctions de … sont, selon le catalogue :"), as one
+    sentence."""
     value = clean(getattr(entity, role) or "")
     text = f"{lead} {value}"
     return Answer(text if text.endswith((".", "!", "?")) else text + ".", (value,), (role,))

@@ -108,7 +108,8 @@ _ROLES = (
 _WRONG = {"status": "wrong_status", "domain": "wrong_domain", "scope": "wrong_scope"}
 _ROLE_WORDS = {"status": "le statut", "domain": "le domaine", "scope": "la portée géographique"}
 _CHAIN_GAP = frozenset({"et", "ou", "puis"})
-# A cue does not reach across these: "du domaine « Biodiversité » et est en construction" asserts no domain "construction".
+# A cue does not reach across these: "du domaine « Biodiversité » et est en construction" asserts no domain
+# "construction".
 _CLAUSE_BREAKS = frozenset({"et", "mais", "alors", "tandis", "puis", "ou"})
 # A value right after one of these words is an event or a comparison, not an assertion ("mise en production").
 _BLOCKERS = frozenset(

@@ -25,10 +25,12 @@ ERRORS_SHOWN = 30
 ENTITIES_SHOWN = 60
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
 
-_CSS = """
+_CSS = (
+    """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#111827;background:#f9fafb}
 main{max-width:1200px;margin:0 auto;padding:24px}
-h1{font-size:1.6rem;margin:0 0 4px}h2{font-size:1.25rem;margin:32px 0 8px;border-bottom:1px solid #e5e7eb;padding-bottom:4px}
+h1{font-size:1.6rem;margin:0 0 4px}"""
+    """h2{font-size:1.25rem;margin:32px 0 8px;border-bottom:1px solid #e5e7eb;padding-bottom:4px}
 h3{font-size:1.05rem;margin:20px 0 6px}
 .meta{color:#4b5563;margin:0 0 16px}
 .scroll{overflow-x:auto;margin:8px 0}
@@ -46,15 +48,18 @@ summary{cursor:pointer;font-weight:600}
 pre{white-space:pre-wrap;font-size:.8rem;background:#fff;border:1px solid #e5e7eb;padding:10px}
 .err dt{font-weight:600;margin-top:10px}.err dd{margin:2px 0 0 16px}
 """
+)
 
-_SELF_CHECK = """
+_SELF_CHECK = (
+    """
 (function(){
   var failed=0, root=document.documentElement;
   window.addEventListener('error',function(e){if(e.target&&e.target!==window){failed++;root.setAttribute('data-resource-errors',String(failed));}},true);
   document.addEventListener('securitypolicyviolation',function(){failed++;root.setAttribute('data-resource-errors',String(failed));});
   window.addEventListener('load',function(){
     var drawn=0;
-    document.querySelectorAll('figure[data-chart] svg').forEach(function(s){if(s.querySelector('rect,line,path,circle'))drawn++;});
+    document.querySelectorAll('figure[data-chart] svg')"""
+    """.forEach(function(s){if(s.querySelector('rect,line,path,circle'))drawn++;});
     var fetched=(performance.getEntriesByType&&performance.getEntriesByType('resource'))||[];
     root.setAttribute('data-charts-drawn',String(drawn));
     root.setAttribute('data-resources-loaded',String(fetched.length));
@@ -63,6 +68,7 @@ _SELF_CHECK = """
   });
 })();
 """
+)
 
 
 def _e(value: object) -> str:

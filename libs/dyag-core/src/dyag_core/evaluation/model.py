@@ -149,9 +149,9 @@ class QuestionResult:
     case: EvalCase
     answer: str
     correct: bool
-    reason_code: (
-        str | None
-    )  # None when correct; else failed, empty_answer, hallucination, invented_answer, abstained, missing_facts, low_overlap
+    # None when correct; else failed, empty_answer, hallucination, invented_answer, abstained, missing_facts,
+    # low_overlap
+    reason_code: str | None
     reason: str | None  # the same, for people (French), with the missing facts and the contradicted values
     failed: bool = False
     error: str | None = None

@@ -105,7 +105,8 @@ def _model_name(path_or_id: str) -> str:
 
 
 def _base_weight_name(lora_key: str) -> tuple[str, str] | None:
-    """'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight' -> ('model.layers.0.self_attn.q_proj.weight', 'A')."""
+    """'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight'
+    -> ('model.layers.0.self_attn.q_proj.weight', 'A')."""
     for part in ("lora_A", "lora_B"):
         marker = f".{part}."
         if marker in lora_key:

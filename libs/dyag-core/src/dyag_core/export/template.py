@@ -230,7 +230,8 @@ def derive_ollama_template(
     eos_token: str | None = None,
     samples: Sequence[tuple[Messages, bool]] = SAMPLE_CONVERSATIONS,
 ) -> OllamaTemplate:
-    """The Ollama TEMPLATE equivalent to a chat template, verified on sample conversations (TemplateError if none is)."""
+    """The Ollama TEMPLATE equivalent to a chat template, verified on sample conversations (TemplateError if none
+    is)."""
     pieces = _pieces(render_chat)
     template = build_go_template(pieces)
     for messages, add_generation_prompt in samples:

@@ -44,9 +44,9 @@ def format_context(chunks: Sequence[ContextChunk]) -> str:
 
 
 def compact_chunks(chunks: Sequence[ContextChunk], max_chars: int) -> list[ContextChunk]:
-    """The first COMPACT_MAX_CHUNKS chunks, in their order, cut to fit max_chars of text in all: each gets an even share of what is left (what a
-    short chunk does not use goes to the next ones), cut at a line end, else a word end. For small local models, whose
-    time on a CPU grows with the prompt. max_chars <= 0: the chunks unchanged."""
+    """The first COMPACT_MAX_CHUNKS chunks, in their order, cut to fit max_chars of text in all: each gets an even
+    share of what is left (what a short chunk does not use goes to the next ones), cut at a line end, else a word end.
+    For small local models, whose time on a CPU grows with the prompt. max_chars <= 0: the chunks unchanged."""
     if max_chars <= 0:
         return list(chunks)
     chunks = list(chunks)[:COMPACT_MAX_CHUNKS]

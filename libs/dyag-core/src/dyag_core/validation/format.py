@@ -1,9 +1,9 @@
 """Reading a fine-tuning JSONL and checking its format line by line.
 
-Formats are named as in dyag_core.dataset.formats. The checks for OpenAI chat are those of the cookbook "Data preparation and analysis for chat
-model fine-tuning" (data_type, missing_messages_list, message_missing_key, message_unrecognized_key,
-unrecognized_role, missing_content, example_missing_assistant_message), plus invalid_json. Each issue
-carries its 1-based line number; a broken line never stops the analysis of the others. Alpaca (a JSON
+Formats are named as in dyag_core.dataset.formats. The checks for OpenAI chat are those of the cookbook "Data
+preparation and analysis for chat model fine-tuning" (data_type, missing_messages_list, message_missing_key,
+message_unrecognized_key, unrecognized_role, missing_content, example_missing_assistant_message), plus invalid_json.
+Each issue carries its 1-based line number; a broken line never stops the analysis of the others. Alpaca (a JSON
 array: its elements count as lines), ShareGPT, prompt/completion and eval files are checked minimally and
 turned into chat messages for the other checks.
 """
