@@ -3,7 +3,8 @@ creation endpoints, as `ollama create` against a remote server uses them.
 
     HEAD /api/blobs/sha256:<hex>   200 if the blob exists, 404 if not (400: not a sha256 digest)
     POST /api/blobs/sha256:<hex>   the file's bytes; 201 when their sha256 is the digest, 400 otherwise
-    POST /api/create               {"model", "from" | "files", "adapters", "template", "system", "parameters", "stream"}:
+    POST /api/create               {"model", "from" | "files", "adapters", "template", "system", "parameters",
+                                   "stream"}:
                                    400 for a bad request (no model name, neither from nor files, a file whose blob was
                                    never pushed); else streamed JSON status lines (application/x-ndjson) ending with
                                    {"status": "success"}, or an {"error": …} line (a blob that is not GGUF)

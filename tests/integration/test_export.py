@@ -285,7 +285,8 @@ def test_an_export_cancelled_mid_way_ends_cancelled_and_registers_nothing(runnin
 
 
 def test_an_export_whose_service_is_killed_resumes_without_merging_again(running_stack, model, exported):
-    """model-exporter killed after the merge: the job comes back on the restarted service and reuses the merged model."""
+    """model-exporter killed after the merge: the job comes back on the restarted service and reuses the merged
+    model."""
     rs = running_stack
     job_id = start_export(rs, model)
     wait_step(rs, job_id, "converting to GGUF")

@@ -199,7 +199,7 @@ def test_rate_limit_then_server_error_then_success(running_stack):
     calls = fake.calls("POST /v1/files")[before:]
     assert [c["status"] for c in calls[:3]] == [429, 500, 200]
     assert calls[1]["time"] - calls[0]["time"] >= 1.0, "Retry-After: 1 was not honoured"
-    logs = [l["message"] for l in rs.http.get(f"/jobs/{job['id']}/logs").json()["lines"]]
+    logs = [line["message"] for line in rs.http.get(f"/jobs/{job['id']}/logs").json()["lines"]]
     assert any("HTTP 429" in m and "retry 1" in m for m in logs) and any("HTTP 500" in m for m in logs)
     assert any("HTTP 503" in m for m in logs)  # monitoring retried too
     # The create whose answer was lost was retried, and the retry found the job it had made: one job, paid once.
@@ -258,7 +258,7 @@ def test_the_service_killed_mid_job_resumes_monitoring_after_a_restart(running_s
     assert len(creates(rs, "restart")) == 1, "a second remote job was created"
     assert len(uploads(rs)) - uploads_before == 2, "the files were uploaded again"  # train + validation, once
     assert done["result"]["remote_job_id"] == remote["id"]
-    logs = [l["message"] for l in rs.http.get(f"/jobs/{job['id']}/logs").json()["lines"]]
+    logs = [line["message"] for line in rs.http.get(f"/jobs/{job['id']}/logs").json()["lines"]]
     assert any("following remote job" in m and "again" in m for m in logs)
     steps = [e["step"] for e in progress_events(rs, job["id"], expect=6) if e.get("train_loss") is not None]
     assert {1, 2, 3, 4, 5, 6} <= set(steps)

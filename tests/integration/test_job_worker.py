@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from nats.errors import ConnectionClosedError
 
 from dyag_cli.stack import free_port, nats_server_binary
 from dyag_runtime.artifacts import open_artifact_store
@@ -113,7 +114,7 @@ def test_emit_from_thread_publishes_and_best_effort_only_logs_a_failure(nats_url
                 lost = await loop.run_in_executor(
                     pool, lambda: emit_from_thread(bus, loop, "test.emitted", event, timeout=3, best_effort=True)
                 )
-                with pytest.raises(Exception):
+                with pytest.raises(ConnectionClosedError, match="connection closed"):
                     await loop.run_in_executor(
                         pool, lambda: emit_from_thread(bus, loop, "test.emitted", event, timeout=3)
                     )

@@ -307,8 +307,8 @@ def _newest_pipeline(rs, timeout: float) -> str:
 
 
 def test_a_two_application_catalog_in_english_runs_with_no_size_given(running_stack):
-    """A user's own small export (a bare list, English field names, no contacts): the dataset is sized to it, RAG answers
-    from its records, grounded answers too; nothing is asked of the user (no num_questions)."""
+    """A user's own small export (a bare list, English field names, no contacts): the dataset is sized to it, RAG
+    answers from its records, grounded answers too; nothing is asked of the user (no num_questions)."""
     apps = [
         {
             "id": 1,

@@ -64,7 +64,7 @@ def test_openai_lines_hold_messages_and_nothing_else(examples, tmp_path):
     path = write_dataset(examples, tmp_path / "train.jsonl", "openai")
     records = lines(path)
     assert len(records) == len(examples)
-    for record, example in zip(records, examples):
+    for record, example in zip(records, examples, strict=True):
         assert set(record) == {"messages"}
         assert [set(m) for m in record["messages"]] == [{"role", "content"}] * 3
         assert [m["role"] for m in record["messages"]] == ["system", "user", "assistant"]

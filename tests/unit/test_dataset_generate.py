@@ -531,7 +531,7 @@ def test_unknown_entity_negatives_refuse_without_inventing(examples, catalog):
 
 
 def test_made_up_names_are_not_close_to_real_names(catalog):
-    names = [n for n, _ in zip(fake_names(catalog), range(60))]
+    names = [n for n, _ in zip(fake_names(catalog), range(60), strict=False)]
     assert len(set(names)) == 60
     for name in names:
         for entity in catalog.entities:
@@ -541,7 +541,7 @@ def test_made_up_names_are_not_close_to_real_names(catalog):
 def test_made_up_names_avoid_a_catalog_that_uses_the_same_vocabulary(catalog):
     first = next(fake_names(catalog))
     crowded = catalog_of(APPS + [{"id": 9999, "nom": first, "statut si": "En production"}])
-    assert first not in [n for n, _ in zip(fake_names(crowded), range(200))]
+    assert first not in [n for n, _ in zip(fake_names(crowded), range(200), strict=False)]
 
 
 def test_empty_field_negatives_ask_about_a_field_the_record_leaves_empty(examples, catalog):

@@ -350,7 +350,7 @@ def test_compose_depends_on_and_volumes_exist():
                     target in built and built[target][1].all("HEALTHCHECK")
                 )
                 assert has_check, f"{name} waits for {target} to be healthy, which has no healthcheck"
-        for target, source in mounts(svc).items():
+        for source in mounts(svc).values():
             if not source.startswith((".", "/")):
                 assert source in declared, f"{name} mounts volume {source}, not declared under volumes:"
 
@@ -382,7 +382,8 @@ def test_compose_infrastructure():
 
 
 def test_compose_runs_the_whole_workflow_by_default():
-    """A plain `docker compose up` starts every landed service: none of them, nor what they need, hides behind a profile."""
+    """A plain `docker compose up` starts every landed service: none of them, nor what they need, hides behind a
+    profile."""
     services = compose()["services"]
     for name in [*DEPLOYABLE, GATEWAY, "nats"]:
         assert name in services, f"docker-compose.yml has no {name}"

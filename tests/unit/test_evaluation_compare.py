@@ -102,7 +102,8 @@ def test_rag_vs_fine_tuned_vs_hybrid_and_the_decision_table(runs) -> None:
 
 def test_the_recommendation_follows_the_numbers(runs) -> None:
     c = compare_runs(runs)
-    # rag 100 % is significantly better than base (b=10, c=0: p = 0.00195) and fine-tuned (b=9, c=0: p = 2/512 = 0.0039).
+    # rag 100 % is significantly better than base (b=10, c=0: p = 0.00195) and fine-tuned (b=9, c=0:
+    # p = 2/512 = 0.0039).
     assert c.recommended == "rag"
     assert "Recommandation : RAG (cible « rag ») — 100.0 % d'exactitude sur 20 questions" in c.recommendation
     # 2 000 ms is not "under 2 s": the guide's success criteria are not met, and the report says so first.

@@ -184,7 +184,8 @@ def test_without_a_catalog_only_the_abstention_rule_runs() -> None:
 def test_questions_without_key_facts_use_token_overlap() -> None:
     c = case("unknown", "Qu'est-ce que GEOVAL ?", "GEOVAL gère les valorisations géographiques des services.")
     r = score(c, "GEOVAL gère les valorisations géographiques.")
-    # answer: geoval, gere, valorisations, geographiques (4); expected adds "services" (5): P 1, R 4/5, F1 = 1.6/1.8 = 8/9 >= 0.5.
+    # answer: geoval, gere, valorisations, geographiques (4); expected adds "services" (5): P 1, R 4/5,
+    # F1 = 1.6/1.8 = 8/9 >= 0.5.
     assert r.f1 == pytest.approx(8 / 9) and r.correct
     r = score(c, "Aucune idée précise, désolé.")
     assert not r.correct and r.reason_code == "low_overlap"

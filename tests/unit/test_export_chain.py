@@ -95,7 +95,7 @@ def adapter(tmp_path_factory) -> Path:
     input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows])
     attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows])
     labels = torch.tensor(
-        [[t if m else -100 for t, m in zip(ids, mask)] + [-100] * (width - len(ids)) for ids, mask in rows]
+        [[t if m else -100 for t, m in zip(ids, mask, strict=True)] + [-100] * (width - len(ids)) for ids, mask in rows]
     )
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     model.train()
@@ -204,7 +204,8 @@ def free_port() -> int:
 
 
 def test_dyag_serve_answers_through_the_openai_api(export, tmp_path):
-    """`dyag serve` over the GGUF: dyag_llm.serve's OpenAI-compatible server (ik-llama-cpp-python), usable as an openai: target."""
+    """`dyag serve` over the GGUF: dyag_llm.serve's OpenAI-compatible server (ik-llama-cpp-python), usable as an
+    openai: target."""
     import httpx
 
     from dyag_llm.openai_compat import OpenAICompatibleChatModel

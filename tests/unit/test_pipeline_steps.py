@@ -1,4 +1,5 @@
-"""The pipeline's parameters and state machine (dyag_gateway.pipeline: model, settings, steps, views), without the stack."""
+"""The pipeline's parameters and state machine (dyag_gateway.pipeline: model, settings, steps, views), without the
+stack."""
 
 from __future__ import annotations
 

@@ -85,7 +85,8 @@ def test_billed_tokens_follow_the_cookbook() -> None:
     ]
     expected = (
         sum(
-            3 + len(enc.encode(role)) + len(enc.encode(c)) for role, c in zip(["system", "user", "assistant"], contents)
+            3 + len(enc.encode(role)) + len(enc.encode(c))
+            for role, c in zip(["system", "user", "assistant"], contents, strict=True)
         )
         + 3
     )

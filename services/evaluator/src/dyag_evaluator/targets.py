@@ -466,7 +466,7 @@ class HybridAnswerer(Answerer):
         out: list[Response | None] = [None] * len(cases)
         asks: list[int] = []
         conversations = []
-        for i, (case, r) in enumerate(zip(cases, retrieved)):
+        for i, (case, r) in enumerate(zip(cases, retrieved, strict=True)):
             if isinstance(r, Exception):
                 out[i] = Response.failed(str(getattr(r, "message", r)))
             elif r[0].abstained:
@@ -482,7 +482,7 @@ class HybridAnswerer(Answerer):
                 for i in asks:
                     out[i] = Response.failed(exc.message)
             else:
-                for i, g in zip(asks, generations):
+                for i, g in zip(asks, generations, strict=False):
                     retrieval_ms = retrieved[i][1]  # type: ignore[index]
                     out[i] = _generated(g, retrieval_ms + ms / len(asks))
         return [r if r is not None else Response.failed("no answer") for r in out]

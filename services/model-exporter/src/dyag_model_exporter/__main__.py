@@ -1,4 +1,5 @@
-"""python -m dyag_model_exporter: serve ExporterService (GGUF exports, the Ollama Modelfile, the parity gate) over gRPC."""
+"""python -m dyag_model_exporter: serve ExporterService (GGUF exports, the Ollama Modelfile, the parity gate) over
+gRPC."""
 
 from __future__ import annotations
 

@@ -329,7 +329,8 @@ class Exporter:
 
     # --- the steps ---------------------------------------------------------------------------
     def merge(self, inputs: ExportInputs, config: dict[str, Any]) -> Path:
-        """base + adapter -> merged/ (HF safetensors, with the base's tokenizer); the base folder itself when there is no adapter."""
+        """base + adapter -> merged/ (HF safetensors, with the base's tokenizer); the base folder itself when there is
+        no adapter."""
         if inputs.adapter_dir is None:
             return inputs.base_path
         out = self.workdir / "merged"
@@ -693,6 +694,7 @@ def bundle_readme(options: ExportOptions, spec: ModelfileSpec, command: str, rep
         f"{'passed' if r.passed else 'FAILED'} |"
         for r in reports
     )
+    adapter = f" with the LoRA adapter `{spec.adapter_file}`" if spec.adapter_file else ""
     return f"""# Ollama export bundle
 
 Create the model (in this folder):
@@ -703,7 +705,7 @@ then ask it:
 
     ollama run {options.ollama_name} "Qu'est-ce que l'application … ?"
 
-`Modelfile` uses `{spec.model_file}`{f" with the LoRA adapter `{spec.adapter_file}`" if spec.adapter_file else ""}; its TEMPLATE is derived
+`Modelfile` uses `{spec.model_file}`{adapter}; its TEMPLATE is derived
 from the tokenizer's own chat template (checked to render the same prompts).
 
 ## Parity gate (HF model vs GGUF, greedy, {len(options.probes)} probes)

