@@ -158,3 +158,9 @@ def test_cron_schedules():
             cron_matches(bad, monday_3am)
     with pytest.raises(PolicyError, match="minute field"):
         RetrainingPolicy.from_dict({"trigger": "schedule", "schedule": "99 * * * *"})
+
+
+def test_a_rag_target_is_the_same_system_whatever_the_catalog_version():
+    assert RAG.same_system(ModelRef("rag", "applications_ia", "v9", {"rag_mode": "auto", "dataset_id": "ds-9"}))
+    assert not RAG.same_system(ModelRef("rag", "applications_ia", "v2", {"rag_mode": "grounded"}))
+    assert not V1.same_system(V2) and V1.same_system(ModelRef("lora", "lora-1")) and not V1.same_system(None)

@@ -42,6 +42,18 @@ class ModelRef:
         if not self.id.strip():
             raise ChampionError("invalid_target", f"a {self.kind} target needs an id (model, export or collection)")
 
+    def same_system(self, other: ModelRef | None) -> bool:
+        """Whether `other` answers the same way: the same model; for RAG kinds, the same collection, mode and model
+        whatever the catalog version (a collection follows its catalog at once)."""
+        if other is None or (self.kind, self.id) != (other.kind, other.id):
+            return False
+        if self.kind in ("rag", "grounded", "hybrid"):
+            ignored = ("dataset_id",)
+            return {k: v for k, v in self.details.items() if k not in ignored} == {
+                k: v for k, v in other.details.items() if k not in ignored
+            }
+        return True
+
     @property
     def label(self) -> str:
         return f"{self.kind}:{self.id}"

@@ -32,9 +32,16 @@ INTERRUPTED = "interrupted"  # only in views: a step still running in the record
 STEP_DONE = (SUCCEEDED, SKIPPED)
 STEP_ENDED = (SUCCEEDED, SKIPPED, FAILED, CANCELLED, BLOCKED)
 
-INGEST, BUILD, VALIDATE, TRAIN, INDEX, REPORT = "ingest", "build", "validate", "train", "index", "report"
+INGEST, BUILD, VALIDATE, TRAIN, INDEX, GATE, REPORT = "ingest", "build", "validate", "train", "index", "gate", "report"
+CHAMPION = "champion"  # a retraining's evaluation target besides the challengers: the current champion
 TARGETS = ("base", "fine_tuned", "rag")  # the default targets; "grounded" (RAG's records alone, milliseconds) on demand
-TARGET_LABELS = {"base": "base model", "fine_tuned": "fine-tuned (LoRA)", "rag": "RAG", "grounded": "grounded answers"}
+TARGET_LABELS = {
+    "base": "base model",
+    "fine_tuned": "fine-tuned (LoRA)",
+    "rag": "RAG",
+    "grounded": "grounded answers",
+    CHAMPION: "champion",
+}
 RAG_TARGETS = frozenset({"rag", "grounded"})  # the targets that need the RAG collection
 SKIPPABLE = ("validate", "train", "index", "evaluate", "report")
 STARTED_FRACTION = 0.05  # a job past this fraction is doing its real work (the trainer: its first training step)

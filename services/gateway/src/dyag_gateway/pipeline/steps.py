@@ -27,9 +27,12 @@ from google.protobuf import json_format
 from dyag.v1 import catalog_pb2, dataset_pb2, evaluation_pb2, jobs_pb2, rag_pb2, training_pb2
 from dyag_core.catalog.names import default_name
 from dyag_core.dataset.generate import MOST_VARIATIONS
+from dyag_core.retraining import ModelRef
 from dyag_gateway.errors import ApiError, api_error_of
 from dyag_gateway.pipeline.model import (
     BUILD,
+    CHAMPION,
+    GATE,
     INDEX,
     INGEST,
     RAG_TARGETS,
@@ -370,6 +373,10 @@ class Evaluate(JobStep):
         StepSpec(
             eval_step("rag"), 6, "evaluate RAG", "evaluator", "evaluation.run", (BUILD, INDEX), True, 12, (TRAIN,), 4
         ),
+        # A retraining's champion, asked before the challengers are trained: how stale it is now.
+        StepSpec(
+            eval_step(CHAMPION), 6, "evaluate the champion", "evaluator", "evaluation.run", (BUILD,), True, 12, (), 3
+        ),
         StepSpec(
             eval_step("grounded"),
             6,
@@ -383,7 +390,12 @@ class Evaluate(JobStep):
     )
 
     def plan(self, params: dict[str, Any]) -> list[Step]:
-        return [new_step(eval_step(target)) for target in params.get("targets") or ()]  # in the order asked
+        steps = [new_step(eval_step(target)) for target in params.get("targets") or ()]  # in the order asked
+        champion = champion_of(params)
+        if champion is not None:  # a retraining: the champion on the same test set, first (its staleness, at once)
+            needs = (BUILD, INDEX) if champion.kind in ("rag", "grounded", "hybrid") else (BUILD,)
+            steps.insert(0, new_step(eval_step(CHAMPION), needs))
+        return steps
 
     async def submit(self, run: RunContext, step: Step) -> jobs_pb2.Job:
         return await run.peers.evaluator().Evaluate(self.request(run, step), timeout=2 * RPC_TIMEOUT_S)
@@ -407,13 +419,48 @@ class Evaluate(JobStep):
             rag_mode=mode,
         )
 
+    @staticmethod
+    def champion_target(champion: ModelRef) -> evaluation_pb2.Target:
+        """The champion as the evaluator asks it (a retraining's champion of any kind the evaluator serves)."""
+        details = champion.details
+        if champion.kind == "lora":
+            return evaluation_pb2.Target(kind="lora", model=champion.id, approach="fine_tuned")
+        if champion.kind in ("rag", "grounded"):
+            mode = "grounded" if champion.kind == "grounded" else str(details.get("rag_mode") or "auto")
+            return evaluation_pb2.Target(
+                kind="rag",
+                collection=champion.id,
+                llm=str(details.get("llm") or ""),
+                approach="grounded" if mode == "grounded" else "rag",
+                rag_mode=mode,
+            )
+        if champion.kind == "hybrid":
+            return evaluation_pb2.Target(
+                kind="hybrid",
+                model=str(details.get("model_id") or ""),
+                collection=str(details.get("collection") or champion.id),
+                approach="hybrid",
+            )
+        if champion.kind == "gguf":
+            return evaluation_pb2.Target(kind="gguf", model=champion.id, approach="base")
+        raise StepFailed(
+            f"the champion {champion.label} cannot be evaluated by a pipeline yet "
+            "(lora, rag, grounded, hybrid and gguf champions can)"
+        )
+
     def request(self, run: RunContext, step: Step) -> evaluation_pb2.EvaluateRequest:
         p = run.params
         approach = step["name"].removeprefix("evaluate_")
-        model_id = run.result_of(TRAIN).get("model_id", "") if approach == "fine_tuned" else ""
+        if approach == CHAMPION:
+            champion = champion_of(p)
+            assert champion is not None
+            target = self.champion_target(champion)
+        else:
+            model_id = run.result_of(TRAIN).get("model_id", "") if approach == "fine_tuned" else ""
+            target = self.target(p, approach, model_id)
         request = evaluation_pb2.EvaluateRequest(
             test_set=evaluation_pb2.TestSet(dataset_id=run.result_of(BUILD)["dataset_id"], split="test"),
-            target=self.target(p, approach, model_id),
+            target=target,
             name=TARGET_LABELS[approach],
             max_questions=int(p.get("max_eval_questions") or 0),
             seed=p["seed"],
@@ -426,6 +473,8 @@ class Evaluate(JobStep):
         )
         if p.get("eval_concurrency"):
             request.concurrency = int(p["eval_concurrency"])
+        if p.get("retraining"):  # every question about a changed application, for the champion and each challenger
+            request.focus_entity_ids.extend(p["retraining"].get("changed") or ())
         return request
 
     async def collect(self, run: RunContext, step: Step, job: dict[str, Any]) -> Outcome:
@@ -440,7 +489,131 @@ class Evaluate(JobStep):
             "approach": run_record.approach,
             "summary": summary,
         }
+        if step["name"] == eval_step(CHAMPION) and run.decisions is not None:
+            result["stale"] = await self.report_stale(run, result["run_id"])
         return result, [message_dict(a) for a in run_record.artifacts] or job_artifacts(job)
+
+    @staticmethod
+    async def report_stale(run: RunContext, run_id: str) -> dict[str, int]:
+        """model.stale: how many questions about the changed applications the champion now gets wrong."""
+        retraining, champion = run.params["retraining"], champion_of(run.params)
+        assert champion is not None
+        gate = await run.peers.evaluator().Gate(
+            evaluation_pb2.GateRequest(
+                champion_run_id=run_id, challenger_run_id=run_id, changed_entity_ids=retraining.get("changed") or ()
+            ),
+            timeout=RPC_TIMEOUT_S,
+        )
+        questions, wrong = gate.changed.questions, gate.changed.questions - gate.changed.champion_correct
+        await run.decisions.report_stale(
+            run.params["catalog"], run.params["catalog_version"], champion, questions, wrong, run_id, run.correlation_id
+        )
+        return {"questions": questions, "wrong": wrong}
+
+
+# --- 6b gate (retraining only) ---------------------------------------------------------------------------------
+@register
+class PromotionGate(CallStep):
+    """The best challenger against the champion on the same questions (the evaluator's Gate): promoted, or kept as a
+    rejected candidate with the gate's reasons. A first champion needs only the policy's minimum accuracy."""
+
+    specs = (StepSpec(GATE, 7, "promotion gate", "evaluator", "", (), False, 1),)  # waits for the evaluations
+
+    def plan(self, params: dict[str, Any]) -> list[Step]:
+        if not params.get("retraining"):
+            return []
+        evaluated = [eval_step(t) for t in params.get("targets") or ()]
+        if champion_of(params) is not None:
+            evaluated.append(eval_step(CHAMPION))
+        return [new_step(GATE, tuple(evaluated))]
+
+    async def call(self, run: RunContext, step: Step) -> Outcome:
+        if run.decisions is None:
+            raise StepFailed("this gateway runs no retraining: the gate has nowhere to record its decision")
+        p, retraining = run.params, run.params["retraining"]
+        champion = champion_of(p)
+        candidates = [(t, run.result_of(eval_step(t))) for t in p.get("targets") or ()]
+        candidates = [(t, r) for t, r in candidates if r.get("run_id")]
+        if not candidates:
+            raise StepFailed("no challenger was evaluated")
+        approach, best = max(candidates, key=lambda c: float((c[1].get("summary") or {}).get("accuracy") or 0.0))
+        challenger = self.challenger_ref(run, approach)
+        thresholds = retraining.get("thresholds") or {}
+        evidence = {
+            "pipeline_id": run.pipeline_id,
+            "evaluation_run_ids": [r["run_id"] for _, r in candidates],
+            "candidates": {t: (r.get("summary") or {}).get("accuracy") for t, r in candidates},
+        }
+        if challenger.same_system(champion):
+            return {
+                "decision": "kept",
+                "reasons": [f"the best candidate is the champion itself ({champion.label})"],
+                "challenger": challenger.label,
+            }, []
+        await run.decisions.propose(p["catalog"], challenger, run.pipeline_id)
+        if champion is None:
+            accuracy = float((best.get("summary") or {}).get("accuracy") or 0.0)
+            floor = float(thresholds.get("min_accuracy") or 0.0)
+            promote = accuracy >= floor
+            reasons = [
+                f"premier champion : {challenger.label} répond juste à {accuracy:.0%} des questions "
+                f"({'au moins' if promote else 'moins que'} le minimum de {floor:.0%})"
+            ]
+            report: dict[str, Any] = {}
+        else:
+            champion_run = run.result_of(eval_step(CHAMPION)).get("run_id", "")
+            evidence["evaluation_run_ids"].append(champion_run)
+            reply = await run.peers.evaluator().Gate(
+                evaluation_pb2.GateRequest(
+                    champion_run_id=champion_run,
+                    challenger_run_id=best["run_id"],
+                    changed_entity_ids=retraining.get("changed") or (),
+                    thresholds=evaluation_pb2.GateThresholds(**{k: float(v) for k, v in thresholds.items()}),
+                ),
+                timeout=2 * RPC_TIMEOUT_S,
+            )
+            report = message_dict(reply)
+            promote, reasons = reply.promote, list(reply.reasons) or [reply.summary]
+        entry = await run.decisions.decide(
+            p["catalog"], promote=promote, target=challenger, reason=" ".join(reasons), evidence=evidence, report=report
+        )
+        result = {
+            "decision": entry["action"],
+            "challenger": challenger.label,
+            "reasons": reasons,
+            "log_seq": entry["seq"],
+            "champion": champion.label if champion else None,
+        }
+        for part in ("changed", "unchanged", "overall"):
+            if report.get(part):
+                result[part] = report[part]
+        return result, []
+
+    @staticmethod
+    def challenger_ref(run: RunContext, approach: str) -> ModelRef:
+        p = run.params
+        version, dataset_id = p["catalog_version"], run.result_of(BUILD).get("dataset_id", "")
+        if approach == "fine_tuned":
+            return ModelRef(
+                "lora",
+                run.result_of(TRAIN)["model_id"],
+                version,
+                {"dataset_id": dataset_id, "base_model": p.get("base_model") or "default"},
+            )
+        if approach == "grounded":
+            return ModelRef("grounded", p["rag_collection"], version, {"dataset_id": dataset_id})
+        return ModelRef(
+            "rag",
+            p["rag_collection"],
+            version,
+            {"dataset_id": dataset_id, "llm": p.get("rag_llm", ""), "rag_mode": p.get("rag_mode") or "auto"},
+        )
+
+
+def champion_of(params: dict[str, Any]) -> ModelRef | None:
+    """A retraining pipeline's champion (None: none yet, or not a retraining)."""
+    champion = (params.get("retraining") or {}).get("champion")
+    return ModelRef.from_dict(champion) if champion else None
 
 
 # --- 7 report --------------------------------------------------------------------------------------------------------
@@ -450,8 +623,14 @@ class Report(CallStep):
         StepSpec(REPORT, 7, "compare and report", "evaluator", "", (), False, 1),
     )  # waits for the evaluations planned
 
-    def plan(self, params: dict[str, Any]) -> list[Step]:
+    @staticmethod
+    def compared(params: dict[str, Any]) -> list[str]:
+        """The targets the report compares: a retraining's champion first (the baseline), then the challengers."""
         targets = list(params.get("targets") or ())
+        return [CHAMPION, *targets] if targets and champion_of(params) is not None else targets
+
+    def plan(self, params: dict[str, Any]) -> list[Step]:
+        targets = self.compared(params)
         step = new_step(REPORT, tuple(eval_step(t) for t in targets))
         asked = "report" in (params.get("skip") or ())
         if asked or not targets:
@@ -459,7 +638,7 @@ class Report(CallStep):
         return [step]
 
     async def call(self, run: RunContext, step: Step) -> Outcome:
-        targets = run.params["targets"]
+        targets = self.compared(run.params)
         runs = [run.result_of(eval_step(t)).get("run_id") for t in targets]
         title = f"Dyag — {run.params['catalog']} : " + " / ".join(TARGET_LABELS[t] for t in targets)
         reply = await run.peers.evaluator().Compare(

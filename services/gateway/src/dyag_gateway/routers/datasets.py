@@ -33,6 +33,14 @@ class BuildRequest(BaseModel):
     )
     system_prompt: str = ""
     base_dataset_id: str = Field("", description="rebuild only what changed since this dataset")
+    focus_entity_ids: list[str] = Field(
+        default_factory=list,
+        description="a challenger's train split: every train example about these entities (catalog ids), plus a "
+        "replay of the others; validation and test stay whole",
+    )
+    replay_fraction: float = Field(
+        0.0, ge=0, le=1000, description="with focus_entity_ids: replayed examples per focus example (0.5: half as many)"
+    )
 
 
 class PlanRequest(BaseModel):

@@ -28,6 +28,11 @@ class TrainBody(BaseModel):
     )
     preset: str = Field("", description="small | medium | large | auto (by the dataset's size, the guide's Annex A)")
     epochs: int | None = Field(None, ge=1, le=100)
+    init_model_id: str = Field(
+        "",
+        description="continue training this registered model (lora-…): its adapter is the starting point and its "
+        "LoRA shape (r, alpha, dropout, modules) the run's; the base model must be its own (unset: taken from it)",
+    )
     config: dict[str, Any] = Field(
         default_factory=dict,
         description="any TrainingConfig option: r, lora_alpha, lora_dropout, "
@@ -88,6 +93,7 @@ async def train(body: TrainBody, request: Request) -> JSONResponse:
             config=lora_config_message(config),
             name=body.name,
             correlation_id=request.headers.get("x-correlation-id", ""),
+            init_model_id=body.init_model_id,
         )
     )
     return JSONResponse(to_json(job), status_code=202)
