@@ -1,6 +1,7 @@
 """The evaluator through the real stack: evaluate the RAG target and OpenAI-compatible / Ollama targets (fake
 chat servers on loopback) on a small test set, compare runs, an unreachable target, bad input, the runs kept
-across a restart, and the guide's `dyag evaluate_rag` command as written."""
+across a restart, the guide's `dyag evaluate_rag` command as written, and the promotion gate (a challenger against
+the champion, with the changed application's questions always asked)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import os
 import subprocess
 import sys
 
+import grpc
 import pytest
 
+from dyag.v1 import evaluation_pb2, evaluation_pb2_grpc
 from dyag_core.catalog import load_catalog_file
 from dyag_core.dataset import GenerationConfig, generate
 from dyag_core.dataset.formats import write_dataset, write_manifest
@@ -396,3 +399,111 @@ def test_the_guides_evaluate_rag_command_as_written(running_stack, collection, e
     assert rep.returncode == 0, rep.stdout + rep.stderr
     assert load_run(tmp_path / "evaluation" / "results.json").overall.n == len(examples)
     assert "<svg" in (tmp_path / "evaluation" / "results.html").read_text()
+
+
+# ------------------------------------------------------------------ the promotion gate
+
+
+@pytest.fixture(scope="module")
+def evaluator(running_stack):
+    """The evaluator's gRPC service itself (the Gate and focus_entity_ids are not behind a gateway route)."""
+    with grpc.insecure_channel(f"127.0.0.1:{running_stack.stack.config.grpc_ports['evaluator']}") as channel:
+        yield evaluation_pb2_grpc.EvaluatorServiceStub(channel)
+
+
+@pytest.fixture(scope="module")
+def gate_runs(running_stack, evaluator, collection, llm_fakes, eval_jsonl, examples):
+    """Two answerers on the same sample, with the changed application in focus: a good one (the catalog's records,
+    grounded) and a worse one (a model without the catalog: it answers "je ne sais pas" to everything)."""
+    changed = next(e for e in examples if e.qtype == "actors").provenance.entity_ids[0]
+    targets = {
+        "good": evaluation_pb2.Target(kind="rag", collection=collection, rag_mode="grounded"),
+        "bad": evaluation_pb2.Target(kind="ollama", model="applications-ia", host=llm_fakes.ollama.host),
+    }
+    jobs = {
+        name: evaluator.Evaluate(
+            evaluation_pb2.EvaluateRequest(
+                test_set=evaluation_pb2.TestSet(content=eval_jsonl.encode(), filename="test.eval.jsonl"),
+                target=target,
+                name=f"gate {name}",
+                max_questions=6,
+                seed=3,
+                focus_entity_ids=[changed],
+                skip_similarity=True,
+            ),
+            timeout=60,
+        )
+        for name, target in targets.items()
+    }
+    runs = {}
+    for name, job in jobs.items():
+        done = running_stack.wait_job(job.id, timeout=240)
+        assert done["status"] == "succeeded", done
+        runs[name] = job.id
+    return changed, runs
+
+
+def test_focus_entities_are_always_asked(running_stack, gate_runs, examples):
+    changed, runs = gate_runs
+    about = {EvalCase.from_example(e).id for e in examples if changed in e.provenance.entity_ids}
+    assert len(about) == 2  # the actors and the sites of the same application
+    asked = {}
+    for name, run_id in runs.items():
+        data = running_stack.http.get(f"/evaluations/{run_id}/report.json").json()
+        asked[name] = {r["id"] for r in data["results"]}
+        assert about <= asked[name] and len(asked[name]) == 6 + len(about), (name, asked[name])
+    assert asked["good"] == asked["bad"]  # the same sample for both: the gate can pair them
+
+
+def test_the_gate_promotes_a_better_challenger_and_rejects_a_worse_one(evaluator, gate_runs):
+    changed, runs = gate_runs
+    thresholds = evaluation_pb2.GateThresholds(min_absolute=0.05, min_relative=0.1, min_accuracy=0.5)
+
+    better = evaluator.Gate(
+        evaluation_pb2.GateRequest(
+            champion_run_id=runs["bad"],
+            challenger_run_id=runs["good"],
+            changed_entity_ids=[changed],
+            thresholds=thresholds,
+        ),
+        timeout=60,
+    )
+    assert better.promote and better.decision == "promote", better.reasons
+    assert (better.changed.questions, better.changed.entities, better.overall.questions) == (2, 1, 8)
+    assert better.changed.delta > 0 and better.changed.challenger_accuracy > better.changed.champion_accuracy
+    assert better.reasons[0].startswith("Sur les 2 questions de l'application modifiée, le challenger répond juste à")
+    assert "il est meilleur sur ce qui a changé" in better.reasons[0] and "IC 95 %" in better.reasons[0]
+    assert "il ne régresse pas" in better.reasons[1] and better.summary.startswith("Challenger promu.")
+    assert better.thresholds.min_absolute == 0.05 and list(better.changed_entity_ids) == [changed]
+
+    worse = evaluator.Gate(
+        evaluation_pb2.GateRequest(
+            champion_run_id=runs["good"],
+            challenger_run_id=runs["bad"],
+            changed_entity_ids=[changed],
+            thresholds=thresholds,
+        ),
+        timeout=60,
+    )
+    assert not worse.promote and worse.decision == "reject"
+    assert worse.reasons[0].startswith("Sur les 2 questions de l'application modifiée")
+    assert "il n'est pas meilleur sur ce qui a changé" in worse.reasons[0]
+    assert "sous le minimum demandé de 50.0 %" in worse.reasons[-1]
+    assert worse.summary.startswith("Challenger rejeté, il reste candidat.")
+
+    with pytest.raises(grpc.RpcError) as unknown:
+        evaluator.Gate(
+            evaluation_pb2.GateRequest(champion_run_id="evaluator-unknown", challenger_run_id=runs["good"]),
+            timeout=60,
+        )
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND and "evaluator-unknown" in unknown.value.details()
+    with pytest.raises(grpc.RpcError) as bad:
+        evaluator.Gate(
+            evaluation_pb2.GateRequest(
+                champion_run_id=runs["bad"],
+                challenger_run_id=runs["good"],
+                thresholds=evaluation_pb2.GateThresholds(min_absolute=5),
+            ),
+            timeout=60,
+        )
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "min_absolute" in bad.value.details()

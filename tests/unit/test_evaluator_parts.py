@@ -167,6 +167,25 @@ def test_a_sample_keeps_each_types_share_and_the_order():
     assert len(sample(_cases({"a": 1, "b": 1, "c": 1}), 2, seed=0)) == 2
 
 
+def test_every_question_about_a_focus_entity_is_asked_on_top_of_the_sample():
+    cases = [
+        EvalCase(c.id, c.question, c.expected_answer, qtype=c.qtype, entity_ids=(f"app-{i % 25}",))
+        for i, c in enumerate(_cases({"definition": 50, "status": 30, "listing": 20}))
+    ]
+    about = [c for c in cases if {"app-3", "app-7"} & set(c.entity_ids)]  # 8 questions
+    picked = sample(cases, 10, seed=1, focus=["app-3", "app-7"])
+    assert set(about) <= set(picked) and len(picked) == 10 + len(about) == 18
+    others = [c for c in picked if c not in about]  # the sample, drawn from the other questions, by type
+    assert Counter(c.qtype for c in others) == {"definition": 5, "status": 3, "listing": 2}
+    assert [cases.index(c) for c in picked] == sorted(cases.index(c) for c in picked)
+    assert sample(cases, 10, seed=1, focus=["app-3", "app-7"]) == picked  # a champion and a challenger, alike
+    assert sample(cases, 10, seed=1, focus=()) == sample(cases, 10, seed=1)  # no focus: the sample as before
+    assert sample(cases, 10, seed=1, focus=["unknown"]) == sample(cases, 10, seed=1)
+    assert sample(cases, 0, seed=1, focus=["app-3"]) == tuple(cases)  # every question anyway
+    assert len(sample(cases, 95, seed=1, focus=["app-3"])) == 99  # 95 of the 96 others, and the 4
+    assert sample(cases, 96, seed=1, focus=["app-3"]) == tuple(cases)  # all the others, and the 4
+
+
 def test_a_test_files_bytes_are_read_with_the_domains_errors():
     record = {
         "question": "Quel est le statut de X ?",

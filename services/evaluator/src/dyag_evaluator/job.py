@@ -162,7 +162,8 @@ class EvaluationJob:
         if ref.manifest_digest:
             manifest = await asyncio.to_thread(self.rt.artifacts.get_bytes, ref.manifest_digest)
         evalset = await asyncio.to_thread(parse, data, ref.filename, ref.format, manifest)
-        cases = sample(evalset.cases, int(p.get("max_questions") or 0), int(p.get("seed") or 0))
+        focus = tuple(p.get("focus_entity_ids") or ())
+        cases = sample(evalset.cases, int(p.get("max_questions") or 0), int(p.get("seed") or 0), focus)
         catalog = None
         if p.get("catalog"):
             ctx.progress(0.01, "loading the catalog")
@@ -199,6 +200,7 @@ class EvaluationJob:
             "questions_in_test_set": len(evalset),
             "max_questions": p.get("max_questions") or 0,
             "seed": p.get("seed") or 0,
+            "focus_entity_ids": list(focus),
             "concurrency": concurrency,
             "answered_by": answerer.answered_by or spec.model_spec(),
             "latency": "per question"

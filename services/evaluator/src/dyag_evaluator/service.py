@@ -1,4 +1,5 @@
-"""EvaluatorService over gRPC: asking for evaluation runs, reading them and their reports, comparing runs.
+"""EvaluatorService over gRPC: asking for evaluation runs, reading them and their reports, comparing runs, and the
+promotion gate (a challenger against the champion, dyag_core.evaluation.gate).
 
 Evaluate checks everything it can before a job exists (the target, the test set's format and size, the
 dataset, the model and collection, concurrency), stores the test set as an artifact, records the run and
@@ -16,13 +17,24 @@ from google.protobuf import json_format
 
 from dyag.v1 import catalog_pb2, dataset_pb2, evaluation_pb2, evaluation_pb2_grpc, rag_pb2, training_pb2
 from dyag_core.errors import DyagError
-from dyag_core.evaluation import EvaluationError, EvaluationRun, compare_runs, render_html, render_markdown
+from dyag_core.evaluation import (
+    EvalSet,
+    EvaluationError,
+    EvaluationRun,
+    GateReport,
+    SubsetComparison,
+    Thresholds,
+    compare_runs,
+    gate,
+    render_html,
+    render_markdown,
+)
 from dyag_evaluator.job import EVALUATE
 from dyag_evaluator.records import REPORTS, now_rfc3339, run_record
 from dyag_evaluator.runs import FINAL, RunStore
 from dyag_evaluator.settings import EvaluatorSettings
 from dyag_evaluator.targets import TargetSpec
-from dyag_evaluator.testsets import TestSetRef, check_format, dataset_file, parse, safe_filename
+from dyag_evaluator.testsets import TestSetRef, check_format, dataset_file, parse, safe_filename, sample
 from dyag_runtime.jobs import TERMINAL, JobNotFound, record_to_proto
 from dyag_runtime.peers import Peers
 from dyag_runtime.server import Runtime
@@ -77,13 +89,25 @@ class EvaluatorServicer(evaluation_pb2_grpc.EvaluatorServiceServicer):
                 f"judge model {judge!r} is not a chat-model spec; use openai:NAME, ollama:NAME or local:NAME",
             )
 
-        ref, questions = await self._test_set(request.test_set)
-        if min(questions, request.max_questions or questions) > s.eval_max_questions:
+        focus = tuple(dict.fromkeys(e.strip() for e in request.focus_entity_ids if e.strip()))
+        ref, evalset = await self._test_set(request.test_set)
+        questions = len(evalset)
+        asked = sample(evalset.cases, request.max_questions, request.seed, focus)
+        if len(asked) > s.eval_max_questions:
             raise DyagError(
                 "too_large",
-                f"{questions} questions: this evaluator runs at most {s.eval_max_questions} per run; set max_questions",
+                f"{len(asked)} questions: this evaluator runs at most {s.eval_max_questions} per run; set max_questions"
+                + (f" (the {len(focus)} focus entities' questions are asked on top of it)" if focus else ""),
             )
         notes: list[str] = []
+        if focus:
+            named = {e for case in evalset.cases for e in case.entity_ids}
+            absent = [e for e in focus if e not in named]
+            if absent:
+                notes.append(
+                    f"no question of the test set is about focus entit{'y' if len(absent) == 1 else 'ies'} "
+                    f"{', '.join(absent)}"
+                )
         rag_catalog = await self._check_target(spec, notes)
         catalog = await self._catalog(request.catalog.strip(), request.catalog_version.strip(), ref, rag_catalog, notes)
 
@@ -96,6 +120,7 @@ class EvaluatorServicer(evaluation_pb2_grpc.EvaluatorServiceServicer):
             "max_questions": request.max_questions,
             "concurrency": concurrency,
             "seed": request.seed,
+            "focus_entity_ids": list(focus),
             "max_tokens": request.max_tokens or s.eval_max_tokens,
             "temperature": request.temperature,
             "system_prompt": request.system_prompt,
@@ -109,7 +134,7 @@ class EvaluatorServicer(evaluation_pb2_grpc.EvaluatorServiceServicer):
         await asyncio.to_thread(self.runs.insert, run_record(record["id"], params, record["correlation_id"]))
         return record_to_proto(record)
 
-    async def _test_set(self, ts: evaluation_pb2.TestSet) -> tuple[TestSetRef, int]:
+    async def _test_set(self, ts: evaluation_pb2.TestSet) -> tuple[TestSetRef, EvalSet]:
         """The test set stored as an artifact, parsed once now so that a bad one is refused with its reason."""
         s = self.settings
         fmt = check_format(ts.format.strip())
@@ -139,7 +164,7 @@ class EvaluatorServicer(evaluation_pb2_grpc.EvaluatorServiceServicer):
                 dataset.catalog,
                 dataset.catalog_version,
             )
-            return ref, len(evalset)
+            return ref, evalset
         if source == "artifact_digest":
             digest = ts.artifact_digest.strip()
             try:
@@ -166,7 +191,7 @@ class EvaluatorServicer(evaluation_pb2_grpc.EvaluatorServiceServicer):
                     self.rt.artifacts.put_bytes, manifest, filename + ".manifest.jsonl", "application/jsonl"
                 )
             ).digest
-        return TestSetRef(stored.digest, filename, fmt or evalset.source_format, manifest_digest), len(evalset)
+        return TestSetRef(stored.digest, filename, fmt or evalset.source_format, manifest_digest), evalset
 
     async def _dataset(self, dataset_id: str) -> dataset_pb2.Dataset:
         if not dataset_id:
@@ -312,13 +337,16 @@ class EvaluatorServicer(evaluation_pb2_grpc.EvaluatorServiceServicer):
         name, media = REPORTS[fmt]
         return evaluation_pb2.Report(run_id=run["id"], format=fmt, media_type=media, filename=name, content=data)
 
+    async def _evaluation(self, run_id: str) -> EvaluationRun:
+        """A succeeded run's results (results.json): run_not_found for an unknown id, conflict for one not done."""
+        data = await self._report_bytes(await self._run(run_id), "json")
+        return await asyncio.to_thread(lambda: EvaluationRun.from_dict(json.loads(data)))
+
     async def Compare(self, request, context):
         runs: list[EvaluationRun] = []
         ids: list[str] = []
         for run_id in request.run_ids:
-            run = await self._run(run_id)
-            data = await self._report_bytes(run, "json")
-            runs.append(await asyncio.to_thread(lambda d=data: EvaluationRun.from_dict(json.loads(d))))
+            runs.append(await self._evaluation(run_id))
             ids.append(run_id)
         for i, document in enumerate(request.results, 1):
             try:
@@ -366,3 +394,63 @@ class EvaluatorServicer(evaluation_pb2_grpc.EvaluatorServiceServicer):
         )
         reply.comparison.update(json.loads(body))
         return reply
+
+    # -------------------------------------------------------------- Gate
+
+    async def Gate(self, request, context):
+        champion_id, challenger_id = request.champion_run_id.strip(), request.challenger_run_id.strip()
+        missing = [
+            name
+            for name, value in (("champion_run_id", champion_id), ("challenger_run_id", challenger_id))
+            if not value
+        ]
+        if missing:
+            raise DyagError(
+                "invalid_request", f"give {' and '.join(missing)}: the gate compares two succeeded evaluation runs"
+            )
+        t = request.thresholds
+        thresholds = Thresholds(t.min_absolute, t.min_relative, t.min_accuracy)
+        champion = await self._evaluation(champion_id)
+        challenger = await self._evaluation(challenger_id)
+        report = await asyncio.to_thread(
+            gate, champion.results, challenger.results, list(request.changed_entity_ids), thresholds
+        )
+        return gate_to_proto(report, champion_id, challenger_id)
+
+
+def subset_to_proto(s: SubsetComparison) -> evaluation_pb2.SubsetComparison:
+    sig = s.significance
+    return evaluation_pb2.SubsetComparison(
+        name=s.name,
+        questions=s.questions,
+        entities=s.entities,
+        champion_correct=s.champion_correct,
+        challenger_correct=s.challenger_correct,
+        champion_accuracy=s.champion_accuracy or 0.0,
+        challenger_accuracy=s.challenger_accuracy or 0.0,
+        delta=sig.delta if sig else 0.0,
+        ci_low=sig.ci_low if sig else 0.0,
+        ci_high=sig.ci_high if sig else 0.0,
+        p_value=sig.p_value if sig else 0.0,
+        test=sig.test if sig else "",
+        significant=sig.significant if sig else False,
+    )
+
+
+def gate_to_proto(report: GateReport, champion_run_id: str, challenger_run_id: str) -> evaluation_pb2.GateReport:
+    t = report.thresholds
+    return evaluation_pb2.GateReport(
+        promote=report.promote,
+        decision=report.decision,
+        reasons=list(report.reasons),
+        changed=subset_to_proto(report.changed),
+        unchanged=subset_to_proto(report.unchanged),
+        overall=subset_to_proto(report.overall),
+        champion_run_id=champion_run_id,
+        challenger_run_id=challenger_run_id,
+        thresholds=evaluation_pb2.GateThresholds(
+            min_absolute=t.min_absolute, min_relative=t.min_relative, min_accuracy=t.min_accuracy
+        ),
+        changed_entity_ids=list(report.changed_entity_ids),
+        summary=report.summary,
+    )

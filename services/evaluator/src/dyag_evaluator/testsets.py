@@ -1,12 +1,12 @@
 """Test sets: where the questions come from (a dataset's split, an upload, an artifact), checked when the
-run is asked for, read again by the job from the artifact store, and sampled (max_questions)."""
+run is asked for, read again by the job from the artifact store, and sampled (max_questions, focus_entity_ids)."""
 
 from __future__ import annotations
 
 import random
 import tempfile
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,18 +93,35 @@ def dataset_file(dataset: Any, split: str) -> tuple[Any, str, Any | None]:
     )
 
 
-def sample(cases: Sequence[EvalCase], max_questions: int, seed: int) -> tuple[EvalCase, ...]:
+def sample(cases: Sequence[EvalCase], max_questions: int, seed: int, focus: Iterable[str] = ()) -> tuple[EvalCase, ...]:
     """At most max_questions questions, drawn at random (seeded) in proportion to each question type's share
-    (largest remainders), kept in the test set's order. 0: every question."""
+    (largest remainders), kept in the test set's order. 0: every question.
+
+    focus: entity ids whose questions are all asked, on top of the sample (drawn from the other questions): a
+    champion and its challenger, sampled alike, are both asked every question about the changed applications."""
+    focus = set(focus)
     if max_questions <= 0 or max_questions >= len(cases):
         return tuple(cases)
-    rng = random.Random(seed)
+    if not focus:
+        return tuple(cases[i] for i in _stratified(range(len(cases)), cases, max_questions, seed))
+    kept = {i for i, case in enumerate(cases) if focus.intersection(case.entity_ids)}
+    rest = [i for i in range(len(cases)) if i not in kept]
+    chosen = kept.union(_stratified(rest, cases, max_questions, seed))
+    return tuple(cases[i] for i in sorted(chosen))
+
+
+def _stratified(indexes: Iterable[int], cases: Sequence[EvalCase], wanted: int, seed: int) -> list[int]:
+    """`wanted` of these questions (all when fewer), in proportion to each type's share, sorted."""
     groups: dict[str, list[int]] = defaultdict(list)
-    for i, case in enumerate(cases):
-        groups[case.qtype].append(i)
-    exact = {t: max_questions * len(ids) / len(cases) for t, ids in groups.items()}
+    for i in indexes:
+        groups[cases[i].qtype].append(i)
+    total = sum(len(ids) for ids in groups.values())
+    if wanted >= total:
+        return sorted(i for ids in groups.values() for i in ids)
+    rng = random.Random(seed)
+    exact = {t: wanted * len(ids) / total for t, ids in groups.items()}
     quota = {t: int(v) for t, v in exact.items()}
-    left = max_questions - sum(quota.values())
+    left = wanted - sum(quota.values())
     for t in sorted(exact, key=lambda t: (-(exact[t] - quota[t]), t))[:left]:
         quota[t] += 1
     chosen: list[int] = []
@@ -112,4 +129,4 @@ def sample(cases: Sequence[EvalCase], max_questions: int, seed: int) -> tuple[Ev
         ids = list(groups[t])
         rng.shuffle(ids)
         chosen += ids[: quota[t]]
-    return tuple(cases[i] for i in sorted(chosen))
+    return sorted(chosen)

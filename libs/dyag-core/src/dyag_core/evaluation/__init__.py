@@ -9,6 +9,7 @@ network, no framework. The service runs the targets and hands their Responses to
                    embed=embedder, prices={"ollama:*": 0})
     json_text = run.to_json()                       # accuracy, precision, recall, f1_score, average_generation_time_ms, errors…
     page = render_html([base_run, ft_run, rag_run])  # charts, 6.2 table with deltas, 7.2 decision table
+    report = gate(champion.results, challenger.results, changed_ids, Thresholds(min_absolute=0.05))  # promote?
 """
 
 from dyag_core.evaluation.aggregate import (
@@ -34,8 +35,10 @@ from dyag_core.evaluation.compare import (
     comparison_markdown,
     guide_row,
     mcnemar_p,
+    paired_gap,
 )
 from dyag_core.evaluation.errors import EvaluationError
+from dyag_core.evaluation.gate import GateReport, SubsetComparison, Thresholds, gate
 from dyag_core.evaluation.hallucination import ALL_RULES, CatalogIndex, detect
 from dyag_core.evaluation.html_report import CHART_IDS, render_html
 from dyag_core.evaluation.metrics import abstains, exact_match, fact_recall, match_fact, token_prf
@@ -72,6 +75,7 @@ __all__ = [
     "EvalSet",
     "EvaluationError",
     "EvaluationRun",
+    "GateReport",
     "GroupMetrics",
     "GuideRow",
     "Hallucination",
@@ -82,8 +86,10 @@ __all__ = [
     "Response",
     "ScoringConfig",
     "Significance",
+    "SubsetComparison",
     "Target",
     "TextView",
+    "Thresholds",
     "TokenPrice",
     "UsageStats",
     "abstains",
@@ -96,12 +102,14 @@ __all__ = [
     "exact_match",
     "fact_recall",
     "fingerprint",
+    "gate",
     "group_metrics",
     "guide_row",
     "load_run",
     "match_fact",
     "mcnemar_p",
     "normalize_url",
+    "paired_gap",
     "percentile",
     "price_for",
     "read_test_set",

@@ -19,7 +19,7 @@ The recommendation (one sentence, from the numbers only):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -144,22 +144,31 @@ class Significance:
         return not self.significant and self.ci_low <= 0 <= self.ci_high
 
 
+def paired_gap(right_a: Mapping[str, bool], right_b: Mapping[str, bool]) -> Significance:
+    """The accuracy gap b - a on the same questions (question id -> answered right in each run): McNemar's exact
+    test on the questions one gets right and the other wrong, and the 95 % Wald interval of a paired difference."""
+    if right_a.keys() != right_b.keys() or not right_a:
+        raise EvaluationError("no_runs", "a paired comparison needs the same questions, at least one, in both runs")
+    n = len(right_a)
+    delta = sum(map(bool, right_b.values())) / n - sum(map(bool, right_a.values())) / n
+    only_a = sum(bool(right_a[k]) and not right_b[k] for k in right_a)
+    only_b = sum(bool(right_b[k]) and not right_a[k] for k in right_a)
+    p = mcnemar_p(only_a, only_b)
+    se = math.sqrt(max(0.0, only_a + only_b - (only_b - only_a) ** 2 / n)) / n
+    return Significance(delta, p, "mcnemar", p < ALPHA, delta - Z95 * se, delta + Z95 * se)
+
+
 def accuracy_gap(a: EvaluationRun, b: EvaluationRun) -> Significance:
-    delta = b.accuracy - a.accuracy
     right_a = {r.case.id: r.correct for r in a.results}
     right_b = {r.case.id: r.correct for r in b.results}
     if a.test_set_fingerprint == b.test_set_fingerprint and right_a.keys() == right_b.keys() and right_a:
-        only_a = sum(right_a[k] and not right_b[k] for k in right_a)
-        only_b = sum(right_b[k] and not right_a[k] for k in right_a)
-        n = len(right_a)
-        p, test = mcnemar_p(only_a, only_b), "mcnemar"
-        se = math.sqrt(max(0.0, only_a + only_b - (only_b - only_a) ** 2 / n)) / n
-    else:
-        n1, n2 = a.overall.n, b.overall.n
-        p, test = two_proportion_p(a.overall.correct, n1, b.overall.correct, n2), "two-proportion"
-        pa, pb = a.accuracy, b.accuracy
-        se = math.sqrt((pa * (1 - pa) / n1 if n1 else 0.0) + (pb * (1 - pb) / n2 if n2 else 0.0))
-    return Significance(delta, p, test, p < ALPHA, delta - Z95 * se, delta + Z95 * se)
+        return paired_gap(right_a, right_b)
+    delta = b.accuracy - a.accuracy
+    n1, n2 = a.overall.n, b.overall.n
+    p = two_proportion_p(a.overall.correct, n1, b.overall.correct, n2)
+    pa, pb = a.accuracy, b.accuracy
+    se = math.sqrt((pa * (1 - pa) / n1 if n1 else 0.0) + (pb * (1 - pb) / n2 if n2 else 0.0))
+    return Significance(delta, p, "two-proportion", p < ALPHA, delta - Z95 * se, delta + Z95 * se)
 
 
 def gap_text(sig: Significance) -> str:

@@ -53,7 +53,7 @@ class Target(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., model: _Optional[str] = ..., base_url: _Optional[str] = ..., api_key_env: _Optional[str] = ..., host: _Optional[str] = ..., collection: _Optional[str] = ..., n_chunks: _Optional[int] = ..., llm: _Optional[str] = ..., approach: _Optional[str] = ..., training_cost_usd: _Optional[float] = ..., rag_mode: _Optional[str] = ...) -> None: ...
 
 class EvaluateRequest(_message.Message):
-    __slots__ = ("test_set", "target", "name", "max_questions", "concurrency", "seed", "max_tokens", "temperature", "system_prompt", "catalog", "catalog_version", "judge_model", "skip_similarity", "correlation_id", "labels")
+    __slots__ = ("test_set", "target", "name", "max_questions", "concurrency", "seed", "max_tokens", "temperature", "system_prompt", "catalog", "catalog_version", "judge_model", "skip_similarity", "correlation_id", "labels", "focus_entity_ids")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +76,7 @@ class EvaluateRequest(_message.Message):
     SKIP_SIMILARITY_FIELD_NUMBER: _ClassVar[int]
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    FOCUS_ENTITY_IDS_FIELD_NUMBER: _ClassVar[int]
     test_set: TestSet
     target: Target
     name: str
@@ -91,7 +92,8 @@ class EvaluateRequest(_message.Message):
     skip_similarity: bool
     correlation_id: str
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, test_set: _Optional[_Union[TestSet, _Mapping]] = ..., target: _Optional[_Union[Target, _Mapping]] = ..., name: _Optional[str] = ..., max_questions: _Optional[int] = ..., concurrency: _Optional[int] = ..., seed: _Optional[int] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., system_prompt: _Optional[str] = ..., catalog: _Optional[str] = ..., catalog_version: _Optional[str] = ..., judge_model: _Optional[str] = ..., skip_similarity: _Optional[bool] = ..., correlation_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    focus_entity_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, test_set: _Optional[_Union[TestSet, _Mapping]] = ..., target: _Optional[_Union[Target, _Mapping]] = ..., name: _Optional[str] = ..., max_questions: _Optional[int] = ..., concurrency: _Optional[int] = ..., seed: _Optional[int] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., system_prompt: _Optional[str] = ..., catalog: _Optional[str] = ..., catalog_version: _Optional[str] = ..., judge_model: _Optional[str] = ..., skip_similarity: _Optional[bool] = ..., correlation_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., focus_entity_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class EvaluationSummary(_message.Message):
     __slots__ = ("accuracy", "precision", "recall", "f1_score", "average_generation_time_ms", "questions", "correct", "failed", "errors", "exact_match", "fact_accuracy", "semantic_similarity", "hallucination_rate", "abstention_rate", "judge_score", "latency_p50_ms", "latency_p95_ms", "prompt_tokens", "completion_tokens", "cost_usd", "cost_per_1000_questions_usd")
@@ -273,6 +275,84 @@ class Comparison(_message.Message):
     artifacts: _containers.RepeatedCompositeFieldContainer[_jobs_pb2.ArtifactRef]
     html: str
     def __init__(self, run_ids: _Optional[_Iterable[str]] = ..., names: _Optional[_Iterable[str]] = ..., baseline: _Optional[int] = ..., recommended: _Optional[str] = ..., recommendation: _Optional[str] = ..., same_test_set: _Optional[bool] = ..., warnings: _Optional[_Iterable[str]] = ..., comparison: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., markdown: _Optional[str] = ..., artifacts: _Optional[_Iterable[_Union[_jobs_pb2.ArtifactRef, _Mapping]]] = ..., html: _Optional[str] = ...) -> None: ...
+
+class GateThresholds(_message.Message):
+    __slots__ = ("min_absolute", "min_relative", "min_accuracy")
+    MIN_ABSOLUTE_FIELD_NUMBER: _ClassVar[int]
+    MIN_RELATIVE_FIELD_NUMBER: _ClassVar[int]
+    MIN_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    min_absolute: float
+    min_relative: float
+    min_accuracy: float
+    def __init__(self, min_absolute: _Optional[float] = ..., min_relative: _Optional[float] = ..., min_accuracy: _Optional[float] = ...) -> None: ...
+
+class GateRequest(_message.Message):
+    __slots__ = ("champion_run_id", "challenger_run_id", "changed_entity_ids", "thresholds")
+    CHAMPION_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_ENTITY_IDS_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    champion_run_id: str
+    challenger_run_id: str
+    changed_entity_ids: _containers.RepeatedScalarFieldContainer[str]
+    thresholds: GateThresholds
+    def __init__(self, champion_run_id: _Optional[str] = ..., challenger_run_id: _Optional[str] = ..., changed_entity_ids: _Optional[_Iterable[str]] = ..., thresholds: _Optional[_Union[GateThresholds, _Mapping]] = ...) -> None: ...
+
+class SubsetComparison(_message.Message):
+    __slots__ = ("name", "questions", "entities", "champion_correct", "challenger_correct", "champion_accuracy", "challenger_accuracy", "delta", "ci_low", "ci_high", "p_value", "test", "significant")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    QUESTIONS_FIELD_NUMBER: _ClassVar[int]
+    ENTITIES_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_CORRECT_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_CORRECT_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    CI_LOW_FIELD_NUMBER: _ClassVar[int]
+    CI_HIGH_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    TEST_FIELD_NUMBER: _ClassVar[int]
+    SIGNIFICANT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    questions: int
+    entities: int
+    champion_correct: int
+    challenger_correct: int
+    champion_accuracy: float
+    challenger_accuracy: float
+    delta: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    test: str
+    significant: bool
+    def __init__(self, name: _Optional[str] = ..., questions: _Optional[int] = ..., entities: _Optional[int] = ..., champion_correct: _Optional[int] = ..., challenger_correct: _Optional[int] = ..., champion_accuracy: _Optional[float] = ..., challenger_accuracy: _Optional[float] = ..., delta: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., p_value: _Optional[float] = ..., test: _Optional[str] = ..., significant: _Optional[bool] = ...) -> None: ...
+
+class GateReport(_message.Message):
+    __slots__ = ("promote", "decision", "reasons", "changed", "unchanged", "overall", "champion_run_id", "challenger_run_id", "thresholds", "changed_entity_ids", "summary")
+    PROMOTE_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_FIELD_NUMBER: _ClassVar[int]
+    OVERALL_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_ENTITY_IDS_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    promote: bool
+    decision: str
+    reasons: _containers.RepeatedScalarFieldContainer[str]
+    changed: SubsetComparison
+    unchanged: SubsetComparison
+    overall: SubsetComparison
+    champion_run_id: str
+    challenger_run_id: str
+    thresholds: GateThresholds
+    changed_entity_ids: _containers.RepeatedScalarFieldContainer[str]
+    summary: str
+    def __init__(self, promote: _Optional[bool] = ..., decision: _Optional[str] = ..., reasons: _Optional[_Iterable[str]] = ..., changed: _Optional[_Union[SubsetComparison, _Mapping]] = ..., unchanged: _Optional[_Union[SubsetComparison, _Mapping]] = ..., overall: _Optional[_Union[SubsetComparison, _Mapping]] = ..., champion_run_id: _Optional[str] = ..., challenger_run_id: _Optional[str] = ..., thresholds: _Optional[_Union[GateThresholds, _Mapping]] = ..., changed_entity_ids: _Optional[_Iterable[str]] = ..., summary: _Optional[str] = ...) -> None: ...
 
 class EvaluationCompleted(_message.Message):
     __slots__ = ("run_id", "name", "target", "approach", "model", "test_set", "test_set_fingerprint", "dataset_id", "catalog", "catalog_version", "summary", "artifacts", "labels")

@@ -60,6 +60,11 @@ class EvaluatorServiceStub:
                 request_serializer=dyag_dot_v1_dot_evaluation__pb2.CompareRequest.SerializeToString,
                 response_deserializer=dyag_dot_v1_dot_evaluation__pb2.Comparison.FromString,
                 _registered_method=True)
+        self.Gate = channel.unary_unary(
+                '/dyag.v1.EvaluatorService/Gate',
+                request_serializer=dyag_dot_v1_dot_evaluation__pb2.GateRequest.SerializeToString,
+                response_deserializer=dyag_dot_v1_dot_evaluation__pb2.GateReport.FromString,
+                _registered_method=True)
 
 
 class EvaluatorServiceServicer:
@@ -98,6 +103,15 @@ class EvaluatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Gate(self, request, context):
+        """The promotion gate: does the challenger replace the champion after a catalog change? Both runs' per-question
+        results, paired by question id, split into the changed applications' questions and the others. An unknown run
+        is NOT_FOUND (run_not_found), one not succeeded FAILED_PRECONDITION, a threshold outside 0..1 INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EvaluatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -125,6 +139,11 @@ def add_EvaluatorServiceServicer_to_server(servicer, server):
                     servicer.Compare,
                     request_deserializer=dyag_dot_v1_dot_evaluation__pb2.CompareRequest.FromString,
                     response_serializer=dyag_dot_v1_dot_evaluation__pb2.Comparison.SerializeToString,
+            ),
+            'Gate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Gate,
+                    request_deserializer=dyag_dot_v1_dot_evaluation__pb2.GateRequest.FromString,
+                    response_serializer=dyag_dot_v1_dot_evaluation__pb2.GateReport.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -262,6 +281,33 @@ class EvaluatorService:
             '/dyag.v1.EvaluatorService/Compare',
             dyag_dot_v1_dot_evaluation__pb2.CompareRequest.SerializeToString,
             dyag_dot_v1_dot_evaluation__pb2.Comparison.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Gate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dyag.v1.EvaluatorService/Gate',
+            dyag_dot_v1_dot_evaluation__pb2.GateRequest.SerializeToString,
+            dyag_dot_v1_dot_evaluation__pb2.GateReport.FromString,
             options,
             channel_credentials,
             insecure,
