@@ -188,6 +188,52 @@ def test_the_model_is_registered_with_its_artifacts_and_lineage(running_stack, t
     assert rs.http.get("/models/lora-0000000000000000").status_code == 404
 
 
+def test_a_run_that_continues_a_model_starts_from_its_adapter_and_records_it(running_stack, trained, fact_data):
+    """Retraining's challenger: the first model's adapter is the second run's starting point. The first run started
+    from a fresh adapter (B = 0: the base model's loss) on the same data and seed, so its first loss is the base
+    model's; a run that starts from the trained adapter logs, at its first step, a fraction of it."""
+    rs = running_stack
+    first = trained["job"]["result"]
+    train, _ = fact_data
+    job = start(
+        rs,
+        {
+            "train": train,
+            "name": "facts-continued",
+            "init_model_id": first["model_id"],
+            "config": {**FAST, "r": 8, "max_steps": 2},  # r=8 asked: the adapter's r=16 stays
+        },
+    )
+    done = rs.wait_job(job["id"], timeout=300)
+    assert done["status"] == "succeeded", (done["error"], done)
+    assert done["result"]["init_model_id"] == first["model_id"]
+    model = rs.http.get(f"/models/{done['result']['model_id']}").json()
+    assert model["init_model_id"] == first["model_id"] and model["base_model"] == "default"
+    assert model["hyperparameters"]["r"] == 16 and model["hyperparameters"]["lora_alpha"] == 32
+    assert model["hyperparameters"]["target_modules"] == ["all-linear"]
+    fresh, continued = first["metrics"]["first_loss"], done["result"]["metrics"]["first_loss"]
+    assert continued < 0.5 * fresh, (continued, fresh)
+    logs = [line["message"] for line in rs.http.get(f"/jobs/{job['id']}/logs").json()["lines"]]
+    assert any(f"continuing model {first['model_id']}" in line for line in logs), logs
+    assert any(
+        f"r=8 asked, but a run that continues {first['model_id']} keeps its adapter's r=16" in line for line in logs
+    )
+    assert rs.http.get(f"/models/{first['model_id']}").json().get("init_model_id", "") == ""
+
+
+def test_continuing_a_model_on_another_base_model_or_an_unknown_model_is_refused(running_stack, trained):
+    rs = running_stack
+    model_id = trained["job"]["result"]["model_id"]
+    body = {"train": jsonl([example("q", "a")]), "init_model_id": model_id, "base_model": "qwen2.5-0.5b"}
+    reply = rs.http.post("/train", json=body)
+    assert reply.status_code == 422, reply.text
+    error = reply.json()["error"]
+    assert error["code"] == "base_model_mismatch"
+    assert "'default'" in error["message"] and "'qwen2.5-0.5b'" in error["message"] and model_id in error["message"]
+    reply = rs.http.post("/train", json={"train": body["train"], "init_model_id": "lora-0000000000000000"})
+    assert reply.status_code == 404 and reply.json()["error"]["code"] == "model_not_found", reply.text
+
+
 def test_train_on_a_built_dataset_records_its_lineage(running_stack, sample_catalog_bytes):
     rs = running_stack
     reply = rs.http.post("/catalogs", files={"file": ("c.json", sample_catalog_bytes)}, data={"name": "lora"})

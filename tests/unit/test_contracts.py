@@ -52,3 +52,16 @@ def test_a_job_result_is_read_back_as_its_message():
     record = {"result": {**written, "split_counts": {"train": 8.0}}}  # a Struct's numbers come back as floats
     result = job_result(record, dataset_pb2.DatasetBuildResult)
     assert result.dataset_id == "ds-1" and dict(result.split_counts) == {"train": 8}
+
+
+def test_an_incremental_build_s_result_names_the_changed_entities():
+    from dyag.v1 import dataset_pb2
+    from dyag_runtime.contracts import job_result, job_result_dict
+
+    full = job_result_dict(dataset_pb2.DatasetBuildResult(dataset_id="ds-1", regenerated_examples=800))
+    assert full["changed_entity_ids"] == [] and full["regenerated_examples"] == 800
+    written = job_result_dict(
+        dataset_pb2.DatasetBuildResult(dataset_id="ds-2", changed_entity_ids=["12", "7"], regenerated_examples=41)
+    )
+    result = job_result({"result": {**written, "regenerated_examples": 41.0}}, dataset_pb2.DatasetBuildResult)
+    assert list(result.changed_entity_ids) == ["12", "7"] and result.regenerated_examples == 41

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
@@ -13,9 +14,13 @@ from typing import Any
 from dyag.v1 import dataset_pb2, dataset_pb2_grpc, events_pb2
 from dyag_core.catalog import diff_catalogs, validate_catalog_name
 from dyag_core.dataset import (
+    DatasetError,
     Example,
     GenerationConfig,
+    Split,
+    check_replay_fraction,
     fit_to_catalog,
+    focus_train,
     generate,
     plan_size,
     regenerate_changed,
@@ -127,7 +132,10 @@ def dataset_id_for(catalog_version: str, params: dict[str, Any]) -> str:
         "base_dataset_id",
         "max_entities",
     )
-    canonical = json.dumps([catalog_version, {k: params.get(k) for k in keys}], sort_keys=True)
+    values = {k: params.get(k) for k in keys}
+    if params.get("focus_entity_ids"):  # only when set: the ids of datasets built without them stay what they were
+        values |= {"focus_entity_ids": sorted(params["focus_entity_ids"]), "replay_fraction": params["replay_fraction"]}
+    canonical = json.dumps([catalog_version, values], sort_keys=True)
     return "ds-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -149,8 +157,9 @@ class DatasetBuilder:
         ctx.log(f"plan: {plan.describe()}")
 
         base_id = params.get("base_dataset_id", "")
+        changed_ids: list[str] = []
         if base_id:
-            examples, regenerated = self._regenerate(ctx, base_id, catalog, config)
+            examples, regenerated, changed_ids = self._regenerate(ctx, base_id, catalog, config)
         else:
             ctx.progress(0.05, "generating questions")
             examples = generate(
@@ -165,6 +174,12 @@ class DatasetBuilder:
             examples, strategy=params.get("split_strategy") or "paraphrase", ratios=ratios, seed=config.seed
         )
         warnings = split_warnings(examples, split)
+        focus_ids = list(params.get("focus_entity_ids") or [])
+        if focus_ids:
+            split, focus_warnings = self._focus(
+                ctx, split, focus_ids, float(params.get("replay_fraction") or 0), config
+            )
+            warnings += focus_warnings
         for warning in warnings:
             ctx.log(warning, "warning")
 
@@ -182,6 +197,9 @@ class DatasetBuilder:
             "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
             "base_dataset_id": base_id,
             "regenerated_examples": regenerated,
+            "changed_entity_ids": changed_ids,
+            "focus_entity_ids": focus_ids,
+            "replay_fraction": float(params.get("replay_fraction") or 0) if focus_ids else 0.0,
             "warnings": warnings,
             "params": params,  # kept for rebuilds (not part of the Dataset message)
         }
@@ -211,10 +229,27 @@ class DatasetBuilder:
                 type_counts=dataset["type_counts"],
                 warnings=warnings,
                 sizing=params.get("sizing", ""),
+                changed_entity_ids=changed_ids,
+                regenerated_examples=regenerated,
             )
         )
 
-    def _regenerate(self, ctx: JobContext, base_id: str, catalog, config) -> tuple[tuple[Example, ...], int]:
+    def _focus(self, ctx: JobContext, split: Split, focus_ids: list[str], replay_fraction: float, config):
+        """A challenger's train split: the examples about the focus entities and a replay of the others."""
+        ctx.progress(0.75, "selecting the focus entities' examples")
+        selection = focus_train(split.train, focus_ids, replay_fraction, config.seed)
+        ctx.log(f"focus on {len(focus_ids)} entities, replay fraction {replay_fraction:g}: {selection.describe()}")
+        if not selection.train:
+            raise DatasetError(
+                "empty_focus",
+                f"the train split has no example about {', '.join(focus_ids)}: nothing to train a challenger on",
+            )
+        warnings = []
+        if selection.missing:
+            warnings.append(f"train: no example about {', '.join(selection.missing)} (focus_entity_ids)")
+        return dataclasses.replace(split, train=selection.train), warnings
+
+    def _regenerate(self, ctx: JobContext, base_id: str, catalog, config) -> tuple[tuple[Example, ...], int, list[str]]:
         base = self.datasets.get(base_id)
         ctx.progress(0.05, f"comparing with the catalog version of {base_id}")
         old_catalog = self.catalogs.catalog(self.catalogs.get(base["catalog"], base["catalog_version"]))
@@ -227,8 +262,11 @@ class DatasetBuilder:
         ctx.log(f"catalog changes since {base_id}: +{len(diff.added)} ~{len(diff.changed)} -{len(diff.removed)}")
         ctx.progress(0.1, "regenerating the changed entities")
         examples = regenerate_changed(old_examples, catalog, diff, config)
-        old_ids = {e.id for e in old_examples}
-        return examples, sum(1 for e in examples if e.id not in old_ids)
+        # regenerate_changed returns the kept examples themselves, then the new ones. Not by id: an example id is a
+        # hash of type, template and entities, so a changed entity's regenerated examples keep their ids.
+        kept = {id(e) for e in old_examples}
+        regenerated = sum(1 for e in examples if id(e) not in kept)
+        return examples, regenerated, sorted({*diff.added, *diff.changed})
 
     def _write_files(self, ctx: JobContext, examples, split, formats) -> list[dict[str, Any]]:
         out = ctx.workdir / "files"
@@ -285,6 +323,26 @@ def dataset_message(dataset: dict[str, Any]) -> dataset_pb2.Dataset:
     return json_format.ParseDict(dataset, dataset_pb2.Dataset(), ignore_unknown_fields=True)
 
 
+def _focus_params(catalog, row, focus_ids: list[str], replay_fraction: float) -> dict[str, Any]:
+    """focus_entity_ids and replay_fraction, checked: each id must name an entity of the catalog version."""
+    focus_ids = list(dict.fromkeys(i.strip() for i in focus_ids if i.strip()))
+    known = {entity.id for entity in catalog.entities}
+    unknown = [i for i in focus_ids if i not in known]
+    if not focus_ids:
+        raise DyagError("invalid_request", "focus_entity_ids holds only blank ids: name entities of the catalog")
+    if unknown:
+        raise DyagError(
+            "invalid_request",
+            f"focus_entity_ids: {', '.join(map(repr, unknown))} {'names' if len(unknown) == 1 else 'name'} no entity "
+            f"of catalog {row.name!r} version {row.version} ({len(known)} entities; ids as in the catalog's 'id')",
+        )
+    try:
+        fraction = check_replay_fraction(replay_fraction)
+    except DatasetError as exc:
+        raise DyagError("invalid_request", exc.message) from None
+    return {"focus_entity_ids": focus_ids, "replay_fraction": fraction}
+
+
 class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
     def __init__(self, rt: Runtime, catalogs: CatalogStore, datasets: DatasetStore):
         self.rt, self.catalogs, self.datasets = rt, catalogs, datasets
@@ -310,6 +368,10 @@ class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
             self.datasets.get(request.base_dataset_id)
         # Validate the parameters against the catalog before queueing: bad input is refused at once.
         catalog = await asyncio.to_thread(self.catalogs.catalog, row)
+        if request.focus_entity_ids:
+            params |= _focus_params(catalog, row, list(request.focus_entity_ids), request.replay_fraction)
+        elif request.replay_fraction:
+            raise DyagError("invalid_request", "replay_fraction goes with focus_entity_ids (the entities to train on)")
         # Sized to what this catalog allows, before the dataset's id is derived from the params.
         if request.fit_to_catalog:
             fitted, params["sizing"] = await asyncio.to_thread(fit_to_catalog, catalog, config_from(params))
@@ -379,6 +441,8 @@ class RebuildOnCatalogUpdate:
         if base is None or "params" not in base:
             return
         params = dict(base["params"], catalog_version=event.version, base_dataset_id=base["id"])
+        params.pop("focus_entity_ids", None)  # the rebuild is the whole dataset, even after a challenger's
+        params.pop("replay_fraction", None)
         record = await self.rt.jobs.submit(BUILD, params, envelope.correlation_id or envelope.id)
         log.info(
             "rebuilding after a catalog update",

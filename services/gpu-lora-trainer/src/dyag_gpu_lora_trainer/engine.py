@@ -377,8 +377,11 @@ class LoraTrainer:
         should_stop: Callable[[], bool] = lambda: False,
         log_fn: Callable[[str], None] = log.info,
         device: str | None = None,
+        init_adapter: str | None = None,
     ):
         self.config, self.base_path, self.workdir = config, base_path, Path(workdir)
+        # A continued run (LoraTrainRequest.init_model_id): the adapter folder whose weights it starts from.
+        self.init_adapter = init_adapter
         self.on_progress, self.on_eval, self.should_stop, self.log = on_progress, on_eval, should_stop, log_fn
         self.hardware = pick_hardware(config, device)
         self.tokenizer: Any = None
@@ -413,8 +416,18 @@ class LoraTrainer:
         }
         return Dataset.from_dict(train_data), (Dataset.from_dict(val_data) if val_data else None), stats
 
+    def _continue_from(self, model: Any) -> Any:
+        """The base model with the initial adapter loaded trainable: its weights, r, alpha, dropout and modules."""
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, self.init_adapter, is_trainable=True)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        self.log(f"starting from the adapter in {self.init_adapter}: {trainable} trainable parameters")
+        return model
+
     def _model(self) -> tuple[Any, Any]:
-        """(model, peft_config): peft_config is None when the model already carries its LoRA (unsloth)."""
+        """(model, peft_config): peft_config is None when the model already carries its LoRA (unsloth, or the
+        initial adapter of a continued run)."""
         import torch
 
         cfg, hw = self.config, self.hardware
@@ -428,6 +441,11 @@ class LoraTrainer:
                 model_name=self.base_path, max_seq_length=cfg.max_seq_len, dtype=None, load_in_4bit=hw.load_in_4bit
             )
             self.tokenizer = tokenizer if tokenizer.pad_token else self.tokenizer
+            if self.init_adapter:
+                # What unsloth's own loader does for an adapter folder (PeftModel trainable, then its patches), on
+                # the run's base model rather than the one adapter_config.json names. Not run here: no CUDA.
+                model = self._continue_from(model)
+                return FastLanguageModel.patch_peft_model(model, use_gradient_checkpointing=False), None
             if target_modules == "all-linear":
                 target_modules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
             model = FastLanguageModel.get_peft_model(
@@ -465,6 +483,8 @@ class LoraTrainer:
             from peft import prepare_model_for_kbit_training
 
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        if self.init_adapter:
+            return self._continue_from(model), None
         peft_config = LoraConfig(
             r=cfg.r,
             lora_alpha=cfg.lora_alpha,
@@ -635,9 +655,9 @@ def loss_curve_png(history: list[dict[str, Any]], path: Path, title: str) -> Pat
     evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h and "step" in h]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     if train:
-        ax.plot(*zip(*train), label="train loss (assistant tokens)", linewidth=1.2)
+        ax.plot(*zip(*train, strict=True), label="train loss (assistant tokens)", linewidth=1.2)
     if evals:
-        ax.plot(*zip(*evals), "o-", label="validation loss", linewidth=1.2)
+        ax.plot(*zip(*evals, strict=True), "o-", label="validation loss", linewidth=1.2)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title(title, fontsize=10)

@@ -19,9 +19,11 @@ from dyag_core.training import (
     ChatExample,
     TrainingConfig,
     TrainingInputError,
+    continued_config,
     count_facts,
     parse_chat_jsonl,
 )
+from dyag_gpu_lora_trainer.continuation import continued_base_model
 from dyag_gpu_lora_trainer.registry import ModelRegistry
 from dyag_gpu_lora_trainer.settings import TrainerSettings
 from dyag_runtime.artifacts import Artifact
@@ -42,6 +44,16 @@ def now_rfc3339() -> str:
 def model_id_for(job_id: str) -> str:
     """One model per job, whatever the number of attempts."""
     return "lora-" + hashlib.sha256(job_id.encode()).hexdigest()[:16]
+
+
+def adapter_folder(model: dict[str, Any], data_dir: Path, artifacts) -> str:
+    """A registered model's adapter folder on this replica, fetched back from the artifact store when missing."""
+    folder = Path(model.get("adapter_dir") or data_dir / "models" / model["id"] / "adapter")
+    if not (folder / "adapter_config.json").is_file():
+        for artifact in model.get("artifacts", []):
+            if artifact["name"] in ("adapter_model.safetensors", "adapter_config.json"):
+                artifacts.fetch(artifact["digest"], folder / artifact["name"])
+    return str(folder)
 
 
 def model_message(model: dict[str, Any]) -> training_pb2.LoraModel:
@@ -104,6 +116,10 @@ class LoraTrainingJob:
         train, validation, lineage = inputs["train"], inputs["validation"], inputs["lineage"]
         config = TrainingConfig.from_dict(params.get("config") or {}).resolve(len(train), count_facts(train))
         ctx.log(f"{len(train)} training and {len(validation)} validation examples; {config.preset_reason}")
+        init_adapter = None
+        if params.get("init_model_id"):
+            config, init_adapter, lineage["notes"] = self._continued(ctx, params, config)
+            lineage["init_model_id"] = params["init_model_id"]
         ctx.progress(0.02, "preparing the base model")
         try:
             base_path = resolve_base_model(config.base_model, allow_hub=hub_allowed(self.settings.allow_hub_models))
@@ -157,6 +173,7 @@ class LoraTrainingJob:
             on_eval=on_eval,
             should_stop=lambda: ctx.cancelled,
             log_fn=ctx.log,
+            init_adapter=init_adapter,
         )
         if ctx.resumed:
             ctx.log(f"attempt {ctx.attempt}: looking for a checkpoint in the job's work folder")
@@ -168,7 +185,30 @@ class LoraTrainingJob:
             f"model {model['id']} registered: loss {result.metrics['first_loss']:.3f} -> "
             f"{result.metrics['final_loss']:.3f}, {result.metrics['tokens_per_second']} tokens/s"
         )
-        return {"model_id": model["id"], "metrics": result.metrics, "target": model["target"]}
+        return {
+            "model_id": model["id"],
+            "metrics": result.metrics,
+            "target": model["target"],
+            "init_model_id": model["init_model_id"],
+        }
+
+    def _continued(self, ctx: JobContext, params: dict[str, Any], config) -> tuple[Any, str, list[str]]:
+        """A run that continues a registered model: its adapter folder, and the run's config with that adapter's LoRA
+        shape (what the config asked otherwise is logged, and written in the model card)."""
+        initial = self.registry.get(params["init_model_id"])
+        continued_base_model(params.get("config") or {}, initial)  # checked by Train; the registry may have changed
+        config, notes = continued_config(
+            config, initial.get("hyperparameters") or {}, params.get("config") or {}, initial["id"]
+        )
+        ctx.log(
+            f"continuing model {initial['id']} ({initial['name']}): its adapter is the starting point, and its LoRA "
+            f"shape the run's (r={config.r}, lora_alpha={config.lora_alpha}, lora_dropout={config.lora_dropout:g}, "
+            f"target_modules={','.join(config.target_modules)})"
+        )
+        for note in notes:
+            ctx.log(note, "warning")
+        folder = adapter_folder(initial, self.settings.data_dir, self.rt.artifacts)
+        return config, folder, notes
 
     def _register(self, ctx, params, config, base_path, lineage, result, loss_curve_png) -> dict[str, Any]:
         model_id = model_id_for(ctx.job_id)
@@ -215,6 +255,7 @@ class LoraTrainingJob:
             "hardware": hardware.description,
             "precision": hardware.precision_label,
             "backend": hardware.backend,
+            "init_model_id": lineage.get("init_model_id", ""),
         }
         card = out / "MODEL_CARD.md"
         card.write_text(model_card(model, lineage), encoding="utf-8")
@@ -239,6 +280,13 @@ class LoraTrainingJob:
 def model_card(model: dict[str, Any], lineage: dict[str, Any]) -> str:
     m, h = model["metrics"], model["hyperparameters"]
     rows = "\n".join(f"| {k} | {v} |" for k, v in h.items())
+    started_from = (
+        f"the adapter of {model['init_model_id']} (continued training: its LoRA shape is this model's)"
+        if model.get("init_model_id")
+        else "a fresh LoRA adapter"
+    )
+    notes = "".join(f"\n- {note}" for note in lineage.get("notes") or ())
+    notes = f"\n\nNotes:\n{notes}" if notes else ""
     metric_rows = "\n".join(f"| {k} | {v} |" for k, v in m.items())
     return f"""# {model["name"]} ({model["id"]})
 
@@ -249,6 +297,7 @@ A LoRA adapter trained by Dyag's gpu-lora-trainer (the guide's step 5).
 | | |
 |---|---|
 | base model | {model["base_model"]} (`{model["base_model_resolved"]}`) |
+| started from | {started_from} |
 | catalog | {model["catalog"] or "-"} version {model["catalog_version"] or "-"} |
 | dataset | {model["dataset_id"] or lineage.get("dataset_name", "uploaded")} |
 | train file hash | {model["dataset_hash"]} |
@@ -262,7 +311,7 @@ A LoRA adapter trained by Dyag's gpu-lora-trainer (the guide's step 5).
 
 | name | value |
 |---|---|
-{rows}
+{rows}{notes}
 
 ## Metrics
 
@@ -290,8 +339,12 @@ class TrainerServicer(training_pb2_grpc.TrainerServiceServicer):
 
     async def Train(self, request, context):
         config = lora_config_dict(request.config)
+        if request.init_model_id:  # an unknown model or another base model is refused now, not in the job
+            config = continued_base_model(config, self.registry.get(request.init_model_id))
         TrainingConfig.from_dict(config)  # a bad option is refused now, not in the job
         params: dict[str, Any] = {"config": config, "name": request.name}
+        if request.init_model_id:
+            params["init_model_id"] = request.init_model_id
         source = request.data.WhichOneof("source")
         if source == "dataset_id":
             params["dataset_id"] = request.data.dataset_id
@@ -326,13 +379,7 @@ class TrainerServicer(training_pb2_grpc.TrainerServiceServicer):
         return training_pb2.ListLoraModelsResponse(models=[model_message(m) for m in models])
 
     def _adapter_dir(self, model: dict[str, Any]) -> str:
-        """The model's adapter folder on this replica, fetched back from the artifact store when missing."""
-        folder = Path(model.get("adapter_dir") or self.settings.data_dir / "models" / model["id"] / "adapter")
-        if not (folder / "adapter_config.json").is_file():
-            for artifact in model.get("artifacts", []):
-                if artifact["name"] in ("adapter_model.safetensors", "adapter_config.json"):
-                    self.rt.artifacts.fetch(artifact["digest"], folder / artifact["name"])
-        return str(folder)
+        return adapter_folder(model, self.settings.data_dir, self.rt.artifacts)
 
     async def Generate(self, request, context):
         from dyag_llm.local import LocalChatModel, hub_allowed

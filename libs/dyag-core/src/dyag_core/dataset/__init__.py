@@ -1,6 +1,7 @@
 """Dataset: grounded French question/answer examples from a catalog, their formats and splits."""
 
 from dyag_core.dataset.errors import DatasetError
+from dyag_core.dataset.focus import FocusSelection, check_replay_fraction, focus_train
 from dyag_core.dataset.formats import (
     FORMATS,
     MANIFEST_SUFFIX,
@@ -38,13 +39,16 @@ __all__ = [
     "DatasetError",
     "DatasetPlan",
     "Example",
+    "FocusSelection",
     "GenerationConfig",
     "Provenance",
     "Split",
     "check_leakage",
+    "check_replay_fraction",
     "fact_key",
     "fake_names",
     "fit_to_catalog",
+    "focus_train",
     "generate",
     "manifest_path",
     "plan_size",

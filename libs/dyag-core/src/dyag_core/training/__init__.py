@@ -16,9 +16,11 @@ from dyag_core.training.config import (
     TrainingInputError,
     preset_for_size,
 )
+from dyag_core.training.continued import ADAPTER_SHAPE, continued_config
 from dyag_core.training.inputs import ChatExample, check_examples, check_lengths, count_facts, parse_chat_jsonl
 
 __all__ = [
+    "ADAPTER_SHAPE",
     "DEFAULT_TARGET_MODULES",
     "LARGE_DATASET",
     "PRECISIONS",
@@ -32,6 +34,7 @@ __all__ = [
     "TrainingInputError",
     "check_examples",
     "check_lengths",
+    "continued_config",
     "count_facts",
     "parse_chat_jsonl",
     "preset_for_size",

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class BuildDatasetRequest(_message.Message):
-    __slots__ = ("catalog", "catalog_version", "num_questions", "question_types", "variations", "add_negatives", "seed", "split_strategy", "split_ratios", "formats", "system_prompt", "correlation_id", "base_dataset_id", "fit_to_catalog")
+    __slots__ = ("catalog", "catalog_version", "num_questions", "question_types", "variations", "add_negatives", "seed", "split_strategy", "split_ratios", "formats", "system_prompt", "correlation_id", "base_dataset_id", "fit_to_catalog", "focus_entity_ids", "replay_fraction")
     CATALOG_FIELD_NUMBER: _ClassVar[int]
     CATALOG_VERSION_FIELD_NUMBER: _ClassVar[int]
     NUM_QUESTIONS_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,8 @@ class BuildDatasetRequest(_message.Message):
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
     BASE_DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     FIT_TO_CATALOG_FIELD_NUMBER: _ClassVar[int]
+    FOCUS_ENTITY_IDS_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_FRACTION_FIELD_NUMBER: _ClassVar[int]
     catalog: str
     catalog_version: str
     num_questions: int
@@ -37,7 +39,9 @@ class BuildDatasetRequest(_message.Message):
     correlation_id: str
     base_dataset_id: str
     fit_to_catalog: bool
-    def __init__(self, catalog: _Optional[str] = ..., catalog_version: _Optional[str] = ..., num_questions: _Optional[int] = ..., question_types: _Optional[_Iterable[str]] = ..., variations: _Optional[int] = ..., add_negatives: _Optional[bool] = ..., seed: _Optional[int] = ..., split_strategy: _Optional[str] = ..., split_ratios: _Optional[_Iterable[float]] = ..., formats: _Optional[_Iterable[str]] = ..., system_prompt: _Optional[str] = ..., correlation_id: _Optional[str] = ..., base_dataset_id: _Optional[str] = ..., fit_to_catalog: _Optional[bool] = ...) -> None: ...
+    focus_entity_ids: _containers.RepeatedScalarFieldContainer[str]
+    replay_fraction: float
+    def __init__(self, catalog: _Optional[str] = ..., catalog_version: _Optional[str] = ..., num_questions: _Optional[int] = ..., question_types: _Optional[_Iterable[str]] = ..., variations: _Optional[int] = ..., add_negatives: _Optional[bool] = ..., seed: _Optional[int] = ..., split_strategy: _Optional[str] = ..., split_ratios: _Optional[_Iterable[float]] = ..., formats: _Optional[_Iterable[str]] = ..., system_prompt: _Optional[str] = ..., correlation_id: _Optional[str] = ..., base_dataset_id: _Optional[str] = ..., fit_to_catalog: _Optional[bool] = ..., focus_entity_ids: _Optional[_Iterable[str]] = ..., replay_fraction: _Optional[float] = ...) -> None: ...
 
 class PlanRequest(_message.Message):
     __slots__ = ("catalog", "catalog_version", "question_types", "variations", "add_negatives")
@@ -87,7 +91,7 @@ class DatasetFile(_message.Message):
     def __init__(self, split: _Optional[str] = ..., format: _Optional[str] = ..., artifact: _Optional[_Union[_jobs_pb2.ArtifactRef, _Mapping]] = ...) -> None: ...
 
 class Dataset(_message.Message):
-    __slots__ = ("id", "catalog", "catalog_version", "split_counts", "type_counts", "files", "plan", "created_at", "base_dataset_id", "regenerated_examples", "warnings")
+    __slots__ = ("id", "catalog", "catalog_version", "split_counts", "type_counts", "files", "plan", "created_at", "base_dataset_id", "regenerated_examples", "warnings", "focus_entity_ids", "replay_fraction", "changed_entity_ids")
     class SplitCountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +117,9 @@ class Dataset(_message.Message):
     BASE_DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     REGENERATED_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    FOCUS_ENTITY_IDS_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_ENTITY_IDS_FIELD_NUMBER: _ClassVar[int]
     id: str
     catalog: str
     catalog_version: str
@@ -124,10 +131,13 @@ class Dataset(_message.Message):
     base_dataset_id: str
     regenerated_examples: int
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., catalog: _Optional[str] = ..., catalog_version: _Optional[str] = ..., split_counts: _Optional[_Mapping[str, int]] = ..., type_counts: _Optional[_Mapping[str, int]] = ..., files: _Optional[_Iterable[_Union[DatasetFile, _Mapping]]] = ..., plan: _Optional[_Union[DatasetPlan, _Mapping]] = ..., created_at: _Optional[str] = ..., base_dataset_id: _Optional[str] = ..., regenerated_examples: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    focus_entity_ids: _containers.RepeatedScalarFieldContainer[str]
+    replay_fraction: float
+    changed_entity_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., catalog: _Optional[str] = ..., catalog_version: _Optional[str] = ..., split_counts: _Optional[_Mapping[str, int]] = ..., type_counts: _Optional[_Mapping[str, int]] = ..., files: _Optional[_Iterable[_Union[DatasetFile, _Mapping]]] = ..., plan: _Optional[_Union[DatasetPlan, _Mapping]] = ..., created_at: _Optional[str] = ..., base_dataset_id: _Optional[str] = ..., regenerated_examples: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., focus_entity_ids: _Optional[_Iterable[str]] = ..., replay_fraction: _Optional[float] = ..., changed_entity_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DatasetBuildResult(_message.Message):
-    __slots__ = ("dataset_id", "split_counts", "type_counts", "warnings", "sizing")
+    __slots__ = ("dataset_id", "split_counts", "type_counts", "warnings", "sizing", "changed_entity_ids", "regenerated_examples")
     class SplitCountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -147,12 +157,16 @@ class DatasetBuildResult(_message.Message):
     TYPE_COUNTS_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     SIZING_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_ENTITY_IDS_FIELD_NUMBER: _ClassVar[int]
+    REGENERATED_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
     dataset_id: str
     split_counts: _containers.ScalarMap[str, int]
     type_counts: _containers.ScalarMap[str, int]
     warnings: _containers.RepeatedScalarFieldContainer[str]
     sizing: str
-    def __init__(self, dataset_id: _Optional[str] = ..., split_counts: _Optional[_Mapping[str, int]] = ..., type_counts: _Optional[_Mapping[str, int]] = ..., warnings: _Optional[_Iterable[str]] = ..., sizing: _Optional[str] = ...) -> None: ...
+    changed_entity_ids: _containers.RepeatedScalarFieldContainer[str]
+    regenerated_examples: int
+    def __init__(self, dataset_id: _Optional[str] = ..., split_counts: _Optional[_Mapping[str, int]] = ..., type_counts: _Optional[_Mapping[str, int]] = ..., warnings: _Optional[_Iterable[str]] = ..., sizing: _Optional[str] = ..., changed_entity_ids: _Optional[_Iterable[str]] = ..., regenerated_examples: _Optional[int] = ...) -> None: ...
 
 class GetDatasetRequest(_message.Message):
     __slots__ = ("id",)

@@ -75,19 +75,21 @@ class LoraConfig(_message.Message):
     def __init__(self, base_model: _Optional[str] = ..., preset: _Optional[str] = ..., r: _Optional[int] = ..., lora_alpha: _Optional[int] = ..., lora_dropout: _Optional[float] = ..., target_modules: _Optional[_Iterable[str]] = ..., learning_rate: _Optional[float] = ..., epochs: _Optional[int] = ..., max_steps: _Optional[int] = ..., batch_size: _Optional[int] = ..., warmup_ratio: _Optional[float] = ..., lr_scheduler: _Optional[str] = ..., weight_decay: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., seed: _Optional[int] = ..., max_seq_len: _Optional[int] = ..., packing: _Optional[bool] = ..., precision: _Optional[str] = ..., load_in_4bit: _Optional[bool] = ..., use_unsloth: _Optional[bool] = ..., eval_steps: _Optional[int] = ..., checkpoint_steps: _Optional[int] = ..., logging_steps: _Optional[int] = ..., tracking: _Optional[str] = ..., run_name: _Optional[str] = ...) -> None: ...
 
 class LoraTrainRequest(_message.Message):
-    __slots__ = ("data", "config", "name", "correlation_id")
+    __slots__ = ("data", "config", "name", "correlation_id", "init_model_id")
     DATA_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    INIT_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     data: LoraTrainingData
     config: LoraConfig
     name: str
     correlation_id: str
-    def __init__(self, data: _Optional[_Union[LoraTrainingData, _Mapping]] = ..., config: _Optional[_Union[LoraConfig, _Mapping]] = ..., name: _Optional[str] = ..., correlation_id: _Optional[str] = ...) -> None: ...
+    init_model_id: str
+    def __init__(self, data: _Optional[_Union[LoraTrainingData, _Mapping]] = ..., config: _Optional[_Union[LoraConfig, _Mapping]] = ..., name: _Optional[str] = ..., correlation_id: _Optional[str] = ..., init_model_id: _Optional[str] = ...) -> None: ...
 
 class LoraModel(_message.Message):
-    __slots__ = ("id", "name", "base_model", "base_model_resolved", "target", "job_id", "dataset_id", "dataset_hash", "validation_hash", "catalog", "catalog_version", "hyperparameters", "metrics", "artifacts", "created_at", "hardware", "precision", "backend")
+    __slots__ = ("id", "name", "base_model", "base_model_resolved", "target", "job_id", "dataset_id", "dataset_hash", "validation_hash", "catalog", "catalog_version", "hyperparameters", "metrics", "artifacts", "created_at", "hardware", "precision", "backend", "init_model_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     BASE_MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +108,7 @@ class LoraModel(_message.Message):
     HARDWARE_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
+    INIT_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     base_model: str
@@ -124,7 +127,8 @@ class LoraModel(_message.Message):
     hardware: str
     precision: str
     backend: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., base_model: _Optional[str] = ..., base_model_resolved: _Optional[str] = ..., target: _Optional[str] = ..., job_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., dataset_hash: _Optional[str] = ..., validation_hash: _Optional[str] = ..., catalog: _Optional[str] = ..., catalog_version: _Optional[str] = ..., hyperparameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metrics: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., artifacts: _Optional[_Iterable[_Union[_jobs_pb2.ArtifactRef, _Mapping]]] = ..., created_at: _Optional[str] = ..., hardware: _Optional[str] = ..., precision: _Optional[str] = ..., backend: _Optional[str] = ...) -> None: ...
+    init_model_id: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., base_model: _Optional[str] = ..., base_model_resolved: _Optional[str] = ..., target: _Optional[str] = ..., job_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., dataset_hash: _Optional[str] = ..., validation_hash: _Optional[str] = ..., catalog: _Optional[str] = ..., catalog_version: _Optional[str] = ..., hyperparameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metrics: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., artifacts: _Optional[_Iterable[_Union[_jobs_pb2.ArtifactRef, _Mapping]]] = ..., created_at: _Optional[str] = ..., hardware: _Optional[str] = ..., precision: _Optional[str] = ..., backend: _Optional[str] = ..., init_model_id: _Optional[str] = ...) -> None: ...
 
 class GetLoraModelRequest(_message.Message):
     __slots__ = ("id",)
