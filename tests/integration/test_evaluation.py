@@ -320,7 +320,8 @@ def test_runs_survive_a_restart_of_the_evaluator(running_stack, rag_run, openai_
 @pytest.mark.slow  # three CLI processes: about 10 s
 def test_the_guides_evaluate_rag_command_as_written(running_stack, collection, examples, tmp_path):
     """`dyag evaluate_rag training/test.jsonl --collection applications_ia --output evaluation/results.json --verbose`,
-    with the guide's LLM_PROVIDER / LLM_MODEL naming the model; then `dyag compare` and `dyag report --html` on the files."""
+    with the guide's LLM_PROVIDER / LLM_MODEL naming the model; then `dyag compare` and `dyag report --html` on the
+    files."""
     (tmp_path / "training").mkdir()
     test_file = tmp_path / "training" / "test.jsonl"
     write_dataset(examples, test_file, "openai")

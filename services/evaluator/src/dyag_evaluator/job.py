@@ -291,7 +291,7 @@ class EvaluationJob:
                 "questions": o.n,
                 "dataset_id": ref.dataset_id,
             },
-            "reports": {fmt: a.digest for fmt, a in zip(texts, artifacts)},
+            "reports": {fmt: a.digest for fmt, a in zip(texts, artifacts, strict=True)},
             "notes": meta["notes"],
         }
 
@@ -378,7 +378,7 @@ class EvaluationJob:
                     if len(responses) != len(batch):
                         reason = f"the target gave {len(responses)} answers for {len(batch)} questions"
                         responses = [Response.failed(reason) for _ in batch]
-                for i, response in zip(batch, responses):
+                for i, response in zip(batch, responses, strict=True):
                     done[i] = response
                     state["failed"] += response.error is not None
                     kept = {"i": i, "id": cases[i].id, "response": asdict(response)}

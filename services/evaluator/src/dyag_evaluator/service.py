@@ -66,7 +66,8 @@ class EvaluatorServicer(evaluation_pb2_grpc.EvaluatorServiceServicer):
             if concurrency > s.eval_max_concurrency:
                 raise DyagError(
                     "invalid_concurrency",
-                    f"concurrency {concurrency} is above this evaluator's limit of {s.eval_max_concurrency} (DYAG_EVAL_MAX_CONCURRENCY)",
+                    f"concurrency {concurrency} is above this evaluator's limit "
+                    f"of {s.eval_max_concurrency} (DYAG_EVAL_MAX_CONCURRENCY)",
                 )
         else:
             concurrency = s.eval_concurrency
@@ -143,7 +144,8 @@ class EvaluatorServicer(evaluation_pb2_grpc.EvaluatorServiceServicer):
         if source is None:
             raise DyagError(
                 "missing_test_set",
-                "give a test set: a dataset id (its test split) or the content of a test file (eval or OpenAI chat JSONL)",
+                "give a test set: a dataset id (its test split) or the "
+                "content of a test file (eval or OpenAI chat JSONL)",
             )
         if source == "dataset_id":
             dataset = await self._dataset(ts.dataset_id.strip())
@@ -179,7 +181,8 @@ class EvaluatorServicer(evaluation_pb2_grpc.EvaluatorServiceServicer):
         if len(data) > s.eval_max_test_set_bytes:
             raise DyagError(
                 "too_large",
-                f"the test set has {len(data)} bytes; this evaluator accepts {s.eval_max_test_set_bytes} (DYAG_EVAL_MAX_TEST_SET_BYTES)",
+                f"the test set has {len(data)} bytes; this evaluator accepts "
+                f"{s.eval_max_test_set_bytes} (DYAG_EVAL_MAX_TEST_SET_BYTES)",
             )
         filename = safe_filename(ts.filename)
         evalset = await asyncio.to_thread(parse, data, filename, fmt, manifest)
@@ -204,11 +207,13 @@ class EvaluatorServicer(evaluation_pb2_grpc.EvaluatorServiceServicer):
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 raise DyagError(
                     "dataset_not_found",
-                    f"dataset {dataset_id!r} not found: build one with `dyag create_rag` (or POST /datasets) and use its id",
+                    f"dataset {dataset_id!r} not found: build one with "
+                    "`dyag create_rag` (or POST /datasets) and use its id",
                 ) from None
             raise DyagError(
                 "unavailable",
-                f"cannot read dataset {dataset_id!r}: dataset-builder at {self.peers.address('dataset-builder')} answered {exc.code().name}: {exc.details()}",
+                f"cannot read dataset {dataset_id!r}: dataset-builder at "
+                f"{self.peers.address('dataset-builder')} answered {exc.code().name}: {exc.details()}",
             ) from None
 
     async def _check_target(self, spec: TargetSpec, notes: list[str]) -> tuple[str, str] | None:
@@ -226,7 +231,8 @@ class EvaluatorServicer(evaluation_pb2_grpc.EvaluatorServiceServicer):
                         f"LoRA model {spec.model!r} not found in gpu-lora-trainer's registry (see `dyag models`)",
                     ) from None
                 notes.append(
-                    f"gpu-lora-trainer did not answer when the run was asked for ({exc.code().name}): model {spec.model} not checked"
+                    "gpu-lora-trainer did not answer when the run was asked "
+                    f"for ({exc.code().name}): model {spec.model} not checked"
                 )
         if spec.kind in ("rag", "hybrid"):
             try:
@@ -237,10 +243,12 @@ class EvaluatorServicer(evaluation_pb2_grpc.EvaluatorServiceServicer):
                 if exc.code() == grpc.StatusCode.NOT_FOUND:
                     raise DyagError(
                         "collection_not_found",
-                        f"RAG collection {spec.collection!r} not found: index a catalog into it first (`dyag index_rag CATALOG --collection {spec.collection}`)",
+                        f"RAG collection {spec.collection!r} not found: index a catalog into "
+                        f"it first (`dyag index_rag CATALOG --collection {spec.collection}`)",
                     ) from None
                 notes.append(
-                    f"rag-service did not answer when the run was asked for ({exc.code().name}): collection {spec.collection} not checked"
+                    "rag-service did not answer when the run was asked for "
+                    f"({exc.code().name}): collection {spec.collection} not checked"
                 )
                 return None
             return (stats.catalog, stats.catalog_version) if stats.catalog else None
@@ -272,7 +280,8 @@ class EvaluatorServicer(evaluation_pb2_grpc.EvaluatorServiceServicer):
                     f"catalog {name!r}{' version ' + version if version else ''} not found (see `dyag catalog list`)",
                 ) from None
             notes.append(
-                f"catalog {name} could not be read ({exc.code().name}: {exc.details()}): the hallucination rules were not applied"
+                f"catalog {name} could not be read ({exc.code().name}: "
+                f"{exc.details()}): the hallucination rules were not applied"
             )
             return None
         return {

@@ -7,7 +7,7 @@ network, no framework. The service runs the targets and hands their Responses to
     cases = read_test_set("training/test.jsonl").cases
     run = evaluate(cases, responses, target=Target("rag", "rag", "ollama:qwen2.5"), catalog=catalog,
                    embed=embedder, prices={"ollama:*": 0})
-    json_text = run.to_json()                       # accuracy, precision, recall, f1_score, average_generation_time_ms, errors…
+    json_text = run.to_json()  # accuracy, precision, recall, f1_score, average_generation_time_ms, errors…
     page = render_html([base_run, ft_run, rag_run])  # charts, 6.2 table with deltas, 7.2 decision table
     report = gate(champion.results, challenger.results, changed_ids, Thresholds(min_absolute=0.05))  # promote?
 """

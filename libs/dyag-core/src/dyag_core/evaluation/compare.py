@@ -173,7 +173,10 @@ def accuracy_gap(a: EvaluationRun, b: EvaluationRun) -> Significance:
 
 def gap_text(sig: Significance) -> str:
     verdict = "significatif" if sig.significant else "non significatif"
-    return f"{points(sig.delta)} (IC 95 % [{sig.ci_low * 100:+.1f} ; {sig.ci_high * 100:+.1f}] pts, {verdict}, p = {sig.p_value:.3g}, test {sig.test})"
+    return (
+        f"{points(sig.delta)} (IC 95 % [{sig.ci_low * 100:+.1f} ; "
+        f"{sig.ci_high * 100:+.1f}] pts, {verdict}, p = {sig.p_value:.3g}, test {sig.test})"
+    )
 
 
 # ---------------------------------------------------------------- the comparison
@@ -350,7 +353,10 @@ def _not_good_enough(row: ApproachRow, shortfalls: Sequence[str], measured: set[
             "évaluez RAG en mode auto (réponses depuis les fiches du catalogue, le modèle seulement en dernier recours)"
         )
     elif row.accuracy <= SUCCESS_ACCURACY:
-        step = "regardez les questions manquées par type dans le rapport et donnez au RAG un modèle plus capable (--rag-llm)"
+        step = (
+            "regardez les questions manquées par type dans le rapport "
+            "et donnez au RAG un modèle plus capable (--rag-llm)"
+        )
     elif row.hallucination_rate is None or row.hallucination_rate > SUCCESS_HALLUCINATION:
         step = "examinez les hallucinations du rapport avant tout déploiement"
     else:
@@ -418,7 +424,10 @@ def _pick(tied: Sequence[ApproachRow]) -> ApproachRow:
 def _why_tie(chosen: ApproachRow, other: ApproachRow) -> str:
     """Why `chosen` wins a tie against `other` (_pick's order)."""
     if _cost(chosen) < _cost(other):
-        return f"moins coûteuse ({usd(chosen.cost_per_1000_usd)} contre {usd(other.cost_per_1000_usd)} pour 1000 questions)"
+        return (
+            f"moins coûteuse ({usd(chosen.cost_per_1000_usd)} contre "
+            f"{usd(other.cost_per_1000_usd)} pour 1000 questions)"
+        )
     if _clearly_faster(chosen, other):
         return f"plus rapide (latence p50 {ms(chosen.latency_p50_ms)} contre {ms(other.latency_p50_ms)})"
     if chosen.latency_p50_ms is not None and other.latency_p50_ms is not None:
@@ -435,15 +444,17 @@ def _recommend(
     if len(rows) == 1:
         only = rows[0]
         return only.approach, (
-            f"Seule l'approche « {only.label} » a été mesurée ({pct(only.accuracy)} d'exactitude sur {only.questions} questions, "
-            f"latence p50 {ms(only.latency_p50_ms)}) : évaluez au moins une autre approche sur le même jeu de test pour pouvoir choisir."
+            f"Seule l'approche « {only.label} » a été mesurée ({pct(only.accuracy)} d'exactitude "
+            f"sur {only.questions} questions, latence p50 {ms(only.latency_p50_ms)}) : évaluez "
+            "au moins une autre approche sur le même jeu de test pour pouvoir choisir."
         )
     best = max(rows, key=lambda r: (r.accuracy, -_SIMPLICITY.get(r.approach, 9)))
     gaps = {r.approach: accuracy_gap(runs[best.run], runs[r.run]) for r in rows if r is not best}
     tied = [best] + [r for r in rows if r is not best and gaps[r.approach].tied]
     chosen = _pick(tied)
     parts = [
-        f"Recommandation : {chosen.label} (cible « {chosen.target} ») — {pct(chosen.accuracy)} d'exactitude sur {chosen.questions} questions"
+        f"Recommandation : {chosen.label} (cible « {chosen.target} ») — "
+        f"{pct(chosen.accuracy)} d'exactitude sur {chosen.questions} questions"
     ]
     parts[0] += f", latence p50 {ms(chosen.latency_p50_ms)}, coût {usd(chosen.cost_per_1000_usd)} pour 1000 questions"
     parts[0] += f", hallucinations {pct(chosen.hallucination_rate)}."
@@ -455,19 +466,21 @@ def _recommend(
     if chosen is best and unsure:
         listed = ", ".join(f"{r.label} {pct(r.accuracy)} (p = {gaps[r.approach].p_value:.3g})" for r in unsure)
         parts.append(
-            f"Elle devance nettement {listed}, mais le jeu de test est trop petit pour que l'écart soit significatif : confirmez sur plus de questions."
+            f"Elle devance nettement {listed}, mais le jeu de test est trop petit "
+            "pour que l'écart soit significatif : confirmez sur plus de questions."
         )
     if chosen is not best:
         p = gaps[chosen.approach].p_value
         parts.append(
-            f"{best.label} obtient {pct(best.accuracy)}, un écart de {points(best.accuracy - chosen.accuracy).lstrip('+')} non significatif "
+            f"{best.label} obtient {pct(best.accuracy)}, un écart de "
+            f"{points(best.accuracy - chosen.accuracy).lstrip('+')} non significatif "
             f"(p = {p:.3g}) : à exactitude équivalente, {chosen.label} est {_why_tie(chosen, best)}."
         )
     else:
         for other in (r for r in tied if r is not chosen):
             parts.append(
-                f"{other.label} ({pct(other.accuracy)}) n'est pas significativement moins exacte (p = {gaps[other.approach].p_value:.3g}) "
-                f"mais {chosen.label} est {_why_tie(chosen, other)}."
+                f"{other.label} ({pct(other.accuracy)}) n'est pas significativement moins exacte "
+                f"(p = {gaps[other.approach].p_value:.3g}) mais {chosen.label} est {_why_tie(chosen, other)}."
             )
     if row is not None and catalog_size is not None:
         guide = GUIDE_DECISION_ROWS[row]
@@ -481,7 +494,8 @@ def _recommend(
             )
         )
         parts.append(
-            f"Pour ce catalogue de {catalog_size} applications, le tableau 7.2 du guide conseille « {guide.advice} » : {verdict}."
+            f"Pour ce catalogue de {catalog_size} applications, le tableau "
+            f"7.2 du guide conseille « {guide.advice} » : {verdict}."
         )
     return chosen.approach, " ".join(parts)
 
@@ -550,7 +564,8 @@ def comparison_markdown(c: Comparison) -> str:
     lines += ["", "## Tableau de décision (étape 7.2 du guide), chiffres mesurés", ""]
     size = f"{c.catalog_size} applications" if c.catalog_size is not None else "taille inconnue"
     lines.append(
-        f"Catalogue évalué : **{size}**. Les situations et conseils sont ceux du guide ; les chiffres sont mesurés sur ce jeu de test."
+        f"Catalogue évalué : **{size}**. Les situations et conseils sont "
+        "ceux du guide ; les chiffres sont mesurés sur ce jeu de test."
     )
     lines.append("")
     head = [
