@@ -236,9 +236,26 @@ class Build(JobStep):
                 else 0,  # knowledge: every phrasing of a fact
                 fit_to_catalog=not p.get("num_questions_given"),
                 correlation_id=run.correlation_id,
+                **self.retraining_fields(p),
             ),
             timeout=RPC_TIMEOUT_S,
         )
+
+    @staticmethod
+    def retraining_fields(params: dict[str, Any]) -> dict[str, Any]:
+        """A challenger's dataset: rebuilt from the champion's (only the changed applications' examples made anew),
+        its train split the changed applications' examples plus a replay sample of the others."""
+        retraining = params.get("retraining")
+        if not retraining:
+            return {}
+        fields: dict[str, Any] = {}
+        champion = champion_of(params)
+        if champion is not None and champion.details.get("dataset_id"):
+            fields["base_dataset_id"] = str(champion.details["dataset_id"])
+        if retraining.get("changed") and champion is not None:  # a first champion learns the whole catalog
+            fields["focus_entity_ids"] = list(retraining["changed"])
+            fields["replay_fraction"] = float(retraining.get("replay_fraction") or 0.0)
+        return fields
 
     async def collect(self, run: RunContext, step: Step, job: dict[str, Any]) -> Outcome:
         return job_result_dict(job_result(job, dataset_pb2.DatasetBuildResult)), job_artifacts(job)
@@ -306,9 +323,19 @@ class Train(JobStep):
                 config=lora_config_message(training_config(p)),
                 name=f"{p['catalog']}-{dataset_id}-lora",
                 correlation_id=run.correlation_id,
+                init_model_id=self.start_from(p),
             ),
             timeout=RPC_TIMEOUT_S,
         )
+
+    @staticmethod
+    def start_from(params: dict[str, Any]) -> str:
+        """A challenger starts from the champion's adapter when the champion is a LoRA model on the same base."""
+        champion = champion_of(params)
+        if champion is None or champion.kind != "lora":
+            return ""
+        same_base = str(champion.details.get("base_model") or "default") == (params.get("base_model") or "default")
+        return champion.id if same_base else ""
 
     async def collect(self, run: RunContext, step: Step, job: dict[str, Any]) -> Outcome:
         result = job.get("result") or {}

@@ -118,11 +118,11 @@ class Retraining:
         }
 
     async def set_policy(self, catalog: str, options: dict[str, Any]) -> dict[str, Any]:
-        await self._catalog_version(catalog)  # 404 for a catalog that does not exist
         try:
             policy = RetrainingPolicy.from_dict(options)
         except PolicyError as exc:
             raise ApiError(422, exc.code, exc.message) from None
+        await self._catalog_version(catalog)  # 404 for a catalog that does not exist
         await self.store.mutate(catalog, lambda r: setattr(r, "policy", policy))
         return await self.view(catalog)
 
