@@ -54,6 +54,7 @@ class FakeServices(Peers):
         self.reads: dict[str, int] = {}
         self.calls: list[str] = []
         self.cancelled: list[str] = []
+        self.requests: dict = {}  # the last request of each kind
         self.addresses = {n: "10.0.0.1:1" for n in self.services or ()}
 
     # the job machinery
@@ -112,6 +113,7 @@ class FakeServices(Peers):
 
         class Stub:
             async def BuildDataset(self, request, timeout=None):  # noqa: N802
+                services.requests["dataset.build"] = request
                 return services._job(
                     "dataset-builder",
                     "dataset.build",
@@ -154,6 +156,7 @@ class FakeServices(Peers):
 
         class Stub:
             async def Train(self, request, timeout=None):  # noqa: N802
+                services.requests["train.lora"] = request
                 config = lora_config_dict(request.config)
                 return services._job(
                     "gpu-lora-trainer",
@@ -198,6 +201,21 @@ class FakeServices(Peers):
                     approach=kind,
                     model=kind,
                     summary=evaluation_pb2.EvaluationSummary(accuracy=0.5, questions=2, prompt_tokens=10),
+                )
+
+            async def Gate(self, request, timeout=None):  # noqa: N802
+                services.calls.append("gate")
+                services.requests["gate"] = request
+                changed = evaluation_pb2.SubsetComparison(
+                    questions=4,
+                    champion_correct=1,
+                    challenger_correct=3,
+                    champion_accuracy=0.25,
+                    challenger_accuracy=0.75,
+                    delta=0.5,
+                )
+                return evaluation_pb2.GateReport(
+                    promote=True, decision="promote", reasons=["mieux sur les modifiées"], changed=changed
                 )
 
             async def Compare(self, request, timeout=None):  # noqa: N802
@@ -403,3 +421,95 @@ def test_device_defaults(tmp_path, monkeypatch):
         "cuda",
         f"the trainer's last training ({job.id})",
     )
+
+
+class FakeDecisions:
+    """The retraining facade, as the gate step and the champion's evaluation see it."""
+
+    def __init__(self):
+        self.proposed, self.decided, self.stale = [], [], []
+
+    async def propose(self, catalog, target, pipeline_id):
+        self.proposed.append(target)
+
+    async def decide(self, catalog, *, promote, target, reason, evidence, report=None):
+        self.decided.append((promote, target, reason, evidence))
+        return {"action": "promoted" if promote else "rejected", "seq": len(self.decided)}
+
+    async def report_stale(self, catalog, version, champion, questions, wrong, run_id, correlation_id):
+        self.stale.append((champion.label, questions, wrong))
+
+
+CHAMPION = {
+    "kind": "lora",
+    "id": "lora-0",
+    "catalog_version": "v0",
+    "details": {"dataset_id": "ds-0", "base_model": "default"},
+}
+
+
+def retraining(tmp: Path, champion: dict | None = CHAMPION):
+    runner, ctx, store, services = make({"targets": ["fine_tuned"]}, tmp=tmp)
+    context = {
+        "champion": champion,
+        "changed": ["1004", "1017"],
+        "removed": [],
+        "from_version": "v0",
+        "thresholds": {"min_absolute": 0.1},
+        "replay_fraction": 0.5,
+        "reason": "catalog changed",
+    }
+    store.records[ctx.job_id]["params"]["retraining"] = ctx.params["retraining"] = context
+    runner.decisions = FakeDecisions()
+    return runner, ctx, store, services
+
+
+def test_a_retraining_asks_the_champion_first_then_gates_the_challenger(tmp_path):
+    runner, ctx, store, services = retraining(tmp_path)
+    run(runner, ctx)
+    steps = saved_steps(store, ctx)
+    assert list(steps) == [
+        "ingest",
+        "build",
+        "validate",
+        "train",
+        "index",
+        "evaluate_champion",
+        "evaluate_fine_tuned",
+        "gate",
+        "report",
+    ]
+    assert all(s["status"] in (P.SUCCEEDED, P.SKIPPED) for s in steps.values()), steps
+    evaluations = [j for j in services.records.values() if j["kind"] == "evaluation.run"]
+    assert [j["params"]["target"] for j in evaluations] == ["lora", "lora"]  # the champion's, before the training's
+    assert services.calls.index("evaluation.run") < services.calls.index("train.lora")
+    build = services.requests["dataset.build"]  # rebuilt from the champion's dataset, focused on the changes
+    assert build.base_dataset_id == "ds-0" and list(build.focus_entity_ids) == ["1004", "1017"]
+    assert build.replay_fraction == 0.5
+    assert services.requests["train.lora"].init_model_id == "lora-0"  # from the champion's adapter
+    gate = services.requests["gate"]
+    assert list(gate.changed_entity_ids) == ["1004", "1017"] and gate.thresholds.min_absolute == 0.1
+    promote, target, reason, evidence = runner.decisions.decided[0]
+    assert promote and target.label == "lora:lora-1" and reason == "mieux sur les modifiées"
+    assert evidence["pipeline_id"] == ctx.job_id and len(evidence["evaluation_run_ids"]) == 2
+    assert runner.decisions.stale == [("lora:lora-0", 4, 3)]  # the Gate stub: 4 changed questions, 1 right
+    assert steps["gate"]["result"]["decision"] == "promoted"
+
+
+def test_a_first_champion_needs_only_the_minimum_accuracy(tmp_path):
+    runner, ctx, store, services = retraining(tmp_path, champion=None)
+    run(runner, ctx)
+    steps = saved_steps(store, ctx)
+    assert "evaluate_champion" not in steps and "gate" not in services.calls
+    build = services.requests["dataset.build"]
+    assert build.base_dataset_id == "" and list(build.focus_entity_ids) == []  # the whole catalog
+    assert services.requests["train.lora"].init_model_id == ""
+    promote, target, reason, _ = runner.decisions.decided[0]
+    assert promote and "premier champion" in reason and target.details["dataset_id"] == "ds-1"
+
+
+def test_a_champion_on_another_base_model_is_not_continued(tmp_path):
+    other = {**CHAMPION, "details": {"dataset_id": "ds-0", "base_model": "qwen2.5-0.5b"}}
+    runner, ctx, _, services = retraining(tmp_path, champion=other)
+    run(runner, ctx)
+    assert services.requests["train.lora"].init_model_id == ""
