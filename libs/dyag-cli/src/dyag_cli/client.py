@@ -44,7 +44,9 @@ def default_api_key() -> str:
 class GatewayClient:
     def __init__(self, url: str | None = None, api_key: str | None = None, timeout: float = 120.0):
         self.url = (url or default_url()).rstrip("/")
-        self.http = httpx.Client(base_url=self.url, timeout=timeout, headers={"X-API-Key": api_key or default_api_key()})
+        self.http = httpx.Client(
+            base_url=self.url, timeout=timeout, headers={"X-API-Key": api_key or default_api_key()}
+        )
 
     def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -67,7 +69,9 @@ class GatewayClient:
     def post(self, path: str, **kwargs: Any) -> dict[str, Any]:
         return self.request("POST", path, **kwargs)
 
-    def upload_catalog(self, path: Path, name: str = "", roles: Path | None = None, reject_mojibake: bool = False) -> dict[str, Any]:
+    def upload_catalog(
+        self, path: Path, name: str = "", roles: Path | None = None, reject_mojibake: bool = False
+    ) -> dict[str, Any]:
         if not path.is_file():
             raise CliError(f"no such file: {path}")
         data = {"name": name} if name else {}
@@ -80,7 +84,9 @@ class GatewayClient:
         with open(path, "rb") as f:
             return self.post("/catalogs", files={"file": (path.name, f)}, data=data)
 
-    def validate(self, path: Path, *, catalog: str = "", model: str = "", hosted: bool = False, allow_pii: bool = False) -> dict[str, Any]:
+    def validate(
+        self, path: Path, *, catalog: str = "", model: str = "", hosted: bool = False, allow_pii: bool = False
+    ) -> dict[str, Any]:
         """Validate a local dataset file; its provenance manifest beside it is sent too."""
         if not path.is_file():
             raise CliError(f"no such dataset file: {path}")

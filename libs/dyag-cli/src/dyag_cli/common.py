@@ -43,8 +43,14 @@ def run_or_fail(action):
 def follow_job(client: GatewayClient, job_id: str, label: str | None = None) -> dict:
     """A live progress bar fed by the gateway's server-sent events; returns the final job."""
     job: dict = {}
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-               TextColumn("{task.fields[step]}"), TimeElapsedColumn())
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("{task.fields[step]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(label or job_id, total=1.0, step="")
         try:

@@ -12,7 +12,9 @@ from rich.table import Table
 from dyag_cli.client import GatewayClient
 from dyag_cli.common import console, fail, follow_job, run_or_fail
 
-dataset_app = typer.Typer(help="Build, split and inspect fine-tuning datasets (the guide's step 2).", no_args_is_help=True)
+dataset_app = typer.Typer(
+    help="Build, split and inspect fine-tuning datasets (the guide's step 2).", no_args_is_help=True
+)
 
 FORMAT_CHOICES = ("openai", "alpaca", "sharegpt", "prompt-completion")
 SPLITS = ("train", "validation", "test")
@@ -66,8 +68,11 @@ def build(
 def download_files(client: GatewayClient, dataset: dict, output: Path, formats: tuple[str, ...]) -> list[Path]:
     """The whole dataset at `output`, and its splits beside it (train.jsonl, validation.jsonl, test.jsonl…)."""
     folder = output.parent
-    wanted = {("all", "openai"): output, ("all", "manifest"): output.with_name(output.name + ".manifest.jsonl"),
-              ("test", "eval"): folder / "test.eval.jsonl"}
+    wanted = {
+        ("all", "openai"): output,
+        ("all", "manifest"): output.with_name(output.name + ".manifest.jsonl"),
+        ("test", "eval"): folder / "test.eval.jsonl",
+    }
     for split in SPLITS:
         wanted[(split, "openai")] = folder / f"{split}.jsonl"
         wanted[(split, "manifest")] = folder / f"{split}.jsonl.manifest.jsonl"
@@ -79,14 +84,25 @@ def download_files(client: GatewayClient, dataset: dict, output: Path, formats: 
     written = []
     for (split, fmt), dest in wanted.items():
         if any(f["split"] == split and f["format"] == fmt for f in dataset["files"]):
-            written.append(run_or_fail(lambda: client.download(f"/datasets/{dataset['id']}/files/{split}/{fmt}", dest)))
+            written.append(
+                run_or_fail(
+                    lambda split=split, fmt=fmt, dest=dest: client.download(
+                        f"/datasets/{dataset['id']}/files/{split}/{fmt}", dest
+                    )
+                )
+            )
     return written
 
 
 def print_dataset(dataset: dict, written: list[Path], verbose: bool) -> None:
     counts = dataset["split_counts"]
-    console.print(f"\n[green]✅[/] Dataset {dataset['id']} ({counts.get('all', 0)} exemples, catalogue {dataset['catalog']} version {dataset['catalog_version']})")
-    console.print(f"  Taille : {dataset['plan']['formula']} possibles ; ce catalogue en permet {dataset['plan']['max_examples']}")
+    console.print(
+        f"\n[green]✅[/] Dataset {dataset['id']} ({counts.get('all', 0)} exemples, "
+        f"catalogue {dataset['catalog']} version {dataset['catalog_version']})"
+    )
+    console.print(
+        f"  Taille : {dataset['plan']['formula']} possibles ; ce catalogue en permet {dataset['plan']['max_examples']}"
+    )
     console.print("\n✅ Dataset séparé:")
     for split in SPLITS:
         console.print(f"  {split.capitalize()}: {counts.get(split, 0)} exemples")
@@ -105,14 +121,26 @@ def print_dataset(dataset: dict, written: list[Path], verbose: bool) -> None:
 
 def create_rag(
     catalog: Annotated[str, typer.Argument(help="catalog file (or the name of a stored catalog)")],
-    output: Annotated[Path, typer.Option(help="where the whole dataset goes; the splits are written beside it")] = Path("training/finetuning_dataset.jsonl"),
-    num_questions: Annotated[int, typer.Option(help="how many question/answer pairs (0: all the catalog allows)")] = 1000,
-    question_types: Annotated[str, typer.Option(help="'all' or a comma-separated list: definition,status,domain…")] = "all",
-    fmt: Annotated[str, typer.Option("--format", help="openai, alpaca, sharegpt or prompt-completion (openai is always written)")] = "openai",
-    add_negatives: Annotated[bool, typer.Option("--add-negatives/--no-negatives", help="add honest 'je ne sais pas' examples")] = True,
+    output: Annotated[Path, typer.Option(help="where the whole dataset goes; the splits are written beside it")] = Path(
+        "training/finetuning_dataset.jsonl"
+    ),
+    num_questions: Annotated[
+        int, typer.Option(help="how many question/answer pairs (0: all the catalog allows)")
+    ] = 1000,
+    question_types: Annotated[
+        str, typer.Option(help="'all' or a comma-separated list: definition,status,domain…")
+    ] = "all",
+    fmt: Annotated[
+        str, typer.Option("--format", help="openai, alpaca, sharegpt or prompt-completion (openai is always written)")
+    ] = "openai",
+    add_negatives: Annotated[
+        bool, typer.Option("--add-negatives/--no-negatives", help="add honest 'je ne sais pas' examples")
+    ] = True,
     variations: Annotated[int, typer.Option(help="phrasings per entity and type (0: 3)")] = 0,
     seed: Annotated[int, typer.Option(help="same seed, same dataset")] = 42,
-    split: Annotated[str, typer.Option(help="paraphrase (test facts are taught in train) or entity (unseen entities)")] = "paraphrase",
+    split: Annotated[
+        str, typer.Option(help="paraphrase (test facts are taught in train) or entity (unseen entities)")
+    ] = "paraphrase",
     name: Annotated[str, typer.Option(help="catalog name when uploading a file")] = "",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show the distribution per question type")] = False,
 ) -> None:
@@ -121,8 +149,18 @@ def create_rag(
         fail(f"unknown format {fmt!r}; choose one of {', '.join(FORMAT_CHOICES)}")
     formats = tuple(dict.fromkeys(("openai", fmt)))
     client = GatewayClient()
-    dataset = build(client, catalog, name=name, num_questions=num_questions, question_types=question_types,
-                    variations=variations, add_negatives=add_negatives, seed=seed, split_strategy=split, formats=formats)
+    dataset = build(
+        client,
+        catalog,
+        name=name,
+        num_questions=num_questions,
+        question_types=question_types,
+        variations=variations,
+        add_negatives=add_negatives,
+        seed=seed,
+        split_strategy=split,
+        formats=formats,
+    )
     print_dataset(dataset, download_files(client, dataset, output, formats), verbose)
 
 
@@ -133,7 +171,9 @@ dataset_app.command("build")(create_rag)
 def split_dataset(
     dataset_id: str,
     strategy: Annotated[str, typer.Option(help="paraphrase or entity")] = "entity",
-    output: Annotated[Path, typer.Option(help="where the whole dataset goes; the splits beside it")] = Path("training/finetuning_dataset.jsonl"),
+    output: Annotated[Path, typer.Option(help="where the whole dataset goes; the splits beside it")] = Path(
+        "training/finetuning_dataset.jsonl"
+    ),
 ) -> None:
     """Re-split a built dataset with another strategy (a new build of the same catalog version and parameters)."""
     client = GatewayClient()
@@ -175,5 +215,13 @@ def list_datasets(catalog: str = "") -> None:
     table = Table("id", "catalog", "version", "train", "validation", "test", "built at")
     for d in datasets:
         c = d["split_counts"]
-        table.add_row(d["id"], d["catalog"], d["catalog_version"], str(c.get("train", 0)), str(c.get("validation", 0)), str(c.get("test", 0)), d["created_at"])
+        table.add_row(
+            d["id"],
+            d["catalog"],
+            d["catalog_version"],
+            str(c.get("train", 0)),
+            str(c.get("validation", 0)),
+            str(c.get("test", 0)),
+            d["created_at"],
+        )
     console.print(table)

@@ -23,7 +23,9 @@ from rich.table import Table
 from dyag_cli.client import CliError, GatewayClient
 from dyag_cli.common import DEFAULT_CATALOG_NAME, console, fail, run_or_fail
 
-TARGETS_HELP = "base | base:FOLDER | lora:MODEL_ID | openai:MODEL | ollama:MODEL | rag:COLLECTION | hybrid:MODEL_ID+COLLECTION"
+TARGETS_HELP = (
+    "base | base:FOLDER | lora:MODEL_ID | openai:MODEL | ollama:MODEL | rag:COLLECTION | hybrid:MODEL_ID+COLLECTION"
+)
 MANIFEST_SUFFIX = ".manifest.jsonl"
 TYPE_WIDTH = 12
 
@@ -55,25 +57,47 @@ def _eta(seconds: float | None) -> str:
 def follow(client: GatewayClient, job_id: str, label: str) -> dict:
     """The job's progress bar (answered/total, failed, ETA) until it ends; returns the final job."""
     job: dict = {}
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-               TextColumn("{task.fields[step]}"), TextColumn("[dim]{task.fields[eta]}[/]"), TimeElapsedColumn())  # fmt: skip
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("{task.fields[step]}"),
+        TextColumn("[dim]{task.fields[eta]}[/]"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(label, total=1.0, step="", eta="")
         try:
             for job in client.watch_job(job_id):
                 p = job.get("progress", {})
                 done = job.get("status") in ("succeeded", "failed", "cancelled")
-                progress.update(task, completed=p.get("fraction", 0.0), step=p.get("step", ""), eta="" if done else _eta(p.get("eta_seconds")))
+                progress.update(
+                    task,
+                    completed=p.get("fraction", 0.0),
+                    step=p.get("step", ""),
+                    eta="" if done else _eta(p.get("eta_seconds")),
+                )
         except CliError as exc:
             fail(str(exc))
     return job
 
 
-def run_evaluation(client: GatewayClient, body: dict[str, Any], *, output: Path | None, verbose: bool, html: Path | None = None,
-                   markdown: Path | None = None) -> dict[str, Any]:  # fmt: skip
+def run_evaluation(
+    client: GatewayClient,
+    body: dict[str, Any],
+    *,
+    output: Path | None,
+    verbose: bool,
+    html: Path | None = None,
+    markdown: Path | None = None,
+) -> dict[str, Any]:
     """POST /evaluations, follow the job, write the reports asked for; returns the results (results.json)."""
     job = run_or_fail(lambda: client.post("/evaluations", json=body))
-    label = f"évaluation {body.get('name') or (body['target'] if isinstance(body['target'], str) else body['target'].get('kind'))}"
+    label = (
+        "évaluation "
+        f"{body.get('name') or (body['target'] if isinstance(body['target'], str) else body['target'].get('kind'))}"
+    )
     console.print(f"[dim]job {job['id']} (dyag jobs watch {job['id']})[/]")
     job = follow(client, job["id"], label)
     if job.get("status") != "succeeded":
@@ -118,7 +142,10 @@ def print_results(data: dict[str, Any], *, verbose: bool = False) -> None:
             console.print(f"      → {got[:160] or '(vide)'}", markup=False, highlight=False)
             if not r.get("correct"):
                 console.print(f"      ✗ {r.get('reason') or r.get('reason_code') or ''}", markup=False, highlight=False)
-    console.print(f"\n📊 Résultats : {target.get('name', '')} ({data.get('questions', 0)} questions, {data.get('test_set', {}).get('name', '')})")
+    console.print(
+        f"\n📊 Résultats : {target.get('name', '')} ({data.get('questions', 0)} "
+        f"questions, {data.get('test_set', {}).get('name', '')})"
+    )
     rows = [
         ("Accuracy", f"{_pct(data.get('accuracy'))} ({data.get('correct', 0)}/{data.get('questions', 0)})"),
         ("Precision", _pct(data.get("precision"))),
@@ -126,7 +153,10 @@ def print_results(data: dict[str, Any], *, verbose: bool = False) -> None:
         ("F1_score", _pct(data.get("f1_score"))),
         ("Faits clés énoncés", _pct(data.get("fact_accuracy"))),
         ("Exact match", _pct(data.get("exact_match"))),
-        ("Similarité sémantique", "non mesurée" if data.get("semantic_similarity") is None else f"{data['semantic_similarity']:.3f}"),
+        (
+            "Similarité sémantique",
+            "non mesurée" if data.get("semantic_similarity") is None else f"{data['semantic_similarity']:.3f}",
+        ),
         ("Hallucinations", _pct(data.get("hallucination_rate"))),
         ("Abstention (questions négatives)", _pct(data.get("abstention_rate"))),
         ("Appels en échec", str(data.get("failed", 0))),
@@ -142,7 +172,9 @@ def print_results(data: dict[str, Any], *, verbose: bool = False) -> None:
     if errors and not verbose:
         console.print(f"\n❌ Erreurs ({len(errors)}) — les 3 premières (toutes dans le JSON, champ errors) :")
         for i, err in enumerate(errors[:3], 1):
-            console.print(f"  {i}. {err['question']}\n     Raison : {err.get('reason') or 'N/A'}", markup=False, highlight=False)
+            console.print(
+                f"  {i}. {err['question']}\n     Raison : {err.get('reason') or 'N/A'}", markup=False, highlight=False
+            )
     for note in data.get("meta", {}).get("notes", []):
         console.print(f"  [yellow]⚠[/] {note}", highlight=False)
 
@@ -154,46 +186,87 @@ def _llm_from_env() -> str:
 
 
 def evaluate_rag(
-    test_file: Annotated[Path, typer.Argument(help="the test set: training/test.jsonl (OpenAI chat JSONL, with its manifest beside it) or test.eval.jsonl")],
+    test_file: Annotated[
+        Path,
+        typer.Argument(
+            help="the test set: training/test.jsonl (OpenAI chat JSONL, with its manifest beside it) or test.eval.jsonl"
+        ),
+    ],
     collection: Annotated[str, typer.Option(help="the RAG collection")] = DEFAULT_CATALOG_NAME,
-    output: Annotated[Path, typer.Option(help="where the results go (JSON with the guide's fields)")] = Path("evaluation/results.json"),
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="one line per question: answer, verdict, reason")] = False,
+    output: Annotated[Path, typer.Option(help="where the results go (JSON with the guide's fields)")] = Path(
+        "evaluation/results.json"
+    ),
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="one line per question: answer, verdict, reason")
+    ] = False,
     n_chunks: Annotated[int, typer.Option("--n-chunks", help="chunks of the catalog given to the model")] = 5,
-    model: Annotated[str, typer.Option(help="the answering model (ollama:NAME, openai:NAME, local:default); default: LLM_PROVIDER:LLM_MODEL if set, else rag-service's")] = "",
+    model: Annotated[
+        str,
+        typer.Option(
+            help="the answering model (ollama:NAME, openai:NAME, local:default); "
+            "default: LLM_PROVIDER:LLM_MODEL if set, else rag-service's"
+        ),
+    ] = "",
     max_questions: Annotated[int, typer.Option(help="0: every question; else a sample stratified by type")] = 0,
-    concurrency: Annotated[int | None, typer.Option(help="questions in flight at once (default: the evaluator's)")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="questions in flight at once (default: the evaluator's)")
+    ] = None,
     name: Annotated[str, typer.Option(help="the run's label in reports")] = "",
     html: Annotated[Path | None, typer.Option(help="also write the HTML report here")] = None,
 ) -> None:
     """The guide's step 6.1: evaluate the RAG target on a test file, write the results JSON (accuracy, precision,
     recall, f1_score, average_generation_time_ms, errors…)."""
     llm = model or _llm_from_env()
-    body = {"target": f"rag:{collection}", "n_chunks": n_chunks, "llm": llm, "max_questions": max_questions, "name": name,
-            **_test_set_body(test_file)}  # fmt: skip
+    body = {
+        "target": f"rag:{collection}",
+        "n_chunks": n_chunks,
+        "llm": llm,
+        "max_questions": max_questions,
+        "name": name,
+        **_test_set_body(test_file),
+    }
     if concurrency is not None:
         body["concurrency"] = concurrency
-    console.print(f"🔍 Évaluation RAG : collection {collection}, {n_chunks} extraits, modèle {llm or 'celui de rag-service'}, jeu de test {test_file}")
+    console.print(
+        f"🔍 Évaluation RAG : collection {collection}, {n_chunks} extraits, "
+        f"modèle {llm or 'celui de rag-service'}, jeu de test {test_file}"
+    )
     run_evaluation(GatewayClient(timeout=300), body, output=output, verbose=verbose, html=html)
 
 
 def evaluate(
     target: Annotated[str, typer.Option("--target", help=TARGETS_HELP)],
-    test_set: Annotated[Path | None, typer.Option("--test-set", help="a local test file (eval JSONL or OpenAI chat JSONL + manifest)")] = None,
+    test_set: Annotated[
+        Path | None, typer.Option("--test-set", help="a local test file (eval JSONL or OpenAI chat JSONL + manifest)")
+    ] = None,
     dataset: Annotated[str, typer.Option("--dataset", help="or a dataset id (its test split)")] = "",
     output: Annotated[Path | None, typer.Option(help="write the results JSON here")] = None,
     html: Annotated[Path | None, typer.Option(help="write the HTML report here")] = None,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="write the Markdown report here")] = None,
     name: Annotated[str, typer.Option(help="the run's label in reports (default: the target)")] = "",
     max_questions: Annotated[int, typer.Option(help="0: every question; else a sample stratified by type")] = 0,
-    concurrency: Annotated[int | None, typer.Option(help="questions in flight at once (default: the evaluator's)")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="questions in flight at once (default: the evaluator's)")
+    ] = None,
     seed: Annotated[int, typer.Option(help="the sample's seed")] = 0,
-    llm: Annotated[str, typer.Option(help="rag target: the answering model (default: LLM_PROVIDER:LLM_MODEL if set, else rag-service's)")] = "",
+    llm: Annotated[
+        str,
+        typer.Option(
+            help="rag target: the answering model (default: LLM_PROVIDER:LLM_MODEL if set, else rag-service's)"
+        ),
+    ] = "",
     n_chunks: Annotated[int, typer.Option("--n-chunks", help="rag/hybrid: chunks given to the model (0: 5)")] = 0,
     base_url: Annotated[str, typer.Option(help="openai target: an OpenAI-compatible endpoint")] = "",
-    api_key_env: Annotated[str, typer.Option(help="openai target: the NAME of the variable holding the key on the evaluator's host")] = "",
+    api_key_env: Annotated[
+        str, typer.Option(help="openai target: the NAME of the variable holding the key on the evaluator's host")
+    ] = "",
     host: Annotated[str, typer.Option(help="ollama target: the Ollama server")] = "",
-    approach: Annotated[str, typer.Option(help="base | fine_tuned | rag | hybrid, for comparisons (default: from the target)")] = "",
-    catalog: Annotated[str, typer.Option(help="check answers against this catalog (default: the dataset's or collection's)")] = "",
+    approach: Annotated[
+        str, typer.Option(help="base | fine_tuned | rag | hybrid, for comparisons (default: from the target)")
+    ] = "",
+    catalog: Annotated[
+        str, typer.Option(help="check answers against this catalog (default: the dataset's or collection's)")
+    ] = "",
     judge: Annotated[str, typer.Option(help="an LLM judge (openai:…, ollama:…); optional")] = "",
     max_tokens: Annotated[int, typer.Option(help="per answer (0: the evaluator's default)")] = 0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="one line per question")] = False,
@@ -202,9 +275,20 @@ def evaluate(
     latency p50/p95, cost; reports in JSON, Markdown and HTML."""
     if (test_set is None) == (not dataset):
         fail("give the questions: --test-set FILE or --dataset ID (one of them)")
-    body: dict[str, Any] = {"target": target, "name": name, "max_questions": max_questions, "seed": seed, "n_chunks": n_chunks,
-                            "base_url": base_url, "api_key_env": api_key_env, "host": host, "approach": approach, "catalog": catalog,
-                            "judge_model": judge, "max_tokens": max_tokens}  # fmt: skip
+    body: dict[str, Any] = {
+        "target": target,
+        "name": name,
+        "max_questions": max_questions,
+        "seed": seed,
+        "n_chunks": n_chunks,
+        "base_url": base_url,
+        "api_key_env": api_key_env,
+        "host": host,
+        "approach": approach,
+        "catalog": catalog,
+        "judge_model": judge,
+        "max_tokens": max_tokens,
+    }
     if target.strip().lower().startswith("rag:"):
         body["llm"] = llm or _llm_from_env()
     elif llm:
@@ -234,12 +318,16 @@ def _load_runs(files: list[Path]) -> list[Any]:
 
 
 def compare(
-    results: Annotated[list[Path], typer.Argument(help="result files (from dyag evaluate / evaluate_rag), the baseline first")],
+    results: Annotated[
+        list[Path], typer.Argument(help="result files (from dyag evaluate / evaluate_rag), the baseline first")
+    ],
     html: Annotated[Path | None, typer.Option(help="write the HTML comparison report here")] = None,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="write the Markdown comparison here")] = None,
     as_json: Annotated[Path | None, typer.Option("--json", help="write the comparison as JSON here")] = None,
     baseline: Annotated[int, typer.Option(help="which file is the baseline (0: the first)")] = 0,
-    catalog_size: Annotated[int | None, typer.Option(help="applications in the catalog (picks the guide's 7.2 row; default: the runs')")] = None,
+    catalog_size: Annotated[
+        int | None, typer.Option(help="applications in the catalog (picks the guide's 7.2 row; default: the runs')")
+    ] = None,
 ) -> None:
     """Compare result files side by side (offline): the guide's 6.2 table with deltas, latency, RAG vs
     fine-tuned vs hybrid, and the 7.2 decision table with the measured figures."""
@@ -255,20 +343,34 @@ def compare(
     console.print("📊 Comparaison Baseline vs Fine-tuned\n" if len(runs) == 2 else "📊 Comparaison\n")
     for w in c.warnings:
         console.print(f"[yellow]⚠ {w}[/]")
-    head = f"{'Métrique':<25}" + "".join(f"{n[:14]:>15}" for n in names) + "".join(f"{'Δ ' + n[:10]:>14}" for i, n in enumerate(names) if i != base)
+    head = (
+        f"{'Métrique':<25}"
+        + "".join(f"{n[:14]:>15}" for n in names)
+        + "".join(f"{'Δ ' + n[:10]:>14}" for i, n in enumerate(names) if i != base)
+    )
     console.print(head, markup=False, highlight=False)
     console.print("-" * len(head))
     for m in c.table:
         cells = "".join(f"{_pct(v):>15}" for v in m.values)
-        deltas = "".join(f"{'n/d' if d is None else f'{d * 100:+.1f} pts':>14}" for i, d in enumerate(m.deltas) if i != base)
+        deltas = "".join(
+            f"{'n/d' if d is None else f'{d * 100:+.1f} pts':>14}" for i, d in enumerate(m.deltas) if i != base
+        )
         console.print(f"{m.label:<25}{cells}{deltas}", markup=False, highlight=False)
     console.print("\n⏱️  Latence (moyenne)")
-    for i, (n, v) in enumerate(zip(names, c.latency_ms)):
+    for i, (n, v) in enumerate(zip(names, c.latency_ms, strict=True)):
         imp = c.latency_improvement[i]
         extra = "" if i == base or imp is None else f"  (amélioration {imp * 100:+.1f} %)"
         console.print(f"  {n}: {_ms(v)}{extra}", markup=False, highlight=False)
     if len(c.approaches) > 1 or c.guide_row is not None:
-        table = Table("approche", "cible", "exactitude", "hallucinations", "latence p50", "coût / 1000 q.", title="RAG vs fine-tuning vs hybride")
+        table = Table(
+            "approche",
+            "cible",
+            "exactitude",
+            "hallucinations",
+            "latence p50",
+            "coût / 1000 q.",
+            title="RAG vs fine-tuning vs hybride",
+        )
         for a in c.approaches:
             cost = "n/d" if a.cost_per_1000_usd is None else f"{a.cost_per_1000_usd:.3f} $"
             table.add_row(a.label, a.target, _pct(a.accuracy), _pct(a.hallucination_rate), _ms(a.latency_p50_ms), cost)
@@ -292,7 +394,9 @@ def report(
     results: Annotated[Path, typer.Argument(help="a result file (from dyag evaluate / evaluate_rag)")],
     html: Annotated[bool, typer.Option("--html", help="write the self-contained HTML report (charts, errors)")] = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="write the Markdown report")] = False,
-    output: Annotated[Path | None, typer.Option(help="where the report goes (default: beside the results, .html / .md)")] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="where the report goes (default: beside the results, .html / .md)")
+    ] = None,
 ) -> None:
     """A result file's report (offline): HTML with charts and/or Markdown; without --html/--markdown, the figures."""
     from dyag_core.evaluation import render_html, render_markdown
@@ -325,6 +429,15 @@ def evaluations(
     table = Table("id", "name", "status", "approach", "questions", "accuracy", "F1", "latency", "created")
     for r in runs:
         s = r.get("summary") or {}
-        table.add_row(r["id"], r["name"], r["status"], r.get("approach", ""), str(s.get("questions", "")), _pct(s.get("accuracy")) if s else "",
-                      _pct(s.get("f1_score")) if s else "", _ms(s.get("average_generation_time_ms")) if s else "", r.get("created_at", ""))  # fmt: skip
+        table.add_row(
+            r["id"],
+            r["name"],
+            r["status"],
+            r.get("approach", ""),
+            str(s.get("questions", "")),
+            _pct(s.get("accuracy")) if s else "",
+            _pct(s.get("f1_score")) if s else "",
+            _ms(s.get("average_generation_time_ms")) if s else "",
+            r.get("created_at", ""),
+        )
     console.print(table)

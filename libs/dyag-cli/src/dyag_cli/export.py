@@ -37,28 +37,62 @@ def _probes(path: Path) -> list[dict]:
         cases = read_test_set(path).cases
     except EvaluationError as exc:
         fail(exc.message)
-    return [{"id": c.id, "question": c.question, "expected_answer": c.expected_answer, "key_facts": list(c.key_facts),
-             "type": c.qtype, "negative": c.negative} for c in cases]
+    return [
+        {
+            "id": c.id,
+            "question": c.question,
+            "expected_answer": c.expected_answer,
+            "key_facts": list(c.key_facts),
+            "type": c.qtype,
+            "negative": c.negative,
+        }
+        for c in cases
+    ]
 
 
 def export(
-    model: Annotated[str, typer.Argument(help="a LoRA model id (lora-…), a merged HF model folder, or a LoRA adapter folder (with --base-model)")],
-    gguf: Annotated[list[str], typer.Option("--gguf", help="quantization(s): f16, q8_0, q4_K_M (repeat or comma-separate)")] = ["q8_0"],  # noqa: B006
-    ollama: Annotated[str, typer.Option("--ollama", help="create this Ollama model (when the exporter has OLLAMA_HOST; else the bundle has the command)")] = "",
-    base_model: Annotated[str, typer.Option(help="with an adapter folder: its base model ('default' or a folder)")] = "",
-    mode: Annotated[str, typer.Option(help="merged (FROM the merged GGUF) or adapter (FROM the base GGUF + ADAPTER)")] = "merged",
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="a LoRA model id (lora-…), a merged HF model folder, or a LoRA adapter folder (with --base-model)"
+        ),
+    ],
+    gguf: Annotated[
+        list[str], typer.Option("--gguf", help="quantization(s): f16, q8_0, q4_K_M (repeat or comma-separate)")
+    ] = ["q8_0"],  # noqa: B006
+    ollama: Annotated[
+        str,
+        typer.Option(
+            "--ollama",
+            help="create this Ollama model (when the exporter has OLLAMA_HOST; else the bundle has the command)",
+        ),
+    ] = "",
+    base_model: Annotated[
+        str, typer.Option(help="with an adapter folder: its base model ('default' or a folder)")
+    ] = "",
+    mode: Annotated[
+        str, typer.Option(help="merged (FROM the merged GGUF) or adapter (FROM the base GGUF + ADAPTER)")
+    ] = "merged",
     system: Annotated[str, typer.Option(help="the Modelfile's SYSTEM prompt (default: the guide's)")] = "",
     temperature: Annotated[float | None, typer.Option(help="PARAMETER temperature (default 0.7)")] = None,
     top_p: Annotated[float | None, typer.Option(help="PARAMETER top_p (default 0.9)")] = None,
-    probes: Annotated[Path | None, typer.Option(help="parity probes: an eval or chat JSONL file (default: the dataset's test split)")] = None,
+    probes: Annotated[
+        Path | None, typer.Option(help="parity probes: an eval or chat JSONL file (default: the dataset's test split)")
+    ] = None,
     probe_count: Annotated[int, typer.Option(help="probes taken from the test split (0: the service's default)")] = 0,
     threshold: Annotated[float | None, typer.Option(help="the least answer agreement accepted (0-1)")] = None,
     name: Annotated[str, typer.Option(help="a name for the export")] = "",
 ) -> None:
     """Export a fine-tuned model (the guide's step 5.4): merged HF folder, GGUF with llama.cpp, quantized, an Ollama
     Modelfile whose template comes from the tokenizer, a parity gate against the HF model, and `ollama create`."""
-    body: dict = {"quantizations": [q for value in gguf for q in value.split(",") if q.strip()], "ollama_name": ollama, "mode": mode,
-                  "system_prompt": system, "probe_count": probe_count, "name": name}
+    body: dict = {
+        "quantizations": [q for value in gguf for q in value.split(",") if q.strip()],
+        "ollama_name": ollama,
+        "mode": mode,
+        "system_prompt": system,
+        "probe_count": probe_count,
+        "name": name,
+    }
     if model.startswith("lora-"):
         body["model_id"] = model
     else:
@@ -89,23 +123,45 @@ def export(
 
 def print_export(export: dict) -> None:
     ok = export["status"] == "succeeded"
-    console.print(f"\n{'[green]✅[/]' if ok else '[red]❌[/]'} Export {export['id']} ({export['name']}): {export['status']}")
+    console.print(
+        f"\n{'[green]✅[/]' if ok else '[red]❌[/]'} Export {export['id']} ({export['name']}): {export['status']}"
+    )
     lineage = ", ".join(f"{k} {export[k]}" for k in ("model_id", "dataset_id", "catalog_version") if export.get(k))
-    console.print(f"  {export['architecture']} from {export['base_model']}{' — ' + lineage if lineage else ''}; mode {export['mode']}")
+    console.print(
+        f"  {export['architecture']} from "
+        f"{export['base_model']}{' — ' + lineage if lineage else ''}; mode {export['mode']}"
+    )
     files = Table("file", "quantization", "size", "sha256")
     for f in export["files"]:
         if not f["name"].startswith("merged/") or f["name"].endswith(".safetensors"):
             files.add_row(f["name"], f.get("quantization", ""), _size(int(f["size"])), f["sha256"][:16] + "…")
     console.print(files)
-    parity = Table("GGUF", "agreement", "token F1", "fact accuracy HF", "fact accuracy GGUF", "verdict", title="parity gate (HF vs GGUF, greedy)")
+    parity = Table(
+        "GGUF",
+        "agreement",
+        "token F1",
+        "fact accuracy HF",
+        "fact accuracy GGUF",
+        "verdict",
+        title="parity gate (HF vs GGUF, greedy)",
+    )
     for p in export["parity"]:
         verdict = "[green]passed[/]" if p["passed"] else f"[red]failed[/]: {p['reason']}"
-        parity.add_row(p["quantization"], f"{p['agreement']:.0%}", f"{p['mean_token_f1']:.2f}", f"{p['hf_fact_accuracy']:.0%}",
-                       f"{p['gguf_fact_accuracy']:.0%}", verdict)
+        parity.add_row(
+            p["quantization"],
+            f"{p['agreement']:.0%}",
+            f"{p['mean_token_f1']:.2f}",
+            f"{p['hf_fact_accuracy']:.0%}",
+            f"{p['gguf_fact_accuracy']:.0%}",
+            verdict,
+        )
     console.print(parity)
     ollama = export["ollama"]
     if ollama.get("created"):
-        console.print(f"[green]✓[/] Ollama model [bold]{ollama['name']}[/] created on {ollama['host']}: ollama run {ollama['name']}")
+        console.print(
+            f"[green]✓[/] Ollama model [bold]{ollama['name']}[/] "
+            f"created on {ollama['host']}: ollama run {ollama['name']}"
+        )
     elif ok:
         console.print(f"Bundle: {export['bundle_dir']}\nCreate the Ollama model with:\n  {ollama['command']}")
     if ok:
@@ -118,8 +174,15 @@ def list_exports(model_id: Annotated[str, typer.Option(help="only the exports of
     table = Table("id", "model", "status", "GGUF", "parity (agreement)", "Ollama", "created")
     for e in exports:
         parity = ", ".join(f"{p['quantization']} {p['agreement']:.0%}" for p in e["parity"])
-        table.add_row(e["id"], e.get("model_id") or e["base_model"], e["status"], ", ".join(e["quantizations"]), parity,
-                      e["ollama"]["name"] + (" ✓" if e["ollama"].get("created") else ""), e["created_at"])
+        table.add_row(
+            e["id"],
+            e.get("model_id") or e["base_model"],
+            e["status"],
+            ", ".join(e["quantizations"]),
+            parity,
+            e["ollama"]["name"] + (" ✓" if e["ollama"].get("created") else ""),
+            e["created_at"],
+        )
     console.print(table)
 
 
@@ -149,18 +212,29 @@ def _local_file(client: GatewayClient, export: dict, name: str) -> Path:
 
 
 def serve(
-    model: Annotated[str, typer.Argument(help="an export id (exp-…), a LoRA model id (its latest export), or a .gguf file")],
+    model: Annotated[
+        str, typer.Argument(help="an export id (exp-…), a LoRA model id (its latest export), or a .gguf file")
+    ],
     port: Annotated[int, typer.Option(help="the server's port")] = 8080,
     host: Annotated[str, typer.Option(help="the address it listens on")] = "127.0.0.1",
-    gguf: Annotated[str, typer.Option("--gguf", help="which of the export's GGUF (f16, q8_0, q4_K_M); default: the Modelfile's")] = "",
-    name: Annotated[str, typer.Option(help="the model name the API answers to (default: the export's Ollama name)")] = "",
+    gguf: Annotated[
+        str, typer.Option("--gguf", help="which of the export's GGUF (f16, q8_0, q4_K_M); default: the Modelfile's")
+    ] = "",
+    name: Annotated[
+        str, typer.Option(help="the model name the API answers to (default: the export's Ollama name)")
+    ] = "",
     n_ctx: Annotated[int, typer.Option(help="context length")] = 2048,
 ) -> None:
     """Serve an exported GGUF with an OpenAI-compatible server (dyag_llm.serve, on ik-llama-cpp-python): the evaluator,
     the RAG service or any OpenAI client can use it as the target openai:NAME (OPENAI_BASE_URL=the printed URL)."""
-    if any(importlib.util.find_spec(m) is None for m in ("ik_llama_cpp", "dyag_llm")) or importlib.util.find_spec("dyag_llm.serve") is None:
-        fail("the GGUF server is not installed here: pip install 'dyag-model-exporter[llama]' (prebuilt ik-llama-cpp-python, "
-             "nothing to compile; bootstrap.py installs it)")
+    if (
+        any(importlib.util.find_spec(m) is None for m in ("ik_llama_cpp", "dyag_llm"))
+        or importlib.util.find_spec("dyag_llm.serve") is None
+    ):
+        fail(
+            "the GGUF server is not installed here: pip install 'dyag-model-exporter[llama]' "
+            "(prebuilt ik-llama-cpp-python, nothing to compile; bootstrap.py installs it)"
+        )
     lora: Path | None = None
     path = Path(model).expanduser()
     if path.suffix == ".gguf":
@@ -184,10 +258,29 @@ def serve(
             lora = run_or_fail(lambda: _local_file(client, export, adapter))
         alias = name or export["ollama"]["name"]
     url = f"http://{host}:{port}/v1"
-    print(f"Serving {path}{' + ' + lora.name if lora else ''} at {url} (OpenAI-compatible, ik-llama-cpp-python)", flush=True)
-    print(f"Use it as the target openai:{alias} with OPENAI_BASE_URL={url} (any OPENAI_API_KEY); Ctrl-C stops it", flush=True)
-    argv = [sys.executable, "-m", "dyag_llm.serve", "--model", str(path), "--host", host, "--port", str(port), "--alias", alias,
-            "--n-ctx", str(n_ctx)] + (["--lora", str(lora)] if lora else [])
+    print(
+        f"Serving {path}{' + ' + lora.name if lora else ''} at {url} (OpenAI-compatible, ik-llama-cpp-python)",
+        flush=True,
+    )
+    print(
+        f"Use it as the target openai:{alias} with OPENAI_BASE_URL={url} (any OPENAI_API_KEY); Ctrl-C stops it",
+        flush=True,
+    )
+    argv = [
+        sys.executable,
+        "-m",
+        "dyag_llm.serve",
+        "--model",
+        str(path),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--alias",
+        alias,
+        "--n-ctx",
+        str(n_ctx),
+    ] + (["--lora", str(lora)] if lora else [])
     proc = subprocess.Popen(argv)
 
     def stop(signum, _frame):

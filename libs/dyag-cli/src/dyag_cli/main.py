@@ -5,40 +5,71 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from urllib.parse import urlparse
 from typing import Annotated
+from urllib.parse import urlparse
 
 import typer
 from rich.table import Table
 
-from dyag_cli import catalog_sources, datasets, hosted, pipeline, rag, retraining, training, validation
-from dyag_cli import evaluation
+from dyag_cli import catalog_sources, datasets, evaluation, hosted, pipeline, rag, retraining, training, validation
 from dyag_cli import export as exporting
 from dyag_cli.client import GatewayClient
-from dyag_cli.common import DEFAULT_CATALOG_NAME, console, fail, follow_job, run_or_fail, sample_catalog
+from dyag_cli.common import console, fail, follow_job, run_or_fail
 from dyag_cli.stack import Stack, StackConfig, tail
 
-app = typer.Typer(help="Dyag: from an application catalog to a measured question-answering assistant.", no_args_is_help=True)
-catalog_app = typer.Typer(help="Upload, version, profile and follow catalogs (the guide's step 1).", no_args_is_help=True)
+app = typer.Typer(
+    help="Dyag: from an application catalog to a measured question-answering assistant.", no_args_is_help=True
+)
+catalog_app = typer.Typer(
+    help="Upload, version, profile and follow catalogs (the guide's step 1).", no_args_is_help=True
+)
 jobs_app = typer.Typer(help="Follow the platform's asynchronous jobs.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(datasets.dataset_app, name="dataset")
-app.command("create_rag", help="The guide's step 2: a grounded QA dataset from a catalog, split 80/10/10.")(datasets.create_rag)
-app.command("analyze_training", help="The guide's step 3: coverage, types, format, tokens, duplicates, checklist.")(validation.analyze_training)
-app.command("train", help="The guide's step 5: fine-tune a local model with LoRA (CPU or GPU), with a progress bar.")(training.train)
+app.command("create_rag", help="The guide's step 2: a grounded QA dataset from a catalog, split 80/10/10.")(
+    datasets.create_rag
+)
+app.command("analyze_training", help="The guide's step 3: coverage, types, format, tokens, duplicates, checklist.")(
+    validation.analyze_training
+)
+app.command("train", help="The guide's step 5: fine-tune a local model with LoRA (CPU or GPU), with a progress bar.")(
+    training.train
+)
 app.command("query_finetuned", help="Ask a LoRA fine-tuned model (base model + adapter).")(training.query_finetuned)
 app.command("models", help="LoRA fine-tuned models in the registry.")(training.list_models)
-app.command("index_rag", help="The guide's step 7: index a catalog into a RAG collection (only changed applications are re-embedded).")(rag.index_rag)
-app.command("query_rag", help="The guide's step 7: answer a question from the catalog, with its sources.")(rag.query_rag)
-app.command("rag_stats", help="What a RAG collection holds: catalog version, applications, chunks, embedder.")(rag.rag_stats)
-app.command("evaluate_rag", help="The guide's step 6.1: evaluate the RAG target on a test file; results JSON with the guide's fields.")(evaluation.evaluate_rag)
-app.command("evaluate", help="The guide's step 6: evaluate a target (base, lora:, openai:, ollama:, rag:, hybrid:) on a test set.")(evaluation.evaluate)
-app.command("compare", help="The guide's steps 6.2 and 7.2: compare result files side by side, offline (--html for the report).")(evaluation.compare)
+app.command(
+    "index_rag",
+    help="The guide's step 7: index a catalog into a RAG collection (only changed applications are re-embedded).",
+)(rag.index_rag)
+app.command("query_rag", help="The guide's step 7: answer a question from the catalog, with its sources.")(
+    rag.query_rag
+)
+app.command("rag_stats", help="What a RAG collection holds: catalog version, applications, chunks, embedder.")(
+    rag.rag_stats
+)
+app.command(
+    "evaluate_rag",
+    help="The guide's step 6.1: evaluate the RAG target on a test file; results JSON with the guide's fields.",
+)(evaluation.evaluate_rag)
+app.command(
+    "evaluate",
+    help="The guide's step 6: evaluate a target (base, lora:, openai:, ollama:, rag:, hybrid:) on a test set.",
+)(evaluation.evaluate)
+app.command(
+    "compare", help="The guide's steps 6.2 and 7.2: compare result files side by side, offline (--html for the report)."
+)(evaluation.compare)
 app.command("report", help="A result file's report, offline: --html (charts) or --markdown.")(evaluation.report)
 app.command("evaluations", help="The evaluation runs the evaluator kept, or one run.")(evaluation.evaluations)
-app.command("export", help="The guide's step 5.4: GGUF (f16, q8_0, q4_K_M) and an Ollama model, checked by a parity gate, with a progress bar.")(exporting.export)
+app.command(
+    "export",
+    help="The guide's step 5.4: GGUF (f16, q8_0, q4_K_M) and an "
+    "Ollama model, checked by a parity gate, with a progress bar.",
+)(exporting.export)
 app.command("exports", help="Exports (GGUF, Ollama) with their parity results.")(exporting.list_exports)
-app.command("serve", help="Serve an exported GGUF as an OpenAI-compatible API (llama.cpp through dyag_llm.serve); prints the base URL.")(exporting.serve)
+app.command(
+    "serve",
+    help="Serve an exported GGUF as an OpenAI-compatible API (llama.cpp through dyag_llm.serve); prints the base URL.",
+)(exporting.serve)
 app.add_typer(hosted.hosted_app, name="hosted")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(pipeline.pipeline_app, name="pipeline")
@@ -49,6 +80,7 @@ app.command("ask", help="Answer a question with the catalog's champion, citing i
 app.command("lineage", help="A catalog's lineage: version → dataset → job → model → evaluation → promotion.")(
     retraining.lineage
 )
+
 
 # --- the stack -------------------------------------------------------------------------------
 @app.command()
@@ -92,7 +124,13 @@ def _print_status(stack: Stack) -> None:
     for name, info in stack.processes().items():
         alive = stack.alive(name)
         state = services.get(name, health.get("status", "") if name == "gateway" else health.get("nats", ""))
-        table.add_row(name, str(info["pid"]), "[green]running[/]" if alive else "[red]stopped[/]", str(state or "-"), str(stack.log_path(name)))
+        table.add_row(
+            name,
+            str(info["pid"]),
+            "[green]running[/]" if alive else "[red]stopped[/]",
+            str(state or "-"),
+            str(stack.log_path(name)),
+        )
     if not stack.processes():
         console.print("the stack is not running: start it with `dyag up`")
         return
@@ -114,7 +152,10 @@ def catalog_upload(
 
 def _print_version(version: dict) -> None:
     if version["unchanged"]:
-        console.print(f"[yellow]=[/] {version['name']} is unchanged (version {version['version']}, {version['entity_count']} entities)")
+        console.print(
+            f"[yellow]=[/] {version['name']} is unchanged (version "
+            f"{version['version']}, {version['entity_count']} entities)"
+        )
     else:
         console.print(
             f"[green]✓[/] {version['name']} version {version['version']}: {version['entity_count']} entities "
@@ -185,7 +226,14 @@ def catalog_versions(name: str) -> None:
     versions = run_or_fail(lambda: GatewayClient().get(f"/catalogs/{name}/versions"))["versions"]
     table = Table("version", "entities", "added", "changed", "removed", "stored at")
     for v in versions:
-        table.add_row(v["version"], str(v["entity_count"]), str(len(v["added"])), str(len(v["changed"])), str(len(v["removed"])), v["created_at"])
+        table.add_row(
+            v["version"],
+            str(v["entity_count"]),
+            str(len(v["added"])),
+            str(len(v["changed"])),
+            str(len(v["removed"])),
+            v["created_at"],
+        )
     console.print(table)
 
 
@@ -202,7 +250,9 @@ def jobs_list(service: str = "", kind: str = "", status: str = "", limit: int = 
     listing = run_or_fail(lambda: GatewayClient().get("/jobs", service=service, kind=kind, status=status, limit=limit))
     table = Table("id", "kind", "status", "progress", "step")
     for j in listing["jobs"]:
-        table.add_row(j["id"], j["kind"], j["status"], f"{j['progress'].get('fraction', 0):.0%}", j["progress"].get("step", ""))
+        table.add_row(
+            j["id"], j["kind"], j["status"], f"{j['progress'].get('fraction', 0):.0%}", j["progress"].get("step", "")
+        )
     console.print(table)
     for name, reason in listing.get("unavailable", {}).items():
         console.print(f"[yellow]{name} did not answer ({reason}): its jobs are not listed[/]")
@@ -239,30 +289,71 @@ def jobs_watch(job_id: str) -> None:
 # --- the main job ----------------------------------------------------------------------------
 @app.command()
 def run(
-    catalog: Annotated[str | None, typer.Argument(help="a catalog file, or the name of a stored catalog (default: the sample catalog)")] = None,
-    name: Annotated[str, typer.Option(help="the catalog's name (default: from the file; the sample's is applications_ia)")] = "",
+    catalog: Annotated[
+        str | None, typer.Argument(help="a catalog file, or the name of a stored catalog (default: the sample catalog)")
+    ] = None,
+    name: Annotated[
+        str, typer.Option(help="the catalog's name (default: from the file; the sample's is applications_ia)")
+    ] = "",
     version: Annotated[str, typer.Option(help="a stored catalog's version (default: the latest)")] = "",
     num_questions: Annotated[int | None, typer.Option(help="dataset size (default: 1000)")] = None,
-    preset: Annotated[str, typer.Option(help="LoRA preset: auto | small | medium | large | knowledge (every phrasing of "
-                                             "each fact, epochs by exposures per fact)")] = "auto",
+    preset: Annotated[
+        str,
+        typer.Option(
+            help="LoRA preset: auto | small | medium | large | knowledge (every phrasing of "
+            "each fact, epochs by exposures per fact)"
+        ),
+    ] = "auto",
     epochs: Annotated[int | None, typer.Option(help="training epochs (default: the preset's)")] = None,
-    max_steps: Annotated[int | None, typer.Option(help="training steps; 0: whole epochs (default: 24 on CPU, 0 on GPU)")] = None,
+    max_steps: Annotated[
+        int | None, typer.Option(help="training steps; 0: whole epochs (default: 24 on CPU, 0 on GPU)")
+    ] = None,
     collection: Annotated[str, typer.Option(help="RAG collection (default: the catalog's name)")] = "",
-    targets: Annotated[str, typer.Option(help="what is evaluated, comma-separated: base, fine_tuned, rag (in --rag-mode), grounded (RAG's records alone)")] = "base,fine_tuned,rag",
-    max_eval_questions: Annotated[int | None, typer.Option(help="test questions per target; 0: all (default: 30 on CPU, all on GPU)")] = None,
-    skip: Annotated[str, typer.Option(help="steps to skip, comma-separated: validate, train, index, evaluate, report")] = "",
+    targets: Annotated[
+        str,
+        typer.Option(
+            help="what is evaluated, comma-separated: base, fine_tuned, "
+            "rag (in --rag-mode), grounded (RAG's records alone)"
+        ),
+    ] = "base,fine_tuned,rag",
+    max_eval_questions: Annotated[
+        int | None, typer.Option(help="test questions per target; 0: all (default: 30 on CPU, all on GPU)")
+    ] = None,
+    skip: Annotated[
+        str, typer.Option(help="steps to skip, comma-separated: validate, train, index, evaluate, report")
+    ] = "",
     model_id: Annotated[str, typer.Option(help="with --skip train: an existing fine-tuned model to evaluate")] = "",
-    rag_llm: Annotated[str, typer.Option(help="the chat model RAG answers with (ollama:NAME, openai:NAME…; default: rag-service's)")] = "",
-    base_llm: Annotated[str | None, typer.Option(help="what the base target answers with: gguf:NAME or ollama:NAME; '' for the "
-                                                      "fine-tuning's base model (default: gguf:qwen2.5-0.5b on CPU, the base model on GPU)")] = None,
-    rag_mode: Annotated[str, typer.Option(help="how RAG answers: auto (from the catalog's records when the question is understood, "
-                                               "else the model), grounded (the records only), generative (the model always)")] = "auto",
-    eval_max_tokens: Annotated[int | None, typer.Option(help="answer length per test question (default: 96 on CPU)")] = None,
+    rag_llm: Annotated[
+        str, typer.Option(help="the chat model RAG answers with (ollama:NAME, openai:NAME…; default: rag-service's)")
+    ] = "",
+    base_llm: Annotated[
+        str | None,
+        typer.Option(
+            help="what the base target answers with: gguf:NAME or ollama:NAME; '' for the "
+            "fine-tuning's base model (default: gguf:qwen2.5-0.5b on CPU, the base model on GPU)"
+        ),
+    ] = None,
+    rag_mode: Annotated[
+        str,
+        typer.Option(
+            help="how RAG answers: auto (from the catalog's records when the question is understood, "
+            "else the model), grounded (the records only), generative (the model always)"
+        ),
+    ] = "auto",
+    eval_max_tokens: Annotated[
+        int | None, typer.Option(help="answer length per test question (default: 96 on CPU)")
+    ] = None,
     similarity: Annotated[bool, typer.Option(help="semantic similarity in the evaluation (an embedding model)")] = True,
-    device: Annotated[str, typer.Option(help="size the defaults for: auto (the trainer's device) | cpu | cuda")] = "auto",
-    out: Annotated[Path, typer.Option(help="where the comparison reports (HTML, Markdown, JSON) are saved")] = Path("evaluation"),
+    device: Annotated[
+        str, typer.Option(help="size the defaults for: auto (the trainer's device) | cpu | cuda")
+    ] = "auto",
+    out: Annotated[Path, typer.Option(help="where the comparison reports (HTML, Markdown, JSON) are saved")] = Path(
+        "evaluation"
+    ),
     start: Annotated[bool, typer.Option(help="start the local stack when it is not running")] = True,
-    detach: Annotated[bool, typer.Option(help="start the pipeline and return (dyag pipeline watch ID follows it)")] = False,
+    detach: Annotated[
+        bool, typer.Option(help="start the pipeline and return (dyag pipeline watch ID follows it)")
+    ] = False,
 ) -> None:
     """The whole workflow on a catalog, through the services: ingest, build the dataset, validate it, fine-tune
     (LoRA), index RAG, evaluate the base, fine-tuned and RAG targets on the test split, compare and report
@@ -277,11 +368,28 @@ def run(
         client = GatewayClient(stack.config.gateway_url)
     else:
         client = GatewayClient()
-    body = run_or_fail(lambda: pipeline.request_body(
-        catalog, name=name, version=version, num_questions=num_questions, preset=preset, epochs=epochs, max_steps=max_steps,
-        rag_collection=collection, targets=pipeline.split_list(targets), max_eval_questions=max_eval_questions,
-        skip=pipeline.split_list(skip), model_id=model_id, device=device, rag_llm=rag_llm, rag_mode=rag_mode, eval_max_tokens=eval_max_tokens,
-        base_llm=base_llm, skip_similarity=not similarity))
+    body = run_or_fail(
+        lambda: pipeline.request_body(
+            catalog,
+            name=name,
+            version=version,
+            num_questions=num_questions,
+            preset=preset,
+            epochs=epochs,
+            max_steps=max_steps,
+            rag_collection=collection,
+            targets=pipeline.split_list(targets),
+            max_eval_questions=max_eval_questions,
+            skip=pipeline.split_list(skip),
+            model_id=model_id,
+            device=device,
+            rag_llm=rag_llm,
+            rag_mode=rag_mode,
+            eval_max_tokens=eval_max_tokens,
+            base_llm=base_llm,
+            skip_similarity=not similarity,
+        )
+    )
     created = run_or_fail(lambda: client.post("/pipelines", json=body, timeout=300))
     if detach:
         console.print(f"pipeline {created['id']} started: dyag pipeline watch {created['id']}")
@@ -289,7 +397,11 @@ def run(
     try:
         final = run_or_fail(lambda: pipeline.follow(client, created["id"]))
     except KeyboardInterrupt:
-        fail(f"stopped following; the pipeline goes on: dyag pipeline watch {created['id']} (or dyag pipeline cancel {created['id']})", 130)
+        fail(
+            "stopped following; the pipeline goes on: dyag pipeline watch "
+            f"{created['id']} (or dyag pipeline cancel {created['id']})",
+            130,
+        )
         return
     pipeline.finish(client, final, out)
 

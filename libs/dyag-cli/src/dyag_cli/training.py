@@ -21,18 +21,40 @@ def _looks_like_file(dataset: str) -> bool:
 
 
 def train(
-    dataset: Annotated[str, typer.Option("--dataset", help="a local OpenAI chat JSONL (e.g. training/train.jsonl; validation.jsonl beside it is sent too) or a dataset id")],
-    base_model: Annotated[str, typer.Option(help="'default' (SmolLM2-135M-Instruct, offline), a local HF folder, or a hub id on GPU nodes")] = "default",
-    preset: Annotated[str, typer.Option(help="auto (by the dataset's size, the guide's Annex A), small, medium, large, or knowledge (epochs by exposures per fact)")] = "auto",
+    dataset: Annotated[
+        str,
+        typer.Option(
+            "--dataset",
+            help="a local OpenAI chat JSONL (e.g. training/train.jsonl; "
+            "validation.jsonl beside it is sent too) or a dataset id",
+        ),
+    ],
+    base_model: Annotated[
+        str,
+        typer.Option(help="'default' (SmolLM2-135M-Instruct, offline), a local HF folder, or a hub id on GPU nodes"),
+    ] = "default",
+    preset: Annotated[
+        str,
+        typer.Option(
+            help="auto (by the dataset's size, the guide's Annex A), small, "
+            "medium, large, or knowledge (epochs by exposures per fact)"
+        ),
+    ] = "auto",
     epochs: Annotated[int, typer.Option(help="0: the preset's")] = 0,
     learning_rate: Annotated[float, typer.Option(help="0: the preset's")] = 0.0,
     rank: Annotated[int, typer.Option("--r", help="LoRA rank; 0: the preset's")] = 0,
     max_steps: Annotated[int, typer.Option(help="stop after this many steps (0: epochs decide)")] = 0,
-    max_seq_len: Annotated[int, typer.Option(help="the longest example allowed, in tokens (longer ones are reported, not cut)")] = 1024,
+    max_seq_len: Annotated[
+        int, typer.Option(help="the longest example allowed, in tokens (longer ones are reported, not cut)")
+    ] = 1024,
     precision: Annotated[str, typer.Option(help="auto, bf16, fp16 or fp32")] = "auto",
     seed: Annotated[int, typer.Option()] = 42,
-    validation: Annotated[Path | None, typer.Option(help="validation file (default: validation.jsonl beside the train file)")] = None,
-    config: Annotated[str, typer.Option(help='more options as JSON, e.g. {"lora_dropout": 0.05, "eval_steps": 20}')] = "",
+    validation: Annotated[
+        Path | None, typer.Option(help="validation file (default: validation.jsonl beside the train file)")
+    ] = None,
+    config: Annotated[
+        str, typer.Option(help='more options as JSON, e.g. {"lora_dropout": 0.05, "eval_steps": 20}')
+    ] = "",
     name: Annotated[str, typer.Option(help="a name for the model")] = "",
 ) -> None:
     """Fine-tune a local model with LoRA (the guide's step 5): follow it with a progress bar, then show the model."""
@@ -77,10 +99,23 @@ def train(
 def print_model(model: dict) -> None:
     m = model.get("metrics", {})
     console.print(f"\n[green]✅[/] Modèle {model['id']} ({model['name']})")
-    console.print(f"  base: {model['base_model']}  backend: {model['backend']}  précision: {model['precision']}  matériel: {model['hardware']}")
+    console.print(
+        f"  base: {model['base_model']}  backend: {model['backend']}  "
+        f"précision: {model['precision']}  matériel: {model['hardware']}"
+    )
     table = Table("mesure", "valeur")
-    for key in ("train_examples", "steps", "epochs", "first_loss", "final_loss", "first_eval_loss", "eval_loss",
-                "tokens_per_second", "train_seconds", "resumed_from_step"):
+    for key in (
+        "train_examples",
+        "steps",
+        "epochs",
+        "first_loss",
+        "final_loss",
+        "first_eval_loss",
+        "eval_loss",
+        "tokens_per_second",
+        "train_seconds",
+        "resumed_from_step",
+    ):
         if key in m:
             table.add_row(key, str(m[key]))
     console.print(table)
@@ -92,17 +127,27 @@ def print_model(model: dict) -> None:
 def query_finetuned(
     model: Annotated[str, typer.Argument(help="a model id (lora-…), or 'default' for the base model alone")],
     question: Annotated[list[str], typer.Argument(help="one or more questions (answered as one batch)")],
-    system: Annotated[str, typer.Option(help="a system prompt")] = "Tu es un assistant expert en applications du système d'information français.",
+    system: Annotated[
+        str, typer.Option(help="a system prompt")
+    ] = "Tu es un assistant expert en applications du système d'information français.",
     max_tokens: Annotated[int, typer.Option()] = 0,
     temperature: Annotated[float, typer.Option(help="0: greedy")] = 0.0,
 ) -> None:
     """Ask a fine-tuned model (base model + its LoRA adapter)."""
-    conversations = [[{"role": "system", "content": system}, {"role": "user", "content": q}] if system else [{"role": "user", "content": q}]
-                     for q in question]
+    conversations = [
+        [{"role": "system", "content": system}, {"role": "user", "content": q}]
+        if system
+        else [{"role": "user", "content": q}]
+        for q in question
+    ]
     client = GatewayClient()
     with console.status("generating…"):
-        reply = run_or_fail(lambda: client.post(f"/models/{model}/chat", json={"conversations": conversations, "max_tokens": max_tokens,
-                                                                                "temperature": temperature}))
+        reply = run_or_fail(
+            lambda: client.post(
+                f"/models/{model}/chat",
+                json={"conversations": conversations, "max_tokens": max_tokens, "temperature": temperature},
+            )
+        )
     for q, answer in zip(question, reply["answers"], strict=False):
         console.print(f"[bold]Q:[/] {q}")
         console.print(f"[bold]R:[/] {answer}\n", highlight=False)
@@ -115,6 +160,13 @@ def list_models() -> None:
     table = Table("id", "name", "base", "dataset", "final loss", "eval loss", "created")
     for m in models:
         metrics = m.get("metrics", {})
-        table.add_row(m["id"], m["name"], m["base_model"], m.get("dataset_id") or "fichier", str(metrics.get("final_loss", "")),
-                      str(metrics.get("eval_loss", "")), m["created_at"])
+        table.add_row(
+            m["id"],
+            m["name"],
+            m["base_model"],
+            m.get("dataset_id") or "fichier",
+            str(metrics.get("final_loss", "")),
+            str(metrics.get("eval_loss", "")),
+            m["created_at"],
+        )
     console.print(table)

@@ -28,9 +28,16 @@ def analyze_training(
     model: Annotated[str, typer.Option(help="target model: tokenizer, context limit and price")] = "",
     name: Annotated[str, typer.Option(help="catalog name when uploading a file")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="print the whole report as JSON")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="accepted for the guide's command line; the report is always complete")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="accepted for the guide's command line; the report is always complete"),
+    ] = False,
 ) -> None:
-    """Coverage of the catalog, question types, format, tokens, duplicates, PII and the quality checklist (the guide's step 3)."""
+    # the docstring is the command's help, one line in `dyag --help`: split, not wrapped
+    (
+        """Coverage of the catalog, question types, format, tokens, duplicates, PII and the quality checklist """
+        """(the guide's step 3)."""
+    )
     client = GatewayClient()
     catalog_name = upload_catalog(client, catalog, name)
     _show(run_or_fail(lambda: client.validate(dataset, catalog=catalog_name, model=model)), as_json)
@@ -44,7 +51,9 @@ def validate(
     dataset: Annotated[Path, typer.Argument(help="the dataset file (OpenAI chat JSONL, Alpaca, ShareGPT…)")],
     catalog: Annotated[str, typer.Option(help="catalog file or name, for coverage")] = "",
     model: Annotated[str, typer.Option(help="target model: tokenizer, context limit and price")] = "",
-    hosted: Annotated[bool, typer.Option("--hosted", help="bound for a hosted fine-tuning API: personal data blocks it")] = False,
+    hosted: Annotated[
+        bool, typer.Option("--hosted", help="bound for a hosted fine-tuning API: personal data blocks it")
+    ] = False,
     allow_pii: Annotated[bool, typer.Option(help="accept personal data explicitly")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="accepted; the report is always complete")] = False,
@@ -52,7 +61,9 @@ def validate(
     """Check a dataset file; exits 1 when it must be fixed before training."""
     client = GatewayClient()
     catalog_name = upload_catalog(client, catalog, "") if catalog else ""
-    result = run_or_fail(lambda: client.validate(dataset, catalog=catalog_name, model=model, hosted=hosted, allow_pii=allow_pii))
+    result = run_or_fail(
+        lambda: client.validate(dataset, catalog=catalog_name, model=model, hosted=hosted, allow_pii=allow_pii)
+    )
     _show(result, as_json)
     if result["verdict"] == TO_FIX:
         raise typer.Exit(1)
@@ -63,7 +74,9 @@ def clean(
     dataset: Annotated[Path, typer.Argument(help="the dataset file")],
     output: Annotated[Path, typer.Option(help="where the cleaned copy goes")],
     near: Annotated[bool, typer.Option(help="drop near duplicates too")] = False,
-    redact: Annotated[bool, typer.Option("--redact-pii", help="replace e-mails, phone numbers and contact names by placeholders")] = False,
+    redact: Annotated[
+        bool, typer.Option("--redact-pii", help="replace e-mails, phone numbers and contact names by placeholders")
+    ] = False,
     catalog: Annotated[str, typer.Option(help="catalog file or name, whose contact names are redacted")] = "",
 ) -> None:
     """Write a cleaned copy: duplicates dropped (the guide's step 3.3), personal data redacted on request."""
@@ -71,7 +84,12 @@ def clean(
         fail(f"no such dataset file: {dataset}")
     client = GatewayClient()
     catalog_name = upload_catalog(client, catalog, "") if catalog else ""
-    params = {"duplicates": "true", "near_duplicates": str(near).lower(), "redact_pii": str(redact).lower(), "catalog": catalog_name}
+    params = {
+        "duplicates": "true",
+        "near_duplicates": str(near).lower(),
+        "redact_pii": str(redact).lower(),
+        "catalog": catalog_name,
+    }
     with open(dataset, "rb") as f:
         try:
             reply = client.http.post("/clean", params=params, files={"file": (dataset.name, f)}, timeout=600)
@@ -81,5 +99,7 @@ def clean(
         fail(reply.json().get("error", {}).get("message", reply.text))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(reply.content)
-    console.print(f"✅ Nettoyage terminé: {reply.headers['X-Dyag-Kept']} lignes gardées, "
-                  f"{reply.headers['X-Dyag-Dropped']} retirées, {reply.headers['X-Dyag-Redacted']} caviardées → {output}")
+    console.print(
+        f"✅ Nettoyage terminé: {reply.headers['X-Dyag-Kept']} lignes gardées, "
+        f"{reply.headers['X-Dyag-Dropped']} retirées, {reply.headers['X-Dyag-Redacted']} caviardées → {output}"
+    )
