@@ -25,11 +25,18 @@ NAME = "retrain_lora"
 CHANGES = {"6Tzen": "Abandonnée", "8-SINP": "En production", "ADS-PLUS": "En projet"}
 AGAIN = {"6Tzen": "En projet", "8-SINP": "En fin de vie", "ADS-PLUS": "En production"}
 IDS = {"1004", "1017", "1560"}
-TRAINING = {"learning_rate": 0.003, "r": 16, "lora_alpha": 32, "target_modules": ["all-linear"], "max_seq_len": 512}
+TRAINING = {  # eval_steps past the budget: no evaluation loss during these short runs (the gate evaluates)
+    "learning_rate": 0.003,
+    "r": 16,
+    "lora_alpha": 32,
+    "target_modules": ["all-linear"],
+    "max_seq_len": 512,
+    "eval_steps": 1000,
+}
 POLICY = {
     "approaches": ["lora"],
     "debounce_s": 2,
-    "max_training_steps": 4,
+    "max_training_steps": 2,
     "max_eval_questions": 4,
     "training": TRAINING,
 }
@@ -147,7 +154,7 @@ def test_the_loop_with_a_fine_tuned_champion(running_stack, sample_catalog_bytes
     assert promoted[-1]["target"]["id"] == challenger and promoted[-1]["changed"]["questions"] > 0
 
     # 3. They change again; a challenger that cannot learn is rejected, with the gate's reason
-    set_policy(rs, max_training_steps=4, training={**TRAINING, "learning_rate": 1e-9})
+    set_policy(rs, max_training_steps=2, training={**TRAINING, "learning_rate": 1e-9})
     upload(rs, catalog_with(sample_catalog_bytes, AGAIN))
     third = retraining_ended(rs, 2)
     gate = steps(third)["gate"]["result"]
