@@ -5,8 +5,8 @@
    is asked about them first and `model.stale` says how many it gets wrong; the challenger starts from the champion's
    adapter, learns the changed applications (plus a replay sample) and is promoted because it beats the champion on
    the changed questions;
-3. the same applications change again and a challenger that cannot learn (a learning rate of 1e-9) is rejected, the
-   gate's sentences as the reason; the champion stays;
+3. a challenger made worse on purpose (2 training steps from the base model, against a grounded champion set by
+   hand) is rejected, the gate's sentences as the reason; the champion stays;
 4. rollback restores the first champion, and `ask` answers with it.
 """
 
@@ -153,14 +153,20 @@ def test_the_loop_with_a_fine_tuned_champion(running_stack, sample_catalog_bytes
     ]
     assert promoted[-1]["target"]["id"] == challenger and promoted[-1]["changed"]["questions"] > 0
 
-    # 3. They change again; a challenger that cannot learn is rejected, with the gate's reason
-    set_policy(rs, max_training_steps=2, training={**TRAINING, "learning_rate": 1e-9})
+    # 3. A challenger made worse on purpose: against a grounded champion (the records themselves), a LoRA model
+    #    trained for 2 steps from the base model is rejected, the gate's sentences as the reason
+    target = {"kind": "grounded", "id": NAME}
+    assert rs.http.post(f"/catalogs/{NAME}/champion", json={"target": target, "reason": "test"}).status_code == 200
+    set_policy(rs, max_training_steps=2)
     upload(rs, catalog_with(sample_catalog_bytes, AGAIN))
     third = retraining_ended(rs, 2)
+    assert steps(third)["train"]["result"]["model_id"] and not rs.http.get(
+        f"/models/{steps(third)['train']['result']['model_id']}"
+    ).json().get("init_model_id")  # not from a LoRA
     gate = steps(third)["gate"]["result"]
     assert gate["decision"] == "rejected", gate
     book = champion(rs)
-    assert book["aliases"]["champion"]["label"] == f"lora:{challenger}"  # unchanged
+    assert book["aliases"]["champion"]["label"] == f"grounded:{NAME}"  # unchanged
     rejected = book["candidates"][0]
     assert rejected["target"]["id"] == steps(third)["train"]["result"]["model_id"]
     assert "modifiées" in rejected["reason"] and "%" in rejected["reason"], rejected["reason"]

@@ -352,7 +352,12 @@ class Index(JobStep):
     def skip_note(self, params: dict[str, Any]) -> str:
         if note := super().skip_note(params):
             return note
-        return "" if RAG_TARGETS & set(params.get("targets") or ()) else "no RAG target to evaluate"
+        champion = champion_of(params)
+        if RAG_TARGETS & set(params.get("targets") or ()) or (
+            champion and champion.kind in ("rag", "grounded", "hybrid")
+        ):
+            return ""  # a RAG target, or a retraining's RAG champion, is evaluated on the collection at this version
+        return "no RAG target to evaluate"
 
     async def submit(self, run: RunContext, step: Step) -> jobs_pb2.Job:
         p = run.params
