@@ -326,3 +326,33 @@ def test_a_pipeline_that_ended_shows_no_step_running():
     assert shown["train"]["status"] == "interrupted" and "gpu-lora-trainer-3" in shown["train"]["note"]
     assert shown["report"]["status"] == P.BLOCKED and shown["build"]["status"] == P.SUCCEEDED
     assert P.by_name(steps)["train"]["status"] == P.RUNNING  # the record itself is untouched
+
+
+def test_every_step_is_one_registered_class():
+    """The registry: each step name has its spec and the class that runs it; a new class is a new step."""
+    from dyag_gateway.pipeline import steps as S
+
+    assert set(P.SPECS) == set(S.STEPS)
+    assert [s["name"] for s in P.plan_steps({"targets": ["base", "rag"]})] == [
+        "ingest",
+        "build",
+        "validate",
+        "train",
+        "index",
+        "evaluate_base",
+        "evaluate_rag",
+        "report",
+    ]
+    for name, kind in S.STEPS.items():
+        assert isinstance(kind, S.JobStep) == bool(P.SPECS[name].kind), name  # a job step names its job kind
+
+    @S.register
+    class Audit(S.CallStep):  # what a newcomer writes to add a step
+        specs = (P.StepSpec("audit", 8, "audit the run", "gateway", "", (P.REPORT,), False, 1),)
+
+    try:
+        planned = [s["name"] for s in P.plan_steps({"targets": ["rag"]})]
+        assert planned[-1] == "audit" and P.by_name(P.plan_steps({}))["audit"]["depends_on"] == ["report"]
+    finally:  # leave the registry as it was
+        S._KINDS.remove(S.STEPS.pop("audit"))
+        del P.SPECS["audit"]
