@@ -25,9 +25,10 @@ _HTTP_OF_GRPC = {
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}  # e.g. Retry-After on a 429
 
 
 def error_body(code: str, message: str) -> dict:
@@ -35,7 +36,7 @@ def error_body(code: str, message: str) -> dict:
 
 
 async def api_error_handler(_: Request, exc: ApiError) -> JSONResponse:
-    return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
+    return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status, headers=exc.headers or None)
 
 
 def api_error_of(exc: grpc.aio.AioRpcError, prefix: str = "") -> ApiError:
