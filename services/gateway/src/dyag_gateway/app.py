@@ -1,4 +1,5 @@
-"""The FastAPI application: routers per service, one error shape, API keys, metrics."""
+"""The FastAPI application: routers per service, one error shape, API keys with scopes, rate limits, the audit log,
+metrics."""
 
 from __future__ import annotations
 
@@ -7,13 +8,17 @@ from contextlib import asynccontextmanager
 
 import grpc
 import nats
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import make_asgi_app
 
 from dyag_core.errors import DyagError
 from dyag_gateway import errors
+from dyag_gateway.audit import AuditLog, AuditMiddleware
+from dyag_gateway.auth import require_scope
 from dyag_gateway.backends import Backends
+from dyag_gateway.keys import BUCKET as KEYS_BUCKET
+from dyag_gateway.keys import KeyStore, RateLimiter
 from dyag_gateway.pipeline import Pipelines
 from dyag_gateway.retraining import Retraining
 from dyag_gateway.routers import (
@@ -24,6 +29,7 @@ from dyag_gateway.routers import (
     health,
     hosted,
     jobs,
+    keys,
     pipelines,
     rag,
     retraining,
@@ -48,6 +54,23 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         except Exception as exc:  # the gateway still answers; /readyz says NATS is down
             log.warning("NATS unreachable; job event streams are off", extra={"error": str(exc)})
             app.state.nats = None
+        # Access: the keys created through /keys live in the KV bucket "api_keys"; state changes go to DYAG_AUDIT.
+        if app.state.nats is not None:
+            try:
+                js = app.state.nats.jetstream()
+                try:
+                    kv = await js.key_value(KEYS_BUCKET)
+                except nats.js.errors.NotFoundError:
+                    kv = await js.create_key_value(
+                        nats.js.api.KeyValueConfig(bucket=KEYS_BUCKET, history=5, storage=nats.js.api.StorageType.FILE)
+                    )
+                app.state.keys.attach(kv)
+                app.state.audit = await AuditLog.open(app.state.nats)
+            except Exception as exc:
+                log.warning(
+                    "the key store or the audit log is unavailable: only DYAG_API_KEYS are accepted",
+                    extra={"error": str(exc)},
+                )
         # Pipelines: their records in the KV bucket "pipelines", run (and resumed after a restart) by this gateway.
         app.state.pipelines = None
         if app.state.nats is not None:
@@ -79,16 +102,26 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         title="Dyag",
         version="0.1.0",
         description="From an application catalog to a measured question-answering assistant. "
-        "Routes that change state need an API key (X-API-Key).",
+        "Every route but /healthz, /readyz and /metrics needs an API key (X-API-Key) with a scope: read, write "
+        "(jobs and uploads) or admin (keys, promotion, rollback, deletion).",
         lifespan=lifespan,
+        docs_url="/docs" if settings.docs else None,
+        redoc_url="/redoc" if settings.docs else None,
+        openapi_url="/openapi.json" if settings.docs else None,
     )
     app.state.settings = settings
+    app.state.keys = KeyStore(settings.keys(), cache_s=settings.key_cache_s)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_min)
+    app.state.audit = None
+    app.add_middleware(AuditMiddleware)
     app.add_exception_handler(errors.ApiError, errors.api_error_handler)
     app.add_exception_handler(grpc.aio.AioRpcError, errors.grpc_error_handler)
     app.add_exception_handler(DyagError, errors.dyag_error_handler)
     app.add_exception_handler(RequestValidationError, errors.validation_error_handler)
+    app.include_router(health.router)  # open: liveness and readiness probes
+    # Every other route needs a key with the read scope at least; a route that needs more names its scope.
     for router in (
-        health.router,
+        keys.router,
         catalogs.router,
         datasets.router,
         validation.router,
@@ -97,10 +130,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         training.router,
         jobs.router,
         pipelines.router,
+        evaluations.router,
+        exports.router,
+        retraining.router,
     ):
-        app.include_router(router)
-    app.include_router(evaluations.router)
-    app.include_router(exports.router)
-    app.include_router(retraining.router)
+        app.include_router(router, dependencies=[Depends(require_scope("read"))])
     app.mount("/metrics", make_asgi_app())
     return app

@@ -10,7 +10,7 @@ from starlette.datastructures import UploadFile
 
 from dyag.v1 import catalog_pb2
 from dyag_core.catalog.names import default_name
-from dyag_gateway.auth import require_api_key
+from dyag_gateway.auth import require_scope
 from dyag_gateway.convert import to_json
 from dyag_gateway.errors import ApiError
 
@@ -60,7 +60,7 @@ async def read_limited(upload: UploadFile, limit: int) -> bytes:
 @router.post(
     "",
     status_code=201,
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_scope("write"))],
     openapi_extra=_UPLOAD_DOC,
     summary="Upload a catalog: stores a new version and emits catalog.updated",
 )
@@ -154,7 +154,7 @@ class SourceBody(BaseModel):
 
 @router.put(
     "/{name}/source",
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_scope("write"))],
     summary="Follow a file or an HTTP(S) URL: polled at once, then every interval_s; each change is a new version",
 )
 async def set_source(name: str, body: SourceBody, request: Request) -> dict:
@@ -180,7 +180,7 @@ async def get_source(name: str, request: Request) -> dict:
 
 @router.delete(
     "/{name}/source",
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_scope("admin"))],
     summary="Stop following the source (the catalog and its versions stay)",
 )
 async def remove_source(name: str, request: Request) -> dict:
@@ -191,7 +191,7 @@ async def remove_source(name: str, request: Request) -> dict:
 
 @router.post(
     "/{name}/source/poll",
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_scope("write"))],
     summary="Poll the source now: changed (a new version), unchanged, or failed (the last version stays)",
 )
 async def poll_source(name: str, request: Request) -> dict:

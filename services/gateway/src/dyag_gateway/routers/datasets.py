@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from dyag.v1 import dataset_pb2
-from dyag_gateway.auth import require_api_key
+from dyag_gateway.auth import require_scope
 from dyag_gateway.convert import to_json
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -52,7 +52,10 @@ class PlanRequest(BaseModel):
 
 
 @router.post(
-    "", status_code=202, dependencies=[Depends(require_api_key)], summary="Build a dataset from a catalog (a job)"
+    "",
+    status_code=202,
+    dependencies=[Depends(require_scope("write"))],
+    summary="Build a dataset from a catalog (a job)",
 )
 async def build_dataset(body: BuildRequest, request: Request) -> JSONResponse:
     job = await request.app.state.backends.datasets().BuildDataset(

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from dyag.v1 import evaluation_pb2
-from dyag_gateway.auth import require_api_key
+from dyag_gateway.auth import require_scope
 from dyag_gateway.convert import to_json
 from dyag_gateway.errors import ApiError
 
@@ -124,7 +124,7 @@ def _target(body: EvaluateBody) -> evaluation_pb2.Target:
 @router.post(
     "",
     status_code=202,
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_scope("write"))],
     summary="Evaluate a target (base, LoRA, OpenAI-compatible, Ollama, RAG, hybrid) on a test set (a job)",
 )
 async def evaluate(body: EvaluateBody, request: Request) -> JSONResponse:
@@ -186,7 +186,7 @@ async def list_runs(
 
 @router.post(
     "/compare",
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_scope("read"))],
     summary="Compare N runs: the guide's 6.2 table with deltas, RAG vs fine-tuned vs hybrid, the 7.2 decision table",
 )
 async def compare(body: CompareBody, request: Request) -> Any:

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from dyag.v1 import export_pb2
-from dyag_gateway.auth import require_api_key
+from dyag_gateway.auth import require_scope
 from dyag_gateway.convert import to_json
 
 router = APIRouter(prefix="/exports", tags=["Exports (GGUF, Ollama)"])
@@ -53,7 +53,7 @@ class ExportBody(BaseModel):
 @router.post(
     "",
     status_code=202,
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_scope("write"))],
     summary="Export a model (a job): merge, GGUF with llama.cpp, "
     "quantize, Ollama Modelfile, parity gate, ollama create",
 )

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from dyag.v1 import hosted_pb2, jobs_pb2
-from dyag_gateway.auth import require_api_key
+from dyag_gateway.auth import require_scope
 from dyag_gateway.convert import to_json
 from dyag_gateway.errors import ApiError
 from dyag_runtime.events import Envelope
@@ -51,7 +51,7 @@ class TrainBody(BaseModel):
 @router.post(
     "/jobs",
     status_code=202,
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_scope("write"))],
     summary="Fine-tune a hosted model on a dataset (a job): gates, upload, remote job, monitoring, smoke test",
 )
 async def train(body: TrainBody, request: Request) -> JSONResponse:

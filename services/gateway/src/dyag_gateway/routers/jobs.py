@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from dyag.v1 import events_pb2, jobs_pb2
-from dyag_gateway.auth import require_api_key
+from dyag_gateway.auth import require_scope
 from dyag_gateway.convert import to_json
 from dyag_runtime.events import Envelope
 from dyag_runtime.jobs import STATUS_NAMES, TERMINAL, proto_to_dict
@@ -55,7 +55,9 @@ async def get_job(job_id: str, request: Request) -> dict:
     return to_json(await backends.jobs(backends.service_of_job(job_id)).GetJob(jobs_pb2.GetJobRequest(id=job_id)))
 
 
-@router.post("/{job_id}/cancel", dependencies=[Depends(require_api_key)], summary="Cancel a queued or running job")
+@router.post(
+    "/{job_id}/cancel", dependencies=[Depends(require_scope("write"))], summary="Cancel a queued or running job"
+)
 async def cancel_job(job_id: str, request: Request) -> dict:
     backends = request.app.state.backends
     return to_json(await backends.jobs(backends.service_of_job(job_id)).CancelJob(jobs_pb2.CancelJobRequest(id=job_id)))

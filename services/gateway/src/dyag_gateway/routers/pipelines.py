@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from dyag_gateway import pipeline as P
-from dyag_gateway.auth import require_api_key
+from dyag_gateway.auth import require_scope
 from dyag_gateway.errors import ApiError
 from dyag_gateway.routers.jobs import SSE_HEARTBEAT_S, _sse
 
@@ -36,7 +36,7 @@ def _pipelines(request: Request) -> Pipelines:
 @router.post(
     "",
     status_code=202,
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_scope("write"))],
     summary="Run the whole workflow on a catalog: ingest, build, validate, fine-tune, index RAG, evaluate, compare",
 )
 async def create_pipeline(body: P.PipelineRequest, request: Request) -> JSONResponse:
@@ -76,7 +76,7 @@ async def get_pipeline(pipeline_id: str, request: Request) -> dict:
 
 @router.post(
     "/{pipeline_id}/cancel",
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_scope("write"))],
     summary="Cancel a pipeline: its running steps' jobs are cancelled, what is done stays",
 )
 async def cancel_pipeline(pipeline_id: str, request: Request) -> dict:

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from dyag.v1 import rag_pb2
-from dyag_gateway.auth import require_api_key
+from dyag_gateway.auth import require_scope
 from dyag_gateway.convert import to_json
 
 router = APIRouter(prefix="/rag", tags=["rag"])
@@ -39,7 +39,7 @@ class QueryBody(BaseModel):
 @router.post(
     "/{collection}/index",
     status_code=202,
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_scope("write"))],
     summary="Index a catalog into a collection (a job; only the changed entities are embedded again)",
 )
 async def index(collection: str, request: Request, body: IndexBody | None = None) -> JSONResponse:
@@ -58,7 +58,7 @@ async def index(collection: str, request: Request, body: IndexBody | None = None
 
 @router.post(
     "/{collection}/query",
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_scope("read"))],
     summary="Answer a question from the collection: {answer, sources, chunks with scores, timings, tokens}",
 )
 async def query(collection: str, body: QueryBody, request: Request) -> dict:
@@ -95,7 +95,7 @@ async def list_collections(request: Request) -> dict:
 
 @router.delete(
     "/{collection}",
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_scope("admin"))],
     summary="Delete a collection, or only some entities' chunks (?entity_id=…)",
 )
 async def delete(collection: str, request: Request, entity_id: list[str] = Query(default_factory=list)) -> dict:

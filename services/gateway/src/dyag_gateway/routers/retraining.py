@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from dyag_gateway.auth import caller, require_api_key
+from dyag_gateway.auth import caller, require_scope
 from dyag_gateway.errors import ApiError
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ async def get_policy(name: str, request: Request) -> dict:
 
 @router.put(
     "/{name}/retraining",
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_scope("admin"))],
     summary="Set a catalog's retraining policy: trigger (on_change | schedule | manual), debounce, approaches, "
     "training settings and budget, thresholds",
 )
@@ -75,7 +75,7 @@ async def set_policy(name: str, body: dict[str, Any], request: Request) -> dict:
 
 @router.delete(
     "/{name}/retraining",
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_scope("admin"))],
     summary="Stop retraining a catalog (its champion keeps answering)",
 )
 async def remove_policy(name: str, request: Request) -> dict:
@@ -85,7 +85,7 @@ async def remove_policy(name: str, request: Request) -> dict:
 @router.post(
     "/{name}/retrain",
     status_code=202,
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_scope("write"))],
     summary="Start a retraining now (what changed since the champion, or the current version)",
 )
 async def retrain(name: str, request: Request) -> dict:
@@ -103,7 +103,7 @@ async def get_champion(name: str, request: Request) -> dict:
 
 @router.post(
     "/{name}/champion",
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_scope("admin"))],
     summary="Make a target the champion by hand (logged, with who asked)",
 )
 async def set_champion(name: str, body: ChampionBody, request: Request) -> dict:
@@ -112,7 +112,7 @@ async def set_champion(name: str, body: ChampionBody, request: Request) -> dict:
 
 @router.post(
     "/{name}/champion/rollback",
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_scope("admin"))],
     summary="Restore an earlier champion in one call (the previous one by default)",
 )
 async def rollback(name: str, body: RollbackBody, request: Request) -> dict:
@@ -126,7 +126,7 @@ async def get_lineage(name: str, request: Request) -> dict:
 
 @router.post(
     "/{name}/ask",
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_scope("read"))],
     summary="Answer a question with the catalog's champion, citing its sources",
 )
 async def ask(name: str, body: AskBody, request: Request) -> dict:

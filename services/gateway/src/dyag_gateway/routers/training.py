@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from dyag.v1 import training_pb2
-from dyag_gateway.auth import require_api_key
+from dyag_gateway.auth import require_scope
 from dyag_gateway.convert import to_json
 from dyag_gateway.errors import ApiError
 from dyag_runtime.contracts import lora_config_message
@@ -59,7 +59,7 @@ class ChatBody(BaseModel):
 @router.post(
     "/train",
     status_code=202,
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_scope("write"))],
     summary="Fine-tune a local model with LoRA on a dataset (a job): checkpoints, eval loss, adapter, model card",
 )
 async def train(body: TrainBody, request: Request) -> JSONResponse:
@@ -116,7 +116,7 @@ async def get_model(model_id: str, request: Request) -> dict:
 
 @router.post(
     "/models/{model_id}/chat",
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_scope("read"))],
     summary="Ask a fine-tuned model (base + adapter), or a base model ('default'), one question or a batch",
 )
 async def chat(model_id: str, body: ChatBody, request: Request) -> dict:

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
 from dyag.v1 import validation_pb2
-from dyag_gateway.auth import require_api_key
+from dyag_gateway.auth import require_scope
 from dyag_gateway.convert import to_json
 from dyag_gateway.errors import ApiError
 from dyag_gateway.routers.catalogs import read_limited
@@ -74,7 +74,7 @@ async def _source_from_form(request: Request) -> tuple[validation_pb2.DatasetSou
 
 @router.post(
     "/validate",
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_scope("write"))],
     openapi_extra=_FORM_DOC,
     summary="Check a dataset file: format by line, tokens, duplicates, coverage, PII, cost, checklist",
 )
@@ -109,7 +109,7 @@ async def validate_file(request: Request) -> dict:
 
 @router.post(
     "/datasets/{dataset_id}/validate",
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_scope("write"))],
     summary="Check a built dataset's split against its catalog",
 )
 async def validate_dataset(
@@ -129,7 +129,7 @@ async def validate_dataset(
 
 @router.post(
     "/clean",
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_scope("write"))],
     openapi_extra=_FORM_DOC,
     summary="A cleaned copy of a dataset: duplicates dropped and/or personal data redacted",
 )
