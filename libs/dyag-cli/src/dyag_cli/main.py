@@ -11,7 +11,18 @@ from urllib.parse import urlparse
 import typer
 from rich.table import Table
 
-from dyag_cli import catalog_sources, datasets, evaluation, hosted, pipeline, rag, retraining, training, validation
+from dyag_cli import (
+    catalog_sources,
+    datasets,
+    evaluation,
+    hosted,
+    keys,
+    pipeline,
+    rag,
+    retraining,
+    training,
+    validation,
+)
 from dyag_cli import export as exporting
 from dyag_cli.client import GatewayClient
 from dyag_cli.common import console, fail, follow_job, run_or_fail
@@ -79,6 +90,10 @@ app.command("retrain", help="Start a catalog's retraining now (against its champ
 app.command("ask", help="Answer a question with the catalog's champion, citing its sources.")(retraining.ask)
 app.command("lineage", help="A catalog's lineage: version → dataset → job → model → evaluation → promotion.")(
     retraining.lineage
+)
+app.add_typer(keys.keys_app, name="keys")
+app.command("audit", help="The audit log, newest first: who (key, caller) changed what (method, path), when.")(
+    keys.audit
 )
 
 

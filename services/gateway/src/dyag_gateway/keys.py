@@ -269,6 +269,8 @@ class KeyStore:
                 break
             except KeyWrongLastSequenceError:  # a last_used_at written meanwhile: read again
                 continue
+        else:
+            raise ApiError(409, "key_busy", f"key {key_id} changed 20 times while it was being revoked: try again")
         self._cache.pop(digest, None)
         return view(digest, record)
 
