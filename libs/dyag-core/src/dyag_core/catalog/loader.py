@@ -17,6 +17,8 @@ from typing import Any
 from dyag_core.catalog.model import Actor, Catalog, Contact, Domain, Entity, Event, Hosting, Link, Site, UserGroup
 from dyag_core.catalog.roles import NESTED_KEYS, FieldRoles
 from dyag_core.errors import CatalogError
+from dyag_core.nesting import MAX_DEPTH, TooDeep
+from dyag_core.nesting import loads as json_loads
 from dyag_core.text import clean_scalar, has_mojibake, normalize_key, repair_mojibake, repair_url, slugify
 
 FORMATS = ("keyed-json", "json-list", "jsonl", "csv")
@@ -24,6 +26,9 @@ _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _OBSOLETE = re.compile(r"^\s*obsol[eè]te\s*[-–:]\s*", re.IGNORECASE)
 _LIST_SPLIT = re.compile(r"\s*[;|\n]\s*")
 _MAX_LISTED = 10
+# A CSV cell can be one byte (a comma): a few megabytes of commas would be millions of cells in memory.
+MAX_CSV_COLUMNS = 2_000
+MAX_CSV_CELLS = 5_000_000
 
 
 def load_catalog_file(path: str | Path, **options: Any) -> Catalog:
@@ -82,7 +87,14 @@ def _parse(text: str, filename: str | None) -> tuple[list[Any], str, str | None]
     if suffix in (".jsonl", ".ndjson"):
         return _parse_jsonl(text), "jsonl", None
     try:
-        value = json.loads(text)
+        value = json_loads(text)
+    except TooDeep:
+        raise CatalogError(
+            "too_deep",
+            f"the JSON nests lists and objects more than {MAX_DEPTH} levels deep; a catalog is a list of records "
+            "whose fields nest a few levels at most",
+            {"max_depth": MAX_DEPTH},
+        ) from None
     except json.JSONDecodeError as exc:
         # JSONL: the first line is a whole object and more follow ("Extra data"); any other error is the JSON's own.
         if head == "{" and suffix != ".json" and "\n" in text.strip() and exc.msg == "Extra data":
@@ -122,7 +134,13 @@ def _parse_jsonl(text: str) -> list[Any]:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            records.append(json_loads(line))
+        except TooDeep:
+            raise CatalogError(
+                "too_deep",
+                f"line {number} nests lists and objects more than {MAX_DEPTH} levels deep",
+                {"line": number, "max_depth": MAX_DEPTH},
+            ) from None
         except json.JSONDecodeError as exc:
             raise CatalogError(
                 "not_json", f"line {number} is not valid JSON: {exc.msg} (column {exc.colno})", {"line": number}
@@ -139,18 +157,36 @@ def _parse_csv(text: str) -> list[Any]:
             raise CatalogError("not_json", "the file is neither JSON, JSONL nor CSV") from None
         dialect = csv.excel
     reader = csv.DictReader(io.StringIO(text), dialect=dialect)
-    if not reader.fieldnames or len(reader.fieldnames) < 2:
-        raise CatalogError("not_a_catalog", "the CSV has no header row with at least two columns")
-    rows = []
-    for row in reader:
-        if None in row:  # DictReader files the cells beyond the header under None
+    try:
+        if not reader.fieldnames or len(reader.fieldnames) < 2:
+            raise CatalogError("not_a_catalog", "the CSV has no header row with at least two columns")
+        columns = len(reader.fieldnames)
+        if columns > MAX_CSV_COLUMNS:
             raise CatalogError(
-                "invalid_record",
-                f"CSV line {reader.line_num} has {len(row[None])} more cell(s) than the header's "
-                f"{len(reader.fieldnames)} columns; quote values that hold the delimiter",
-                {"line": reader.line_num},
+                "too_many_columns",
+                f"the CSV header has {columns:,} columns; a catalog has at most {MAX_CSV_COLUMNS:,}",
+                {"columns": columns, "limit": MAX_CSV_COLUMNS},
             )
-        rows.append(row)
+        rows = []
+        for row in reader:
+            if None in row:  # DictReader files the cells beyond the header under None
+                raise CatalogError(
+                    "invalid_record",
+                    f"CSV line {reader.line_num} has {len(row[None])} more cell(s) than the header's "
+                    f"{columns} columns; quote values that hold the delimiter",
+                    {"line": reader.line_num},
+                )
+            rows.append(row)
+            if len(rows) * columns > MAX_CSV_CELLS:
+                raise CatalogError(
+                    "too_many_cells",
+                    f"the CSV holds more than {MAX_CSV_CELLS:,} cells ({len(rows):,} rows of {columns:,} columns by "
+                    f"line {reader.line_num}); split the catalog or drop unused columns",
+                    {"line": reader.line_num, "limit": MAX_CSV_CELLS},
+                )
+    except csv.Error as exc:  # a cell over the csv module's field limit (131,072 characters)…
+        line = reader.line_num + 1  # the line being read when it failed is not counted yet
+        raise CatalogError("invalid_csv", f"CSV line {line} cannot be read: {exc}", {"line": line}) from None
     return rows
 
 

@@ -104,6 +104,8 @@ class FieldRoles:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
             raise CatalogError("bad_roles", f"{source} is not valid YAML: {exc}") from exc
+        except RecursionError:  # PyYAML builds nested collections recursively
+            raise CatalogError("bad_roles", f"{source} nests lists or mappings too deeply to read") from None
         if not isinstance(data, dict):
             raise CatalogError("bad_roles", f"{source} must hold a mapping, e.g. 'roles: {{name: title}}'")
         return cls.from_mapping(data)

@@ -21,6 +21,8 @@ from typing import Any
 
 from dyag_core.dataset.errors import DatasetError
 from dyag_core.dataset.model import DEFAULT_SYSTEM_PROMPT, QUESTION_TYPES, Example, Provenance
+from dyag_core.nesting import TooDeep
+from dyag_core.nesting import loads as json_loads
 
 FORMATS = ("openai", "alpaca", "sharegpt", "prompt-completion", "eval")
 MANIFEST_SUFFIX = ".manifest.jsonl"
@@ -269,9 +271,11 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json_loads(line)
         except json.JSONDecodeError as exc:
             raise DatasetError("bad_dataset", f"{path.name} line {n} is not valid JSON: {exc.msg}") from exc
+        except TooDeep as exc:
+            raise DatasetError("bad_dataset", f"{path.name} line {n}: {exc}") from None
         if not isinstance(record, dict):
             raise DatasetError("bad_dataset", f"{path.name} line {n} is not a JSON object")
         records.append(record)
@@ -280,9 +284,11 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def _read_json_array(path: Path) -> list[dict[str, Any]]:
     try:
-        records = json.loads(_read_text(path))
+        records = json_loads(_read_text(path))
     except json.JSONDecodeError as exc:
         raise DatasetError("bad_dataset", f"{path.name} is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+    except TooDeep as exc:
+        raise DatasetError("bad_dataset", f"{path.name}: {exc}") from None
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise DatasetError("bad_dataset", f"{path.name} must hold a JSON array of objects")
     return records
@@ -293,3 +299,7 @@ def _read_text(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise DatasetError("bad_dataset", f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise DatasetError(
+            "bad_dataset", f"{path.name} is not UTF-8: byte 0x{exc.object[exc.start]:02x} at offset {exc.start}"
+        ) from None

@@ -23,6 +23,8 @@ from dyag_core.dataset.model import NEGATIVE_TYPES, Example
 from dyag_core.evaluation.errors import EvaluationError
 from dyag_core.evaluation.metrics import abstains
 from dyag_core.evaluation.model import EvalCase
+from dyag_core.nesting import TooDeep
+from dyag_core.nesting import loads as json_loads
 
 TEST_SET_FORMATS = ("eval", "openai")
 
@@ -173,9 +175,11 @@ def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json_loads(line)
         except json.JSONDecodeError as exc:
             raise EvaluationError("bad_test_set", f"{path.name} line {n} is not valid JSON: {exc.msg}") from exc
+        except TooDeep as exc:
+            raise EvaluationError("bad_test_set", f"{path.name} line {n}: {exc}") from None
         if not isinstance(record, dict):
             raise EvaluationError("bad_test_set", f"{path.name} line {n} is not a JSON object")
         records.append((n, record))

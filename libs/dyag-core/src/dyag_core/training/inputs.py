@@ -11,6 +11,8 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from dyag_core.nesting import TooDeep
+from dyag_core.nesting import loads as json_loads
 from dyag_core.training.config import TrainingInputError
 
 Messages = list[dict[str, str]]
@@ -38,7 +40,12 @@ def _problems_message(what: str, problems: list[str], total: int) -> str:
 
 def parse_chat_jsonl(data: bytes | str, name: str = "train") -> list[ChatExample]:
     """Every example of an OpenAI chat JSONL; a malformed line fails the whole file, naming each bad line."""
-    text = data.decode("utf-8-sig", errors="strict") if isinstance(data, bytes) else data
+    try:
+        text = data.decode("utf-8-sig", errors="strict") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:
+        raise TrainingInputError(
+            "not_utf8", f"the {name} dataset is not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}"
+        ) from None
     examples: list[ChatExample] = []
     problems: list[str] = []
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -46,9 +53,11 @@ def parse_chat_jsonl(data: bytes | str, name: str = "train") -> list[ChatExample
             continue
         problem = None
         try:
-            record = json.loads(raw)
+            record = json_loads(raw)
         except json.JSONDecodeError as exc:
             problem = f"line {number}: not JSON ({exc.msg})"
+        except TooDeep as exc:
+            problem = f"line {number}: {exc}"
         else:
             messages, problem = _messages_of(record)
             if problem is None:

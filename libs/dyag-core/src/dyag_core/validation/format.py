@@ -20,6 +20,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+from .. import nesting
 from ..dataset.errors import DatasetError
 
 FORMAT_OPENAI = "openai"
@@ -111,8 +112,16 @@ def json_loader() -> Callable[[str | bytes], Any]:
     try:
         import orjson
     except ImportError:
-        return json.loads
-    return orjson.loads
+        return _json_loads
+    return orjson.loads  # refuses nesting past 1,024 levels with a JSONDecodeError
+
+
+def _json_loads(data: str | bytes) -> Any:
+    """json.loads whose RecursionError on a deeply nested line is a ValueError, like every other broken line."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("lists and objects nested too deeply") from None
 
 
 def read_lines(source: Source) -> list[bytes | str]:
@@ -159,8 +168,8 @@ def write_lines(output: str | Path, lines: Iterable[bytes | str], *, as_array: b
 def _array_items(data: bytes) -> list[bytes | str]:
     """The elements of a JSON array file, re-serialised one per "line"; an unreadable array is one broken line."""
     try:
-        items = json.loads(data)
-    except ValueError:
+        items = nesting.loads(data)
+    except ValueError:  # TooDeep too: one broken "line", which the format check names
         return [data]
     return [json.dumps(item, ensure_ascii=False) for item in items]
 
