@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import InvalidKeyError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from dyag.v1 import events_pb2, jobs_pb2
@@ -150,7 +150,7 @@ class JobStore:
     async def get(self, job_id: str) -> dict[str, Any]:
         try:
             entry = await self.kv.get(job_id)
-        except (KeyNotFoundError, ValueError):
+        except (KeyNotFoundError, InvalidKeyError, ValueError):  # an id no key can have (é, a space…): no such job
             raise JobNotFound(job_id) from None
         return json.loads(entry.value)
 
@@ -182,7 +182,7 @@ class JobStore:
         for _ in range(50):
             try:
                 entry = await self.kv.get(job_id)
-            except KeyNotFoundError:
+            except (KeyNotFoundError, InvalidKeyError):
                 raise JobNotFound(job_id) from None
             record = json.loads(entry.value)
             before = record["status"], record["progress"]

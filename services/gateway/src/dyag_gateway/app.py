@@ -11,6 +11,7 @@ import nats
 from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import make_asgi_app
+from starlette.exceptions import HTTPException
 
 from dyag_core.errors import DyagError
 from dyag_gateway import errors
@@ -118,6 +119,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_exception_handler(grpc.aio.AioRpcError, errors.grpc_error_handler)
     app.add_exception_handler(DyagError, errors.dyag_error_handler)
     app.add_exception_handler(RequestValidationError, errors.validation_error_handler)
+    app.add_exception_handler(HTTPException, errors.http_error_handler)
     app.include_router(health.router)  # open: liveness and readiness probes
     # Every other route needs a key with the read scope at least; a route that needs more names its scope.
     for router in (

@@ -6,6 +6,7 @@ import grpc
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from dyag_core.errors import DyagError
 from dyag_runtime.server import ERROR_CODE_KEY, status_of
@@ -60,6 +61,46 @@ async def grpc_error_handler(_: Request, exc: grpc.aio.AioRpcError) -> JSONRespo
     return JSONResponse(error_body(error.code, error.message), status_code=error.status)
 
 
+def _problem(error: dict) -> str:
+    if error.get("type") == "json_invalid":  # FastAPI's loc is ("body", position): say what and where
+        position = error["loc"][-1] if len(error.get("loc", ())) > 1 else "?"
+        return f"body: not valid JSON ({(error.get('ctx') or {}).get('error', 'malformed')} at character {position})"
+    return f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+
+
 async def validation_error_handler(_: Request, exc: RequestValidationError) -> JSONResponse:
-    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+    problems = "; ".join(_problem(e) for e in exc.errors())
     return JSONResponse(error_body("invalid_request", problems), status_code=422)
+
+
+# Starlette's own refusals (no such route, a method the route lacks, a body it cannot parse) in the same shape.
+_CODE_OF_HTTP = {404: "route_not_found", 405: "method_not_allowed", 413: "too_large"}
+
+
+def body_problem(cause: BaseException | None) -> str:
+    """What is wrong with a request body FastAPI could not parse (it only says "There was an error parsing the
+    body"), from the exception behind it."""
+    if isinstance(cause, RecursionError):
+        return "the JSON body is nested too deeply to parse (keep lists and objects under 100 levels)"
+    if isinstance(cause, UnicodeDecodeError):
+        return f"the body is not valid UTF-8: byte 0x{cause.object[cause.start]:02x} at offset {cause.start}"
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        return "a number in the JSON body has more than 4300 digits"
+    return f"the body cannot be parsed: {cause or 'malformed'}"
+
+
+async def http_error_handler(request: Request, exc: HTTPException) -> JSONResponse:
+    if exc.status_code == 404 and exc.detail == "Not Found":
+        code, message = "route_not_found", f"no route {request.method} {request.url.path} (GET /docs lists them)"
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("allow", "")
+        code, message = (
+            "method_not_allowed",
+            f"{request.method} is not allowed on {request.url.path}" + (f"; allowed: {allowed}" if allowed else ""),
+        )
+    elif exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+        code, message = "invalid_body", body_problem(exc.__cause__)
+    else:
+        code = _CODE_OF_HTTP.get(exc.status_code, "invalid_request" if exc.status_code < 500 else "server_error")
+        message = str(exc.detail)
+    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)

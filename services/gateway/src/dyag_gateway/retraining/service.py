@@ -127,6 +127,7 @@ class Retraining:
         return await self.view(catalog)
 
     async def remove_policy(self, catalog: str) -> dict[str, Any]:
+        await self._catalog_version(catalog)  # 404 for a catalog that does not exist: no record made for it
         await self.store.mutate(catalog, lambda r: setattr(r, "policy", None))
         return await self.view(catalog)
 

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue
 
+from dyag_core.catalog.names import validate_catalog_name
 from dyag_core.retraining import ChampionBook, RetrainingPolicy, TriggerState
 
 BUCKET = "retraining"
@@ -57,9 +58,10 @@ class RetrainingStore:
         self.kv = kv
 
     async def get(self, catalog: str) -> CatalogRetraining:
-        """The catalog's record; an empty one (no policy, no champion) when it has none yet."""
+        """The catalog's record; an empty one (no policy, no champion) when it has none yet. A name no catalog can
+        have ('../x', 'é', a space…) is refused (CatalogError invalid_name: a 422) before it reaches the bucket."""
         try:
-            entry = await self.kv.get(catalog)
+            entry = await self.kv.get(validate_catalog_name(catalog))
         except KeyNotFoundError:
             return CatalogRetraining(catalog)
         return CatalogRetraining.from_dict(json.loads(entry.value))
@@ -72,6 +74,7 @@ class RetrainingStore:
 
     async def mutate(self, catalog: str, change: Callable[[CatalogRetraining], T]) -> tuple[CatalogRetraining, T]:
         """Read, change, write with compare-and-set; again from the read when another writer came first."""
+        validate_catalog_name(catalog)
         for _ in range(50):
             try:
                 entry = await self.kv.get(catalog)
