@@ -16,6 +16,7 @@ import grpc
 from google.protobuf import json_format
 
 from dyag.v1 import catalog_pb2, dataset_pb2, evaluation_pb2, evaluation_pb2_grpc, rag_pb2, training_pb2
+from dyag_core import nesting
 from dyag_core.errors import DyagError
 from dyag_core.evaluation import (
     EvalSet,
@@ -359,7 +360,9 @@ class EvaluatorServicer(evaluation_pb2_grpc.EvaluatorServiceServicer):
             ids.append(run_id)
         for i, document in enumerate(request.results, 1):
             try:
-                data = json.loads(bytes(document))
+                data = nesting.loads(bytes(document))
+            except nesting.TooDeep as exc:
+                raise EvaluationError("bad_results", f"uploaded result {i}: {exc}") from None
             except ValueError as exc:
                 raise EvaluationError("bad_results", f"uploaded result {i} is not JSON: {exc}") from None
             runs.append(EvaluationRun.from_dict(data))
