@@ -104,7 +104,7 @@ def one_run(args: argparse.Namespace, extra: list[str], index: int) -> dict:
     run_s = time.monotonic() - began
     load_after = load()
     print(proc.stdout[-6000:], proc.stderr[-3000:], sep="\n", flush=True)
-    http = httpx.Client(base_url=config.gateway_url, timeout=30)
+    http = httpx.Client(base_url=config.gateway_url, headers={"X-API-Key": key}, timeout=30)
     pipelines = http.get("/pipelines", params={"limit": 1}).json()["pipelines"]
     pipeline = http.get(f"/pipelines/{pipelines[0]['id']}").json() if pipelines else {}
     try:

@@ -318,7 +318,8 @@ def test_source_writes_need_an_api_key(running_stack, tmp_path):
             method, f"/catalogs/followed-nokey/{path}", json={"path": str(tmp_path)} if method == "PUT" else None
         )
         assert reply.status_code == 401 and reply.json()["error"]["code"] == "missing_api_key", (method, reply.text)
-    assert anonymous.get("/catalogs/followed-nokey/source").status_code == 404  # reads stay open
+    assert anonymous.get("/catalogs/followed-nokey/source").status_code == 401  # reads need a key too
+    assert running_stack.http.get("/catalogs/followed-nokey/source").status_code == 404  # nothing was stored
 
 
 # --- the CLI, as a user types it -----------------------------------------------------------------------------------

@@ -152,8 +152,9 @@ def test_state_changing_routes_need_an_api_key(running_stack, sample_catalog_byt
         headers={"X-API-Key": "nope"},
     )
     assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_api_key"
-    assert running_stack.anonymous.get("/catalogs/nokey").status_code == 404  # nothing was stored
-    assert running_stack.anonymous.get("/healthz").status_code == 200  # reads stay open
+    assert running_stack.http.get("/catalogs/nokey").status_code == 404  # nothing was stored
+    assert running_stack.anonymous.get("/catalogs/nokey").status_code == 401  # content needs a key too
+    assert running_stack.anonymous.get("/healthz").status_code == 200  # the probes stay open
 
 
 def test_unknown_catalog_is_a_404_naming_it(running_stack):
