@@ -2,31 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import grpc
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from dyag.v1 import dataset_pb2
 from dyag_gateway.auth import require_scope
 from dyag_gateway.convert import to_json
+from dyag_gateway.params import Body, Count, Filter, Id, Int32, Word
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
 
-class BuildRequest(BaseModel):
+class BuildRequest(Body):
     catalog: str = Field(description="catalog name")
     catalog_version: str = Field("", description="empty: the latest")
-    num_questions: int = Field(0, ge=0, description="0: everything the catalog allows")
+    num_questions: Count = Field(0, description="0: everything the catalog allows")
     question_types: list[str] = Field(default_factory=lambda: ["all"])
     variations: int = Field(0, ge=0, le=20, description="phrasings per entity and type; 0: 3")
     add_negatives: bool = True
-    seed: int = 42
+    seed: Int32 = 42
     split_strategy: Literal["paraphrase", "entity"] = "paraphrase"
-    split_ratios: list[float] = Field(
-        default_factory=list, description="train, validation, test; default 0.8, 0.1, 0.1"
+    split_ratios: list[Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=list, max_length=3, description="train, validation, test; default 0.8, 0.1, 0.1"
     )
     formats: list[Literal["openai", "alpaca", "sharegpt", "prompt-completion"]] = Field(
         default_factory=lambda: ["openai"]
@@ -43,7 +44,7 @@ class BuildRequest(BaseModel):
     )
 
 
-class PlanRequest(BaseModel):
+class PlanRequest(Body):
     catalog: str
     catalog_version: str = ""
     question_types: list[str] = Field(default_factory=lambda: ["all"])
@@ -70,18 +71,18 @@ async def plan_dataset(body: PlanRequest, request: Request) -> dict:
 
 
 @router.get("", summary="Built datasets, newest first")
-async def list_datasets(request: Request, catalog: str = "") -> dict:
+async def list_datasets(request: Request, catalog: Filter = "") -> dict:
     reply = await request.app.state.backends.datasets().ListDatasets(dataset_pb2.ListDatasetsRequest(catalog=catalog))
     return {"datasets": [to_json(d) for d in reply.datasets]}
 
 
 @router.get("/{dataset_id}", summary="A dataset: counts per split and type, files, plan")
-async def get_dataset(dataset_id: str, request: Request) -> dict:
+async def get_dataset(dataset_id: Id, request: Request) -> dict:
     return to_json(await request.app.state.backends.datasets().GetDataset(dataset_pb2.GetDatasetRequest(id=dataset_id)))
 
 
 @router.get("/{dataset_id}/files/{split}/{fmt}", summary="Download one file of a dataset (e.g. train/openai)")
-async def download_file(dataset_id: str, split: str, fmt: str, request: Request) -> StreamingResponse:
+async def download_file(dataset_id: Id, split: Word, fmt: Word, request: Request) -> StreamingResponse:
     call = request.app.state.backends.datasets().ReadFile(
         dataset_pb2.ReadFileRequest(dataset_id=dataset_id, split=split, format=fmt)
     )

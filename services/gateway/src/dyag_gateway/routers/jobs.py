@@ -7,12 +7,14 @@ import json
 from collections.abc import AsyncIterator
 
 import grpc
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from dyag.v1 import events_pb2, jobs_pb2
 from dyag_gateway.auth import require_scope
 from dyag_gateway.convert import to_json
+from dyag_gateway.errors import ApiError
+from dyag_gateway.params import Filter, Id, Limit
 from dyag_runtime.events import Envelope
 from dyag_runtime.jobs import STATUS_NAMES, TERMINAL, proto_to_dict
 
@@ -23,8 +25,20 @@ LIST_TIMEOUT_S = 20.0  # a service busy with a CPU-bound job still answers, slow
 
 
 @router.get("", summary="Jobs of every service, newest first")
-async def list_jobs(request: Request, service: str = "", kind: str = "", status: str = "", limit: int = 100) -> dict:
+async def list_jobs(
+    request: Request, service: Filter = "", kind: Filter = "", status: Filter = "", limit: Limit = 100
+) -> dict:
     backends = request.app.state.backends
+    if service and service not in backends.services:
+        raise ApiError(
+            422,
+            "unknown_service",
+            f"service: this deployment runs no service {service!r}; its services are {', '.join(backends.services)}",
+        )
+    if status and status not in _STATUS_OF_NAME:
+        raise ApiError(
+            422, "unknown_status", f"status: {status!r} is not a job status; one of {', '.join(_STATUS_OF_NAME)}"
+        )
     services = [service] if service else list(backends.services)
     query = jobs_pb2.ListJobsRequest(kind=kind, status=_STATUS_OF_NAME.get(status, 0), limit=limit)
 
@@ -50,7 +64,7 @@ async def all_job_events(request: Request) -> StreamingResponse:
 
 
 @router.get("/{job_id}", summary="One job: status, progress, result, artifacts")
-async def get_job(job_id: str, request: Request) -> dict:
+async def get_job(job_id: Id, request: Request) -> dict:
     backends = request.app.state.backends
     return to_json(await backends.jobs(backends.service_of_job(job_id)).GetJob(jobs_pb2.GetJobRequest(id=job_id)))
 
@@ -58,13 +72,15 @@ async def get_job(job_id: str, request: Request) -> dict:
 @router.post(
     "/{job_id}/cancel", dependencies=[Depends(require_scope("write"))], summary="Cancel a queued or running job"
 )
-async def cancel_job(job_id: str, request: Request) -> dict:
+async def cancel_job(job_id: Id, request: Request) -> dict:
     backends = request.app.state.backends
     return to_json(await backends.jobs(backends.service_of_job(job_id)).CancelJob(jobs_pb2.CancelJobRequest(id=job_id)))
 
 
 @router.get("/{job_id}/logs", summary="A job's log lines")
-async def job_logs(job_id: str, request: Request, tail: int = 0) -> dict:
+async def job_logs(
+    job_id: Id, request: Request, tail: int = Query(0, ge=0, le=1_000_000, description="the last N lines; 0: all")
+) -> dict:
     backends = request.app.state.backends
     reply = await backends.jobs(backends.service_of_job(job_id)).GetJobLogs(
         jobs_pb2.GetJobLogsRequest(id=job_id, tail=tail)
@@ -73,7 +89,7 @@ async def job_logs(job_id: str, request: Request, tail: int = 0) -> dict:
 
 
 @router.get("/{job_id}/events", summary="A job's progress until it ends (server-sent events)")
-async def job_events(job_id: str, request: Request) -> StreamingResponse:
+async def job_events(job_id: Id, request: Request) -> StreamingResponse:
     backends = request.app.state.backends
     await backends.jobs(backends.service_of_job(job_id)).GetJob(
         jobs_pb2.GetJobRequest(id=job_id)

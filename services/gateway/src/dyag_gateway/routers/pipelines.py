@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from dyag_gateway import pipeline as P
 from dyag_gateway.auth import require_scope
 from dyag_gateway.errors import ApiError
+from dyag_gateway.params import Id, Limit
 from dyag_gateway.routers.jobs import SSE_HEARTBEAT_S, _sse
 
 if TYPE_CHECKING:  # the runner is the app's (app.state.pipelines): a router only types it
@@ -58,10 +59,10 @@ async def create_pipeline(body: P.PipelineRequest, request: Request) -> JSONResp
 
 @router.get("", summary="Pipelines, newest first")
 async def list_pipelines(
-    request: Request, status: Literal["", "queued", "running", "succeeded", "failed", "cancelled"] = "", limit: int = 50
+    request: Request,
+    status: Literal["", "queued", "running", "succeeded", "failed", "cancelled"] = "",
+    limit: Limit = 50,
 ) -> dict:
-    if limit < 1:
-        raise ApiError(422, "invalid_request", f"limit must be at least 1, not {limit}")
     now = time.time()
     return {"pipelines": [P.summary_view(r, now) for r in await _pipelines(request).list(status=status, limit=limit)]}
 
@@ -69,7 +70,7 @@ async def list_pipelines(
 @router.get(
     "/{pipeline_id}", summary="A pipeline: each step (status, job, timings, artifacts) and the comparison report"
 )
-async def get_pipeline(pipeline_id: str, request: Request) -> dict:
+async def get_pipeline(pipeline_id: Id, request: Request) -> dict:
     pipelines = _pipelines(request)
     return pipelines.view(await pipelines.get(pipeline_id))
 
@@ -79,13 +80,13 @@ async def get_pipeline(pipeline_id: str, request: Request) -> dict:
     dependencies=[Depends(require_scope("write"))],
     summary="Cancel a pipeline: its running steps' jobs are cancelled, what is done stays",
 )
-async def cancel_pipeline(pipeline_id: str, request: Request) -> dict:
+async def cancel_pipeline(pipeline_id: Id, request: Request) -> dict:
     pipelines = _pipelines(request)
     return pipelines.view(await pipelines.cancel(pipeline_id))
 
 
 @router.get("/{pipeline_id}/report.{fmt}", summary="The comparison report of a finished pipeline (html, md or json)")
-async def pipeline_report(pipeline_id: str, fmt: str, request: Request) -> Response:
+async def pipeline_report(pipeline_id: Id, fmt: str, request: Request) -> Response:
     if fmt not in ("html", "md", "json"):
         raise ApiError(
             404, "unknown_format", f"reports come as report.html, report.md or report.json, not report.{fmt}"
@@ -95,7 +96,7 @@ async def pipeline_report(pipeline_id: str, fmt: str, request: Request) -> Respo
 
 
 @router.get("/{pipeline_id}/events", summary="A pipeline's progress until it ends (server-sent events)")
-async def pipeline_events(pipeline_id: str, request: Request) -> StreamingResponse:
+async def pipeline_events(pipeline_id: Id, request: Request) -> StreamingResponse:
     pipelines = _pipelines(request)
     record = await pipelines.get(pipeline_id)  # 404 before streaming
     return StreamingResponse(_event_stream(request, pipelines, record), media_type="text/event-stream")

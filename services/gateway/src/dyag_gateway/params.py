@@ -1,0 +1,59 @@
+"""Path and query parameters the routers share, bounded where they are declared: an id is plain ASCII of at most
+200 characters (a job, a dataset, a model, an export, a run, a pipeline), a page size is between 1 and 10,000.
+What falls outside is a 422 naming the parameter before any service or store sees it; names (catalogs,
+collections) are checked by the services that own them, with their own rules and messages."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Path, Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from dyag_core.nesting import check_depth
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@+=-]*$"
+# A hosted provider's model id may hold '/' (accounts/…/models/…): it is a lookup key, never a file path.
+MODEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@+=/-]*$"
+ID_MAX = 200
+LIMIT_MAX = 10_000
+INT32_MAX = 2**31 - 1
+
+Id = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=ID_MAX,
+        pattern=ID_PATTERN,
+        description="an id as the API returned it: ASCII letters, digits and . _ : @ + = -",
+    ),
+]
+HostedModelId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=ID_MAX,
+        pattern=MODEL_ID_PATTERN,
+        description="the provider's model id (ft:…): ASCII letters, digits and . _ : @ + = - /",
+    ),
+]
+# A file of a dataset (split, format) or a report's format: a short ASCII word, checked against the known ones by
+# the service that has them.
+Word = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+Limit = Annotated[int, Query(ge=1, le=LIMIT_MAX, description=f"at most this many (1 to {LIMIT_MAX:,})")]
+# A free-text filter (a kind, a base model…): bounded, so that it cannot be a megabyte of query string.
+Filter = Annotated[str, Query(max_length=200)]
+
+
+class Body(BaseModel):
+    """A JSON body: a field it does not have is refused by name (not ignored), and so are NaN and infinities, which
+    Python's JSON parser accepts but JSON has not."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# Numbers that travel in protobuf int32 fields: what does not fit is a 422 here, not a ValueError at the gRPC call.
+Int32 = Annotated[int, Field(ge=-INT32_MAX - 1, le=INT32_MAX)]
+Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
+# Free-form JSON (training options, result documents, details): at most 64 levels deep, like every JSON read.
+JsonObject = Annotated[dict[str, Any], AfterValidator(check_depth)]
