@@ -90,7 +90,7 @@ def first_champion(running_stack, sample_catalog_bytes) -> dict:
 def test_bad_input_is_refused_by_name(running_stack):
     rs = running_stack
     cases = [
-        (rs.http.put(f"/catalogs/{NAME}/retraining", json={"debounce": 3}), 422, "invalid_policy", "debounce"),
+        (rs.http.put(f"/catalogs/{NAME}/retraining", json={"debounce": 3}), 422, "invalid_request", "body.debounce"),
         (rs.http.put(f"/catalogs/{NAME}/retraining", json={"approaches": ["magic"]}), 422, "invalid_policy", "magic"),
         (rs.http.put("/catalogs/no_such_catalog/retraining", json={}), 404, "catalog_not_found", "no_such_catalog"),
         (rs.anonymous.put(f"/catalogs/{NAME}/retraining", json={}), 401, "missing_api_key", "API key"),

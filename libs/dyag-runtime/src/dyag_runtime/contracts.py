@@ -18,7 +18,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from dyag.v1 import training_pb2
-from dyag_core.training import TrainingConfig
+from dyag_core.training import TrainingConfig, TrainingInputError
 
 
 def lora_config_message(options: dict[str, Any]) -> training_pb2.LoraConfig:
@@ -26,7 +26,10 @@ def lora_config_message(options: dict[str, Any]) -> training_pb2.LoraConfig:
     config = TrainingConfig.from_dict(options)  # raises TrainingInputError (invalid_config) naming the problem
     values = config.to_dict()
     given = {name: values[name] for name, value in options.items() if value is not None}
-    return json_format.ParseDict(given, training_pb2.LoraConfig())
+    try:
+        return json_format.ParseDict(given, training_pb2.LoraConfig())
+    except json_format.ParseError as exc:  # a number past the field's int32: "Failed to parse seed field: …"
+        raise TrainingInputError("invalid_config", f"training option: {exc}") from None
 
 
 def lora_config_dict(message: training_pb2.LoraConfig) -> dict[str, Any]:

@@ -8,12 +8,13 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from dyag.v1 import evaluation_pb2
 from dyag_gateway.auth import require_scope
 from dyag_gateway.convert import to_json
 from dyag_gateway.errors import ApiError
+from dyag_gateway.params import Body, Count, Filter, Id, Int32, JsonObject, Limit, Word
 
 router = APIRouter(prefix="/evaluations", tags=["evaluation"])
 
@@ -23,7 +24,7 @@ TARGET_SPELLINGS = (
 )
 
 
-class TargetBody(BaseModel):
+class TargetBody(Body):
     kind: str = Field(description="base | lora | openai | ollama | gguf | rag | hybrid")
     model: str = Field(
         "", description="base: 'default' or a folder; lora/hybrid: the LoRA model id; openai/ollama: the model name"
@@ -36,7 +37,7 @@ class TargetBody(BaseModel):
     )
     host: str = Field("", description="ollama: the server (default: the evaluator's OLLAMA_HOST)")
     collection: str = Field("", description="rag/hybrid: the RAG collection")
-    n_chunks: int = Field(0, description="rag/hybrid: chunks given to the model; 0: 5")
+    n_chunks: int = Field(0, ge=0, le=50, description="rag/hybrid: chunks given to the model; 0: 5")
     rag_mode: str = Field(
         "", description="rag: auto (default) | grounded (the catalog's records only) | generative (the model)"
     )
@@ -44,7 +45,9 @@ class TargetBody(BaseModel):
         "", description="rag: the answering model (ollama:NAME, openai:NAME, local:default); empty: rag-service's"
     )
     approach: str = Field("", description="base | fine_tuned | rag | hybrid, for the comparison; empty: from the kind")
-    training_cost_usd: float | None = Field(None, description="what training this model cost, for the decision table")
+    training_cost_usd: float | None = Field(
+        None, ge=0, description="what training this model cost, for the decision table"
+    )
 
 
 def parse_target(spec: str) -> dict[str, Any]:
@@ -63,17 +66,17 @@ def parse_target(spec: str) -> dict[str, Any]:
     return {"kind": kind, "model": rest}
 
 
-class EvaluateBody(BaseModel):
+class EvaluateBody(Body):
     target: str | TargetBody = Field(description=f"a spec ({TARGET_SPELLINGS}) or a Target object")
     # with a spec: the options a spec does not spell
     llm: str = Field("", description="rag target: the answering model")
     rag_mode: str = Field("", description="rag target: auto | grounded | generative")
-    n_chunks: int = 0
+    n_chunks: int = Field(0, ge=0, le=50)
     base_url: str = ""
     api_key_env: str = ""
     host: str = ""
     approach: str = ""
-    training_cost_usd: float | None = None
+    training_cost_usd: float | None = Field(None, ge=0)
     # the test set: a dataset's split, or a file's content, or an artifact
     dataset_id: str = Field("", description="a dataset built by dataset-builder (its test split)")
     split: str = Field("", description="with dataset_id: test (default)")
@@ -83,11 +86,13 @@ class EvaluateBody(BaseModel):
     format: str = Field("", description="eval | openai; empty: detected")
     artifact_digest: str = Field("", description="or a test file already in the artifact store (sha256:…)")
     name: str = Field("", description="the run's label in reports; empty: the target's spec")
-    max_questions: int = Field(0, description="0: every question; else a sample stratified by question type")
-    concurrency: int | None = Field(None, description="requests in flight at once; empty: the evaluator's default")
-    seed: int = 0
-    max_tokens: int = 0
-    temperature: float = 0.0
+    max_questions: Count = Field(0, description="0: every question; else a sample stratified by question type")
+    concurrency: int | None = Field(
+        None, ge=1, le=256, description="requests in flight at once; empty: the evaluator's default"
+    )
+    seed: Int32 = 0
+    max_tokens: int = Field(0, ge=0, le=32_768, description="per answer; 0: the evaluator's default")
+    temperature: float = Field(0.0, ge=0, le=2)
     system_prompt: str = ""
     catalog: str = Field(
         "", description="the catalog answers are checked against (hallucinations); empty: the dataset's or collection's"
@@ -98,13 +103,13 @@ class EvaluateBody(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
-class CompareBody(BaseModel):
+class CompareBody(Body):
     run_ids: list[str] = Field(default_factory=list, description="evaluation runs, side by side in this order")
-    results: list[dict[str, Any]] = Field(
+    results: list[JsonObject] = Field(
         default_factory=list, description="result documents (results.json), after the runs"
     )
-    baseline: int = Field(0, ge=0, description="index of the baseline among runs then results")
-    catalog_size: int | None = Field(None, ge=0, description="picks the guide's 7.2 row; empty: the runs'")
+    baseline: int = Field(0, ge=0, le=10_000, description="index of the baseline among runs then results")
+    catalog_size: Count | None = Field(None, description="picks the guide's 7.2 row; empty: the runs'")
     title: str = ""
     format: Literal["json", "md", "html"] = Field("json", description="json: everything; md / html: the report alone")
 
@@ -176,7 +181,7 @@ async def evaluate(body: EvaluateBody, request: Request) -> JSONResponse:
 
 @router.get("", summary="Evaluation runs, newest first, with their figures")
 async def list_runs(
-    request: Request, target_kind: str = "", dataset_id: str = "", status: str = "", limit: int = 100
+    request: Request, target_kind: Filter = "", dataset_id: Filter = "", status: Filter = "", limit: Limit = 100
 ) -> dict:
     reply = await request.app.state.backends.evaluator().ListRuns(
         evaluation_pb2.ListRunsRequest(target_kind=target_kind, dataset_id=dataset_id, status=status, limit=limit)
@@ -211,12 +216,12 @@ async def compare(body: CompareBody, request: Request) -> Any:
 @router.get(
     "/{run_id}", summary="One run: status, target, test set, figures (the guide's 6.2 fields), report artifacts"
 )
-async def get_run(run_id: str, request: Request) -> dict:
+async def get_run(run_id: Id, request: Request) -> dict:
     return to_json(await request.app.state.backends.evaluator().GetRun(evaluation_pb2.GetRunRequest(id=run_id)))
 
 
 @router.get("/{run_id}/report.{fmt}", summary="A run's report: json (results with the guide's fields), md or html")
-async def get_report(run_id: str, fmt: str, request: Request) -> Response:
+async def get_report(run_id: Id, fmt: Word, request: Request) -> Response:
     report = await request.app.state.backends.evaluator().GetReport(
         evaluation_pb2.GetReportRequest(id=run_id, format=fmt)
     )

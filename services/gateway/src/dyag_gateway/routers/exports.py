@@ -5,16 +5,17 @@ from __future__ import annotations
 import grpc
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from dyag.v1 import export_pb2
 from dyag_gateway.auth import require_scope
 from dyag_gateway.convert import to_json
+from dyag_gateway.params import Body, Filter, Id, Limit
 
 router = APIRouter(prefix="/exports", tags=["Exports (GGUF, Ollama)"])
 
 
-class ProbeBody(BaseModel):
+class ProbeBody(Body):
     question: str
     expected_answer: str = ""
     key_facts: list[str] = Field(default_factory=list)
@@ -23,7 +24,7 @@ class ProbeBody(BaseModel):
     negative: bool = False
 
 
-class ExportBody(BaseModel):
+class ExportBody(Body):
     model_id: str = Field("", description="a LoRA model of the registry (lora-…): its base model, adapter and lineage")
     base_model: str = Field(
         "", description="without model_id: 'default' or a local HF folder (a merged model, or the adapter's base)"
@@ -80,7 +81,7 @@ async def export(body: ExportBody, request: Request) -> JSONResponse:
 
 
 @router.get("", summary="Exports, newest first: files, quantization, parity results, lineage")
-async def list_exports(request: Request, model_id: str = "", limit: int = 100) -> dict:
+async def list_exports(request: Request, model_id: Filter = "", limit: Limit = 100) -> dict:
     reply = await request.app.state.backends.exporter().ListExports(
         export_pb2.ListExportsRequest(model_id=model_id, limit=limit)
     )
@@ -88,18 +89,18 @@ async def list_exports(request: Request, model_id: str = "", limit: int = 100) -
 
 
 @router.get("/{export_id}", summary="One export: its files (sha256, size), parity gate, Ollama model, lineage")
-async def get_export(export_id: str, request: Request) -> dict:
+async def get_export(export_id: Id, request: Request) -> dict:
     return to_json(await request.app.state.backends.exporter().GetExport(export_pb2.GetExportRequest(id=export_id)))
 
 
 @router.get("/{export_id}/modelfile", response_class=PlainTextResponse, summary="The export's Ollama Modelfile")
-async def modelfile(export_id: str, request: Request) -> PlainTextResponse:
+async def modelfile(export_id: Id, request: Request) -> PlainTextResponse:
     export = await request.app.state.backends.exporter().GetExport(export_pb2.GetExportRequest(id=export_id))
     return PlainTextResponse(export.ollama.modelfile)
 
 
 @router.get("/{export_id}/files/{name:path}", summary="Download one file of an export (a GGUF, the Modelfile…)")
-async def download(export_id: str, name: str, request: Request) -> StreamingResponse:
+async def download(export_id: Id, name: str, request: Request) -> StreamingResponse:
     call = request.app.state.backends.exporter().ReadFile(
         export_pb2.ReadExportFileRequest(export_id=export_id, name=name)
     )

@@ -8,25 +8,26 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from dyag.v1 import hosted_pb2, jobs_pb2
 from dyag_gateway.auth import require_scope
 from dyag_gateway.convert import to_json
 from dyag_gateway.errors import ApiError
+from dyag_gateway.params import INT32_MAX, Body, Filter, HostedModelId, Id
 from dyag_runtime.events import Envelope
 from dyag_runtime.jobs import TERMINAL
 
 router = APIRouter(prefix="/hosted", tags=["hosted fine-tuning"])
 
 
-class HyperparametersBody(BaseModel):
+class HyperparametersBody(Body):
     n_epochs: int = Field(0, ge=0, le=50, description="0: the guide's Annex A preset for the dataset's size")
     batch_size: int = Field(0, ge=0, le=256, description="0: the preset")
     learning_rate_multiplier: float = Field(0.0, ge=0, le=10, description="0: the preset")
 
 
-class GatesBody(BaseModel):
+class GatesBody(Body):
     allow_pii: bool = Field(False, description="upload personal data as it is (the data owner's decision)")
     redact_pii: bool = Field(False, description="mask personal data before the upload")
     ignore_format_errors: bool = Field(False, description="upload even with lines the validator finds invalid")
@@ -34,7 +35,7 @@ class GatesBody(BaseModel):
     budget_usd: float = Field(0.0, ge=0, description="a lower budget for this job; 0: the service's")
 
 
-class TrainBody(BaseModel):
+class TrainBody(Body):
     dataset_id: str = Field("", description="a dataset built by dataset-builder (its train and validation splits)")
     train: str = Field("", description="or the train file's content (OpenAI chat JSONL)")
     validation: str = Field("", description="with an uploaded train file: the validation file's content, if any")
@@ -44,7 +45,7 @@ class TrainBody(BaseModel):
     base_model: str = Field("", description="e.g. gpt-4o-mini-2024-07-18; empty: the service's default")
     hyperparameters: HyperparametersBody = Field(default_factory=HyperparametersBody)
     suffix: str = Field("", max_length=64)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=INT32_MAX, description="the provider's seed; empty: its own")
     gates: GatesBody = Field(default_factory=GatesBody)
 
 
@@ -104,7 +105,7 @@ def model_json(model: hosted_pb2.HostedModel) -> dict:
 
 
 @router.get("/models", summary="Fine-tuned models in the registry, newest first, with their lineage")
-async def list_models(request: Request, base_model: str = "", dataset_id: str = "") -> dict:
+async def list_models(request: Request, base_model: Filter = "", dataset_id: Filter = "") -> dict:
     reply = await request.app.state.backends.hosted().ListModels(
         hosted_pb2.ListModelsRequest(base_model=base_model, dataset_id=dataset_id)
     )
@@ -112,7 +113,7 @@ async def list_models(request: Request, base_model: str = "", dataset_id: str = 
 
 
 @router.get("/models/{model_id:path}", summary="One fine-tuned model: target, lineage, cost, smoke-test answers")
-async def get_model(model_id: str, request: Request) -> dict:
+async def get_model(model_id: HostedModelId, request: Request) -> dict:
     return model_json(await request.app.state.backends.hosted().GetModel(hosted_pb2.GetModelRequest(id=model_id)))
 
 
@@ -120,7 +121,7 @@ async def get_model(model_id: str, request: Request) -> dict:
     "/jobs/{job_id}/progress",
     summary="A training's remote events and metrics (training.progress), live (server-sent events)",
 )
-async def training_progress(job_id: str, request: Request) -> StreamingResponse:
+async def training_progress(job_id: Id, request: Request) -> StreamingResponse:
     backends = request.app.state.backends
     jobs = backends.jobs("openai-trainer")
     await jobs.GetJob(jobs_pb2.GetJobRequest(id=job_id))  # 404 before streaming

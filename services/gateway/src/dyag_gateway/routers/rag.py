@@ -6,22 +6,23 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from dyag.v1 import rag_pb2
 from dyag_gateway.auth import require_scope
 from dyag_gateway.convert import to_json
+from dyag_gateway.params import Body
 
 router = APIRouter(prefix="/rag", tags=["rag"])
 
 
-class IndexBody(BaseModel):
+class IndexBody(Body):
     catalog: str = Field("", description="the stored catalog to index; empty: the collection's name")
     catalog_version: str = Field("", description="empty: the latest")
     rebuild: bool = Field(False, description="embed every chunk again instead of only those that changed")
 
 
-class QueryBody(BaseModel):
+class QueryBody(Body):
     question: str = Field(description="the question, in French or any language the embedder knows")
     n_chunks: int = Field(5, ge=1, le=50, description="chunks of the catalog given to the model")
     model: str = Field("", description="chat model: ollama:NAME, openai:NAME, local:default…; empty: the service's")

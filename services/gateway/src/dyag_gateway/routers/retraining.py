@@ -3,13 +3,14 @@ answered by whatever is its champion now."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from dyag_gateway.auth import caller, require_scope
 from dyag_gateway.errors import ApiError
+from dyag_gateway.params import Body, Count, JsonObject
 
 if TYPE_CHECKING:
     from dyag_gateway.retraining import Retraining
@@ -29,22 +30,40 @@ def _retraining(request: Request) -> Retraining:
     return retraining
 
 
-class TargetBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TargetBody(Body):
     kind: str = Field(description="lora | export | hosted | rag | grounded | hybrid | gguf")
     id: str = Field(description="the model (lora-…), export or hosted model id, or the RAG collection")
     catalog_version: str = ""
-    details: dict[str, Any] = Field(default_factory=dict, description="rag_mode, llm, model_id of a hybrid…")
+    details: JsonObject = Field(default_factory=dict, description="rag_mode, llm, model_id of a hybrid…")
 
 
-class ChampionBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ThresholdsBody(Body):
+    min_absolute: float = Field(0.0, description="accuracy points better than the champion on changed facts (0.05)")
+    min_relative: float = Field(0.0, description="a fraction of the champion's accuracy on changed facts (0.1)")
+    min_accuracy: float = Field(0.0, description="the challenger's accuracy on every question must reach it; 0: none")
+
+
+class PolicyBody(Body):
+    """A catalog's retraining policy; what is left out takes its default."""
+
+    trigger: str = Field("on_change", max_length=20, description="on_change | schedule | manual")
+    schedule: str = Field("", max_length=200, description="with trigger=schedule: a cron expression ('0 3 * * *')")
+    debounce_s: float = Field(60.0, description="a change waits this long for the next ones (0 to a week)")
+    min_changed_entities: Count = Field(1, description="fewer added, changed and removed applications start nothing")
+    approaches: list[str] = Field(["rag", "lora"], max_length=10, description="rag | grounded | lora | hosted | hybrid")
+    training: JsonObject = Field(default_factory=dict, description="TrainingConfig options of the LoRA challenger")
+    replay_fraction: float = Field(0.2, description="unchanged examples replayed beside the changed ones (0 to 10)")
+    max_training_steps: Count = Field(0, description="the training's budget in optimizer steps; 0: the preset's")
+    max_eval_questions: Count = Field(0, description="0: the whole test split")
+    thresholds: ThresholdsBody = Field(default_factory=ThresholdsBody)
+
+
+class ChampionBody(Body):
     target: TargetBody
     reason: str = Field("", max_length=1000)
 
 
-class RollbackBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RollbackBody(Body):
     to: str = Field(
         "",
         description="a promotion log entry's number, or an earlier champion's label or id; "
@@ -53,8 +72,7 @@ class RollbackBody(BaseModel):
     reason: str = Field("", max_length=1000)
 
 
-class AskBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AskBody(Body):
     question: str = Field(min_length=1, max_length=2000)
 
 
@@ -69,8 +87,9 @@ async def get_policy(name: str, request: Request) -> dict:
     summary="Set a catalog's retraining policy: trigger (on_change | schedule | manual), debounce, approaches, "
     "training settings and budget, thresholds",
 )
-async def set_policy(name: str, body: dict[str, Any], request: Request) -> dict:
-    return await _retraining(request).set_policy(name, body)
+async def set_policy(name: str, body: PolicyBody, request: Request) -> dict:
+    # Only what was given: the rest takes dyag_core.retraining.RetrainingPolicy's defaults, which it also validates.
+    return await _retraining(request).set_policy(name, body.model_dump(exclude_unset=True))
 
 
 @router.delete(

@@ -6,18 +6,19 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from dyag.v1 import training_pb2
 from dyag_gateway.auth import require_scope
 from dyag_gateway.convert import to_json
 from dyag_gateway.errors import ApiError
+from dyag_gateway.params import Body, Filter, Id, JsonObject, Limit
 from dyag_runtime.contracts import lora_config_message
 
 router = APIRouter(tags=["LoRA fine-tuning"])
 
 
-class TrainBody(BaseModel):
+class TrainBody(Body):
     dataset_id: str = Field("", description="a dataset built by dataset-builder (its train and validation splits)")
     train: str = Field("", description="or the train file's content (OpenAI chat JSONL)")
     validation: str = Field("", description="with train: the validation file's content, if any")
@@ -33,19 +34,19 @@ class TrainBody(BaseModel):
         description="continue training this registered model (lora-…): its adapter is the starting point and its "
         "LoRA shape (r, alpha, dropout, modules) the run's; the base model must be its own (unset: taken from it)",
     )
-    config: dict[str, Any] = Field(
+    config: JsonObject = Field(
         default_factory=dict,
         description="any TrainingConfig option: r, lora_alpha, lora_dropout, "
         "learning_rate, max_steps, batch_size, max_seq_len, packing, seed, precision, eval_steps, checkpoint_steps…",
     )
 
 
-class ChatMessageBody(BaseModel):
+class ChatMessageBody(Body):
     role: str = Field(pattern="^(system|user|assistant)$")
     content: str
 
 
-class ChatBody(BaseModel):
+class ChatBody(Body):
     question: str = Field("", description="one question (or give messages, or conversations for a batch)")
     system: str = Field("", description="with question: a system prompt")
     messages: list[ChatMessageBody] = Field(default_factory=list)
@@ -100,7 +101,7 @@ async def train(body: TrainBody, request: Request) -> JSONResponse:
 
 
 @router.get("/models", summary="LoRA models in the registry, newest first, with their lineage and metrics")
-async def list_models(request: Request, base_model: str = "", dataset_id: str = "", limit: int = 100) -> dict:
+async def list_models(request: Request, base_model: Filter = "", dataset_id: Filter = "", limit: Limit = 100) -> dict:
     reply = await request.app.state.backends.trainer().ListModels(
         training_pb2.ListLoraModelsRequest(base_model=base_model, dataset_id=dataset_id, limit=limit)
     )
@@ -110,7 +111,7 @@ async def list_models(request: Request, base_model: str = "", dataset_id: str = 
 @router.get(
     "/models/{model_id}", summary="One LoRA model: base model, adapter artifacts, hyperparameters, metrics, lineage"
 )
-async def get_model(model_id: str, request: Request) -> dict:
+async def get_model(model_id: Id, request: Request) -> dict:
     return to_json(await request.app.state.backends.trainer().GetModel(training_pb2.GetLoraModelRequest(id=model_id)))
 
 
@@ -119,7 +120,7 @@ async def get_model(model_id: str, request: Request) -> dict:
     dependencies=[Depends(require_scope("read"))],
     summary="Ask a fine-tuned model (base + adapter), or a base model ('default'), one question or a batch",
 )
-async def chat(model_id: str, body: ChatBody, request: Request) -> dict:
+async def chat(model_id: Id, body: ChatBody, request: Request) -> dict:
     conversations = [[m.model_dump() for m in c] for c in body.conversations]
     if body.messages:
         conversations.append([m.model_dump() for m in body.messages])
