@@ -74,6 +74,7 @@ def running_stack(tmp_path_factory, llm_fakes) -> RunningStack:
         gateway_port=free_port(),
         grpc_ports={name: free_port() for name in installed_services()},
         start_nats_always=True,
+        supervise=False,  # tests kill and restart services themselves (test_supervision.py has its own stack)
         # Short timings so that a killed worker's job comes back within seconds.
         extra_env={
             "DYAG_JOB_ACK_WAIT_S": "4",

@@ -10,16 +10,18 @@ from typing import Any
 
 import httpx
 
+from dyag_cli.retry import CliError, GatewayUnavailable, Waiter
 from dyag_cli.stack import api_key_path, dyag_home
+
+__all__ = ["CliError", "GatewayClient", "GatewayUnavailable", "Waiter"]
+
+RESTARTING = (502, 503, 504)  # the gateway, or a service behind it, is down or restarting: a follower waits
+JOB_ENDED = ("succeeded", "failed", "cancelled")
 
 
 def _count_lines(path: Path) -> int:
     with open(path, "rb") as f:
         return sum(1 for line in f if line.strip())
-
-
-class CliError(Exception):
-    """An error to show the user as is, then exit non-zero."""
 
 
 def default_url() -> str:
@@ -48,23 +50,48 @@ class GatewayClient:
             base_url=self.url, timeout=timeout, headers={"X-API-Key": api_key or default_api_key()}
         )
 
+    def _unavailable(self, exc: httpx.TransportError, method: str, path: str) -> GatewayUnavailable:
+        if isinstance(exc, httpx.ConnectError):
+            return GatewayUnavailable(f"the gateway at {self.url} does not answer: start the stack with `dyag up`")
+        if isinstance(exc, httpx.TimeoutException):
+            return GatewayUnavailable(f"the gateway at {self.url} did not answer in time ({method} {path})")
+        return GatewayUnavailable(
+            f"the gateway at {self.url} cut the connection ({method} {path}: {type(exc).__name__}: {exc})"
+        )
+
+    def _refused(self, reply: httpx.Response, method: str, path: str) -> CliError:
+        """A reply >= 400 as the error to show; 502, 503 and 504 as GatewayUnavailable (a follower waits)."""
+        try:
+            error = reply.json()["error"]
+            message = f"{error['message']} [{error['code']}, HTTP {reply.status_code}]"
+        except (ValueError, KeyError, TypeError):
+            message = f"HTTP {reply.status_code} from {method} {path}: {reply.text[:300]}"
+        if reply.status_code in RESTARTING:
+            return GatewayUnavailable(message, "a service behind the gateway is restarting; waiting…")
+        return CliError(message)
+
     def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
             reply = self.http.request(method, path, **kwargs)
-        except httpx.ConnectError:
-            raise CliError(f"the gateway at {self.url} does not answer: start the stack with `dyag up`") from None
-        except httpx.TimeoutException:
-            raise CliError(f"the gateway at {self.url} did not answer in time ({method} {path})") from None
+        except httpx.TransportError as exc:
+            raise self._unavailable(exc, method, path) from None
         if reply.status_code >= 400:
-            try:
-                error = reply.json()["error"]
-                raise CliError(f"{error['message']} [{error['code']}, HTTP {reply.status_code}]")
-            except (ValueError, KeyError, TypeError):
-                raise CliError(f"HTTP {reply.status_code} from {method} {path}: {reply.text[:300]}") from None
+            raise self._refused(reply, method, path)
         return reply.json()
 
     def get(self, path: str, **params: Any) -> dict[str, Any]:
         return self.request("GET", path, params={k: v for k, v in params.items() if v not in (None, "")})
+
+    def get_waiting(self, path: str, waiter: Waiter, **params: Any) -> dict[str, Any]:
+        """GET that waits through a restart of the gateway or of a service behind it (what a follower polls)."""
+        while True:
+            try:
+                reply = self.get(path, **params)
+            except GatewayUnavailable as exc:
+                waiter.wait(exc)
+                continue
+            waiter.recovered()
+            return reply
 
     def post(self, path: str, **kwargs: Any) -> dict[str, Any]:
         return self.request("POST", path, **kwargs)
@@ -117,23 +144,39 @@ class GatewayClient:
                 with open(tmp, "wb") as out:
                     for chunk in reply.iter_bytes():
                         out.write(chunk)
-        except httpx.ConnectError:
-            raise CliError(f"the gateway at {self.url} does not answer: start the stack with `dyag up`") from None
+        except httpx.TransportError as exc:
+            raise self._unavailable(exc, "GET", path) from None
         tmp.replace(dest)
         return dest
 
-    def watch_job(self, job_id: str) -> Iterator[dict[str, Any]]:
-        """The job's state each time it changes, until it ends (server-sent events)."""
+    def watch_job(self, job_id: str, waiter: Waiter | None = None) -> Iterator[dict[str, Any]]:
+        """The job's state each time it changes, until it ends (server-sent events). A restart of the gateway or of
+        the job's service is waited through (`waiter`: its notice, its limit), the stream opened again."""
+        waiter = waiter or Waiter(hint=f"the job goes on: dyag jobs watch {job_id}")
+        while True:
+            try:
+                for job in self._job_events(job_id):
+                    waiter.recovered()
+                    yield job
+                    if job.get("status") in JOB_ENDED:
+                        return
+                raise GatewayUnavailable(f"the gateway at {self.url} closed the stream of job {job_id} before its end")
+            except GatewayUnavailable as exc:
+                waiter.wait(exc)
+
+    def _job_events(self, job_id: str) -> Iterator[dict[str, Any]]:
+        path = f"/jobs/{job_id}/events"
+        # The gateway re-reads the job every 3 s: two minutes of silence is a gateway that hangs.
         try:
-            with self.http.stream("GET", f"/jobs/{job_id}/events", timeout=httpx.Timeout(30.0, read=None)) as reply:
+            with self.http.stream("GET", path, timeout=httpx.Timeout(30.0, read=120.0)) as reply:
                 if reply.status_code >= 400:
                     reply.read()
-                    raise CliError(reply.json().get("error", {}).get("message", reply.text))
+                    raise self._refused(reply, "GET", path)
                 event = ""
                 for line in reply.iter_lines():
                     if line.startswith("event: "):
                         event = line[7:]
                     elif line.startswith("data: ") and event == "job":
                         yield json.loads(line[6:])
-        except httpx.ConnectError:
-            raise CliError(f"the gateway at {self.url} does not answer: start the stack with `dyag up`") from None
+        except httpx.TransportError as exc:
+            raise self._unavailable(exc, "GET", path) from None

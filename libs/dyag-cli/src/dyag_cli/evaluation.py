@@ -21,7 +21,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from dyag_cli.client import CliError, GatewayClient
-from dyag_cli.common import DEFAULT_CATALOG_NAME, console, fail, run_or_fail
+from dyag_cli.common import DEFAULT_CATALOG_NAME, console, fail, follow_waiter, run_or_fail, stopped_following
 
 TARGETS_HELP = (
     "base | base:FOLDER | lora:MODEL_ID | openai:MODEL | ollama:MODEL | rag:COLLECTION | hybrid:MODEL_ID+COLLECTION"
@@ -69,7 +69,7 @@ def follow(client: GatewayClient, job_id: str, label: str) -> dict:
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(label, total=1.0, step="", eta="")
         try:
-            for job in client.watch_job(job_id):
+            for job in client.watch_job(job_id, follow_waiter(f"the job goes on: dyag jobs watch {job_id}")):
                 p = job.get("progress", {})
                 done = job.get("status") in ("succeeded", "failed", "cancelled")
                 progress.update(
@@ -80,6 +80,8 @@ def follow(client: GatewayClient, job_id: str, label: str) -> dict:
                 )
         except CliError as exc:
             fail(str(exc))
+        except KeyboardInterrupt:
+            stopped_following("job", f"dyag jobs watch {job_id}", f"dyag jobs cancel {job_id}")
     return job
 
 

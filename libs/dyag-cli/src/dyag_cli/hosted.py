@@ -12,7 +12,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from dyag_cli.client import CliError, GatewayClient
-from dyag_cli.common import console, fail, run_or_fail
+from dyag_cli.common import console, fail, follow_waiter, run_or_fail, stopped_following
 
 hosted_app = typer.Typer(
     help="Fine-tune a hosted model through the OpenAI fine-tuning API or a compatible provider (the guide's step 4).",
@@ -107,7 +107,7 @@ def follow_training(client: GatewayClient, job_id: str) -> dict[str, Any]:
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("fine-tuning", total=1.0, step="", metrics="")
         try:
-            for job in client.watch_job(job_id):
+            for job in client.watch_job(job_id, follow_waiter(f"the job goes on: dyag jobs watch {job_id}")):
                 p = job.get("progress", {})
                 metrics = p.get("metrics") or {}
                 shown = "  ".join(
@@ -120,6 +120,8 @@ def follow_training(client: GatewayClient, job_id: str) -> dict[str, Any]:
                 progress.update(task, completed=p.get("fraction", 0.0), step=p.get("step", ""), metrics=shown)
         except CliError as exc:
             fail(str(exc))
+        except KeyboardInterrupt:
+            stopped_following("job", f"dyag jobs watch {job_id}", f"dyag jobs cancel {job_id}")
     return job
 
 

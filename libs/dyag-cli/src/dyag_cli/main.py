@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import time
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlparse
@@ -103,17 +106,23 @@ def up(
     port: Annotated[int, typer.Option(help="gateway port")] = 8000,
     timeout: Annotated[float, typer.Option(help="seconds to wait for readiness")] = 120.0,
 ) -> None:
-    """Start NATS, every installed service and the gateway on this machine (no Docker)."""
+    """Start NATS, every installed service and the gateway on this machine (no Docker), and the supervisor that
+    restarts one that crashes. On a running stack: start only what is down, never restart what runs."""
     stack = Stack(StackConfig(gateway_port=port))
     with console.status("starting the stack…") as status:
-        run_or_fail(lambda: stack.up(timeout=timeout, on_step=lambda s: status.update(s)))
+        started = run_or_fail(lambda: stack.up(timeout=timeout, on_step=lambda s: status.update(s)))
+    running = [name for name in stack.processes() if name not in started]
+    if not started:
+        console.print("[green]✓[/] already running: nothing started, nothing restarted")
+    elif running:
+        console.print(f"started: {', '.join(started)}; left running as they were: {', '.join(running)}")
     console.print(f"[green]✓[/] Dyag is up at {stack.config.gateway_url} (API docs: {stack.config.gateway_url}/docs)")
     _print_status(stack)
 
 
 @app.command()
 def down() -> None:
-    """Stop what `dyag up` started."""
+    """Stop what `dyag up` started: the supervisor first (nothing is restarted), then the gateway, services, NATS."""
     stopped = Stack().down()
     console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
@@ -133,9 +142,10 @@ def _print_status(stack: Stack) -> None:
     except Exception:
         pass
     table = Table(title="Dyag stack")
-    for column in ("component", "pid", "process", "health", "log"):
+    for column in ("component", "pid", "process", "up", "restarts", "last exit", "health", "log"):
         table.add_column(column)
     services = health.get("services", {})
+    now = time.time()
     for name, info in stack.processes().items():
         alive = stack.alive(name)
         state = services.get(name, health.get("status", "") if name == "gateway" else health.get("nats", ""))
@@ -143,13 +153,49 @@ def _print_status(stack: Stack) -> None:
             name,
             str(info["pid"]),
             "[green]running[/]" if alive else "[red]stopped[/]",
+            _duration(now - info["started_at"]) if alive and info.get("started_at") else "-",
+            str(info.get("restarts", 0)),
+            _exit(info),
             str(state or "-"),
             str(stack.log_path(name)),
         )
     if not stack.processes():
         console.print("the stack is not running: start it with `dyag up`")
         return
+    supervisor = stack.state.get("supervisor") or {}
+    pid = stack.supervisor_pid()
+    table.add_row(
+        "supervisor",
+        str(supervisor.get("pid", "-")),
+        "[green]running[/]" if pid else "[red]stopped: nothing restarts a crashed process (dyag up)[/]",
+        _duration(now - supervisor["started_at"]) if pid and supervisor.get("started_at") else "-",
+        "",
+        "",
+        "",
+        str(stack.log_path("supervisor")),
+    )
     console.print(table)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d}"
+
+
+def _exit(info: dict) -> str:
+    if "last_exit" not in info:
+        return "-"
+    code = info["last_exit"]
+    if code is None:
+        return "unknown"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return signal.Signals(-code).name
+    return str(code)
 
 
 # --- catalogs --------------------------------------------------------------------------------

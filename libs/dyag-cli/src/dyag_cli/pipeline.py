@@ -18,8 +18,16 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from dyag_cli.client import CliError, GatewayClient
-from dyag_cli.common import DEFAULT_CATALOG_NAME, console, fail, run_or_fail, sample_catalog
+from dyag_cli.client import CliError, GatewayClient, Waiter
+from dyag_cli.common import (
+    DEFAULT_CATALOG_NAME,
+    console,
+    fail,
+    follow_waiter,
+    run_or_fail,
+    sample_catalog,
+    stopped_following,
+)
 
 pipeline_app = typer.Typer(
     help="Follow, show and cancel pipelines (the whole workflow, `dyag run`).", no_args_is_help=True
@@ -196,25 +204,18 @@ def chosen_defaults(pipeline: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def follow(client: GatewayClient, pipeline_id: str, *, poll: float = 1.0, reconnect_s: float = 120.0) -> dict[str, Any]:
-    """The live display until the pipeline ends; survives a gateway restart (it retries for `reconnect_s`)."""
-    pipeline = run_or_fail(lambda: client.get(f"/pipelines/{pipeline_id}"))
-    lost_since: float | None = None
+def follow(
+    client: GatewayClient, pipeline_id: str, *, poll: float = 1.0, waiter: Waiter | None = None
+) -> dict[str, Any]:
+    """The live display until the pipeline ends. The pipeline lives on the gateway, which resumes it after a restart:
+    a restart of the gateway (or of a service) is waited through, with one notice line (`follow_waiter`)."""
+    waiter = waiter or follow_waiter(f"the pipeline goes on: dyag pipeline watch {pipeline_id}")
+    path = f"/pipelines/{pipeline_id}"
+    pipeline = client.get_waiting(path, waiter)
     with Live(render(pipeline), console=console, refresh_per_second=4, transient=False) as live:
         while pipeline["status"] not in ENDED:
             time.sleep(poll)
-            try:
-                pipeline = client.get(f"/pipelines/{pipeline_id}")
-                lost_since = None
-            except CliError as exc:
-                lost_since = lost_since or time.monotonic()
-                if "does not answer" not in str(exc) and "did not answer" not in str(exc):
-                    raise
-                if time.monotonic() - lost_since > reconnect_s:
-                    raise CliError(
-                        f"{exc} (for {reconnect_s:.0f} s); the pipeline goes on: dyag pipeline watch {pipeline_id}"
-                    ) from None
-                continue
+            pipeline = client.get_waiting(path, waiter)
             live.update(render(pipeline))
     return pipeline
 
@@ -365,7 +366,11 @@ def watch(
 ) -> None:
     """Follow a pipeline live until it ends (exits non-zero when it fails)."""
     client = GatewayClient()
-    pipeline = run_or_fail(lambda: follow(client, pipeline_id))
+    try:
+        pipeline = run_or_fail(lambda: follow(client, pipeline_id))
+    except KeyboardInterrupt:
+        stopped_following("pipeline", f"dyag pipeline watch {pipeline_id}", f"dyag pipeline cancel {pipeline_id}")
+        return
     finish(client, pipeline, out)
 
 

