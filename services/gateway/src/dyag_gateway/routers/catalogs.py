@@ -82,9 +82,13 @@ async def upload_catalog(request: Request) -> JSONResponse:
         roles = str(form.get("roles") or "")
         reject = str(form.get("reject_mojibake") or "").lower() in ("1", "true", "yes")
     else:
-        content = await request.body()
-        if len(content) > limit:
-            raise ApiError(413, "too_large", f"the catalog is over the upload limit of {limit:,} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():  # a body sent without Content-Length is cut off at the limit too
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, "too_large", f"the catalog is over the upload limit of {limit:,} bytes")
+            chunks.append(chunk)
+        content = b"".join(chunks)
         filename = request.query_params.get("filename", "")
         name = request.query_params.get("name", "")
         if not name:
