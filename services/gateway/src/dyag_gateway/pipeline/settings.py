@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dyag_core.nesting import check_depth
 from dyag_gateway.pipeline.model import TARGETS
 
 
@@ -89,7 +90,7 @@ BASE_LLM_KINDS = ("gguf", "ollama")  # what the base target may answer with besi
 class PipelineRequest(BaseModel):
     """POST /pipelines. Every parameter has a default; unset ones follow the trainer's device (DEVICE_DEFAULTS)."""
 
-    model_config = {"extra": "forbid"}
+    model_config = {"extra": "forbid", "allow_inf_nan": False}
 
     catalog: str = Field(
         "", description="the catalog's name: a stored catalog, or the name to store catalog_content under"
@@ -104,7 +105,7 @@ class PipelineRequest(BaseModel):
     )
     num_questions: int | None = Field(None, ge=1, le=100_000, description="dataset size; default: 1000")
     question_types: list[str] = Field(default_factory=lambda: ["all"])
-    seed: int = Field(42, description="dataset, training and evaluation sample seed")
+    seed: int = Field(42, ge=-(2**31), le=2**31 - 1, description="dataset, training and evaluation sample seed")
     base_model: str = Field("default", min_length=1, description="base model of the fine-tuning and of the base target")
     preset: Literal["auto", "small", "medium", "large", "knowledge"] = Field(
         "auto",
@@ -113,9 +114,9 @@ class PipelineRequest(BaseModel):
     )
     epochs: int | None = Field(None, ge=1, le=100, description="default: the preset's")
     max_steps: int | None = Field(
-        None, ge=0, description="training steps; 0: whole epochs; default: 24 on CPU, 0 on GPU"
+        None, ge=0, le=1_000_000, description="training steps; 0: whole epochs; default: 24 on CPU, 0 on GPU"
     )
-    training_config: dict[str, Any] = Field(
+    training_config: Annotated[dict[str, Any], AfterValidator(check_depth)] = Field(
         default_factory=dict, description="any other TrainingConfig option (r, learning_rate…)"
     )
     model_id: str = Field("", description="with skip=[train]: an existing fine-tuned model (lora-…) to evaluate")
@@ -143,6 +144,7 @@ class PipelineRequest(BaseModel):
     max_eval_questions: int | None = Field(
         None,
         ge=0,
+        le=1_000_000,
         description="test questions per target (a stratified sample); 0: all; default: 30 on CPU, all on GPU",
     )
     eval_max_tokens: int | None = Field(
