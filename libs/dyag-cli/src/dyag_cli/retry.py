@@ -34,9 +34,10 @@ class Backoff:
 
 
 class Waiter:
-    """How a follower lives through an outage of the gateway: one notice line when it starts, retries with backoff
-    (`wait` sleeps before the next try), and after `limit_s` without an answer the outage becomes the follower's error.
-    `recovered` ends an outage: the next one gets its own notice."""
+    """How a follower lives through an outage of the gateway: the first failure is tried again at once (a stream the
+    gateway closed, a connection dropped), then one notice line, retries with backoff (`wait` sleeps before each), and
+    after `limit_s` without an answer the outage becomes the follower's error. `recovered` ends an outage: the next one
+    gets its own notice."""
 
     def __init__(
         self,
@@ -52,15 +53,17 @@ class Waiter:
         self.sleep, self.clock = sleep or time.sleep, clock or time.monotonic
         self.since: float | None = None
         self.attempt = 0
-        self.outages = 0
+        self.told = False
 
     def wait(self, exc: GatewayUnavailable) -> None:
         """After a failed try: say so once, sleep before the next one; raise CliError once the limit has passed."""
         now = self.clock()
-        if self.since is None:
-            self.since, self.attempt = now, 0
-            self.outages += 1
-            self.notice(exc.notice)
+        if self.since is None:  # a new outage: tried again at once, and said only when that fails too
+            self.since, self.attempt, self.told = now, 0, False
+            return
+        if not self.told:
+            self.notice(exc.notice)  # the notice of the failure that lasts: the gateway's, or a service's (503)
+            self.told = True
         waited = now - self.since
         if waited >= self.limit_s:
             hint = f"; {self.hint}" if self.hint else ""

@@ -141,10 +141,13 @@ class Supervisor:
         self.stack.state["supervisor"] = {"pid": os.getpid(), "started_at": time.time(), "passes": 0}
         self.log(f"supervising {self.stack.state.get('config', {}).get('home', '')} (pid {os.getpid()})")
         while not self.stopping:
-            if self.pass_requested:
-                self.run_pass()
-            else:
-                self.tick()
+            try:
+                if self.pass_requested:
+                    self.run_pass()
+                else:
+                    self.tick()
+            except Exception as exc:  # noqa: BLE001 - a full disk, a vanished file: said, and the watch goes on
+                self.log(f"error while supervising: {type(exc).__name__}: {exc}")
             if not self.stopping:
                 time.sleep(poll_s)
         self.log("stopped (its processes are left as they are)")
