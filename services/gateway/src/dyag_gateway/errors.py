@@ -81,7 +81,7 @@ def body_problem(cause: BaseException | None) -> str:
     """What is wrong with a request body FastAPI could not parse (it only says "There was an error parsing the
     body"), from the exception behind it."""
     if isinstance(cause, RecursionError):
-        return "the JSON body is nested too deeply to parse (keep lists and objects under 100 levels)"
+        return "the JSON body is nested too deeply to parse (lists and objects: at most 64 levels deep)"
     if isinstance(cause, UnicodeDecodeError):
         return f"the body is not valid UTF-8: byte 0x{cause.object[cause.start]:02x} at offset {cause.start}"
     if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
@@ -93,7 +93,7 @@ async def http_error_handler(request: Request, exc: HTTPException) -> JSONRespon
     if exc.status_code == 404 and exc.detail == "Not Found":
         code, message = "route_not_found", f"no route {request.method} {request.url.path} (GET /docs lists them)"
     elif exc.status_code == 405:
-        allowed = (exc.headers or {}).get("allow", "")
+        allowed = next((v for k, v in (exc.headers or {}).items() if k.lower() == "allow"), "")
         code, message = (
             "method_not_allowed",
             f"{request.method} is not allowed on {request.url.path}" + (f"; allowed: {allowed}" if allowed else ""),
