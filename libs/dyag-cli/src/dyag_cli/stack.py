@@ -216,7 +216,8 @@ class Stack:
         if pid:
             seen = (self.state.get("supervisor") or {}).get("passes", 0)
             on_step("asking the supervisor to start what is down")
-            os.kill(pid, signal.SIGUSR1)
+            with contextlib.suppress(ProcessLookupError):  # gone since: said below, with its log
+                os.kill(pid, signal.SIGUSR1)
         else:
             if not any(self.alive(name) for name in self.processes()):
                 self._check_ports_free()  # said at once, before anything starts
