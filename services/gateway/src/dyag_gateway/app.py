@@ -14,7 +14,7 @@ from prometheus_client import make_asgi_app
 from starlette.exceptions import HTTPException
 
 from dyag_core.errors import DyagError
-from dyag_gateway import errors
+from dyag_gateway import errors, links
 from dyag_gateway.audit import AuditLog, AuditMiddleware
 from dyag_gateway.auth import require_scope
 from dyag_gateway.backends import Backends
@@ -138,4 +138,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     ):
         app.include_router(router, dependencies=[Depends(require_scope("read"))])
     app.mount("/metrics", make_asgi_app())
+    links.install(app)  # /openapi.json says where each returned id goes next
     return app
