@@ -17,6 +17,30 @@ from dyag_gateway.errors import ApiError
 router = APIRouter(prefix="/catalogs", tags=["catalogs"])
 
 _UPLOAD_DOC = {
+    # With a raw body (JSON or CSV), what the multipart form's fields say travels in the query string.
+    "parameters": [
+        {
+            "name": "name",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "example": "demo"},
+            "description": "with a raw body: the catalog's name (required then)",
+        },
+        {
+            "name": "filename",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "example": "demo.json"},
+            "description": "with a raw body: the file's name (helps detect its format)",
+        },
+        {
+            "name": "reject_mojibake",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "boolean"},
+            "description": "with a raw body: refuse mis-encoded text instead of repairing it",
+        },
+    ],
     "requestBody": {
         "content": {
             "multipart/form-data": {
@@ -38,10 +62,13 @@ _UPLOAD_DOC = {
                     },
                 }
             },
-            "application/json": {"schema": {"description": "the catalog itself; name in ?name="}},
+            "application/json": {
+                "schema": {"description": "the catalog itself; name in ?name="},
+                "example": {"applications": [{"id": "demo-1", "nom": "Démo", "statut si": "En production"}]},
+            },
             "text/csv": {"schema": {"type": "string"}},
         }
-    }
+    },
 }
 
 
