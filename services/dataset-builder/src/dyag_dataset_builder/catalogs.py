@@ -188,6 +188,13 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             warnings=list(profile.warnings),
         )
 
+    async def ReadCatalog(self, request, context):
+        """A version's normalised records, the JSON stored at ingest, in chunks of 1 MiB."""
+        row = self.store.get(validate_catalog_name(request.name), request.version)
+        data = await asyncio.to_thread(self.rt.artifacts.get_bytes, row.artifact.digest)
+        for start in range(0, len(data), 1 << 20):
+            yield catalog_pb2.CatalogChunk(data=data[start : start + (1 << 20)])
+
     # --- sources: a catalog that follows a file or a URL (sources.py) ------------------------------------------------
     def _sources(self) -> CatalogSources:
         if self.sources is None:

@@ -208,3 +208,9 @@ class SourcePoll(_message.Message):
     version: CatalogVersion
     source: CatalogSource
     def __init__(self, outcome: _Optional[str] = ..., detail: _Optional[str] = ..., version: _Optional[_Union[CatalogVersion, _Mapping]] = ..., source: _Optional[_Union[CatalogSource, _Mapping]] = ...) -> None: ...
+
+class CatalogChunk(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    def __init__(self, data: _Optional[bytes] = ...) -> None: ...

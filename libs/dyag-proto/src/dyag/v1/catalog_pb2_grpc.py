@@ -79,6 +79,11 @@ class CatalogServiceStub:
                 request_serializer=dyag_dot_v1_dot_catalog__pb2.CatalogSourceRequest.SerializeToString,
                 response_deserializer=dyag_dot_v1_dot_catalog__pb2.SourcePoll.FromString,
                 _registered_method=True)
+        self.ReadCatalog = channel.unary_stream(
+                '/dyag.v1.CatalogService/ReadCatalog',
+                request_serializer=dyag_dot_v1_dot_catalog__pb2.GetCatalogRequest.SerializeToString,
+                response_deserializer=dyag_dot_v1_dot_catalog__pb2.CatalogChunk.FromString,
+                _registered_method=True)
 
 
 class CatalogServiceServicer:
@@ -139,6 +144,13 @@ class CatalogServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReadCatalog(self, request, context):
+        """A version's normalised records (empty version: the latest), streamed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CatalogServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -186,6 +198,11 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     servicer.PollSource,
                     request_deserializer=dyag_dot_v1_dot_catalog__pb2.CatalogSourceRequest.FromString,
                     response_serializer=dyag_dot_v1_dot_catalog__pb2.SourcePoll.SerializeToString,
+            ),
+            'ReadCatalog': grpc.unary_stream_rpc_method_handler(
+                    servicer.ReadCatalog,
+                    request_deserializer=dyag_dot_v1_dot_catalog__pb2.GetCatalogRequest.FromString,
+                    response_serializer=dyag_dot_v1_dot_catalog__pb2.CatalogChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -431,6 +448,33 @@ class CatalogService:
             '/dyag.v1.CatalogService/PollSource',
             dyag_dot_v1_dot_catalog__pb2.CatalogSourceRequest.SerializeToString,
             dyag_dot_v1_dot_catalog__pb2.SourcePoll.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadCatalog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/dyag.v1.CatalogService/ReadCatalog',
+            dyag_dot_v1_dot_catalog__pb2.GetCatalogRequest.SerializeToString,
+            dyag_dot_v1_dot_catalog__pb2.CatalogChunk.FromString,
             options,
             channel_credentials,
             insecure,
