@@ -82,6 +82,9 @@ def running_stack(tmp_path_factory, llm_fakes) -> RunningStack:
             # A small upload limit, so that "too large" is cheap to test.
             "DYAG_MAX_UPLOAD_BYTES": "2000000",
             "DYAG_MAX_CATALOG_BYTES": "2000000",
+            # The tests poll far faster than people do, all with the stack's one key: its rate limit out of the way
+            # (test_access sets a tiny one on a key of its own).
+            "DYAG_RATE_LIMIT_PER_MIN": "100000",
             # rag-service: the fake chat servers, and one embedding cache for the session.
             "OLLAMA_HOST": llm_fakes.ollama.host,
             "OPENAI_BASE_URL": llm_fakes.openai.base_url,

@@ -42,13 +42,16 @@ def api_key_path(home: Path | None = None) -> Path:
 
 
 def ensure_api_key(home: Path) -> str:
+    """The local stack's admin key (`dyag_` + 32 random characters), made once in DYAG_HOME/api-key, mode 0600 from
+    its creation. The gateway reads it from there (DYAG_API_KEYS_FILE): it is in no environment, nor in stack.json."""
     path = api_key_path(home)
     if path.exists():
+        path.chmod(0o600)
         return path.read_text().strip()
     home.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(32)
-    path.write_text(key + "\n")
-    path.chmod(0o600)
+    key = "dyag_" + secrets.token_urlsafe(24)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.write(key + "\n")
     return key
 
 
@@ -191,7 +194,7 @@ class Stack:
                     self.restart(name)
                     started.append(name)
             return started
-        key = ensure_api_key(cfg.home)
+        ensure_api_key(cfg.home)
         self._check_ports_free()
         self.state = {
             "processes": {},
@@ -205,7 +208,7 @@ class Stack:
             on_step(f"starting {name}")
             self._spawn(name, [sys.executable, "-m", SERVICES[name][0]], self._service_env(name, nats_url))
         on_step("starting the gateway")
-        self._spawn(GATEWAY, [sys.executable, "-m", "dyag_gateway"], self._gateway_env(key, nats_url))
+        self._spawn(GATEWAY, [sys.executable, "-m", "dyag_gateway"], self._gateway_env(nats_url))
         self._write_state()
         return list(self.processes())
 
@@ -325,10 +328,14 @@ class Stack:
         env.update(self.config.service_env.get(name, {}))
         return env
 
-    def _gateway_env(self, key: str, nats_url: str) -> dict[str, str]:
+    def _gateway_env(self, nats_url: str) -> dict[str, str]:
         env = self._base_env(nats_url)
         cfg = self.config
-        env.update(DYAG_PORT=str(cfg.gateway_port), DYAG_API_KEYS=key, DYAG_SERVICES=",".join(cfg.services))
+        env.update(
+            DYAG_PORT=str(cfg.gateway_port),
+            DYAG_API_KEYS_FILE=str(api_key_path(cfg.home)),  # the key itself stays in that 0600 file
+            DYAG_SERVICES=",".join(cfg.services),
+        )
         return env
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
