@@ -24,6 +24,7 @@ from dyag_gateway.pipeline import Pipelines
 from dyag_gateway.retraining import Retraining
 from dyag_gateway.routers import (
     catalogs,
+    console,
     datasets,
     evaluations,
     exports,
@@ -33,6 +34,7 @@ from dyag_gateway.routers import (
     keys,
     pipelines,
     rag,
+    records,
     retraining,
     training,
     validation,
@@ -121,10 +123,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, errors.validation_error_handler)
     app.add_exception_handler(HTTPException, errors.http_error_handler)
     app.include_router(health.router)  # open: liveness and readiness probes
+    app.include_router(console.router)  # open: the web console's files at /ui (its API calls carry the key)
     # Every other route needs a key with the read scope at least; a route that needs more names its scope.
     for router in (
         keys.router,
         catalogs.router,
+        records.router,
         datasets.router,
         validation.router,
         rag.router,

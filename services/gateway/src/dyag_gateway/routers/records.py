@@ -80,8 +80,8 @@ def _label(record: dict[str, Any]) -> dict[str, Any]:
 async def list_entities(
     name: str,
     request: Request,
-    version: str = Query("", description="empty: the latest"),
-    offset: int = Query(0, ge=0),
+    version: str = Query("", max_length=64, description="empty: the latest"),
+    offset: int = Query(0, ge=0, le=10_000_000),
     limit: int = Query(50, ge=1, le=MAX_PAGE),
     q: str = Query("", max_length=200, description="words found in the id, name, long name or description"),
     status: str = Query("", max_length=200, description="only records with this status"),
@@ -116,10 +116,12 @@ async def list_entities(
 async def diff_versions(
     name: str,
     request: Request,
-    to: str = Query("", description="the newer version; empty: the latest"),
-    since: str = Query("", alias="from", description="the older version; empty: the version before `to`"),
+    to: str = Query("", max_length=64, description="the newer version; empty: the latest"),
+    since: str = Query(
+        "", alias="from", max_length=64, description="the older version; empty: the version before `to`"
+    ),
     kind: Literal["", "added", "changed", "removed"] = Query("", description="only this kind of change"),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=10_000_000),
     limit: int = Query(50, ge=1, le=MAX_PAGE),
 ) -> dict[str, Any]:
     to = await _resolve(request, name, to)
