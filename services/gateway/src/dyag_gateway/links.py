@@ -15,8 +15,7 @@ _CATALOG = (
     ("get", "/catalogs/{name}/versions"),
     ("get", "/catalogs/{name}/profile"),
     ("get", "/catalogs/{name}/source"),
-    ("get", "/catalogs/{name}/retraining"),
-    ("put", "/catalogs/{name}/retraining"),
+    ("get", "/catalogs/{name}/retraining"),  # not PUT: a policy on a real catalog starts a retraining
     ("get", "/catalogs/{name}/champion"),
     ("get", "/catalogs/{name}/lineage"),
     ("post", "/catalogs/{name}/ask"),
