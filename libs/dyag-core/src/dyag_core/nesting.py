@@ -5,11 +5,44 @@ RecursionError or a recursive walk further on can turn it into a server error.""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
 # A catalog record sits 3 levels deep ({"key": [{...}]}), its nested fields 2 or 3 more; chat messages as deep.
 MAX_DEPTH = 64
+
+
+class NotJson(json.JSONDecodeError):
+    """What Python's parser accepts but JSON has not, or what it cannot hold: NaN and Infinity, a number too large
+    for a float (1e400), an integer of more than 4,300 digits. A JSONDecodeError without a position: `msg` says
+    what."""
+
+    def __init__(self, msg: str):
+        super().__init__(msg, "", 0)
+
+    def __str__(self) -> str:
+        return self.msg
+
+
+def _constant(name: str) -> Any:
+    raise NotJson(f"{name} is not a JSON number")
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise NotJson(f"the number {text[:20]}{'…' if len(text) > 20 else ''} is too large for a float")
+    return value
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_DIGITS:
+        raise NotJson(f"an integer of {len(text.lstrip('-')):,} digits (at most {MAX_DIGITS:,})")
+    return int(text)
+
+
+MAX_DIGITS = 4300  # Python's own limit on converting a string to an int
 
 
 class TooDeep(ValueError):
@@ -40,11 +73,17 @@ def check_depth(value: Any, limit: int = MAX_DEPTH) -> Any:
     return value
 
 
-def loads(data: str | bytes, limit: int = MAX_DEPTH, loader: Callable[[Any], Any] = json.loads) -> Any:
+def loads(
+    data: str | bytes, limit: int = MAX_DEPTH, loader: Callable[..., Any] = json.loads, *, strict: bool = True
+) -> Any:
     """`loader(data)` (json.loads by default) with the depth limit: TooDeep, a ValueError, however deep the nesting
-    (the standard parser's RecursionError past about 1,000 levels included); JSONDecodeError as before."""
+    (the standard parser's RecursionError past about 1,000 levels included); JSONDecodeError as before. `strict`
+    (json.loads only): NaN, Infinity, 1e400 and integers of more than 4,300 digits are NotJson, a JSONDecodeError."""
     try:
-        value = loader(data)
+        if strict and loader is json.loads:
+            value = json.loads(data, parse_constant=_constant, parse_float=_float, parse_int=_int)
+        else:
+            value = loader(data)
     except RecursionError:
         raise TooDeep(limit) from None
     return check_depth(value, limit)

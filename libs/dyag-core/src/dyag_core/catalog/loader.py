@@ -17,7 +17,7 @@ from typing import Any
 from dyag_core.catalog.model import Actor, Catalog, Contact, Domain, Entity, Event, Hosting, Link, Site, UserGroup
 from dyag_core.catalog.roles import NESTED_KEYS, FieldRoles
 from dyag_core.errors import CatalogError
-from dyag_core.nesting import MAX_DEPTH, TooDeep
+from dyag_core.nesting import MAX_DEPTH, NotJson, TooDeep
 from dyag_core.nesting import loads as json_loads
 from dyag_core.text import clean_scalar, has_mojibake, normalize_key, repair_mojibake, repair_url, slugify
 
@@ -95,6 +95,8 @@ def _parse(text: str, filename: str | None) -> tuple[list[Any], str, str | None]
             "whose fields nest a few levels at most",
             {"max_depth": MAX_DEPTH},
         ) from None
+    except NotJson as exc:
+        raise CatalogError("not_json", f"the file is not valid JSON: {exc}") from None
     except json.JSONDecodeError as exc:
         # JSONL: the first line is a whole object and more follow ("Extra data"); any other error is the JSON's own.
         if head == "{" and suffix != ".json" and "\n" in text.strip() and exc.msg == "Extra data":
@@ -141,6 +143,8 @@ def _parse_jsonl(text: str) -> list[Any]:
                 f"line {number} nests lists and objects more than {MAX_DEPTH} levels deep",
                 {"line": number, "max_depth": MAX_DEPTH},
             ) from None
+        except NotJson as exc:
+            raise CatalogError("not_json", f"line {number} is not valid JSON: {exc}", {"line": number}) from None
         except json.JSONDecodeError as exc:
             raise CatalogError(
                 "not_json", f"line {number} is not valid JSON: {exc.msg} (column {exc.colno})", {"line": number}
