@@ -5,10 +5,10 @@ collections) are checked by the services that own them, with their own rules and
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from dyag_core.nesting import check_depth
 
@@ -45,11 +45,40 @@ Limit = Annotated[int, Query(ge=1, le=LIMIT_MAX, description=f"at most this many
 Filter = Annotated[str, Query(max_length=200)]
 
 
+def unencodable(value: Any) -> str | None:
+    """Where `value` holds a string that is not Unicode text (a lone surrogate: JSON's "\\ud800" escape, which
+    Python's parser lets through and nothing downstream can encode), as a dotted path; None when it holds none.
+    Models inside are skipped: each checks its own fields."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return where or "(the value)"
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                stack.append((f"{where}.{key}" if where else str(key), key))
+                stack.append((f"{where}.{key}" if where else str(key), sub))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((f"{where}.{i}" if where else str(i), sub) for i, sub in enumerate(item))
+    return None
+
+
 class Body(BaseModel):
     """A JSON body: a field it does not have is refused by name (not ignored), and so are NaN and infinities, which
-    Python's JSON parser accepts but JSON has not."""
+    Python's JSON parser accepts but JSON has not, and strings that are not Unicode text (lone surrogates)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _unicode_text(self) -> Self:
+        fields = {name: value for name, value in self.__dict__.items() if not isinstance(value, BaseModel)}
+        where = unencodable(fields)
+        if where is not None:
+            raise ValueError(f"{where}: a string holds a lone UTF-16 surrogate (\\ud800-\\udfff), not Unicode text")
+        return self
 
 
 # Numbers that travel in protobuf int32 fields: what does not fit is a 422 here, not a ValueError at the gRPC call.

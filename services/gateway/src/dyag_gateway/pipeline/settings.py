@@ -7,10 +7,11 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dyag_core.nesting import check_depth
+from dyag_gateway.params import Body
 from dyag_gateway.pipeline.model import TARGETS
 
 
@@ -87,10 +88,8 @@ TUNED = (
 BASE_LLM_KINDS = ("gguf", "ollama")  # what the base target may answer with besides the fine-tuning's base model
 
 
-class PipelineRequest(BaseModel):
+class PipelineRequest(Body):
     """POST /pipelines. Every parameter has a default; unset ones follow the trainer's device (DEVICE_DEFAULTS)."""
-
-    model_config = {"extra": "forbid", "allow_inf_nan": False}
 
     catalog: str = Field(
         "", description="the catalog's name: a stored catalog, or the name to store catalog_content under"
