@@ -173,6 +173,7 @@ class SourceBody(BaseModel):
     url: str = Field("", description="or: an http:// or https:// URL, polled with If-None-Match / If-Modified-Since")
     interval_s: int = Field(
         0,
+        ge=0,
         le=2_147_483_647,
         description="seconds between polls; 0: dataset-builder's default (60 s); "
         "at least DYAG_SOURCE_MIN_INTERVAL_S (5 s)",
