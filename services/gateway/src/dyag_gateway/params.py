@@ -5,6 +5,7 @@ collections) are checked by the services that own them, with their own rules and
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Self
 
 from fastapi import Path, Query
@@ -86,3 +87,20 @@ Int32 = Annotated[int, Field(ge=-INT32_MAX - 1, le=INT32_MAX)]
 Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
 # Free-form JSON (training options, result documents, details): at most 64 levels deep, like every JSON read.
 JsonObject = Annotated[dict[str, Any], AfterValidator(check_depth)]
+
+
+# A name given to what a request makes (a model, an export, a run, a pipeline): a label shown in lists and reports,
+# never a path, so nothing that reads as one: no separator, no '..', no percent-escaped dot or slash, no control
+# character (NUL…).
+_PATH_LIKE = re.compile(r"[/\\\x00-\x1f\x7f]|\.\.|%(?:2e|2f|5c|00)", re.IGNORECASE)
+
+
+def _label(value: str) -> str:
+    if _PATH_LIKE.search(value):
+        raise ValueError(
+            f"{value[:60]!r} reads as a path: a name has no '/', '\\', '..', %2e/%2f escapes or control characters"
+        )
+    return value
+
+
+Label = Annotated[str, Field(max_length=200), AfterValidator(_label)]

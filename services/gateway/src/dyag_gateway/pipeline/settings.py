@@ -11,7 +11,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dyag_core.nesting import check_depth
-from dyag_gateway.params import Body
+from dyag_gateway.params import Body, Label
 from dyag_gateway.pipeline.model import TARGETS
 
 
@@ -161,7 +161,7 @@ class PipelineRequest(Body):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="size the defaults for this device; auto: the trainer's"
     )
-    name: str = Field("", max_length=200, description="a label for the pipeline")
+    name: Label = Field("", description="a label for the pipeline")
 
     @field_validator("targets", "skip")
     @classmethod

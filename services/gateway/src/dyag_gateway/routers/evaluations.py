@@ -14,7 +14,7 @@ from dyag.v1 import evaluation_pb2
 from dyag_gateway.auth import require_scope
 from dyag_gateway.convert import to_json
 from dyag_gateway.errors import ApiError
-from dyag_gateway.params import Body, Count, Filter, Id, Int32, JsonObject, Limit, Word
+from dyag_gateway.params import Body, Count, Filter, Id, Int32, JsonObject, Label, Limit, Word
 
 router = APIRouter(prefix="/evaluations", tags=["evaluation"])
 
@@ -85,7 +85,7 @@ class EvaluateBody(Body):
     manifest: str = Field("", description="with an OpenAI chat test_set: its provenance manifest (key facts)")
     format: str = Field("", description="eval | openai; empty: detected")
     artifact_digest: str = Field("", description="or a test file already in the artifact store (sha256:…)")
-    name: str = Field("", description="the run's label in reports; empty: the target's spec")
+    name: Label = Field("", description="the run's label in reports; empty: the target's spec")
     max_questions: Count = Field(0, description="0: every question; else a sample stratified by question type")
     concurrency: int | None = Field(
         None, ge=1, le=256, description="requests in flight at once; empty: the evaluator's default"

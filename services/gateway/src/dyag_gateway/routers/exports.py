@@ -10,7 +10,7 @@ from pydantic import Field
 from dyag.v1 import export_pb2
 from dyag_gateway.auth import require_scope
 from dyag_gateway.convert import to_json
-from dyag_gateway.params import Body, Filter, Id, Limit
+from dyag_gateway.params import Body, Filter, Id, Label, Limit
 
 router = APIRouter(prefix="/exports", tags=["Exports (GGUF, Ollama)"])
 
@@ -48,7 +48,7 @@ class ExportBody(Body):
         default_factory=list, description="explicit parity probes, instead of the test split"
     )
     parity_threshold: float | None = Field(None, ge=0, le=1, description="the least answer agreement accepted")
-    name: str = ""
+    name: Label = Field("", description="a label for the export")
 
 
 @router.post(

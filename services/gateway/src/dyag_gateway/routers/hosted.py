@@ -14,7 +14,7 @@ from dyag.v1 import hosted_pb2, jobs_pb2
 from dyag_gateway.auth import require_scope
 from dyag_gateway.convert import to_json
 from dyag_gateway.errors import ApiError
-from dyag_gateway.params import INT32_MAX, Body, Filter, HostedModelId, Id
+from dyag_gateway.params import INT32_MAX, Body, Filter, HostedModelId, Id, Label
 from dyag_runtime.events import Envelope
 from dyag_runtime.jobs import TERMINAL
 
@@ -39,7 +39,7 @@ class TrainBody(Body):
     dataset_id: str = Field("", description="a dataset built by dataset-builder (its train and validation splits)")
     train: str = Field("", description="or the train file's content (OpenAI chat JSONL)")
     validation: str = Field("", description="with an uploaded train file: the validation file's content, if any")
-    name: str = Field("", description="with an uploaded file: its name, for the lineage")
+    name: Label = Field("", description="with an uploaded file: its name, for the lineage")
     catalog: str = Field("", description="with an uploaded file: the catalog it comes from (coverage, contact names)")
     catalog_version: str = ""
     base_model: str = Field("", description="e.g. gpt-4o-mini-2024-07-18; empty: the service's default")

@@ -12,7 +12,7 @@ from dyag.v1 import training_pb2
 from dyag_gateway.auth import require_scope
 from dyag_gateway.convert import to_json
 from dyag_gateway.errors import ApiError
-from dyag_gateway.params import Body, Filter, Id, JsonObject, Limit
+from dyag_gateway.params import Body, Filter, Id, JsonObject, Label, Limit
 from dyag_runtime.contracts import lora_config_message
 
 router = APIRouter(tags=["LoRA fine-tuning"])
@@ -23,7 +23,7 @@ class TrainBody(Body):
     train: str = Field("", description="or the train file's content (OpenAI chat JSONL)")
     validation: str = Field("", description="with train: the validation file's content, if any")
     filename: str = Field("", description="with train: its file name, for the lineage")
-    name: str = Field("", description="a name for the model")
+    name: Label = Field("", description="a name for the model")
     base_model: str = Field(
         "", description="'default' (SmolLM2-135M-Instruct, offline), a local HF folder, or a hub id on GPU nodes"
     )
