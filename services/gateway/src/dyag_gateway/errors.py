@@ -33,7 +33,8 @@ class ApiError(Exception):
 
 
 def error_body(code: str, message: str) -> dict:
-    return {"error": {"code": code, "message": message}}
+    # A message that quotes the input may quote a lone surrogate, which no JSON response can encode: escaped.
+    return {"error": {"code": code, "message": message.encode("utf-8", "backslashreplace").decode("utf-8")}}
 
 
 async def api_error_handler(_: Request, exc: ApiError) -> JSONResponse:

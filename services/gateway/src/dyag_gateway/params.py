@@ -60,8 +60,9 @@ def unencodable(value: Any) -> str | None:
                 return where or "(the value)"
         elif isinstance(item, dict):
             for key, sub in item.items():
-                stack.append((f"{where}.{key}" if where else str(key), key))
-                stack.append((f"{where}.{key}" if where else str(key), sub))
+                shown = str(key).encode("utf-8", "backslashreplace").decode("utf-8")
+                stack.append((f"{where}.{shown}" if where else shown, key))
+                stack.append((f"{where}.{shown}" if where else shown, sub))
         elif isinstance(item, (list, tuple)):
             stack.extend((f"{where}.{i}" if where else str(i), sub) for i, sub in enumerate(item))
     return None
