@@ -167,6 +167,24 @@ def create_rag(
 dataset_app.command("build")(create_rag)
 
 
+BUILD_FIELDS = (
+    "catalog",
+    "catalog_version",
+    "num_questions",
+    "question_types",
+    "variations",
+    "add_negatives",
+    "seed",
+    "split_strategy",
+    "split_ratios",
+    "formats",
+    "system_prompt",
+    "base_dataset_id",
+    "focus_entity_ids",
+    "replay_fraction",
+)
+
+
 @dataset_app.command("split")
 def split_dataset(
     dataset_id: str,
@@ -183,6 +201,9 @@ def split_dataset(
     if params is None:
         fail(f"the build parameters of {dataset_id} are no longer known; build it again with --split {strategy}")
     params.update(split_strategy=strategy, catalog_version=base["catalog_version"])
+    # The job's record also keeps what the service worked out (sizing, max_entities…): POST /datasets takes its own
+    # fields only, and refuses others.
+    params = {k: v for k, v in params.items() if k in BUILD_FIELDS}
     new = run_or_fail(lambda: client.post("/datasets", json=params))
     finished = follow_job(client, new["id"], f"splitting by {strategy}")
     if finished["status"] != "succeeded":
