@@ -84,7 +84,7 @@ function renderKey() {
   }
   replace(
     keyBox,
-    h('span', { class: 'key-name', title: 'the API key this browser session uses' }, 'key: ', info && info.name ? `${info.name}` : 'key', info && info.id ? ` (${info.id})` : ''),
+    h('span', { class: 'key-name', title: 'the API key this browser session uses' }, info && info.name ? `key: ${info.name}${info.id ? ` (${info.id})` : ''}` : 'API key set'),
     info && info.scopes && info.scopes.length ? h('span', { class: 'key-scopes' }, ` · ${info.scopes.join(', ')}`) : null,
     h('button', { type: 'button', class: 'btn small ghost', onclick: () => gate() }, 'Change key'),
   );

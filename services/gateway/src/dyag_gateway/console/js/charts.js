@@ -129,7 +129,7 @@ export function liveLines(seriesLabels, { title, height = 260, xLabel = 'step' }
       type: 'line',
       data: {
         labels: [],
-        datasets: seriesLabels.map((label, i) => ({ label, data: [], borderColor: PALETTE[i % PALETTE.length], backgroundColor: PALETTE[i % PALETTE.length], spanGaps: true, pointRadius: 2, tension: 0.2 })),
+        datasets: seriesLabels.map((label, i) => ({ label, data: [], borderColor: PALETTE[i % PALETTE.length], backgroundColor: PALETTE[i % PALETTE.length], spanGaps: true, pointRadius: 2, tension: 0 })),
       },
       options: {
         plugins: { legend: { display: true } },

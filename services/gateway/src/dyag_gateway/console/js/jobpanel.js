@@ -25,9 +25,11 @@ export function artifactList(artifacts) {
 }
 
 // A loss curve fed with {step, loss, eval_loss} as progress reports them.
-export function lossCurve() {
-  const curve = liveLines(['loss', 'eval loss'], { title: 'Training loss', xLabel: 'step' });
+// The progress keeps the last evaluation's loss at every later step: a point is drawn where it changes only.
+export function lossCurve({ title = 'Training loss' } = {}) {
+  const curve = liveLines(['loss', 'eval loss'], { title, xLabel: 'step' });
   curve.box.classList.add('loss-curve');
+  let lastEval = null;
   return {
     box: curve.box,
     count: curve.count,
@@ -35,7 +37,10 @@ export function lossCurve() {
       if (!metrics || metrics.step === undefined || metrics.step === null) return;
       const values = {};
       if (typeof metrics.loss === 'number') values.loss = metrics.loss;
-      if (typeof metrics.eval_loss === 'number') values['eval loss'] = metrics.eval_loss;
+      if (typeof metrics.eval_loss === 'number' && metrics.eval_loss !== lastEval) {
+        lastEval = metrics.eval_loss;
+        values['eval loss'] = metrics.eval_loss;
+      }
       if (Object.keys(values).length) curve.push(Number(metrics.step), values);
     },
   };
@@ -75,7 +80,10 @@ export function jobPanel(jobId, { signal, withLogs = true } = {}) {
       curve = lossCurve();
       curveBox.append(curve.box);
     }
-    if (curve) curve.feed(job.progress?.metrics);
+    if (curve) {
+      if (job.status === 'running') curve.feed(job.progress?.metrics);
+      curve.box.hidden = TERMINAL.has(job.status) && curve.count() < 2; // drawn while it runs, not after
+    }
     replace(
       head,
       h('div', { class: 'row' }, badge(job.status), h('code', job.kind), h('span', { class: 'muted' }, `on ${job.service}`), job.attempts > 1 ? h('span', { class: 'tag' }, `attempt ${job.attempts}`) : null),

@@ -7,10 +7,20 @@ import { renderComparison } from '../comparison.js';
 
 const ENDED = new Set(['succeeded', 'failed', 'cancelled']);
 
+function resultText(value) {
+  if (Array.isArray(value)) return value.every((v) => typeof v !== 'object') ? value.join(' ; ') : JSON.stringify(value);
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value);
+    if (entries.every(([, v]) => v === null || typeof v !== 'object')) return entries.map(([k, v]) => `${k.replace(/_/g, ' ')} ${v ?? '–'}`).join(' · ');
+    return JSON.stringify(value);
+  }
+  return String(value);
+}
+
 function resultPairs(result) {
   return Object.entries(result || {})
     .filter(([k, v]) => k !== 'markdown' && v !== null && v !== undefined && v !== '' && !(Array.isArray(v) && !v.length))
-    .map(([k, v]) => [k.replace(/_/g, ' '), typeof v === 'object' ? JSON.stringify(v) : String(v)]);
+    .map(([k, v]) => [k.replace(/_/g, ' '), resultText(v)]);
 }
 
 function stepHead(step) {
@@ -59,7 +69,7 @@ export async function render(root, { params, signal, setTitle }) {
   const ensureCurve = (pipeline) => {
     const train = pipeline.steps.find((s) => s.name === 'train');
     if (!train || train.status === 'skipped' || curve) return;
-    curve = lossCurve();
+    curve = lossCurve({ title: '' });
     replace(
       lossBox,
       section(
@@ -104,17 +114,23 @@ export async function render(root, { params, signal, setTitle }) {
           ...resultPairs(step.result),
         ]),
         metricChips(step.progress?.metrics),
-        artifactList(step.artifacts),
+        step.job_id ? null : artifactList(step.artifacts), // a job's panel lists them
         panel,
       );
       if (!step.job_id) entry.details.hidden = !Object.keys(step.result || {}).length && !step.started_at;
       else entry.details.hidden = false;
     }
     if (step.name === 'train' && curve) {
-      curve.feed(step.progress?.metrics);
+      if (step.status === 'running') curve.feed(step.progress?.metrics);
       const metrics = step.result?.metrics;
       const final = lossBox.querySelector('.loss-final');
       if (final && metrics) replace(final, metricChips(metrics));
+      const over = !['pending', 'queued', 'running'].includes(step.status);
+      if (over && curve.count() < 2) {
+        curve.box.hidden = true;
+        const note = lossBox.querySelector('.muted');
+        if (note) note.textContent = 'The curve is drawn while the training runs: open this page during a training to follow it. This run:';
+      }
     }
   };
 
