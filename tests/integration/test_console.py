@@ -7,6 +7,7 @@
 - ask a question and see an answer that cites the records and fields it states, and the time it took;
 - HTML in catalog content is shown as text (records, the diff of two versions), never run;
 - every page renders without a console error (an HTTP error or a CSP violation is a console error too);
+- the loss curve grows with the training's progress (fed as a training job's progress feeds it);
 - with a 1,000-application catalog, 100 pipelines and 100 evaluation runs, lists show pages of 50 and the first paint
   comes in under a second (performance timing, measured in the browser).
 
@@ -174,6 +175,9 @@ def test_upload_the_sample_and_follow_a_tiny_pipeline_live(ui, key, running_stac
         ui.page.set_checked(f"input[name=targets][value={target}]", wanted)
     ui.page.set_checked("input[name=skip][value=train]", True)
     ui.page.set_checked("#opt-skip-similarity", True)
+    preview = ui.page.text_content("#cli-preview")  # the same run from a terminal
+    assert preview.startswith(f"dyag run {CATALOG} ") and "--skip train" in preview, preview
+    assert "--targets rag,grounded" in preview and "--num-questions 120" in preview, preview
     ui.shot("start", full_page=True)
     # Every data-status change of a step, as the page makes it; and a mark that a reload would wipe.
     ui.page.evaluate(
@@ -228,7 +232,7 @@ def test_upload_the_sample_and_follow_a_tiny_pipeline_live(ui, key, running_stac
     STATE["steps"] = seen
 
 
-def assert_charts_drawn(page, scope: str) -> None:
+def assert_charts_drawn(page, scope: str, at_least: int = 4) -> None:
     """Each chart's canvas has pixels drawn on it (not a blank canvas)."""
     drawn = page.evaluate(
         """(scope) => [...document.querySelectorAll(scope + ' figure.chart canvas')].map((c) => {
@@ -239,7 +243,7 @@ def assert_charts_drawn(page, scope: str) -> None:
         })""",
         scope,
     )
-    assert len(drawn) >= 4, drawn
+    assert len(drawn) >= at_least, drawn
     assert all(c["w"] > 100 and c["h"] > 100 and c["inked"] > 500 for c in drawn), drawn
 
 
@@ -388,6 +392,31 @@ def test_every_page_renders_without_a_console_error(ui, key, running_stack):
     assert ui.page.locator(".graph svg g.node").count() >= 2
     ui.shot("models", "main")
     assert ui.errors == []
+
+
+def test_the_loss_curve_grows_with_the_training_s_progress(ui, key):
+    """The curve a pipeline or job page draws while a training runs, fed as the job's progress feeds it (no training
+    here: a LoRA run takes minutes on this CPU): a point per logging step, eval loss only where an evaluation ran."""
+    ui.login(key)
+    drawn = ui.page.evaluate(
+        """async () => {
+          const { lossCurve } = await import('/ui/js/jobpanel.js');
+          const curve = lossCurve();
+          document.querySelector('#view').append(curve.box);
+          const progress = [
+            { step: 1, total_steps: 4, loss: 3.2 },
+            { step: 2, total_steps: 4, loss: 2.9, eval_loss: 3.0 },
+            { step: 3, total_steps: 4, loss: 2.5, eval_loss: 3.0 },
+            { step: 4, total_steps: 4, loss: 2.1, eval_loss: 2.4 },
+          ];
+          for (const metrics of progress) curve.feed(metrics);
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          const chart = curve.box.chart;
+          return { steps: chart.data.labels, loss: chart.data.datasets[0].data, evalLoss: chart.data.datasets[1].data };
+        }"""
+    )
+    assert drawn == {"steps": [1, 2, 3, 4], "loss": [3.2, 2.9, 2.5, 2.1], "evalLoss": [None, 3.0, None, 2.4]}, drawn
+    assert_charts_drawn(ui.page, "#view", at_least=1)
 
 
 # --- scale ---------------------------------------------------------------------------------------------------------

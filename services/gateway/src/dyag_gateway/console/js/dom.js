@@ -137,7 +137,7 @@ function objectText(obj) {
 // --- small components ----------------------------------------------------------------------------------------------
 
 const STATUS_CLASS = {
-  succeeded: 'ok', serving: 'ok', connected: 'ok', ready: 'ok', pass: 'ok', passed: 'ok', promoted: 'ok',
+  ok: 'ok', succeeded: 'ok', serving: 'ok', connected: 'ok', ready: 'ok', pass: 'ok', passed: 'ok', promoted: 'ok',
   running: 'run', queued: 'wait', pending: 'wait',
   failed: 'bad', interrupted: 'bad', disconnected: 'bad', not_ready: 'bad', fail: 'bad', rejected: 'bad',
   cancelled: 'off', skipped: 'off', blocked: 'off', warn: 'warn',

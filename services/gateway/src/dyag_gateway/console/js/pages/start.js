@@ -45,6 +45,7 @@ export async function render(root, { signal, query, navigate }) {
   const showChosen = () => {
     chosen.textContent = state.catalog ? `The pipeline runs on ${state.catalog}${state.version ? ` version ${state.version}` : ' (its latest version)'}.` : 'Upload a catalog or choose a stored one.';
     startButton.disabled = !state.catalog;
+    showCli(); // defined below; called once the page is built
   };
   pick.addEventListener('change', () => {
     Object.assign(state, { catalog: pick.value, version: '' });
@@ -117,10 +118,33 @@ export async function render(root, { signal, query, navigate }) {
     if (options.skip_similarity.checked) b.skip_similarity = true;
     return b;
   };
+  // The same run from a terminal, as LLaMA-Factory's board previews its command.
+  const cli = h('pre', { id: 'cli-preview', class: 'mono' });
+  const showCli = () => {
+    const b = body();
+    const args = ['dyag run', b.catalog || 'CATALOG'];
+    const flag = (name, value) => args.push(`--${name} ${/^[\w.:,@/-]+$/.test(String(value)) ? value : JSON.stringify(String(value))}`);
+    if (b.name) flag('name', b.name);
+    if (b.num_questions !== undefined) flag('num-questions', b.num_questions);
+    if (b.preset !== 'auto') flag('preset', b.preset);
+    if (b.max_steps !== undefined) flag('max-steps', b.max_steps);
+    if (b.epochs !== undefined) flag('epochs', b.epochs);
+    if (b.max_eval_questions !== undefined) flag('max-eval-questions', b.max_eval_questions);
+    if (b.targets.join(',') !== 'base,fine_tuned,rag') flag('targets', b.targets.join(',') || "''");
+    if (b.skip.length) flag('skip', b.skip.join(','));
+    if (b.rag_mode !== 'auto') flag('rag-mode', b.rag_mode);
+    if (b.rag_llm) flag('rag-llm', b.rag_llm);
+    if (b.device !== 'auto') flag('device', b.device);
+    if (b.model_id) flag('model-id', b.model_id);
+    if (b.skip_similarity) args.push('--no-similarity');
+    cli.textContent = args.join(' ') + (b.base_model && b.base_model !== 'default' ? `   # base model ${b.base_model}: POST /pipelines only` : '');
+  };
   const form = h(
     'form',
     {
       id: 'pipeline-form',
+      oninput: () => showCli(),
+      onchange: () => showCli(),
       onsubmit: async (event) => {
         event.preventDefault();
         startButton.disabled = true;
@@ -155,6 +179,7 @@ export async function render(root, { signal, query, navigate }) {
     h('label', { class: 'checks' }, options.skip_similarity, ' no semantic similarity in the evaluation (faster)'),
     h('div', { class: 'row' }, startButton),
     startResult,
+    h('details', h('summary', 'The same run from a terminal'), cli),
   );
   root.append(
     h('div', { class: 'page-head' }, h('h1', 'Start the workflow'), h('span', { class: 'sub' }, 'what `dyag run` does: ingest, build, validate, fine-tune, index, evaluate, compare')),
@@ -167,4 +192,5 @@ export async function render(root, { signal, query, navigate }) {
     section('2. The pipeline', form),
   );
   showChosen();
+  showCli();
 }
