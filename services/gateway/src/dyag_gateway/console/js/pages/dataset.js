@@ -19,8 +19,8 @@ function nameBook(catalog, version, signal) {
     names,
     async load(ids) {
       const missing = [...new Set(ids.map(String))].filter((id) => !names.has(id));
-      for (let i = 0; i < missing.length; i += 400) {
-        const chunk = missing.slice(i, i + 400);
+      for (let i = 0; i < missing.length; i += 100) {
+        const chunk = missing.slice(i, i + 100); // ids= holds at most 4,500 characters
         const reply = await api.get(`/catalogs/${encodeURIComponent(catalog)}/entities${api.qs({ version, ids: chunk.join(','), limit: 500 })}`, { signal, quiet: true }).catch(() => ({ entities: [] }));
         for (const id of chunk) names.set(id, id);
         for (const e of reply.entities) names.set(String(e.id), e.name || String(e.id));
