@@ -1,7 +1,7 @@
 // Models and exports: a catalog's champion and challenger, its lineage as a graph; the LoRA registry, hosted models,
 // exports with their parity results.
 import * as api from '../api.js';
-import { badge, h, kv, link, num, pager, pct, replace, route, section, short, svg, table, when, loading } from '../dom.js';
+import { badge, h, link, num, pager, pct, replace, route, section, short, svg, table, when, loading } from '../dom.js';
 
 const PAGE = 50;
 const KIND_COLOR = {
@@ -203,12 +203,14 @@ function exportTable(exports) {
 function hostedTable(models) {
   return table(
     [
-      { label: 'model', cell: (m) => h('code', m.id || m.model || '') },
-      { label: 'status', cell: (m) => badge(m.status || '') },
-      { label: 'base', cell: (m) => m.base_model || '' },
-      { label: 'details', cls: 'wrap', cell: (m) => kv([['dataset', m.dataset_id || '–'], ['created', when(m.created_at)]]) },
+      { label: 'model', cell: (m) => [h('code', m.id), m.target ? h('div', { class: 'muted' }, m.target) : null] },
+      { label: 'base model', cell: (m) => m.base_model || '' },
+      { label: 'lineage', cls: 'wrap', cell: (m) => [m.catalog ? link(route('catalogs', m.catalog), `${m.catalog}@${m.catalog_version}`) : null, m.dataset_id ? [' → ', link(route('datasets', m.dataset_id), m.dataset_id)] : m.dataset_name ? ` → ${m.dataset_name}` : null, m.job_id ? [' → ', link(route('jobs', m.job_id), 'training job')] : null] },
+      { label: 'cost', cell: (m) => (m.cost?.actual_usd ? `$${Number(m.cost.actual_usd).toFixed(2)}` : m.cost?.estimated_usd ? `~$${Number(m.cost.estimated_usd).toFixed(2)} (estimated)` : '–') },
+      { label: 'trained in', cell: (m) => (m.training_seconds ? `${Math.round(m.training_seconds)} s` : '–') },
+      { label: 'created', cell: (m) => when(m.created_at) },
     ],
     models,
-    { empty: 'no hosted fine-tuning yet' },
+    { empty: 'no hosted fine-tuning yet (dyag hosted train)' },
   );
 }
