@@ -132,3 +132,33 @@ def test_every_declared_link_joins_two_operations_of_the_schema(client):
                 }
                 declared += 1
     assert declared >= 30
+
+
+HTTP_REQUEST_LINE = 65_000  # what uvicorn (httptools) reads of a request line; past it, its own bare 400
+
+
+def test_every_parameter_is_bounded_and_no_url_the_schema_allows_is_too_long_for_the_server(client):
+    """A string in a path or a query has a maxLength (or a pattern or a set of values), and the longest URL an
+    operation allows, every character percent-encoded at 12 bytes (4-byte UTF-8), fits the server's request line:
+    what the schema allows reaches the gateway, which answers in its error shape."""
+    schema = client.get("/openapi.json").json()
+    unbounded, too_long = [], []
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            longest = len(path)
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] not in ("path", "query"):
+                    continue
+                types = [parameter["schema"]] + parameter["schema"].get("anyOf", [])
+                strings = [t for t in types if t.get("type") == "string"]
+                if not strings:
+                    longest += len(parameter["name"]) + 25  # a number or a boolean
+                    continue
+                bound = min((t["maxLength"] for t in strings if "maxLength" in t), default=None)
+                if bound is None and not any("enum" in t or "pattern" in t for t in strings):
+                    unbounded.append(f"{method.upper()} {path} {parameter['name']}")
+                longest += len(parameter["name"]) + 2 + 12 * (bound or 200)
+            if longest > HTTP_REQUEST_LINE:
+                too_long.append(f"{method.upper()} {path}: {longest:,}")
+    assert not unbounded, unbounded
+    assert not too_long, too_long

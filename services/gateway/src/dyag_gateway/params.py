@@ -38,6 +38,11 @@ HostedModelId = Annotated[
         description="the provider's model id (ft:…): ASCII letters, digits and . _ : @ + = - /",
     ),
 ]
+# A catalog's or a collection's name: only its length here (the service that owns it names what else is wrong: its
+# characters, '..'), so that no name makes a URL longer than the HTTP server reads.
+CatalogName = Annotated[str, Path(min_length=1, max_length=200, description="the catalog's name")]
+CollectionName = Annotated[str, Path(min_length=1, max_length=512, description="the collection's name")]
+Version = Annotated[str, Query(max_length=64, description="a version; empty: the latest")]
 # A file of a dataset (split, format) or a report's format: a short ASCII word, checked against the known ones by
 # the service that has them.
 Word = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]

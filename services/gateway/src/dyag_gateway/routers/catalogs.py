@@ -13,6 +13,7 @@ from dyag_core.catalog.names import default_name
 from dyag_gateway.auth import require_scope
 from dyag_gateway.convert import to_json
 from dyag_gateway.errors import ApiError
+from dyag_gateway.params import CatalogName, Version
 
 router = APIRouter(prefix="/catalogs", tags=["catalogs"])
 
@@ -23,14 +24,14 @@ _UPLOAD_DOC = {
             "name": "name",
             "in": "query",
             "required": False,
-            "schema": {"type": "string", "example": "demo"},
+            "schema": {"type": "string", "maxLength": 200, "example": "demo"},
             "description": "with a raw body: the catalog's name (required then)",
         },
         {
             "name": "filename",
             "in": "query",
             "required": False,
-            "schema": {"type": "string", "example": "demo.json"},
+            "schema": {"type": "string", "maxLength": 200, "example": "demo.json"},
             "description": "with a raw body: the file's name (helps detect its format)",
         },
         {
@@ -142,7 +143,7 @@ async def list_catalogs(request: Request) -> dict:
 
 
 @router.get("/{name}", summary="A catalog's latest version (or ?version=)")
-async def get_catalog(name: str, request: Request, version: str = "") -> dict:
+async def get_catalog(name: CatalogName, request: Request, version: Version = "") -> dict:
     reply = await request.app.state.backends.catalogs().GetCatalog(
         catalog_pb2.GetCatalogRequest(name=name, version=version)
     )
@@ -150,13 +151,13 @@ async def get_catalog(name: str, request: Request, version: str = "") -> dict:
 
 
 @router.get("/{name}/versions", summary="A catalog's versions, newest first")
-async def list_versions(name: str, request: Request) -> dict:
+async def list_versions(name: CatalogName, request: Request) -> dict:
     reply = await request.app.state.backends.catalogs().ListVersions(catalog_pb2.GetCatalogRequest(name=name))
     return {"versions": [to_json(v) for v in reply.versions]}
 
 
 @router.get("/{name}/profile", summary="Entity count, per-field fill rate, status distribution (the guide's step 1.1)")
-async def get_profile(name: str, request: Request, version: str = "") -> dict:
+async def get_profile(name: CatalogName, request: Request, version: Version = "") -> dict:
     reply = await request.app.state.backends.catalogs().GetProfile(
         catalog_pb2.GetCatalogRequest(name=name, version=version)
     )
@@ -189,7 +190,7 @@ class SourceBody(BaseModel):
     dependencies=[Depends(require_scope("write"))],
     summary="Follow a file or an HTTP(S) URL: polled at once, then every interval_s; each change is a new version",
 )
-async def set_source(name: str, body: SourceBody, request: Request) -> dict:
+async def set_source(name: CatalogName, body: SourceBody, request: Request) -> dict:
     reply = await request.app.state.backends.catalogs().SetSource(
         catalog_pb2.SetSourceRequest(
             name=name,
@@ -206,7 +207,7 @@ async def set_source(name: str, body: SourceBody, request: Request) -> dict:
 
 
 @router.get("/{name}/source", summary="A catalog's source and its poll state (last check, last change, last error…)")
-async def get_source(name: str, request: Request) -> dict:
+async def get_source(name: CatalogName, request: Request) -> dict:
     return to_json(await request.app.state.backends.catalogs().GetSource(catalog_pb2.CatalogSourceRequest(name=name)))
 
 
@@ -215,7 +216,7 @@ async def get_source(name: str, request: Request) -> dict:
     dependencies=[Depends(require_scope("admin"))],
     summary="Stop following the source (the catalog and its versions stay)",
 )
-async def remove_source(name: str, request: Request) -> dict:
+async def remove_source(name: CatalogName, request: Request) -> dict:
     return to_json(
         await request.app.state.backends.catalogs().RemoveSource(catalog_pb2.CatalogSourceRequest(name=name))
     )
@@ -226,7 +227,7 @@ async def remove_source(name: str, request: Request) -> dict:
     dependencies=[Depends(require_scope("write"))],
     summary="Poll the source now: changed (a new version), unchanged, or failed (the last version stays)",
 )
-async def poll_source(name: str, request: Request) -> dict:
+async def poll_source(name: CatalogName, request: Request) -> dict:
     reply = await request.app.state.backends.catalogs().PollSource(
         catalog_pb2.CatalogSourceRequest(name=name, correlation_id=request.headers.get("x-correlation-id", "")),
         timeout=request.app.state.settings.grpc_timeout_s,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import grpc
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import Field
 
@@ -100,7 +102,9 @@ async def modelfile(export_id: Id, request: Request) -> PlainTextResponse:
 
 
 @router.get("/{export_id}/files/{name:path}", summary="Download one file of an export (a GGUF, the Modelfile…)")
-async def download(export_id: Id, name: str, request: Request) -> StreamingResponse:
+async def download(
+    export_id: Id, name: Annotated[str, Path(min_length=1, max_length=400)], request: Request
+) -> StreamingResponse:
     call = request.app.state.backends.exporter().ReadFile(
         export_pb2.ReadExportFileRequest(export_id=export_id, name=name)
     )

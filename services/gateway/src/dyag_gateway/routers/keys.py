@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dyag_gateway.auth import caller, require_scope
 from dyag_gateway.errors import ApiError
+from dyag_gateway.params import Id
 
 router = APIRouter(tags=["access"], dependencies=[Depends(require_scope("admin"))])
 
@@ -39,7 +40,7 @@ async def list_keys(request: Request) -> dict:
 
 
 @router.delete("/keys/{key_id}", summary="Revoke a key: refused by every gateway replica within seconds")
-async def revoke_key(key_id: str, request: Request) -> dict:
+async def revoke_key(key_id: Id, request: Request) -> dict:
     return await request.app.state.keys.revoke(key_id, by=caller(request))
 
 

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from dyag_gateway import pipeline as P
 from dyag_gateway.auth import require_scope
 from dyag_gateway.errors import ApiError
-from dyag_gateway.params import Id, Limit
+from dyag_gateway.params import Id, Limit, Word
 from dyag_gateway.routers.jobs import SSE_HEARTBEAT_S, _sse
 
 if TYPE_CHECKING:  # the runner is the app's (app.state.pipelines): a router only types it
@@ -86,7 +86,7 @@ async def cancel_pipeline(pipeline_id: Id, request: Request) -> dict:
 
 
 @router.get("/{pipeline_id}/report.{fmt}", summary="The comparison report of a finished pipeline (html, md or json)")
-async def pipeline_report(pipeline_id: Id, fmt: str, request: Request) -> Response:
+async def pipeline_report(pipeline_id: Id, fmt: Word, request: Request) -> Response:
     if fmt not in ("html", "md", "json"):
         raise ApiError(
             404, "unknown_format", f"reports come as report.html, report.md or report.json, not report.{fmt}"

@@ -11,7 +11,7 @@ from pydantic import Field
 from dyag.v1 import rag_pb2
 from dyag_gateway.auth import require_scope
 from dyag_gateway.convert import to_json
-from dyag_gateway.params import Body
+from dyag_gateway.params import Body, CollectionName
 
 router = APIRouter(prefix="/rag", tags=["rag"])
 
@@ -43,7 +43,7 @@ class QueryBody(Body):
     dependencies=[Depends(require_scope("write"))],
     summary="Index a catalog into a collection (a job; only the changed entities are embedded again)",
 )
-async def index(collection: str, request: Request, body: IndexBody | None = None) -> JSONResponse:
+async def index(collection: CollectionName, request: Request, body: IndexBody | None = None) -> JSONResponse:
     body = body or IndexBody()
     job = await request.app.state.backends.rag().Index(
         rag_pb2.IndexRequest(
@@ -62,7 +62,7 @@ async def index(collection: str, request: Request, body: IndexBody | None = None
     dependencies=[Depends(require_scope("read"))],
     summary="Answer a question from the collection: {answer, sources, chunks with scores, timings, tokens}",
 )
-async def query(collection: str, body: QueryBody, request: Request) -> dict:
+async def query(collection: CollectionName, body: QueryBody, request: Request) -> dict:
     reply = await request.app.state.backends.rag().Query(
         rag_pb2.QueryRequest(
             collection=collection,
@@ -84,7 +84,7 @@ async def query(collection: str, body: QueryBody, request: Request) -> dict:
 @router.get(
     "/{collection}/stats", summary="A collection: catalog version, entities, chunks per section, embedder, store"
 )
-async def stats(collection: str, request: Request) -> dict:
+async def stats(collection: CollectionName, request: Request) -> dict:
     return to_json(await request.app.state.backends.rag().Stats(rag_pb2.StatsRequest(collection=collection)))
 
 
@@ -99,7 +99,9 @@ async def list_collections(request: Request) -> dict:
     dependencies=[Depends(require_scope("admin"))],
     summary="Delete a collection, or only some entities' chunks (?entity_id=…)",
 )
-async def delete(collection: str, request: Request, entity_id: list[str] = Query(default_factory=list)) -> dict:
+async def delete(
+    collection: CollectionName, request: Request, entity_id: list[str] = Query(default_factory=list)
+) -> dict:
     reply = await request.app.state.backends.rag().Delete(
         rag_pb2.DeleteRequest(collection=collection, entity_ids=entity_id)
     )

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request
 
 from dyag.v1 import catalog_pb2
 from dyag_core.text import fold
+from dyag_gateway.params import CatalogName
 
 router = APIRouter(prefix="/catalogs", tags=["catalogs"])
 
@@ -78,7 +79,7 @@ def _label(record: dict[str, Any]) -> dict[str, Any]:
 
 @router.get("/{name}/entities", summary="A catalog's records, a page at a time (search, status, ids)")
 async def list_entities(
-    name: str,
+    name: CatalogName,
     request: Request,
     version: str = Query("", max_length=64, description="empty: the latest"),
     offset: int = Query(0, ge=0, le=10_000_000),
@@ -116,7 +117,7 @@ async def list_entities(
     summary="What changed between two versions of a catalog: records added, removed, and changed field by field",
 )
 async def diff_versions(
-    name: str,
+    name: CatalogName,
     request: Request,
     to: str = Query("", max_length=64, description="the newer version; empty: the latest"),
     since: str = Query(

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from dyag_gateway.auth import caller, require_scope
 from dyag_gateway.errors import ApiError
-from dyag_gateway.params import Body, Count, JsonObject
+from dyag_gateway.params import Body, CatalogName, Count, JsonObject
 
 if TYPE_CHECKING:
     from dyag_gateway.retraining import Retraining
@@ -77,7 +77,7 @@ class AskBody(Body):
 
 
 @router.get("/{name}/retraining", summary="A catalog's retraining policy, its trigger state and its champion")
-async def get_policy(name: str, request: Request) -> dict:
+async def get_policy(name: CatalogName, request: Request) -> dict:
     return await _retraining(request).view(name)
 
 
@@ -87,7 +87,7 @@ async def get_policy(name: str, request: Request) -> dict:
     summary="Set a catalog's retraining policy: trigger (on_change | schedule | manual), debounce, approaches, "
     "training settings and budget, thresholds",
 )
-async def set_policy(name: str, body: PolicyBody, request: Request) -> dict:
+async def set_policy(name: CatalogName, body: PolicyBody, request: Request) -> dict:
     # Only what was given: the rest takes dyag_core.retraining.RetrainingPolicy's defaults, which it also validates.
     return await _retraining(request).set_policy(name, body.model_dump(exclude_unset=True))
 
@@ -97,7 +97,7 @@ async def set_policy(name: str, body: PolicyBody, request: Request) -> dict:
     dependencies=[Depends(require_scope("admin"))],
     summary="Stop retraining a catalog (its champion keeps answering)",
 )
-async def remove_policy(name: str, request: Request) -> dict:
+async def remove_policy(name: CatalogName, request: Request) -> dict:
     return await _retraining(request).remove_policy(name)
 
 
@@ -107,7 +107,7 @@ async def remove_policy(name: str, request: Request) -> dict:
     dependencies=[Depends(require_scope("write"))],
     summary="Start a retraining now (what changed since the champion, or the current version)",
 )
-async def retrain(name: str, request: Request) -> dict:
+async def retrain(name: CatalogName, request: Request) -> dict:
     return await _retraining(request).retrain(name, by=caller(request))
 
 
@@ -116,7 +116,7 @@ async def retrain(name: str, request: Request) -> dict:
     summary="A catalog's aliases (champion, challenger, previous), rejected candidates "
     "and its promotion log, newest first",
 )
-async def get_champion(name: str, request: Request) -> dict:
+async def get_champion(name: CatalogName, request: Request) -> dict:
     return await _retraining(request).champion(name)
 
 
@@ -125,7 +125,7 @@ async def get_champion(name: str, request: Request) -> dict:
     dependencies=[Depends(require_scope("admin"))],
     summary="Make a target the champion by hand (logged, with who asked)",
 )
-async def set_champion(name: str, body: ChampionBody, request: Request) -> dict:
+async def set_champion(name: CatalogName, body: ChampionBody, request: Request) -> dict:
     return await _retraining(request).set_champion(name, body.target.model_dump(), body.reason, by=caller(request))
 
 
@@ -134,12 +134,12 @@ async def set_champion(name: str, body: ChampionBody, request: Request) -> dict:
     dependencies=[Depends(require_scope("admin"))],
     summary="Restore an earlier champion in one call (the previous one by default)",
 )
-async def rollback(name: str, body: RollbackBody, request: Request) -> dict:
+async def rollback(name: CatalogName, body: RollbackBody, request: Request) -> dict:
     return await _retraining(request).rollback(name, body.to, body.reason, by=caller(request))
 
 
 @router.get("/{name}/lineage", summary="catalog version → dataset → job → model → evaluation → promotion, as a graph")
-async def get_lineage(name: str, request: Request) -> dict:
+async def get_lineage(name: CatalogName, request: Request) -> dict:
     return await _retraining(request).lineage(name)
 
 
@@ -148,5 +148,5 @@ async def get_lineage(name: str, request: Request) -> dict:
     dependencies=[Depends(require_scope("read"))],
     summary="Answer a question with the catalog's champion, citing its sources",
 )
-async def ask(name: str, body: AskBody, request: Request) -> dict:
+async def ask(name: CatalogName, body: AskBody, request: Request) -> dict:
     return await _retraining(request).ask(name, body.question)

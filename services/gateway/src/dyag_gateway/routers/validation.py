@@ -163,7 +163,7 @@ async def clean_file(
     duplicates: bool = True,
     near_duplicates: bool = False,
     redact_pii: bool = False,
-    catalog: str = "",
+    catalog: str = Query("", max_length=200),
 ) -> Response:
     source, _ = await _source_from_form(request)
     result = await request.app.state.backends.validator().Clean(
