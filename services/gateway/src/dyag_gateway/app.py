@@ -105,8 +105,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         title="Dyag",
         version="0.1.0",
         description="From an application catalog to a measured question-answering assistant. "
-        "Every route but /healthz, /readyz and /metrics needs an API key (X-API-Key) with a scope: read, write "
-        "(jobs and uploads) or admin (keys, promotion, rollback, deletion).",
+        "Every route but /healthz, /readyz, /metrics and the console's static files (/ui, which asks for a key and "
+        "sends it with each call) needs an API key (X-API-Key) with a scope: read, write (jobs and uploads) or admin "
+        "(keys, promotion, rollback, deletion).",
         lifespan=lifespan,
         docs_url="/docs" if settings.docs else None,
         redoc_url="/redoc" if settings.docs else None,
