@@ -87,8 +87,8 @@ class EvaluateBody(Body):
     artifact_digest: str = Field("", description="or a test file already in the artifact store (sha256:…)")
     name: Label = Field("", description="the run's label in reports; empty: the target's spec")
     max_questions: Count = Field(0, description="0: every question; else a sample stratified by question type")
-    concurrency: int | None = Field(
-        None, ge=1, le=256, description="requests in flight at once; empty: the evaluator's default"
+    concurrency: Int32 | None = Field(
+        None, description="requests in flight at once (at least 1); empty: the evaluator's default"
     )
     seed: Int32 = 0
     max_tokens: int = Field(0, ge=0, le=32_768, description="per answer; 0: the evaluator's default")
