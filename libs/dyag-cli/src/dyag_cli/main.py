@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from dyag_cli import (
+    backup,
     catalog_sources,
     datasets,
     evaluation,
@@ -95,6 +96,12 @@ app.command("lineage", help="A catalog's lineage: version → dataset → job �
     retraining.lineage
 )
 app.add_typer(keys.keys_app, name="keys")
+app.command("backup", help="Back up the local stack (DYAG_HOME) into one tar.gz with a manifest; works while it runs.")(
+    backup.backup_command
+)
+app.command("restore", help="Restore a backup into a stopped, empty DYAG_HOME (--force: replace it); then dyag up.")(
+    backup.restore_command
+)
 app.command("audit", help="The audit log, newest first: who (key, caller) changed what (method, path), when.")(
     keys.audit
 )
