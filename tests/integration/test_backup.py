@@ -124,6 +124,7 @@ def test_backup_restore_round_trip_and_what_a_restore_refuses(tmp_path, sample_c
         done = dyag(home, "backup", str(archive))
         assert done.returncode == 0, done.stdout + done.stderr
         assert "the stack runs" in done.stdout and "databases:" in done.stdout and f"✓ {archive}" in done.stdout
+        assert oct(archive.stat().st_mode & 0o777) == "0o600"  # it holds the keys
         assert not list(archive.parent.glob("*.partial")) and not list(archive.parent.glob(".dyag-backup-*"))
         with tarfile.open(archive, "r:gz") as tar:
             names = tar.getnames()

@@ -12,6 +12,10 @@ What a backup holds, under these member names:
   manifest.json            last: the date, the counts per part, each KV bucket's settings, and the sha256 and size of
                            every other member
 
+On a running stack they are read in this order: the KV records, the databases, the other files, the artifacts; each
+names only things read after it (a job's record its dataset, a dataset its artifacts), so a record that a backup keeps
+finds what it names there.
+
 Left out: stack.json (the processes of the stack that ran), logs/, the JetStream store itself (nats/: its KV buckets
 are in kv/, its event streams are not kept), the supervisor's lock.
 
@@ -42,6 +46,7 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from dyag_cli.stack import Stack, StackConfig, dyag_home, free_port, nats_server_binary, port_open
 
@@ -72,10 +77,10 @@ class BackupError(Exception):
 # --- what a backup holds (pure) --------------------------------------------------------------------------------------
 @dataclass
 class Plan:
-    """The files of a home that a backup copies, by part: (path on disk, member name)."""
+    """The files of a home that a backup copies, by part: (path on disk, member name); the artifacts are listed later
+    (artifact_files)."""
 
     api_key: list[tuple[Path, str]] = field(default_factory=list)
-    artifacts: list[tuple[Path, str]] = field(default_factory=list)
     sqlite: list[tuple[Path, str]] = field(default_factory=list)
     files: list[tuple[Path, str]] = field(default_factory=list)  # the other files under data/
 
@@ -92,8 +97,6 @@ def plan(home: Path) -> Plan:
     for name in HOME_FILES:
         if (home / name).is_file():
             found.api_key.append((home / name, HOME_PREFIX + name))
-    for path in _walk(home / "artifacts"):
-        found.artifacts.append((path, HOME_PREFIX + path.relative_to(home).as_posix()))
     data = [p for p in _walk(home / "data")]
     databases = {p for p in data if is_sqlite(p)}
     for path in data:
@@ -103,6 +106,12 @@ def plan(home: Path) -> Plan:
         elif not _is_sidecar(path, databases):
             found.files.append((path, member))
     return found
+
+
+def artifact_files(home: Path) -> list[tuple[Path, str]]:
+    """The artifacts, listed when they are copied: last, after the records and databases that name them, so that each
+    artifact a copied record names is in the backup (they are immutable and only ever added)."""
+    return [(path, HOME_PREFIX + path.relative_to(home).as_posix()) for path in _walk(home / "artifacts")]
 
 
 def _walk(root: Path) -> Iterator[Path]:
@@ -331,6 +340,9 @@ def backup(home: Path, out: Path, progress: Progress = lambda _: None) -> dict[s
     parts: dict[str, Any] = {}
     partial = out.with_name(out.name + ".partial")
     try:
+        # it holds the keys: 0600 from the start
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        partial.chmod(0o600)
         with (
             tarfile.open(partial, "w:gz", compresslevel=6) as tar,
             tempfile.TemporaryDirectory(dir=out.parent, prefix=".dyag-backup-") as scratch,
@@ -361,9 +373,16 @@ def backup(home: Path, out: Path, progress: Progress = lambda _: None) -> dict[s
                 add(path, name)
             parts["api_key"] = {"files": len(found.api_key)}
 
-            size = sum(add(path, name) for path, name in found.artifacts)
-            parts["artifacts"] = {"files": len(found.artifacts), "bytes": size}
-            progress(f"artifacts: {len(found.artifacts)} files, {human(size)}")
+            kv, source = _read_kv(home, progress)
+            buckets: dict[str, Any] = {}
+            for name, (settings, entries) in sorted(kv.items()):
+                add_bytes(b"".join(kv_line(k, v) for k, v in entries), f"{KV_PREFIX}{name}.jsonl")
+                buckets[name] = {**settings, "entries": len(entries), "active_jobs": active_jobs(name, entries)}
+            parts["kv"] = {"buckets": len(buckets), "entries": sum(b["entries"] for b in buckets.values())}
+            progress(
+                f"JetStream KV ({source}): {len(buckets)} buckets, {parts['kv']['entries']} entries"
+                + "".join(f"\n  {n}: {b['entries']}" for n, b in buckets.items())
+            )
 
             sizes = 0
             for i, (path, name) in enumerate(found.sqlite):
@@ -377,23 +396,16 @@ def backup(home: Path, out: Path, progress: Progress = lambda _: None) -> dict[s
                 + ", ".join(name[len(HOME_PREFIX + "data/") :] for _, name in found.sqlite)
             )
 
-            size = 0
+            added = []
             for path, name in found.files:
                 with contextlib.suppress(FileNotFoundError):  # removed since it was listed (a job's temp file)
-                    size += add(path, name)
-            parts["files"] = {"files": len(found.files), "bytes": size}
-            progress(f"other files under data/: {len(found.files)}, {human(size)}")
+                    added.append(add(path, name))
+            parts["files"] = {"files": len(added), "bytes": sum(added)}
+            progress(f"other files under data/: {len(added)}, {human(sum(added))}")
 
-            kv, source = _read_kv(home, progress)
-            buckets: dict[str, Any] = {}
-            for name, (settings, entries) in sorted(kv.items()):
-                add_bytes(b"".join(kv_line(k, v) for k, v in entries), f"{KV_PREFIX}{name}.jsonl")
-                buckets[name] = {**settings, "entries": len(entries), "active_jobs": active_jobs(name, entries)}
-            parts["kv"] = {"buckets": len(buckets), "entries": sum(b["entries"] for b in buckets.values())}
-            progress(
-                f"JetStream KV ({source}): {len(buckets)} buckets, {parts['kv']['entries']} entries"
-                + "".join(f"\n  {n}: {b['entries']}" for n, b in buckets.items())
-            )
+            added = [add(path, name) for path, name in artifact_files(home)]
+            parts["artifacts"] = {"files": len(added), "bytes": sum(added)}
+            progress(f"artifacts: {len(added)} files, {human(sum(added))}")
 
             manifest = {
                 **header(created_at),
@@ -464,7 +476,7 @@ def restore(archive: Path, home: Path, *, force: bool = False, progress: Progres
     home.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=home.parent, prefix=f".{home.name}.restore-"))
     try:
-        manifest, kv = _extract(archive, staging, progress)
+        manifest, kv = _extract(archive, staging, home, progress)
         if kv:
             entries = sum(len(e) for _, e in kv.values())
             progress(f"JetStream KV: putting back {len(kv)} buckets, {entries} entries (a nats-server on nats/)")
@@ -482,7 +494,7 @@ def restore(archive: Path, home: Path, *, force: bool = False, progress: Progres
     return manifest
 
 
-def _extract(archive: Path, staging: Path, progress: Progress) -> tuple[dict[str, Any], dict]:
+def _extract(archive: Path, staging: Path, home: Path, progress: Progress) -> tuple[dict[str, Any], dict]:
     """Every member into staging/home (kv/ into memory), hashed on the way; checked against the manifest."""
     members: dict[str, dict[str, Any]] = {}
     kv_data: dict[str, bytes] = {}
@@ -530,6 +542,11 @@ def _extract(archive: Path, staging: Path, progress: Progress) -> tuple[dict[str
         shown = "\n  ".join(problems[:10]) + (f"\n  … and {len(problems) - 10} more" if len(problems) > 10 else "")
         raise BackupError(f"the backup is corrupted, nothing was restored:\n  {shown}")
     progress(f"checked: {len(members)} members, every sha256 as in the manifest")
+    if manifest.get("home") and manifest["home"] != str(home):
+        progress(
+            f"note: this backup was taken from {manifest['home']}; a registry that recorded a folder by its full path "
+            "(a model's adapter folder…) still names that path"
+        )
     kv = {}
     for name, settings in (manifest.get("kv_buckets") or {}).items():
         data = kv_data.get(f"{KV_PREFIX}{name}.jsonl", b"")
@@ -584,16 +601,18 @@ def backup_command(
     from dyag_cli.common import console, fail
 
     home = dyag_home()
-    console.print(f"backing up {home} → {file}")
+    console.print(f"backing up {home} → {file}", markup=False)
     try:
-        manifest = backup(home, file, progress=lambda line: console.print(f"  {line}", highlight=False))
+        manifest = backup(home, file, progress=lambda line: console.print(f"  {line}", markup=False, highlight=False))
     except BackupError as exc:
         fail(str(exc), exc.code)
         return
     size = file.stat().st_size
-    console.print(f"[green]✓[/] {file}: {human(size)}, {len(manifest['members'])} members", highlight=False)
+    console.print(
+        f"[green]✓[/] {escape(str(file))}: {human(size)}, {len(manifest['members'])} members", highlight=False
+    )
     for line in _summary(manifest):
-        console.print(f"  {line}", highlight=False)
+        console.print(f"  {line}", markup=False, highlight=False)
     active = sum(b.get("active_jobs", 0) for b in manifest["kv_buckets"].values())
     if active:
         console.print(
@@ -611,13 +630,17 @@ def restore_command(
     from dyag_cli.common import console, fail
 
     home = dyag_home()
-    console.print(f"restoring {file} → {home}")
+    console.print(f"restoring {file} → {home}", markup=False)
     try:
-        manifest = restore(file, home, force=force, progress=lambda line: console.print(f"  {line}", highlight=False))
+        manifest = restore(
+            file, home, force=force, progress=lambda line: console.print(f"  {line}", markup=False, highlight=False)
+        )
     except BackupError as exc:
         fail(str(exc), exc.code)
         return
-    console.print(f"[green]✓[/] restored the backup of {manifest['created_at']} into {home}", highlight=False)
+    console.print(
+        f"[green]✓[/] restored the backup of {manifest['created_at']} into {escape(str(home))}", highlight=False
+    )
     for line in _summary(manifest):
-        console.print(f"  {line}", highlight=False)
+        console.print(f"  {line}", markup=False, highlight=False)
     console.print("start it with: dyag up")
