@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import socket
 
 import pytest
 
-from dyag_runtime.artifacts import ArtifactNotFound, LocalArtifactStore, S3ArtifactStore, open_artifact_store
+from dyag_runtime import artifacts
+from dyag_runtime.artifacts import (
+    ArtifactNotFound,
+    ArtifactStoreFull,
+    LocalArtifactStore,
+    S3ArtifactStore,
+    open_artifact_store,
+)
 
 
 def _free_port() -> int:
@@ -81,3 +89,37 @@ def test_malformed_digests_are_refused(store, digest):
 def test_s3_url_opens_the_s3_backend(s3_endpoint, monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     assert isinstance(open_artifact_store("s3://bucket/prefix", s3_endpoint), S3ArtifactStore)
+
+
+@pytest.mark.parametrize("how", ["bytes", "file"])
+def test_a_full_disk_leaves_no_half_written_file_and_says_so(tmp_path, monkeypatch, how):
+    """ENOSPC in the middle of a write (bench/bench_faults.py's disk-full case): the temp file is removed, nothing is
+    stored under the digest, and the error names the store and the full disk."""
+    store = LocalArtifactStore(tmp_path / "store")
+    real_fdopen = artifacts.os.fdopen
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(bytes(data)[:10])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(artifacts.os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))
+    data = b"x" * 100_000
+    with pytest.raises(ArtifactStoreFull, match="is full .no space left on device. writing big.bin") as raised:
+        if how == "bytes":
+            store.put_bytes(data, "big.bin")
+        else:
+            (tmp_path / "big.bin").write_bytes(data)
+            store.put_file(tmp_path / "big.bin")
+    assert raised.value.errno == errno.ENOSPC and str(tmp_path / "store") in str(raised.value)
+    assert list((tmp_path / "store").glob(".incoming-*")) == []
+    assert not store.exists("sha256:" + hashlib.sha256(data).hexdigest())

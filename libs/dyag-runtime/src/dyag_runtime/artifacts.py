@@ -6,6 +6,8 @@ reference ("sha256:<hex>") stays valid across services, hosts and restarts.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -21,6 +23,10 @@ _CHUNK = 1 << 20
 
 class ArtifactNotFound(KeyError):
     pass
+
+
+class ArtifactStoreFull(OSError):
+    """The store's disk is full: nothing of the artifact was kept (no half-written file)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +81,25 @@ class LocalArtifactStore:
         value = _hex(digest)
         return self.root / "sha256" / value[:2] / value[2:]
 
+    def _write(self, name: str, write) -> Path:
+        """The bytes in a temp file of the store; on any failure (a full disk) the temp file is removed, so that
+        nothing half-written stays, and a full disk is said as such."""
+        tmp = None
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+            return Path(tmp)
+        except BaseException as exc:
+            if tmp:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise ArtifactStoreFull(
+                    exc.errno, f"the artifact store {self.root} is full (no space left on device) writing {name}"
+                ) from exc
+            raise
+
     def _commit(self, tmp: Path, digest: str) -> None:
         target = self._path(digest)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -83,20 +108,19 @@ class LocalArtifactStore:
     def put_bytes(self, data: bytes, name: str, media_type: str = "application/octet-stream") -> Artifact:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if not self.exists(digest):
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            self._commit(Path(tmp), digest)
+            self._commit(self._write(name, lambda f: f.write(data)), digest)
         return Artifact(name, digest, len(data), media_type)
 
     def put_file(self, path: Path, name: str | None = None, media_type: str = "application/octet-stream") -> Artifact:
         path = Path(path)
         digest = file_digest(path)
         if not self.exists(digest):
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
-            os.close(fd)
-            shutil.copyfile(path, tmp)
-            self._commit(Path(tmp), digest)
+
+            def copy(f) -> None:
+                with open(path, "rb") as source:
+                    shutil.copyfileobj(source, f, _CHUNK)
+
+            self._commit(self._write(name or path.name, copy), digest)
         return Artifact(name or path.name, digest, path.stat().st_size, media_type)
 
     def get_bytes(self, digest: str) -> bytes:
