@@ -295,6 +295,7 @@ def test_ask_a_question_and_see_an_answer_with_its_citations(ui, key, running_st
     first.locator(".citation").first.wait_for()
     assert "6Tzen" in first.locator(".answer").inner_text()
     assert "the champion" in first.locator(".timing").inner_text()
+    assert first.locator(".citation[data-field]:not([data-field=''])").count() >= 1  # the champion's record and field
     # The records' own answer names each field it states.
     ui.page.select_option("#ask-mode", "grounded")
     ui.page.fill("#question", "Qui gère 6Tzen et où le trouver ?")
@@ -417,6 +418,43 @@ def test_the_loss_curve_grows_with_the_training_s_progress(ui, key):
     )
     assert drawn == {"steps": [1, 2, 3, 4], "loss": [3.2, 2.9, 2.5, 2.1], "evalLoss": [None, 3.0, None, 2.4]}, drawn
     assert_charts_drawn(ui.page, "#view", at_least=1)
+
+
+def test_a_finished_training_s_page_draws_its_whole_loss_curve(ui, key, running_stack):
+    """A run that ended before its page was opened: the curve comes from its model's record (loss_history), a point
+    per logging step and the validation loss where it was measured. A real 3-step LoRA run on six examples."""
+    rs = running_stack
+    system = "Tu es un assistant expert en applications du système d'information français."
+
+    def line(question: str, answer: str) -> str:
+        messages = [["system", system], ["user", question], ["assistant", answer]]
+        return json.dumps({"messages": [{"role": r, "content": c} for r, c in messages]}, ensure_ascii=False) + "\n"
+
+    train = "".join(line(f"Quel est le statut de l'application A{i} ?", f"A{i} est en production.") for i in range(6))
+    config = {"max_steps": 3, "batch_size": 2, "packing": False, "max_seq_len": 128, "eval_steps": 2}
+    reply = rs.http.post(
+        "/train",
+        json={"train": train, "validation": line("Où en est A1 ?", "A1 est en production."), "config": config},
+    )
+    assert reply.status_code == 202, reply.text
+    job = rs.wait_job(reply.json()["id"], timeout=600)
+    assert job["status"] == "succeeded", job["error"]
+    history = rs.http.get(f"/models/{job['result']['model_id']}").json()["loss_history"]
+    assert [p["step"] for p in history if "loss" in p] == [1, 2, 3], history
+    assert [p["step"] for p in history if "eval_loss" in p] == [2, 3], history
+    ui.login(key)
+    ui.go(f"#/jobs/{job['id']}", "jobs")
+    ui.page.wait_for_function(
+        "() => { const c = document.querySelector('.loss-curve'); return c && !c.hidden && c.chart"
+        " && c.chart.data.labels.length === 3; }"
+    )
+    drawn = ui.page.evaluate(
+        """() => { const chart = document.querySelector('.loss-curve').chart;
+                 return { steps: chart.data.labels, evalLoss: chart.data.datasets[1].data.map((v) => v !== null) }; }"""
+    )
+    assert drawn == {"steps": [1, 2, 3], "evalLoss": [False, True, True]}, drawn
+    assert_charts_drawn(ui.page, "#view", at_least=1)
+    assert ui.errors == []
 
 
 # --- scale ---------------------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """A challenger's dataset through the real dataset-builder: three applications of the sample catalog change, an
-incremental build regenerates only their examples and names them, and a build focused on them holds, in its train
-split, every train example about them plus a replay of the others (validation and test stay whole)."""
+incremental build regenerates only their examples and names them, and a build focused on them trains on the facts that
+changed, in every phrasing the templates have but one held out in test, plus a replay of the others."""
 
 from __future__ import annotations
 
@@ -78,25 +78,45 @@ def test_an_incremental_build_regenerates_only_the_changed_applications_and_name
     assert all(ids & set(e["provenance"]["entity_ids"]) or e["qtype"] in AGGREGATES for e in changed)
 
 
-def test_a_focused_build_trains_on_the_changed_applications_plus_a_replay(running_stack, builds):
+def fact(entry: dict) -> tuple:
+    return (entry["type"], tuple(entry["entity_ids"]), tuple(entry["fields"]), tuple(entry["key_facts"]))
+
+
+def test_a_focused_build_trains_on_the_changed_facts_in_every_phrasing_plus_a_replay(running_stack, builds):
     rs, ids = running_stack, builds["ids"]
-    full, focused = builds["incremental"]["dataset_id"], builds["focused"]["dataset_id"]
+    base, full, focused = (builds[k]["dataset_id"] for k in ("first", "incremental", "focused"))
     assert focused != full
     assert builds["focused"]["changed_entity_ids"] == sorted(ids)
-    full_train = jsonl(rs, full, "train", "manifest")
-    train = jsonl(rs, focused, "train", "manifest")
-    focus = about(full_train, ids)
-    replay = [e for e in train if not ids & set(e["entity_ids"])]
-    assert focus and {e["id"] for e in focus} <= {e["id"] for e in train}  # every train example about them
-    assert {e["id"] for e in train} <= {e["id"] for e in full_train}
-    assert len(replay) == round(0.5 * len(focus)) and len(train) == len(focus) + len(replay)
+    known = {fact(e) for e in jsonl(rs, base, "all", "manifest")}
+    full_train, full_test = jsonl(rs, full, "train", "manifest"), jsonl(rs, full, "test", "manifest")
+    train, test = jsonl(rs, focused, "train", "manifest"), jsonl(rs, focused, "test", "manifest")
+    wide = ("comparative", "listing", "counting")  # changed too, but long: they join the replay pool
+
+    def taught(entries: list[dict]) -> list[dict]:  # the changed facts a question about one application asks
+        return [e for e in entries if fact(e) not in known and e["type"] not in wide]
+
+    changed = taught(train)
+    replay = [e for e in train if e not in changed]
+    # every train example of a changed fact, plus the phrasings of them the full dataset did not have
+    assert {e["id"] for e in taught(full_train)} < {e["id"] for e in changed}
+    added = [e for e in changed if e["id"] not in {x["id"] for x in full_train}]
+    assert added and all(ids & set(e["entity_ids"]) for e in added)
+    for entity in ids:  # each new status taught in several phrasings, and asked in test in one train never shows
+        status = [e for e in changed if e["type"] == "status" and e["entity_ids"] == [entity]]
+        probe = [e for e in test if e["type"] == "status" and e["entity_ids"] == [entity]]
+        assert len(status) >= 4 and probe, (entity, status, probe)
+        assert not {e["template"] for e in probe} & {e["template"] for e in status}
+    assert len(replay) == round(0.5 * len(changed)) and {e["id"] for e in replay} <= {e["id"] for e in full_train}
     assert builds["focused"]["split_counts"]["train"] == len(train)
-    for split in ("validation", "test"):  # the evaluation's splits stay the whole dataset's
-        assert jsonl(rs, focused, split, "manifest") == jsonl(rs, full, split, "manifest")
+    # test: the whole dataset's, plus one held-out phrasing of each changed fact it did not ask; validation: the same
+    assert [e["id"] for e in test[: len(full_test)]] == [e["id"] for e in full_test] and len(test) > len(full_test)
+    assert all(fact(e) not in known and e["type"] not in wide for e in test[len(full_test) :])
+    assert jsonl(rs, focused, "validation", "manifest") == jsonl(rs, full, "validation", "manifest")
     dataset = rs.http.get(f"/datasets/{focused}").json()
     assert sorted(dataset["focus_entity_ids"]) == sorted(ids) and dataset["replay_fraction"] == 0.5
     logs = [line["message"] for line in rs.http.get(f"/jobs/{builds['focused']['job_id']}/logs").json()["lines"]]
-    said = f"{len(focus)} examples about the focus entities + {len(replay)} replayed of {len(full_train) - len(focus)}"
+    facts = len({fact(e) for e in changed})
+    said = f"{len(changed)} examples about {facts} changed facts + {len(replay)} replayed of"
     assert any(said in line for line in logs), logs
 
 

@@ -199,6 +199,7 @@ def test_a_champion_set_by_hand_rollback_and_ask(running_stack, first_champion):
     answer = rs.http.post(f"/catalogs/{NAME}/ask", json={"question": "Quel est le statut de 8-SINP ?"}).json()
     assert answer["champion"]["kind"] == "grounded" and "en production" in answer["answer"].lower(), answer
     assert answer["sources"], answer
+    assert any(c["field"] == "status" and c["entity_id"] == "1017" for c in answer["citations"]), answer
     log = rs.http.get(f"/catalogs/{NAME}/champion").json()["log"]
     assert [e["action"] for e in log[:2]] == ["rolled_back", "promoted"]
     bad = rs.http.post(f"/catalogs/{NAME}/champion/rollback", json={"to": "lora-never"})

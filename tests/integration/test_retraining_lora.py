@@ -3,8 +3,8 @@
 1. a first retraining trains a LoRA model on the whole catalog: the first champion;
 2. three applications change: RAG answers their new status at once; only their examples are regenerated; the champion
    is asked about them first and `model.stale` says how many it gets wrong; the challenger starts from the champion's
-   adapter on the changed applications (plus a replay sample), and the gate promotes it exactly when it beats the
-   champion on the changed questions (on a CPU it sometimes does, sometimes not);
+   adapter on the changed facts (every phrasing but one held out in test, plus a replay sample), and the gate
+   promotes it because it beats the champion on the changed questions;
 3. a challenger made worse on purpose (2 training steps from the base model, against a grounded champion set by
    hand) is rejected, the gate's sentences as the reason; the champion stays;
 4. rollback restores the first champion, and `ask` answers with it.
@@ -19,7 +19,7 @@ import pytest
 
 from tests.integration.conftest import read_events
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 NAME = "retrain_lora"
 CHANGES = {"6Tzen": "Abandonnée", "8-SINP": "En production", "ADS-PLUS": "En projet"}
@@ -118,7 +118,7 @@ def test_the_loop_with_a_fine_tuned_champion(running_stack, sample_catalog_bytes
     assert book["log"][0]["action"] == "promoted" and "premier champion" in book["log"][0]["reason"]
 
     # 2. Three applications change
-    set_policy(rs, max_training_steps=40)
+    set_policy(rs, max_training_steps=30)
     version = upload(rs, catalog_with(sample_catalog_bytes, CHANGES))["version"]
 
     def rag_current() -> bool:
@@ -142,24 +142,23 @@ def test_the_loop_with_a_fine_tuned_champion(running_stack, sample_catalog_bytes
     assert rs.http.get(f"/models/{challenger}").json()["init_model_id"] == first_model  # from the champion's adapter
     gate = steps(second)["gate"]["result"]
     changed = gate["changed"]
-    # On a CPU, 40 steps of SmolLM2 sometimes learn the changed answers (measured: 25 % against 12.5 % on 8 questions)
-    # and sometimes not: what must hold is the gate's rule, promoted exactly when better on the changed questions.
-    better = changed["challenger_accuracy"] > changed["champion_accuracy"]
-    assert gate["decision"] == ("promoted" if better else "rejected"), gate
-    book = champion(rs)
-    if better:
-        assert book["aliases"]["champion"]["label"] == f"lora:{challenger}"
-        assert book["aliases"]["previous"]["label"] == f"lora:{first_model}"
-        promoted = [
-            e["data"]
-            for e in read_events(rs.nats_url, "dyag.events.model.promoted", expect=1, timeout=5)
-            if e["data"].get("catalog") == NAME
-        ]
-        assert promoted[-1]["target"]["id"] == challenger and promoted[-1]["changed"]["questions"] > 0
-    else:
-        assert book["aliases"]["champion"]["label"] == f"lora:{first_model}"
-        assert "pas meilleur sur ce qui a changé" in book["candidates"][0]["reason"]
+    # The challenger learnt the changed facts (every phrasing but one, held out in test) and the champion did not:
+    # promoted because it is better on the changed questions, and not worse on the others
+    assert build["split_counts"]["test"] > 100, build  # the held-out phrasings of the changed facts
     assert changed["questions"] > 0 and changed["entities"] == 3, changed
+    assert changed["challenger_accuracy"] > changed["champion_accuracy"], gate
+    assert gate["decision"] == "promoted", gate
+    book = champion(rs)
+    assert book["aliases"]["champion"]["label"] == f"lora:{challenger}"
+    assert book["aliases"]["previous"]["label"] == f"lora:{first_model}"
+    promoted = [
+        e["data"]
+        for e in read_events(rs.nats_url, "dyag.events.model.promoted", expect=1, timeout=5)
+        if e["data"].get("catalog") == NAME
+    ]
+    assert promoted[-1]["target"]["id"] == challenger and promoted[-1]["changed"]["questions"] > 0
+    answer = rs.http.post(f"/catalogs/{NAME}/ask", json={"question": "Quel est le statut de 6Tzen ?"}).json()
+    assert answer["champion"]["id"] == challenger and answer["answer"], answer
 
     # 3. A challenger made worse on purpose: against a grounded champion (the records themselves), a LoRA model
     #    trained for 2 steps from the base model is rejected, the gate's sentences as the reason

@@ -97,3 +97,77 @@ def test_on_the_sample_catalog_the_focus_split_is_a_subset_of_the_full_train_spl
     assert {e.id for e in about(split.train, focus_ids)} <= {e.id for e in selection.train}
     assert selection.focus > 0 and selection.replay == round(0.25 * selection.focus)
     assert len(selection.train) == selection.focus + selection.replay
+
+
+# ---------------------------------------------------------------- the changed facts (an incremental build)
+
+
+def changed_sample(statuses: dict[str, str]):
+    """The sample catalog before and after these applications (by name) change status, both versions' examples, and
+    the changed applications' ids."""
+    import dataclasses
+
+    from dyag_core.catalog import diff_catalogs
+    from dyag_core.dataset import regenerate_changed
+
+    old = load_catalog_file(SAMPLE)
+    new = dataclasses.replace(
+        old,
+        entities=tuple(
+            dataclasses.replace(e, status=statuses[e.name]) if e.name in statuses else e for e in old.entities
+        ),
+    )
+    config = GenerationConfig(num_questions=1000)
+    before = generate(old, config)
+    diff = diff_catalogs(old, new)
+    return old, new, config, before, regenerate_changed(before, new, diff, config), sorted(diff.changed)
+
+
+def test_the_changed_facts_come_from_the_catalogs_every_phrasing_of_each_and_only_of_them():
+    from dyag_core.dataset import changed_fact_phrasings, every_phrasing, fact_key
+
+    old, new, config, _, _, ids = changed_sample({"6Tzen": "Abandonnée", "8-SINP": "En production"})
+    phrasings = changed_fact_phrasings(old, new, config, ids)
+    facts = {fact_key(e) for e in phrasings}
+    assert {k[0] for k in facts} == {"status", "definition"}  # the status, and the definition that says it
+    assert all(set(k[1]) <= set(ids) for k in facts) and {k[1] for k in facts} == {(i,) for i in ids}
+    status = [e for e in phrasings if e.qtype == "status"]
+    assert len(status) == 2 * len({e.provenance.template for e in status}) >= 2 * 6  # each status asked 6+ ways
+    assert not facts & {fact_key(e) for e in every_phrasing(old, config, ids)}  # none the old catalog stated
+    assert changed_fact_phrasings(old, old, config, ids) == ()
+    # from the catalogs, not from a dataset's sample of them: a 30-question dataset's changes are the same
+    assert changed_fact_phrasings(old, new, GenerationConfig(num_questions=30), ids) == phrasings
+
+
+def test_every_phrasing_of_a_changed_status_teaches_it_and_one_unseen_phrasing_is_held_out_in_test():
+    from dyag_core.dataset import changed_fact_phrasings, fact_key, with_paraphrases
+    from dyag_core.text import fold
+
+    old, new, config, _, after, ids = changed_sample({"6Tzen": "Abandonnée", "8-SINP": "En production"})
+    split = split_examples(after, seed=42)
+    augmented, added = with_paraphrases(split, changed_fact_phrasings(old, new, config, ids))
+    asked_before = {fold(e.question) for part in split.parts().values() for e in part}
+    assert added and not {fold(e.question) for e in added} & asked_before  # only new questions
+    assert augmented.validation == split.validation
+    for entity in ids:  # each changed status: asked in test, in words that train never shows
+        tested = [e for e in augmented.test if e.qtype == "status" and e.provenance.entity_ids == (entity,)]
+        taught = [e for e in augmented.train if e.qtype == "status" and e.provenance.entity_ids == (entity,)]
+        assert tested and len(taught) >= 4
+        assert not {fold(e.question) for e in tested} & {fold(e.question) for e in taught}
+        assert all(fact_key(e) == fact_key(taught[0]) for e in tested)
+
+
+def test_the_focus_on_changed_facts_leaves_the_unchanged_facts_of_those_applications_to_the_replay():
+    from dyag_core.dataset import changed_fact_phrasings, fact_key
+
+    old, new, config, _, after, ids = changed_sample({"6Tzen": "Abandonnée"})
+    facts = {fact_key(e) for e in changed_fact_phrasings(old, new, config, ids)}
+    split = split_examples(after, seed=42)
+    by_fact = focus_train(split.train, ids, replay_fraction=0.0, changed_facts=facts)
+    by_entity = focus_train(split.train, ids, replay_fraction=0.0)
+    assert by_fact.train and all(fact_key(e) in facts for e in by_fact.train)
+    assert by_fact.focus < by_entity.focus and by_fact.changed_facts == len({fact_key(e) for e in by_fact.train})
+    assert "changed facts" in by_fact.describe()
+    # facts nobody in train teaches (a change no question asks about): the focus falls back on the entities
+    fallback = focus_train(split.train, ids, replay_fraction=0.0, changed_facts={("status", ("nobody",), (), ())})
+    assert fallback.train == by_entity.train and fallback.changed_facts == 0

@@ -114,3 +114,19 @@ def test_the_engine_starts_from_the_initial_adapter_s_weights_trainable(tmp_path
     assert all(p.requires_grad for p in loaded.values())
     assert model.peft_config["default"].r == 4
     assert any("starting from the adapter in" in line and "trainable parameters" in line for line in logs)
+
+
+def test_the_loss_history_keeps_each_logged_loss_and_evaluation_and_drops_the_summary():
+    from dyag_gpu_lora_trainer.service import loss_points
+
+    history = [
+        {"loss": 3.6, "grad_norm": 0.9, "step": 1, "epoch": 0.1},
+        {"loss": 3.4, "step": 2},
+        {"eval_loss": 3.0, "eval_runtime": 30.1, "step": 2},
+        {"train_runtime": 50.5, "train_loss": 3.5, "step": 2},  # the trainer's summary: neither loss
+    ]
+    assert loss_points(history) == [
+        {"step": 1, "loss": 3.6},
+        {"step": 2, "loss": 3.4},
+        {"step": 2, "eval_loss": 3.0},
+    ]

@@ -18,7 +18,9 @@ from dyag_core.dataset import (
     Example,
     GenerationConfig,
     Split,
+    changed_fact_phrasings,
     check_replay_fraction,
+    fact_key,
     fit_to_catalog,
     focus_train,
     generate,
@@ -26,6 +28,7 @@ from dyag_core.dataset import (
     regenerate_changed,
     split_examples,
     split_warnings,
+    with_paraphrases,
     write_dataset,
     write_manifest,
 )
@@ -158,8 +161,9 @@ class DatasetBuilder:
 
         base_id = params.get("base_dataset_id", "")
         changed_ids: list[str] = []
+        phrasings: tuple[Example, ...] = ()  # every phrasing of the facts the base's catalog version did not state
         if base_id:
-            examples, regenerated, changed_ids = self._regenerate(ctx, base_id, catalog, config)
+            examples, regenerated, changed_ids, phrasings = self._regenerate(ctx, base_id, catalog, config)
         else:
             ctx.progress(0.05, "generating questions")
             examples = generate(
@@ -176,8 +180,17 @@ class DatasetBuilder:
         warnings = split_warnings(examples, split)
         focus_ids = list(params.get("focus_entity_ids") or [])
         if focus_ids:
+            facts = frozenset(fact_key(e) for e in phrasings if set(e.provenance.entity_ids) & set(focus_ids))
+            if facts:
+                tested = len(split.test)
+                split, added = with_paraphrases(split, (e for e in phrasings if fact_key(e) in facts))
+                examples = (*examples, *added)
+                ctx.log(
+                    f"{len(facts)} changed facts: {len(added)} more phrasings of them, "
+                    f"{len(split.test) - tested} held out in test"
+                )
             split, focus_warnings = self._focus(
-                ctx, split, focus_ids, float(params.get("replay_fraction") or 0), config
+                ctx, split, focus_ids, float(params.get("replay_fraction") or 0), config, facts
             )
             warnings += focus_warnings
         for warning in warnings:
@@ -234,10 +247,13 @@ class DatasetBuilder:
             )
         )
 
-    def _focus(self, ctx: JobContext, split: Split, focus_ids: list[str], replay_fraction: float, config):
-        """A challenger's train split: the examples about the focus entities and a replay of the others."""
+    def _focus(
+        self, ctx: JobContext, split: Split, focus_ids: list[str], replay_fraction: float, config, facts: frozenset
+    ):
+        """A challenger's train split: the examples about the focus entities (their changed facts when known) and a
+        replay of the others."""
         ctx.progress(0.75, "selecting the focus entities' examples")
-        selection = focus_train(split.train, focus_ids, replay_fraction, config.seed)
+        selection = focus_train(split.train, focus_ids, replay_fraction, config.seed, facts)
         ctx.log(f"focus on {len(focus_ids)} entities, replay fraction {replay_fraction:g}: {selection.describe()}")
         if not selection.train:
             raise DatasetError(
@@ -249,7 +265,9 @@ class DatasetBuilder:
             warnings.append(f"train: no example about {', '.join(selection.missing)} (focus_entity_ids)")
         return dataclasses.replace(split, train=selection.train), warnings
 
-    def _regenerate(self, ctx: JobContext, base_id: str, catalog, config) -> tuple[tuple[Example, ...], int, list[str]]:
+    def _regenerate(
+        self, ctx: JobContext, base_id: str, catalog, config
+    ) -> tuple[tuple[Example, ...], int, list[str], tuple[Example, ...]]:
         base = self.datasets.get(base_id)
         ctx.progress(0.05, f"comparing with the catalog version of {base_id}")
         old_catalog = self.catalogs.catalog(self.catalogs.get(base["catalog"], base["catalog_version"]))
@@ -266,7 +284,8 @@ class DatasetBuilder:
         # hash of type, template and entities, so a changed entity's regenerated examples keep their ids.
         kept = {id(e) for e in old_examples}
         regenerated = sum(1 for e in examples if id(e) not in kept)
-        return examples, regenerated, sorted({*diff.added, *diff.changed})
+        changed_ids = sorted({*diff.added, *diff.changed})
+        return examples, regenerated, changed_ids, changed_fact_phrasings(old_catalog, catalog, config, changed_ids)
 
     def _write_files(self, ctx: JobContext, examples, split, formats) -> list[dict[str, Any]]:
         out = ctx.workdir / "files"

@@ -609,8 +609,13 @@ class LoraTrainer:
 
             raise JobCancelled("cancelled during training")
         final_eval = None
-        if eval_ds is not None:
-            final_eval = float(trainer.evaluate()["eval_loss"])
+        if eval_ds is not None:  # the trainer may have evaluated at the last step already: not twice
+            at_end = [
+                h["eval_loss"]
+                for h in trainer.state.log_history
+                if "eval_loss" in h and h.get("step") == trainer.state.global_step
+            ]
+            final_eval = float(at_end[-1] if at_end else trainer.evaluate()["eval_loss"])
         adapter_dir = self.workdir / "adapter"
         if adapter_dir.exists():
             shutil.rmtree(adapter_dir)

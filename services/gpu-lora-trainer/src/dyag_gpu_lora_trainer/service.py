@@ -56,6 +56,17 @@ def adapter_folder(model: dict[str, Any], data_dir: Path, artifacts) -> str:
     return str(folder)
 
 
+def loss_points(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The trainer's log history as the curve's points: the training loss per logging step, the validation loss per
+    evaluation (the trainer's summary entries, with neither, left out)."""
+    points = []
+    for entry in log_history:
+        point = {k: float(entry[k]) for k in ("loss", "eval_loss") if isinstance(entry.get(k), int | float)}
+        if point:
+            points.append({"step": int(entry.get("step") or 0), **point})
+    return points
+
+
 def model_message(model: dict[str, Any]) -> training_pb2.LoraModel:
     body = {k: v for k, v in model.items() if k != "adapter_dir"}
     return json_format.ParseDict(body, training_pb2.LoraModel(), ignore_unknown_fields=True)
@@ -256,6 +267,7 @@ class LoraTrainingJob:
             "precision": hardware.precision_label,
             "backend": hardware.backend,
             "init_model_id": lineage.get("init_model_id", ""),
+            "loss_history": loss_points(result.log_history),
         }
         card = out / "MODEL_CARD.md"
         card.write_text(model_card(model, lineage), encoding="utf-8")

@@ -1,7 +1,7 @@
 """Dataset: grounded French question/answer examples from a catalog, their formats and splits."""
 
 from dyag_core.dataset.errors import DatasetError
-from dyag_core.dataset.focus import FocusSelection, check_replay_fraction, focus_train
+from dyag_core.dataset.focus import FocusSelection, check_replay_fraction, focus_train, with_paraphrases
 from dyag_core.dataset.formats import (
     FORMATS,
     MANIFEST_SUFFIX,
@@ -18,6 +18,8 @@ from dyag_core.dataset.generate import (
     POSITIVE_TYPES,
     DatasetPlan,
     GenerationConfig,
+    changed_fact_phrasings,
+    every_phrasing,
     fake_names,
     fit_to_catalog,
     generate,
@@ -44,7 +46,9 @@ __all__ = [
     "Provenance",
     "Split",
     "check_leakage",
+    "changed_fact_phrasings",
     "check_replay_fraction",
+    "every_phrasing",
     "fact_key",
     "fake_names",
     "fit_to_catalog",
@@ -59,6 +63,7 @@ __all__ = [
     "split_examples",
     "split_warnings",
     "to_record",
+    "with_paraphrases",
     "write_dataset",
     "write_manifest",
 ]

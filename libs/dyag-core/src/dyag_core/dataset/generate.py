@@ -280,6 +280,29 @@ def regenerate_changed(
     return tuple(kept + added)
 
 
+def every_phrasing(catalog: Catalog, config: GenerationConfig, entity_ids: Iterable[str]) -> tuple[Example, ...]:
+    """Every phrasing the templates have of every per-application fact about these applications."""
+    wanted = set(entity_ids)
+    ranks = _ranks(catalog, config.seed)
+    found: list[Example] = []
+    for qtype in (t for t in config.selected_types() if t in ENTITY_TYPES):
+        for subject in _subjects(qtype, catalog, config, ranks):
+            if wanted & set(subject.entity_ids):
+                found.extend(_example(subject, t, subject.ask(t), config) for t in subject.templates)
+    return tuple(found)
+
+
+def changed_fact_phrasings(
+    old: Catalog, new: Catalog, config: GenerationConfig, entity_ids: Iterable[str]
+) -> tuple[Example, ...]:
+    """Every phrasing of the per-application facts `new` states about these applications and `old` did not (a
+    changed status: each status question, and each definition, which says it). From the catalogs, not a dataset's
+    sample of them: what a retraining teaches a change with (several paraphrases per fact) and asks it back with."""
+    ids = tuple(entity_ids)
+    before = {fact_key(e) for e in every_phrasing(old, config, ids)}
+    return tuple(e for e in every_phrasing(new, config, ids) if fact_key(e) not in before)
+
+
 def fake_names(catalog: Catalog, seed: int = 42) -> Iterator[str]:
     """Plausible application names that are not close to any name of the catalog (fold + similarity ratio)."""
     real = _NameIndex(e.name for e in catalog.entities)

@@ -89,7 +89,7 @@ class LoraTrainRequest(_message.Message):
     def __init__(self, data: _Optional[_Union[LoraTrainingData, _Mapping]] = ..., config: _Optional[_Union[LoraConfig, _Mapping]] = ..., name: _Optional[str] = ..., correlation_id: _Optional[str] = ..., init_model_id: _Optional[str] = ...) -> None: ...
 
 class LoraModel(_message.Message):
-    __slots__ = ("id", "name", "base_model", "base_model_resolved", "target", "job_id", "dataset_id", "dataset_hash", "validation_hash", "catalog", "catalog_version", "hyperparameters", "metrics", "artifacts", "created_at", "hardware", "precision", "backend", "init_model_id")
+    __slots__ = ("id", "name", "base_model", "base_model_resolved", "target", "job_id", "dataset_id", "dataset_hash", "validation_hash", "catalog", "catalog_version", "hyperparameters", "metrics", "artifacts", "created_at", "hardware", "precision", "backend", "init_model_id", "loss_history")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     BASE_MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -109,6 +109,7 @@ class LoraModel(_message.Message):
     PRECISION_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     INIT_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    LOSS_HISTORY_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     base_model: str
@@ -128,7 +129,18 @@ class LoraModel(_message.Message):
     precision: str
     backend: str
     init_model_id: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., base_model: _Optional[str] = ..., base_model_resolved: _Optional[str] = ..., target: _Optional[str] = ..., job_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., dataset_hash: _Optional[str] = ..., validation_hash: _Optional[str] = ..., catalog: _Optional[str] = ..., catalog_version: _Optional[str] = ..., hyperparameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metrics: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., artifacts: _Optional[_Iterable[_Union[_jobs_pb2.ArtifactRef, _Mapping]]] = ..., created_at: _Optional[str] = ..., hardware: _Optional[str] = ..., precision: _Optional[str] = ..., backend: _Optional[str] = ..., init_model_id: _Optional[str] = ...) -> None: ...
+    loss_history: _containers.RepeatedCompositeFieldContainer[LossPoint]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., base_model: _Optional[str] = ..., base_model_resolved: _Optional[str] = ..., target: _Optional[str] = ..., job_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., dataset_hash: _Optional[str] = ..., validation_hash: _Optional[str] = ..., catalog: _Optional[str] = ..., catalog_version: _Optional[str] = ..., hyperparameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metrics: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., artifacts: _Optional[_Iterable[_Union[_jobs_pb2.ArtifactRef, _Mapping]]] = ..., created_at: _Optional[str] = ..., hardware: _Optional[str] = ..., precision: _Optional[str] = ..., backend: _Optional[str] = ..., init_model_id: _Optional[str] = ..., loss_history: _Optional[_Iterable[_Union[LossPoint, _Mapping]]] = ...) -> None: ...
+
+class LossPoint(_message.Message):
+    __slots__ = ("step", "loss", "eval_loss")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    LOSS_FIELD_NUMBER: _ClassVar[int]
+    EVAL_LOSS_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    loss: float
+    eval_loss: float
+    def __init__(self, step: _Optional[int] = ..., loss: _Optional[float] = ..., eval_loss: _Optional[float] = ...) -> None: ...
 
 class GetLoraModelRequest(_message.Message):
     __slots__ = ("id",)

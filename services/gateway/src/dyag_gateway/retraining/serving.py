@@ -22,7 +22,9 @@ ANSWERABLE = ("rag", "grounded", "lora", "hybrid")
 async def ask(
     peers: Peers, catalog: str, champion: ModelRef | None, question: str, *, timeout: float
 ) -> dict[str, Any]:
-    """The champion's answer: {answer, champion, sources, model, seconds}."""
+    """The champion's answer: {answer, champion, sources, citations, model, seconds}. `citations`: the (record,
+    field) pairs a grounded or RAG answer states; a fine-tuned model cites nothing (its sources: the retrieval, for a
+    hybrid)."""
     if champion is None:
         raise ApiError(
             409,
@@ -51,9 +53,10 @@ async def ask(
             ),
         )
         sources = [json_format.MessageToDict(s, preserving_proto_field_name=True) for s in reply.sources]
+        citations = [json_format.MessageToDict(c, preserving_proto_field_name=True) for c in reply.citations]
         answer, model = reply.answer, reply.model or mode
     else:
-        context = ""
+        context, citations = "", []
         if champion.kind == "hybrid":  # RAG's retrieval as context, the LoRA model answers
             retrieved = await peers.call(
                 "rag-service",
@@ -92,5 +95,6 @@ async def ask(
         "champion": champion.to_dict(),
         "model": model,
         "sources": sources,
+        "citations": citations,
         "seconds": round(time.monotonic() - began, 3),
     }

@@ -43,7 +43,23 @@ export function lossCurve({ title = 'Training loss' } = {}) {
       }
       if (Object.keys(values).length) curve.push(Number(metrics.step), values);
     },
+    // A finished training's whole curve, from its model's record (loss_history).
+    history(points) {
+      for (const p of points || []) this.feed(p);
+    },
   };
+}
+
+// The curve of a training that ended, read once from its model; false when there is none to draw.
+export async function loadLossHistory(curve, modelId, { signal } = {}) {
+  if (!modelId) return false;
+  try {
+    const model = await api.get(`/models/${encodeURIComponent(modelId)}`, { signal, quiet: true });
+    curve.history(model.loss_history);
+  } catch (exc) {
+    if (exc.name === 'AbortError') throw exc;
+  }
+  return curve.count() >= 2;
 }
 
 // The panel; `job` may be given (a pipeline step's mirror of it) or is fetched.
@@ -52,6 +68,7 @@ export function jobPanel(jobId, { signal, withLogs = true } = {}) {
   const logs = h('pre', { class: 'logs mono' }, '…');
   const live = h('span', { class: 'live', dataset: { state: 'connecting' } }, '');
   let curve = null;
+  let historyAsked = false;
   const curveBox = h('div');
   const box = h(
     'div',
@@ -82,7 +99,11 @@ export function jobPanel(jobId, { signal, withLogs = true } = {}) {
     }
     if (curve) {
       if (job.status === 'running') curve.feed(job.progress?.metrics);
-      curve.box.hidden = TERMINAL.has(job.status) && curve.count() < 2; // drawn while it runs, not after
+      if (TERMINAL.has(job.status) && curve.count() < 2 && !historyAsked) {
+        historyAsked = true; // the run ended before this page followed it: its model keeps the curve
+        loadLossHistory(curve, job.result?.model_id, { signal }).then((drawn) => { curve.box.hidden = !drawn; }, () => {});
+      }
+      curve.box.hidden = TERMINAL.has(job.status) && curve.count() < 2;
     }
     replace(
       head,

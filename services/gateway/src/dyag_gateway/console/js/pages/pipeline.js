@@ -2,7 +2,7 @@
 // loss curve while the training runs; at the end, the comparison.
 import * as api from '../api.js';
 import { badge, duration, h, kv, link, progressBar, replace, route, section, when, loading } from '../dom.js';
-import { artifactList, jobPanel, lossCurve, metricChips } from '../jobpanel.js';
+import { artifactList, jobPanel, loadLossHistory, lossCurve, metricChips } from '../jobpanel.js';
 import { renderComparison } from '../comparison.js';
 
 const ENDED = new Set(['succeeded', 'failed', 'cancelled']);
@@ -63,6 +63,7 @@ export async function render(root, { params, signal, setTitle }) {
 
   const steps = new Map(); // name -> {li, headRow, body, status, panel}
   let curve = null;
+  let historyAsked = false;
   let comparisonShown = false;
   let cancelButton = null;
 
@@ -126,10 +127,17 @@ export async function render(root, { params, signal, setTitle }) {
       const final = lossBox.querySelector('.loss-final');
       if (final && metrics) replace(final, metricChips(metrics));
       const over = !['pending', 'queued', 'running'].includes(step.status);
-      if (over && curve.count() < 2) {
-        curve.box.hidden = true;
+      if (over && curve.count() < 2 && !historyAsked) {
+        historyAsked = true; // ended before this page followed it: the model keeps the whole curve
         const note = lossBox.querySelector('.muted');
-        if (note) note.textContent = 'The curve is drawn while the training runs: open this page during a training to follow it. This run:';
+        curve.box.hidden = true;
+        loadLossHistory(curve, step.result?.model_id, { signal }).then(
+          (drawn) => {
+            curve.box.hidden = !drawn;
+            if (note) note.textContent = drawn ? 'The whole run, from the model’s record (each logging step and evaluation).' : 'No curve was recorded for this run. This run:';
+          },
+          () => {},
+        );
       }
     }
   };
