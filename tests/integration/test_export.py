@@ -299,3 +299,43 @@ def test_an_export_whose_service_is_killed_resumes_without_merging_again(running
     assert any("merged model already in the work folder" in m for m in logs), logs[-20:]
     export = rs.http.get(f"/exports/{job['result']['export_id']}").json()
     assert export["status"] == "succeeded" and export["parity"][0]["passed"] and export["job_id"] == job_id
+
+
+def test_a_pipeline_evaluates_the_model_as_a_hybrid_rag_s_retrieval_its_context(
+    running_stack, model, sample_catalog_bytes
+):
+    """The hybrid target: the fine-tuned model answers with RAG's retrieved records as context (the evaluator's
+    hybrid kind), in a pipeline that evaluates an existing model (skip train)."""
+    rs = running_stack
+    reply = rs.http.post(
+        "/catalogs?name=hybrid_apps&filename=apps.json",
+        content=sample_catalog_bytes,
+        headers={"content-type": "application/json"},
+    )
+    assert reply.status_code in (200, 201), reply.text
+    body = {
+        "catalog": "hybrid_apps",
+        "num_questions": 60,
+        "skip": ["train"],
+        "model_id": model["id"],
+        "targets": ["hybrid"],
+        "max_eval_questions": 2,
+        "eval_max_tokens": 24,
+        "skip_similarity": True,
+    }
+    started = rs.http.post("/pipelines", json=body)
+    assert started.status_code == 202, started.text
+    deadline = time.monotonic() + 600
+    while (pipeline := rs.http.get(f"/pipelines/{started.json()['id']}").json())["status"] not in (
+        "succeeded",
+        "failed",
+        "cancelled",
+    ):
+        assert time.monotonic() < deadline, pipeline["steps"]
+        time.sleep(1)
+    assert pipeline["status"] == "succeeded", (pipeline["error"], pipeline["steps"])
+    steps = {s["name"]: s for s in pipeline["steps"]}
+    assert steps["index"]["status"] == "succeeded" and steps["evaluate_hybrid"]["status"] == "succeeded"
+    run = rs.http.get(f"/evaluations/{steps['evaluate_hybrid']['result']['run_id']}").json()
+    assert run["target"]["kind"] == "hybrid" and run["target"]["model"] == model["id"], run["target"]
+    assert run["target"]["collection"] == "hybrid_apps" and "accuracy" in run["summary"], run

@@ -513,3 +513,32 @@ def test_a_champion_on_another_base_model_is_not_continued(tmp_path):
     runner, ctx, _, services = retraining(tmp_path, champion=other)
     run(runner, ctx)
     assert services.requests["train.lora"].init_model_id == ""
+
+
+def test_a_hybrid_competes_the_trained_model_answering_with_rag_s_retrieval(tmp_path):
+    hybrid = {
+        "kind": "hybrid",
+        "id": "lora-0",
+        "catalog_version": "v0",
+        "details": {"dataset_id": "ds-0", "base_model": "default", "model_id": "lora-0", "collection": "apps"},
+    }
+    runner, ctx, store, services = retraining(tmp_path, champion=hybrid)
+    for params in (ctx.params, store.records[ctx.job_id]["params"]):
+        params["targets"] = ["hybrid"]
+    run(runner, ctx)
+    steps = saved_steps(store, ctx)
+    assert [n for n in steps if n.startswith("evaluate_")] == ["evaluate_champion", "evaluate_hybrid"]
+    assert steps["index"]["status"] == P.SUCCEEDED  # the hybrid needs the RAG collection
+    evaluations = [j for j in services.records.values() if j["kind"] == "evaluation.run"]
+    assert [j["params"]["target"] for j in evaluations] == ["hybrid", "hybrid"]
+    assert services.requests["train.lora"].init_model_id == "lora-0"  # from the champion's adapter
+    promote, target, _, _ = runner.decisions.decided[0]
+    assert promote and target.kind == "hybrid" and target.id == target.details["model_id"] == "lora-1"
+    assert target.details["collection"] == ctx.params["rag_collection"]
+
+
+def test_the_hybrid_target_needs_a_model_like_the_fine_tuned_one():
+    with pytest.raises(ValueError, match="hybrid target needs model_id"):
+        P.PipelineRequest(catalog="a", targets=["hybrid"], skip=["train"])
+    request = P.PipelineRequest(catalog="a", targets=["hybrid"], skip=["train"], model_id="lora-1")
+    assert P.RAG_TARGETS & set(request.targets) and P.FINE_TUNED_TARGETS & set(request.targets)

@@ -381,7 +381,8 @@ def run(
         str,
         typer.Option(
             help="what is evaluated, comma-separated: base, fine_tuned, "
-            "rag (in --rag-mode), grounded (RAG's records alone)"
+            "rag (in --rag-mode), grounded (RAG's records alone), "
+            "hybrid (RAG's retrieval, the fine-tuned model answers)"
         ),
     ] = "base,fine_tuned,rag",
     max_eval_questions: Annotated[

@@ -43,7 +43,7 @@ ICONS = {
     "pending": "[dim]○[/]",
     "interrupted": "[yellow]![/]",
 }
-TARGET_NAMES = {"base": "Base", "fine_tuned": "Fine-tuned", "rag": "RAG", "grounded": "Ancré"}
+TARGET_NAMES = {"base": "Base", "fine_tuned": "Fine-tuned", "rag": "RAG", "grounded": "Ancré", "hybrid": "Hybride"}
 GUIDE_METRICS = (("accuracy", "Accuracy"), ("precision", "Precision"), ("recall", "Recall"), ("f1_score", "F1_score"))
 EXTRA_METRICS = (
     ("fact_accuracy", "Faits clés"),

@@ -40,9 +40,11 @@ TARGET_LABELS = {
     "fine_tuned": "fine-tuned (LoRA)",
     "rag": "RAG",
     "grounded": "grounded answers",
+    "hybrid": "hybrid (RAG + LoRA)",
     CHAMPION: "champion",
 }
-RAG_TARGETS = frozenset({"rag", "grounded"})  # the targets that need the RAG collection
+RAG_TARGETS = frozenset({"rag", "grounded", "hybrid"})  # the targets that need the RAG collection
+FINE_TUNED_TARGETS = frozenset({"fine_tuned", "hybrid"})  # the targets that need the trained (or given) model
 SKIPPABLE = ("validate", "train", "index", "evaluate", "report")
 STARTED_FRACTION = 0.05  # a job past this fraction is doing its real work (the trainer: its first training step)
 

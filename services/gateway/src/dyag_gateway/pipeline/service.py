@@ -162,7 +162,7 @@ def needed_services(request: PipelineRequest) -> set[str]:
     evaluating = "evaluate" not in request.skip
     if evaluating:
         needed |= {"evaluator"} | ({"rag-service"} if M.RAG_TARGETS & set(request.targets) else set())
-        on_trainer = {"fine_tuned"} | (
+        on_trainer = set(M.FINE_TUNED_TARGETS) | (
             {"base"} if not request.base_llm else set()
         )  # base_llm unset: the device decides
         needed |= {"gpu-lora-trainer"} if on_trainer & set(request.targets) else set()

@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dyag_core.nesting import check_depth
 from dyag_gateway.params import Body, Label
-from dyag_gateway.pipeline.model import TARGETS
+from dyag_gateway.pipeline.model import FINE_TUNED_TARGETS, TARGETS
 
 
 class PipelineSettings(BaseSettings):
@@ -136,9 +136,10 @@ class PipelineRequest(Body):
     rag_n_chunks: int | None = Field(
         None, ge=0, le=50, description="chunks given to RAG's model; 0: the service's (5); default: 3 on CPU"
     )
-    targets: list[Literal["base", "fine_tuned", "rag", "grounded"]] = Field(
+    targets: list[Literal["base", "fine_tuned", "rag", "grounded", "hybrid"]] = Field(
         default_factory=lambda: list(TARGETS),
-        description="what is evaluated: base, fine_tuned, rag (in rag_mode), grounded",
+        description="what is evaluated: base, fine_tuned, rag (in rag_mode), grounded, hybrid (RAG's retrieval as "
+        "the fine-tuned model's context)",
     )
     max_eval_questions: int | None = Field(
         None,
@@ -180,10 +181,11 @@ class PipelineRequest(Body):
         evaluating = "evaluate" not in self.skip
         if evaluating and not self.targets:
             raise ValueError("targets is empty: name at least one of base, fine_tuned, rag (or skip evaluate)")
-        if evaluating and "fine_tuned" in self.targets and "train" in self.skip and not self.model_id:
+        tuned = [t for t in self.targets if t in FINE_TUNED_TARGETS]
+        if evaluating and tuned and "train" in self.skip and not self.model_id:
             raise ValueError(
-                "skip=[train] with the fine_tuned target needs model_id (an existing lora-… model), "
-                "or leave fine_tuned out of targets"
+                f"skip=[train] with the {' and '.join(tuned)} target needs model_id (an existing lora-… model), "
+                f"or leave {' and '.join(tuned)} out of targets"
             )
         if self.model_id and "train" not in self.skip:
             raise ValueError("model_id evaluates an existing model: it goes with skip=[train]")

@@ -32,6 +32,7 @@ from dyag_gateway.errors import ApiError, api_error_of
 from dyag_gateway.pipeline.model import (
     BUILD,
     CHAMPION,
+    FINE_TUNED_TARGETS,
     GATE,
     INDEX,
     INGEST,
@@ -332,10 +333,10 @@ class Train(JobStep):
     def start_from(params: dict[str, Any]) -> str:
         """A challenger starts from the champion's adapter when the champion is a LoRA model on the same base."""
         champion = champion_of(params)
-        if champion is None or champion.kind != "lora":
+        if champion is None or champion.kind not in ("lora", "hybrid"):
             return ""
         same_base = str(champion.details.get("base_model") or "default") == (params.get("base_model") or "default")
-        return champion.id if same_base else ""
+        return str(champion.details.get("model_id") or champion.id) if same_base else ""
 
     async def collect(self, run: RunContext, step: Step, job: dict[str, Any]) -> Outcome:
         result = job.get("result") or {}
@@ -405,6 +406,16 @@ class Evaluate(JobStep):
         StepSpec(
             eval_step("rag"), 6, "evaluate RAG", "evaluator", "evaluation.run", (BUILD, INDEX), True, 12, (TRAIN,), 4
         ),
+        StepSpec(
+            eval_step("hybrid"),
+            6,
+            "evaluate the hybrid (RAG's retrieval, the fine-tuned model answers)",
+            "evaluator",
+            "evaluation.run",
+            (BUILD, TRAIN, INDEX),
+            True,
+            12,
+        ),
         # A retraining's champion, asked before the challengers are trained: how stale it is now.
         StepSpec(
             eval_step(CHAMPION), 6, "evaluate the champion", "evaluator", "evaluation.run", (BUILD,), True, 12, (), 3
@@ -441,6 +452,10 @@ class Evaluate(JobStep):
             return evaluation_pb2.Target(kind="base", model=params.get("base_model") or "default", approach="base")
         if approach == "fine_tuned":
             return evaluation_pb2.Target(kind="lora", model=model_id, approach="fine_tuned")
+        if approach == "hybrid":
+            return evaluation_pb2.Target(
+                kind="hybrid", model=model_id, collection=params["rag_collection"], approach="hybrid"
+            )
         mode = "grounded" if approach == "grounded" else params.get("rag_mode") or "auto"
         return evaluation_pb2.Target(
             kind="rag",
@@ -488,7 +503,7 @@ class Evaluate(JobStep):
             assert champion is not None
             target = self.champion_target(champion)
         else:
-            model_id = run.result_of(TRAIN).get("model_id", "") if approach == "fine_tuned" else ""
+            model_id = run.result_of(TRAIN).get("model_id", "") if approach in FINE_TUNED_TARGETS else ""
             target = self.target(p, approach, model_id)
         request = evaluation_pb2.EvaluateRequest(
             test_set=evaluation_pb2.TestSet(dataset_id=run.result_of(BUILD)["dataset_id"], split="test"),
@@ -631,6 +646,12 @@ class PromotionGate(CallStep):
                 run.result_of(TRAIN)["model_id"],
                 version,
                 {"dataset_id": dataset_id, "base_model": p.get("base_model") or "default"},
+            )
+        if approach == "hybrid":  # RAG's retrieval as the trained model's context
+            model_id = run.result_of(TRAIN)["model_id"]
+            details = {"dataset_id": dataset_id, "base_model": p.get("base_model") or "default"}
+            return ModelRef(
+                "hybrid", model_id, version, details | {"model_id": model_id, "collection": p["rag_collection"]}
             )
         if approach == "grounded":
             return ModelRef("grounded", p["rag_collection"], version, {"dataset_id": dataset_id})

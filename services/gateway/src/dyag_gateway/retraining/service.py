@@ -35,7 +35,7 @@ from dyag_core.retraining import (
 )
 from dyag_core.retraining.schedule import cron_matches
 from dyag_gateway.errors import ApiError
-from dyag_gateway.pipeline import PipelineRequest, Pipelines
+from dyag_gateway.pipeline import FINE_TUNED_TARGETS, PipelineRequest, Pipelines
 from dyag_gateway.retraining import lineage, serving
 from dyag_gateway.retraining.store import BUCKET, CatalogRetraining, RetrainingStore
 from dyag_runtime.events import EVENTS_STREAM, Envelope, EventBus, ProcessedEvents, event_subject
@@ -47,8 +47,8 @@ CONSUMER = "gateway-retraining"
 TICK_S = 1.0
 STUCK_START_S = 300.0  # a start reserved by a gateway that stopped before it got its pipeline: queued again
 RETRY_S = 60.0  # a retraining that could not start is tried again after this long
-# What each approach is evaluated as in the challenger pipeline (hosted and hybrid challengers: not yet).
-TARGET_OF_APPROACH = {"rag": "rag", "grounded": "grounded", "lora": "fine_tuned"}
+# What each approach is evaluated as in the challenger pipeline (hosted challengers: not yet).
+TARGET_OF_APPROACH = {"rag": "rag", "grounded": "grounded", "lora": "fine_tuned", "hybrid": "hybrid"}
 
 
 def ref_view(ref: ModelRef | None) -> dict[str, Any] | None:
@@ -429,9 +429,9 @@ class Retraining:
             raise DyagError(
                 "no_approach",
                 f"none of the approaches {', '.join(policy.approaches)} can be evaluated "
-                f"by a pipeline yet (rag, grounded and lora can)",
+                f"by a pipeline yet (rag, grounded, lora and hybrid can)",
             )
-        skip = [] if "fine_tuned" in targets else ["train"]
+        skip = [] if FINE_TUNED_TARGETS & set(targets) else ["train"]
         body: dict[str, Any] = {
             "catalog": catalog,
             "catalog_version": change.version,

@@ -8,6 +8,7 @@ const TARGETS = [
   ['fine_tuned', 'fine-tuned model'],
   ['rag', 'RAG'],
   ['grounded', 'grounded answers (the records)'],
+  ['hybrid', 'hybrid (RAG context, fine-tuned model)'],
 ];
 const SKIPS = [
   ['validate', 'validate'],
