@@ -123,3 +123,28 @@ def test_a_full_disk_leaves_no_half_written_file_and_says_so(tmp_path, monkeypat
     assert raised.value.errno == errno.ENOSPC and str(tmp_path / "store") in str(raised.value)
     assert list((tmp_path / "store").glob(".incoming-*")) == []
     assert not store.exists("sha256:" + hashlib.sha256(data).hexdigest())
+
+
+def test_a_full_store_is_a_storage_full_error_that_the_gateway_answers_507():
+    import grpc
+
+    from dyag_gateway.errors import api_error_of
+    from dyag_runtime.artifacts import ArtifactStoreFull
+    from dyag_runtime.server import ERROR_CODE_KEY, domain_error, status_of
+
+    error = domain_error(ArtifactStoreFull(28, "the artifact store /data is full"))
+    assert error is not None and error.code == "storage_full" and "/data is full" in error.message
+    assert status_of(error) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert domain_error(ValueError("a bug")) is None  # not a domain error: it stays a server error
+    refused = grpc.aio.AioRpcError(
+        status_of(error),
+        grpc.aio.Metadata(),
+        grpc.aio.Metadata((ERROR_CODE_KEY, error.code)),
+        details=error.message,
+    )
+    api = api_error_of(refused)
+    assert (api.status, api.code) == (507, "storage_full")
+    too_large = grpc.aio.AioRpcError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.aio.Metadata(), grpc.aio.Metadata((ERROR_CODE_KEY, "too_large")), "big"
+    )
+    assert api_error_of(too_large).status == 413

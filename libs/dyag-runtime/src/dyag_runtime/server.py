@@ -27,7 +27,7 @@ from prometheus_client import Counter, Histogram, start_http_server
 
 from dyag.v1 import jobs_pb2, jobs_pb2_grpc
 from dyag_core.errors import DyagError
-from dyag_runtime.artifacts import ArtifactStore, open_artifact_store
+from dyag_runtime.artifacts import ArtifactStore, ArtifactStoreFull, open_artifact_store
 from dyag_runtime.events import EVENTS_STREAM, EventBus, ProcessedEvents, event_subject
 from dyag_runtime.jobs import STATUS_NAMES, JobHandler, JobNotFound, JobStore, JobWorker, record_to_proto
 from dyag_runtime.logs import configure_logging
@@ -45,8 +45,18 @@ _STATUS_OF_CODE = {
     "conflict": grpc.StatusCode.FAILED_PRECONDITION,
     "unavailable": grpc.StatusCode.UNAVAILABLE,
     "service_not_deployed": grpc.StatusCode.UNAVAILABLE,
+    "storage_full": grpc.StatusCode.RESOURCE_EXHAUSTED,  # the gateway answers 507
 }
 ERROR_CODE_KEY = "dyag-error-code"
+
+
+def domain_error(exc: Exception) -> DyagError | None:
+    """The domain error a handler's exception is, if any: a full artifact store is one (storage_full), not a bug."""
+    if isinstance(exc, DyagError):
+        return exc
+    if isinstance(exc, ArtifactStoreFull):
+        return DyagError("storage_full", f"{exc}: free space there, then try again (nothing was stored)")
+    return None
 
 
 def status_of(error: DyagError) -> grpc.StatusCode:
@@ -86,13 +96,14 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
             code = "OK"
             try:
                 return await inner(request, context)
-            except DyagError as exc:
-                code = status_of(exc).name
-                context.set_trailing_metadata(((ERROR_CODE_KEY, exc.code),))
-                await context.abort(status_of(exc), exc.message)
-            except Exception:
-                code = context.code().name if context.code() else "UNKNOWN"
-                raise
+            except Exception as raised:
+                error = domain_error(raised)
+                if error is None:
+                    code = context.code().name if context.code() else "UNKNOWN"
+                    raise
+                code = status_of(error).name
+                context.set_trailing_metadata(((ERROR_CODE_KEY, error.code),))
+                await context.abort(status_of(error), error.message)
             finally:
                 RPC_COUNT.labels(self.service, method, code).inc()
                 RPC_SECONDS.labels(self.service, method).observe(time.perf_counter() - start)

@@ -23,6 +23,7 @@ _HTTP_OF_GRPC = {
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
     grpc.StatusCode.UNIMPLEMENTED: 501,
 }
+_HTTP_OF_CODE = {"storage_full": 507}  # where the error's own code says more than its gRPC status
 
 
 class ApiError(Exception):
@@ -48,13 +49,14 @@ def api_error_of(exc: grpc.aio.AioRpcError, prefix: str = "") -> ApiError:
     message = exc.details() or exc.code().name
     if exc.code() == grpc.StatusCode.UNAVAILABLE and not prefix:
         message = f"a service behind the gateway is unavailable: {message}"
-    return ApiError(_HTTP_OF_GRPC.get(exc.code(), 502), code, prefix + message)
+    return ApiError(_HTTP_OF_CODE.get(code) or _HTTP_OF_GRPC.get(exc.code(), 502), code, prefix + message)
 
 
 async def dyag_error_handler(_: Request, exc: DyagError) -> JSONResponse:
     """A domain error (a peer's refusal through dyag_runtime.peers, or the gateway's own check): the HTTP status of its
     gRPC status, as if a service had answered it."""
-    return JSONResponse(error_body(exc.code, exc.message), status_code=_HTTP_OF_GRPC.get(status_of(exc), 502))
+    status = _HTTP_OF_CODE.get(exc.code) or _HTTP_OF_GRPC.get(status_of(exc), 502)
+    return JSONResponse(error_body(exc.code, exc.message), status_code=status)
 
 
 async def grpc_error_handler(_: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
