@@ -35,7 +35,6 @@ import contextlib
 import hashlib
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -53,6 +52,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.reliability import load, machine, publish  # noqa: E402
 from dyag_cli.stack import Stack, StackConfig, _pid_alive, free_port, installed_services  # noqa: E402
 from tests.fake_llm import FakeOllama, FakeOpenAI  # noqa: E402
 from tests.fakes import openai_server  # noqa: E402
@@ -60,7 +60,6 @@ from tests.fakes.ollama_server import FakeOllamaServer  # noqa: E402
 from tests.fakes.openai_server import JobScript  # noqa: E402
 from tests.integration.conftest import read_events  # noqa: E402
 
-RELIABILITY = ROOT / "bench" / "RELIABILITY.md"
 BIG = ROOT / "examples" / "catalogs" / "synthetic-1000.json"
 SAMPLE = ROOT / "examples" / "test-mygusi" / "applicationsIA_mini_normalized.json"
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -97,31 +96,6 @@ TRAINING = {
 
 def log(message: str) -> None:
     print(f"[faults {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def machine() -> str:
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ),
-        platform.machine(),
-    )
-    memory = next(
-        (
-            int(line.split()[1])
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal")
-        ),
-        0,
-    )
-    gpu = "a GPU" if shutil.which("nvidia-smi") else "no GPU"
-    return f"{os.cpu_count()} cores ({model}), {memory / 2**20:.0f} GiB, {gpu}"
-
-
-def load() -> str:
-    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def wait_until(predicate, timeout: float, what: str, poll: float = 0.2):
@@ -903,17 +877,12 @@ def markdown(result: dict) -> str:
         "one failed after it). `LocalArtifactStore` now removes the temp file on any failure and raises "
         "`ArtifactStoreFull` (an OSError, ENOSPC) naming the store (`tests/unit/test_artifacts.py`). A process killed "
         "with -9 in the middle of a write can still leave an `.incoming-*` file, since nothing of it runs to remove "
-        "it; the runs in the table left none.",
+        "it; the runs in the table left none. A request that meets the full store (a catalog upload) was answered "
+        "`unknown` with Python's exception text; the services now turn `ArtifactStoreFull` into the domain error "
+        "`storage_full`, which the gateway answers 507 Insufficient Storage naming the store "
+        "(`dyag_runtime.server.domain_error`, the same unit test file).",
     ]
     return "\n".join(lines) + "\n"
-
-
-def write_section(section: str) -> None:
-    """The "Faults" section of RELIABILITY.md replaced (or added); every other section kept (read right before)."""
-    text = RELIABILITY.read_text() if RELIABILITY.exists() else "# Reliability\n\n"
-    pattern = re.compile(r"^## Faults\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    RELIABILITY.write_text(text.rstrip("\n") + "\n")
 
 
 def main() -> None:
@@ -928,13 +897,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown case(s): {', '.join(sorted(unknown))}")
     result = run(args)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str))
-    section = markdown(result)
-    print("\n" + section, flush=True)
-    if not args.no_write:
-        write_section(section)
-        print(f"[faults] {RELIABILITY.relative_to(ROOT)}: Faults section written", flush=True)
+    publish("Faults", result, markdown(result), args.json, write=not args.no_write)
     bad = [r for r in result["cases"] if not r.get("skipped") and (r.get("status") == "bench error")]
     sys.exit(1 if bad else 0)
 

@@ -15,10 +15,7 @@ bench/RELIABILITY.md (the other sections are left as they are) and to --json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import re
 import shutil
 import sys
 import tempfile
@@ -31,31 +28,15 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.reliability import load, machine, publish  # noqa: E402
 from dyag_cli.stack import Stack, StackConfig, free_port, installed_services  # noqa: E402
 from tests import fuzzing  # noqa: E402
 from tests.fake_llm import FakeOllama, FakeOpenAI  # noqa: E402
 from tests.fakes import openai_server  # noqa: E402
 from tests.fakes.ollama_server import FakeOllamaServer  # noqa: E402
 
-RELIABILITY = ROOT / "bench" / "RELIABILITY.md"
 SAMPLE = ROOT / "examples" / "test-mygusi" / "applicationsIA_mini_normalized.json"
 TERMINAL = ("succeeded", "failed", "cancelled")
-
-
-def machine() -> str:
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ),
-        platform.machine(),
-    )
-    return f"{os.cpu_count()} cores ({model})"
-
-
-def load() -> str:
-    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -176,14 +157,6 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(section: str) -> None:
-    """The "Fuzzing" section of RELIABILITY.md replaced (or added); every other section kept."""
-    text = RELIABILITY.read_text() if RELIABILITY.exists() else "# Reliability\n\n"
-    pattern = re.compile(r"^## Fuzzing\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    RELIABILITY.write_text(text.rstrip("\n") + "\n")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--examples", type=int, default=100, help="examples per operation (fuzzing phase)")
@@ -194,13 +167,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print the section, leave RELIABILITY.md as it is")
     args = parser.parse_args()
     result = run(args)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=2, ensure_ascii=False))
-    section = markdown(result)
-    print("\n" + section, flush=True)
-    if not args.no_write:
-        write_section(section)
-        print(f"[bench] {RELIABILITY.relative_to(ROOT)}: Fuzzing section written", flush=True)
+    publish("Fuzzing", result, markdown(result), args.json, write=not args.no_write)
     sys.exit(1 if result["failures"] else 0)
 
 

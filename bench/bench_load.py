@@ -31,9 +31,7 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import random
-import re
 import shutil
 import signal
 import ssl
@@ -53,10 +51,10 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.reliability import load, machine, publish  # noqa: E402
 from dyag_cli.stack import Stack, StackConfig, free_port, installed_services  # noqa: E402
 from tests.fake_llm import FakeOllama, FakeOpenAI  # noqa: E402
 
-RELIABILITY = ROOT / "bench" / "RELIABILITY.md"
 SAMPLE = ROOT / "examples" / "test-mygusi" / "applicationsIA_mini_normalized.json"
 TERMINAL = ("succeeded", "failed", "cancelled")
 CATALOG = "load-sample"
@@ -86,22 +84,6 @@ UNNAMED = (
     "Quel outil suit les contrôles d'accessibilité et de sécurité incendie des bâtiments neufs ?",
     "Où voir la carte des plantes rares et menacées ?",
 )
-
-
-def machine() -> str:
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ),
-        platform.machine(),
-    )
-    return f"{os.cpu_count()} cores ({model}), {psutil.virtual_memory().total / 2**30:.0f} GiB, no GPU"
-
-
-def load() -> str:
-    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -702,15 +684,6 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(section: str) -> None:
-    """The "Load" section of RELIABILITY.md replaced (or added at the end); every other section kept. Read just
-    before writing: others may have changed the file during the run."""
-    text = RELIABILITY.read_text() if RELIABILITY.exists() else "# Reliability\n\n"
-    pattern = re.compile(r"^## Load\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    RELIABILITY.write_text(text.rstrip("\n") + "\n")
-
-
 def main() -> None:
     if sys.argv[1:2] == ["--sample-cpu"]:  # the CPU sampler's own process (CpuSampler.start)
         sample_cpu(Path(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]))
@@ -732,13 +705,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print the section, leave RELIABILITY.md as it is")
     args = parser.parse_args()
     result = run(args)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=2, ensure_ascii=False))
-    section = markdown(result)
-    print("\n" + section, flush=True)
-    if not args.no_write:
-        write_section(section)
-        print(f"[bench] {RELIABILITY.relative_to(ROOT)}: Load section written", flush=True)
+    publish("Load", result, markdown(result), args.json, write=not args.no_write)
 
 
 if __name__ == "__main__":
