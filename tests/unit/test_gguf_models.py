@@ -55,3 +55,51 @@ def test_the_smallest_shipped_model_answers_from_its_context() -> None:
     )
     assert result.model == "gguf:smollm2-135m" and result.completion_tokens > 0 and result.prompt_tokens > 10
     assert "production" in result.text.lower(), result.text
+
+
+@pytest.mark.slow
+def test_a_q4_1_prompt_is_read_in_small_batches_and_answers_as_one_token_at_a_time() -> None:
+    """ik_llama.cpp's large-batch path is wrong for Q4_1 weights on this CPU (dyag_llm.gguf.SMALL_BATCH_QUANTS): the
+    greedy answer of SmolLM2's GGUF to a 60+ token prompt must be the one decoding the prompt token by token gives."""
+    import numpy as np
+    from ik_llama_cpp import IkLlama
+    from ik_llama_cpp import _ctypes_api as C
+    from ik_llama_cpp._internals import make_batch_single
+
+    from dyag_llm import gguf
+
+    path, template, _ = gguf.resolve("smollm2-135m")
+    gguf._quiet()
+    llm = IkLlama(str(path), n_ctx=512, n_threads=2, verbose=False)
+    messages = [
+        {"role": "system", "content": "Réponds uniquement à partir du contexte, en une phrase."},
+        {
+            "role": "user",
+            "content": "Contexte : 8-SINP (Plateformes régionales SINP habilitées), statut : En production, "
+            "domaine : Biodiversité, portée régionale.\nQuestion : Quel est le statut de 8-SINP ?",
+        },
+    ]
+    tokens = list(llm.tokenize(gguf.render(messages, template), add_bos=False, special=True))
+    assert len(tokens) > 2 * gguf.SMALL_BATCH and gguf.prefill_step(llm) == gguf.SMALL_BATCH
+
+    def one_at_a_time(max_tokens: int) -> list[int]:
+        context, model = llm._context, llm._model
+        context.kv_cache_clear()
+        out, sequence = [], list(tokens)
+        for position, token in enumerate(sequence):
+            batch = make_batch_single(token, position)
+            assert context.decode(batch) == 0
+            C.llama_batch_free(batch)
+        while len(out) < max_tokens:
+            logits = np.ctypeslib.as_array(C.llama_get_logits_ith(context.ctx, -1), shape=(model.n_vocab,))
+            token = int(logits.argmax())
+            if C.llama_token_is_eog(model.model, token):
+                break
+            out.append(token)
+            batch = make_batch_single(token, len(sequence) + len(out) - 1)
+            assert context.decode(batch) == 0
+            C.llama_batch_free(batch)
+        return out
+
+    reference = one_at_a_time(12)
+    assert gguf.generate_greedy(llm, tokens, 12) == reference
