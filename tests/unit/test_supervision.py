@@ -65,7 +65,8 @@ class FakeStack:
             self.fail_restarts -= 1
             raise OSError("no such file: python")
         self.next_pid += 1
-        self.processes()[name]["pid"] = self.next_pid
+        record = self.processes()[name]
+        record.update(pid=self.next_pid, restarts=record.get("restarts", 0) + 1)
         self.running.add(name)
         self.codes.pop(name, None)
 

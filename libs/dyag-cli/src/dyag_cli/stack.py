@@ -338,7 +338,7 @@ class Stack:
         )
         return env
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str], *, restart: bool = False) -> None:
         log = self.log_path(name)
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as out:
@@ -348,12 +348,15 @@ class Stack:
         self.children[name] = proc
         record = self.state.setdefault("processes", {}).setdefault(name, {})  # a restart keeps its counters
         record.update(pid=proc.pid, argv=argv, env=_env_delta(env), started_at=time.time())
+        if restart:  # counted in the same write as the new pid: a reader never sees one without the other
+            record["restarts"] = int(record.get("restarts") or 0) + 1
         self._write_state()
 
     def restart(self, name: str) -> None:
-        """Start a stopped process again with the same command and settings (tests, `dyag up`)."""
+        """Start a stopped process again with the same command and settings (the supervisor, `dyag up`, tests); its
+        `restarts` counter goes up by one."""
         info = self.processes()[name]
-        self._spawn(name, info["argv"], {**os.environ, **info["env"]})
+        self._spawn(name, info["argv"], {**os.environ, **info["env"]}, restart=True)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         info = self.processes().get(name)

@@ -106,8 +106,7 @@ class Supervisor:
             self.due[name] = now + delay
             self.log(f"could not start {name} again ({exc}); next try in {delay:g} s")
             return False
-        info = self.stack.processes()[name]
-        info["restarts"] = int(info.get("restarts") or 0) + 1
+        info = self.stack.processes()[name]  # Stack.restart counted it, in the write that gave the new pid
         self.due.pop(name, None)
         self.up_since[name] = now
         self.log(f"restarted {name}: pid {old} → {info['pid']} (restart {info['restarts']})")
