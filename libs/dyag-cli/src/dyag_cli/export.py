@@ -79,8 +79,8 @@ def export(
     probes: Annotated[
         Path | None, typer.Option(help="parity probes: an eval or chat JSONL file (default: the dataset's test split)")
     ] = None,
-    probe_count: Annotated[int, typer.Option(help="probes taken from the test split (0: the service's default)")] = 0,
-    threshold: Annotated[float | None, typer.Option(help="the least answer agreement accepted (0-1)")] = None,
+    probe_count: Annotated[int, typer.Option(help="probes answered greedily (0: the default)")] = 0,
+    threshold: Annotated[float | None, typer.Option(help="least greedy answer agreement accepted (0-1; default: none)")] = None,
     name: Annotated[str, typer.Option(help="a name for the export")] = "",
 ) -> None:
     """Export a fine-tuned model (the guide's step 5.4): merged HF folder, GGUF with llama.cpp, quantized, an Ollama
@@ -138,21 +138,30 @@ def print_export(export: dict) -> None:
     console.print(files)
     parity = Table(
         "GGUF",
-        "agreement",
-        "token F1",
-        "fact accuracy HF",
-        "fact accuracy GGUF",
+        "mean KLD",
+        "p99 KLD",
+        "top-1",
+        "perplexity ratio",
+        "tokens",
+        "template",
+        "adapter",
+        "greedy",
         "verdict",
-        title="parity gate (HF vs GGUF, greedy)",
+        title=f"parity gate (HF vs GGUF: {_scored(export)} reference-answer tokens teacher-forced; limits in brackets)",
     )
     for p in export["parity"]:
+        limits = p.get("limits") or {}
         verdict = "[green]passed[/]" if p["passed"] else f"[red]failed[/]: {p['reason']}"
         parity.add_row(
             p["quantization"],
-            f"{p['agreement']:.0%}",
-            f"{p['mean_token_f1']:.2f}",
-            f"{p['hf_fact_accuracy']:.0%}",
-            f"{p['gguf_fact_accuracy']:.0%}",
+            f"{p.get('mean_kld', 0):.4f} (≤{limits.get('max_mean_kld', 0):g})",
+            f"{p.get('p99_kld', 0):.3f} (≤{limits.get('max_p99_kld', 0):g})",
+            f"{p.get('top1_agreement', 0):.1%} (≥{limits.get('min_top1_agreement', 0):.0%})",
+            f"{p.get('perplexity_ratio', 0):.3f} (≤{limits.get('max_perplexity_ratio', 0):g})",
+            f"{p.get('sequence_token_agreement', 0):.0%} same",
+            p.get("chat_template", ""),
+            (p.get("adapter") or {}).get("verdict", "-"),
+            f"{p['agreement']:.0%} of {p['probes']}",
             verdict,
         )
     console.print(parity)
@@ -168,12 +177,18 @@ def print_export(export: dict) -> None:
         console.print(f"Serve it as an OpenAI-compatible target: dyag serve {export['id']}")
 
 
+def _scored(export: dict) -> int:
+    return max((int(p.get("scored_tokens") or 0) for p in export["parity"]), default=0)
+
+
 def list_exports(model_id: Annotated[str, typer.Option(help="only the exports of this LoRA model")] = "") -> None:
     """Exports, newest first."""
     exports = run_or_fail(lambda: GatewayClient().get("/exports", model_id=model_id))["exports"]
-    table = Table("id", "model", "status", "GGUF", "parity (agreement)", "Ollama", "created")
+    table = Table("id", "model", "status", "GGUF", "parity (mean KLD)", "Ollama", "created")
     for e in exports:
-        parity = ", ".join(f"{p['quantization']} {p['agreement']:.0%}" for p in e["parity"])
+        parity = ", ".join(
+            f"{p['quantization']} {p.get('mean_kld', 0):.4f}{'' if p['passed'] else ' ✗'}" for p in e["parity"]
+        )
         table.add_row(
             e["id"],
             e.get("model_id") or e["base_model"],

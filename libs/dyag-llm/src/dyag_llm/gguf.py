@@ -229,6 +229,40 @@ def generate_greedy(llm, tokens: list[int], max_tokens: int) -> list[int]:
     return out
 
 
+def teacher_forced_logprobs(llm, tokens: list[int], first_target: int, *, step: int = 0):
+    """Log-probabilities (float64, (n, vocabulary)) of a loaded IkLlama's next-token distributions at the positions that
+    predict tokens[first_target:], the sequence read as it is (teacher forcing): llama.cpp's logits for every position
+    asked, in micro-batches of `step` tokens (default: prefill_step)."""
+    import numpy as np
+    from ik_llama_cpp import _ctypes_api as C
+    from ik_llama_cpp._internals import make_batch_range
+
+    from dyag_llm.fidelity import log_softmax
+
+    if not 0 < first_target < len(tokens):
+        raise ValueError(f"first target {first_target} outside a sequence of {len(tokens)} tokens")
+    context, model = llm._context, llm._model
+    context.kv_cache_clear()
+    step = step or prefill_step(llm)
+    wanted = range(first_target - 1, len(tokens) - 1)  # the positions whose logits predict the targets
+    rows = []
+    for start in range(0, len(tokens) - 1, step):
+        chunk = tokens[start : min(start + step, len(tokens) - 1)]
+        batch = make_batch_range(chunk, pos_start=start, logits_last=False)
+        asked = [i for i in range(len(chunk)) if start + i in wanted]
+        for i in asked:
+            batch.logits[i] = 1
+        try:
+            if context.decode(batch) != 0:
+                raise LLMError("generation_failed", f"llama.cpp could not read a sequence of {len(tokens)} tokens")
+            for i in asked:
+                logits = C.llama_get_logits_ith(context.ctx, i)
+                rows.append(np.ctypeslib.as_array(logits, shape=(model.n_vocab,)).copy())
+        finally:
+            C.llama_batch_free(batch)
+    return log_softmax(np.stack(rows))
+
+
 def detokenize(llm, tokens: list[int], *, special: bool = False) -> str:
     """The text of a loaded IkLlama's tokens, decoded once from all their bytes: IkLlama.detokenize decodes token by
     token, which breaks a character whose UTF-8 bytes span two tokens (emoji, CJK: U+FFFD instead)."""

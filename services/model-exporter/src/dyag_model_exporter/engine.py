@@ -6,7 +6,9 @@
     quantize model-f16.gguf -> model-q8_0.gguf, model-q4_K_M.gguf (llama.cpp's quantizer)
     adapter adapter -> adapter-f16.gguf (convert_lora_to_gguf.py); in adapter mode, the base model's GGUF too
     template the Ollama TEMPLATE derived from the tokenizer's chat template, checked; the Modelfile
-    parity each GGUF against the HF model on the probes (greedy), scored with dyag_core.evaluation
+    parity  each GGUF against the HF model: the reference answers teacher-forced (KL divergence, top-1 agreement,
+            perplexity ratio), the tokenizer, the chat template, the adapter; a few greedy answers (see
+            dyag_core.export.parity)
 
 A step whose output is already in the work folder (a job resumed after a restart) is not done again.
 """
@@ -26,7 +28,10 @@ from dyag_core.evaluation.model import EvalCase
 from dyag_core.export import (
     DTYPE_BYTES,
     MODES,
+    AdapterCheck,
+    ConversionChecks,
     ExportError,
+    Fidelity,
     ModelfileSpec,
     OllamaTemplate,
     ParityReport,
@@ -35,6 +40,8 @@ from dyag_core.export import (
     check_free_space,
     create_command,
     derive_ollama_template,
+    first_difference,
+    greedy_answers,
     human_bytes,
     parameter_count,
     parity_report,
@@ -191,7 +198,9 @@ class ExportOptions:
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     temperature: float = DEFAULT_TEMPERATURE
     top_p: float = DEFAULT_TOP_P
-    probes: Sequence[EvalCase] = ()
+    probes: Sequence[EvalCase] = ()  # the test split, in choose_probes' order
+    greedy_probes: int = 8  # the first probes, answered greedily by both models (information)
+    scored_tokens: int = 1024  # reference-answer tokens read teacher-forced (the gate's measures)
     parity_threshold: float = DEFAULT_THRESHOLD
     max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP
     max_tokens: int = 48
@@ -491,32 +500,45 @@ class Exporter:
         ggufs: list[tuple[str, Path, Path | None]],
         options: ExportOptions,
         on_level: Callable[[int], None] = lambda i: None,
+        base_dir: Path | None = None,
     ) -> list[ParityReport]:
-        """Each GGUF (label, file, LoRA GGUF or None) against the HF model in model_dir, on the same probes."""
-        import torch
-        from transformers import AutoModelForCausalLM
+        """Each GGUF (label, file, LoRA GGUF or None) against the HF model in model_dir: the reference answers read
+        teacher-forced by both (KL divergence, top-1 agreement, perplexity), the tokenizer, the chat template, the
+        adapter (against the base model in base_dir, when one was merged), and a few greedy answers."""
+        import numpy as np
 
+        from dyag_llm.fidelity import compare_logprobs
         from dyag_llm.local import encode_prompt, render_chat
-        from dyag_model_exporter.llama import answer_in_child
+        from dyag_model_exporter.llama import answer_in_child, gguf_metadata
 
         probes = list(options.probes)
-        conversations = [
-            ([{"role": "system", "content": options.system_prompt}] if options.system_prompt else [])
-            + [{"role": "user", "content": p.question}]
-            for p in probes
-        ]
+        greedy_probes = probes[: max(options.greedy_probes, 1)]
+        conversations = [self._conversation(options, p.question) for p in greedy_probes]
+        sequences = self._reference_sequences(tokenizer, probes, options)
+        if not sequences:
+            raise ExportError("no_probes", "the parity gate has no probe with a reference answer to read")
+        scratch = self.workdir / "parity"
+        scratch.mkdir(parents=True, exist_ok=True)
         began = time.monotonic()
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, local_files_only=True).eval()
-        hf_answers: list[str] = []
-        for conversation in conversations:
-            self.should_stop()
-            hf_answers.append(
-                greedy_answer(model, tokenizer, encode_prompt(tokenizer, conversation), options.max_tokens)
-            )
-        del model
+        hf_answers, reference = self._hf_side(
+            model_dir, tokenizer, conversations, sequences, scratch / "hf.npy", options.max_tokens
+        )
+        base_reference = adapter_kld = None
+        if base_dir is not None:
+            _, base_reference = self._hf_side(base_dir, tokenizer, [], sequences, scratch / "base.npy", 0)
+            ref, ref_base = np.load(reference, mmap_mode="r"), np.load(base_reference, mmap_mode="r")
+            targets = [t for s in sequences for t in s["tokens"][s["first"] :]]
+            klds = [
+                sum(compare_logprobs(ref[i : i + 256], ref_base[i : i + 256], targets[i : i + 256]).kld)
+                for i in range(0, len(targets), 256)
+            ]
+            adapter_kld = sum(klds) / len(targets)
         self._timed("parity_hf", began)
+        scored = sum(len(s["tokens"]) - s["first"] for s in sequences)
         self.log(
-            f"HF model (transformers, fp32, greedy): {len(probes)} probes answered in {self.timings['parity_hf']:.1f} s"
+            f"HF model (transformers, fp32): {len(sequences)} reference answers ({scored} tokens) read teacher-forced"
+            f"{' with the base model too' if base_dir else ''}, {len(greedy_probes)} probes answered greedily, in "
+            f"{self.timings['parity_hf']:.1f} s"
         )
         jinja_prompts = [render_chat(tokenizer, c, add_generation_prompt=True) for c in conversations]
         go_prompts = [render_messages(template.template, c) for c in conversations]
@@ -539,29 +561,121 @@ class Exporter:
                 max_tokens=options.max_tokens,
                 stop=template.stop,
                 threads=self.threads,
-                workdir=self.workdir / "parity",
+                workdir=scratch,
                 log=self.log,
                 should_stop=self.should_stop,
+                sequences=sequences,
+                reference=reference,
+                base=base_reference,
             )
-            same_tokens = [list(a) == list(b) for a, b in zip(result["tokens"], hf_tokens, strict=True)]
-            gguf_answers = [str(a) for a in result["answers"]]
+            s = result["scored"]
+            fidelity = Fidelity.of_tokens(
+                [k for row in s["kld"] for k in row],
+                [t for row in s["top1"] for t in row],
+                [n for row in s["nll_reference"] for n in row],
+                [n for row in s["nll_candidate"] for n in row],
+            )
+            carried = gguf_metadata(path).get("tokenizer.chat_template")
+            verdict, detail = chat_template_check(tokenizer, carried, sequences)
+            checks = ConversionChecks(
+                conversations=len(sequences),
+                same_tokens=sum(s["same_tokens"]),
+                first_token_mismatch=s["first_mismatch"],
+                chat_template=verdict,
+                chat_template_detail=detail,
+                adapter=AdapterCheck.of_sequences(
+                    adapter_kld,
+                    [sum(row) / len(row) for row in s["kld"]],
+                    [sum(row) / len(row) for row in s["kld_base"]],
+                )
+                if adapter_kld is not None
+                else None,
+            )
+            greedy = greedy_answers(
+                greedy_probes,
+                hf_answers,
+                [str(a) for a in result["answers"]],
+                [list(a) == list(b) for a, b in zip(result["tokens"], hf_tokens, strict=True)],
+            )
             report = parity_report(
                 label,
-                probes,
-                hf_answers,
-                gguf_answers,
+                fidelity,
+                checks,
+                greedy,
                 threshold=options.parity_threshold,
                 max_accuracy_drop=options.max_accuracy_drop,
-                prompt_tokens_equal=same_tokens,
             )
             self._timed(f"parity_{label}", began)
             reports.append(report)
             self.log(
-                f"parity {label}: agreement {report.agreement:.0%}, fact accuracy HF "
-                f"{report.hf_fact_accuracy:.0%} / GGUF {report.gguf_fact_accuracy:.0%}, token F1 "
-                f"{report.mean_token_f1:.2f} -> {'passed' if report.passed else 'FAILED: ' + report.reason}"
+                f"parity {label}: mean KLD {fidelity.mean_kld:.4f} (p99 {fidelity.p99_kld:.3f}), top-1 "
+                f"{fidelity.top1_agreement:.1%}, perplexity ratio {fidelity.perplexity_ratio:.3f} over "
+                f"{fidelity.tokens} tokens; tokenizer {checks.same_tokens}/{checks.conversations}, chat template "
+                f"{checks.chat_template}"
+                f"{', adapter ' + checks.adapter.verdict if checks.adapter else ''}; greedy agreement "
+                f"{greedy.agreement:.0%} -> {'passed' if report.passed else 'FAILED: ' + report.reason}"
             )
         return reports
+
+    @staticmethod
+    def _conversation(options: ExportOptions, question: str, answer: str | None = None) -> list[dict[str, str]]:
+        return (
+            ([{"role": "system", "content": options.system_prompt}] if options.system_prompt else [])
+            + [{"role": "user", "content": question}]
+            + ([{"role": "assistant", "content": answer}] if answer is not None else [])
+        )
+
+    def _reference_sequences(self, tokenizer: Any, probes: Sequence[EvalCase], options: ExportOptions) -> list[dict]:
+        """The probes' whole conversations (their reference answer included), in probe order, until the answers hold
+        `options.scored_tokens` tokens: {"text", "tokens", "first" (the answer's first token)}."""
+        from dyag_llm.local import encode_chat, render_chat
+
+        sequences, total = [], 0
+        for probe in probes:
+            if total >= options.scored_tokens:
+                break
+            if not probe.expected_answer.strip():
+                continue
+            conversation = self._conversation(options, probe.question, probe.expected_answer)
+            tokens, mask = encode_chat(tokenizer, conversation)
+            if 1 not in mask or mask.index(1) == 0:
+                continue
+            first = mask.index(1)
+            text = render_chat(tokenizer, conversation)
+            sequences.append({"text": text, "tokens": tokens, "first": first, "messages": conversation})
+            total += len(tokens) - first
+        return sequences
+
+    def _hf_side(
+        self, model_dir: Path, tokenizer: Any, conversations: list, sequences: list[dict], out: Path, max_tokens: int
+    ) -> tuple[list[str], Path]:
+        """The HF model's greedy answers to `conversations`, and its log-probabilities at every reference answer token
+        of `sequences`, written to `out` (.npy, float32, one row per token)."""
+        import numpy as np
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        from dyag_llm.fidelity import log_softmax
+        from dyag_llm.local import encode_prompt
+
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, local_files_only=True).eval()
+        answers = []
+        for conversation in conversations:
+            self.should_stop()
+            answers.append(greedy_answer(model, tokenizer, encode_prompt(tokenizer, conversation), max_tokens))
+        rows = sum(len(s["tokens"]) - s["first"] for s in sequences)
+        table = np.lib.format.open_memmap(out, mode="w+", dtype=np.float32, shape=(rows, model.config.vocab_size))
+        row = 0
+        with torch.inference_mode():
+            for sequence in sequences:
+                self.should_stop()
+                tokens, first = sequence["tokens"], sequence["first"]
+                logits = model(input_ids=torch.tensor([tokens])).logits[0, first - 1 : len(tokens) - 1]
+                table[row : row + len(logits)] = log_softmax(logits.float().numpy())[:, : table.shape[1]]
+                row += len(logits)
+        table.flush()
+        del table, model
+        return answers, out
 
     # --- everything ---------------------------------------------------------------------------
     def run(self, inputs: ExportInputs, options: ExportOptions) -> ExportOutcome:
@@ -641,6 +755,7 @@ class Exporter:
             template,
             pairs,
             options,
+            base_dir=inputs.base_path if inputs.adapter_dir is not None else None,
             on_level=lambda i: self.progress(0.75 + 0.2 * i / len(pairs), f"parity gate: {pairs[i][0]} (llama.cpp)"),
         )
         (self.workdir / "parity.json").write_text(
@@ -661,6 +776,31 @@ class Exporter:
         return ExportOutcome(
             self.workdir, plan["architecture"], files, reports, template, spec, command, dict(self.timings)
         )
+
+
+def chat_template_check(tokenizer: Any, gguf_template: Any, sequences: Sequence[dict]) -> tuple[str, str]:
+    """(verdict, what differs): does the chat template a GGUF carries render the probe conversations as the HF
+    tokenizer's does? same | differs | missing (the HF tokenizer has one, the GGUF none) | none (neither has one)."""
+    hf_template = getattr(tokenizer, "chat_template", None)
+    if not gguf_template:
+        return ("missing", "is missing (the HF tokenizer has one)") if hf_template else ("none", "")
+    if not hf_template:
+        return "none", ""
+    for number, sequence in enumerate(sequences, start=1):
+        want = sequence["text"]
+        try:
+            got = tokenizer.apply_chat_template(
+                sequence.get("messages") or [], chat_template=str(gguf_template), tokenize=False
+            )
+        except Exception as exc:  # noqa: BLE001 - a template that does not even render is a template that differs
+            return "differs", f"does not render a conversation ({type(exc).__name__}: {exc})"
+        if got != want:
+            at = first_difference(got, want)
+            return "differs", (
+                f"renders conversation {number} otherwise from character {at}: {got[at : at + 40]!r} instead of "
+                f"{want[at : at + 40]!r}"
+            )
+    return "same", ""
 
 
 def greedy_answer(model: Any, tokenizer: Any, prompt: list[int], max_tokens: int) -> str:
@@ -690,10 +830,16 @@ def greedy_answer(model: Any, tokenizer: Any, prompt: list[int], max_tokens: int
 
 def bundle_readme(options: ExportOptions, spec: ModelfileSpec, command: str, reports: Sequence[ParityReport]) -> str:
     rows = "\n".join(
-        f"| {r.quantization} | {r.agreement:.0%} | {r.hf_fact_accuracy:.0%} | {r.gguf_fact_accuracy:.0%} | "
-        f"{'passed' if r.passed else 'FAILED'} |"
+        f"| {r.quantization} | {r.fidelity.mean_kld:.4f} (≤ {r.limits.max_mean_kld:g}) | "
+        f"{r.fidelity.p99_kld:.3f} (≤ {r.limits.max_p99_kld:g}) | "
+        f"{r.fidelity.top1_agreement:.1%} (≥ {r.limits.min_top1_agreement:.0%}) | "
+        f"{r.fidelity.perplexity_ratio:.3f} (≤ {r.limits.max_perplexity_ratio:g}) | "
+        f"{r.checks.same_tokens}/{r.checks.conversations} | {r.checks.chat_template} | "
+        f"{r.checks.adapter.verdict if r.checks.adapter else '-'} | {r.agreement:.0%} | "
+        f"{'passed' if r.passed else 'FAILED: ' + ', '.join(r.failed)} |"
         for r in reports
     )
+    tokens = reports[0].fidelity.tokens if reports else 0
     adapter = f" with the LoRA adapter `{spec.adapter_file}`" if spec.adapter_file else ""
     return f"""# Ollama export bundle
 
@@ -708,10 +854,15 @@ then ask it:
 `Modelfile` uses `{spec.model_file}`{adapter}; its TEMPLATE is derived
 from the tokenizer's own chat template (checked to render the same prompts).
 
-## Parity gate (HF model vs GGUF, greedy, {len(options.probes)} probes)
+## Parity gate (HF model vs GGUF)
 
-| GGUF | answer agreement | fact accuracy HF | fact accuracy GGUF | verdict |
-|---|---|---|---|---|
+The test split's reference answers ({tokens} tokens) read teacher-forced by both models: KL divergence
+KL(HF || GGUF), top-1 agreement and perplexity ratio, each against its level's limit; the GGUF's tokenizer and chat
+template against the HF tokenizer's; the adapter (nearer the merged model than the base model). Greedy answer
+agreement ({reports[0].greedy.probes if reports else 0} probes) is information.
+
+| GGUF | mean KLD | p99 KLD | top-1 | perplexity ratio | same tokens | template | adapter | greedy | verdict |
+|---|---|---|---|---|---|---|---|---|---|
 {rows}
 
 Details: `parity.json`.

@@ -1,13 +1,19 @@
-"""ik-llama-cpp-python work in a child process: quantizing a GGUF (ik_llama.cpp's llama-quantize), and answering
-prompts with one (IkLlama, greedy).
+"""ik-llama-cpp-python work in a child process: quantizing a GGUF (ik_llama.cpp's llama-quantize), and the parity
+gate's GGUF side (IkLlama): greedy answers to prompts, and the reference answers read teacher-forced, compared with the
+HF model's log-probabilities token by token.
 
 llama.cpp aborts the whole process on some bad inputs (a vocabulary it misreads, a damaged file): run here,
 such a crash ends this child, and the export fails with what llama.cpp said instead of taking the service down.
 
     python -m dyag_model_exporter.gguf_worker quantize IN.gguf OUT.gguf q8_0 [--threads N]
     python -m dyag_model_exporter.gguf_worker answer MODEL.gguf REQUEST.json RESULT.json [--lora ADAPTER.gguf]
-        REQUEST: {"prompts": [...], "max_tokens": 48, "stop": [...], "threads": 0}
-        RESULT:  {"tokens": [[...], ...], "answers": [...], "seconds": 1.2}
+        REQUEST: {"prompts": [...], "max_tokens": 48, "stop": [...], "threads": 0,
+                  "sequences": [{"text": ..., "tokens": [...], "first": 17}, ...],   (optional: teacher forcing)
+                  "reference": "hf.npy", "base": "base.npy" or null}
+        RESULT:  {"tokens": [[...], ...], "answers": [...], "scored": {...}, "seconds": 1.2}
+    The .npy files hold the HF model's (and the base model's) log-probabilities, one row per scored token, the
+    sequences' rows one after the other; "scored" holds, per sequence, each token's KL divergence, top-1 verdict and
+    both negative log-likelihoods (dyag_llm.fidelity), and whether the GGUF's tokenizer cuts its text into its tokens.
 """
 
 from __future__ import annotations
@@ -48,12 +54,18 @@ def main(argv: list[str] | None = None) -> int:
             chat.answer(p, max_tokens=int(request["max_tokens"]), stop=request.get("stop") or ())
             for p in request["prompts"]
         ]
+        scored = (
+            chat.score(request["sequences"], Path(request["reference"]), request.get("base") and Path(request["base"]))
+            if request.get("sequences")
+            else None
+        )
     finally:
         chat.close()
     tmp = args.result.with_name(args.result.name + ".part")
     tmp.write_text(
         json.dumps(
-            {"tokens": tokens, "answers": answers, "seconds": round(time.monotonic() - began, 3)}, ensure_ascii=False
+            {"tokens": tokens, "answers": answers, "scored": scored, "seconds": round(time.monotonic() - began, 3)},
+            ensure_ascii=False,
         ),
         encoding="utf-8",
     )

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dyag_core.export import QUANTIZATIONS, ExportError
+from dyag_core.export import QUANTIZATIONS, ExportError, first_difference
 
 CONVERT_HF = "convert_hf_to_gguf.py"
 CONVERT_LORA = "convert_lora_to_gguf.py"
@@ -278,13 +278,25 @@ def answer_in_child(
     workdir: Path,
     log=print,
     should_stop=lambda: None,
+    sequences: Sequence[dict] = (),
+    reference: Path | None = None,
+    base: Path | None = None,
 ) -> dict:
-    """Greedy answers of a GGUF (+ GGUF LoRA) to prompts, with each prompt's tokens, from a child process."""
+    """Greedy answers of a GGUF (+ GGUF LoRA) to prompts, with each prompt's tokens, and the teacher-forced comparison
+    of `sequences` against the HF log-probabilities in `reference` (and `base`), from a child process."""
     workdir.mkdir(parents=True, exist_ok=True)
     request, result = workdir / f"{model.stem}.request.json", workdir / f"{model.stem}.result.json"
     request.write_text(
         json.dumps(
-            {"prompts": list(prompts), "max_tokens": max_tokens, "stop": list(stop), "threads": threads},
+            {
+                "prompts": list(prompts),
+                "max_tokens": max_tokens,
+                "stop": list(stop),
+                "threads": threads,
+                "sequences": list(sequences),
+                "reference": str(reference) if reference else None,
+                "base": str(base) if base else None,
+            },
             ensure_ascii=False,
         ),
         encoding="utf-8",
@@ -388,6 +400,45 @@ class GgufChat:
         text = detokenize(self.llm, out)
         cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
         return (text[: min(cuts)] if cuts else text).strip()
+
+    def score(self, sequences: Sequence[dict], reference: Path, base: Path | None = None) -> dict:
+        """Each sequence read teacher-forced (its HF tokens), compared token by token with the HF log-probabilities of
+        `reference` (and of `base`: the model before its adapter was merged), rows in sequence order."""
+        import numpy as np
+
+        from dyag_llm.fidelity import compare_logprobs
+        from dyag_llm.gguf import teacher_forced_logprobs
+
+        ref = np.load(reference, mmap_mode="r")
+        ref_base = np.load(base, mmap_mode="r") if base else None
+        out: dict[str, list] = {k: [] for k in ("kld", "top1", "nll_reference", "nll_candidate", "kld_base")}
+        same_tokens: list[bool] = []
+        first_mismatch = ""
+        row = 0
+        for number, sequence in enumerate(sequences, start=1):
+            tokens, first = list(sequence["tokens"]), int(sequence["first"])
+            own = self.tokenize(sequence["text"])
+            same_tokens.append(own == tokens)
+            if own != tokens and not first_mismatch:
+                at = first_difference(own, tokens)
+                first_mismatch = (
+                    f"conversation {number}, from token {at}: GGUF {own[at : at + 4]} vs HF {tokens[at : at + 4]}, "
+                    f"{len(own)} vs {len(tokens)} tokens"
+                )
+            targets = tokens[first:]
+            logprobs = teacher_forced_logprobs(self.llm, tokens, first)
+            rows = slice(row, row + len(targets))
+            compared = compare_logprobs(ref[rows], logprobs, targets)
+            out["kld"].append(compared.kld)
+            out["top1"].append(compared.top1)
+            out["nll_reference"].append(compared.nll_reference)
+            out["nll_candidate"].append(compared.nll_candidate)
+            if ref_base is not None:
+                out["kld_base"].append(compare_logprobs(ref_base[rows], logprobs, targets).kld)
+            row += len(targets)
+        if row != ref.shape[0]:
+            raise ValueError(f"the reference holds {ref.shape[0]} rows, the sequences {row} target tokens")
+        return {**out, "same_tokens": same_tokens, "first_mismatch": first_mismatch}
 
     def close(self) -> None:
         if getattr(self, "llm", None) is not None:

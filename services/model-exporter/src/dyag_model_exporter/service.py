@@ -184,8 +184,8 @@ class ExportJob:
 
     def probes(self, params: dict[str, Any], lineage: dict[str, Any], folder: Path) -> tuple[list[EvalCase], str]:
         """(the probes, where they come from): explicit probes, else the dataset's test split, else the model's
-        validation file, else its train file (the facts it was taught)."""
-        count = params.get("probe_count") or self.settings.parity_probes
+        validation file, else its train file (the facts it was taught); all of them, in choose_probes' order (the
+        first ones are answered greedily, the reference answers read teacher-forced up to a token budget)."""
         if params.get("probes"):
             cases = [
                 EvalCase.from_record({**p, "id": p.get("id") or f"probe-{i}"})
@@ -217,7 +217,7 @@ class ExportJob:
             except EvaluationError as exc:
                 raise ExportError("no_probes", f"cannot read probes from {what}: {exc.message}") from None
             if cases:
-                return choose_probes(cases, count), what
+                return choose_probes(cases, len(cases)), what
         raise ExportError(
             "no_probes",
             "the parity gate has no probe: this model has no dataset test split or validation file; "
@@ -253,6 +253,8 @@ class ExportJob:
             else self.settings.parity_threshold,
             max_accuracy_drop=self.settings.parity_max_accuracy_drop,
             max_tokens=self.settings.parity_max_tokens,
+            greedy_probes=params.get("probe_count") or self.settings.parity_probes,
+            scored_tokens=self.settings.parity_scored_tokens,
         )
         exports_dir = self.settings.data_dir / "exports"
         copies = 2 if same_disk(self.settings.data_dir, self.rt.settings.artifact_root()) else 1
@@ -287,9 +289,9 @@ class ExportJob:
             raise ExportError(
                 "parity_failed",
                 f"{outcome.failure()} (export {export_id} is in the registry, marked failed). What to do: "
-                f"compare the answers side by side in {bundle / 'parity.json'}; keep a finer level "
-                "(f16, q8_0), or, where the fact accuracy holds and only the wording drifts, accept it "
-                "with a lower parity_threshold (dyag export --threshold)",
+                f"read the figures per level in {bundle / 'parity.json'}; a level whose KL divergence alone is over "
+                "its limit loses too much: keep a finer one (f16, q8_0); a tokenizer, chat template or adapter "
+                "failure is a broken conversion: check the model folder and llama.cpp's version",
             )
         ctx.log(
             f"export {export_id}: "
@@ -343,7 +345,6 @@ class ExportJob:
         parity = []
         for report in outcome.parity:
             data = report.to_dict()
-            data["max_accuracy_drop"] = report.max_accuracy_drop
             data["seconds"] = outcome.timings.get(f"parity_{report.quantization}", 0.0)
             data["prompt_token_agreement"] = report.prompt_token_agreement or 0.0
             parity.append(data)

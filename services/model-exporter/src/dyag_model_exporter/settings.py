@@ -15,7 +15,10 @@ class ExporterSettings(ServiceSettings):
     # The folder holding llama.cpp's convert_hf_to_gguf.py and convert_lora_to_gguf.py (from the pinned
     # llama-cpp-python source package). Unset: <venv>/share/dyag/llama.cpp, where bootstrap.py puts them.
     llama_cpp_dir: Path | None = None
-    # The parity gate: probes from the dataset's test split, answer length, and what passes.
+    # The parity gate: the test split's reference answers read teacher-forced (up to this many tokens: the HF model's
+    # log-probabilities take tokens x vocabulary x 4 bytes on disk while it runs, 200 MB for SmolLM2), the probes
+    # answered greedily (information), their answer length, and the fact accuracy the GGUF may lose.
+    parity_scored_tokens: int = 1024
     parity_probes: int = 8
     parity_max_tokens: int = 48
     parity_threshold: float = DEFAULT_THRESHOLD

@@ -91,8 +91,32 @@ class ParitySample(_message.Message):
     gguf_correct: bool
     def __init__(self, question: _Optional[str] = ..., hf_answer: _Optional[str] = ..., gguf_answer: _Optional[str] = ..., agree: _Optional[bool] = ..., hf_correct: _Optional[bool] = ..., gguf_correct: _Optional[bool] = ...) -> None: ...
 
+class ParityLimits(_message.Message):
+    __slots__ = ("max_mean_kld", "max_p99_kld", "min_top1_agreement", "max_perplexity_ratio")
+    MAX_MEAN_KLD_FIELD_NUMBER: _ClassVar[int]
+    MAX_P99_KLD_FIELD_NUMBER: _ClassVar[int]
+    MIN_TOP1_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    MAX_PERPLEXITY_RATIO_FIELD_NUMBER: _ClassVar[int]
+    max_mean_kld: float
+    max_p99_kld: float
+    min_top1_agreement: float
+    max_perplexity_ratio: float
+    def __init__(self, max_mean_kld: _Optional[float] = ..., max_p99_kld: _Optional[float] = ..., min_top1_agreement: _Optional[float] = ..., max_perplexity_ratio: _Optional[float] = ...) -> None: ...
+
+class AdapterParity(_message.Message):
+    __slots__ = ("adapter_kld", "margin", "z", "verdict")
+    ADAPTER_KLD_FIELD_NUMBER: _ClassVar[int]
+    MARGIN_FIELD_NUMBER: _ClassVar[int]
+    Z_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    adapter_kld: float
+    margin: float
+    z: float
+    verdict: str
+    def __init__(self, adapter_kld: _Optional[float] = ..., margin: _Optional[float] = ..., z: _Optional[float] = ..., verdict: _Optional[str] = ...) -> None: ...
+
 class ParityResult(_message.Message):
-    __slots__ = ("quantization", "probes", "agreement", "mean_token_f1", "hf_fact_accuracy", "gguf_fact_accuracy", "threshold", "passed", "reason", "samples", "seconds", "prompt_token_agreement", "max_accuracy_drop")
+    __slots__ = ("quantization", "probes", "agreement", "mean_token_f1", "hf_fact_accuracy", "gguf_fact_accuracy", "threshold", "passed", "reason", "samples", "seconds", "prompt_token_agreement", "max_accuracy_drop", "scored_tokens", "mean_kld", "p99_kld", "max_kld", "top1_agreement", "perplexity_hf", "perplexity_gguf", "perplexity_ratio", "limits", "conversations", "sequence_token_agreement", "chat_template", "adapter", "failed")
     QUANTIZATION_FIELD_NUMBER: _ClassVar[int]
     PROBES_FIELD_NUMBER: _ClassVar[int]
     AGREEMENT_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +130,20 @@ class ParityResult(_message.Message):
     SECONDS_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TOKEN_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
     MAX_ACCURACY_DROP_FIELD_NUMBER: _ClassVar[int]
+    SCORED_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MEAN_KLD_FIELD_NUMBER: _ClassVar[int]
+    P99_KLD_FIELD_NUMBER: _ClassVar[int]
+    MAX_KLD_FIELD_NUMBER: _ClassVar[int]
+    TOP1_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    PERPLEXITY_HF_FIELD_NUMBER: _ClassVar[int]
+    PERPLEXITY_GGUF_FIELD_NUMBER: _ClassVar[int]
+    PERPLEXITY_RATIO_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_TOKEN_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    CHAT_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    ADAPTER_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
     quantization: str
     probes: int
     agreement: float
@@ -119,7 +157,21 @@ class ParityResult(_message.Message):
     seconds: float
     prompt_token_agreement: float
     max_accuracy_drop: float
-    def __init__(self, quantization: _Optional[str] = ..., probes: _Optional[int] = ..., agreement: _Optional[float] = ..., mean_token_f1: _Optional[float] = ..., hf_fact_accuracy: _Optional[float] = ..., gguf_fact_accuracy: _Optional[float] = ..., threshold: _Optional[float] = ..., passed: _Optional[bool] = ..., reason: _Optional[str] = ..., samples: _Optional[_Iterable[_Union[ParitySample, _Mapping]]] = ..., seconds: _Optional[float] = ..., prompt_token_agreement: _Optional[float] = ..., max_accuracy_drop: _Optional[float] = ...) -> None: ...
+    scored_tokens: int
+    mean_kld: float
+    p99_kld: float
+    max_kld: float
+    top1_agreement: float
+    perplexity_hf: float
+    perplexity_gguf: float
+    perplexity_ratio: float
+    limits: ParityLimits
+    conversations: int
+    sequence_token_agreement: float
+    chat_template: str
+    adapter: AdapterParity
+    failed: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, quantization: _Optional[str] = ..., probes: _Optional[int] = ..., agreement: _Optional[float] = ..., mean_token_f1: _Optional[float] = ..., hf_fact_accuracy: _Optional[float] = ..., gguf_fact_accuracy: _Optional[float] = ..., threshold: _Optional[float] = ..., passed: _Optional[bool] = ..., reason: _Optional[str] = ..., samples: _Optional[_Iterable[_Union[ParitySample, _Mapping]]] = ..., seconds: _Optional[float] = ..., prompt_token_agreement: _Optional[float] = ..., max_accuracy_drop: _Optional[float] = ..., scored_tokens: _Optional[int] = ..., mean_kld: _Optional[float] = ..., p99_kld: _Optional[float] = ..., max_kld: _Optional[float] = ..., top1_agreement: _Optional[float] = ..., perplexity_hf: _Optional[float] = ..., perplexity_gguf: _Optional[float] = ..., perplexity_ratio: _Optional[float] = ..., limits: _Optional[_Union[ParityLimits, _Mapping]] = ..., conversations: _Optional[int] = ..., sequence_token_agreement: _Optional[float] = ..., chat_template: _Optional[str] = ..., adapter: _Optional[_Union[AdapterParity, _Mapping]] = ..., failed: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class OllamaModel(_message.Message):
     __slots__ = ("name", "created", "host", "command", "modelfile", "status")

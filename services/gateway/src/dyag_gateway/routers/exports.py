@@ -44,12 +44,12 @@ class ExportBody(Body):
     temperature: float | None = Field(None, ge=0, le=2, description="PARAMETER temperature (default 0.7)")
     top_p: float | None = Field(None, ge=0, le=1, description="PARAMETER top_p (default 0.9)")
     probe_count: int = Field(
-        0, ge=0, le=200, description="parity probes from the dataset's test split (0: the service's default)"
+        0, ge=0, le=200, description="test-split probes answered greedily, as information (0: the service's default)"
     )
     probes: list[ProbeBody] = Field(
         default_factory=list, description="explicit parity probes, instead of the test split"
     )
-    parity_threshold: float | None = Field(None, ge=0, le=1, description="the least answer agreement accepted")
+    parity_threshold: float | None = Field(None, ge=0, le=1, description="least greedy answer agreement (unset: none)")
     name: Label = Field("", description="a label for the export")
 
 
