@@ -80,7 +80,9 @@ def export(
         Path | None, typer.Option(help="parity probes: an eval or chat JSONL file (default: the dataset's test split)")
     ] = None,
     probe_count: Annotated[int, typer.Option(help="probes answered greedily (0: the default)")] = 0,
-    threshold: Annotated[float | None, typer.Option(help="least greedy answer agreement accepted (0-1; default: none)")] = None,
+    threshold: Annotated[
+        float | None, typer.Option(help="least greedy answer agreement accepted (0-1; default: none)")
+    ] = None,
     name: Annotated[str, typer.Option(help="a name for the export")] = "",
 ) -> None:
     """Export a fine-tuned model (the guide's step 5.4): merged HF folder, GGUF with llama.cpp, quantized, an Ollama

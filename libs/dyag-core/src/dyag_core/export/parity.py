@@ -61,7 +61,9 @@ LEVEL_LIMITS: dict[str, FidelityLimits] = {
 # reproduce the merged model as closely as the merged GGUF: llama.cpp (ik_llama.cpp) computing the LoRA beside the base
 # measured a mean KLD of 0.019 (SmolLM2, sample adapter) to 0.032 (a strong 3-fact adapter) even over an f16 base,
 # where the merged f16 gives 0.000005. Such pairs get the looser of their level's limits and these.
-RUNTIME_LORA_LIMITS = FidelityLimits(max_mean_kld=0.1, max_p99_kld=1.5, min_top1_agreement=0.85, max_perplexity_ratio=1.1)
+RUNTIME_LORA_LIMITS = FidelityLimits(
+    max_mean_kld=0.1, max_p99_kld=1.5, min_top1_agreement=0.85, max_perplexity_ratio=1.1
+)
 
 
 def limits_for(quantization: str) -> FidelityLimits:
