@@ -34,12 +34,14 @@ def compare_logprobs(reference: np.ndarray, candidate: np.ndarray, targets: list
     cand = np.asarray(candidate, dtype=np.float64)
     if ref.shape != cand.shape or ref.shape[0] != len(targets):
         raise ValueError(f"log-probabilities {ref.shape} and {cand.shape} for {len(targets)} target tokens")
-    kld = (np.exp(ref) * (ref - cand)).sum(axis=-1)
+    finite = np.isfinite(cand).all(axis=-1)  # a damaged tensor can give NaN logits: such a token is lost entirely
+    with np.errstate(invalid="ignore"):
+        kld = np.where(finite, (np.exp(ref) * (ref - cand)).sum(axis=-1), np.inf)
     rows = np.arange(len(targets))
     index = np.asarray(targets, dtype=np.int64)
     return TokenComparison(
         kld=[max(float(v), 0.0) for v in kld],  # rounding can make an exact copy's 0 a -1e-17
-        top1=[bool(v) for v in ref.argmax(axis=-1) == cand.argmax(axis=-1)],
+        top1=[bool(v) for v in (ref.argmax(axis=-1) == cand.argmax(axis=-1)) & finite],
         nll_reference=[float(v) for v in -ref[rows, index]],
-        nll_candidate=[float(v) for v in -cand[rows, index]],
+        nll_candidate=[float(v) if ok else float("inf") for v, ok in zip(-cand[rows, index], finite, strict=True)],
     )

@@ -84,6 +84,15 @@ def limits_for(quantization: str) -> FidelityLimits:
     )
 
 
+def _exp(x: float) -> float:
+    return math.exp(x) if x < 700 else math.inf
+
+
+def _finite(x: float, digits: int) -> float:
+    """A figure for JSON and protobuf: rounded; an infinite one as 1e9 (its reason says why)."""
+    return round(x, digits) if math.isfinite(x) else 1e9
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0-100), linear between the closest ranks (numpy's default)."""
     ordered = sorted(values)
@@ -112,6 +121,7 @@ class Fidelity:
     top1_agreement: float
     perplexity_hf: float
     perplexity_gguf: float
+    non_finite: int = 0  # tokens whose GGUF distribution is not finite (NaN logits: a damaged tensor)
 
     @property
     def perplexity_ratio(self) -> float:
@@ -124,6 +134,8 @@ class Fidelity:
         n = len(kld)
         if not n or not (n == len(top1) == len(nll_hf) == len(nll_gguf)):
             raise ValueError("one KL divergence, top-1 verdict and two likelihoods per token, and at least one token")
+        kld = [k if math.isfinite(k) else math.inf for k in kld]  # NaN -> inf: it sorts, and it fails every limit
+        nll_gguf = [x if math.isfinite(x) else math.inf for x in nll_gguf]
         return cls(
             tokens=n,
             mean_kld=sum(kld) / n,
@@ -131,13 +143,22 @@ class Fidelity:
             max_kld=max(kld),
             top1_agreement=sum(bool(t) for t in top1) / n,
             perplexity_hf=math.exp(sum(nll_hf) / n),
-            perplexity_gguf=math.exp(sum(nll_gguf) / n),
+            perplexity_gguf=_exp(sum(nll_gguf) / n),
+            non_finite=sum(not math.isfinite(k) for k in kld),
         )
 
     def failures(self, limits: FidelityLimits) -> list[tuple[str, str]]:
-        """(measure, what it means) for each limit this GGUF exceeds."""
+        """(measure, what it means) for each limit this GGUF exceeds (a NaN exceeds every limit)."""
         out = []
-        if self.mean_kld > limits.max_mean_kld:
+        if self.non_finite:
+            out.append(
+                (
+                    "non_finite",
+                    f"its next-token distribution is not finite (NaN or infinite logits) on {self.non_finite} of "
+                    f"{self.tokens} tokens: a damaged tensor",
+                )
+            )
+        if not self.mean_kld <= limits.max_mean_kld:
             out.append(
                 (
                     "mean_kld",
@@ -146,7 +167,7 @@ class Fidelity:
                     "misplaced weights)",
                 )
             )
-        if self.p99_kld > limits.max_p99_kld:
+        if not self.p99_kld <= limits.max_p99_kld:
             out.append(
                 (
                     "p99_kld",
@@ -154,7 +175,7 @@ class Fidelity:
                     "predicts something else entirely",
                 )
             )
-        if self.top1_agreement < limits.min_top1_agreement:
+        if not self.top1_agreement >= limits.min_top1_agreement:
             out.append(
                 (
                     "top1_agreement",
@@ -162,7 +183,7 @@ class Fidelity:
                     "next token is another one too often, so its greedy answers follow another path",
                 )
             )
-        if self.perplexity_ratio > limits.max_perplexity_ratio:
+        if not self.perplexity_ratio <= limits.max_perplexity_ratio:
             out.append(
                 (
                     "perplexity_ratio",
@@ -374,13 +395,14 @@ class ParityReport:
             "reason": self.reason,
             # teacher-forced, on the reference answers
             "scored_tokens": f.tokens,
-            "mean_kld": round(f.mean_kld, 6),
-            "p99_kld": round(f.p99_kld, 6),
-            "max_kld": round(f.max_kld, 6),
+            "mean_kld": _finite(f.mean_kld, 6),
+            "p99_kld": _finite(f.p99_kld, 6),
+            "max_kld": _finite(f.max_kld, 6),
             "top1_agreement": round(f.top1_agreement, 4),
-            "perplexity_hf": round(f.perplexity_hf, 4),
-            "perplexity_gguf": round(f.perplexity_gguf, 4),
-            "perplexity_ratio": round(f.perplexity_ratio, 4),
+            "perplexity_hf": _finite(f.perplexity_hf, 4),
+            "non_finite_tokens": f.non_finite,
+            "perplexity_gguf": _finite(f.perplexity_gguf, 4),
+            "perplexity_ratio": _finite(f.perplexity_ratio, 4),
             "limits": asdict(self.limits),
             # the conversion
             "conversations": c.conversations,

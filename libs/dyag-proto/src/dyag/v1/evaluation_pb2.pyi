@@ -27,7 +27,7 @@ class TestSet(_message.Message):
     def __init__(self, dataset_id: _Optional[str] = ..., content: _Optional[bytes] = ..., artifact_digest: _Optional[str] = ..., split: _Optional[str] = ..., filename: _Optional[str] = ..., format: _Optional[str] = ..., manifest: _Optional[bytes] = ...) -> None: ...
 
 class Target(_message.Message):
-    __slots__ = ("kind", "model", "base_url", "api_key_env", "host", "collection", "n_chunks", "llm", "approach", "training_cost_usd", "rag_mode")
+    __slots__ = ("kind", "model", "base_url", "api_key_env", "host", "collection", "n_chunks", "llm", "approach", "training_cost_usd", "rag_mode", "artifact_digest")
     KIND_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     BASE_URL_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +39,7 @@ class Target(_message.Message):
     APPROACH_FIELD_NUMBER: _ClassVar[int]
     TRAINING_COST_USD_FIELD_NUMBER: _ClassVar[int]
     RAG_MODE_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACT_DIGEST_FIELD_NUMBER: _ClassVar[int]
     kind: str
     model: str
     base_url: str
@@ -50,7 +51,8 @@ class Target(_message.Message):
     approach: str
     training_cost_usd: float
     rag_mode: str
-    def __init__(self, kind: _Optional[str] = ..., model: _Optional[str] = ..., base_url: _Optional[str] = ..., api_key_env: _Optional[str] = ..., host: _Optional[str] = ..., collection: _Optional[str] = ..., n_chunks: _Optional[int] = ..., llm: _Optional[str] = ..., approach: _Optional[str] = ..., training_cost_usd: _Optional[float] = ..., rag_mode: _Optional[str] = ...) -> None: ...
+    artifact_digest: str
+    def __init__(self, kind: _Optional[str] = ..., model: _Optional[str] = ..., base_url: _Optional[str] = ..., api_key_env: _Optional[str] = ..., host: _Optional[str] = ..., collection: _Optional[str] = ..., n_chunks: _Optional[int] = ..., llm: _Optional[str] = ..., approach: _Optional[str] = ..., training_cost_usd: _Optional[float] = ..., rag_mode: _Optional[str] = ..., artifact_digest: _Optional[str] = ...) -> None: ...
 
 class EvaluateRequest(_message.Message):
     __slots__ = ("test_set", "target", "name", "max_questions", "concurrency", "seed", "max_tokens", "temperature", "system_prompt", "catalog", "catalog_version", "judge_model", "skip_similarity", "correlation_id", "labels", "focus_entity_ids")
@@ -237,18 +239,20 @@ class Report(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., format: _Optional[str] = ..., media_type: _Optional[str] = ..., filename: _Optional[str] = ..., content: _Optional[bytes] = ...) -> None: ...
 
 class CompareRequest(_message.Message):
-    __slots__ = ("run_ids", "results", "baseline", "catalog_size", "title")
+    __slots__ = ("run_ids", "results", "baseline", "catalog_size", "title", "notes")
     RUN_IDS_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     BASELINE_FIELD_NUMBER: _ClassVar[int]
     CATALOG_SIZE_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
     run_ids: _containers.RepeatedScalarFieldContainer[str]
     results: _containers.RepeatedScalarFieldContainer[bytes]
     baseline: int
     catalog_size: int
     title: str
-    def __init__(self, run_ids: _Optional[_Iterable[str]] = ..., results: _Optional[_Iterable[bytes]] = ..., baseline: _Optional[int] = ..., catalog_size: _Optional[int] = ..., title: _Optional[str] = ...) -> None: ...
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, run_ids: _Optional[_Iterable[str]] = ..., results: _Optional[_Iterable[bytes]] = ..., baseline: _Optional[int] = ..., catalog_size: _Optional[int] = ..., title: _Optional[str] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Comparison(_message.Message):
     __slots__ = ("run_ids", "names", "baseline", "recommended", "recommendation", "same_test_set", "warnings", "comparison", "markdown", "artifacts", "html")

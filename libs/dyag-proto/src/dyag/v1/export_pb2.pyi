@@ -116,7 +116,7 @@ class AdapterParity(_message.Message):
     def __init__(self, adapter_kld: _Optional[float] = ..., margin: _Optional[float] = ..., z: _Optional[float] = ..., verdict: _Optional[str] = ...) -> None: ...
 
 class ParityResult(_message.Message):
-    __slots__ = ("quantization", "probes", "agreement", "mean_token_f1", "hf_fact_accuracy", "gguf_fact_accuracy", "threshold", "passed", "reason", "samples", "seconds", "prompt_token_agreement", "max_accuracy_drop", "scored_tokens", "mean_kld", "p99_kld", "max_kld", "top1_agreement", "perplexity_hf", "perplexity_gguf", "perplexity_ratio", "limits", "conversations", "sequence_token_agreement", "chat_template", "adapter", "failed")
+    __slots__ = ("quantization", "probes", "agreement", "mean_token_f1", "hf_fact_accuracy", "gguf_fact_accuracy", "threshold", "passed", "reason", "samples", "seconds", "prompt_token_agreement", "max_accuracy_drop", "scored_tokens", "mean_kld", "p99_kld", "max_kld", "top1_agreement", "perplexity_hf", "perplexity_gguf", "perplexity_ratio", "limits", "conversations", "sequence_token_agreement", "chat_template", "adapter", "failed", "non_finite_tokens")
     QUANTIZATION_FIELD_NUMBER: _ClassVar[int]
     PROBES_FIELD_NUMBER: _ClassVar[int]
     AGREEMENT_FIELD_NUMBER: _ClassVar[int]
@@ -144,6 +144,7 @@ class ParityResult(_message.Message):
     CHAT_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     ADAPTER_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
+    NON_FINITE_TOKENS_FIELD_NUMBER: _ClassVar[int]
     quantization: str
     probes: int
     agreement: float
@@ -171,7 +172,8 @@ class ParityResult(_message.Message):
     chat_template: str
     adapter: AdapterParity
     failed: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, quantization: _Optional[str] = ..., probes: _Optional[int] = ..., agreement: _Optional[float] = ..., mean_token_f1: _Optional[float] = ..., hf_fact_accuracy: _Optional[float] = ..., gguf_fact_accuracy: _Optional[float] = ..., threshold: _Optional[float] = ..., passed: _Optional[bool] = ..., reason: _Optional[str] = ..., samples: _Optional[_Iterable[_Union[ParitySample, _Mapping]]] = ..., seconds: _Optional[float] = ..., prompt_token_agreement: _Optional[float] = ..., max_accuracy_drop: _Optional[float] = ..., scored_tokens: _Optional[int] = ..., mean_kld: _Optional[float] = ..., p99_kld: _Optional[float] = ..., max_kld: _Optional[float] = ..., top1_agreement: _Optional[float] = ..., perplexity_hf: _Optional[float] = ..., perplexity_gguf: _Optional[float] = ..., perplexity_ratio: _Optional[float] = ..., limits: _Optional[_Union[ParityLimits, _Mapping]] = ..., conversations: _Optional[int] = ..., sequence_token_agreement: _Optional[float] = ..., chat_template: _Optional[str] = ..., adapter: _Optional[_Union[AdapterParity, _Mapping]] = ..., failed: _Optional[_Iterable[str]] = ...) -> None: ...
+    non_finite_tokens: int
+    def __init__(self, quantization: _Optional[str] = ..., probes: _Optional[int] = ..., agreement: _Optional[float] = ..., mean_token_f1: _Optional[float] = ..., hf_fact_accuracy: _Optional[float] = ..., gguf_fact_accuracy: _Optional[float] = ..., threshold: _Optional[float] = ..., passed: _Optional[bool] = ..., reason: _Optional[str] = ..., samples: _Optional[_Iterable[_Union[ParitySample, _Mapping]]] = ..., seconds: _Optional[float] = ..., prompt_token_agreement: _Optional[float] = ..., max_accuracy_drop: _Optional[float] = ..., scored_tokens: _Optional[int] = ..., mean_kld: _Optional[float] = ..., p99_kld: _Optional[float] = ..., max_kld: _Optional[float] = ..., top1_agreement: _Optional[float] = ..., perplexity_hf: _Optional[float] = ..., perplexity_gguf: _Optional[float] = ..., perplexity_ratio: _Optional[float] = ..., limits: _Optional[_Union[ParityLimits, _Mapping]] = ..., conversations: _Optional[int] = ..., sequence_token_agreement: _Optional[float] = ..., chat_template: _Optional[str] = ..., adapter: _Optional[_Union[AdapterParity, _Mapping]] = ..., failed: _Optional[_Iterable[str]] = ..., non_finite_tokens: _Optional[int] = ...) -> None: ...
 
 class OllamaModel(_message.Message):
     __slots__ = ("name", "created", "host", "command", "modelfile", "status")
