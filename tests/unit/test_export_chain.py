@@ -278,7 +278,8 @@ def test_adapter_mode_writes_the_base_gguf_and_the_adapter_and_the_adapter_takes
     assert {"base-q8_0.gguf", "adapter-f16.gguf", "model-q8_0.gguf"} <= {f.name for f in outcome.files}
     by_level = {r.quantization: r for r in outcome.parity}
     paired = by_level["q8_0+adapter"]
-    assert paired.passed and paired.hf_fact_accuracy >= 2 / 3 and paired.gguf_fact_accuracy >= 2 / 3, paired.samples
+    assert paired.passed, paired.reason
+    assert paired.hf_fact_accuracy >= 2 / 3 and paired.gguf_fact_accuracy >= 2 / 3, paired.samples
     # The base GGUF alone, same prompts: it does not state the trained domains.
     base = GgufChat(outcome.folder / "base-q8_0.gguf", n_ctx=512)
     try:
