@@ -146,7 +146,9 @@ def test_the_export_is_registered_with_its_lineage_files_and_parity(running_stac
     assert (
         parity["quantization"] == "q8_0" and parity["passed"] and parity["probes"] == 3
     )  # the model's validation questions
-    assert parity["agreement"] >= parity["threshold"] and parity["prompt_token_agreement"] == 1.0
+    assert parity["prompt_token_agreement"] == 1.0 and parity["sequence_token_agreement"] == 1.0
+    assert parity["scored_tokens"] > 20 and parity["mean_kld"] <= parity["limits"]["max_mean_kld"] == 0.03, parity
+    assert parity["chat_template"] == "same" and parity["adapter"]["verdict"] in ("present", "undetermined")
     assert export["timings"]["probes_from"] == "the model's validation file"
     assert any(
         e["id"] == export["id"] for e in rs.http.get("/exports", params={"model_id": model["id"]}).json()["exports"]

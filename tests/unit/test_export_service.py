@@ -146,7 +146,14 @@ def test_a_failed_parity_gate_marks_the_export_failed_and_creates_no_ollama_mode
     from types import SimpleNamespace
 
     from dyag_core.evaluation import EvalCase
-    from dyag_core.export import ModelfileSpec, OllamaTemplate, parity_report
+    from dyag_core.export import (
+        ConversionChecks,
+        Fidelity,
+        ModelfileSpec,
+        OllamaTemplate,
+        greedy_answers,
+        parity_report,
+    )
     from dyag_model_exporter import service
     from dyag_model_exporter.engine import ExportFileInfo, ExportInputs, ExportOutcome
     from dyag_model_exporter.settings import ExporterSettings
@@ -160,8 +167,12 @@ def test_a_failed_parity_gate_marks_the_export_failed_and_creates_no_ollama_mode
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "model-q4_K_M.gguf").write_bytes(b"GGUF fake")
         (self.workdir / "Modelfile").write_text("FROM ./model-q4_K_M.gguf\n")
+        tokens = 200  # a q4_K_M that lost more than its level allows
         report = parity_report(
-            "q4_K_M", [case] * 2, ["Risques naturels."] * 2, ["Transports.", "Risques naturels."], threshold=0.75
+            "q4_K_M",
+            Fidelity.of_tokens([0.4] * tokens, [True] * 150 + [False] * 50, [1.0] * tokens, [1.3] * tokens),
+            ConversionChecks(conversations=4, same_tokens=4),
+            greedy_answers([case] * 2, ["Risques naturels."] * 2, ["Transports.", "Risques naturels."]),
         )
         template = OllamaTemplate(
             "{{ range .Messages }}{{ .Content }}{{ end }}", ("<|im_end|>",), "", "", ("", ""), ("", ""), ("", ""), ""
@@ -216,12 +227,13 @@ def test_a_failed_parity_gate_marks_the_export_failed_and_creates_no_ollama_mode
     assert (
         caught.value.code == "parity_failed"
         and export_id in caught.value.message
-        and "1/2 probes" in caught.value.message
+        and "mean KL divergence 0.4000 > 0.25" in caught.value.message
+        and "top-1 agreement 75.0% < 75%" not in caught.value.message  # 75 % is within q4_K_M's limit
     )
     assert (
         "What to do" in caught.value.message
         and "parity.json" in caught.value.message
-        and "--threshold" in caught.value.message
+        and "keep a finer one (f16, q8_0)" in caught.value.message
     )
     record = registry.get(export_id)
     assert (
