@@ -382,9 +382,18 @@ def run(
         typer.Option(
             help="what is evaluated, comma-separated: base, fine_tuned, "
             "rag (in --rag-mode), grounded (RAG's records alone), "
-            "hybrid (RAG's retrieval, the fine-tuned model answers)"
+            "hybrid (RAG's retrieval, the fine-tuned model answers), gguf (the --export's first level through "
+            "llama.cpp) (default: base,fine_tuned,rag, and gguf with --export)"
         ),
-    ] = "base,fine_tuned,rag",
+    ] = "",
+    export: Annotated[
+        str,
+        typer.Option(
+            help="export the fine-tuned model to GGUF after the training (model-exporter, with its parity gate) at "
+            "these levels, comma-separated: f16, q8_0, q4_K_M; the first is compared as the gguf target "
+            "(default: no export)"
+        ),
+    ] = "",
     max_eval_questions: Annotated[
         int | None, typer.Option(help="test questions per target; 0: all (default: 30 on CPU, all on GPU)")
     ] = None,
@@ -425,8 +434,10 @@ def run(
     ] = False,
 ) -> None:
     """The whole workflow on a catalog, through the services: ingest, build the dataset, validate it, fine-tune
-    (LoRA), index RAG, evaluate the base, fine-tuned and RAG targets on the test split, compare and report
-    (the guide's steps 1 to 7). Starts the local stack if needed; exits non-zero when the pipeline fails."""
+    (LoRA), export it to GGUF when asked (--export), index RAG, evaluate the base, fine-tuned and RAG targets (and the
+    exported GGUF) on the test split, compare and report (the guide's steps 1 to 7). Starts the local stack if needed;
+    exits non-zero when the pipeline fails."""
+    levels = run_or_fail(lambda: pipeline.export_levels(export))  # a bad level is refused before anything starts
     if start and not os.environ.get("DYAG_URL"):
         stack = Stack()
         port = int(urlparse(stack.state.get("gateway_url", "")).port or 8000) if stack.alive("gateway") else 8000
@@ -448,6 +459,7 @@ def run(
             max_steps=max_steps,
             rag_collection=collection,
             targets=pipeline.split_list(targets),
+            export=levels,
             max_eval_questions=max_eval_questions,
             skip=pipeline.split_list(skip),
             model_id=model_id,

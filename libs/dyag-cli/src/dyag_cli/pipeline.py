@@ -43,7 +43,14 @@ ICONS = {
     "pending": "[dim]○[/]",
     "interrupted": "[yellow]![/]",
 }
-TARGET_NAMES = {"base": "Base", "fine_tuned": "Fine-tuned", "rag": "RAG", "grounded": "Ancré", "hybrid": "Hybride"}
+TARGET_NAMES = {
+    "base": "Base",
+    "fine_tuned": "Fine-tuned",
+    "rag": "RAG",
+    "grounded": "Ancré",
+    "hybrid": "Hybride",
+    "gguf": "GGUF",
+}
 GUIDE_METRICS = (("accuracy", "Accuracy"), ("precision", "Precision"), ("recall", "Recall"), ("f1_score", "F1_score"))
 EXTRA_METRICS = (
     ("fact_accuracy", "Faits clés"),
@@ -81,6 +88,19 @@ def split_list(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def export_levels(value: str) -> list[str]:
+    """`--export q8_0` (or q8_0,f16): the quantization levels, checked here so that a bad one is refused before
+    anything starts; empty: no export."""
+    from dyag_core.export import ExportError, parse_quantizations
+
+    if not split_list(value):
+        return []
+    try:
+        return list(parse_quantizations(split_list(value)))
+    except ExportError as exc:
+        raise CliError(f"--export: {exc.message}") from None
+
+
 # --- the live display ---------------------------------------------------------------------------------------------
 def _seconds(value: float | None) -> str:
     if value is None:
@@ -95,7 +115,8 @@ def step_detail(step: dict[str, Any]) -> str:
     if status == "running":
         return (step.get("progress") or {}).get("step") or ("waiting for its job" if step.get("job_id") else "starting")
     if status == "failed":
-        return f"[red]{step.get('error') or 'failed'}[/]"
+        kept = f"{r['export_id']} (kept, marked failed): " if r.get("export_id") else ""  # an export's gate failed
+        return f"{kept}[red]{escape(step.get('error') or 'failed')}[/]"
     if status in ("skipped", "blocked", "cancelled", "interrupted"):
         return f"[dim]{step.get('note') or step.get('error') or status}[/]"
     if status != "succeeded":
@@ -132,6 +153,8 @@ def step_detail(step: dict[str, Any]) -> str:
         return f"{r.get('model_id')}" + (f": {steps}{loss}{speed} ({m.get('device', '')})" if steps else "")
     if name == "index":
         return ", ".join(f"{k} {r[k]}" for k in ("collection", "chunks", "entities", "chunks_embedded") if k in r)
+    if name == "export":
+        return export_detail(r)
     if name.startswith("evaluate_"):
         s = r.get("summary") or {}
         if not s:
@@ -149,6 +172,22 @@ def step_detail(step: dict[str, Any]) -> str:
         text = r.get("recommendation") or "comparison written"
         return text if len(text) <= 110 else text[:107].rsplit(" ", 1)[0] + "… (below)"
     return ""
+
+
+def export_detail(r: dict[str, Any]) -> str:
+    """The export: its id, the GGUF the gguf target evaluates, and each level's parity verdict with its figures."""
+    gguf = r.get("gguf") or {}
+    size = f" ({int(gguf['size']) / 1e6:.0f} MB)" if gguf.get("size") else ""
+    line = f"{r.get('export_id', '')}: {gguf.get('name', 'no GGUF')}{size}"
+    for p in r.get("parity") or []:
+        figures = ", ".join(
+            f"{label} {p[key]:{fmt}}"
+            for key, label, fmt in (("mean_kld", "KL", ".4f"), ("top1_agreement", "top-1", ".1%"))
+            if isinstance(p.get(key), int | float)
+        )
+        verdict = "passed" if p.get("passed") else f"failed ({', '.join(p.get('failed') or []) or 'see its reason'})"
+        line += f"; parity {p.get('quantization')} {verdict}" + (f" [dim]({figures})[/]" if figures else "")
+    return line
 
 
 def render(pipeline: dict[str, Any]) -> Group:
