@@ -177,6 +177,15 @@ function loraTable(models) {
   );
 }
 
+// One GGUF's parity: the teacher-forced measures beside their level's limits, then the greedy answers (information).
+function parityFigures(p) {
+  const l = p.limits || {};
+  const num = (x, d) => (x === undefined ? '–' : Number(x).toFixed(d));
+  return `KL divergence ${num(p.mean_kld, 4)} (≤ ${l.max_mean_kld}), p99 ${num(p.p99_kld, 3)} (≤ ${l.max_p99_kld}), ` +
+    `top-1 ${pct(p.top1_agreement)} (≥ ${pct(l.min_top1_agreement)}), perplexity ×${num(p.perplexity_ratio, 3)} ` +
+    `(≤ ${l.max_perplexity_ratio}) on ${p.scored_tokens} tokens; greedy answers alike ${pct(p.agreement)} of ${p.probes}`;
+}
+
 function exportTable(exports) {
   return table(
     [
@@ -189,7 +198,7 @@ function exportTable(exports) {
         cls: 'wrap',
         cell: (e) =>
           (e.parity || []).length
-            ? h('ul', e.parity.map((p) => h('li', badge(p.passed ? 'pass' : 'fail', p.quantization), ` agreement ${pct(p.agreement)} (≥ ${pct(p.threshold)}), facts HF ${pct(p.hf_fact_accuracy)} / GGUF ${pct(p.gguf_fact_accuracy)} on ${p.probes} probes`, p.reason ? h('div', { class: 'muted' }, p.reason) : null)))
+            ? h('ul', e.parity.map((p) => h('li', badge(p.passed ? 'pass' : 'fail', p.quantization), ' ', parityFigures(p), p.reason ? h('div', { class: 'muted' }, p.reason) : null)))
             : '–',
       },
       { label: 'Ollama', cell: (e) => e.ollama?.name || '–' },
