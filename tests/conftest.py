@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from dyag_core.errors import DyagError
+from dyag_runtime.database import Database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,3 +34,42 @@ def sample_catalog_bytes(sample_catalog_path: Path) -> bytes:
 @pytest.fixture(scope="session")
 def products_dir() -> Path:
     return REPO_ROOT / "examples" / "products"
+
+
+# --- the stores' databases: every store test runs on SQLite and on the real PostgreSQL -----------------------------
+# DYAG_TEST_DATABASE_URL: the PostgreSQL the tests use (each test in a fresh schema, dropped after it).
+POSTGRES_URL = os.environ.get("DYAG_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@functools.cache
+def postgres_unreachable() -> str:
+    """Why the tests' PostgreSQL cannot be used ("" when it can)."""
+    try:
+        Database(POSTGRES_URL).close()
+    except DyagError as exc:
+        return exc.message
+    return ""
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path) -> Iterator[Callable[[str], Database]]:
+    """`database("catalogs.db")` opens a store's database: a SQLite file in tmp_path, or a fresh PostgreSQL schema
+    (one per test, dropped after it). Each call opens a new connection to the same place: a second replica, or the
+    service restarted."""
+    opened: list[Database] = []
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    if request.param == "postgresql" and (reason := postgres_unreachable()):
+        pytest.skip(f"PostgreSQL store tests skipped: {reason} (set DYAG_TEST_DATABASE_URL)")
+
+    def open_(name: str) -> Database:
+        db = Database(tmp_path / name) if request.param == "sqlite" else Database(POSTGRES_URL, schema=schema)
+        opened.append(db)
+        return db
+
+    yield open_
+    for db in opened:
+        db.close()
+    if request.param == "postgresql":
+        admin = Database(POSTGRES_URL)
+        admin.run(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.close()

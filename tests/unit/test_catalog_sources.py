@@ -1,6 +1,6 @@
 """Catalog sources' poll logic (dataset-builder's sources.py), without NATS or gRPC: the real upload path
-(CatalogServicer.ingest, the SQLite index, the artifact store) over a bus that records what it would emit, HTTP through
-httpx's MockTransport, and a fake clock for the scheduler."""
+(CatalogServicer.ingest, the catalog database on SQLite and on PostgreSQL, the artifact store) over a bus that records
+what it would emit, HTTP through httpx's MockTransport, and a fake clock for the scheduler."""
 
 from __future__ import annotations
 
@@ -51,17 +51,18 @@ def records(sample_catalog_bytes) -> list[dict]:
 
 
 @pytest.fixture
-def world(tmp_path):
-    """A dataset-builder's catalogs and sources on tmp_path; `make(transport=…)` gives the sources object."""
+def world(tmp_path, database):
+    """A dataset-builder's catalogs and sources on tmp_path (and each backend); `make(transport=…)` gives the sources
+    object."""
     bus = RecordingBus()
     rt = SimpleNamespace(bus=bus, artifacts=LocalArtifactStore(tmp_path / "artifacts"))
-    store = CatalogStore(tmp_path / "catalogs.db", rt.artifacts)
+    store = CatalogStore(database("catalogs.db"), rt.artifacts)
     servicer = CatalogServicer(rt, store, max_bytes=200_000)
     clock = FakeClock()
 
     def make(transport=None, **limits) -> CatalogSources:
         sources = CatalogSources(
-            SourceStore(tmp_path / "catalogs.db"),
+            SourceStore(database("catalogs.db")),
             servicer.ingest,
             SourceLimits(max_bytes=200_000, **limits),
             versions=servicer.version_or_none,

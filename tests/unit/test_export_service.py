@@ -49,8 +49,8 @@ def test_bad_requests_are_refused_before_a_job(kwargs, phrase):
     assert phrase in caught.value.message
 
 
-def test_an_export_record_round_trips_through_the_registry_and_the_proto(tmp_path):
-    registry = ExportRegistry(tmp_path / "exports.db")
+def test_an_export_record_round_trips_through_the_registry_and_the_proto(database):
+    registry = ExportRegistry(database("exports.db"))
     record = {
         "id": export_id_for("model-exporter-1"),
         "name": "facts",
@@ -137,7 +137,7 @@ def test_an_export_record_round_trips_through_the_registry_and_the_proto(tmp_pat
         registry.get("exp-0000000000000000")
 
 
-def test_a_failed_parity_gate_marks_the_export_failed_and_creates_no_ollama_model(tmp_path, monkeypatch):
+def test_a_failed_parity_gate_marks_the_export_failed_and_creates_no_ollama_model(tmp_path, monkeypatch, database):
     """The job with an export whose GGUF drifted: registered as failed (with its parity and files), export.completed
     published, the job failing with the reason and the export id, and nothing sent to Ollama."""
     import asyncio
@@ -209,7 +209,7 @@ def test_a_failed_parity_gate_marks_the_export_failed_and_creates_no_ollama_mode
             data_dir=tmp_path / "data", artifact_store=str(tmp_path / "artifacts"), ollama_host=ollama.host
         )
         rt = SimpleNamespace(artifacts=store, bus=SimpleNamespace(emit=emit), settings=settings)
-        registry = service.ExportRegistry(tmp_path / "exports.db")
+        registry = service.ExportRegistry(database("exports.db"))
         params = parse_request(
             request(
                 base_model="default",

@@ -1,7 +1,7 @@
-"""A service's registry of records (trained models, exports…): one SQLite table, each record a JSON body
+"""A service's registry of records (trained models, exports…): one table of its database, each record a JSON body
 with a few indexed columns to filter on, newest first.
 
-    registry = Registry(data_dir / "models.db", "models", ("base_model", "dataset_id"), not_found=ModelNotFound)
+    registry = Registry(settings.database("models.db"), "models", ("base_model", "dataset_id"), not_found=ModelNotFound)
     registry.put({"id": "lora-…", "created_at": "…", "base_model": "default", "dataset_id": "", …})
     registry.list(base_model="default", limit=10)
 """
@@ -9,16 +9,12 @@ with a few indexed columns to filter on, newest first.
 from __future__ import annotations
 
 import json
-import re
-import sqlite3
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from dyag_core.errors import DyagError
-
-_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+from dyag_runtime.database import IDENT, Database, Store
 
 
 class RecordNotFound(DyagError):
@@ -26,31 +22,32 @@ class RecordNotFound(DyagError):
         super().__init__(f"{what}_not_found", f"{what} {record_id!r} not found")
 
 
-class Registry:
-    """Records keyed by "id", ordered by "created_at"; `columns` are copied out of the body to filter on."""
+class Registry(Store):
+    """Records keyed by "id", ordered by "created_at"; `columns` are copied out of the body to filter on. A put
+    replaces the record of its id whole (an upsert: two replicas writing one id leave one row)."""
 
     def __init__(
         self,
-        db_path: Path,
+        db: Database | Path,
         table: str,
         columns: Sequence[str] = (),
         *,
         not_found: Callable[[str], Exception] | None = None,
     ):
         for name in (table, *columns):
-            if not _IDENT.match(name):
+            if not IDENT.match(name):
                 raise ValueError(f"not an SQL identifier: {name!r}")
         self.table, self.columns = table, tuple(columns)
         self.not_found = not_found or (lambda record_id: RecordNotFound(table.rstrip("s"), record_id))
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
         extra = "".join(f"    {c} TEXT NOT NULL DEFAULT '',\n" for c in self.columns)
-        self.db.executescript(
+        # The first step is the table the registry made before versioned migrations: an old file is adopted as it is.
+        self.component = table
+        self.migrations = (
             f"CREATE TABLE IF NOT EXISTS {table} (\n    id TEXT PRIMARY KEY,\n{extra}    created_at TEXT NOT NULL,\n"
-            f"    body TEXT NOT NULL\n);\n"
+            f"    body TEXT NOT NULL\n)",
+            f"CREATE INDEX IF NOT EXISTS {table}_created ON {table} (created_at)",
         )
-        self.lock = threading.Lock()
+        super().__init__(db)
 
     def put(self, record: dict[str, Any]) -> None:
         names = ["id", *self.columns, "created_at", "body"]
@@ -60,15 +57,14 @@ class Registry:
             record["created_at"],
             json.dumps(record),
         ]
-        with self.lock:
-            self.db.execute(
-                f"INSERT OR REPLACE INTO {self.table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-                values,
-            )
+        self.db.run(
+            f"INSERT INTO {self.table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+            f" ON CONFLICT (id) DO UPDATE SET {', '.join(f'{n} = excluded.{n}' for n in names[1:])}",
+            values,
+        )
 
     def get(self, record_id: str) -> dict[str, Any]:
-        with self.lock:
-            row = self.db.execute(f"SELECT body FROM {self.table} WHERE id = ?", (record_id,)).fetchone()
+        row = self.db.one(f"SELECT body FROM {self.table} WHERE id = ?", (record_id,))
         if row is None:
             raise self.not_found(record_id)
         return json.loads(row[0])
@@ -81,8 +77,6 @@ class Registry:
             if value:
                 query += f" AND {column} = ?"
                 args.append(value)
-        query += " ORDER BY created_at DESC LIMIT ?"
+        query += " ORDER BY created_at DESC, id LIMIT ?"
         args.append(limit or 100)
-        with self.lock:
-            rows = self.db.execute(query, args).fetchall()
-        return [json.loads(r[0]) for r in rows]
+        return [json.loads(r[0]) for r in self.db.all(query, args)]

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from dyag_runtime.database import Database
 
 # Every service of the platform: its Python module and the loopback port `dyag up` gives it.
 # Compose and Kubernetes override the addresses (DYAG_SERVICE_ADDRS in the gateway's settings).
@@ -51,6 +55,11 @@ class ServiceSettings(PlatformSettings):
     # A local folder by default; "s3://bucket/prefix" for an S3-compatible store (endpoint below).
     artifact_store: str = ""
     s3_endpoint_url: str | None = None
+    # Registries and indexes: SQLite files in data_dir by default; "postgresql://user:password@host:5432/dbname" for
+    # one PostgreSQL database that every replica shares (each service in its own schema). A database that is not
+    # reachable yet is waited for database_wait_s seconds at start-up.
+    database_url: SecretStr = SecretStr("")
+    database_wait_s: float = 30.0
     metrics_port: int = 0  # 0: no Prometheus endpoint
     # Jobs: a worker that stops heart-beating for job_ack_wait_s loses its job to a restart.
     job_ack_wait_s: float = 30.0
@@ -63,3 +72,13 @@ class ServiceSettings(PlatformSettings):
 
     def artifact_root(self) -> str:
         return self.artifact_store or str(self.data_dir / "artifacts")
+
+    def database(self, file_name: str) -> Database:
+        """The service's database: data_dir/file_name (SQLite), or its schema in database_url's PostgreSQL."""
+        from dyag_runtime.database import Database
+
+        return Database(
+            self.database_url.get_secret_value() or self.data_dir / file_name,
+            schema=self.service_name.replace("-", "_"),
+            wait_s=self.database_wait_s,
+        )

@@ -20,12 +20,12 @@ def main() -> None:
     settings = DatasetBuilderSettings()
 
     async def setup(rt: Runtime) -> None:
-        store = CatalogStore(settings.data_dir / "catalogs.db", rt.artifacts)
+        store = CatalogStore(settings.database("catalogs.db"), rt.artifacts)
         catalogs = CatalogServicer(rt, store, settings.max_catalog_bytes)
         rt.add_servicer(catalog_pb2_grpc.add_CatalogServiceServicer_to_server, catalogs, "dyag.v1.CatalogService")
         # Sources: their records beside the catalogs' versions; each change is ingested as an upload is.
         catalogs.sources = CatalogSources(
-            SourceStore(settings.data_dir / "catalogs.db"),
+            SourceStore(store.db),
             catalogs.ingest,
             SourceLimits(
                 default_interval_s=settings.source_default_interval_s,
@@ -36,7 +36,7 @@ def main() -> None:
             ),
             versions=catalogs.version_or_none,
         )
-        datasets = DatasetStore(settings.data_dir / "datasets.db")
+        datasets = DatasetStore(settings.database("datasets.db"))
         rt.add_servicer(
             dataset_pb2_grpc.add_DatasetServiceServicer_to_server,
             DatasetServicer(rt, store, datasets),

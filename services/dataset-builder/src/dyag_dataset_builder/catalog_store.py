@@ -1,4 +1,4 @@
-"""Catalog versions: an index in SQLite (this service's own database), contents in the artifact store."""
+"""Catalog versions: an index in the service's database (SQLite or PostgreSQL), contents in the artifact store."""
 
 from __future__ import annotations
 
@@ -11,23 +11,27 @@ from pathlib import Path
 from dyag_core.catalog import Catalog
 from dyag_core.errors import DyagError
 from dyag_runtime.artifacts import Artifact, ArtifactStore
-from dyag_runtime.sqlite import SqliteIndex
+from dyag_runtime.database import Database, Store
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS catalog_versions (
+# Steps are only ever appended. The first is the table as it was before versioned migrations (an old file keeps it);
+# the second lets a version follow one other only: two replicas storing a version after the same one cannot both
+# succeed, the second sees the first's and stores its version after it (compare-and-set on the catalog's history).
+MIGRATIONS = (
+    """CREATE TABLE IF NOT EXISTS catalog_versions (
     name TEXT NOT NULL,
     version TEXT NOT NULL,
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    created_at REAL NOT NULL,
-    entity_count INTEGER NOT NULL,
+    seq {serial},
+    created_at DOUBLE PRECISION NOT NULL,
+    entity_count BIGINT NOT NULL,
     source_format TEXT NOT NULL,
     artifact TEXT NOT NULL,        -- the normalised catalog (JSON artifact)
     upload TEXT NOT NULL,          -- the bytes as uploaded, kept so nothing is lost
     previous_version TEXT NOT NULL,
     added TEXT NOT NULL, changed TEXT NOT NULL, removed TEXT NOT NULL, warnings TEXT NOT NULL,
     UNIQUE (name, version)
-);
-"""
+)""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS catalog_versions_successor ON catalog_versions (name, previous_version)",
+)
 
 
 @dataclass(frozen=True)
@@ -54,11 +58,12 @@ class CatalogNotFound(DyagError):
         )
 
 
-class CatalogStore(SqliteIndex):
-    schema = _SCHEMA
+class CatalogStore(Store):
+    component = "catalogs"
+    migrations = MIGRATIONS
 
-    def __init__(self, db_path: Path, artifacts: ArtifactStore):
-        super().__init__(db_path)
+    def __init__(self, db: Database | Path, artifacts: ArtifactStore):
+        super().__init__(db)
         self.artifacts = artifacts
         self._load = lru_cache(maxsize=16)(self._load_uncached)
 
@@ -83,13 +88,17 @@ class CatalogStore(SqliteIndex):
         return rows
 
     def names(self) -> list[VersionRow]:
-        return self._select("WHERE seq IN (SELECT MAX(seq) FROM catalog_versions GROUP BY name) ORDER BY name")
+        rows = self._select("WHERE seq IN (SELECT MAX(seq) FROM catalog_versions GROUP BY name)")
+        return sorted(rows, key=lambda r: r.name)  # in Python: the same order whatever the database's collation
 
-    def add(self, row: VersionRow) -> None:
-        with self.lock:
-            self.db.execute(
+    def add(self, row: VersionRow) -> bool:
+        """Store a version after row.previous_version. False, storing nothing, when the catalog already has this
+        version or another version after row.previous_version (another replica stored one meanwhile)."""
+        return bool(
+            self.db.run(
                 "INSERT INTO catalog_versions (name, version, created_at, entity_count, source_format, artifact,"
-                " upload, previous_version, added, changed, removed, warnings) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " upload, previous_version, added, changed, removed, warnings) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT DO NOTHING",
                 (
                     row.name,
                     row.version,
@@ -105,6 +114,7 @@ class CatalogStore(SqliteIndex):
                     json.dumps(row.warnings),
                 ),
             )
+        )
 
     def catalog(self, row: VersionRow) -> Catalog:
         return self._load(row.artifact.digest)
@@ -113,13 +123,11 @@ class CatalogStore(SqliteIndex):
         return Catalog.from_dict(json.loads(self.artifacts.get_bytes(digest)))
 
     def _select(self, where: str, *args) -> list[VersionRow]:
-        with self.lock:
-            cursor = self.db.execute(
-                "SELECT name, version, created_at, entity_count, source_format, artifact, upload, previous_version,"
-                f" added, changed, removed, warnings FROM catalog_versions {where}",
-                args,
-            )
-            rows = cursor.fetchall()
+        rows = self.db.all(
+            "SELECT name, version, created_at, entity_count, source_format, artifact, upload, previous_version,"
+            f" added, changed, removed, warnings FROM catalog_versions {where}",
+            args,
+        )
         return [
             VersionRow(
                 name=r[0],

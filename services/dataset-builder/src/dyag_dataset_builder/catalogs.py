@@ -118,10 +118,24 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             max_bytes=self.max_bytes,
         )
         async with self._locks[name]:  # two uploads of one catalog are versioned one after the other
-            previous = self.store.latest(name)
-            if previous and previous.version == catalog.version:
-                return previous, True
-            row = await asyncio.to_thread(self._store_version, name, catalog, content, filename, previous)
+            for _ in range(20):
+                previous = self.store.latest(name)
+                if previous and previous.version == catalog.version:
+                    return previous, True  # this content is the latest version (perhaps another replica's upload)
+                row = await asyncio.to_thread(self._store_version, name, catalog, content, filename, previous)
+                if row is not None:
+                    break
+                # Not stored: another replica stored a version after `previous` meanwhile, or this content is an
+                # earlier version of the catalog.
+                earlier = self.version_or_none(name, catalog.version)
+                if earlier is not None and earlier.version != self.store.get(name).version:
+                    raise DyagError(
+                        "conflict",
+                        f"catalog {name!r} had this content before, as version {earlier.version}: versions are named "
+                        "by their content, so an earlier content cannot become the latest version again",
+                    )
+            else:
+                raise DyagError("unavailable", f"catalog {name!r}: too many concurrent uploads; try again")
         await self.rt.bus.emit(
             "catalog.updated",
             events_pb2.CatalogUpdated(
@@ -140,7 +154,8 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
 
     def _store_version(
         self, name: str, catalog: Catalog, content: bytes, filename: str, previous: VersionRow | None
-    ) -> VersionRow:
+    ) -> VersionRow | None:
+        """The version stored after `previous`; None when the store refused it (CatalogStore.add)."""
         artifacts = self.rt.artifacts
         upload = artifacts.put_bytes(content, filename or "catalog", "application/octet-stream")
         normalised = artifacts.put_bytes(
@@ -161,8 +176,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             removed=list(diff.removed),
             warnings=list(catalog.warnings),
         )
-        self.store.add(row)
-        return row
+        return row if self.store.add(row) else None
 
     async def GetCatalog(self, request, context):
         return version_proto(self.store.get(validate_catalog_name(request.name), request.version))

@@ -35,10 +35,10 @@ from dyag_core.dataset import (
 from dyag_core.errors import DyagError
 from dyag_dataset_builder.catalog_store import CatalogStore
 from dyag_runtime.contracts import job_result_dict
+from dyag_runtime.database import Store
 from dyag_runtime.events import emit_from_thread
 from dyag_runtime.jobs import JobContext, record_to_proto
 from dyag_runtime.server import Runtime
-from dyag_runtime.sqlite import SqliteIndex
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +47,16 @@ SPLITS = ("train", "validation", "test")
 EXTRA_FORMATS = ("alpaca", "sharegpt", "prompt-completion")
 _MEDIA = {"alpaca": "application/json"}
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS datasets (
+MIGRATIONS = (
+    """CREATE TABLE IF NOT EXISTS datasets (
     id TEXT PRIMARY KEY,
     catalog TEXT NOT NULL,
     catalog_version TEXT NOT NULL,
-    created_at REAL NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
     body TEXT NOT NULL   -- the Dataset message as JSON
-);
-"""
+)""",
+    "CREATE INDEX IF NOT EXISTS datasets_catalog ON datasets (catalog, catalog_version, created_at)",
+)
 
 
 class DatasetNotFound(DyagError):
@@ -63,44 +64,43 @@ class DatasetNotFound(DyagError):
         super().__init__("dataset_not_found", f"dataset {dataset_id!r} not found")
 
 
-class DatasetStore(SqliteIndex):
-    """The index of built datasets, in the service's own SQLite database."""
+class DatasetStore(Store):
+    """The index of built datasets, in the service's database. A dataset's id names its content (dataset_id_for): a
+    put of an id already there replaces its row (two replicas building one dataset leave one)."""
 
-    schema = _SCHEMA
+    component = "datasets"
+    migrations = MIGRATIONS
 
     def put(self, dataset: dict[str, Any]) -> None:
-        with self.lock:
-            self.db.execute(
-                "INSERT OR REPLACE INTO datasets (id, catalog, catalog_version, created_at, body) VALUES (?,?,?,?,?)",
-                (
-                    dataset["id"],
-                    dataset["catalog"],
-                    dataset["catalog_version"],
-                    datetime.now(UTC).timestamp(),
-                    json.dumps(dataset),
-                ),
-            )
+        self.db.run(
+            "INSERT INTO datasets (id, catalog, catalog_version, created_at, body) VALUES (?,?,?,?,?)"
+            " ON CONFLICT (id) DO UPDATE SET catalog = excluded.catalog, catalog_version = excluded.catalog_version,"
+            " created_at = excluded.created_at, body = excluded.body",
+            (
+                dataset["id"],
+                dataset["catalog"],
+                dataset["catalog_version"],
+                datetime.now(UTC).timestamp(),
+                json.dumps(dataset),
+            ),
+        )
 
     def get(self, dataset_id: str) -> dict[str, Any]:
-        with self.lock:
-            row = self.db.execute("SELECT body FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
+        row = self.db.one("SELECT body FROM datasets WHERE id = ?", (dataset_id,))
         if row is None:
             raise DatasetNotFound(dataset_id)
         return json.loads(row[0])
 
     def latest_for(self, catalog: str, catalog_version: str) -> dict[str, Any] | None:
-        with self.lock:
-            row = self.db.execute(
-                "SELECT body FROM datasets WHERE catalog = ? AND catalog_version = ? ORDER BY created_at DESC LIMIT 1",
-                (catalog, catalog_version),
-            ).fetchone()
+        row = self.db.one(
+            "SELECT body FROM datasets WHERE catalog = ? AND catalog_version = ? ORDER BY created_at DESC LIMIT 1",
+            (catalog, catalog_version),
+        )
         return json.loads(row[0]) if row else None
 
     def list(self, catalog: str = "") -> list[dict[str, Any]]:
         query = "SELECT body FROM datasets" + (" WHERE catalog = ?" if catalog else "") + " ORDER BY created_at DESC"
-        with self.lock:
-            rows = self.db.execute(query, (catalog,) if catalog else ()).fetchall()
-        return [json.loads(r[0]) for r in rows]
+        return [json.loads(r[0]) for r in self.db.all(query, (catalog,) if catalog else ())]
 
 
 def config_from(params: dict[str, Any]) -> GenerationConfig:

@@ -334,7 +334,7 @@ class CatalogSources:
                 await self.sleep(min(wait, record.interval_s))
                 continue
             try:
-                await self.poll(name)
+                await self.poll(name, due_only=True)
             except SourceNotFound:
                 return
             except asyncio.CancelledError:
@@ -401,15 +401,26 @@ class CatalogSources:
             self.store.delete(record.name)
         return record
 
-    async def poll(self, name: str, correlation_id: str = "") -> PollResult:
-        """Read the source; ingest real changes as an upload is; record the outcome on the source."""
+    async def poll(self, name: str, correlation_id: str = "", *, due_only: bool = False) -> PollResult | None:
+        """Read the source; ingest real changes as an upload is; record the outcome on the source.
+
+        Replicas: the poll is first claimed on the stored record (compare-and-set of its check), so that a due source
+        is polled by one replica only. due_only (the scheduler): None when the source is not due, or another replica
+        has just polled it."""
         name = validate_catalog_name(name)
         async with self._locks[name]:
-            record = self.store.get(name)
-            if record is None:
-                raise SourceNotFound(name)
-            record.checks += 1
-            record.last_checked_at = self.clock()
+            for _ in range(20):
+                record = self.store.get(name)
+                if record is None:
+                    raise SourceNotFound(name)
+                if due_only and record.next_check_at > self.clock():
+                    return None
+                record.checks += 1
+                record.last_checked_at = self.clock()
+                if self.store.replace(record):
+                    break
+            else:
+                raise DyagError("unavailable", f"catalog source {name!r} changes too often to be polled; try again")
             version: VersionRow | None = None
             try:
                 if record.kind == "file":
@@ -444,8 +455,7 @@ class CatalogSources:
                 log.exception("catalog source poll failed", extra={"catalog": name})
                 outcome, detail = "failed", f"{type(exc).__name__}: {exc}"
                 _record_failure(record, "source_failed", detail)
-            if self.store.get(name) is not None:  # not removed meanwhile
-                self.store.put(record)
+            self.store.replace(record)  # unless the source was set anew or removed meanwhile
         if outcome == "failed":
             log.warning(
                 "catalog source failed",

@@ -15,7 +15,7 @@ def main() -> None:
     settings = EvaluatorSettings()
 
     async def setup(rt: Runtime) -> None:
-        runs = RunStore(settings.data_dir / "evaluator.sqlite")
+        runs = RunStore(settings.database("evaluator.sqlite"))
         peers = Peers(settings)
         rt.add_servicer(
             evaluation_pb2_grpc.add_EvaluatorServiceServicer_to_server,

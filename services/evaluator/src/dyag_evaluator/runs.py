@@ -1,5 +1,6 @@
-"""The runs the evaluator kept, in its own SQLite database (data_dir/evaluator.sqlite): one row per run,
-written when the run is asked for and again when it ends, so GetRun, ListRuns and Compare work after a restart."""
+"""The runs the evaluator kept, in its own database (data_dir/evaluator.sqlite, or its schema in PostgreSQL): one row
+per run, written when the run is asked for and again when it ends, so GetRun, ListRuns and Compare work after a
+restart, and from any replica."""
 
 from __future__ import annotations
 
@@ -7,19 +8,19 @@ import json
 from typing import Any
 
 from dyag_core.errors import DyagError
-from dyag_runtime.sqlite import SqliteIndex
+from dyag_runtime.database import Store
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
+MIGRATIONS = (
+    """CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
     created_at TEXT NOT NULL,
     status TEXT NOT NULL,
     target_kind TEXT NOT NULL,
     dataset_id TEXT NOT NULL,
     body TEXT NOT NULL   -- the EvaluationRun message as JSON (proto field names)
-);
-CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
-"""
+)""",
+    "CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at)",
+)
 FINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -28,40 +29,41 @@ class RunNotFound(DyagError):
         super().__init__("run_not_found", f"evaluation run {run_id!r} not found")
 
 
-class RunStore(SqliteIndex):
-    schema = _SCHEMA
+class RunStore(Store):
+    component = "runs"
+    migrations = MIGRATIONS
 
     def insert(self, run: dict[str, Any]) -> None:
         """Store a new run; a run of that id already there is kept as it is."""
-        with self.lock:
-            self.db.execute(
-                "INSERT OR IGNORE INTO runs (id, created_at, status, "
-                "target_kind, dataset_id, body) VALUES (?,?,?,?,?,?)",
-                (
-                    run["id"],
-                    run["created_at"],
-                    run["status"],
-                    run["target"]["kind"],
-                    run.get("dataset_id", ""),
-                    json.dumps(run, ensure_ascii=False),
-                ),
-            )
+        self.db.run(
+            "INSERT INTO runs (id, created_at, status, target_kind, dataset_id, body) VALUES (?,?,?,?,?,?)"
+            " ON CONFLICT (id) DO NOTHING",
+            (
+                run["id"],
+                run["created_at"],
+                run["status"],
+                run["target"]["kind"],
+                run.get("dataset_id", ""),
+                json.dumps(run, ensure_ascii=False),
+            ),
+        )
 
     def update(self, run_id: str, **changes: Any) -> dict[str, Any]:
-        with self.lock:
-            row = self.db.execute("SELECT body FROM runs WHERE id = ?", (run_id,)).fetchone()
+        """The run with `changes` merged in, read and written under a row lock: two replicas updating one run (the
+        worker with its results, another bringing its status up to date) lose neither's fields."""
+        with self.db.transaction():
+            row = self.db.one("SELECT body FROM runs WHERE id = ?" + self.db.for_update, (run_id,))
             if row is None:
                 raise RunNotFound(run_id)
             run = json.loads(row[0]) | changes
-            self.db.execute(
+            self.db.run(
                 "UPDATE runs SET status = ?, body = ? WHERE id = ?",
                 (run["status"], json.dumps(run, ensure_ascii=False), run_id),
             )
         return run
 
     def get(self, run_id: str) -> dict[str, Any]:
-        with self.lock:
-            row = self.db.execute("SELECT body FROM runs WHERE id = ?", (run_id,)).fetchone()
+        row = self.db.one("SELECT body FROM runs WHERE id = ?", (run_id,))
         if row is None:
             raise RunNotFound(run_id)
         return json.loads(row[0])
@@ -76,6 +78,4 @@ class RunStore(SqliteIndex):
                 args.append(value)
         query += " ORDER BY created_at DESC, id LIMIT ?"
         args.append(limit or 100)
-        with self.lock:
-            rows = self.db.execute(query, args).fetchall()
-        return [json.loads(r[0]) for r in rows]
+        return [json.loads(r[0]) for r in self.db.all(query, args)]

@@ -15,7 +15,7 @@ def main() -> None:
     settings = TrainerSettings()
 
     async def setup(rt: Runtime) -> None:
-        registry = ModelRegistry(settings.data_dir / "models.db")
+        registry = ModelRegistry(settings.database("models.db"))
         rt.add_servicer(
             training_pb2_grpc.add_TrainerServiceServicer_to_server,
             TrainerServicer(rt, settings, registry),

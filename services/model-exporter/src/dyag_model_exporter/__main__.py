@@ -21,7 +21,7 @@ def main() -> None:
     settings = ExporterSettings()
 
     async def setup(rt: Runtime) -> None:
-        registry = ExportRegistry(settings.data_dir / "exports.db")
+        registry = ExportRegistry(settings.database("exports.db"))
         rt.add_servicer(
             export_pb2_grpc.add_ExporterServiceServicer_to_server,
             ExporterServicer(rt, settings, registry),

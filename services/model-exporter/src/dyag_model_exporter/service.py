@@ -29,6 +29,7 @@ from dyag_core.export import (
 from dyag_model_exporter.engine import Exporter, ExportInputs, ExportOptions, ExportOutcome, free_bytes
 from dyag_model_exporter.settings import ExporterSettings
 from dyag_runtime.artifacts import Artifact
+from dyag_runtime.database import Database
 from dyag_runtime.events import emit_from_thread, now_rfc3339
 from dyag_runtime.jobs import JobContext, record_to_proto
 from dyag_runtime.peers import SyncPeers, dataset_files
@@ -53,8 +54,8 @@ class ExportNotFound(DyagError):
 
 
 class ExportRegistry(Registry):
-    def __init__(self, db_path: Path):
-        super().__init__(db_path, "exports", ("model_id", "status"), not_found=ExportNotFound)
+    def __init__(self, db: Database | Path):
+        super().__init__(db, "exports", ("model_id", "status"), not_found=ExportNotFound)
 
 
 def export_id_for(job_id: str) -> str:

@@ -18,7 +18,7 @@ def main() -> None:
     async def setup(rt: Runtime) -> None:
         scrubber = Scrubber([settings.openai_api_key.get_secret_value()])
         install_secret_filter(scrubber)
-        store = HostedStore(settings.data_dir / "hosted.db")
+        store = HostedStore(settings.database("hosted.db"))
         provider = Provider(settings, scrubber)
         trainer = HostedTrainer(rt, settings, store, provider, scrubber)
         rt.on_shutdown.append(trainer.peers.close)

@@ -9,7 +9,13 @@ from typing import Any
 
 from dyag_core.hosted.plan import content_hash, upload_key
 from dyag_openai_trainer.step import Step
+from dyag_openai_trainer.store import ENDED_BADLY
 from dyag_runtime.jobs import JobContext
+
+# A plan's claim (HostedStore.claim_plan) outlives the creation of its remote job, retries included; a claimant that
+# died is taken over after it (and the provider is asked first whether the job exists: find_remote_job).
+CLAIM_LEASE_S = 900.0
+CLAIM_POLL_S = 1.0
 
 
 class Uploader(Step):
@@ -80,14 +86,21 @@ class Uploader(Step):
 
     async def ensure_remote_job(self, ctx: JobContext, plan: dict, files: dict) -> tuple[str, bool]:
         key = plan["key"]
-        known = self.store.plan(key)
-        if known and known.get("remote_job_id") and known.get("remote_status") not in ("failed", "cancelled"):
-            self.log(
-                ctx, f"reusing remote job {known['remote_job_id']} (same dataset and parameters: not paying twice)"
-            )
-            return known["remote_job_id"], True
-        if not known:
-            self.store.put_plan(key, plan)
+        waited = False
+        while True:
+            known = self.store.plan(key)
+            if known and known.get("remote_job_id") and known.get("remote_status") not in ENDED_BADLY:
+                self.log(
+                    ctx, f"reusing remote job {known['remote_job_id']} (same dataset and parameters: not paying twice)"
+                )
+                return known["remote_job_id"], True
+            if self.store.claim_plan(key, plan, ctx.job_id, CLAIM_LEASE_S):
+                break
+            if not waited:  # another replica's job is creating this plan's remote job: follow it once created
+                self.log(ctx, f"another job is creating the remote job of plan {key}; waiting for it")
+                waited = True
+            ctx.check_cancelled()
+            await asyncio.sleep(CLAIM_POLL_S)
         found = None
         if self.settings.openai_send_metadata:
             found = await self.provider.call(
