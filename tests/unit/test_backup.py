@@ -11,7 +11,18 @@ import tarfile
 
 import pytest
 
-from dyag_cli.backup import HEADER, MANIFEST, BackupError, backup, header, plan, restore, safe_member_name, verify
+from dyag_cli.backup import (
+    HEADER,
+    MANIFEST,
+    BackupError,
+    _summary,
+    backup,
+    header,
+    plan,
+    restore,
+    safe_member_name,
+    verify,
+)
 
 
 def make_home(root):
@@ -60,6 +71,19 @@ def test_round_trip_without_nats_and_the_refusals(tmp_path):
     assert (target / "artifacts" / "sha256" / "ab" / "cdef").read_bytes() == b"blob"
     assert not (target / "stack.json").exists() and not (target / "logs").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.tar.gz", "home", "restored"]  # nothing left beside
+
+
+def test_with_postgresql_a_backup_says_it_does_not_hold_the_registries_and_names_pg_dump(tmp_path, monkeypatch):
+    home, db = make_home(tmp_path)
+    monkeypatch.setenv("DYAG_DATABASE_URL", "postgresql://dyag:s3cret@db.internal:5432/dyag")
+    said: list[str] = []
+    manifest = backup(home, tmp_path / "b.tar.gz", progress=said.append)
+    db.close()
+    assert manifest["parts"]["database"] == {"url": "postgresql://dyag:***@db.internal:5432/dyag", "in_backup": False}
+    note = next(line for line in said if "PostgreSQL" in line)
+    assert "NOT in this backup" in note and "pg_dump --format=custom" in note and "pg_restore" in note
+    assert "s3cret" not in json.dumps(manifest) and "s3cret" not in note
+    assert any("pg_restore" in line for line in _summary(manifest))  # repeated by backup and restore's summary
 
 
 def crafted(path, members: dict[str, bytes], manifest: dict | None = None) -> None:

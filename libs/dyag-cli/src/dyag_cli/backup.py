@@ -12,6 +12,10 @@ What a backup holds, under these member names:
   manifest.json            last: the date, the counts per part, each KV bucket's settings, and the sha256 and size of
                            every other member
 
+With DYAG_DATABASE_URL=postgresql://… the registries live in PostgreSQL, not in data/: a backup does not hold them,
+says so (the manifest's "database" part names the URL without its password), and the database is backed up with
+PostgreSQL's own tools, pg_dump and pg_restore (PG_DUMP below).
+
 On a running stack they are read in this order: the KV records, the databases, the other files, the artifacts; each
 names only things read after it (a job's record its dataset, a dataset its artifacts), so a record that a backup keeps
 finds what it names there.
@@ -49,6 +53,7 @@ import typer
 from rich.markup import escape
 
 from dyag_cli.stack import Stack, StackConfig, dyag_home, free_port, nats_server_binary, port_open
+from dyag_runtime.database import redact
 
 FORMAT = "dyag-backup"
 VERSION = 1
@@ -64,6 +69,12 @@ ACTIVE_JOB = ("queued", "running")
 EXIT_REFUSED = 2  # a bad file, a running stack, a home in use: the user's to fix, like an HTTP 4xx
 
 Progress = Callable[[str], None]
+PG_DUMP = (
+    "the registries (catalogs, datasets, models, exports, hosted jobs, evaluation runs) are in PostgreSQL at {url} "
+    "(DYAG_DATABASE_URL), NOT in this backup: back it up with pg_dump, at the same time: "
+    'pg_dump --format=custom --file dyag-db.pgdump "$DYAG_DATABASE_URL"; restore it with '
+    'pg_restore --clean --if-exists --dbname "$DYAG_DATABASE_URL" dyag-db.pgdump'
+)
 
 
 class BackupError(Exception):
@@ -369,6 +380,9 @@ def backup(home: Path, out: Path, progress: Progress = lambda _: None) -> dict[s
                     members[name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
             add_bytes(json.dumps(header(created_at)).encode(), HEADER)
+            if database_url := os.environ.get("DYAG_DATABASE_URL", ""):
+                parts["database"] = {"url": redact(database_url), "in_backup": False}
+                progress("⚠ " + PG_DUMP.format(url=redact(database_url)))
             for path, name in found.api_key:
                 add(path, name)
             parts["api_key"] = {"files": len(found.api_key)}
@@ -590,6 +604,7 @@ def _summary(manifest: dict[str, Any]) -> list[str]:
         f"{count('pipelines')} pipelines, {count('retraining')} retraining/champion records, "
         f"{count('api_keys')} API keys",
         f"admin key file: {'kept' if parts['api_key']['files'] else 'none'}",
+        *([PG_DUMP.format(url=parts["database"]["url"])] if "database" in parts else []),
     ]
 
 
