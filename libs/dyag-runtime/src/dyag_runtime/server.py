@@ -224,7 +224,12 @@ async def serve(settings: ServiceSettings, setup: Callable[[Runtime], Awaitable[
     jobs = await JobStore.open(bus, settings.service_name)
     server = grpc.aio.server(interceptors=[ErrorsAndMetrics(settings.service_name)], options=settings.grpc_options())
     rt = Runtime(settings=settings, bus=bus, artifacts=artifacts, jobs=jobs, server=server)
-    await setup(rt)
+    try:
+        await setup(rt)
+    except DyagError as exc:  # what the service cannot start with (its database unreachable…), said in one line
+        log.error("cannot start", extra={"code": exc.code, "error": exc.message})
+        await bus.close()
+        raise SystemExit(f"{settings.service_name}: {exc.message}") from None
     rt.add_servicer(jobs_pb2_grpc.add_JobServiceServicer_to_server, JobServicer(rt), "dyag.v1.JobService")
 
     health_servicer = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
