@@ -243,6 +243,21 @@ def test_of_two_replicas_following_one_source_one_polls_it_when_due(database, tm
     assert sum(p is not None for p in polls) == 1
     assert a.get("apps").checks == 2  # the first poll (set), then one of the replicas'
 
+    async def follows_what_the_other_sets() -> bool:
+        """b runs (its scheduler and its watch) while a sets a second source: b follows it too."""
+        b.sleep = lambda seconds: asyncio.sleep(0.01)  # the watch looks every 10 ms, not min_interval_s
+        await b.start()
+        await a.set("more", path=str(source), interval_s=60)
+        for _ in range(300):
+            if "more" in b._tasks:
+                break
+            await asyncio.sleep(0.01)
+        followed = {"apps", "more"} <= set(b._tasks)
+        await b.stop()
+        return followed
+
+    assert asyncio.run(follows_what_the_other_sets())
+
 
 # --- migrations ------------------------------------------------------------------------------------------------------
 class Notes(Store):

@@ -278,6 +278,7 @@ class CatalogSources:
         self._client: httpx.AsyncClient | None = None
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: dict[str, asyncio.Task] = {}
+        self._watcher: asyncio.Task | None = None
         self._running = False
 
     @property
@@ -294,17 +295,38 @@ class CatalogSources:
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
     async def start(self) -> None:
-        """One polling task per stored source (the service's setup; after a restart, polling resumes)."""
+        """One polling task per stored source (the service's setup; after a restart, polling resumes), and a watch
+        for the sources other replicas set."""
         self._running = True
         for record in self.store.all():
             self._schedule(record.name)
         if self._tasks:
             log.info("following catalog sources", extra={"sources": sorted(self._tasks)})
+        self._watcher = asyncio.create_task(self._watch(), name="catalog-sources-watch")
+
+    async def _watch(self) -> None:
+        """Replicas: every replica follows every source (the poll itself is claimed by one, `poll`), so that a source
+        set through another replica is followed here too, within min_interval_s, and goes on when that replica
+        stops."""
+        while True:
+            await self.sleep(self.limits.min_interval_s)
+            try:
+                names = [r.name for r in await asyncio.to_thread(self.store.all)]
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database away for a moment: the next round sees it again
+                log.exception("listing catalog sources failed")
+                continue
+            for name in names:
+                if name not in self._tasks or self._tasks[name].done():
+                    log.info("following a catalog source set by another replica", extra={"catalog": name})
+                    self._schedule(name)
 
     async def stop(self) -> None:
         self._running = False
-        tasks = list(self._tasks.values())
+        tasks = list(self._tasks.values()) + ([self._watcher] if self._watcher else [])
         self._tasks.clear()
+        self._watcher = None
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
