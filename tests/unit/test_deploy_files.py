@@ -33,6 +33,7 @@ from dyag_runtime.settings import SERVICES
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 COMPOSE_GPU_FILE = ROOT / "docker-compose.gpu.yml"  # the override that puts gpu-lora-trainer on an NVIDIA GPU
+COMPOSE_POSTGRES_FILE = ROOT / "docker-compose.postgres.yml"  # the override that keeps the registries in PostgreSQL
 K8S = ROOT / "deploy" / "k8s"
 GPU_COMPONENT = K8S / "gpu"
 GATEWAY = "gateway"
@@ -50,6 +51,12 @@ DEPLOYABLE = sorted(
 # Services whose /data must survive a restart (SQLite registries, job state, outputs): a PVC on Kubernetes.
 # The others keep nothing there that cannot be rebuilt (emptyDir), so they may run several replicas.
 PERSISTENT_DATA = {"dataset-builder", "openai-trainer", "gpu-lora-trainer", "model-exporter", "evaluator"}
+# Services that open a database (settings.database(…) in their entry point): they get DYAG_DATABASE_URL everywhere.
+WITH_DATABASE = sorted(
+    main.parents[2].name
+    for main in ROOT.glob("services/*/src/*/__main__.py")
+    if "settings.database(" in main.read_text()
+)
 # Environment variables that carry secrets: never a literal in a deployment file.
 SECRET_NAME = re.compile(r"(^|_)(API_KEYS?|TOKEN|SECRET|SECRET_ACCESS_KEY|PASSWORD)$")
 
@@ -450,6 +457,21 @@ def test_compose_service_addrs_agree():
     )
 
 
+def test_compose_gives_every_service_with_a_database_its_url():
+    """docker-compose.yml passes DYAG_DATABASE_URL through (empty: SQLite in /data); docker-compose.postgres.yml sets
+    it to its PostgreSQL for each service that keeps metadata, which then waits for the database."""
+    assert WITH_DATABASE == sorted(PERSISTENT_DATA)
+    spec = compose()
+    for name in WITH_DATABASE:
+        assert spec["services"][name]["environment"]["DYAG_DATABASE_URL"] == "${DYAG_DATABASE_URL:-}"
+    override = yaml.safe_load(COMPOSE_POSTGRES_FILE.read_text())["services"]
+    assert sorted(set(override) - {"postgres"}) == WITH_DATABASE
+    for name in WITH_DATABASE:
+        assert override[name]["environment"]["DYAG_DATABASE_URL"].endswith("@postgres:5432/dyag"), name
+        assert override[name]["depends_on"]["postgres"]["condition"] == "service_healthy", name
+    assert "pg_isready" in override["postgres"]["healthcheck"]["test"]
+
+
 def test_compose_secrets_are_never_inline():
     """A secret's variable is passed through (a name with no value) or interpolated from the shell / .env."""
     for path in compose_files():
@@ -513,6 +535,18 @@ def test_docker_compose_config(tmp_path):
     assert trainer["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
     assert trainer["build"]["args"]["TRAINER_EXTRAS"] == "[gpu]"
     assert {v["target"] for v in trainer["volumes"]} >= {"/data", "/models", "/artifacts"}
+
+    # The PostgreSQL override: refused without its password; with it, every service with a database reaches it.
+    postgres = ("-f", str(COMPOSE_POSTGRES_FILE), "config", "--format", "json")
+    refused = run(*postgres, DYAG_API_KEYS="x")
+    assert refused.returncode != 0 and "set DYAG_POSTGRES_PASSWORD" in refused.stderr, refused.stderr
+    merged = run(*postgres, DYAG_API_KEYS="x", DYAG_POSTGRES_PASSWORD="pw")
+    assert merged.returncode == 0, merged.stderr
+    services = json.loads(merged.stdout)["services"]
+    for name in WITH_DATABASE:
+        assert services[name]["environment"]["DYAG_DATABASE_URL"] == "postgresql://dyag:pw@postgres:5432/dyag"
+        assert {"nats", "postgres"} <= set(services[name]["depends_on"]), name  # merged with the base's
+    assert services["validator"]["environment"].get("DYAG_DATABASE_URL") == ""  # no metadata: nothing to switch
 
     # The provider's key reaches openai-trainer from the environment when set there, and only then.
     plain = json.loads(run("config", "--format", "json", DYAG_API_KEYS="x").stdout)["services"]
@@ -786,6 +820,20 @@ def test_k8s_state_and_replicas():
                 assert "persistentVolumeClaim" in data, f"{name} keeps state in /data: it needs a PVC, not {data}"
             else:
                 assert "emptyDir" in data, f"{name} keeps no state in /data: an emptyDir lets it scale"
+
+
+@pytest.mark.parametrize("roots", [BASE, WITH_GPU], ids=["base", "with-gpu"])
+def test_k8s_services_with_a_database_read_its_url_from_an_optional_secret(roots):
+    docs, _, _ = docs_for(roots)
+    for workload in workloads(docs):
+        name = workload["metadata"]["name"]
+        env = env_of(pod_spec(workload)["containers"][0])
+        if name not in WITH_DATABASE:
+            assert "DYAG_DATABASE_URL" not in env, name
+            continue
+        ref = env["DYAG_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+        assert (ref["name"], ref["key"], ref["optional"]) == ("dyag-database", "url", True), name
+    assert example_secrets()["dyag-database"]["url"].startswith("postgresql://")
 
 
 def test_k8s_rag_service_reaches_chroma():
