@@ -5,6 +5,7 @@ offline `dyag compare` / `dyag report` commands."""
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import time
 from collections import Counter
@@ -68,6 +69,12 @@ SETTINGS = EvaluatorSettings(eval_unreachable_after=3, eval_request_timeout_s=0.
             "ollama:applications-ia",
             "ollama:applications-ia",
         ),
+        (  # a pipeline's export: the GGUF from the artifact store, named by the export's file
+            TargetSpec("gguf", "exp-1/model-q8_0.gguf", approach="fine_tuned", artifact_digest="sha256:" + "a" * 64),
+            "fine_tuned",
+            "gguf:exp-1/model-q8_0.gguf",
+            "gguf:exp-1/model-q8_0.gguf",
+        ),
     ],
 )
 def test_a_target_gets_its_defaults(spec, approach, label, model):
@@ -101,6 +108,8 @@ def test_a_target_gets_its_defaults(spec, approach, label, model):
             "base_url_not_allowed",
             "DYAG_EVAL_OPENAI_BASE_URLS",
         ),
+        (TargetSpec("lora", "lora-1", artifact_digest="sha256:" + "a" * 64), "invalid_target", "only applies to gguf"),
+        (TargetSpec("gguf", artifact_digest="/srv/exports/model.gguf"), "invalid_artifact", "sha256:<64 hex>"),
     ],
 )
 def test_a_bad_target_is_refused_with_its_reason(spec, code, words):
@@ -237,6 +246,26 @@ def test_a_datasets_split_prefers_its_eval_file():
 
 
 # ------------------------------------------------------------------ the run store
+
+
+def test_a_gguf_target_s_file_comes_from_the_artifact_store_once(tmp_path):
+    """The evaluator shares no folder with model-exporter: an export's GGUF is fetched by digest into the evaluator's
+    data folder, once per digest."""
+    from dyag_runtime.artifacts import ArtifactNotFound, LocalArtifactStore
+
+    store = LocalArtifactStore(tmp_path / "artifacts")
+    (tmp_path / "model-q8_0.gguf").write_bytes(b"GGUF" + bytes(64))
+    stored = store.put_file(tmp_path / "model-q8_0.gguf")
+    settings = EvaluatorSettings(data_dir=tmp_path / "evaluator")
+    job = EvaluationJob(SimpleNamespace(settings=settings, artifacts=store), None, None)  # type: ignore[arg-type]
+    spec = TargetSpec("gguf", "exp-1/model-q8_0.gguf", artifact_digest=stored.digest).validate(settings)
+    path = job.gguf_file(spec)
+    assert path.read_bytes() == b"GGUF" + bytes(64) and path.parent == tmp_path / "evaluator" / "gguf"
+    path.write_bytes(b"kept")  # the next run of the same export reads the copy it has
+    assert job.gguf_file(spec).read_bytes() == b"kept"
+    with pytest.raises(ArtifactNotFound):
+        job.gguf_file(TargetSpec("gguf", "x", artifact_digest="sha256:" + "b" * 64))
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".part")]
 
 
 def test_runs_are_kept_and_listed(tmp_path):
@@ -409,6 +438,29 @@ def test_compare_and_report_work_offline_on_result_files(tmp_path):
     (tmp_path / "bad.json").write_text('{"accuracy": 1}')
     out = runner.invoke(app, ["compare", str(tmp_path / "bad.json")])
     assert out.exit_code == 1 and "not a Dyag evaluation result" in out.output
+
+
+def test_compare_puts_the_caller_s_notes_first_among_the_warnings(tmp_path):
+    """A pipeline says why a target it asked for is not compared (its export failed the parity gate): the comparison,
+    its Markdown and its HTML say it first."""
+    from dyag.v1 import evaluation_pb2
+    from dyag_evaluator.service import EvaluatorServicer
+    from dyag_runtime.artifacts import LocalArtifactStore
+
+    _write_run(tmp_path / "base.json", "base", "base", 3, 900.0)
+    _write_run(tmp_path / "ft.json", "fine-tuned", "fine_tuned", 9, 400.0)
+    rt = SimpleNamespace(settings=SETTINGS, artifacts=LocalArtifactStore(tmp_path / "artifacts"))
+    servicer = EvaluatorServicer(rt, None, None)  # type: ignore[arg-type]
+    note = "La cible « exported GGUF (llama.cpp) » n'est pas dans la comparaison : l'étape export a échoué : mean_kld"
+    request = evaluation_pb2.CompareRequest(
+        results=[(tmp_path / n).read_bytes() for n in ("base.json", "ft.json")], notes=[note, "  "]
+    )
+    reply = asyncio.run(servicer.Compare(request, None))
+    assert list(reply.warnings)[0] == note and len(reply.warnings) == 1 + len(
+        asyncio.run(servicer.Compare(evaluation_pb2.CompareRequest(results=request.results), None)).warnings
+    )
+    assert note in reply.markdown and html.escape(note) in reply.html
+    assert reply.comparison["warnings"][0] == note
 
 
 # ------------------------------------------------------------------ the gRPC-backed answerers, with stand-in stubs

@@ -156,3 +156,42 @@ def test_a_built_dataset_s_warnings_are_shown_under_its_step():
         detail.startswith("ds-1: 353 train / 7 validation / 40 test")
         and "⚠ test: no question of type status \\[x]" in detail
     )
+
+
+def test_dyag_run_export_checks_its_levels_before_anything_starts():
+    assert cli.export_levels("") == [] and cli.export_levels(" , ") == []
+    assert cli.export_levels("Q8_0") == ["q8_0"] and cli.export_levels("q8_0, f16,q8_0") == ["q8_0", "f16"]
+    with pytest.raises(CliError, match="--export: unknown quantization 'q5_0'; choose among f16, q8_0, q4_K_M"):
+        cli.export_levels("q8_0,q5_0")
+    body = cli.request_body(None, name="", version="", export=["q8_0"], targets=[])
+    assert body["export"] == ["q8_0"] and "targets" not in body  # the gateway's defaults, with the GGUF target
+    assert "export" not in cli.request_body(None, name="", version="", export=[])
+
+
+def test_dyag_run_export_is_refused_by_name_without_a_gateway(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from dyag_cli.main import app
+
+    monkeypatch.setenv("DYAG_URL", "http://127.0.0.1:9")  # nothing listens: the refusal comes first
+    out = CliRunner().invoke(app, ["run", "--export", "q8_0,q3"])
+    assert out.exit_code != 0 and "unknown quantization 'q3'" in out.output, out.output
+
+
+def test_the_export_step_shows_its_gguf_and_each_level_s_parity_verdict():
+    from dyag_cli.pipeline import step_detail
+
+    result = {
+        "export_id": "exp-1",
+        "gguf": {"name": "model-q8_0.gguf", "size": 145_000_000},
+        "parity": [
+            {"quantization": "q8_0", "passed": True, "mean_kld": 0.0012, "top1_agreement": 0.99},
+            {"quantization": "q4_K_M", "passed": False, "failed": ["mean_kld", "top1_agreement"]},
+        ],
+    }
+    detail = step_detail({"name": "export", "status": "succeeded", "result": result})
+    assert detail.startswith("exp-1: model-q8_0.gguf (145 MB); parity q8_0 passed [dim](KL 0.0012, top-1 99.0%)[/]")
+    assert "parity q4_K_M failed (mean_kld, top1_agreement)" in detail
+    failed = step_detail({"name": "export", "status": "failed", "result": result, "error": "parity gate failed [x]"})
+    assert failed == "exp-1 (kept, marked failed): [red]parity gate failed \\[x][/]"
+    assert cli.TARGET_NAMES["gguf"] == "GGUF"

@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from dyag.v1 import catalog_pb2, dataset_pb2, evaluation_pb2, jobs_pb2, rag_pb2, training_pb2, validation_pb2
+from dyag.v1 import (
+    catalog_pb2,
+    dataset_pb2,
+    evaluation_pb2,
+    export_pb2,
+    jobs_pb2,
+    rag_pb2,
+    training_pb2,
+    validation_pb2,
+)
 from dyag_gateway import pipeline as P
 from dyag_gateway.pipeline import PipelineFailed, PipelineRunner, PipelineSettings, trainer_device
 from dyag_runtime.contracts import lora_config_dict
@@ -47,7 +56,7 @@ class FakeServices(Peers):
         super().__init__(
             None,
             timeout_s=1.0,  # type: ignore[arg-type]
-            services=("dataset-builder", "validator", "gpu-lora-trainer", "rag-service", "evaluator"),
+            services=("dataset-builder", "validator", "gpu-lora-trainer", "rag-service", "evaluator", "model-exporter"),
         )
         self.polls, self.fail, self.never_end = polls, fail or {}, never_end
         self.records: dict[str, dict] = {}
@@ -191,6 +200,7 @@ class FakeServices(Peers):
 
         class Stub:
             async def Evaluate(self, request, timeout=None):  # noqa: N802
+                services.requests[request.labels["step"]] = request
                 params = {"target": request.target.kind, "labels": dict(request.labels)}
                 return services._job("evaluator", "evaluation.run", params, request.correlation_id, {"accuracy": 0.5})
 
@@ -220,6 +230,7 @@ class FakeServices(Peers):
 
             async def Compare(self, request, timeout=None):  # noqa: N802
                 services.calls.append("compare")
+                services.requests["compare"] = request
                 return evaluation_pb2.Comparison(
                     run_ids=list(request.run_ids),
                     recommended="rag",
@@ -228,6 +239,67 @@ class FakeServices(Peers):
                 )
 
         return Stub()
+
+    def exporter(self):
+        services = self
+
+        class Stub:
+            async def Export(self, request, timeout=None):  # noqa: N802
+                services.requests["export.gguf"] = request
+                return services._job(
+                    "model-exporter",
+                    "export.gguf",
+                    {"model_id": request.model_id, "quantizations": list(request.quantizations)},
+                    request.correlation_id,
+                    {"export_id": "exp-1", "status": "succeeded", "bundle_dir": "/srv/exporter/exports/exp-1"},
+                )
+
+            async def GetExport(self, request, timeout=None):  # noqa: N802
+                job = next(j for j in services.records.values() if j["kind"] == "export.gguf")
+                return services.export_record(job)
+
+            async def ListExports(self, request, timeout=None):  # noqa: N802
+                exports = [services.export_record(j) for j in services.records.values() if j["kind"] == "export.gguf"]
+                return export_pb2.ListExportsResponse(exports=[e for e in exports if e.model_id == request.model_id])
+
+        return Stub()
+
+    def export_record(self, job: dict) -> export_pb2.ModelExport:
+        """What model-exporter registers for an export job: its files in the artifact store and each level's gate."""
+        failed = job["kind"] in self.fail
+        files = [
+            export_pb2.ExportFile(
+                name=f"model-{level}.gguf",
+                kind="gguf",
+                quantization=level,
+                sha256=str(i) * 64,
+                size=145_000_000,
+                artifact=jobs_pb2.ArtifactRef(name=f"model-{level}.gguf", digest="sha256:" + str(i) * 64),
+            )
+            for i, level in enumerate(job["params"]["quantizations"], start=1)
+        ]
+        parity = [
+            export_pb2.ParityResult(
+                quantization=level,
+                passed=not failed,
+                failed=["mean_kld"] if failed else [],
+                reason="mean KL divergence 0.4 over q8_0's limit 0.05" if failed else "",
+                mean_kld=0.4 if failed else 0.0012,
+                top1_agreement=0.7 if failed else 0.99,
+                scored_tokens=1024,
+            )
+            for level in job["params"]["quantizations"]
+        ]
+        return export_pb2.ModelExport(
+            id="exp-1",
+            status="failed" if failed else "succeeded",
+            model_id=job["params"]["model_id"],
+            quantizations=job["params"]["quantizations"],
+            files=[*files, export_pb2.ExportFile(name="Modelfile", kind="modelfile", sha256="f" * 64, size=300)],
+            parity=parity,
+            bundle_dir="/srv/exporter/exports/exp-1",
+            job_id=job["id"],
+        )
 
     def catalogs(self):
         class Stub:
@@ -542,3 +614,103 @@ def test_the_hybrid_target_needs_a_model_like_the_fine_tuned_one():
         P.PipelineRequest(catalog="a", targets=["hybrid"], skip=["train"])
     request = P.PipelineRequest(catalog="a", targets=["hybrid"], skip=["train"], model_id="lora-1")
     assert P.RAG_TARGETS & set(request.targets) and P.FINE_TUNED_TARGETS & set(request.targets)
+
+
+# --- the export (dyag run --export q8_0) ------------------------------------------------------------------------------
+
+
+def test_an_export_after_the_training_is_compared_as_the_gguf_target(tmp_path):
+    runner, ctx, store, services = make({"export": ["q8_0", "f16"]}, tmp=tmp_path)
+    result = run(runner, ctx)
+    steps = saved_steps(store, ctx)
+    assert all(s["status"] == P.SUCCEEDED for s in steps.values()), {
+        n: (s["status"], s["error"]) for n, s in steps.items()
+    }
+    asked = services.requests["export.gguf"]  # the trained model, the levels asked, the pipeline's correlation id
+    assert asked.model_id == "lora-1" and list(asked.quantizations) == ["q8_0", "f16"]
+    assert asked.correlation_id == "corr-1" and not asked.ollama_name
+    assert services.calls.index("train.lora") < services.calls.index("export.gguf")
+    export = steps["export"]
+    assert export["job_id"].startswith("model-exporter-") and export["result"]["export_id"] == "exp-1"
+    assert [(p["quantization"], p["passed"]) for p in export["result"]["parity"]] == [("q8_0", True), ("f16", True)]
+    assert export["result"]["parity"][0]["mean_kld"] == pytest.approx(0.0012)
+    assert {f["name"] for f in export["result"]["files"]} == {"model-q8_0.gguf", "model-f16.gguf", "Modelfile"}
+    # The gguf target: the first level's GGUF, which the evaluator fetches from the artifact store by its digest.
+    assert export["result"]["gguf"] == {
+        "name": "model-q8_0.gguf",
+        "kind": "gguf",
+        "quantization": "q8_0",
+        "size": 145_000_000,
+        "digest": "sha256:" + "1" * 64,
+    }
+    target = services.requests["evaluate_gguf"].target
+    assert (target.kind, target.model, target.artifact_digest, target.approach) == (
+        "gguf",
+        "exp-1/model-q8_0.gguf",
+        "sha256:" + "1" * 64,
+        "fine_tuned",
+    )
+    assert services.requests["evaluate_gguf"].name == P.TARGET_LABELS["gguf"]
+    compared = services.requests["compare"]
+    assert len(compared.run_ids) == 4 and list(compared.notes) == []
+    assert compared.run_ids[-1] == steps["evaluate_gguf"]["result"]["run_id"]
+    assert set(result["summaries"]) == {"base", "fine_tuned", "rag", "gguf"} and result["export_id"] == "exp-1"
+
+
+def test_a_failed_parity_gate_fails_the_export_and_the_rest_goes_on_without_the_gguf(tmp_path):
+    reason = (
+        "parity gate failed for q8_0: mean KL divergence 0.4 over q8_0's limit 0.05 (export exp-1 is in the "
+        "registry, marked failed)"
+    )
+    services = FakeServices(fail={"export.gguf": reason})
+    runner, ctx, store, _ = make({"export": ["q8_0"]}, tmp=tmp_path, services=services)
+    with pytest.raises(PipelineFailed) as caught:
+        run(runner, ctx)
+    assert caught.value.message.startswith("step 4 export (export the model (GGUF), job model-exporter-")
+    assert reason in caught.value.message and "mean KL divergence" in caught.value.message  # the failed measure
+    steps = saved_steps(store, ctx)
+    export = steps["export"]
+    assert export["status"] == P.FAILED and export["error"] == reason
+    # What the exporter registered stays in the step: the export, its files, each level's verdict.
+    assert export["result"]["export_id"] == "exp-1" and export["result"]["status"] == "failed"
+    assert export["result"]["parity"][0]["passed"] is False and export["result"]["parity"][0]["failed"] == ["mean_kld"]
+    # The gguf target is not evaluated; the others are, and the report compares them, saying why the GGUF is missing.
+    assert steps["evaluate_gguf"]["status"] == P.BLOCKED and "export failed" in steps["evaluate_gguf"]["note"]
+    assert "evaluate_gguf" not in services.requests
+    assert all(steps[f"evaluate_{t}"]["status"] == P.SUCCEEDED for t in ("base", "fine_tuned", "rag"))
+    assert steps["report"]["status"] == P.SUCCEEDED
+    compared = services.requests["compare"]
+    assert len(compared.run_ids) == 3
+    [note] = compared.notes
+    assert note.startswith("La cible « exported GGUF (llama.cpp) » n'est pas dans la comparaison : l'étape export")
+    assert reason in note and steps["report"]["result"]["notes"] == [note]
+    assert "exported GGUF" not in steps["report"]["result"]["title"]
+    assert P.view(store.records[ctx.job_id] | {"status": "failed"})["report"]["recommended"] == "rag"
+
+
+def test_an_export_resumes_on_its_job_after_a_gateway_restart(tmp_path):
+    services = FakeServices(polls=3)
+    runner, ctx, store, _ = make({"export": ["q8_0"], "targets": ["gguf"], "skip": ["index"]}, services=services)
+    steps = P.plan_steps(ctx.params, ctx.params["ingest"])
+    index = P.by_name(steps)
+    for name, result in (("build", {"dataset_id": "ds-1"}), ("validate", {}), ("train", {"model_id": "lora-1"})):
+        P.start_step(index[name], time.time() - 60)
+        P.end_step(index[name], P.SUCCEEDED, time.time() - 50, result=result)
+    job = asyncio.run(
+        services.exporter().Export(
+            export_pb2.ExportRequest(model_id="lora-1", quantizations=["q8_0"], correlation_id="corr-1")
+        )
+    )
+    P.start_step(index["export"], time.time() - 40)
+    index["export"]["job_id"] = job.id  # the exporter kept running it while the gateway restarted
+    runner, ctx, store, _ = make(
+        {"export": ["q8_0"], "targets": ["gguf"], "skip": ["index"]},
+        steps=steps,
+        attempt=2,
+        services=services,
+        tmp=tmp_path,
+    )
+    run(runner, ctx)
+    after = saved_steps(store, ctx)
+    assert services.calls.count("export.gguf") == 1 and after["export"]["job_id"] == job.id
+    assert after["export"]["status"] == after["evaluate_gguf"]["status"] == P.SUCCEEDED

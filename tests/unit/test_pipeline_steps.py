@@ -108,6 +108,9 @@ def test_training_config_carries_the_budget_and_the_overrides():
         ({"catalog": "a", "targets": []}, "targets is empty"),
         ({"catalog": "a", "base_llm": "openai:gpt-4o"}, "base_llm must be gguf:NAME or ollama:NAME"),
         ({"catalog": "a", "base_llm": "gguf:"}, "names no model"),
+        ({"catalog": "a", "export": ["q8_0", "q3_K_S"]}, "unknown quantization 'q3_K_S'; choose among"),
+        ({"catalog": "a", "targets": ["gguf"]}, "the gguf target evaluates the pipeline's export"),
+        ({"catalog": "a", "export": ["q8_0"], "skip": ["train"], "targets": ["rag"]}, "export exports the fine-tuned"),
     ],
 )
 def test_bad_parameters_are_refused_by_name(body, expected):
@@ -121,6 +124,28 @@ def test_duplicates_in_lists_are_dropped():
         catalog="a", targets=["rag", "rag", "base"], skip=["index", "index"], model_id="", rag_collection="c"
     )
     assert request.targets == ["rag", "base"] and request.skip == ["index"]
+
+
+def test_export_is_off_by_default_and_takes_levels_in_their_canonical_spelling():
+    assert params("cpu")["export"] == params("cuda")["export"] == []
+    assert P.PipelineRequest(catalog="a", export=["Q8_0"]).export == ["q8_0"]
+    assert P.PipelineRequest(catalog="a", export=["q8_0,f16", "q8_0"]).export == ["q8_0", "f16"]  # as the CLI sends
+    assert P.PipelineRequest(catalog="a", export=["", " "]).export == []
+    # With an export, the default targets add the exported GGUF; targets given are kept as they are.
+    assert params(export=["q8_0"])["targets"] == ["base", "fine_tuned", "rag", "gguf"]
+    assert params(export=["q8_0"], targets=["fine_tuned"])["targets"] == ["fine_tuned"]
+    assert params(export=["q8_0"], skip=["evaluate"])["targets"] == []
+    # An existing model can be exported instead of a trained one.
+    assert params(export=["q8_0"], skip=["train"], model_id="lora-1", targets=["gguf"])["targets"] == ["gguf"]
+
+
+def test_an_export_needs_model_exporter():
+    from dyag_gateway.pipeline.service import needed_services
+
+    assert "model-exporter" not in needed_services(P.PipelineRequest(catalog="a"))
+    assert {"model-exporter", "gpu-lora-trainer"} <= needed_services(
+        P.PipelineRequest(catalog="a", export=["q8_0"], skip=["train"], model_id="lora-1", targets=["rag"])
+    )
 
 
 # --- the plan ----------------------------------------------------------------------------------------------------
@@ -171,6 +196,39 @@ def test_an_existing_model_replaces_the_training():
     assert names(steps) == ["ingest", "build", "validate", "train", "index", "evaluate_fine_tuned", "report"]
     finish(steps, "build", "validate")
     assert P.ready_steps(steps, 2) == ["evaluate_fine_tuned"]
+
+
+def test_an_export_comes_after_the_training_and_the_gguf_target_after_the_export():
+    steps = steps_of(export=["q8_0"])
+    assert names(steps) == [
+        "ingest",
+        "build",
+        "validate",
+        "train",
+        "export",
+        "index",
+        "evaluate_base",
+        "evaluate_fine_tuned",
+        "evaluate_rag",
+        "evaluate_gguf",
+        "report",
+    ]
+    index = P.by_name(steps)
+    assert (index["export"]["number"], index["export"]["service"], index["export"]["kind"]) == (
+        4,
+        "model-exporter",
+        "export.gguf",
+    )
+    assert index["export"]["depends_on"] == ["train"] and index["evaluate_gguf"]["depends_on"] == ["build", "export"]
+    assert "evaluate_gguf" in index["report"]["depends_on"]
+    assert P.SPECS["export"].optional and P.SPECS["evaluate_gguf"].optional and P.SPECS["report"].partial
+    # On a CPU, once the training has ended, the export takes a heavy slot first (the gguf target waits for it).
+    finish(steps, "build", "validate", "index", "train")
+    assert P.ready_steps(steps, 2, train_alone=True) == ["export", "evaluate_rag"]
+    # An export of an existing model (skip train) waits for nothing but that model.
+    given = steps_of(export=["q8_0"], skip=["train"], model_id="lora-1", targets=["gguf"])
+    finish(given, "build", "validate")
+    assert P.ready_steps(given, 2) == ["export"]
 
 
 # --- the state machine -------------------------------------------------------------------------------------------
@@ -242,6 +300,38 @@ def test_a_failure_stops_new_steps_and_keeps_what_is_done():
     assert "train failed" in index["evaluate_fine_tuned"]["note"]
 
 
+def test_a_failed_export_blocks_the_gguf_target_only_and_the_report_compares_the_others():
+    steps = steps_of(export=["q8_0"])
+    index = P.by_name(steps)
+    finish(steps, "build", "validate", "index", "train")
+    P.start_step(index["export"], 20.0)
+    index["export"]["job_id"] = "model-exporter-1"
+    P.end_step(index["export"], P.FAILED, 30.0, error="parity gate failed for q8_0: mean_kld 0.4 > 0.05")
+    assert P.block_unreachable(steps, 31.0) == ["evaluate_gguf"]  # it needs the export; the others go on
+    assert "export failed" in index["evaluate_gguf"]["note"]
+    assert P.ready_steps(steps, 2) == ["evaluate_rag", "evaluate_base"]
+    assert P.outcome(steps) is None
+    finish(steps, "evaluate_rag", "evaluate_base", "evaluate_fine_tuned")
+    assert P.ready_steps(steps, 2) == ["report"]  # without the GGUF's evaluation
+    finish(steps, "report")
+    # The pipeline still ends failed, naming the export and the exporter's reason (the failed measure).
+    assert P.outcome(steps) == P.FAILED and P.failed_step(steps) == "export"
+    assert P.failure_message(steps) == (
+        "step 4 export (export the model (GGUF), job model-exporter-1) failed: "
+        "parity gate failed for q8_0: mean_kld 0.4 > 0.05"
+    )
+
+
+def test_a_failed_training_still_stops_everything_with_an_export_asked():
+    steps = steps_of(export=["q8_0"])
+    finish(steps, "build", "validate", "index")
+    finish(steps, "train", status=P.FAILED)
+    P.block_unreachable(steps, 20.0)
+    index = P.by_name(steps)
+    assert index["export"]["status"] == index["report"]["status"] == P.BLOCKED
+    assert P.ready_steps(steps, 4) == [] and P.outcome(steps) == P.FAILED and P.failed_step(steps) == "train"
+
+
 def test_a_cancelled_step_ends_the_pipeline_cancelled():
     steps = steps_of(skip=["evaluate"])
     finish(steps, "build", "validate")
@@ -311,6 +401,17 @@ def test_the_report_links():
         "json": "/pipelines/pipeline-1/report.json",
     }
     assert P.summary_view(record())["steps"]["build"] == P.PENDING
+
+
+def test_a_pipeline_that_failed_at_its_export_still_links_its_report():
+    steps = steps_of(export=["q8_0"])
+    finish(steps, "build", "validate", "index", "train", "evaluate_base", "evaluate_fine_tuned", "evaluate_rag")
+    finish(steps, "export", status=P.FAILED)
+    P.block_unreachable(steps, 20.0)
+    P.end_step(P.by_name(steps)["report"], P.SUCCEEDED, 21.0, result={"recommended": "rag", "warnings": ["gguf"]})
+    v = P.view(record(status="failed", steps=steps, error="step 4 export …", updated_at=1100.0), now=2000.0)
+    assert v["failed_step"] == "export" and v["report"]["recommended"] == "rag"
+    assert v["report"]["links"]["html"] == "/pipelines/pipeline-1/report.html"
 
 
 def test_a_pipeline_that_ended_shows_no_step_running():

@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
@@ -99,13 +102,29 @@ class EvaluationJob:
         except DyagError:  # a job submitted without its run record (should not happen): the job is the truth
             log.warning("no run record for this job", extra={"job_id": run_id})
 
-    def answerer(self, spec: TargetSpec, p: dict[str, Any], executor: ThreadPoolExecutor) -> Answerer:
+    def gguf_file(self, spec: TargetSpec) -> Path:
+        """A gguf target's file from the artifact store, kept in the evaluator's data folder (one copy per digest:
+        the next run of the same export reads it again)."""
+        folder = self.settings.data_dir / "gguf"
+        path = folder / f"{spec.artifact_digest.removeprefix('sha256:')}.gguf"
+        if not path.is_file():
+            partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.part")
+            self.rt.artifacts.fetch(spec.artifact_digest, partial)
+            os.replace(partial, path)  # atomic: a run beside this one fetches its own part file
+        return path
+
+    def answerer(
+        self, spec: TargetSpec, p: dict[str, Any], executor: ThreadPoolExecutor, gguf: Path | None = None
+    ) -> Answerer:
         s = self.settings
         common = {"max_tokens": int(p["max_tokens"]), "temperature": float(p["temperature"])}
         if spec.kind == "gguf":
             from dyag_llm.factory import open_chat_model
 
-            return ChatAnswerer(open_chat_model(f"gguf:{spec.model}"), executor, **common)
+            answerer = ChatAnswerer(open_chat_model(f"gguf:{gguf or spec.model}"), executor, **common)
+            if gguf is not None:
+                answerer.answered_by = spec.model_spec()  # the export's file, not the evaluator's copy of it
+            return answerer
         if spec.kind in ("openai", "ollama"):
             from dyag_llm.base import LLMSettings
             from dyag_llm.factory import open_chat_model
@@ -174,9 +193,13 @@ class EvaluationJob:
             f"{p['name']}: {len(cases)} questions ({ref.filename}, {evalset.source_format}) for {spec.label()}, "
             f"{concurrency} in flight"
         )
+        gguf = None
+        if spec.kind == "gguf" and spec.artifact_digest:
+            ctx.progress(0.02, f"fetching the GGUF {spec.model} from the artifact store")
+            gguf = await asyncio.to_thread(self.gguf_file, spec)
         started = now_rfc3339()
         with ThreadPoolExecutor(max_workers=max(concurrency, 1), thread_name_prefix="eval") as executor:
-            answerer = self.answerer(spec, p, executor)
+            answerer = self.answerer(spec, p, executor, gguf)
             try:
                 responses, breaker = await self._ask(ctx, answerer, cases, system_prompt, concurrency)
             finally:

@@ -9,6 +9,7 @@ submits its evaluation.run job (job.py).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from typing import Any
 
@@ -220,6 +221,13 @@ class EvaluatorServicer(evaluation_pb2_grpc.EvaluatorServiceServicer):
     async def _check_target(self, spec: TargetSpec, notes: list[str]) -> tuple[str, str] | None:
         """A model or collection that does not exist is refused now; one behind a service that cannot be
         reached is not: its questions will be marked failed. Returns the rag collection's (catalog, version)."""
+        if spec.kind == "gguf" and spec.artifact_digest:
+            if not await asyncio.to_thread(self.rt.artifacts.exists, spec.artifact_digest):
+                raise DyagError(
+                    "artifact_not_found",
+                    f"no GGUF {spec.artifact_digest} in the artifact store (an export's files are stored there by "
+                    "model-exporter)",
+                )
         if spec.kind in ("lora", "hybrid"):
             try:
                 await self.peers.trainer().GetModel(
@@ -375,9 +383,12 @@ class EvaluatorServicer(evaluation_pb2_grpc.EvaluatorServiceServicer):
             )
         size = request.catalog_size if request.HasField("catalog_size") else None
         title = request.title.strip() or "Rapport d'évaluation Dyag"
+        notes = tuple(n.strip() for n in request.notes if n.strip())
 
         def render():
             comparison = compare_runs(runs, baseline=request.baseline, catalog_size=size)
+            if notes:  # the caller's first: e.g. a target its pipeline could not evaluate, and why
+                comparison = dataclasses.replace(comparison, warnings=(*notes, *comparison.warnings))
             return comparison, render_markdown(runs, comparison), render_html(runs, comparison, title=title)
 
         comparison, markdown, html = await asyncio.to_thread(render)

@@ -2,6 +2,8 @@
 
 - base, lora  -> gpu-lora-trainer's TrainerService.Generate (batched: the CPU/GPU answers a batch at once);
 - openai, ollama -> dyag_llm's chat models (one call per question, several in flight);
+- gguf        -> a GGUF on the evaluator's CPU through llama.cpp (dyag_llm.gguf): a shipped model, a file of its host,
+                 or one from the artifact store by digest (a pipeline's export);
 - rag         -> rag-service's RagService.Query (retrieval + the collection's answering model, cited);
 - hybrid      -> RagService.Query(retrieve_only) for the context, dyag_core.rag's prompt, answered by the
                  fine-tuned model through Generate.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, fields
@@ -39,6 +42,7 @@ SPELLINGS = (
 LLM_PROVIDERS = ("ollama", "openai", "local")
 KEY_ENV_PREFIX = "DYAG_EVAL_KEY_"
 MAX_N_CHUNKS = 50
+ARTIFACT_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 class Unreachable(Exception):
@@ -64,6 +68,7 @@ class TargetSpec:
     approach: str = ""
     training_cost_usd: float | None = None
     rag_mode: str = ""
+    artifact_digest: str = ""  # gguf: the GGUF in the artifact store
 
     @classmethod
     def from_proto(cls, t: evaluation_pb2.Target) -> TargetSpec:
@@ -79,6 +84,7 @@ class TargetSpec:
             approach=t.approach.strip(),
             training_cost_usd=t.training_cost_usd if t.HasField("training_cost_usd") else None,
             rag_mode=t.rag_mode.strip().lower(),
+            artifact_digest=t.artifact_digest.strip(),
         )
 
     def to_proto(self) -> evaluation_pb2.Target:
@@ -110,8 +116,17 @@ class TargetSpec:
         model = self.model
         if kind == "base":
             model = model or "default"
+        if self.artifact_digest and kind != "gguf":
+            raise _bad(
+                "invalid_target", f"artifact_digest (a GGUF in the artifact store) only applies to gguf, not {kind}"
+            )
+        if self.artifact_digest and not ARTIFACT_DIGEST.fullmatch(self.artifact_digest):
+            raise _bad(
+                "invalid_artifact",
+                f"artifact_digest {self.artifact_digest!r} is not an artifact digest (sha256:<64 hex>)",
+            )
         if kind == "gguf":  # a GGUF on the evaluator's CPU through llama.cpp (dyag_llm.gguf)
-            model = model or "qwen2.5-0.5b"
+            model = model or self.artifact_digest or "qwen2.5-0.5b"
         if kind in ("lora", "hybrid") and not model:
             raise _bad("missing_model", f"a {kind} target needs the LoRA model id (lora-…) from `dyag models`")
         if kind in ("openai", "ollama") and not model:
@@ -179,6 +194,7 @@ class TargetSpec:
             self.approach or self.default_approach(model),
             self.training_cost_usd,
             self.rag_mode,
+            self.artifact_digest,
         )
 
     def default_approach(self, model: str | None = None) -> str:

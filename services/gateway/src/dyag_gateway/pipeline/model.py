@@ -6,7 +6,10 @@ know each step's dependencies, weight and order.
 
 A step starts when every step it depends on has succeeded (or was skipped), and at most `max_parallel` heavy steps
 (training, indexing, evaluations) run at once. After a failure nothing new starts; what runs ends, and the pipeline
-ends failed, naming the step and its job's error; what was done stays in the record.
+ends failed, naming the step and its job's error; what was done stays in the record. An optional step (the export,
+the exported GGUF's evaluation) is the exception: when it fails, the steps that need it are blocked and the others go
+on (the report compares what was evaluated and says why a target is missing); the pipeline still ends failed, naming
+it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ STEP_DONE = (SUCCEEDED, SKIPPED)
 STEP_ENDED = (SUCCEEDED, SKIPPED, FAILED, CANCELLED, BLOCKED)
 
 INGEST, BUILD, VALIDATE, TRAIN, INDEX, GATE, REPORT = "ingest", "build", "validate", "train", "index", "gate", "report"
+EXPORT = "export"  # the trained model as GGUF files (model-exporter), when the pipeline's `export` names levels
 CHAMPION = "champion"  # a retraining's evaluation target besides the challengers: the current champion
 TARGETS = ("base", "fine_tuned", "rag")  # the default targets; "grounded" (RAG's records alone, milliseconds) on demand
 TARGET_LABELS = {
@@ -41,10 +45,12 @@ TARGET_LABELS = {
     "rag": "RAG",
     "grounded": "grounded answers",
     "hybrid": "hybrid (RAG + LoRA)",
+    "gguf": "exported GGUF (llama.cpp)",
     CHAMPION: "champion",
 }
 RAG_TARGETS = frozenset({"rag", "grounded", "hybrid"})  # the targets that need the RAG collection
 FINE_TUNED_TARGETS = frozenset({"fine_tuned", "hybrid"})  # the targets that need the trained (or given) model
+EXPORT_TARGETS = frozenset({"gguf"})  # the targets that need the pipeline's export (its first level's GGUF)
 SKIPPABLE = ("validate", "train", "index", "evaluate", "report")
 STARTED_FRACTION = 0.05  # a job past this fraction is doing its real work (the trainer: its first training step)
 
@@ -70,6 +76,11 @@ class StepSpec:
     start_after: tuple[str, ...] = ()
     # Among the steps ready at once, the lower starts first.
     priority: int = 5
+    # A failure of an optional step does not stop the pipeline: the steps that need it are blocked, the others go on.
+    optional: bool = False
+    # Runs once its dependencies have ended, without those that are optional and failed or could not run (the report:
+    # it compares what was evaluated).
+    partial: bool = False
 
 
 SPECS: dict[str, StepSpec] = {}  # filled by steps.register, in display order
@@ -133,12 +144,25 @@ def by_name(steps: list[Step]) -> dict[str, Step]:
     return {s["name"]: s for s in steps}
 
 
+def dropped(step: Step) -> bool:
+    """An optional step that failed or could not run: the pipeline goes on without it."""
+    return SPECS[step["name"]].optional and step["status"] in (FAILED, BLOCKED)
+
+
+def _done_for(step: Step, dep: Step) -> bool:
+    return dep["status"] in STEP_DONE or (SPECS[step["name"]].partial and dropped(dep))
+
+
 def _deps_done(step: Step, index: dict[str, Step]) -> bool:
-    return all(index[d]["status"] in STEP_DONE for d in step["depends_on"] if d in index)
+    return all(_done_for(step, index[d]) for d in step["depends_on"] if d in index)
 
 
-def _deps_broken(step: Step, index: dict[str, Step]) -> bool:
-    return any(index[d]["status"] in (FAILED, CANCELLED, BLOCKED) for d in step["depends_on"] if d in index)
+def _broken_deps(step: Step, index: dict[str, Step]) -> list[str]:
+    return [
+        d
+        for d in step["depends_on"]
+        if d in index and index[d]["status"] in (FAILED, CANCELLED, BLOCKED) and not _done_for(step, index[d])
+    ]
 
 
 def _under_way(step: Step) -> bool:
@@ -148,7 +172,8 @@ def _under_way(step: Step) -> bool:
 
 
 def any_failed(steps: list[Step]) -> bool:
-    return any(s["status"] in (FAILED, CANCELLED) for s in steps)
+    """A step failed or was cancelled, other than an optional one: nothing new starts."""
+    return any(s["status"] in (FAILED, CANCELLED) and not dropped(s) for s in steps)
 
 
 def ready_steps(steps: list[Step], max_parallel: int, train_alone: bool = False) -> list[str]:
@@ -186,14 +211,14 @@ def block_unreachable(steps: list[Step], now: float) -> list[str]:
     for step in steps:
         if step["status"] != PENDING:
             continue
-        if _deps_broken(step, index) or (failed and not running):
+        if _broken_deps(step, index) or (failed and not running):
             step.update(status=BLOCKED, ended_at=now, note=_blocked_note(step, index))
             changed.append(step["name"])
     return changed
 
 
 def _blocked_note(step: Step, index: dict[str, Step]) -> str:
-    broken = [d for d in step["depends_on"] if d in index and index[d]["status"] in (FAILED, CANCELLED, BLOCKED)]
+    broken = _broken_deps(step, index)
     if broken:
         return "not run: " + ", ".join(f"{d} {index[d]['status']}" for d in broken)
     return "not run: the pipeline stopped after a failure"
@@ -210,12 +235,12 @@ def outcome(steps: list[Step]) -> str | None:
     """The pipeline's end status once nothing runs or can run; None while it goes on."""
     if any(s["status"] == RUNNING for s in steps):
         return None
-    if any(s["status"] == FAILED for s in steps):
+    if any(s["status"] == FAILED and not dropped(s) for s in steps):
         return FAILED
     if any(s["status"] == CANCELLED for s in steps):
         return CANCELLED
     if any(s["status"] == PENDING for s in steps):
-        return None
+        return None  # an optional step failed: the others go on
     return SUCCEEDED if all(s["status"] in STEP_DONE for s in steps) else FAILED
 
 

@@ -24,7 +24,8 @@ from dyag.v1 import jobs_pb2
 from dyag_core.errors import DyagError
 from dyag_gateway.pipeline import model as M
 from dyag_gateway.pipeline.settings import PipelineSettings
-from dyag_gateway.pipeline.steps import STEPS, CallStep, JobStep, StepFailed, job_artifacts, plan_steps
+from dyag_gateway.pipeline.steps import STEPS, CallStep, JobStep, StepFailed, plan_steps
+from dyag_gateway.pipeline.views import REPORT_KEYS
 from dyag_runtime.jobs import TERMINAL, JobCancelled, JobContext, JobStore, proto_to_dict
 from dyag_runtime.peers import Peers
 
@@ -67,6 +68,9 @@ class _Run:
 
     def result_of(self, name: str) -> dict[str, Any]:
         return self.index[name]["result"] if name in self.index else {}
+
+    def step(self, name: str) -> M.Step | None:
+        return self.index.get(name)
 
     # --- the loop ------------------------------------------------------------------------------------------------
     async def go(self) -> dict[str, Any]:
@@ -187,9 +191,7 @@ class _Run:
         if ended["status"] == M.CANCELLED:
             raise StepFailed(f"its job {ended['id']} was cancelled")
         if ended["status"] != M.SUCCEEDED:
-            raise StepFailed(
-                ended.get("error") or f"its job {ended['id']} {ended['status']}", artifacts=job_artifacts(ended)
-            )
+            raise await kind.failure(self, step, ended)
         return ended
 
     async def _adopt(self, step: M.Step) -> str:
@@ -273,10 +275,10 @@ class _Run:
             "model_id": self.result_of(M.TRAIN).get("model_id", ""),
             "summaries": summaries,
         }
+        if M.EXPORT in self.index:
+            out["export_id"] = self.result_of(M.EXPORT).get("export_id", "")
         if self.index.get(M.REPORT, {}).get("status") == M.SUCCEEDED:
-            out["report"] = {
-                k: report.get(k) for k in ("recommended", "recommendation", "names", "run_ids", "warnings")
-            }
+            out["report"] = {k: report.get(k) for k in REPORT_KEYS}
         return out
 
 

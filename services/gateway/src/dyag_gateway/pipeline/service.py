@@ -148,7 +148,10 @@ class Pipelines:
             return content, "application/json", "comparison.json"
         reply = await self.peers.evaluator().Compare(
             evaluation_pb2.CompareRequest(
-                run_ids=r.get("run_ids") or [], baseline=int(r.get("baseline") or 0), title=r.get("title", "")
+                run_ids=r.get("run_ids") or [],
+                baseline=int(r.get("baseline") or 0),
+                title=r.get("title", ""),
+                notes=r.get("notes") or [],
             ),
             timeout=self.grpc_timeout,
         )
@@ -159,15 +162,18 @@ def needed_services(request: PipelineRequest) -> set[str]:
     """The services a pipeline with this request calls."""
     needed = {"dataset-builder", "validator"}
     needed |= set() if "train" in request.skip else {"gpu-lora-trainer"}
+    targets = set(request.evaluated())
     evaluating = "evaluate" not in request.skip
     if evaluating:
-        needed |= {"evaluator"} | ({"rag-service"} if M.RAG_TARGETS & set(request.targets) else set())
+        needed |= {"evaluator"} | ({"rag-service"} if M.RAG_TARGETS & targets else set())
         on_trainer = set(M.FINE_TUNED_TARGETS) | (
             {"base"} if not request.base_llm else set()
         )  # base_llm unset: the device decides
-        needed |= {"gpu-lora-trainer"} if on_trainer & set(request.targets) else set()
-    if "index" not in request.skip and (not evaluating or M.RAG_TARGETS & set(request.targets)):
+        needed |= {"gpu-lora-trainer"} if on_trainer & targets else set()
+    if "index" not in request.skip and (not evaluating or M.RAG_TARGETS & targets):
         needed.add("rag-service")
+    if request.export:  # model-exporter reads the model's adapter from gpu-lora-trainer's registry
+        needed |= {"model-exporter", "gpu-lora-trainer"}
     return needed
 
 

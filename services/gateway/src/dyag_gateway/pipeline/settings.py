@@ -10,9 +10,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dyag_core.export import ExportError, parse_quantizations
 from dyag_core.nesting import check_depth
 from dyag_gateway.params import Body, Label
-from dyag_gateway.pipeline.model import FINE_TUNED_TARGETS, TARGETS
+from dyag_gateway.pipeline.model import EXPORT_TARGETS, FINE_TUNED_TARGETS, TARGETS
 
 
 class PipelineSettings(BaseSettings):
@@ -136,10 +137,16 @@ class PipelineRequest(Body):
     rag_n_chunks: int | None = Field(
         None, ge=0, le=50, description="chunks given to RAG's model; 0: the service's (5); default: 3 on CPU"
     )
-    targets: list[Literal["base", "fine_tuned", "rag", "grounded", "hybrid"]] = Field(
+    targets: list[Literal["base", "fine_tuned", "rag", "grounded", "hybrid", "gguf"]] = Field(
         default_factory=lambda: list(TARGETS),
         description="what is evaluated: base, fine_tuned, rag (in rag_mode), grounded, hybrid (RAG's retrieval as "
-        "the fine-tuned model's context)",
+        "the fine-tuned model's context), gguf (the export's first level through llama.cpp; needs export); "
+        "default: base, fine_tuned, rag, and gguf when export is given",
+    )
+    export: list[str] = Field(
+        default_factory=list,
+        description="export the fine-tuned model to GGUF at these quantization levels (f16, q8_0, q4_K_M; "
+        "model-exporter, with its parity gate) after the training; empty: no export (the default)",
     )
     max_eval_questions: int | None = Field(
         None,
@@ -169,6 +176,17 @@ class PipelineRequest(Body):
     def _unique(cls, value: list[str]) -> list[str]:
         return list(dict.fromkeys(value))
 
+    @field_validator("export")
+    @classmethod
+    def _levels(cls, value: list[str]) -> list[str]:
+        """The levels in their canonical spelling ("Q8_0" is q8_0, "q8_0,f16" two of them); an unknown one refused."""
+        if not any(v.strip() for v in value):
+            return []
+        try:
+            return list(parse_quantizations(value))
+        except ExportError as exc:
+            raise ValueError(exc.message) from None
+
     @model_validator(mode="after")
     def _consistent(self) -> PipelineRequest:
         if self.catalog_content and self.catalog_base64:
@@ -197,7 +215,25 @@ class PipelineRequest(Body):
             raise ValueError(f"base_llm {self.base_llm!r} names no model: gguf:NAME or ollama:NAME")
         if self.model_id and not self.model_id.startswith("lora-"):
             raise ValueError(f"model_id must be a fine-tuned model id (lora-…), not {self.model_id!r}")
+        if evaluating and EXPORT_TARGETS & set(self.targets) and not self.export:
+            raise ValueError(
+                'the gguf target evaluates the pipeline\'s export: give export (e.g. ["q8_0"]), or leave gguf out of '
+                "targets"
+            )
+        if self.export and "train" in self.skip and not self.model_id:
+            raise ValueError(
+                "export exports the fine-tuned model: leave train in, or give model_id (an existing lora-… model) "
+                "with skip=[train]"
+            )
         return self
+
+    def evaluated(self) -> list[str]:
+        """The targets this pipeline evaluates: those asked, else the defaults (and the GGUF with an export)."""
+        if "evaluate" in self.skip:
+            return []
+        if "targets" in self.model_fields_set or not self.export:
+            return list(self.targets)
+        return [*self.targets, *sorted(EXPORT_TARGETS)]
 
     def has_content(self) -> bool:
         return bool(self.catalog_content or self.catalog_base64)
@@ -227,7 +263,7 @@ def resolve_params(
         device=device,
         device_source=device_source,
         num_questions_given=request.num_questions is not None,  # else a target the build sizes to the catalog
-        targets=[] if "evaluate" in request.skip else list(request.targets),
+        targets=request.evaluated(),
     )
     return params
 

@@ -7,8 +7,9 @@ and the record need from it; a `CallStep` is one RPC. The runner (runner.py) onl
     2 build         dataset-builder  dataset.build job
     3 validate      validator        Validate (an RPC)
     4 train         gpu-lora-trainer train.lora job (LoRA on the base model)
+    4 export        model-exporter   export.gguf job (the trained model as GGUF, its parity gate), when asked; optional
     5 index         rag-service      rag.index job (beside 2-4: it needs only the catalog)
-    6 evaluate_*    evaluator        evaluation.run jobs, one per target (base, fine_tuned, rag, grounded)
+    6 evaluate_*    evaluator        evaluation.run jobs, one per target (base, fine_tuned, rag, grounded, hybrid, gguf)
     7 report        evaluator        Compare (an RPC): the guide's 6.2 table, the 7.2 decision table, reports
 
 Adding a step: one class here, decorated with @register (its StepSpec says where it goes and what it waits for).
@@ -24,7 +25,7 @@ from typing import Any, ClassVar, Protocol
 import grpc
 from google.protobuf import json_format
 
-from dyag.v1 import catalog_pb2, dataset_pb2, evaluation_pb2, jobs_pb2, rag_pb2, training_pb2
+from dyag.v1 import catalog_pb2, dataset_pb2, evaluation_pb2, export_pb2, jobs_pb2, rag_pb2, training_pb2
 from dyag_core.catalog.names import default_name
 from dyag_core.dataset.generate import MOST_VARIATIONS
 from dyag_core.retraining import ModelRef
@@ -32,6 +33,9 @@ from dyag_gateway.errors import ApiError, api_error_of
 from dyag_gateway.pipeline.model import (
     BUILD,
     CHAMPION,
+    EXPORT,
+    EXPORT_TARGETS,
+    FAILED,
     FINE_TUNED_TARGETS,
     GATE,
     INDEX,
@@ -75,6 +79,8 @@ class RunContext(Protocol):
 
     def result_of(self, name: str) -> dict[str, Any]: ...
 
+    def step(self, name: str) -> Step | None: ...
+
 
 def message_dict(message) -> dict[str, Any]:
     return json_format.MessageToDict(
@@ -110,6 +116,10 @@ class JobStep(PipelineStep):
     async def collect(self, run: RunContext, step: Step, job: dict[str, Any]) -> Outcome:
         """What a finished job leaves for the next steps and for the record."""
         return dict(job.get("result") or {}), job_artifacts(job)
+
+    async def failure(self, run: RunContext, step: Step, job: dict[str, Any]) -> StepFailed:
+        """Why the step failed, from its job that failed: the job's error (a step may add what its service kept)."""
+        return StepFailed(job.get("error") or f"its job {job['id']} {job['status']}", artifacts=job_artifacts(job))
 
 
 class CallStep(PipelineStep):
@@ -345,6 +355,111 @@ class Train(JobStep):
         return {"model_id": result.get("model_id", ""), "metrics": kept}, job_artifacts(job)
 
 
+# --- 4b export (when asked) ------------------------------------------------------------------------------------------
+@register
+class Export(JobStep):
+    """The fine-tuned model (trained here, or given with skip=[train]) exported by model-exporter at the levels asked
+    (`export`): merged, converted to GGUF, quantized, checked by its parity gate. Optional: an export whose gate fails
+    fails this step with the exporter's reason, the gguf target is then not evaluated, and the rest goes on. Its
+    result names the GGUF of the first level, which the gguf target evaluates (from the artifact store, by digest)."""
+
+    specs = (
+        StepSpec(
+            EXPORT,
+            4,
+            "export the model (GGUF)",
+            "model-exporter",
+            "export.gguf",
+            (TRAIN,),
+            True,
+            8,
+            priority=3,  # before the evaluations that wait with it: the gguf target waits for it
+            optional=True,
+        ),
+    )
+    PARITY_KEPT = (
+        "quantization",
+        "passed",
+        "failed",
+        "reason",
+        "scored_tokens",
+        "mean_kld",
+        "p99_kld",
+        "top1_agreement",
+        "perplexity_ratio",
+        "chat_template",
+        "seconds",
+    )
+
+    def plan(self, params: dict[str, Any]) -> list[Step]:
+        return super().plan(params) if params.get("export") else []
+
+    async def submit(self, run: RunContext, step: Step) -> jobs_pb2.Job:
+        p, model_id = run.params, run.result_of(TRAIN).get("model_id", "")
+        if not model_id:
+            raise StepFailed("no fine-tuned model to export: the training left no model id")
+        return await run.peers.exporter().Export(
+            export_pb2.ExportRequest(
+                model_id=model_id,
+                quantizations=p["export"],
+                name=f"{p['catalog']}-{model_id}",
+                correlation_id=run.correlation_id,
+            ),
+            timeout=RPC_TIMEOUT_S,
+        )
+
+    async def collect(self, run: RunContext, step: Step, job: dict[str, Any]) -> Outcome:
+        export_id = (job.get("result") or {}).get("export_id", "")
+        export = await run.peers.exporter().GetExport(export_pb2.GetExportRequest(id=export_id), timeout=RPC_TIMEOUT_S)
+        result = self.summary(export, run.params["export"])
+        if not result.get("gguf"):
+            raise StepFailed(f"export {export_id} has no {run.params['export'][0]} GGUF to evaluate", result=result)
+        return result, job_artifacts(job)
+
+    async def failure(self, run: RunContext, step: Step, job: dict[str, Any]) -> StepFailed:
+        """The exporter's reason (the parity gate names the measure that failed), with the export it registered as
+        failed: its files and each level's figures."""
+        failed = await super().failure(run, step, job)
+        try:
+            listed = await run.peers.exporter().ListExports(
+                export_pb2.ListExportsRequest(model_id=run.result_of(TRAIN).get("model_id", ""), limit=20),
+                timeout=RPC_TIMEOUT_S,
+            )
+        except grpc.aio.AioRpcError:
+            return failed  # the reason is the job's; the registry can be read later
+        export = next((e for e in listed.exports if e.job_id == job["id"]), None)
+        if export is not None:
+            failed.result = self.summary(export, run.params["export"])
+        return failed
+
+    def summary(self, export: export_pb2.ModelExport, levels: list[str]) -> dict[str, Any]:
+        """What the record keeps of an export: its id, files (by digest), each level's parity verdict and figures,
+        and the GGUF the gguf target evaluates (the first level asked)."""
+        files = [
+            {
+                "name": f.name,
+                "kind": f.kind,
+                "quantization": f.quantization,
+                "size": int(f.size),
+                "digest": f.artifact.digest or f"sha256:{f.sha256}",
+            }
+            for f in export.files
+        ]
+        first = levels[0] if levels else ""
+        gguf = next((f for f in files if f["kind"] == "gguf" and f["quantization"] == first), None)
+        parity = [{k: v for k, v in message_dict(r).items() if k in self.PARITY_KEPT} for r in export.parity]
+        return {
+            "export_id": export.id,
+            "status": export.status,
+            "error": export.error,
+            "quantizations": list(export.quantizations),
+            "files": files,
+            "parity": parity,
+            "gguf": gguf or {},
+            "bundle_dir": export.bundle_dir,  # on model-exporter's host; the gguf target reads the artifact store
+        }
+
+
 # --- 5 index ---------------------------------------------------------------------------------------------------------
 @register
 class Index(JobStep):
@@ -430,6 +545,18 @@ class Evaluate(JobStep):
             False,
             1,
         ),
+        # The export's GGUF through llama.cpp in the evaluator: optional like the export it needs.
+        StepSpec(
+            eval_step("gguf"),
+            6,
+            "evaluate the exported GGUF (llama.cpp)",
+            "evaluator",
+            "evaluation.run",
+            (BUILD, EXPORT),
+            True,
+            8,
+            optional=True,
+        ),
     )
 
     def plan(self, params: dict[str, Any]) -> list[Step]:
@@ -464,6 +591,20 @@ class Evaluate(JobStep):
             approach="grounded" if mode == "grounded" else "rag",
             n_chunks=int(params.get("rag_n_chunks") or 0),
             rag_mode=mode,
+        )
+
+    @staticmethod
+    def export_target(export: dict[str, Any]) -> evaluation_pb2.Target:
+        """The gguf target: the export's GGUF of the first level asked, which the evaluator fetches from the artifact
+        store by digest (it shares no folder with model-exporter); the fine-tuning approach, served by llama.cpp."""
+        gguf = export.get("gguf") or {}
+        if not gguf.get("digest"):
+            raise StepFailed("the export left no GGUF to evaluate")
+        return evaluation_pb2.Target(
+            kind="gguf",
+            model=f"{export.get('export_id', 'export')}/{gguf['name']}",
+            artifact_digest=gguf["digest"],
+            approach="fine_tuned",
         )
 
     @staticmethod
@@ -502,6 +643,8 @@ class Evaluate(JobStep):
             champion = champion_of(p)
             assert champion is not None
             target = self.champion_target(champion)
+        elif approach in EXPORT_TARGETS:
+            target = self.export_target(run.result_of(EXPORT))
         else:
             model_id = run.result_of(TRAIN).get("model_id", "") if approach in FINE_TUNED_TARGETS else ""
             target = self.target(p, approach, model_id)
@@ -672,9 +815,9 @@ def champion_of(params: dict[str, Any]) -> ModelRef | None:
 # --- 7 report --------------------------------------------------------------------------------------------------------
 @register
 class Report(CallStep):
-    specs = (
-        StepSpec(REPORT, 7, "compare and report", "evaluator", "", (), False, 1),
-    )  # waits for the evaluations planned
+    # Waits for the evaluations planned; compares those that succeeded when the others are optional ones that failed
+    # or could not run (the exported GGUF's), and says why each is missing.
+    specs = (StepSpec(REPORT, 7, "compare and report", "evaluator", "", (), False, 1, partial=True),)
 
     @staticmethod
     def compared(params: dict[str, Any]) -> list[str]:
@@ -690,16 +833,36 @@ class Report(CallStep):
             step.update(status=SKIPPED, note="skipped as asked" if asked else "nothing evaluated")
         return [step]
 
+    @staticmethod
+    def missing_note(run: RunContext, target: str) -> str:
+        """Why a target is not in the comparison (French, like the report): its evaluation, or the step it needed,
+        failed or could not run."""
+        evaluation = run.step(eval_step(target))
+        if evaluation is None:
+            return ""
+        why = evaluation["error"] or evaluation["note"] or evaluation["status"]
+        for name in evaluation["depends_on"]:
+            needed = run.step(name)
+            if needed is not None and needed["status"] == FAILED:
+                why = f"l'étape {name} a échoué : {needed['error'] or 'sans raison donnée'}"
+                break
+        return f"La cible « {TARGET_LABELS[target]} » n'est pas dans la comparaison : {why}"
+
     async def call(self, run: RunContext, step: Step) -> Outcome:
-        targets = self.compared(run.params)
-        runs = [run.result_of(eval_step(t)).get("run_id") for t in targets]
+        asked = self.compared(run.params)
+        targets = [t for t in asked if run.result_of(eval_step(t)).get("run_id")]
+        notes = [note for t in asked if t not in targets and (note := self.missing_note(run, t))]
+        if notes and not targets:
+            raise StepFailed("nothing to compare: " + " ; ".join(notes))
+        runs = [run.result_of(eval_step(t))["run_id"] for t in targets]
         title = f"Dyag — {run.params['catalog']} : " + " / ".join(TARGET_LABELS[t] for t in targets)
         reply = await run.peers.evaluator().Compare(
-            evaluation_pb2.CompareRequest(run_ids=[r for r in runs if r], baseline=0, title=title),
+            evaluation_pb2.CompareRequest(run_ids=runs, baseline=0, title=title, notes=notes),
             timeout=2 * RPC_TIMEOUT_S,
         )
         result = {
             "title": title,
+            "notes": notes,
             "run_ids": list(reply.run_ids),
             "names": list(reply.names),
             "baseline": reply.baseline,

@@ -14,11 +14,14 @@ from dyag_gateway.pipeline.model import (
     FAILED,
     INTERRUPTED,
     PENDING,
+    REPORT,
     RUNNING,
     SUCCEEDED,
     failed_step,
 )
 from dyag_gateway.pipeline.steps import plan_steps
+
+REPORT_KEYS = ("recommended", "recommendation", "names", "run_ids", "warnings")  # what a pipeline's result keeps
 
 
 def rfc3339(epoch: float | None) -> str | None:
@@ -55,6 +58,9 @@ def view(record: dict[str, Any], *, now: float | None = None, stale_after: float
                 s.update(status=BLOCKED, note=s["note"] or f"not run: the pipeline ended ({status})")
     result = record.get("result") or {}
     report = result.get("report") or record.get("report")
+    report_step = next((s for s in steps if s["name"] == REPORT and s["status"] == SUCCEEDED), None)
+    if not report and report_step:  # a pipeline that failed at an optional step (the export) compared the others
+        report = {k: report_step["result"].get(k) for k in REPORT_KEYS}
     if report:
         report = {**report, "links": report_links(record["id"])}
     return {

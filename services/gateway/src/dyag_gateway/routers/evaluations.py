@@ -48,6 +48,9 @@ class TargetBody(Body):
     training_cost_usd: float | None = Field(
         None, ge=0, description="what training this model cost, for the decision table"
     )
+    artifact_digest: str = Field(
+        "", description="gguf: a GGUF in the artifact store (sha256:…, e.g. an export's file's artifact digest)"
+    )
 
 
 def parse_target(spec: str) -> dict[str, Any]:
