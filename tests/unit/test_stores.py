@@ -8,6 +8,7 @@ import asyncio
 import json
 import sqlite3
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
@@ -377,6 +378,52 @@ def test_files_made_before_versioned_migrations_open_with_all_their_data(tmp_pat
     assert dict(versions.fetchall()) == {"hosted": len(HostedStore.migrations)}
 
 
+@pytest.fixture
+def fresh_schemas():
+    """`schema(service)`: a schema per service on the tests' PostgreSQL, dropped after the test."""
+    if reason := postgres_unreachable():
+        pytest.skip(reason)
+    prefix = f"test_{uuid.uuid4().hex[:12]}"
+    yield lambda service: f"{prefix}_{service}"
+    admin = Database(POSTGRES_URL)
+    for (schema,) in admin.all("SELECT nspname FROM pg_namespace WHERE nspname LIKE ?", (f"{prefix}%",)):
+        admin.run(f'DROP SCHEMA "{schema}" CASCADE')
+    admin.close()
+
+
+def test_switching_to_postgresql_carries_the_sqlite_files_over_once(tmp_path, fresh_schemas):
+    for name, script in OLD_FILES.items():
+        db = sqlite3.connect(tmp_path / name)
+        db.executescript(script.format(art=json.dumps(ART.to_dict())))
+        db.close()
+    CatalogStore(tmp_path / "catalogs.db", LocalArtifactStore(tmp_path)).add(version_row("apps", "v2", "v1"))
+
+    services = {"evaluator.sqlite": "evaluator", "hosted.db": "hosted", "models.db": "lora", "exports.db": "exporter"}
+
+    def open_(name: str) -> Database:
+        schema = fresh_schemas(services.get(name, "dataset_builder"))
+        return Database(POSTGRES_URL, schema=schema, sqlite_before=tmp_path / name)
+
+    catalogs = CatalogStore(open_("catalogs.db"), LocalArtifactStore(tmp_path))
+    assert [r.version for r in catalogs.versions("apps")] == ["v2", "v1"] and catalogs.get("apps", "v1").added == ["a"]
+    assert catalogs.add(version_row("apps", "v3", "v2"))  # the sequence goes on after the rows carried over
+    assert [r.version for r in catalogs.versions("apps")] == ["v3", "v2", "v1"]
+    assert SourceStore(catalogs.db).get("apps").checks == 7
+    assert DatasetStore(open_("datasets.db")).get("ds-1")["catalog"] == "apps"
+    assert RunStore(open_("evaluator.sqlite")).get("run-1")["status"] == "succeeded"
+    hosted = HostedStore(open_("hosted.db"))
+    assert hosted.upload("k")["file_id"] == "file-1" and hosted.plan("p")["remote_job_id"] == "ftjob-1"
+    assert [m["id"] for m in ModelRegistry(open_("models.db")).list()] == ["lora-1"]
+    assert ExportRegistry(open_("exports.db")).get("exp-1")["status"] == "succeeded"
+
+    (tmp_path / "datasets.db").unlink()
+    db = sqlite3.connect(tmp_path / "datasets.db")  # a file with other rows: never carried over a second time
+    db.executescript(OLD_FILES["datasets.db"].replace("ds-1", "ds-2"))
+    db.close()
+    assert [d["id"] for d in DatasetStore(open_("datasets.db")).list()] == ["ds-1"]
+    assert sqlite3.connect(tmp_path / "catalogs.db").execute("SELECT COUNT(*) FROM catalog_versions").fetchone() == (2,)
+
+
 # --- how a service opens its database, and what it says when it cannot ----------------------------------------------
 def test_a_service_opens_sqlite_files_by_default_and_its_schema_with_a_url(tmp_path, monkeypatch):
     monkeypatch.delenv("DYAG_DATABASE_URL", raising=False)
@@ -388,6 +435,7 @@ def test_a_service_opens_sqlite_files_by_default_and_its_schema_with_a_url(tmp_p
     monkeypatch.setenv("DYAG_DATABASE_URL", POSTGRES_URL)
     db = ServiceSettings(service_name="dataset-builder", data_dir=tmp_path).database("catalogs.db")
     assert db.dialect == "postgresql" and db.schema == "dataset_builder"
+    assert db.sqlite_before == tmp_path / "catalogs.db"  # carried over the first time (Database.migrate)
     assert db.one("SHOW search_path") == ("dataset_builder",)
     db.close()
 

@@ -70,10 +70,15 @@ class Database:
         Database("postgresql://dyag:…@db:5432/dyag", schema="dataset_builder", wait_s=30)
     """
 
-    def __init__(self, target: str | Path, *, schema: str = "dyag", wait_s: float = 0.0):
+    def __init__(
+        self, target: str | Path, *, schema: str = "dyag", wait_s: float = 0.0, sqlite_before: Path | None = None
+    ):
+        """sqlite_before (PostgreSQL): the SQLite file the service used before the switch; a store's first
+        migration in the schema carries its rows over (`migrate`)."""
         text = str(target)
         self.lock = threading.RLock()
         self._in_transaction = False
+        self.sqlite_before = sqlite_before
         if text.startswith(("postgresql://", "postgres://")):
             if not IDENT.match(schema):
                 raise ValueError(f"not a schema name: {schema!r}")
@@ -158,11 +163,14 @@ class Database:
             raise AssertionError("unreachable")
 
     # --- migrations ----------------------------------------------------------------------------------------------
-    def migrate(self, component: str, steps: Sequence[str]) -> None:
+    def migrate(self, component: str, steps: Sequence[str], tables: Sequence[str] = ()) -> None:
         """Bring `component`'s tables to version len(steps): the steps not applied yet, in order, in one transaction
         with their new version in schema_version, under a lock (PostgreSQL: an advisory lock; SQLite: the file's
         write lock), so that replicas starting together migrate once. Steps are never edited once released, only
-        appended; {serial} stands for the dialect's auto-incremented primary key."""
+        appended; {serial} stands for the dialect's auto-incremented primary key.
+
+        The component's first migration on PostgreSQL carries the rows of its `tables` over from `sqlite_before`, when
+        that file exists, in the same transaction: switching DYAG_DATABASE_URL loses nothing (the file stays)."""
         with self.transaction():
             if self.dialect == "postgresql":
                 self.run("SELECT pg_advisory_xact_lock(?)", (zlib.crc32(f"dyag:{self.schema}".encode()),))
@@ -181,6 +189,8 @@ class Database:
                 )
             for step in steps[done:]:
                 self.run(step.replace("{serial}", SERIAL[self.dialect]))
+            if done == 0 and tables and self.dialect == "postgresql" and self.sqlite_before:
+                self._carry_over(component, steps, tables)
             if done < len(steps):
                 self.run(
                     "INSERT INTO schema_version (component, version, migrated_at) VALUES (?, ?, ?) ON CONFLICT"
@@ -191,6 +201,39 @@ class Database:
                     "database migrated",
                     extra={"database": self.where, "component": component, "from": done, "to": len(steps)},
                 )
+
+    def _carry_over(self, component: str, steps: Sequence[str], tables: Sequence[str]) -> None:
+        """The rows of `tables` in sqlite_before (brought to the same schema first) into this schema; the identity
+        columns' sequences moved past the values copied."""
+        if not self.sqlite_before.is_file():
+            return
+        before = Database(self.sqlite_before)
+        try:
+            before.migrate(component, steps)
+            for table in tables:
+                cursor = before._conn.execute(f"SELECT * FROM {table}")
+                names = [d[0] for d in cursor.description]
+                rows = cursor.fetchall()
+                if rows:
+                    insert = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+                    self._conn.cursor().executemany(_pg(insert + " ON CONFLICT DO NOTHING"), rows)
+                identities = self.all(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?"
+                    " AND is_identity = 'YES'",
+                    (self.schema, table),
+                )
+                for (column,) in identities:
+                    self.one(
+                        f"SELECT setval(pg_get_serial_sequence(?, ?), COALESCE(MAX({column}), 0) + 1, false)"
+                        f" FROM {table}",
+                        (f'"{self.schema}".{table}', column),
+                    )
+                log.info(
+                    "carried rows over from the SQLite file",
+                    extra={"database": self.where, "file": str(self.sqlite_before), "table": table, "rows": len(rows)},
+                )
+        finally:
+            before.close()
 
     def version(self, component: str) -> int:
         row = self.one("SELECT version FROM schema_version WHERE component = ?", (component,))
@@ -245,11 +288,12 @@ class Store:
 
     component = ""
     migrations: tuple[str, ...] = ()
+    tables: tuple[str, ...] = ()  # what a switch from SQLite to PostgreSQL carries over (Database.migrate)
 
     def __init__(self, db: Database | Path | str):
         self.db = db if isinstance(db, Database) else Database(db)
         if self.migrations:
-            self.db.migrate(self.component, self.migrations)
+            self.db.migrate(self.component, self.migrations, self.tables)
 
     def close(self) -> None:
         self.db.close()

@@ -41,7 +41,7 @@ class Registry(Store):
         self.not_found = not_found or (lambda record_id: RecordNotFound(table.rstrip("s"), record_id))
         extra = "".join(f"    {c} TEXT NOT NULL DEFAULT '',\n" for c in self.columns)
         # The first step is the table the registry made before versioned migrations: an old file is adopted as it is.
-        self.component = table
+        self.component, self.tables = table, (table,)
         self.migrations = (
             f"CREATE TABLE IF NOT EXISTS {table} (\n    id TEXT PRIMARY KEY,\n{extra}    created_at TEXT NOT NULL,\n"
             f"    body TEXT NOT NULL\n)",

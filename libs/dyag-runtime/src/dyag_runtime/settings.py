@@ -74,11 +74,13 @@ class ServiceSettings(PlatformSettings):
         return self.artifact_store or str(self.data_dir / "artifacts")
 
     def database(self, file_name: str) -> Database:
-        """The service's database: data_dir/file_name (SQLite), or its schema in database_url's PostgreSQL."""
+        """The service's database: data_dir/file_name (SQLite), or its schema in database_url's PostgreSQL (which
+        carries the rows of data_dir/file_name over the first time)."""
         from dyag_runtime.database import Database
 
         return Database(
             self.database_url.get_secret_value() or self.data_dir / file_name,
             schema=self.service_name.replace("-", "_"),
             wait_s=self.database_wait_s,
+            sqlite_before=self.data_dir / file_name,
         )

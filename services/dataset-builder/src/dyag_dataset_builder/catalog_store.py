@@ -61,6 +61,7 @@ class CatalogNotFound(DyagError):
 class CatalogStore(Store):
     component = "catalogs"
     migrations = MIGRATIONS
+    tables = ("catalog_versions",)
 
     def __init__(self, db: Database | Path, artifacts: ArtifactStore):
         super().__init__(db)

@@ -70,6 +70,7 @@ class DatasetStore(Store):
 
     component = "datasets"
     migrations = MIGRATIONS
+    tables = ("datasets",)
 
     def put(self, dataset: dict[str, Any]) -> None:
         self.db.run(

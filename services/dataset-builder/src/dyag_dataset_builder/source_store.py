@@ -62,6 +62,7 @@ class SourceRecord:
 class SourceStore(Store):
     component = "sources"
     migrations = MIGRATIONS
+    tables = ("catalog_sources",)
 
     def get(self, name: str) -> SourceRecord | None:
         row = self.db.one("SELECT record, revision FROM catalog_sources WHERE name = ?", (name,))

@@ -32,6 +32,7 @@ class RunNotFound(DyagError):
 class RunStore(Store):
     component = "runs"
     migrations = MIGRATIONS
+    tables = ("runs",)
 
     def insert(self, run: dict[str, Any]) -> None:
         """Store a new run; a run of that id already there is kept as it is."""

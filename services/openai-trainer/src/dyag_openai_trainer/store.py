@@ -58,6 +58,7 @@ class ModelNotFound(DyagError):
 class HostedStore(Store):
     component = "hosted"
     migrations = MIGRATIONS
+    tables = ("uploads", "plans", "models")
 
     # --- uploads ---------------------------------------------------------------------------------
     def upload(self, key: str) -> dict[str, Any] | None:
