@@ -234,13 +234,32 @@ def quantize(
     """A GGUF (f16) quantized to another level by ik_llama.cpp's llama-quantize (a child process): F16, Q8_0, Q4_K_M."""
     kind = QUANTIZATIONS[quantization].name.upper()
     tmp = _part(outfile)
-    argv = [str(_quantize_bin()), str(source), str(tmp), kind] + ([str(threads)] if threads > 0 else [])
+    options: list[str] = []
+    nthreads = [str(threads)] if threads > 0 else []
     try:
-        _run(argv, f"llama-quantize ({kind})", log, should_stop, outfile.parent)
-        if not tmp.is_file():
+        for _ in range(2):
+            argv = [str(_quantize_bin()), *options, str(source), str(tmp), kind, *nthreads]
+            _run(argv, f"llama-quantize ({kind})", log, should_stop, outfile.parent)
+            if not tmp.is_file():
+                raise ExportError(
+                    "conversion_failed",
+                    f"llama-quantize wrote no {tmp.name} when quantizing {source.name} to {quantization}",
+                )
+            foreign = foreign_tensor_types(tmp)
+            if not foreign or options:
+                break
+            # Written again with those tensors in q8_0 (mainline llama.cpp's own fallback for rows K-quants do not fit
+            # is q5_0 to q8_0; q8_0 never loses more): a GGUF every llama.cpp and Ollama can load.
+            log(
+                f"llama-quantize ({kind}) wrote {len(foreign)} tensors in ik_llama.cpp's own types (unknown to "
+                f"llama.cpp and Ollama), e.g. {next(iter(foreign))}: quantizing again with them in q8_0"
+            )
+            options = ["--custom-q", ",".join(f"{re.escape(name)}=q8_0" for name in foreign)]
+        if foreign := foreign_tensor_types(tmp):
             raise ExportError(
                 "conversion_failed",
-                f"llama-quantize wrote no {tmp.name} when quantizing {source.name} to {quantization}",
+                f"llama-quantize wrote {len(foreign)} tensors in types llama.cpp and Ollama do not know "
+                f"({', '.join(list(foreign)[:3])}…) when quantizing {source.name} to {quantization}",
             )
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -346,11 +365,25 @@ def same_tokenization(original: dict, fixed: dict, texts: Sequence[str]) -> bool
     return True
 
 
-def gguf_metadata(path: Path) -> dict[str, object]:
-    """A GGUF's key-value metadata (scalars and short arrays), read with the gguf package."""
+def _gguf_reader(path: Path):
+    """The gguf package's GGUFReader, reading the metadata and each tensor's name and raw type only: it refuses a file
+    holding a tensor type mainline llama.cpp does not know (ik_llama.cpp's own, such as its Q6_0) while loading the
+    tensors, which the export needs to name, not to read."""
     from gguf import GGUFReader
 
-    reader = GGUFReader(str(path))
+    class HeaderReader(GGUFReader):
+        def _build_tensors(self, start_offs, fields) -> None:
+            self.tensor_types = {
+                bytes(field.parts[1]).decode("utf-8", errors="replace"): int(field.parts[4][0]) for field in fields
+            }
+            self.tensors = []
+
+    return HeaderReader(str(path))
+
+
+def gguf_metadata(path: Path) -> dict[str, object]:
+    """A GGUF's key-value metadata (scalars and short arrays), read with the gguf package."""
+    reader = _gguf_reader(path)
     out: dict[str, object] = {}
     for name, field in reader.fields.items():
         if name.startswith("tokenizer.ggml.") and name not in (
@@ -366,6 +399,15 @@ def gguf_metadata(path: Path) -> dict[str, object]:
             continue
         out[name] = value
     return out
+
+
+def foreign_tensor_types(path: Path) -> dict[str, int]:
+    """{tensor: raw type} of the tensors whose type mainline llama.cpp (so Ollama, LM Studio, llama-server) does not
+    know: ik_llama.cpp's quantizer falls back to its own types (Q6_0) for rows that K-quant blocks do not fit."""
+    from gguf import GGMLQuantizationType
+
+    known = {t.value for t in GGMLQuantizationType}
+    return {name: kind for name, kind in _gguf_reader(path).tensor_types.items() if kind not in known}
 
 
 class GgufChat:
