@@ -48,7 +48,7 @@ class FidelityLimits:
 
 # Measured on this project's models (bench/bench_parity.py; bench/RESULTS.md): SmolLM2-135M's q8_0 has a mean KLD of
 # 0.006-0.008 and a top-1 agreement of 95 %, its q4_K_M 0.07-0.09 and 84-85 %; llama.cpp publishes 0.0014 and 0.031
-# for LLaMA 3 8B (small models lose more). The limits leave about 4x the worst measurement (a faithful export of any
+# for LLaMA 3 8B (small models lose more). The limits leave 3-4x the worst measurement (a faithful export of any
 # model passes) and stay far below what a damaged conversion gives (a missing adapter, a corrupted tensor: 0.17 to >1).
 LEVEL_LIMITS: dict[str, FidelityLimits] = {
     "f16": FidelityLimits(max_mean_kld=0.002, max_p99_kld=0.02, min_top1_agreement=0.98, max_perplexity_ratio=1.01),
