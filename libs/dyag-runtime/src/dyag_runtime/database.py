@@ -250,7 +250,7 @@ class Database:
                 return psycopg.connect(
                     self.url,
                     autocommit=True,
-                    connect_timeout=10,
+                    connect_timeout=5,  # a reconnection in a request: the caller waits at most this
                     options=f"-c search_path={self.schema}",
                     application_name=f"dyag-{self.schema}",
                 )
