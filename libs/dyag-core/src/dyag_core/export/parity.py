@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from dyag_core.evaluation.aggregate import percentile
 from dyag_core.evaluation.metrics import answer_tokens, token_prf
 from dyag_core.evaluation.model import EvalCase, Response
 from dyag_core.evaluation.scoring import score_answer
@@ -93,17 +94,6 @@ def _finite(x: float, digits: int) -> float:
     return round(x, digits) if math.isfinite(x) else 1e9
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0-100), linear between the closest ranks (numpy's default)."""
-    ordered = sorted(values)
-    if not ordered:
-        raise ValueError("no value")
-    rank = (len(ordered) - 1) * q / 100
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
 def first_difference(a: Sequence[Any], b: Sequence[Any]) -> int:
     """The first index where two sequences (token lists, texts) differ; the shorter one's length if one is the other's
     beginning."""
@@ -139,7 +129,7 @@ class Fidelity:
         return cls(
             tokens=n,
             mean_kld=sum(kld) / n,
-            p99_kld=percentile(kld, 99),
+            p99_kld=percentile(kld, 99) or 0.0,
             max_kld=max(kld),
             top1_agreement=sum(bool(t) for t in top1) / n,
             perplexity_hf=math.exp(sum(nll_hf) / n),
