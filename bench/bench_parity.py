@@ -95,7 +95,7 @@ def train_adapter(examples, folder: Path, *, steps: int, lr: float) -> dict:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from dyag_llm.local import default_model_path, encode_chat, load_tokenizer
+    from dyag_llm.local import default_model_path, encode_chat, load_tokenizer, padded_batch
 
     torch.manual_seed(0)
     base = default_model_path()
@@ -121,17 +121,7 @@ def train_adapter(examples, folder: Path, *, steps: int, lr: float) -> dict:
     model.train()
     for step in range(steps):
         batch = rows[step * 4 : (step + 1) * 4]
-        width, pad = max(len(ids) for ids, _ in batch), tokenizer.pad_token_id
-        out = model(
-            input_ids=torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in batch]),
-            attention_mask=torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch]),
-            labels=torch.tensor(
-                [
-                    [t if m else -100 for t, m in zip(ids, mask, strict=True)] + [-100] * (width - len(ids))
-                    for ids, mask in batch
-                ]
-            ),
-        )
+        out = model(**padded_batch(batch, tokenizer.pad_token_id))
         out.loss.backward()
         optimizer.step()
         optimizer.zero_grad()

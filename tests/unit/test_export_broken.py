@@ -48,7 +48,7 @@ def adapter(sample_split, tmp_path_factory) -> Path:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from dyag_llm.local import default_model_path, encode_chat, load_tokenizer
+    from dyag_llm.local import default_model_path, encode_chat, load_tokenizer, padded_batch
 
     torch.manual_seed(0)
     base = default_model_path()
@@ -73,17 +73,7 @@ def adapter(sample_split, tmp_path_factory) -> Path:
     with one_torch_thread():
         for step in range(8):
             batch = rows[step * 4 : step * 4 + 4]
-            width, pad = max(len(ids) for ids, _ in batch), tokenizer.pad_token_id
-            loss = model(
-                input_ids=torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in batch]),
-                attention_mask=torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch]),
-                labels=torch.tensor(
-                    [
-                        [t if m else -100 for t, m in zip(ids, mask, strict=True)] + [-100] * (width - len(ids))
-                        for ids, mask in batch
-                    ]
-                ),
-            ).loss
+            loss = model(**padded_batch(batch, tokenizer.pad_token_id)).loss
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()

@@ -69,7 +69,7 @@ def adapter(tmp_path_factory) -> Path:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from dyag_llm.local import default_model_path, encode_chat, load_tokenizer
+    from dyag_llm.local import default_model_path, encode_chat, load_tokenizer, padded_batch
 
     torch.manual_seed(0)
     base = default_model_path()
@@ -91,17 +91,12 @@ def adapter(tmp_path_factory) -> Path:
         )
         for n in FACTS
     ]
-    width, pad = max(len(ids) for ids, _ in rows), tokenizer.pad_token_id
-    input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows])
-    attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows])
-    labels = torch.tensor(
-        [[t if m else -100 for t, m in zip(ids, mask, strict=True)] + [-100] * (width - len(ids)) for ids, mask in rows]
-    )
+    batch = padded_batch(rows, tokenizer.pad_token_id)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     model.train()
     with one_torch_thread():
         for _ in range(8):
-            loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+            loss = model(**batch).loss
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()

@@ -220,6 +220,24 @@ def encode_chat(tokenizer: Any, messages: Messages) -> tuple[list[int], list[int
     return list(ids), mask
 
 
+def padded_batch(rows: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, Any]:
+    """encode_chat's (ids, mask) rows as one padded causal-LM batch (input_ids, attention_mask, labels: -100 where the
+    assistant does not speak), for short LoRA runs outside the trainer (benches, tests); the trainer packs instead."""
+    import torch
+
+    width = max(len(ids) for ids, _ in rows)
+    return {
+        "input_ids": torch.tensor([ids + [pad_id] * (width - len(ids)) for ids, _ in rows]),
+        "attention_mask": torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows]),
+        "labels": torch.tensor(
+            [
+                [t if m else -100 for t, m in zip(ids, mask, strict=True)] + [-100] * (width - len(ids))
+                for ids, mask in rows
+            ]
+        ),
+    }
+
+
 def encode_prompt(tokenizer: Any, messages: Messages) -> list[int]:
     """Token ids of a conversation to be answered: the template with its generation prompt."""
     if messages and messages[-1]["role"] == "assistant":
