@@ -20,6 +20,7 @@ import sys
 import tomllib
 from concurrent import futures
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse
 
 import grpc
 import pytest
@@ -34,8 +35,10 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 COMPOSE_GPU_FILE = ROOT / "docker-compose.gpu.yml"  # the override that puts gpu-lora-trainer on an NVIDIA GPU
 COMPOSE_POSTGRES_FILE = ROOT / "docker-compose.postgres.yml"  # the override that keeps the registries in PostgreSQL
+COMPOSE_CLUSTER_FILE = ROOT / "docker-compose.cluster.yml"  # the override with 3 NATS servers, MinIO and replicas
 K8S = ROOT / "deploy" / "k8s"
 GPU_COMPONENT = K8S / "gpu"
+K8S_HA = ROOT / "deploy" / "k8s-ha"  # the overlay with high availability (NATS cluster, replicas, PDBs, HPAs)
 GATEWAY = "gateway"
 GATEWAY_PORT = GatewaySettings.model_fields["port"].default
 NATS_PORT = 4222
@@ -64,8 +67,37 @@ SECRET_NAME = re.compile(r"(^|_)(API_KEYS?|TOKEN|SECRET|SECRET_ACCESS_KEY|PASSWO
 # --- helpers ------------------------------------------------------------------------------------------------
 
 
+class Reset:
+    """A value tagged !reset in a Compose override: it removes what the files before it set."""
+
+    def __repr__(self) -> str:
+        return "!reset"
+
+
+class ComposeLoader(yaml.SafeLoader):
+    """YAML, with the merge tags of Compose's override files: !reset (a Reset) and !override (the value itself)."""
+
+
+def _compose_tag(loader: ComposeLoader, suffix: str, node: yaml.Node):
+    if isinstance(node, yaml.MappingNode):
+        value = loader.construct_mapping(node, deep=True)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_scalar(node)
+    assert suffix in ("reset", "override"), f"unknown YAML tag !{suffix}"
+    return Reset() if suffix == "reset" else value
+
+
+ComposeLoader.add_multi_constructor("!", _compose_tag)
+
+
+def load_yaml(text: str):
+    return yaml.load(text, Loader=ComposeLoader)
+
+
 def load_all(path: Path) -> list[dict]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+    return [doc for doc in yaml.load_all(path.read_text(), Loader=ComposeLoader) if doc is not None]
 
 
 def compose_files() -> list[Path]:
@@ -475,7 +507,9 @@ def test_compose_gives_every_service_with_a_database_its_url():
 def test_compose_secrets_are_never_inline():
     """A secret's variable is passed through (a name with no value) or interpolated from the shell / .env."""
     for path in compose_files():
-        for name, svc in (yaml.safe_load(path.read_text()).get("services") or {}).items():
+        for name, svc in (load_yaml(path.read_text()).get("services") or {}).items():
+            if isinstance(svc, Reset):
+                continue
             env = svc.get("environment") or {}
             items = (
                 env.items()
@@ -955,6 +989,331 @@ def test_kubectl_kustomize_builds(tmp_path, with_gpu):
         for container in pod_spec(workload)["containers"]:
             for source in container.get("envFrom", []):
                 assert source["configMapRef"]["name"] == config_map  # the hashed name, rewritten
+
+
+# --- deploy/k8s-ha: the overlay with high availability ----------------------------------------------------------
+
+HA_SINGLE = {GPU_TRAINER: 1, "chroma": 1}  # one trainer per GPU node (1 by default); Chroma is one server on a RWO PVC
+HA_AUTOSCALED = {GATEWAY, "validator", "rag-service", "evaluator", "dataset-builder"}  # the stateless ones
+NATS_CLUSTER_SIZE = 3
+
+
+def ha_build(tmp_path: Path, with_gpu: bool) -> list[dict]:
+    """`kubectl kustomize deploy/k8s-ha`, or with the gpu component uncommented there (what docs/deploy.md says)."""
+    folder = K8S_HA
+    if with_gpu:
+        shutil.copytree(K8S, tmp_path / "k8s")
+        folder = tmp_path / "k8s-ha"
+        shutil.copytree(K8S_HA, folder)
+        text = (folder / "kustomization.yaml").read_text()
+        assert "# components:\n#   - ../k8s/gpu" in text
+        (folder / "kustomization.yaml").write_text(
+            text.replace("# components:\n#   - ../k8s/gpu", "components:\n  - ../k8s/gpu")
+        )
+    return kubectl_kustomize(folder)
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["ha", "ha-with-gpu"])
+def ha_docs(request, tmp_path_factory) -> list[dict]:
+    if shutil.which("kubectl") is None:
+        pytest.skip("no kubectl here")
+    return ha_build(tmp_path_factory.mktemp("ha"), request.param)
+
+
+def one(docs: list[dict], kind: str, name: str) -> dict:
+    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(found) == 1, f"{kind} {name}: {len(found)} in the build"
+    return found[0]
+
+
+def env_config_map(docs: list[dict]) -> dict[str, str]:
+    return next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("dyag-env"))["data"]
+
+
+def test_every_k8s_ha_file_is_used():
+    spec = kustomization(K8S_HA)
+    used = {entry for entry in spec.get("resources", []) if not entry.startswith("..")}
+    used |= {patch["path"] for patch in spec.get("patches", [])}
+    used |= {f for generator in spec.get("configMapGenerator", []) for f in generator.get("files", [])}
+    for path in K8S_HA.iterdir():
+        if path.name == "kustomization.yaml" or path.name.endswith(".example.yaml"):
+            continue
+        assert path.name in used, f"deploy/k8s-ha/{path.name} is not used by its kustomization.yaml"
+    assert "../k8s" in spec["resources"] and spec["namespace"] == kustomization(K8S)["namespace"]
+
+
+def test_k8s_ha_builds_every_service(ha_docs):
+    names = {(d["kind"], d["metadata"]["name"]) for d in ha_docs}
+    assert ("StatefulSet", "nats") in names and ("Deployment", GATEWAY) in names
+    assert {("Deployment", n) for n in DEPLOYABLE} | {("Service", n) for n in DEPLOYABLE} <= names
+    assert all(d["metadata"].get("namespace") == "dyag" for d in ha_docs if d["kind"] != "Namespace")
+
+
+def test_k8s_ha_replicas(ha_docs):
+    """Every workload runs 2 replicas or more, but gpu-lora-trainer (one per GPU node) and Chroma (one server)."""
+    for workload in workloads(ha_docs):
+        name = workload["metadata"]["name"]
+        replicas = workload["spec"].get("replicas", 1)
+        if name in HA_SINGLE:
+            assert replicas == HA_SINGLE[name], f"{name}: {replicas} replicas"
+        else:
+            assert replicas >= 2, f"{name}: {replicas} replica(s) in the HA overlay"
+        if workload["kind"] == "Deployment" and replicas > 1:
+            assert workload["spec"]["strategy"]["type"] == "RollingUpdate", name
+            assert workload["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0, f"{name}: roll without a gap"
+    trainer = pod_spec(one(ha_docs, "Deployment", GPU_TRAINER))
+    term = trainer["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+    assert term["topologyKey"] == "kubernetes.io/hostname", "two trainers never share a node (nor its GPU)"
+    assert term["labelSelector"]["matchLabels"] == {"app.kubernetes.io/name": GPU_TRAINER}
+
+
+def test_k8s_ha_every_workload_has_a_disruption_budget(ha_docs):
+    budgets = [d for d in ha_docs if d["kind"] == "PodDisruptionBudget"]
+    for workload in workloads(ha_docs):
+        name = workload["metadata"]["name"]
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        matching = [b for b in budgets if b["spec"]["selector"]["matchLabels"].items() <= labels.items()]
+        assert len(matching) == 1, f"{name}: {len(matching)} PodDisruptionBudgets select its pods"
+        spec = matching[0]["spec"]
+        if workload["spec"].get("replicas", 1) > 1 and name != "nats":
+            assert spec.get("minAvailable") == 1 and "maxUnavailable" not in spec, f"{name}: keep one pod in a drain"
+        else:  # NATS keeps its quorum (2 of 3); one pod alone must stay evictable, or a drain of its node hangs
+            assert spec.get("maxUnavailable") == 1 and "minAvailable" not in spec, name
+    for budget in budgets:
+        labels = budget["spec"]["selector"]["matchLabels"]
+        assert any(labels.items() <= w["spec"]["template"]["metadata"]["labels"].items() for w in workloads(ha_docs))
+
+
+def test_k8s_ha_autoscalers_target_stateless_deployments(ha_docs):
+    deployments = {w["metadata"]["name"]: w for w in workloads(ha_docs) if w["kind"] == "Deployment"}
+    targets = set()
+    for hpa in [d for d in ha_docs if d["kind"] == "HorizontalPodAutoscaler"]:
+        assert hpa["apiVersion"] == "autoscaling/v2"
+        ref = hpa["spec"]["scaleTargetRef"]
+        assert (ref["apiVersion"], ref["kind"]) == ("apps/v1", "Deployment")
+        assert ref["name"] in deployments, f"HPA {hpa['metadata']['name']}: no Deployment {ref['name']}"
+        assert hpa["spec"]["minReplicas"] == deployments[ref["name"]]["spec"]["replicas"] >= 2
+        assert hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"]
+        assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu"]
+        for container in pod_spec(deployments[ref["name"]])["containers"]:
+            assert container["resources"]["requests"]["cpu"], f"{ref['name']}: CPU utilization needs a CPU request"
+        targets.add(ref["name"])
+    assert targets == HA_AUTOSCALED
+
+
+def test_k8s_ha_nats_cluster(ha_docs):
+    nats = one(ha_docs, "StatefulSet", "nats")
+    size = nats["spec"]["replicas"]
+    assert size == NATS_CLUSTER_SIZE and nats["spec"]["podManagementPolicy"] == "Parallel"
+    service = one(ha_docs, "Service", nats["spec"]["serviceName"])
+    assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"] is True
+    assert {p["port"] for p in service["spec"]["ports"]} >= {NATS_PORT, 6222, 8222}
+    spec = pod_spec(nats)
+    container = spec["containers"][0]
+    assert container_ports(nats)["cluster"] == 6222
+    assert env_of(container)["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert container["lifecycle"]["preStop"]["exec"]["command"][:3] == [
+        "nats-server",
+        "--signal",
+        "ldm=/var/run/nats/nats.pid",
+    ]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["path"] == "/healthz?js-enabled-only=true", probe
+    assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+    term = spec["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert spec["terminationGracePeriodSeconds"] >= 40  # lame duck: 10 s grace + 30 s
+    # The server reads the mounted nats.conf
+    config_path = container["args"][container["args"].index("--config") + 1]
+    mounts_by_path = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volume = next(v for v in spec["volumes"] if v["name"] == mounts_by_path[str(PurePosixPath(config_path).parent)])
+    conf = one(ha_docs, "ConfigMap", volume["configMap"]["name"])["data"][PurePosixPath(config_path).name]
+    assert re.search(r"^server_name: \$POD_NAME$", conf, re.M)
+    assert re.search(r"^pid_file: /var/run/nats/nats.pid", conf, re.M) and "/var/run/nats" in mounts_by_path
+    assert re.search(r"^lame_duck_duration: 30s", conf, re.M)
+    store = re.search(r"jetstream \{[^}]*store_dir: (\S+)", conf).group(1)
+    claim = {t["metadata"]["name"] for t in nats["spec"]["volumeClaimTemplates"]}
+    assert mounts_by_path[store] in claim, "JetStream's store is on the pod's own PVC"
+    cluster = re.search(r"cluster \{(.*?)\n\}", conf, re.S).group(1)
+    assert re.search(r"^\s*name: \S+", cluster, re.M) and re.search(r"^\s*port: 6222$", cluster, re.M)
+    routes = re.findall(r"nats://([a-z0-9-]+)\.([a-z0-9-]+):6222", cluster)
+    assert sorted(routes) == [(f"nats-{i}", service["metadata"]["name"]) for i in range(size)], routes
+
+
+def test_k8s_ha_nats_settings(ha_docs):
+    env = env_config_map(ha_docs)
+    size = one(ha_docs, "StatefulSet", "nats")["spec"]["replicas"]
+    assert env["DYAG_NATS_REPLICAS"] == str(size) == "3"
+    servers = [urlparse(u) for u in env["NATS_URL"].split(",")]
+    assert all(u.scheme == "nats" and u.port == NATS_PORT for u in servers)
+    hosts = {u.hostname for u in servers}
+    assert hosts in ({"nats"}, {f"nats-{i}.nats" for i in range(size)}), f"NATS_URL {env['NATS_URL']}"
+    for workload in workloads(ha_docs):  # every Dyag container reads dyag-env
+        for container in pod_spec(workload)["containers"]:
+            if container["image"].startswith("dyag/"):
+                refs = [s["configMapRef"]["name"] for s in container.get("envFrom", []) if "configMapRef" in s]
+                assert refs and refs[0].startswith("dyag-env"), workload["metadata"]["name"]
+
+
+def test_k8s_ha_no_shared_read_write_once_volume(ha_docs):
+    """A Deployment with several replicas mounts no PVC (a ReadWriteOnce claim is one node's disk, one pod); the
+    artifacts are in S3 and no pod mounts /artifacts."""
+    claims = {d["metadata"]["name"] for d in ha_docs if d["kind"] == "PersistentVolumeClaim"}
+    assert claims == {"chroma-data"}, f"claims left in the HA overlay: {claims}"
+    for workload in [w for w in workloads(ha_docs) if w["kind"] == "Deployment"]:
+        name = workload["metadata"]["name"]
+        spec = pod_spec(workload)
+        pvcs = [v["name"] for v in spec.get("volumes", []) if "persistentVolumeClaim" in v]
+        if workload["spec"]["replicas"] > 1 or name == GPU_TRAINER:  # the trainer's replicas are the GPU nodes
+            assert not pvcs, f"{name}: PVC volumes {pvcs} with {workload['spec']['replicas']} replicas"
+        for container in spec["containers"]:
+            assert "/artifacts" not in {m["mountPath"] for m in container.get("volumeMounts", [])}, name
+        if name in SERVICES:
+            data = next(
+                v
+                for v in spec["volumes"]
+                if v["name"]
+                == next(m["name"] for m in spec["containers"][0]["volumeMounts"] if m["mountPath"] == "/data")
+            )
+            assert set(data) == {"name", "emptyDir"}, f"{name}: /data is {data}"
+    env = env_config_map(ha_docs)
+    assert env["DYAG_ARTIFACT_STORE"].startswith("s3://") and env["DYAG_S3_ENDPOINT_URL"]
+
+
+def test_k8s_ha_secrets(ha_docs):
+    """The registries must be in PostgreSQL (the Secret is required) and S3 credentials come from a Secret."""
+    secrets = example_secrets()
+    for workload in workloads(ha_docs):
+        name = workload["metadata"]["name"]
+        for container in pod_spec(workload)["containers"]:
+            env = env_of(container)
+            for var in env.values():
+                ref = var.get("valueFrom", {}).get("secretKeyRef")
+                if SECRET_NAME.search(var["name"]):
+                    assert ref, f"{name}: {var['name']} must come from a Secret"
+                if ref:
+                    assert ref["key"] in secrets.get(ref["name"], {}), f"{name}: {ref} not in secret.example.yaml"
+            if name in WITH_DATABASE:
+                ref = env["DYAG_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+                assert (ref["name"], ref["key"], ref.get("optional", False)) == ("dyag-database", "url", False), name
+            if name in SERVICES:
+                for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+                    assert env[var]["valueFrom"]["secretKeyRef"]["name"] == "dyag-s3", f"{name}: {var}"
+    assert not [d for d in ha_docs if d["kind"] == "Secret"], "no Secret in what the overlay applies"
+    for generator in kustomization(K8S_HA).get("configMapGenerator", []):
+        for literal in generator.get("literals", []):
+            assert not SECRET_NAME.search(literal.split("=", 1)[0]), literal
+
+
+def test_k8s_ha_service_addrs_reach_every_replica(ha_docs):
+    """DYAG_SERVICE_ADDRS names every service by a dns:/// target on its headless Service (every ready pod's address),
+    in dyag-env and in the gateway's env alike."""
+    namespace = kustomization(K8S_HA)["namespace"]
+    env = env_config_map(ha_docs)
+    gateway_env = env_of(pod_spec(one(ha_docs, "Deployment", GATEWAY))["containers"][0])
+    assert json.loads(gateway_env["DYAG_SERVICE_ADDRS"]["value"]) == json.loads(env["DYAG_SERVICE_ADDRS"])
+    assert sorted(gateway_env["DYAG_SERVICES"]["value"].split(",")) == DEPLOYABLE
+    addrs = json.loads(env["DYAG_SERVICE_ADDRS"])
+    assert sorted(addrs) == DEPLOYABLE
+    for name, target in addrs.items():
+        found = re.fullmatch(rf"dns:///([a-z0-9-]+)\.{namespace}\.svc\.cluster\.local:(\d+)", target)
+        assert found, f"{name}: {target} is not dns:///<service>.{namespace}.svc.cluster.local:<port>"
+        host, port = found.group(1), int(found.group(2))
+        assert host == f"{name}-headless" and port == SERVICES[name][1], target
+        service = one(ha_docs, "Service", host)
+        assert service["spec"]["clusterIP"] == "None", f"{host} must be headless: a ClusterIP pins a gRPC connection"
+        deployment = one(ha_docs, "Deployment", name)
+        assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+        assert [p["port"] for p in service["spec"]["ports"]] == [port]
+        assert service["spec"]["ports"][0]["targetPort"] in container_ports(deployment)
+
+
+def test_k8s_ha_pods_keep_the_base_security(ha_docs):
+    for workload in [w for w in workloads(ha_docs) if w["kind"] == "Deployment"]:
+        name = workload["metadata"]["name"]
+        assert pod_spec(workload)["securityContext"]["runAsNonRoot"], name
+        for container in pod_spec(workload)["containers"]:
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True, name
+            assert "/tmp" in {m["mountPath"] for m in container["volumeMounts"]}, name
+            if name in SERVICES:  # DYAG_METRICS_PORT (dyag-env) declared as the port "metrics"
+                assert container_ports(workload)["metrics"] == int(env_config_map(ha_docs)["DYAG_METRICS_PORT"])
+
+
+# --- docker-compose.cluster.yml ---------------------------------------------------------------------------------
+
+COMPOSE_REPLICATED = {"dataset-builder", "validator", "openai-trainer", "model-exporter", "rag-service", "evaluator"}
+
+
+def test_compose_cluster_config(tmp_path):
+    """docker-compose.yml + docker-compose.postgres.yml + docker-compose.cluster.yml: three NATS servers routed to each
+    other, R3 streams, MinIO for the artifacts, 2 replicas of the services; the gateway alone on its host port."""
+    cmd = compose_command()
+    if cmd is None:
+        pytest.skip("no Docker Compose v2 (docker compose plugin or docker-compose) here")
+    empty_env = tmp_path / "empty.env"
+    empty_env.write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DYAG_")}
+    files = [COMPOSE_FILE, COMPOSE_POSTGRES_FILE, COMPOSE_CLUSTER_FILE]
+    base = [*cmd, "--env-file", str(empty_env), *[arg for f in files for arg in ("-f", str(f))]]
+
+    def run(**extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*base, "config", "--format", "json"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**env, "DYAG_API_KEYS": "x", "DYAG_POSTGRES_PASSWORD": "pw", **extra},
+            timeout=60,
+        )
+
+    refused = run()
+    assert refused.returncode != 0 and "set DYAG_MINIO_PASSWORD" in refused.stderr, refused.stderr
+    result = run(DYAG_MINIO_PASSWORD="minio-pw")
+    assert result.returncode == 0, result.stderr
+    config = json.loads(result.stdout)
+    services = config["services"]
+
+    servers = sorted(n for n in services if re.fullmatch(r"nats-\d", n))
+    assert servers == ["nats-1", "nats-2", "nats-3"] and "nats" not in services
+    names, clusters, volumes = set(), set(), set()
+    for server in servers:
+        args = services[server]["command"]
+        option = {args[i]: args[i + 1] for i in range(len(args) - 1) if args[i].startswith("-")}
+        assert "-js" in args and option["-sd"] == "/data" and option["-m"] == "8222", server
+        names.add(option["--name"])
+        clusters.add(option["--cluster_name"])
+        assert option["--cluster"] == "nats://0.0.0.0:6222"
+        routes = {urlparse(r).hostname for r in option["--routes"].split(",")}
+        assert routes == set(servers), f"{server}: routes to {routes}"
+        (data,) = [v["source"] for v in services[server]["volumes"] if v["target"] == "/data"]
+        volumes.add(data)
+        assert "/healthz" in " ".join(services[server]["healthcheck"]["test"])
+    assert names == set(servers) and len(clusters) == 1 and len(volumes) == 3, (names, clusters, volumes)
+    assert "nats-data" not in config.get("volumes", {})
+
+    for name in [*DEPLOYABLE, GATEWAY]:
+        svc = services[name]
+        environment = svc["environment"]
+        assert environment["DYAG_NATS_REPLICAS"] == "3", name
+        assert {urlparse(u).hostname for u in environment["NATS_URL"].split(",")} == set(servers), name
+        assert "nats" not in svc["depends_on"], f"{name} waits for the base's nats, which is gone"
+        assert all(svc["depends_on"][s]["condition"] == "service_healthy" for s in servers), name
+        replicas = svc.get("deploy", {}).get("replicas", 1)
+        assert replicas == (2 if name in COMPOSE_REPLICATED else 1), f"{name}: {replicas} replicas"
+        if name == GATEWAY:
+            assert svc["ports"], "the gateway keeps its host port (so one replica)"
+            continue
+        assert not svc.get("ports"), f"{name}: a published port and 2 replicas clash"
+        assert environment["DYAG_ARTIFACT_STORE"].startswith("s3://") and environment["DYAG_S3_ENDPOINT_URL"]
+        assert environment["AWS_SECRET_ACCESS_KEY"] == services["minio"]["environment"]["MINIO_ROOT_PASSWORD"]
+        assert environment["AWS_ACCESS_KEY_ID"] == services["minio"]["environment"]["MINIO_ROOT_USER"]
+        assert svc["build"]["args"]["DYAG_RUNTIME_EXTRAS"] == "[s3]", f"{name}: the image needs boto3"
+        assert svc["depends_on"]["minio-init"]["condition"] == "service_completed_successfully"
+        if name in WITH_DATABASE:
+            assert environment["DYAG_DATABASE_URL"].startswith("postgresql://"), name
+    bucket = urlparse(services["dataset-builder"]["environment"]["DYAG_ARTIFACT_STORE"]).hostname
+    assert f"mc mb --ignore-existing dyag/{bucket}" in " ".join(services["minio-init"]["command"])
+    assert services["minio"]["image"].startswith("minio/minio:")
 
 
 # --- dyag_runtime.healthcheck --------------------------------------------------------------------------------
