@@ -146,6 +146,7 @@ class Platform:
         self.timers: list[threading.Timer] = []
         self._cleaned = False
         self.rss_peak: dict[str, Any] = {"total_mib": 0.0}
+        self.spawned: dict[str, list[float]] = {}  # each process's start times (a restart: one more)
 
     # names: "dataset-builder-1", "gateway-2"
     def name(self, service: str, r: int) -> str:
@@ -240,12 +241,14 @@ class Platform:
         name = self.name(service, r)
         env = self.stack._service_env(service, self.nats.url)
         env.update(DYAG_GRPC_PORT=str(self.ports[(service, r)]), DYAG_DATA_DIR=str(self.data_dir(service, r)))
+        self.spawned.setdefault(name, []).append(time.time())
         self.stack._spawn(name, [sys.executable, "-m", _module(service)], env, restart=name in processes)
 
     def spawn_gateway(self, r: int) -> None:
         name = self.name(GATEWAY, r)
         env = self.stack._gateway_env(self.nats.url)
         env.update(DYAG_PORT=str(self.gateway_ports[r]), DYAG_PIPELINE_DATA_DIR=str(self.data_dir(GATEWAY, r)))
+        self.spawned.setdefault(name, []).append(time.time())
         self.stack._spawn(name, [sys.executable, "-m", "dyag_gateway"], env, restart=name in self.stack.processes())
 
     def replica_names(self, only: list[int] | None = None) -> list[str]:
@@ -559,7 +562,7 @@ class Faults:
         elif replica:
             why = f"running {job_id}"
         elif caught:
-            replica, why = 1, "the replica first in DYAG_SERVICE_ADDRS, while the step's call runs"
+            replica, why = 1, "while the step's call runs; round robin: either replica may be serving it"
         else:
             replica, why = 1, "idle: its step had ended"
         name = self.p.name(target, replica)
@@ -747,6 +750,15 @@ def check_events(nats_url: str, job_ids: list[str]) -> dict:
 def run_batch(p: Platform, api: Api, replicas: int, batch: int, label: str) -> dict:
     """`batch` pipelines posted at once; wall time from the first POST to the last end (the records' clocks)."""
     names = [f"scale_{label}_p{i + 1}" for i in range(batch)]
+    began = time.monotonic()
+    busy = (
+        wait_until(
+            lambda: not any(c["ack_pending"] for c in p.consumers().values()) or None, 600, "the work queue idle"
+        )
+        and time.monotonic() - began
+    )
+    if busy and busy > 2:
+        log(f"waited {busy:.0f} s for the work queue to be idle (work left by the previous phase)")
     event(f"throughput, {replicas} replica(s): {batch} pipelines posted together ({label})")
     began = time.time()
     with ThreadPoolExecutor(batch) as pool:
@@ -1092,6 +1104,14 @@ def fault_run(p: Platform, api: Api, result: dict) -> None:
     p.wait_timers()
     p.wait_ready(timeout=300)
     event("every killed process running and ready again")
+    first_end = view
+    for _ in range(20):  # an ended record must stay as it ended: watched a little longer
+        time.sleep(1.0)
+        later = api.pipeline(pipeline_id)
+        if later.get("status") != first_end["status"] or later.get("updated_at") != first_end["updated_at"]:
+            view = later
+            event(f"pipeline {pipeline_id}'s ended record changed: {first_end['status']} -> {later.get('status')}")
+            break
     data = asyncio.run(_read_nats(p.nats.url))
     records = {r["id"]: r for bucket in data["records"].values() for r in bucket}
     steps = [
@@ -1115,6 +1135,8 @@ def fault_run(p: Platform, api: Api, result: dict) -> None:
         "pipeline_id": pipeline_id,
         "correlation_id": view["correlation_id"],
         "status": view["status"],
+        "first_status": first_end["status"],
+        "first_end": {"status": first_end["status"], "updated_at": first_end["updated_at"]},
         "elapsed_s": view["elapsed_s"],
         "attempts": view["attempts"],
         "error": view.get("error", ""),
@@ -1122,8 +1144,19 @@ def fault_run(p: Platform, api: Api, result: dict) -> None:
         "kills": faults.kills,
     }
     mid_job = [k for k in faults.kills if k["mid_job"]]
+    changed = first_end["status"] != view["status"] or first_end["updated_at"] != view["updated_at"]
     result["checks"] += [
-        ("pipeline succeeded", view["status"] == "succeeded", f"{view['status']} ({view.get('error') or 'no error'})"),
+        (
+            "pipeline succeeded",
+            first_end["status"] == "succeeded" and not changed,
+            f"{first_end['status']} ({first_end.get('error') or 'no error'})"
+            + (
+                f"; then the ended record changed to {view['status']} ({view.get('error') or 'no error'}, "
+                f"updated {view['updated_at']}): a second run wrote over it"
+                if changed
+                else ""
+            ),
+        ),
         (
             "killed mid-job: resumed, then succeeded",
             bool(mid_job) and all((k["attempts"] or 0) >= 2 and k["status"] == "succeeded" for k in mid_job),
@@ -1174,6 +1207,46 @@ def logged_errors(p: Platform) -> dict[str, dict[str, int]]:
     return counts
 
 
+# Lines a replica logs about a job it does not run (it saw the request and left the job to its owner).
+NOT_RUNNING = ("alive on another worker", "already ended", "taken by another worker", "submitted again")
+
+
+def concurrent_runs(p: Platform) -> dict[str, list[str]]:
+    """Jobs that two processes worked on at the same time, from their logs: for each job id, each process's first
+    and last log line about it (what a worker logs while it runs the job); two processes whose spans overlap ran it
+    at once. A job resumed after its worker was killed does not overlap: the dead worker's lines stop at the kill. A
+    log file holds every run of its process (a restart appends): each run is told apart by its start time."""
+    spans: dict[str, dict[str, list[float]]] = {}
+    starts = getattr(p, "spawned", {})
+    for name in p.stack.processes():
+        path = p.stack.log_path(name)
+        if not path.exists():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            if '"job_id"' not in line and '"pipeline_id"' not in line:
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            job = record.get("job_id") or record.get("pipeline_id")
+            if not job or any(x in record.get("message", "") for x in NOT_RUNNING):
+                continue
+            at = _epoch(record.get("time"))
+            run = sum(1 for t in starts.get(name, []) if t <= at)
+            span = spans.setdefault(job, {}).setdefault(f"{name} (run {run})" if run > 1 else name, [at, at])
+            span[0], span[1] = min(span[0], at), max(span[1], at)
+    overlaps: dict[str, list[str]] = {}
+    for job, by in spans.items():
+        names = sorted(by)
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                start, end = max(by[a][0], by[b][0]), min(by[a][1], by[b][1])
+                if start < end:
+                    overlaps.setdefault(job, []).append(f"{a} and {b} for {end - start:.1f} s")
+    return overlaps
+
+
 def final_checks(p: Platform, result: dict) -> None:
     """Over everything the run did (the fault pipeline and the throughput batches): job records, events, registries,
     replication."""
@@ -1184,6 +1257,22 @@ def final_checks(p: Platform, result: dict) -> None:
     replication = check_replication(data["streams"])
     result["jobs"], result["registries"], result["replication"] = jobs, registries, replication
     result["logged_errors"] = logged_errors(p)
+    if faults := result.get("faults"):  # the fault pipeline's record as it ended, and now
+        now = next((r for r in data["records"].get("pipelines", []) if r["id"] == faults["pipeline_id"]), {})
+        first = faults["first_end"]
+        same = (
+            now.get("status") == first["status"] and abs(now.get("updated_at", 0) - _epoch(first["updated_at"])) < 0.01
+        )
+        result["checks"].append(
+            (
+                "the fault pipeline's ended record unchanged since",
+                same,
+                f"ended {first['status']} at {first['updated_at']}"
+                + ("; unchanged" if same else f"; now {now.get('status')}, written again at {now.get('updated_at')}"),
+            )
+        )
+    overlaps = concurrent_runs(p)
+    result["concurrent_runs"] = overlaps
     resumed = ", ".join(f"{j} {n}" for j, n in sorted(jobs["resumed"].items())) or "none"
     result["checks"] += [
         (
@@ -1194,6 +1283,11 @@ def final_checks(p: Platform, result: dict) -> None:
             + (f"; not succeeded: {'; '.join(jobs['not_succeeded'])}" if jobs["not_succeeded"] else ""),
         ),
         ("attempts reported", True, f"attempts > 1: {resumed}; every other job 1"),
+        (
+            "no job run by two processes at once (their logs)",
+            not overlaps,
+            "; ".join(f"{job}: {', '.join(w)}" for job, w in overlaps.items()) or "none",
+        ),
         (
             "one terminal job event per job (DYAG_EVENTS)",
             events["ok"],
