@@ -74,19 +74,22 @@ class NatsCluster:
         return self
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
+        """Until each running node is healthy and knows the JetStream meta leader (no stream can be made before)."""
         deadline = time.monotonic() + timeout
         for i, proc in enumerate(self.procs):
             if proc is None or proc.poll() is not None:
                 continue
-            url = f"http://127.0.0.1:{self.monitor_ports[i]}/healthz?js-enabled-only=true"
+            monitor = f"http://127.0.0.1:{self.monitor_ports[i]}"
             while True:
                 try:
-                    if httpx.get(url, timeout=1.0).status_code == 200:
+                    healthy = httpx.get(f"{monitor}/healthz", timeout=1.0).status_code == 200
+                    meta = httpx.get(f"{monitor}/jsz", timeout=1.0).json().get("meta_cluster") or {}
+                    if healthy and meta.get("leader") and meta.get("cluster_size") == self.size:
                         break
-                except httpx.HTTPError:
+                except (httpx.HTTPError, ValueError):
                     pass
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"NATS node n{i + 1} not healthy after {timeout} s ({url})")
+                    raise TimeoutError(f"NATS node n{i + 1} not ready after {timeout} s ({monitor}/jsz)")
                 time.sleep(0.2)
 
     def kill(self, node: int) -> None:

@@ -258,10 +258,11 @@ def private_nats(store: Path) -> Iterator[str]:
 
 async def export_kv(nats_url: str) -> dict[str, tuple[dict[str, Any], list[tuple[str, bytes]]]]:
     """Every KV bucket: its settings and each key's latest value (deleted keys are not kept)."""
-    import nats
     from nats.js.errors import KeyNotFoundError, NoKeysError
 
-    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=2)
+    from dyag_runtime.events import connect_nats
+
+    nc = await connect_nats(nats_url, "dyag-backup", max_reconnect_attempts=2)
     try:
         js = nc.jetstream()
         buckets: dict[str, tuple[dict[str, Any], list[tuple[str, bytes]]]] = {}
@@ -296,10 +297,11 @@ def _bucket_settings(config: Any) -> dict[str, Any]:
 
 
 async def import_kv(nats_url: str, buckets: dict[str, tuple[dict[str, Any], list[tuple[str, bytes]]]]) -> None:
-    import nats
     from nats.js import api
 
-    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=2)
+    from dyag_runtime.events import connect_nats
+
+    nc = await connect_nats(nats_url, "dyag-backup", max_reconnect_attempts=2)
     try:
         js = nc.jetstream()
         for name, (settings, entries) in buckets.items():
@@ -311,6 +313,7 @@ async def import_kv(nats_url: str, buckets: dict[str, tuple[dict[str, Any], list
                 max_bytes=settings.get("max_bytes"),
                 description=settings.get("description"),
                 storage=api.StorageType.FILE,
+                # one copy: the services raise it to their DYAG_NATS_REPLICAS when they start on a cluster
             )
             kv = await js.create_key_value(config)
             for key, value in entries:

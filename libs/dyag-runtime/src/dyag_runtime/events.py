@@ -8,21 +8,25 @@ Handlers are idempotent by event id: a redelivered event is acknowledged without
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
-import nats
+import nats.errors
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from nats.aio.client import Client
 from nats.js import JetStreamContext, api
-from nats.js.errors import BadRequestError, KeyNotFoundError, NotFoundError
+from nats.js.errors import BadRequestError, KeyNotFoundError, NotFoundError, ServiceUnavailableError
 from nats.js.kv import KeyValue
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EVENTS_STREAM = "DYAG_EVENTS"
 EVENTS_SUBJECTS = "dyag.events.>"
@@ -36,6 +40,59 @@ def event_subject(event_type: str) -> str:
 
 def job_subject(service: str) -> str:
     return f"dyag.jobs.{service}"
+
+
+def nats_servers(url: str) -> list[str]:
+    """NATS_URL's servers: one URL, or a cluster's as a comma-separated list (the client fails over between them)."""
+    servers = [u.strip() for u in url.split(",") if u.strip()]
+    if not servers:
+        raise ConnectionError("NATS_URL is empty: give nats://host:4222, or a cluster's URLs separated by commas")
+    return servers
+
+
+async def connect_nats(url: str, name: str, *, connect_timeout: float = 5.0, **options) -> Client:
+    """A connection that, once made, reconnects for ever (to any server of the cluster). The first connection is
+    tried for about connect_timeout per server; then ConnectionError names the URL (nats-py alone would try for ever).
+    """
+    options.setdefault("max_reconnect_attempts", -1)
+    servers = nats_servers(url)
+    limit = connect_timeout * len(servers) + 1.0
+    nc = Client()
+    try:
+        await asyncio.wait_for(
+            nc.connect(servers, name=name, connect_timeout=connect_timeout, allow_reconnect=True, **options), limit
+        )
+        return nc
+    except Exception as exc:  # nats raises several kinds; all mean the same to the caller
+        with contextlib.suppress(Exception):
+            await nc.close()
+        raise ConnectionError(f"cannot reach NATS at {url}: {str(exc) or f'no answer in {limit:.0f} s'}") from exc
+
+
+# What a JetStream call may raise while the cluster fails over (a node lost, a stream electing its leader, the
+# client reconnecting): tried again, not reported.
+TRANSIENT = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.StaleConnectionError,
+    ServiceUnavailableError,
+)
+
+
+async def through_failover(call: Callable[[], Awaitable[T]], what: str, within: float = 60.0) -> T:
+    """`call()`, tried again for up to `within` seconds while it fails for a transient reason (TRANSIENT)."""
+    deadline = time.monotonic() + within
+    delay = 0.2
+    while True:
+        try:
+            return await call()
+        except TRANSIENT as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("NATS busy or failing over; trying again", extra={"what": what, "error": repr(exc)})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 def now_rfc3339() -> str:
@@ -112,31 +169,27 @@ Handler = Callable[[Envelope], Awaitable[None]]
 class EventBus:
     """One NATS connection per service: publish events, run durable consumers, open KV buckets."""
 
-    def __init__(self, nc: Client, js: JetStreamContext, source: str):
+    def __init__(self, nc: Client, js: JetStreamContext, source: str, *, replicas: int = 1):
         self.nc, self.js, self.source = nc, js, source
+        # How many NATS servers keep each stream and KV bucket: 1 for one server, 3 for a 3-node cluster (R3).
+        self.replicas = replicas
         self._tasks: list[asyncio.Task] = []
 
     @classmethod
-    async def connect(cls, url: str, source: str, *, connect_timeout: float = 5.0) -> EventBus:
-        try:
-            nc = await nats.connect(
-                url, name=source, connect_timeout=connect_timeout, max_reconnect_attempts=-1, allow_reconnect=True
-            )
-        except Exception as exc:  # nats raises several kinds; all mean the same to the caller
-            raise ConnectionError(f"cannot reach NATS at {url}: {exc}") from exc
-        js = nc.jetstream()
-        bus = cls(nc, js, source)
+    async def connect(cls, url: str, source: str, *, replicas: int = 1, connect_timeout: float = 5.0) -> EventBus:
+        nc = await connect_nats(url, source, connect_timeout=connect_timeout)
+        bus = cls(nc, nc.jetstream(), source, replicas=replicas)
         await bus.ensure_streams()
         return bus
 
     async def ensure_streams(self) -> None:
-        await self._ensure_stream(
+        await self.ensure_stream(
             api.StreamConfig(
                 name=EVENTS_STREAM, subjects=[EVENTS_SUBJECTS], storage=api.StorageType.FILE, max_age=7 * 24 * 3600.0
             )
         )
         # A work queue: each job request goes to exactly one worker of the owning service.
-        await self._ensure_stream(
+        await self.ensure_stream(
             api.StreamConfig(
                 name=JOBS_STREAM,
                 subjects=[JOBS_SUBJECTS],
@@ -145,17 +198,41 @@ class EventBus:
             )
         )
 
+    async def ensure_stream(self, config: api.StreamConfig) -> None:
+        """Create the stream with this bus's replicas, or raise an existing one's to them (a cluster grown to 3)."""
+        await through_failover(lambda: self._ensure_stream(config), f"stream {config.name}")
+
     async def _ensure_stream(self, config: api.StreamConfig) -> None:
+        config.num_replicas = self.replicas
         try:
-            await self.js.stream_info(config.name)
+            info = await self.js.stream_info(config.name)
         except NotFoundError:
             try:
                 await self.js.add_stream(config)
+                return
             except BadRequestError:  # another service created it meanwhile
-                await self.js.stream_info(config.name)
+                info = await self.js.stream_info(config.name)
+        await self._raise_replicas(info)
+
+    async def _raise_replicas(self, info: api.StreamInfo) -> None:
+        if (info.config.num_replicas or 1) >= self.replicas:
+            return  # never lowered here: a smaller setting on one replica must not shrink a shared stream
+        info.config.num_replicas = self.replicas
+        try:
+            await self.js.update_stream(info.config)
+            log.info("stream replicas raised", extra={"stream": info.config.name, "replicas": self.replicas})
+        except BadRequestError as exc:  # e.g. fewer servers than replicas: say so, keep running
+            log.warning(
+                "cannot raise the stream's replicas",
+                extra={"stream": info.config.name, "replicas": self.replicas, "error": str(exc)},
+            )
 
     async def publish(self, envelope: Envelope, subject: str | None = None) -> None:
-        await self.js.publish(subject or event_subject(envelope.type), envelope.body(), headers=envelope.headers())
+        """Publish, through a failover: a copy that did get in is dropped by JetStream (Nats-Msg-Id)."""
+        subject = subject or event_subject(envelope.type)
+        await through_failover(
+            lambda: self.js.publish(subject, envelope.body(), headers=envelope.headers()), f"publish {subject}"
+        )
 
     async def emit(self, event_type: str, data: Message, *, subject: str = "", correlation_id: str = "") -> Envelope:
         envelope = Envelope(
@@ -165,12 +242,19 @@ class EventBus:
         return envelope
 
     async def key_value(self, bucket: str, *, ttl: float | None = None, history: int = 1) -> KeyValue:
+        return await through_failover(lambda: self._key_value(bucket, ttl, history), f"KV bucket {bucket}")
+
+    async def _key_value(self, bucket: str, ttl: float | None, history: int) -> KeyValue:
         try:
-            return await self.js.key_value(bucket)
+            kv = await self.js.key_value(bucket)
         except NotFoundError:
             return await self.js.create_key_value(
-                api.KeyValueConfig(bucket=bucket, history=history, ttl=ttl, storage=api.StorageType.FILE)
+                api.KeyValueConfig(
+                    bucket=bucket, history=history, ttl=ttl, storage=api.StorageType.FILE, replicas=self.replicas
+                )
             )
+        await self._raise_replicas(await self.js.stream_info(f"KV_{bucket}"))
+        return kv
 
     async def consume(
         self,

@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 import inspect
 import json
 import logging
@@ -30,7 +32,16 @@ from nats.js.kv import KeyValue
 
 from dyag.v1 import events_pb2, jobs_pb2
 from dyag_runtime.artifacts import Artifact, ArtifactStore
-from dyag_runtime.events import JOBS_STREAM, Envelope, EventBus, Redeliver, job_subject, now_rfc3339
+from dyag_runtime.events import (
+    JOBS_STREAM,
+    Envelope,
+    EventBus,
+    Redeliver,
+    job_subject,
+    now_rfc3339,
+    through_failover,
+)
+from dyag_runtime.idempotency import request_key
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +61,10 @@ MAX_LOG_LINES = 200
 
 class JobNotFound(KeyError):
     pass
+
+
+class _Taken(Exception):
+    """The job changed hands between reading its record and starting it."""
 
 
 class JobCancelled(Exception):
@@ -132,31 +147,54 @@ class JobStore:
     async def open(cls, bus: EventBus, service: str) -> JobStore:
         return cls(await bus.key_value(f"jobs_{service}"), bus, service)
 
-    async def submit(self, kind: str, params: dict[str, Any], correlation_id: str = "") -> dict[str, Any]:
+    async def submit(
+        self, kind: str, params: dict[str, Any], correlation_id: str = "", *, key: str | None = None
+    ) -> dict[str, Any]:
+        """A new job, queued. With an idempotency key (by default the calling request's, see dyag_runtime.idempotency)
+        a job submitted again under the same key is the first one, re-queued in case its request was lost."""
+        key = request_key.get() if key is None else key
         record = new_record(self.service, kind, params, correlation_id or uuid.uuid4().hex)
-        await self.kv.create(record["id"], _encode(record))
+        if key:
+            digest = hashlib.sha256(f"{kind} {key}".encode()).hexdigest()
+            record["id"] = f"{self.service}-{digest[:16]}"
+        try:
+            await through_failover(lambda: self.kv.create(record["id"], _encode(record)), f"job {record['id']}")
+        except KeyWrongLastSequenceError:
+            existing = await self.get(record["id"])
+            if not key and existing["created_at"] != record["created_at"]:
+                raise
+            # The same request again (or this create, retried after a lost answer): its job, not a second one.
+            record = existing
+            log.info("job submitted again: the same job", extra={"job_id": record["id"], "status": record["status"]})
+            if record["status"] != QUEUED:
+                return record
+            await self._request(record)  # dropped as a duplicate by JetStream if the first one went out
+            return record
+        await self._request(record)
+        await self._emit(record)
+        return record
+
+    async def _request(self, record: dict[str, Any]) -> None:
         request = Envelope(
             type="job.requested",
             source=self.service,
-            data=events_pb2.JobRequested(job_id=record["id"], kind=kind),
+            data=events_pb2.JobRequested(job_id=record["id"], kind=record["kind"]),
             subject=record["id"],
             correlation_id=record["correlation_id"],
             id=record["id"],  # one request per job: a re-publish is dropped by JetStream
         )
         await self.bus.publish(request, subject=job_subject(self.service))
-        await self._emit(record)
-        return record
 
     async def get(self, job_id: str) -> dict[str, Any]:
         try:
-            entry = await self.kv.get(job_id)
+            entry = await through_failover(lambda: self.kv.get(job_id), f"job {job_id}")
         except (KeyNotFoundError, InvalidKeyError, ValueError):  # an id no key can have (é, a space…): no such job
             raise JobNotFound(job_id) from None
         return json.loads(entry.value)
 
     async def list(self, kind: str = "", status: str = "", limit: int = 100) -> list[dict[str, Any]]:
         try:
-            keys = await self.kv.keys()
+            keys = await through_failover(self.kv.keys, f"jobs of {self.service}")
         except Exception:  # nats-py raises NoKeysError on an empty bucket
             return []
         limiter = asyncio.Semaphore(32)  # reads in parallel: one round trip per job, not one after another
@@ -181,7 +219,7 @@ class JobStore:
     ) -> dict[str, Any]:
         for _ in range(50):
             try:
-                entry = await self.kv.get(job_id)
+                entry = await through_failover(lambda: self.kv.get(job_id), f"job {job_id}")
             except (KeyNotFoundError, InvalidKeyError):
                 raise JobNotFound(job_id) from None
             record = json.loads(entry.value)
@@ -189,8 +227,9 @@ class JobStore:
             change(record)
             record["updated_at"] = time.time()
             try:
-                await self.kv.update(job_id, _encode(record), last=entry.revision)
-            except KeyWrongLastSequenceError:
+                update = functools.partial(self.kv.update, job_id, _encode(record), last=entry.revision)
+                await through_failover(update, f"job {job_id}")
+            except KeyWrongLastSequenceError:  # (after a retried update that did get in: applied again, harmless)
                 continue  # someone else changed it first: read again
             if emit and (record["status"], record["progress"]) != before:
                 await self._emit(record)
@@ -378,6 +417,8 @@ class JobWorker:
             return
 
         def start(r: dict[str, Any]) -> None:
+            if r["status"] in TERMINAL or (r["status"] == RUNNING and r["owner"] != record["owner"]):
+                raise _Taken  # another worker started (or ended) it since it was read: never run it twice
             r.update(status=RUNNING, attempts=attempt, owner=self.instance, heartbeat_at=time.time())
             r["progress"]["step"] = RESUMED if interrupted else STARTED
             if interrupted:
@@ -389,7 +430,11 @@ class JobWorker:
                     }
                 )
 
-        record = await self.store.mutate(job_id, start)
+        try:
+            record = await self.store.mutate(job_id, start)
+        except _Taken:
+            log.info("job taken by another worker meanwhile", extra={"job_id": job_id})
+            return
         ctx = JobContext(
             job_id=job_id,
             kind=record["kind"],

@@ -41,6 +41,7 @@ from dyag.v1 import (
     validation_pb2_grpc,
 )
 from dyag_core.errors import DyagError
+from dyag_runtime.idempotency import SendKey
 from dyag_runtime.server import ERROR_CODE_KEY  # the trailer a service's server sets on a refusal
 
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ class Peers(_Stubs):
             )
         if service not in self._channels:
             self._channels[service] = grpc.aio.insecure_channel(
-                self.address(service), options=self.settings.grpc_options()
+                self.address(service), options=self.settings.channel_options(), interceptors=[SendKey()]
             )
         return self._channels[service]
 
@@ -233,7 +234,7 @@ class SyncPeers(_Stubs):
         with self._lock:
             if service not in self._channels:
                 self._channels[service] = grpc.insecure_channel(
-                    self.settings.address_of(service), options=self.settings.grpc_options()
+                    self.settings.address_of(service), options=self.settings.channel_options()
                 )
             return self._channels[service]
 

@@ -29,6 +29,7 @@ from dyag.v1 import jobs_pb2, jobs_pb2_grpc
 from dyag_core.errors import DyagError
 from dyag_runtime.artifacts import ArtifactStore, ArtifactStoreFull, open_artifact_store
 from dyag_runtime.events import EVENTS_STREAM, EventBus, ProcessedEvents, event_subject
+from dyag_runtime.idempotency import key_of, request_key
 from dyag_runtime.jobs import STATUS_NAMES, JobHandler, JobNotFound, JobStore, JobWorker, record_to_proto
 from dyag_runtime.logs import configure_logging
 from dyag_runtime.settings import ServiceSettings
@@ -94,6 +95,7 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
         async def call(request, context):
             start = time.perf_counter()
             code = "OK"
+            request_key.set(key_of(context.invocation_metadata()))  # this call's task only: the handler sees it
             try:
                 return await inner(request, context)
             except Exception as raised:
@@ -207,7 +209,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
 async def _connect_bus(settings: ServiceSettings, attempts: int = 30) -> EventBus:
     for attempt in range(1, attempts + 1):
         try:
-            return await EventBus.connect(settings.nats_url, settings.service_name)
+            return await EventBus.connect(settings.nats_url, settings.service_name, replicas=settings.nats_replicas)
         except ConnectionError as exc:
             if attempt == attempts:
                 raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,25 @@ SERVICES: dict[str, tuple[str, int]] = {
     "evaluator": ("dyag_evaluator", 50057),
 }
 DEFAULT_PORTS = {name: port for name, (_, port) in SERVICES.items()}
+# gRPC service config of every client channel (see channel_options). Retrying UNAVAILABLE is safe: reads and ingests
+# are idempotent, and job submissions carry an idempotency key (dyag_runtime.idempotency).
+CHANNEL_SERVICE_CONFIG = json.dumps(
+    {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "methodConfig": [
+            {
+                "name": [{}],
+                "retryPolicy": {
+                    "maxAttempts": 4,
+                    "initialBackoff": "0.2s",
+                    "maxBackoff": "2s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ],
+    }
+)
 
 
 class PlatformSettings(BaseSettings):
@@ -30,11 +50,16 @@ class PlatformSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="DYAG_", env_file=".env", extra="ignore")
 
+    # One server, or a cluster's servers separated by commas (the client fails over between them).
     nats_url: str = Field("nats://127.0.0.1:4222", validation_alias="NATS_URL")
+    # How many servers keep each stream and KV bucket: 1 for one server, 3 for a 3-node cluster (R3, which survives
+    # the loss of one node). Streams created smaller are raised to it at start-up.
+    nats_replicas: int = Field(1, ge=1, le=5)
     log_level: str = "INFO"
     log_json: bool = True
     # Service addresses default to service_host:<the service's port>; override one with
-    # DYAG_SERVICE_ADDRS='{"rag-service": "rag:50056"}'.
+    # DYAG_SERVICE_ADDRS='{"rag-service": "rag:50056"}'. A value is any gRPC target: replicas behind one name
+    # ("dns:///rag-headless:50056") or listed ("ipv4:10.0.0.1:50056,10.0.0.2:50056") are called in turn.
     service_host: str = "127.0.0.1"
     service_addrs: dict[str, str] = {}
     grpc_max_message_bytes: int = 64 * 1024 * 1024  # catalogs and datasets travel in one message
@@ -42,6 +67,17 @@ class PlatformSettings(BaseSettings):
     def grpc_options(self) -> list[tuple[str, int]]:
         limit = self.grpc_max_message_bytes
         return [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
+
+    def channel_options(self) -> list[tuple[str, int | str]]:
+        """A client channel's: round robin over every address its target resolves to (the service's replicas), a
+        call that found a replica gone (UNAVAILABLE) retried on another, and a restarted replica found again within
+        seconds."""
+        return [
+            *self.grpc_options(),
+            ("grpc.service_config", CHANNEL_SERVICE_CONFIG),
+            ("grpc.initial_reconnect_backoff_ms", 500),
+            ("grpc.max_reconnect_backoff_ms", 5000),
+        ]
 
     def address_of(self, service: str) -> str:
         return self.service_addrs.get(service) or f"{self.service_host}:{SERVICES[service][1]}"

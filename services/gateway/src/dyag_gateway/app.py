@@ -7,7 +7,6 @@ import logging
 from contextlib import asynccontextmanager
 
 import grpc
-import nats
 from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import make_asgi_app
@@ -40,6 +39,7 @@ from dyag_gateway.routers import (
     validation,
 )
 from dyag_gateway.settings import GatewaySettings
+from dyag_runtime.events import EventBus, connect_nats
 
 log = logging.getLogger(__name__)
 
@@ -51,24 +51,18 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         app.state.backends = Backends(settings)
         try:
-            app.state.nats = await nats.connect(
-                settings.nats_url, name="gateway", max_reconnect_attempts=-1, connect_timeout=3
-            )
-        except Exception as exc:  # the gateway still answers; /readyz says NATS is down
+            app.state.nats = await connect_nats(settings.nats_url, "gateway", connect_timeout=3)
+        except ConnectionError as exc:  # the gateway still answers; /readyz says NATS is down
             log.warning("NATS unreachable; job event streams are off", extra={"error": str(exc)})
             app.state.nats = None
-        # Access: the keys created through /keys live in the KV bucket "api_keys"; state changes go to DYAG_AUDIT.
+        bus = None
         if app.state.nats is not None:
+            bus = EventBus(app.state.nats, app.state.nats.jetstream(), "gateway", replicas=settings.nats_replicas)
+        # Access: the keys created through /keys live in the KV bucket "api_keys"; state changes go to DYAG_AUDIT.
+        if bus is not None:
             try:
-                js = app.state.nats.jetstream()
-                try:
-                    kv = await js.key_value(KEYS_BUCKET)
-                except nats.js.errors.NotFoundError:
-                    kv = await js.create_key_value(
-                        nats.js.api.KeyValueConfig(bucket=KEYS_BUCKET, history=5, storage=nats.js.api.StorageType.FILE)
-                    )
-                app.state.keys.attach(kv)
-                app.state.audit = await AuditLog.open(app.state.nats)
+                app.state.keys.attach(await bus.key_value(KEYS_BUCKET, history=5))
+                app.state.audit = await AuditLog.open(bus)
             except Exception as exc:
                 log.warning(
                     "the key store or the audit log is unavailable: only DYAG_API_KEYS are accepted",
@@ -76,9 +70,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 )
         # Pipelines: their records in the KV bucket "pipelines", run (and resumed after a restart) by this gateway.
         app.state.pipelines = None
-        if app.state.nats is not None:
+        if bus is not None:
             try:
-                app.state.pipelines = await Pipelines.start(app.state.nats, app.state.backends, settings.grpc_timeout_s)
+                app.state.pipelines = await Pipelines.start(bus, app.state.backends, settings.grpc_timeout_s)
             except Exception as exc:
                 log.warning("pipelines are off: their KV store or work queue is unavailable", extra={"error": str(exc)})
         # Retraining: catalog changes start challenger pipelines; each catalog's champion answers.

@@ -15,7 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nats.js import api
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import NotFoundError
+
+from dyag_runtime.events import EventBus
 
 log = logging.getLogger(__name__)
 
@@ -35,24 +37,18 @@ class AuditLog:
         self.js = js
 
     @classmethod
-    async def open(cls, nc) -> AuditLog:
-        js = nc.jetstream()
-        config = api.StreamConfig(
-            name=STREAM,
-            subjects=[SUBJECTS],
-            storage=api.StorageType.FILE,
-            max_age=MAX_AGE_S,
-            deny_delete=True,  # append-only: no message is removed but by age
-            deny_purge=True,
+    async def open(cls, bus: EventBus) -> AuditLog:
+        await bus.ensure_stream(
+            api.StreamConfig(
+                name=STREAM,
+                subjects=[SUBJECTS],
+                storage=api.StorageType.FILE,
+                max_age=MAX_AGE_S,
+                deny_delete=True,  # append-only: no message is removed but by age
+                deny_purge=True,
+            )
         )
-        try:
-            await js.stream_info(STREAM)
-        except NotFoundError:
-            try:
-                await js.add_stream(config)
-            except BadRequestError:  # another gateway created it meanwhile
-                await js.stream_info(STREAM)
-        return cls(js)
+        return cls(bus.js)
 
     async def append(self, record: dict[str, Any]) -> None:
         await self.js.publish(

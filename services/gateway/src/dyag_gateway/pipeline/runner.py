@@ -26,6 +26,7 @@ from dyag_gateway.pipeline import model as M
 from dyag_gateway.pipeline.settings import PipelineSettings
 from dyag_gateway.pipeline.steps import STEPS, CallStep, JobStep, StepFailed, plan_steps
 from dyag_gateway.pipeline.views import REPORT_KEYS
+from dyag_runtime.idempotency import submitting
 from dyag_runtime.jobs import TERMINAL, JobCancelled, JobContext, JobStore, proto_to_dict
 from dyag_runtime.peers import Peers
 
@@ -183,7 +184,7 @@ class _Run:
             if step["job_id"]:
                 self.ctx.log(f"step {name}: found its job {step['job_id']} started before the restart")
         if not step["job_id"]:
-            job = await kind.submit(self, step)
+            job = await self._submit(kind, step)
             step["job_id"] = job.id
             self.ctx.log(f"step {name}: job {job.id} on {step['service']}")
             await self.save()
@@ -193,6 +194,23 @@ class _Run:
         if ended["status"] != M.SUCCEEDED:
             raise await kind.failure(self, step, ended)
         return ended
+
+    async def _submit(self, kind: JobStep, step: M.Step) -> jobs_pb2.Job:
+        """The step's job, submitted under a key of this pipeline and step: submitted again (a replica gone mid-call,
+        this gateway restarted), the service answers with the same job, never a second one."""
+        unreachable_since: float | None = None
+        while True:
+            try:
+                with submitting(f"{self.ctx.job_id}/{step['name']}"):
+                    return await kind.submit(self, step)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    raise
+                unreachable_since = unreachable_since or time.monotonic()
+                if time.monotonic() - unreachable_since > self.settings.pipeline_unreachable_s:
+                    raise
+                self.ctx.log(f"step {step['name']}: {step['service']} unreachable ({exc.code().name}); trying again")
+                await asyncio.sleep(min(5.0, self.settings.pipeline_poll_s * 2))
 
     async def _adopt(self, step: M.Step) -> str:
         """The job a step started just before the gateway stopped (before its id was recorded), if any."""

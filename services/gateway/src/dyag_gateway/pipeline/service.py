@@ -48,9 +48,10 @@ class Pipelines:
         )
 
     @classmethod
-    async def start(cls, nc, peers: Peers, grpc_timeout: float, settings: PipelineSettings | None = None) -> Pipelines:
+    async def start(
+        cls, bus: EventBus, peers: Peers, grpc_timeout: float, settings: PipelineSettings | None = None
+    ) -> Pipelines:
         settings = settings or PipelineSettings()
-        bus = EventBus(nc, nc.jetstream(), "gateway")
         await bus.ensure_streams()
         store = JobStore(await bus.key_value(M.PIPELINE_BUCKET), bus, M.PIPELINE_SERVICE)
         self = cls(bus, store, peers, settings, grpc_timeout)
