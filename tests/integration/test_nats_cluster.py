@@ -210,3 +210,62 @@ def test_connect_names_the_url_it_cannot_reach():
     url = f"nats://127.0.0.1:{free_port()}"
     with pytest.raises(ConnectionError, match=url):
         asyncio.run(connect_nats(url, "nobody", connect_timeout=0.5))
+
+
+def test_two_replicas_of_a_service_run_two_jobs_at_once(cluster, tmp_path):
+    """Each replica takes up to its own DYAG_JOB_CONCURRENCY (1): the work queue's consumer does not cap them all."""
+    both = threading.Barrier(2, timeout=20)
+
+    def handler(ctx):
+        both.wait()  # returns only when the other replica runs the other job at the same time
+        return {}
+
+    async def scenario():
+        bus = await EventBus.connect(cluster.url, "pair", replicas=3)
+        store = await JobStore.open(bus, "pair")
+        for replica in ("a", "b"):
+            worker = JobWorker(store, {"test.pair": handler}, open_artifact_store(str(tmp_path)), tmp_path / replica)
+            await worker.start()
+        jobs = [await store.submit("test.pair", {}) for _ in range(2)]
+        deadline = time.monotonic() + 30
+        while {(await store.get(j["id"]))["status"] for j in jobs} != {"succeeded"}:
+            assert time.monotonic() < deadline, [await store.get(j["id"]) for j in jobs]
+            await asyncio.sleep(0.2)
+        await bus.close()
+
+    asyncio.run(scenario())
+    assert not both.broken
+
+
+def test_a_worker_that_lost_its_job_stops_and_writes_nothing(cluster, tmp_path):
+    """Fencing: while a job runs, another worker takes it over (as after a redelivery). The first worker's run is
+    cancelled at its next heart-beat and its outcome is not written over the new owner's record."""
+    started, stopped = threading.Event(), threading.Event()
+
+    def handler(ctx):
+        started.set()
+        while not ctx.cancelled:
+            time.sleep(0.05)
+        stopped.set()
+        return {"written_by": "the old owner"}
+
+    async def scenario():
+        bus = await EventBus.connect(cluster.url, "fence", replicas=3)
+        store = await JobStore.open(bus, "fence")
+        worker = JobWorker(store, {"test.fence": handler}, open_artifact_store(str(tmp_path)), tmp_path, heartbeat=0.3)
+        await worker.start()
+        job = await store.submit("test.fence", {})
+        while not started.is_set():
+            await asyncio.sleep(0.05)
+        await store.mutate(job["id"], lambda r: r.update(owner="another-worker", heartbeat_at=time.time()))
+        deadline = time.monotonic() + 10
+        while not stopped.is_set() or worker.running:
+            assert time.monotonic() < deadline, "the old owner never stopped"
+            await asyncio.sleep(0.05)
+        record = await store.get(job["id"])
+        await bus.close()
+        return record
+
+    record = asyncio.run(scenario())
+    assert record["status"] == "running" and record["owner"] == "another-worker"
+    assert record["result"] == {}

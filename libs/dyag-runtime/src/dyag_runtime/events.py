@@ -22,7 +22,13 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from nats.aio.client import Client
 from nats.js import JetStreamContext, api
-from nats.js.errors import BadRequestError, KeyNotFoundError, NotFoundError, ServiceUnavailableError
+from nats.js.errors import (
+    BadRequestError,
+    KeyNotFoundError,
+    NoStreamResponseError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 from nats.js.kv import KeyValue
 
 log = logging.getLogger(__name__)
@@ -73,6 +79,7 @@ async def connect_nats(url: str, name: str, *, connect_timeout: float = 5.0, **o
 # client reconnecting): tried again, not reported.
 TRANSIENT = (
     nats.errors.TimeoutError,
+    NoStreamResponseError,
     nats.errors.NoRespondersError,
     nats.errors.ConnectionReconnectingError,
     nats.errors.StaleConnectionError,
@@ -268,24 +275,29 @@ class EventBus:
         ack_wait: float = 30.0,
         max_deliver: int = 5,  # -1: no limit
         max_ack_pending: int = 1,
+        slots: int = 0,
         heartbeat: float | None = None,
     ) -> asyncio.Task:
-        """Run `handler` for each message of a durable pull consumer, once per event id."""
-        sub = await self.js.pull_subscribe(
-            subject,
-            durable=durable,
-            stream=stream,
-            config=api.ConsumerConfig(
-                ack_wait=ack_wait,
-                max_deliver=max_deliver,
-                max_ack_pending=max_ack_pending,
-                ack_policy=api.AckPolicy.EXPLICIT,
-            ),
+        """Run `handler` for each message of a durable pull consumer, once per event id.
+
+        `max_ack_pending` bounds the messages out at once across every process sharing the consumer (1: one at a
+        time, in order; -1: no bound); `slots` bounds this process's (default: max_ack_pending, or 1)."""
+        slots = slots or max(max_ack_pending, 1)
+        config = api.ConsumerConfig(
+            durable_name=durable,
+            filter_subject=subject,
+            ack_wait=ack_wait,
+            max_deliver=max_deliver,
+            max_ack_pending=max_ack_pending,
+            ack_policy=api.AckPolicy.EXPLICIT,
+        )
+        # Created, or brought to this config (an older consumer made with other bounds): then subscribed to.
+        await through_failover(lambda: self.js.add_consumer(stream, config), f"consumer {durable}")
+        sub = await through_failover(
+            lambda: self.js.pull_subscribe(subject, durable=durable, stream=stream), f"consumer {durable}"
         )
         task = asyncio.create_task(
-            self._consume_loop(
-                sub, payload_type, handler, processed, max_deliver, heartbeat or ack_wait / 3, max_ack_pending
-            ),
+            self._consume_loop(sub, payload_type, handler, processed, max_deliver, heartbeat or ack_wait / 3, slots),
             name=f"consume:{durable}",
         )
         self._tasks.append(task)

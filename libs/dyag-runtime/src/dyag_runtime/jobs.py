@@ -67,6 +67,22 @@ class _Taken(Exception):
     """The job changed hands between reading its record and starting it."""
 
 
+class JobLost(Exception):
+    """This worker does not own the job any more: it could not heart-beat for ack_wait, so another worker took it
+    over (or it ended). It stops without writing anything to the record: the new owner's writes are the truth."""
+
+
+def owned_by(owner: str, change: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    """`change`, applied only while `owner` still owns the running job (fencing for JobStore.mutate)."""
+
+    def guarded(record: dict[str, Any]) -> None:
+        if record["owner"] != owner or record["status"] in TERMINAL:
+            raise JobLost(record["id"])
+        change(record)
+
+    return guarded
+
+
 class JobCancelled(Exception):
     """Raised inside a handler when the job was cancelled; the worker records it as cancelled."""
 
@@ -279,7 +295,9 @@ class JobContext:
     attempt: int
     workdir: Path
     artifacts: ArtifactStore
+    owner: str = ""  # the worker running it: its writes are fenced by it (owned_by)
     _cancel: threading.Event = field(default_factory=threading.Event)
+    _lost: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _progress: dict[str, Any] | None = None
     _logs: list[dict[str, str]] = field(default_factory=list)
@@ -319,6 +337,15 @@ class JobContext:
     @property
     def cancelled(self) -> bool:
         return self._cancel.is_set()
+
+    @property
+    def lost(self) -> bool:
+        return self._lost.is_set()
+
+    def lose(self) -> None:
+        """Another worker owns the job now: stop (the handler sees a cancel) and write nothing more."""
+        self._lost.set()
+        self._cancel.set()
 
     def _requeue(self, progress, logs, artifacts) -> None:
         with self._lock:
@@ -375,7 +402,8 @@ class JobWorker:
             processed=None,  # idempotency is the job record's status: an ended job is never run again
             ack_wait=self.ack_wait,
             max_deliver=-1,  # attempts are counted in the job record, not by redeliveries
-            max_ack_pending=self.concurrency,
+            max_ack_pending=-1,  # every replica takes jobs: each up to its own concurrency
+            slots=self.concurrency,
             heartbeat=min(self.heartbeat, self.ack_wait / 3),
         )
 
@@ -443,6 +471,7 @@ class JobWorker:
             attempt=attempt,
             workdir=self.data_dir / "jobs" / job_id,
             artifacts=self.artifacts,
+            owner=self.instance,
         )
         ctx.workdir.mkdir(parents=True, exist_ok=True)
         if record["cancel_requested"]:
@@ -454,7 +483,7 @@ class JobWorker:
             outcome = handler(ctx) if inspect.iscoroutinefunction(handler) else asyncio.to_thread(handler, ctx)
             result = await outcome
             status, error = SUCCEEDED, ""
-        except JobCancelled:
+        except (JobCancelled, JobLost):
             result, status, error = {}, CANCELLED, ""
         except Exception as exc:
             log.exception("job failed", extra={"job_id": job_id})
@@ -467,12 +496,18 @@ class JobWorker:
             await asyncio.gather(pump, return_exceptions=True)
             self.running.pop(job_id, None)
         progress, logs, artifacts = ctx._drain()
-        await self.store.mutate(
-            job_id,
-            lambda r: _finish(
-                r, status, error=error, result=result or {}, progress=progress, logs=logs, artifacts=artifacts
-            ),
-        )
+        try:
+            await self.store.mutate(
+                job_id,
+                owned_by(
+                    self.instance,
+                    lambda r: _finish(
+                        r, status, error=error, result=result or {}, progress=progress, logs=logs, artifacts=artifacts
+                    ),
+                ),
+            )
+        except JobLost:  # another worker took it over meanwhile: its outcome, not this one, is the job's
+            log.warning("job lost to another worker; this run's outcome is dropped", extra={"job_id": job_id})
 
     async def _pump(self, ctx: JobContext, stop: asyncio.Event) -> None:
         """Publish progress and logs, heart-beat, and pick up cancel requests made on any replica."""
@@ -486,11 +521,18 @@ class JobWorker:
             try:
                 record = await self.store.mutate(
                     ctx.job_id,
-                    # this iteration's drained values, bound as defaults (mutate calls it before the loop goes on)
-                    lambda r, progress=progress, logs=logs, artifacts=artifacts: _apply(
-                        r, progress, logs, artifacts, self.instance
+                    owned_by(
+                        self.instance,
+                        # this iteration's drained values, bound as defaults (mutate calls it before the loop goes on)
+                        lambda r, progress=progress, logs=logs, artifacts=artifacts: _apply(
+                            r, progress, logs, artifacts, self.instance
+                        ),
                     ),
                 )
+            except JobLost:
+                log.warning("job taken over by another worker: stopping this run", extra={"job_id": ctx.job_id})
+                ctx.lose()
+                return
             except BaseException as exc:
                 ctx._requeue(progress, logs, artifacts)  # nothing drained is lost: the next write takes it
                 if isinstance(exc, asyncio.CancelledError):

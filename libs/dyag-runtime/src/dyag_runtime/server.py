@@ -28,7 +28,7 @@ from prometheus_client import Counter, Histogram, start_http_server
 from dyag.v1 import jobs_pb2, jobs_pb2_grpc
 from dyag_core.errors import DyagError
 from dyag_runtime.artifacts import ArtifactStore, ArtifactStoreFull, open_artifact_store
-from dyag_runtime.events import EVENTS_STREAM, EventBus, ProcessedEvents, event_subject
+from dyag_runtime.events import EVENTS_STREAM, TRANSIENT, EventBus, ProcessedEvents, event_subject
 from dyag_runtime.idempotency import key_of, request_key
 from dyag_runtime.jobs import STATUS_NAMES, JobHandler, JobNotFound, JobStore, JobWorker, record_to_proto
 from dyag_runtime.logs import configure_logging
@@ -99,6 +99,9 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
             try:
                 return await inner(request, context)
             except Exception as raised:
+                if isinstance(raised, TRANSIENT):  # NATS failing over: the caller may try again (idempotent)
+                    code = "UNAVAILABLE"
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, f"NATS is not answering: {raised!r}")
                 error = domain_error(raised)
                 if error is None:
                     code = context.code().name if context.code() else "UNKNOWN"

@@ -45,6 +45,16 @@ CHANNEL_SERVICE_CONFIG = json.dumps(
 )
 
 
+def target_hosts(target: str) -> list[str]:
+    """The hosts a gRPC target names: "h:p", "ipv4:h1:p,h2:p", "ipv6:[::1]:p", "dns:///h:p" or "dns://server/h:p"."""
+    scheme, _, rest = target.partition(":")
+    if scheme not in ("ipv4", "ipv6", "dns"):
+        rest = target
+    elif scheme == "dns" and rest.startswith("//"):
+        rest = rest[2:].split("/", 1)[-1]  # dns://[resolver]/host:port
+    return [address.rsplit(":", 1)[0] for address in rest.split(",") if address]
+
+
 class PlatformSettings(BaseSettings):
     """What the gateway and every service share: NATS, logs, where the other services are."""
 

@@ -39,7 +39,7 @@ from dyag_gateway.routers import (
     validation,
 )
 from dyag_gateway.settings import GatewaySettings
-from dyag_runtime.events import EventBus, connect_nats
+from dyag_runtime.events import TRANSIENT, EventBus, connect_nats
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_middleware(AuditMiddleware)
     app.add_exception_handler(errors.ApiError, errors.api_error_handler)
     app.add_exception_handler(grpc.aio.AioRpcError, errors.grpc_error_handler)
+    for transient in TRANSIENT:
+        app.add_exception_handler(transient, errors.nats_error_handler)
     app.add_exception_handler(DyagError, errors.dyag_error_handler)
     app.add_exception_handler(RequestValidationError, errors.validation_error_handler)
     app.add_exception_handler(HTTPException, errors.http_error_handler)

@@ -59,6 +59,12 @@ async def dyag_error_handler(_: Request, exc: DyagError) -> JSONResponse:
     return JSONResponse(error_body(exc.code, exc.message), status_code=status)
 
 
+async def nats_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    """NATS failing over (or down) for longer than the gateway's retries: 503, the client may try again."""
+    message = f"the event bus (NATS) is not answering; try again in a few seconds ({type(exc).__name__})"
+    return JSONResponse(error_body("nats_unavailable", message), status_code=503, headers={"Retry-After": "5"})
+
+
 async def grpc_error_handler(_: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
     error = api_error_of(exc)
     return JSONResponse(error_body(error.code, error.message), status_code=error.status)

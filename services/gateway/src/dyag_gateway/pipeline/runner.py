@@ -26,8 +26,9 @@ from dyag_gateway.pipeline import model as M
 from dyag_gateway.pipeline.settings import PipelineSettings
 from dyag_gateway.pipeline.steps import STEPS, CallStep, JobStep, StepFailed, plan_steps
 from dyag_gateway.pipeline.views import REPORT_KEYS
+from dyag_runtime.events import TRANSIENT
 from dyag_runtime.idempotency import submitting
-from dyag_runtime.jobs import TERMINAL, JobCancelled, JobContext, JobStore, proto_to_dict
+from dyag_runtime.jobs import TERMINAL, JobCancelled, JobContext, JobLost, JobStore, owned_by, proto_to_dict
 from dyag_runtime.peers import Peers
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,8 @@ class _Run:
         max_parallel, train_alone = int(self.params.get("max_parallel") or 1), bool(self.params.get("train_alone"))
         try:
             while True:
+                if self.ctx.lost:  # its steps' jobs go on: the gateway that resumed the pipeline follows them
+                    raise JobLost(self.ctx.job_id)
                 if self.ctx.cancelled:
                     await self._cancel()
                 for name in M.ready_steps(self.steps, max_parallel, train_alone):
@@ -271,7 +274,17 @@ class _Run:
             return
         self._last_save = {"key": key, "at": now}
         steps = copy.deepcopy(self.steps)
-        await self.store.mutate(self.ctx.job_id, lambda r: r.__setitem__("steps", steps), emit=False)
+        try:
+            await self.store.mutate(
+                self.ctx.job_id, owned_by(self.ctx.owner, lambda r: r.__setitem__("steps", steps)), emit=False
+            )
+        except JobLost:  # another gateway resumed this pipeline: it alone writes it now; this run stops
+            self.ctx.lose()
+            return
+        except TRANSIENT as exc:  # NATS failing over for longer than its retries: the next save carries the steps
+            self._last_save = {}
+            log.warning("could not save the pipeline", extra={"pipeline_id": self.ctx.job_id, "error": repr(exc)})
+            return
         self.report_progress()
 
     def report_progress(self) -> None:

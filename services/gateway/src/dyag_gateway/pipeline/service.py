@@ -27,6 +27,7 @@ from dyag_gateway.pipeline.views import view
 from dyag_runtime.events import EventBus
 from dyag_runtime.jobs import TERMINAL, JobNotFound, JobStore, JobWorker, proto_to_dict
 from dyag_runtime.peers import Peers
+from dyag_runtime.settings import target_hosts
 
 
 class Pipelines:
@@ -187,8 +188,8 @@ async def trainer_device(peers: Peers, settings: PipelineSettings, asked: str) -
         return settings.pipeline_device, "DYAG_PIPELINE_DEVICE"
     if not peers.deployed("gpu-lora-trainer"):
         return "cpu", "no trainer"
-    host = peers.address("gpu-lora-trainer").rsplit(":", 1)[0]
-    if host in ("127.0.0.1", "localhost", "::1", "[::1]") and _local_nvidia_gpu():
+    hosts = target_hosts(peers.address("gpu-lora-trainer"))
+    if hosts and set(hosts) <= {"127.0.0.1", "localhost", "::1", "[::1]"} and _local_nvidia_gpu():
         return "cuda", "an NVIDIA GPU on the trainer's host"
     try:
         reply = await peers.jobs("gpu-lora-trainer").ListJobs(
