@@ -269,3 +269,40 @@ def test_a_worker_that_lost_its_job_stops_and_writes_nothing(cluster, tmp_path):
     record = asyncio.run(scenario())
     assert record["status"] == "running" and record["owner"] == "another-worker"
     assert record["result"] == {}
+
+
+def test_a_stopping_replica_hands_its_job_to_the_other_at_once(cluster, tmp_path):
+    """SIGTERM's path (JobWorker.hand_back, then the consumers stop): the other replica resumes the job within
+    seconds, not after DYAG_JOB_ACK_WAIT_S (30 s here), and only its outcome is written."""
+    started = threading.Event()
+
+    def stopping_replica(ctx):
+        started.set()
+        while not ctx.cancelled:
+            time.sleep(0.05)
+        return {"by": "the stopped replica"}
+
+    async def scenario():
+        bus_a = await EventBus.connect(cluster.url, "handback-a", replicas=3)
+        bus_b = await EventBus.connect(cluster.url, "handback-b", replicas=3)
+        store_a, store_b = await JobStore.open(bus_a, "handback"), await JobStore.open(bus_b, "handback")
+        artifacts = open_artifact_store(str(tmp_path))
+        a = JobWorker(store_a, {"test.handback": stopping_replica}, artifacts, tmp_path / "a", ack_wait=30)
+        await a.start()
+        job = await store_a.submit("test.handback", {})
+        while not started.is_set():
+            await asyncio.sleep(0.05)
+        b = JobWorker(store_b, {"test.handback": lambda ctx: {"by": "the other replica"}}, artifacts, tmp_path / "b")
+        await b.start()
+        began = time.monotonic()
+        await a.hand_back()
+        await bus_a.close()
+        while (record := await store_b.get(job["id"]))["status"] != "succeeded":
+            assert time.monotonic() - began < 15, record
+            await asyncio.sleep(0.1)
+        await bus_b.close()
+        return record, time.monotonic() - began
+
+    record, seconds = asyncio.run(scenario())
+    assert record["result"] == {"by": "the other replica"} and record["attempts"] == 2
+    assert seconds < 15

@@ -364,7 +364,9 @@ class EventBus:
         keepalive = asyncio.create_task(_keep_alive(msg, heartbeat))
         try:
             await handler(envelope)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # this consumer is stopping: the message goes to another one now
+            with contextlib.suppress(Exception):
+                await asyncio.shield(msg.nak())
             raise
         except Redeliver as later:
             await msg.nak(delay=later.delay)

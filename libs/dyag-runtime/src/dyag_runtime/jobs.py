@@ -34,6 +34,7 @@ from dyag.v1 import events_pb2, jobs_pb2
 from dyag_runtime.artifacts import Artifact, ArtifactStore
 from dyag_runtime.events import (
     JOBS_STREAM,
+    TRANSIENT,
     Envelope,
     EventBus,
     Redeliver,
@@ -543,6 +544,17 @@ class JobWorker:
             if record["cancel_requested"]:
                 ctx._cancel.set()
 
+    async def hand_back(self) -> None:
+        """Stopping (SIGTERM, a rollout): the running jobs are released for another replica now, not after ack_wait.
+        Their runs here are stopped and write nothing more; the next worker resumes them from their work folder."""
+        for job_id, ctx in list(self.running.items()):
+            ctx.lose()
+            try:
+                await self.store.mutate(job_id, owned_by(self.instance, _release), emit=False)
+                log.info("job handed back for another worker", extra={"job_id": job_id})
+            except (JobLost, JobNotFound, *TRANSIENT) as exc:  # the next worker takes it after ack_wait instead
+                log.warning("could not hand the job back", extra={"job_id": job_id, "error": repr(exc)})
+
     async def cancel_local(self, job_id: str) -> None:
         if ctx := self.running.get(job_id):
             ctx._cancel.set()
@@ -558,6 +570,14 @@ def _apply(record, progress, logs, artifacts, owner) -> None:
         record["artifacts"] += [a.to_dict() for a in artifacts if (a.name, a.digest) not in known]
     record["heartbeat_at"] = time.time()
     record["owner"] = owner
+
+
+def _release(record: dict[str, Any]) -> None:
+    record.update(owner="", heartbeat_at=0.0)
+    record["logs"] = [
+        *record["logs"],
+        {"time": now_rfc3339(), "level": "warning", "message": "handed back: its worker is stopping"},
+    ][-MAX_LOG_LINES:]
 
 
 def _finish(record, status, *, error="", result=None, progress=None, logs=(), artifacts=()) -> None:

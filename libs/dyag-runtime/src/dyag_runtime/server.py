@@ -227,7 +227,7 @@ async def serve(settings: ServiceSettings, setup: Callable[[Runtime], Awaitable[
     bus = await _connect_bus(settings)
     artifacts = open_artifact_store(settings.artifact_root(), settings.s3_endpoint_url)
     jobs = await JobStore.open(bus, settings.service_name)
-    server = grpc.aio.server(interceptors=[ErrorsAndMetrics(settings.service_name)], options=settings.grpc_options())
+    server = grpc.aio.server(interceptors=[ErrorsAndMetrics(settings.service_name)], options=settings.server_options())
     rt = Runtime(settings=settings, bus=bus, artifacts=artifacts, jobs=jobs, server=server)
     try:
         await setup(rt)
@@ -271,6 +271,8 @@ async def serve(settings: ServiceSettings, setup: Callable[[Runtime], Awaitable[
     log.info("stopping")
     for name in ["", *rt.service_names]:
         await _set_health(health_servicer, name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    if rt.worker is not None:
+        await rt.worker.hand_back()
     await server.stop(grace=5)
     for hook in rt.on_shutdown:
         await hook()

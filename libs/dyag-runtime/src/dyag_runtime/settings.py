@@ -107,11 +107,17 @@ class ServiceSettings(PlatformSettings):
     database_url: SecretStr = SecretStr("")
     database_wait_s: float = 30.0
     metrics_port: int = 0  # 0: no Prometheus endpoint
+    grpc_max_connection_age_s: float = Field(300.0, gt=0)  # see server_options
     # Jobs: a worker that stops heart-beating for job_ack_wait_s loses its job to a restart.
     job_ack_wait_s: float = 30.0
     job_heartbeat_s: float = 5.0
     job_max_attempts: int = 3
     job_concurrency: int = 1
+
+    def server_options(self) -> list[tuple[str, int]]:
+        """The gRPC server's: a client connection is asked to move (GOAWAY, calls in flight finish) after
+        grpc_max_connection_age_s, so clients resolve the service's replicas again and new ones get calls."""
+        return [*self.grpc_options(), ("grpc.max_connection_age_ms", int(self.grpc_max_connection_age_s * 1000))]
 
     def port(self) -> int:
         return self.grpc_port or DEFAULT_PORTS.get(self.service_name, 50050)

@@ -60,7 +60,8 @@ class Pipelines:
         return self
 
     async def close(self) -> None:
-        """Stop running pipelines without ending them: the next gateway resumes them."""
+        """Stop running pipelines without ending them: another gateway (or this one, restarted) resumes them."""
+        await self.worker.hand_back()
         await self.bus.stop_consumers()
 
     # --- reading ------------------------------------------------------------------------------------------------
