@@ -114,3 +114,23 @@ def test_server_mode_works_as_well_as_embedded(tmp_path, chroma_server, llm_fake
     assert "Statut : En fin de vie" in overview["text"]
     server.query("applications_ia", "Statut de GEOVAL ?", retrieve_only=True)  # the first engine reloads too
     assert server.retriever.cache.load(server.store.get("applications_ia")).catalog_version == changed.version
+
+    # The other way round: the replica changes the collection; the first engine, whose caches hold the previous
+    # generation, answers from the new one at its next query (no event, no restart: the generation in Chroma).
+    again = Catalog(
+        tuple(dataclasses.replace(e, status="Abandonnée") if e.name == "GEOVAL" else e for e in changed.entities),
+        catalog.source_format,
+        catalog.source_fields,
+        catalog.field_fill,
+        catalog.collection_key,
+    )
+    before = server.retriever.cache.load(server.store.get("applications_ia")).generation
+    assert replica.indexer.sync("applications_ia", again, "applications_ia", again.version).changed == ["1503"]
+    overview = next(
+        c
+        for c in server.query("applications_ia", "Statut de GEOVAL ?", retrieve_only=True)["chunks"]
+        if c["section"] == "overview"
+    )
+    assert "Statut : Abandonnée" in overview["text"]
+    loaded = server.retriever.cache.load(server.store.get("applications_ia"))
+    assert loaded.generation > before and loaded.catalog_version == again.version
