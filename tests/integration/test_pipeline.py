@@ -196,6 +196,36 @@ def test_cancel_a_pipeline(running_stack, stored_catalog):
     assert job["cancel_requested"] or job["status"] == "cancelled", job
 
 
+def test_a_pipeline_posted_again_under_its_idempotency_key_is_the_same_one(running_stack, stored_catalog):
+    """A client that sends POST /pipelines again (its connection dropped, a gateway restarted) with the same
+    Idempotency-Key gets the pipeline its first request created, not a second one; the key is the caller's own."""
+    rs = running_stack
+    body = {"catalog": NAME, "num_questions": 60, "max_steps": 2, "skip": ["index", "evaluate"]}
+    first = rs.http.post("/pipelines", json=body, headers={"Idempotency-Key": "dyag-run-1"})
+    again = rs.http.post("/pipelines", json=body, headers={"Idempotency-Key": "dyag-run-1"})
+    other = rs.http.post("/pipelines", json=body, headers={"Idempotency-Key": "dyag-run-2"})
+    created = rs.http.post("/keys", json={"name": "idempotency", "scopes": ["write"]})
+    assert created.status_code in (200, 201), created.text
+    another_caller = rs.http.post(
+        "/pipelines", json=body, headers={"Idempotency-Key": "dyag-run-1", "X-API-Key": created.json()["key"]}
+    )
+    bad = rs.http.post("/pipelines", json=body, headers={"Idempotency-Key": "x" * 256})
+    try:
+        assert [r.status_code for r in (first, again, other, another_caller)] == [202] * 4, first.text
+        assert again.json()["id"] == first.json()["id"]
+        assert len({first.json()["id"], other.json()["id"], another_caller.json()["id"]}) == 3
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_idempotency_key", bad.text
+        listed = [p["id"] for p in rs.http.get("/pipelines", params={"limit": 200}).json()["pipelines"]]
+        assert listed.count(first.json()["id"]) == 1
+    finally:
+        for reply in (first, other, another_caller):
+            if reply.status_code == 202:
+                rs.http.post(f"/pipelines/{reply.json()['id']}/cancel")
+        for reply in (first, other, another_caller):
+            if reply.status_code == 202:
+                wait(rs, reply.json()["id"], ended, what="its end after the cancel")
+
+
 # --- the whole workflow ---------------------------------------------------------------------------------------------
 
 

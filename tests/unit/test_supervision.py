@@ -356,3 +356,26 @@ def test_ctrl_c_stops_following_and_says_how_to_find_the_job_again(fake_gateway)
     result = CliRunner().invoke(app, ["jobs", "watch", "dataset-builder-1"])
     assert result.exit_code == 130
     assert "stopped following; the job goes on: dyag jobs watch dataset-builder-1" in result.output
+
+
+def test_a_post_sent_again_through_a_gateway_restart_keeps_its_idempotency_key():
+    keys: list[str] = []
+    replies: list = [
+        httpx.ReadError("connection reset"),  # the gateway died with the request: it may have been created
+        httpx.ConnectError("connection refused"),
+        httpx.Response(202, json={"id": "pipeline-1", "status": "queued"}),
+    ]
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        keys.append(request.headers["idempotency-key"])
+        reply = replies.pop(0)
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
+
+    client = gateway(httpx.MockTransport(handle))
+    notices, sleeps = [], []
+    created = client.post_idempotent("/pipelines", waiter(notices, sleeps), json={"catalog": "c"})
+    assert created["id"] == "pipeline-1"
+    assert len(keys) == 3 and len(set(keys)) == 1 and len(keys[0]) == 32  # one key, sent each time
+    assert len(notices) == 1  # one line while the gateway is away

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,19 @@ class GatewayClient:
 
     def post(self, path: str, **kwargs: Any) -> dict[str, Any]:
         return self.request("POST", path, **kwargs)
+
+    def post_idempotent(self, path: str, waiter: Waiter, **kwargs: Any) -> dict[str, Any]:
+        """POST under a fresh Idempotency-Key, sent again through a gateway's restart (a dropped connection, a 502,
+        503 or 504): the gateway answers a repeat with what the first one created, never a second one."""
+        headers = {**kwargs.pop("headers", {}), "Idempotency-Key": uuid.uuid4().hex}
+        while True:
+            try:
+                reply = self.post(path, headers=headers, **kwargs)
+            except GatewayUnavailable as exc:
+                waiter.wait(exc)
+                continue
+            waiter.recovered()
+            return reply
 
     def upload_catalog(
         self, path: Path, name: str = "", roles: Path | None = None, reject_mojibake: bool = False

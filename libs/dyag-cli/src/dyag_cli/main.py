@@ -29,7 +29,7 @@ from dyag_cli import (
 )
 from dyag_cli import export as exporting
 from dyag_cli.client import GatewayClient
-from dyag_cli.common import console, fail, follow_job, run_or_fail
+from dyag_cli.common import console, fail, follow_job, follow_waiter, run_or_fail
 from dyag_cli.stack import Stack, StackConfig, tail
 
 app = typer.Typer(
@@ -471,7 +471,8 @@ def run(
             skip_similarity=not similarity,
         )
     )
-    created = run_or_fail(lambda: client.post("/pipelines", json=body, timeout=300))
+    waiter = follow_waiter("nothing was started: run it again")
+    created = run_or_fail(lambda: client.post_idempotent("/pipelines", waiter, json=body, timeout=300))
     if detach:
         console.print(f"pipeline {created['id']} started: dyag pipeline watch {created['id']}")
         return

@@ -8,10 +8,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Self
 
-from fastapi import Path, Query
+from fastapi import Path, Query, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from dyag_core.nesting import check_depth
+from dyag_gateway.errors import ApiError
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@+=-]*$"
 # A hosted provider's model id may hold '/' (accounts/…/models/…): it is a lookup key, never a file path.
@@ -110,3 +111,20 @@ def _label(value: str) -> str:
 
 
 Label = Annotated[str, Field(max_length=200), AfterValidator(_label)]
+
+
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII, as the IETF draft's examples
+
+
+def idempotency_key(request: Request) -> str:
+    """The request's Idempotency-Key header, scoped to the caller's API key (the same value from another key is
+    another request), or "". A malformed one is a 400 naming the header."""
+    given = request.headers.get("idempotency-key", "")
+    if not given:
+        return ""
+    if not IDEMPOTENCY_KEY.fullmatch(given):
+        raise ApiError(
+            400, "invalid_idempotency_key", "the Idempotency-Key header must be 1 to 255 visible ASCII characters"
+        )
+    principal = getattr(request.state, "principal", None)
+    return f"{getattr(principal, 'id', '')}/{given}"

@@ -95,10 +95,12 @@ class Pipelines:
         upload_limit: int,
         correlation_id: str = "",
         retraining: dict[str, Any] | None = None,
+        idempotency_key: str = "",
     ) -> dict[str, Any]:
         """Check everything that can be checked now, ingest the catalog (step 1), and queue the pipeline.
         `retraining`: a challenger pipeline's context (the champion, the changed applications, the gate's thresholds),
-        which adds the champion's evaluation and the gate to its steps."""
+        which adds the champion's evaluation and the gate to its steps. `idempotency_key` (the client's
+        Idempotency-Key): a request made again under it answers the pipeline the first one created."""
         correlation_id = correlation_id or uuid.uuid4().hex
         missing = sorted(n for n in needed_services(request) if not self.peers.deployed(n))
         if missing:
@@ -130,7 +132,7 @@ class Pipelines:
         params["ingest"] = ingest
         if retraining is not None:
             params["retraining"] = retraining
-        return await self.store.submit(M.PIPELINE_KIND, params, correlation_id)
+        return await self.store.submit(M.PIPELINE_KIND, params, correlation_id, key=idempotency_key)
 
     # --- reports ------------------------------------------------------------------------------------------------
     async def report(self, pipeline_id: str, fmt: str) -> tuple[bytes, str, str]:

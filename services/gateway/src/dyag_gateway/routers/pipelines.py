@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from dyag_gateway import pipeline as P
 from dyag_gateway.auth import require_scope
 from dyag_gateway.errors import ApiError
-from dyag_gateway.params import Id, Limit, Word
+from dyag_gateway.params import Id, Limit, Word, idempotency_key
 from dyag_gateway.routers.jobs import SSE_HEARTBEAT_S, _sse
 
 if TYPE_CHECKING:  # the runner is the app's (app.state.pipelines): a router only types it
@@ -52,7 +52,10 @@ async def create_pipeline(body: P.PipelineRequest, request: Request) -> JSONResp
             "(DYAG_MAX_UPLOAD_BYTES)",
         )
     record = await pipelines.create(
-        body, upload_limit=limit, correlation_id=request.headers.get("x-correlation-id", "")
+        body,
+        upload_limit=limit,
+        correlation_id=request.headers.get("x-correlation-id", ""),
+        idempotency_key=idempotency_key(request),
     )
     return JSONResponse(pipelines.view(record), status_code=202, headers={"Location": f"/pipelines/{record['id']}"})
 
