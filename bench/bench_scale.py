@@ -634,9 +634,7 @@ def check_jobs(records: dict[str, list[dict]], correlations: set[str] | None = N
         jobs = [j for j in jobs if j.get("correlation_id") in correlations]
     groups: dict[tuple, list[str]] = {}
     for job in jobs:
-        labels = (job.get("params") or {}).get("labels") or {}
-        label = labels.get("step", "") if isinstance(labels, dict) else ""
-        groups.setdefault((job.get("correlation_id"), job.get("kind"), label), []).append(job["id"])
+        groups.setdefault((job.get("correlation_id"), job.get("kind"), _label(job)), []).append(job["id"])
     not_ended = [f"{j['id']} {j['status']}" for j in jobs if j["status"] not in ENDED]
     not_succeeded = [f"{j['id']} {j['status']}: {j.get('error', '')[:120]}" for j in jobs if j["status"] != "succeeded"]
     duplicates = {" / ".join(map(str, k)): ids for k, ids in groups.items() if len(ids) > 1}
@@ -650,7 +648,30 @@ def check_jobs(records: dict[str, list[dict]], correlations: set[str] | None = N
         "attempts": attempts,
         "resumed": {k: v for k, v in attempts.items() if v > 1},
         "ok": not not_ended and not duplicates,
+        "records": [  # what each job was, for a duplicate's post-mortem (the JSON output)
+            {
+                "id": j["id"],
+                "kind": j.get("kind"),
+                "correlation_id": j.get("correlation_id"),
+                "label": _label(j),
+                "status": j["status"],
+                "attempts": j.get("attempts"),
+                "created_at": j.get("created_at"),
+                "params": {k: v for k, v in (j.get("params") or {}).items() if k not in ("ingest", "content")},
+            }
+            for j in jobs
+        ],
     }
+
+
+def _label(job: dict) -> str:
+    """What tells apart the jobs of one kind in one correlation: an evaluation's pipeline step, or "catalog.updated"
+    for rag-service's re-index of a collection that follows its catalog (FollowCatalogs: not asked by the pipeline)."""
+    params = job.get("params") or {}
+    labels = params.get("labels") or {}
+    if isinstance(labels, dict) and labels.get("step"):
+        return labels["step"]
+    return "catalog.updated" if "event_changes" in params else ""
 
 
 # Natural keys of each registry table: columns, or "body.<field>" of its JSON body (dicts compared whole). Two rows
@@ -759,7 +780,8 @@ def run_batch(p: Platform, api: Api, replicas: int, batch: int, label: str) -> d
     )
     if busy and busy > 2:
         log(f"waited {busy:.0f} s for the work queue to be idle (work left by the previous phase)")
-    event(f"throughput, {replicas} replica(s): {batch} pipelines posted together ({label})")
+    event(f"throughput, {replicas} replica(s): {batch} pipelines posted together ({label}); load {load()}")
+    load_at_start = load()
     began = time.time()
     with ThreadPoolExecutor(batch) as pool:
         created = list(pool.map(lambda n: api.start_pipeline(n, BATCH_OPTIONS, f"scale-{label}"), names))
@@ -788,6 +810,7 @@ def run_batch(p: Platform, api: Api, replicas: int, batch: int, label: str) -> d
         "wall_s": round(wall, 1),
         "per_min": round(batch / wall * 60, 3),
         "statuses": [v["status"] for v in views.values()],
+        "load": f"{load_at_start} → {load()}",
         "pipelines": [_pipeline_figures(v) for v in views.values()],
         "correlations": [v["correlation_id"] for v in views.values()],
         "consumers": consumers,
@@ -935,14 +958,16 @@ def markdown(result: dict) -> str:
             f"pipeline's end; {tp['repeat']} run(s) of each configuration, medians. 1 replica: the second replica of "
             "every service and the second gateway stopped (SIGTERM).",
             "",
-            "| replicas of each service | runs (wall s) | wall s (median) | pipelines/min | all succeeded |",
-            "|---|---|---|---|---|",
+            "| replicas of each service | runs (wall s) | wall s (median) | pipelines/min | all succeeded "
+            "| load average (1/5/15 min) at each run's start → end |",
+            "|---|---|---|---|---|---|",
         ]
         for n in sorted(tp["by_replicas"]):
             row = tp["by_replicas"][n]
             lines.append(
                 f"| {n} | {len(row['walls'])} ({', '.join(f'{w:.0f}' for w in row['walls'])}) | "
-                f"{row['median_wall_s']:.1f} | {row['median_per_min']:.2f} | {row['all_succeeded']} |"
+                f"{row['median_wall_s']:.1f} | {row['median_per_min']:.2f} | {row['all_succeeded']} | "
+                f"{'; '.join(row.get('loads') or [])} |"
             )
         lines += [
             "",
@@ -1328,6 +1353,7 @@ def throughput(p: Platform, api: Api, args: argparse.Namespace, result: dict) ->
             "median_wall_s": statistics.median(walls),
             "median_per_min": statistics.median(r["per_min"] for r in rs),
             "all_succeeded": all(s == "succeeded" for r in rs for s in r["statuses"]),
+            "loads": [r["load"] for r in rs],
             "consumers": rs[-1]["consumers"],
             "by_service": by_service(rs[-1]),
         }
