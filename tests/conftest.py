@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -49,6 +51,22 @@ def postgres_unreachable() -> str:
     except DyagError as exc:
         return exc.message
     return ""
+
+
+@contextlib.contextmanager
+def fresh_postgres_database(prefix: str) -> Iterator[str]:
+    """The URL of a new database on the tests' PostgreSQL, dropped afterwards; the test is skipped, saying why, where
+    PostgreSQL does not answer."""
+    if reason := postgres_unreachable():
+        pytest.skip(f"PostgreSQL integration tests skipped: {reason}")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = Database(POSTGRES_URL)
+    admin.run(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlsplit(POSTGRES_URL)._replace(path=f"/{name}").geturl()
+    finally:
+        admin.run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -10,10 +10,8 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import grpc
 import httpx
@@ -22,7 +20,7 @@ import pytest
 from dyag.v1 import catalog_pb2, catalog_pb2_grpc, dataset_pb2, dataset_pb2_grpc
 from dyag_cli.stack import Stack, StackConfig, free_port, port_open
 from dyag_runtime.database import Database
-from tests.conftest import POSTGRES_URL, postgres_unreachable
+from tests.conftest import fresh_postgres_database
 from tests.processes import stop
 
 pytestmark = pytest.mark.integration
@@ -33,16 +31,8 @@ SERVICE = "dataset-builder"
 @pytest.fixture(scope="module")
 def database_url():
     """A fresh database on the tests' PostgreSQL, dropped after the module."""
-    if reason := postgres_unreachable():
-        pytest.skip(f"PostgreSQL integration tests skipped: {reason}")
-    name = f"dyag_it_{uuid.uuid4().hex[:10]}"
-    admin = Database(POSTGRES_URL)
-    admin.run(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlsplit(POSTGRES_URL)._replace(path=f"/{name}").geturl()
-    finally:
-        admin.run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with fresh_postgres_database("dyag_it") as url:
+        yield url
 
 
 def service_env(stack: Stack, url: str, port: int, data_dir: Path) -> dict[str, str]:

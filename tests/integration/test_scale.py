@@ -13,7 +13,6 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import grpc
 import httpx
@@ -24,7 +23,7 @@ from dyag_cli.stack import free_port
 from dyag_runtime.database import Database
 from dyag_runtime.healthcheck import check as grpc_serving
 from dyag_runtime.jobs import STATUS_NAMES
-from tests.conftest import POSTGRES_URL, REPO_ROOT, postgres_unreachable
+from tests.conftest import REPO_ROOT, fresh_postgres_database
 from tests.integration.conftest import read_events
 from tests.processes import NatsCluster, stop
 
@@ -35,16 +34,9 @@ BIG = REPO_ROOT / "examples" / "catalogs" / "synthetic-1000.json"
 
 @pytest.fixture(scope="module")
 def database_url():
-    if reason := postgres_unreachable():
-        pytest.skip(f"PostgreSQL integration tests skipped: {reason}")
-    name = f"dyag_it_scale_{uuid.uuid4().hex[:10]}"
-    admin = Database(POSTGRES_URL)
-    admin.run(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlsplit(POSTGRES_URL)._replace(path=f"/{name}").geturl()
-    finally:
-        admin.run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    """A fresh database on the tests' PostgreSQL, dropped after the module."""
+    with fresh_postgres_database("dyag_it_scale") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
