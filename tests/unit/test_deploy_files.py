@@ -543,14 +543,20 @@ def compose_command() -> list[str] | None:
     return None
 
 
-def test_docker_compose_config(tmp_path):
+def compose_base(tmp_path: Path, files: list[Path]) -> tuple[list[str], dict[str, str]]:
+    """`docker compose` over `files` with an empty env file, and an environment without DYAG_* settings; the test is
+    skipped where there is no Compose v2."""
     cmd = compose_command()
     if cmd is None:
         pytest.skip("no Docker Compose v2 (docker compose plugin or docker-compose) here")
     empty_env = tmp_path / "empty.env"
     empty_env.write_text("")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DYAG_")}
-    base = [*cmd, "--env-file", str(empty_env), "-f", str(COMPOSE_FILE)]
+    return [*cmd, "--env-file", str(empty_env), *[arg for f in files for arg in ("-f", str(f))]], env
+
+
+def test_docker_compose_config(tmp_path):
+    base, env = compose_base(tmp_path, [COMPOSE_FILE])
 
     def run(*args: str, **extra: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -1247,14 +1253,7 @@ COMPOSE_REPLICATED = {"dataset-builder", "validator", "openai-trainer", "model-e
 def test_compose_cluster_config(tmp_path):
     """docker-compose.yml + docker-compose.postgres.yml + docker-compose.cluster.yml: three NATS servers routed to each
     other, R3 streams, MinIO for the artifacts, 2 replicas of the services; the gateway alone on its host port."""
-    cmd = compose_command()
-    if cmd is None:
-        pytest.skip("no Docker Compose v2 (docker compose plugin or docker-compose) here")
-    empty_env = tmp_path / "empty.env"
-    empty_env.write_text("")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DYAG_")}
-    files = [COMPOSE_FILE, COMPOSE_POSTGRES_FILE, COMPOSE_CLUSTER_FILE]
-    base = [*cmd, "--env-file", str(empty_env), *[arg for f in files for arg in ("-f", str(f))]]
+    base, env = compose_base(tmp_path, [COMPOSE_FILE, COMPOSE_POSTGRES_FILE, COMPOSE_CLUSTER_FILE])
 
     def run(**extra: str) -> subprocess.CompletedProcess:
         return subprocess.run(
