@@ -446,8 +446,11 @@ class JobWorker:
             return
 
         def start(r: dict[str, Any]) -> None:
-            if r["status"] in TERMINAL or (r["status"] == RUNNING and r["owner"] != record["owner"]):
-                raise _Taken  # another worker started (or ended) it since it was read: never run it twice
+            # Another worker started (or ended) it since it was read: never run it twice. (This worker's own start,
+            # applied by a write whose answer was lost and then tried again, is not another worker.)
+            taken = r["status"] == RUNNING and r["owner"] not in (record["owner"], self.instance)
+            if r["status"] in TERMINAL or taken:
+                raise _Taken
             r.update(status=RUNNING, attempts=attempt, owner=self.instance, heartbeat_at=time.time())
             r["progress"]["step"] = RESUMED if interrupted else STARTED
             if interrupted:
