@@ -3,7 +3,9 @@ metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from contextlib import asynccontextmanager
 
 import grpc
@@ -44,6 +46,18 @@ from dyag_runtime.events import TRANSIENT, EventBus, connect_nats
 log = logging.getLogger(__name__)
 
 
+async def _wait_for_nats(settings: GatewaySettings):
+    deadline = time.monotonic() + settings.nats_wait_s
+    while True:
+        try:
+            return await connect_nats(settings.nats_url, "gateway", connect_timeout=3)
+        except ConnectionError as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("waiting for NATS", extra={"error": str(exc)})
+            await asyncio.sleep(1.0)
+
+
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
 
@@ -51,7 +65,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         app.state.backends = Backends(settings)
         try:
-            app.state.nats = await connect_nats(settings.nats_url, "gateway", connect_timeout=3)
+            app.state.nats = await _wait_for_nats(settings)
         except ConnectionError as exc:  # the gateway still answers; /readyz says NATS is down
             log.warning("NATS unreachable; job event streams are off", extra={"error": str(exc)})
             app.state.nats = None

@@ -23,6 +23,9 @@ class GatewaySettings(PlatformSettings):
     docs: bool = True
     max_upload_bytes: int = 50 * 1024 * 1024
     grpc_timeout_s: float = 60.0
+    # NATS not answering yet at start-up (a cluster still forming) is waited for this long; then the gateway serves
+    # without it (/readyz says so) and pipelines are off until it restarts.
+    nats_wait_s: float = 30.0
     # The services this deployment runs (comma-separated).
     services: str = ",".join(SERVICES)
 
