@@ -52,7 +52,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.reliability import load, machine, publish  # noqa: E402
+from bench.reliability import load, machine, publish, wait_until  # noqa: E402
 from dyag_cli.stack import Stack, StackConfig, _pid_alive, free_port, installed_services  # noqa: E402
 from tests.fake_llm import FakeOllama, FakeOpenAI  # noqa: E402
 from tests.fakes import openai_server  # noqa: E402
@@ -96,16 +96,6 @@ TRAINING = {
 
 def log(message: str) -> None:
     print(f"[faults {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def wait_until(predicate, timeout: float, what: str, poll: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.TransportError):
-            if value := predicate():
-                return value
-        time.sleep(poll)
-    raise TimeoutError(f"{what}: not within {timeout:.0f} s")
 
 
 # --- the stack ----------------------------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_faults import count_events  # noqa: E402
-from bench.reliability import load, machine, publish  # noqa: E402
+from bench.reliability import load, machine, publish, wait_until  # noqa: E402
 from dyag_cli.pipeline import request_body  # noqa: E402
 from dyag_cli.stack import (  # noqa: E402
     GATEWAY,
@@ -95,12 +95,10 @@ FAULT_OPTIONS: dict[str, Any] = {
 }
 # The throughput batch: the same, smaller, without the export.
 BATCH_OPTIONS: dict[str, Any] = {
+    **{k: v for k, v in FAULT_OPTIONS.items() if k != "export"},
     "max_steps": 4,
     "max_eval_questions": 4,
     "eval_max_tokens": 24,
-    "targets": ["fine_tuned", "grounded"],
-    "skip_similarity": True,
-    "device": "cpu",
 }
 
 T0 = time.monotonic()
@@ -115,16 +113,6 @@ def event(message: str) -> None:
     """A timeline entry (seconds since the bench started), printed."""
     TIMELINE.append((round(time.monotonic() - T0, 1), message))
     log(message)
-
-
-def wait_until(predicate, timeout: float, what: str, poll: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            if value := predicate():
-                return value
-        time.sleep(poll)
-    raise TimeoutError(f"{what}: not within {timeout:.0f} s")
 
 
 # --- the platform: NATS cluster, PostgreSQL, Chroma, replicas ---------------------------------------------------------

@@ -1,14 +1,19 @@
-"""What the reliability benches (bench_fuzz, bench_faults, bench_load) share: the machine they ran on, its load, and
-their sections of bench/RELIABILITY.md, each replaced in place with every other section kept."""
+"""What the reliability benches (bench_fuzz, bench_faults, bench_load, bench_scale) share: the machine they ran on, its
+load, waiting for a condition, and their sections of bench/RELIABILITY.md, each replaced in place with every other
+section kept."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import re
 import shutil
+import time
 from pathlib import Path
+
+import httpx
 
 RELIABILITY = Path(__file__).resolve().parent / "RELIABILITY.md"
 
@@ -21,6 +26,17 @@ def machine() -> str:
     memory = next((int(line.split()[1]) for line in meminfo if line.startswith("MemTotal")), 0)
     gpu = "a GPU" if shutil.which("nvidia-smi") else "no GPU"
     return f"{os.cpu_count()} cores ({model}), {memory / 2**20:.0f} GiB, {gpu}"
+
+
+def wait_until(predicate, timeout: float, what: str, poll: float = 0.2):
+    """predicate()'s first true value, polled (an HTTP error counts as not yet); TimeoutError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if value := predicate():
+                return value
+        time.sleep(poll)
+    raise TimeoutError(f"{what}: not within {timeout:.0f} s")
 
 
 def load() -> str:
